@@ -1,0 +1,92 @@
+//! Exclusive advisory locks over a lock file (`flock`), released when the holder exits or drops
+//! the guard — so a killed process never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+/// A held exclusive lock. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct FileLock {
+    path: PathBuf,
+    _flock: Flock<File>,
+}
+
+impl FileLock {
+    /// Take the lock at `path` (created 0600 if missing), waiting for the holder if there is one.
+    /// `on_wait` is called once, with the holder's pid when known, before waiting, so the caller
+    /// can say what it waits for.
+    pub fn acquire(path: &Path, on_wait: impl FnOnce(Option<u32>)) -> io::Result<Self> {
+        if let Some(lock) = Self::try_acquire(path)? {
+            return Ok(lock);
+        }
+        on_wait(Self::holder(path));
+        let file = open_lock_file(path)?;
+        let flock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io::Error::from(errno))?;
+        Ok(Self::record(path, flock))
+    }
+
+    /// Take the lock if it is free; `None` if another process holds it.
+    pub fn try_acquire(path: &Path) -> io::Result<Option<Self>> {
+        let file = open_lock_file(path)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(flock) => Ok(Some(Self::record(path, flock))),
+            Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(io::Error::from(errno)),
+        }
+    }
+
+    /// The pid recorded by the current holder of the lock at `path`, if any.
+    pub fn holder(path: &Path) -> Option<u32> {
+        let mut text = String::new();
+        File::open(path).ok()?.read_to_string(&mut text).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn record(path: &Path, mut flock: Flock<File>) -> Self {
+        // Best effort: the pid is only used to tell a waiter who holds the lock.
+        let _ = flock.set_len(0);
+        let _ = flock.rewind();
+        let _ = writeln!(flock, "{}", std::process::id());
+        Self {
+            path: path.to_owned(),
+            _flock: flock,
+        }
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_taker_waits_and_learns_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = FileLock::acquire(&path, |_| panic!("free lock must not wait")).unwrap();
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        assert_eq!(FileLock::holder(&path), Some(std::process::id()));
+        drop(held);
+        assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+}

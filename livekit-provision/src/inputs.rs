@@ -1,0 +1,72 @@
+//! Everything rendering needs, already parsed and validated.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::secret::{ApiKey, Secret};
+use crate::settings::Settings;
+use crate::version::LivekitVersion;
+
+/// An API key and its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The key (token `iss`).
+    pub key: ApiKey,
+    /// The secret tokens are signed with.
+    pub secret: Secret,
+}
+
+/// Redis for LiveKit's own multi-node routing (`redis:` in `livekit.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisRouting {
+    /// `host:port`.
+    pub address: String,
+    /// Optional user name.
+    pub username: Option<String>,
+    /// Optional password (the `LIVEKIT_REDIS_PASSWORD` secret).
+    pub password: Option<Secret>,
+    /// Database number.
+    pub db: Option<u32>,
+    /// Connect with TLS.
+    pub tls: bool,
+}
+
+/// The operator's `extra.yaml`, already checked: only keys livekit-server knows, none that we
+/// manage. Merged into `livekit.yaml` by the renderer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExtraOverlay {
+    pub(crate) mapping: serde_yaml::Mapping,
+}
+
+impl ExtraOverlay {
+    /// The overlay's top-level mapping.
+    pub fn mapping(&self) -> &serde_yaml::Mapping {
+        &self.mapping
+    }
+
+    /// True when the overlay adds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.mapping.is_empty()
+    }
+}
+
+/// The complete, validated input of [`crate::render::render`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderInputs {
+    /// The one live key/secret pair.
+    pub credentials: Credentials,
+    /// A previous pair kept in `keys:` during a declared rotation grace period.
+    pub previous: Option<Credentials>,
+    /// The address this node advertises (`rtc.node_ip`).
+    pub node_ip: IpAddr,
+    /// The pinned livekit-server version; `None` means control plane only.
+    pub version: Option<LivekitVersion>,
+    /// Non-secret settings from `provision.yaml`.
+    pub settings: Settings,
+    /// Redis for multi-node routing, when configured.
+    pub redis: Option<RedisRouting>,
+    /// The operator overlay from `extra.yaml`.
+    pub extra: ExtraOverlay,
+    /// lk-backend's database (`SQLITE_PATH`).
+    pub sqlite_path: PathBuf,
+}

@@ -1,0 +1,251 @@
+//! Operator-owned, non-secret settings from `<state>/provision.yaml`.
+//!
+//! Every key is optional; absent keys take the defaults below, unknown keys are refused by name.
+//! The CLI and the daemon both read this one file, so they always render the same thing.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::InvalidValue;
+
+/// livekit-server's log levels, as `logging.level` accepts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// `debug`
+    Debug,
+    /// `info` (the default)
+    #[default]
+    Info,
+    /// `warn`
+    Warn,
+    /// `error`
+    Error,
+}
+
+impl LogLevel {
+    /// The level as livekit-server spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+
+    /// Parse a level as livekit-server spells it.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "debug" => Some(Self::Debug),
+            "info" => Some(Self::Info),
+            "warn" => Some(Self::Warn),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The settings of `provision.yaml`, with defaults filled in and cross-checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// livekit-server's HTTP/WebSocket port (`port`). Default 7880.
+    pub port: u16,
+    /// ICE/TCP port (`rtc.tcp_port`). Default 7881.
+    pub rtc_tcp_port: u16,
+    /// First UDP port for media (`rtc.port_range_start`). Default 50000.
+    pub rtc_port_range_start: u16,
+    /// Last UDP port for media (`rtc.port_range_end`). Default 60000.
+    pub rtc_port_range_end: u16,
+    /// lk-backend's one port (`PORT` in `backend.env`). Default 8081.
+    pub backend_port: u16,
+    /// Path to lk-backend; when set, the control plane supervises it.
+    pub backend_command: Option<PathBuf>,
+    /// Redis for LiveKit's multi-node routing (`host:port`).
+    pub redis_address: Option<String>,
+    /// Redis user name for LiveKit's routing.
+    pub redis_username: Option<String>,
+    /// Redis database number for LiveKit's routing.
+    pub redis_db: Option<u32>,
+    /// Base URL of release downloads (`https://…`, `http://…` or `file://…`).
+    pub release_url: Option<String>,
+    /// Use this livekit-server binary and never download one.
+    pub livekit_bin: Option<PathBuf>,
+    /// livekit-server's `logging.level`. Default `info`.
+    pub log_level: LogLevel,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            port: 7880,
+            rtc_tcp_port: 7881,
+            rtc_port_range_start: 50000,
+            rtc_port_range_end: 60000,
+            backend_port: 8081,
+            backend_command: None,
+            redis_address: None,
+            redis_username: None,
+            redis_db: None,
+            release_url: None,
+            livekit_bin: None,
+            log_level: LogLevel::Info,
+        }
+    }
+}
+
+/// Why `provision.yaml` was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// Not YAML, or a key we do not know, or a value of the wrong type.
+    #[error("{0}")]
+    Parse(String),
+    /// Values that parse but do not make sense together.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Parse and validate the text of `provision.yaml`. An empty file means all defaults.
+    pub fn from_yaml(text: &str) -> Result<Self, SettingsError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let settings: Self =
+            serde_yaml::from_str(text).map_err(|e| SettingsError::Parse(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Cross-check the values: non-zero ports, an ordered UDP range, no port used twice.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let named = [
+            ("port", self.port),
+            ("rtc_tcp_port", self.rtc_tcp_port),
+            ("rtc_port_range_start", self.rtc_port_range_start),
+            ("rtc_port_range_end", self.rtc_port_range_end),
+            ("backend_port", self.backend_port),
+        ];
+        if let Some((name, _)) = named.iter().find(|(_, p)| *p == 0) {
+            return Err(SettingsError::Invalid(format!("{name} must not be 0")));
+        }
+        if self.rtc_port_range_start > self.rtc_port_range_end {
+            return Err(SettingsError::Invalid(format!(
+                "rtc_port_range_start ({}) is above rtc_port_range_end ({})",
+                self.rtc_port_range_start, self.rtc_port_range_end
+            )));
+        }
+        let singles = [
+            ("port", self.port),
+            ("rtc_tcp_port", self.rtc_tcp_port),
+            ("backend_port", self.backend_port),
+        ];
+        for (i, (a, pa)) in singles.iter().enumerate() {
+            for (b, pb) in &singles[i + 1..] {
+                if pa == pb {
+                    return Err(SettingsError::Invalid(format!(
+                        "{a} and {b} are both {pa}; each needs its own port"
+                    )));
+                }
+            }
+            if (self.rtc_port_range_start..=self.rtc_port_range_end).contains(pa) {
+                return Err(SettingsError::Invalid(format!(
+                    "{a} ({pa}) lies inside the RTC UDP range {}-{}",
+                    self.rtc_port_range_start, self.rtc_port_range_end
+                )));
+            }
+        }
+        if let Some(address) = &self.redis_address {
+            validate_host_port(address)
+                .map_err(|e| SettingsError::Invalid(format!("redis_address {e}")))?;
+        }
+        if let Some(url) = &self.release_url
+            && !["https://", "http://", "file://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(SettingsError::Invalid(format!(
+                "release_url {url:?} must start with https://, http:// or file://"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Check a `host:port` address (IPv6 hosts in brackets).
+pub(crate) fn validate_host_port(address: &str) -> Result<(), InvalidValue> {
+    let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(address.to_owned()));
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| refuse("is not host:port"))?;
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
+    {
+        return Err(refuse("has an invalid host part"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(refuse("has an invalid port (1-65535)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_means_defaults() {
+        assert_eq!(Settings::from_yaml("").unwrap(), Settings::default());
+        assert_eq!(
+            Settings::from_yaml("# nothing\n").unwrap(),
+            Settings::default()
+        );
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let s = Settings::from_yaml("port: 9000\nlog_level: debug\n").unwrap();
+        assert_eq!(s.port, 9000);
+        assert_eq!(s.rtc_tcp_port, 7881);
+        assert_eq!(s.log_level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = Settings::from_yaml("port: 1\nprot: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        for (text, needle) in [
+            ("port: 0", "port must not be 0"),
+            (
+                "rtc_port_range_start: 6000\nrtc_port_range_end: 5000",
+                "above",
+            ),
+            ("backend_port: 7880", "both 7880"),
+            ("port: 55000", "inside the RTC UDP range"),
+            ("redis_address: nohost", "redis_address"),
+            ("release_url: ftp://x", "release_url"),
+            ("log_level: loud", "log_level"),
+        ] {
+            let err = Settings::from_yaml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}
