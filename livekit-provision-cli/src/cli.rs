@@ -1,0 +1,175 @@
+//! The definition of the command-line interface (DESIGN.md "CLI").
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Turn a bare Linux server into a working LiveKit media node, and keep it working.
+#[derive(Debug, Parser)]
+#[command(name = "livekit-provision", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// State directory [default: $XDG_STATE_HOME/livekit-provision or ~/.local/state/livekit-provision]
+    #[arg(long, global = true, env = "LIVEKIT_PROVISION_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Secret store: file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db] [default: file:<state>/secrets.json]
+    #[arg(long, global = true, env = "LIVEKIT_PROVISION_SECRETS", value_name = "SPEC")]
+    pub secrets: Option<String>,
+
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print less (errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// Print more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Base URL of release downloads (https://, http:// or file://)
+    #[arg(long, global = true, env = "LIVEKIT_PROVISION_RELEASE_URL", value_name = "URL")]
+    pub release_url: Option<String>,
+
+    /// Use this livekit-server binary; never download one
+    #[arg(long, global = true, value_name = "PATH")]
+    pub livekit_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Reconcile the node: secrets, config files, binary (and media with --start)
+    Ensure(EnsureArgs),
+    /// Read-only diagnosis with hints; exit 0 healthy, 1 problems
+    Check(CheckArgs),
+    /// Print the files ensure would write (secrets redacted)
+    Render(RenderArgs),
+    /// Download, verify and install livekit-server
+    Install(InstallArgs),
+    /// Switch bin/livekit-server back to the previously installed version
+    Rollback,
+    /// Read and change the secrets in the secret store
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Print a LiveKit access token signed with the provisioned credentials
+    Token(TokenArgs),
+    /// Start the media processes that are not running
+    Start,
+    /// Stop the media processes (drains calls)
+    Stop(StopArgs),
+    /// Restart the media processes (drains calls)
+    Restart(StopArgs),
+    /// Show the media processes and provisioning state
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct EnsureArgs {
+    /// Print the plan and change nothing; exit 0 nothing to do, 2 changes pending
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also start the media processes that are not running
+    #[arg(long, conflicts_with = "dry_run")]
+    pub start: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also compare this node's credentials with the shared secret store
+    #[arg(long)]
+    pub fleet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Print secrets in clear text
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Version to install [default: the pinned LIVEKIT_VERSION]
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Reinstall even when the version is already installed
+    #[arg(long)]
+    pub force: bool,
+    /// Expected SHA-256 of the release tarball (instead of checksums.txt)
+    #[arg(long, value_name = "HEX", env = "LIVEKIT_SHA256")]
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// List the known secrets, where each comes from, values redacted
+    List,
+    /// Print one value (the one place a secret is shown, for scripts)
+    Get {
+        /// Secret name, e.g. LIVEKIT_API_SECRET
+        name: String,
+    },
+    /// Store a value (validated); `-` reads it from stdin
+    Set {
+        /// Secret name, e.g. LIVEKIT_VERSION
+        name: String,
+        /// The value, or `-` to read it from stdin (keeps it out of shell history and `ps`)
+        value: String,
+    },
+    /// Mint a new API key/secret pair and re-render the files
+    Rotate {
+        /// Keep the old key accepted for this long (e.g. 1h), so issued tokens keep working
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Participant identity (`sub`)
+    #[arg(long)]
+    pub identity: String,
+    /// Room to join
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Display name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Validity (e.g. 6h, 30m)
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// Grant room administration (create, list, admin, record)
+    #[arg(long)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// How long livekit-server may drain participants before a second SIGTERM
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

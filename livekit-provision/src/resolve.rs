@@ -1,0 +1,343 @@
+//! Secret resolution: from the secret store (and, when the store is empty, from a consistent set
+//! of files on disk) to validated render inputs. Invariant 1 lives here.
+//!
+//! The rules, in order (DESIGN.md invariant 1):
+//! - the store is the source of truth: a value it holds is used as is;
+//! - a value is minted only when the store *answered* "absent" — a store that could not be read
+//!   is an error, never "absent";
+//! - before minting, credentials already live on disk are adopted (a wiped store must not rotate
+//!   live credentials);
+//! - a minted or adopted value goes into the store with add-if-absent and the value the store
+//!   holds afterwards is used, so concurrent resolvers agree on one value.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
+use crate::paths::{ManagedFile, StateDir};
+use crate::secret::{ApiKey, InvalidValue, Secret};
+use crate::settings::Settings;
+use crate::store::{SecretName, SecretStore, StoreError};
+use crate::triple::DiskTriple;
+use crate::version::LivekitVersion;
+
+/// Where the API credentials of a run came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CredentialSource {
+    /// The secret store held both values.
+    Store,
+    /// The store was empty; the credentials live in this file were adopted into it.
+    Adopted {
+        /// The file they were taken from.
+        from: ManagedFile,
+    },
+    /// The store was empty and nothing was on disk: a new pair was minted and stored.
+    Minted,
+}
+
+/// Something the operator should know; never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum Warning {
+    /// `LIVEKIT_NODE_IP` is unset: 127.0.0.1 is used, which is wrong on a real server.
+    NodeIpDefaulted,
+    /// The node IP is not on any local interface (NAT, or a typo).
+    NodeIpNotLocal {
+        /// The configured address.
+        ip: IpAddr,
+    },
+    /// `LIVEKIT_VERSION` is unset: control plane only, no binary is downloaded.
+    ControlPlaneOnly,
+    /// The files on disk held other credentials than the store; they are rewritten from the
+    /// store, and tokens signed with the old secret will be rejected.
+    FilesDisagreeWithStore {
+        /// The key the files held.
+        disk_key: Option<String>,
+        /// The key the store holds.
+        store_key: String,
+    },
+    /// The binary could not be installed; everything else was provisioned.
+    InstallFailed {
+        /// Why (no secrets).
+        reason: String,
+    },
+}
+
+impl Warning {
+    /// One line for a human, with what to do.
+    pub fn message(&self) -> String {
+        match self {
+            Self::NodeIpDefaulted => "LIVEKIT_NODE_IP is not set: advertising 127.0.0.1, which only works for local development; on a real server run `livekit-provision secrets set LIVEKIT_NODE_IP <public-ip>`".to_owned(),
+            Self::NodeIpNotLocal { ip } => format!("node IP {ip} is not on any local interface: fine behind 1:1 NAT, otherwise check LIVEKIT_NODE_IP"),
+            Self::ControlPlaneOnly => "LIVEKIT_VERSION is not set: control plane only, livekit-server is not installed (set it with `livekit-provision secrets set LIVEKIT_VERSION v1.7.2`)".to_owned(),
+            Self::FilesDisagreeWithStore { disk_key, store_key } => format!(
+                "the files on disk held key {} but the secret store holds {store_key}: rewriting them from the store; tokens signed with the old secret will be rejected",
+                disk_key.as_deref().unwrap_or("(unreadable)")
+            ),
+            Self::InstallFailed { reason } => format!("livekit-server was not installed: {reason}"),
+        }
+    }
+}
+
+/// Why resolution failed. Nothing has been written when this is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The store could not be read or written ("could not check" is never "absent").
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A value in the store is invalid.
+    #[error("secret {name} in {store}: {source}")]
+    InvalidStored {
+        /// The secret's name.
+        name: SecretName,
+        /// The store, credentials redacted.
+        store: String,
+        /// What is wrong (never the value of a secret).
+        #[source]
+        source: InvalidValue,
+    },
+    /// The OS random number generator failed.
+    #[error("could not mint {name}: the OS random number generator failed: {source}")]
+    Random {
+        /// What was being minted.
+        name: SecretName,
+        /// The RNG error.
+        #[source]
+        source: getrandom::Error,
+    },
+}
+
+impl ResolveError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Store(e) => e.hint(),
+            Self::InvalidStored { name, .. } => Some(format!(
+                "fix it with `livekit-provision secrets set {name} <value>`"
+            )),
+            Self::Random { .. } => None,
+        }
+    }
+}
+
+/// The result of resolution: everything `render` needs, and how it was obtained.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// Validated inputs for [`crate::render::render`].
+    pub inputs: RenderInputs,
+    /// Where the credentials came from.
+    pub credentials_source: CredentialSource,
+    /// True when this resolution wrote to the store (mint or adopt).
+    pub store_written: bool,
+    /// Things to tell the operator.
+    pub warnings: Vec<Warning>,
+}
+
+/// What resolution needs besides the store.
+#[derive(Debug, Clone)]
+pub struct ResolveContext<'a> {
+    /// The state directory (for adoption and paths).
+    pub state: &'a StateDir,
+    /// `provision.yaml`, already parsed.
+    pub settings: &'a Settings,
+    /// `extra.yaml`, already parsed.
+    pub extra: &'a ExtraOverlay,
+    /// What is on disk now (for adoption and the disagreement warning).
+    pub disk: &'a DiskTriple,
+    /// The addresses of this machine's interfaces (for the NAT warning).
+    pub local_addresses: &'a [IpAddr],
+    /// The clock (for rotation grace).
+    pub now: SystemTime,
+    /// Plan only: never write to the store. Values that would be minted are minted in memory.
+    pub dry_run: bool,
+}
+
+/// Resolve the inputs of a run from `store` (invariant 1).
+pub fn resolve(store: &dyn SecretStore, cx: &ResolveContext<'_>) -> Result<Resolution, ResolveError> {
+    let mut warnings = Vec::new();
+
+    let version = get_parsed(store, &SecretName::LIVEKIT_VERSION, |s| {
+        LivekitVersion::parse(s.trim())
+    })?;
+    if version.is_none() {
+        warnings.push(Warning::ControlPlaneOnly);
+    }
+
+    let node_ip = match get_parsed(store, &SecretName::LIVEKIT_NODE_IP, |s| {
+        s.trim()
+            .parse::<IpAddr>()
+            .map_err(|_| InvalidValue::new("is not an IP address", Some(s.to_owned())))
+    })? {
+        Some(ip) => {
+            if !ip.is_loopback() && !cx.local_addresses.is_empty() && !cx.local_addresses.contains(&ip) {
+                warnings.push(Warning::NodeIpNotLocal { ip });
+            }
+            ip
+        }
+        None => {
+            warnings.push(Warning::NodeIpDefaulted);
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+    };
+
+    let (credentials, credentials_source, store_written) = resolve_credentials(store, cx)?;
+    if let Some(disk_key) = cx.disk.disagreeing_key(&credentials) {
+        warnings.push(Warning::FilesDisagreeWithStore {
+            disk_key,
+            store_key: credentials.key.to_string(),
+        });
+    }
+
+    let previous = resolve_previous(store, cx.now)?;
+    let redis = resolve_redis(store, cx.settings)?;
+
+    let inputs = RenderInputs {
+        credentials,
+        previous,
+        node_ip,
+        version,
+        settings: cx.settings.clone(),
+        redis,
+        extra: cx.extra.clone(),
+        sqlite_path: cx.state.backend_sqlite(),
+    };
+    Ok(Resolution {
+        inputs,
+        credentials_source,
+        store_written,
+        warnings,
+    })
+}
+
+fn resolve_credentials(
+    store: &dyn SecretStore,
+    cx: &ResolveContext<'_>,
+) -> Result<(Credentials, CredentialSource, bool), ResolveError> {
+    let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY, |s| ApiKey::new(s))?;
+    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET, |s| Secret::api_secret(s))?;
+
+    if let (Some(key), Some(secret)) = (&key, &secret) {
+        let creds = Credentials { key: key.clone(), secret: secret.clone() };
+        return Ok((creds, CredentialSource::Store, false));
+    }
+
+    // At least one half is absent. Live credentials on disk win over minting, but only when they
+    // do not contradict the half the store already holds (a crash between the two add-if-absent
+    // calls leaves exactly that state).
+    let adoptable = cx.disk.live_credentials().filter(|(disk, _)| {
+        key.as_ref().is_none_or(|k| *k == disk.key) && secret.as_ref().is_none_or(|s| *s == disk.secret)
+    });
+    let (candidate, source) = match adoptable {
+        Some((disk, from)) => (disk, CredentialSource::Adopted { from }),
+        None => {
+            let key = match key.clone() {
+                Some(k) => k,
+                None => ApiKey::mint().map_err(|source| ResolveError::Random {
+                    name: SecretName::LIVEKIT_API_KEY,
+                    source,
+                })?,
+            };
+            let secret = match secret.clone() {
+                Some(s) => s,
+                None => Secret::mint_api_secret().map_err(|source| ResolveError::Random {
+                    name: SecretName::LIVEKIT_API_SECRET,
+                    source,
+                })?,
+            };
+            (Credentials { key, secret }, CredentialSource::Minted)
+        }
+    };
+    if cx.dry_run {
+        return Ok((candidate, source, false));
+    }
+
+    // Store before use: add-if-absent, then use whatever the store holds afterwards.
+    let stored_key = match key {
+        Some(k) => k,
+        None => {
+            let added = store.add_if_absent(
+                &SecretName::LIVEKIT_API_KEY,
+                &Secret::new(candidate.key.as_str()),
+            )?;
+            ApiKey::new(added.value.expose()).map_err(|source| invalid(store, &SecretName::LIVEKIT_API_KEY, source))?
+        }
+    };
+    let stored_secret = match secret {
+        Some(s) => s,
+        None => {
+            let added = store.add_if_absent(&SecretName::LIVEKIT_API_SECRET, &candidate.secret)?;
+            Secret::api_secret(added.value.expose())
+                .map_err(|source| invalid(store, &SecretName::LIVEKIT_API_SECRET, source))?
+        }
+    };
+    let creds = Credentials { key: stored_key, secret: stored_secret };
+    // Another writer may have won the race; then the credentials are the store's, not ours.
+    let source = if creds == candidate { source } else { CredentialSource::Store };
+    Ok((creds, source, true))
+}
+
+fn resolve_previous(store: &dyn SecretStore, now: SystemTime) -> Result<Option<Credentials>, ResolveError> {
+    let Some(until) = get_parsed(store, &SecretName::LIVEKIT_ROTATION_GRACE_UNTIL, |s| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| InvalidValue::new("is not a unix timestamp", Some(s.to_owned())))
+    })?
+    else {
+        return Ok(None);
+    };
+    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if now_secs >= until {
+        return Ok(None);
+    }
+    let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY_PREVIOUS, |s| ApiKey::new(s))?;
+    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET_PREVIOUS, |s| Secret::api_secret(s))?;
+    Ok(key.zip(secret).map(|(key, secret)| Credentials { key, secret }))
+}
+
+fn resolve_redis(store: &dyn SecretStore, settings: &Settings) -> Result<Option<RedisRouting>, ResolveError> {
+    let address = match &settings.redis_address {
+        Some(a) => Some(a.clone()),
+        None => get_parsed(store, &SecretName::LIVEKIT_REDIS_ADDRESS, |s| {
+            crate::settings::validate_host_port(s.trim()).map(|()| s.trim().to_owned())
+        })?,
+    };
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let password = store.get(&SecretName::LIVEKIT_REDIS_PASSWORD)?;
+    if let Some(p) = &password {
+        crate::secret::validate_secret_text(p.expose(), 1)
+            .map_err(|source| invalid(store, &SecretName::LIVEKIT_REDIS_PASSWORD, source))?;
+    }
+    Ok(Some(RedisRouting {
+        address,
+        username: settings.redis_username.clone(),
+        password,
+        db: settings.redis_db,
+        tls: false,
+    }))
+}
+
+fn get_parsed<T>(
+    store: &dyn SecretStore,
+    name: &SecretName,
+    parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
+) -> Result<Option<T>, ResolveError> {
+    match store.get(name)? {
+        None => Ok(None),
+        Some(value) => parse(value.expose()).map(Some).map_err(|source| invalid(store, name, source)),
+    }
+}
+
+fn invalid(store: &dyn SecretStore, name: &SecretName, source: InvalidValue) -> ResolveError {
+    ResolveError::InvalidStored {
+        name: name.clone(),
+        store: store.describe(),
+        source,
+    }
+}
