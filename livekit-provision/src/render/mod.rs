@@ -202,3 +202,194 @@ impl fmt::Debug for Rendered {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv6Addr;
+
+    use super::*;
+    use crate::inputs::{Credentials, ExtraOverlay, RedisRouting};
+    use crate::secret::{ApiKey, Secret};
+    use crate::settings::Settings;
+    use crate::version::LivekitVersion;
+
+    const FAKE_SECRET: &str = "fakeSecretForSnapshotsOnly0123456789abcdef";
+
+    fn credentials(key: &str, secret: &str) -> Credentials {
+        Credentials {
+            key: ApiKey::new(key).unwrap(),
+            secret: Secret::api_secret(secret).unwrap(),
+        }
+    }
+
+    fn typical() -> RenderInputs {
+        RenderInputs {
+            credentials: credentials("APIfakeKey12345", FAKE_SECRET),
+            previous: None,
+            node_ip: "192.0.2.10".parse().unwrap(),
+            version: Some(LivekitVersion::parse("v1.7.2").unwrap()),
+            settings: Settings::default(),
+            redis: None,
+            extra: ExtraOverlay::parse(
+                "room:\n  empty_timeout: 600\n  enabled_codecs:\n    - mime: audio/opus\n    - mime: video/VP8\nrtc:\n  use_ice_lite: true\n",
+            )
+            .unwrap(),
+            sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+        }
+    }
+
+    #[test]
+    fn typical_livekit_yaml() {
+        insta::assert_snapshot!(render(&typical()).livekit_yaml, @r#"
+        # Managed by livekit-provision: do not edit, this file is rewritten.
+        # Put additions in extra.yaml (merged in here); ports and log level belong in
+        # provision.yaml, keys and the node IP in the secret store.
+        port: 7880
+        rtc:
+          tcp_port: 7881
+          port_range_start: 50000
+          port_range_end: 60000
+          use_external_ip: false
+          node_ip: "192.0.2.10"
+          use_ice_lite: true
+        keys:
+          "APIfakeKey12345": "fakeSecretForSnapshotsOnly0123456789abcdef"
+        logging:
+          level: info
+        room:
+          empty_timeout: 600
+          enabled_codecs:
+            - mime: audio/opus
+            - mime: video/VP8
+        "#);
+    }
+
+    #[test]
+    fn typical_backend_env() {
+        insta::assert_snapshot!(render(&typical()).backend_env, @r#"
+        # Managed by livekit-provision: do not edit, this file is rewritten.
+        # Read by lk-backend. Ports come from provision.yaml, credentials from the secret store.
+        LIVEKIT_API_KEY=APIfakeKey12345
+        LIVEKIT_API_SECRET=fakeSecretForSnapshotsOnly0123456789abcdef
+        LIVEKIT_URL=ws://192.0.2.10:7880
+        PORT=8081
+        SQLITE_PATH=/var/lib/livekit-provision/backend.sqlite
+        "#);
+    }
+
+    #[test]
+    fn typical_runtime_json() {
+        insta::assert_snapshot!(render(&typical()).runtime_json, @r#"
+        {
+          "api_key": "APIfakeKey12345",
+          "api_secret": "fakeSecretForSnapshotsOnly0123456789abcdef",
+          "node_ip": "192.0.2.10",
+          "livekit_url": "ws://192.0.2.10:7880",
+          "version": "1.7.2",
+          "port": 7880,
+          "backend_port": 8081,
+          "rtc_tcp_port": 7881,
+          "rtc_port_range_start": 50000,
+          "rtc_port_range_end": 60000,
+          "redis_address": null
+        }
+        "#);
+    }
+
+    #[test]
+    fn fleet_node_with_redis_ipv6_and_rotation_grace() {
+        let mut inputs = typical();
+        inputs.node_ip = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        inputs.previous = Some(credentials("APIoldKey", &"0".repeat(40)));
+        inputs.version = None;
+        inputs.extra = ExtraOverlay::default();
+        inputs.redis = Some(RedisRouting {
+            address: "redis.internal:6379".to_owned(),
+            username: Some("livekit".to_owned()),
+            password: Some(Secret::new("12345")),
+            db: Some(2),
+            tls: true,
+        });
+        let rendered = render(&inputs);
+        insta::assert_snapshot!(rendered.livekit_yaml, @r#"
+        # Managed by livekit-provision: do not edit, this file is rewritten.
+        # Put additions in extra.yaml (merged in here); ports and log level belong in
+        # provision.yaml, keys and the node IP in the secret store.
+        port: 7880
+        rtc:
+          tcp_port: 7881
+          port_range_start: 50000
+          port_range_end: 60000
+          use_external_ip: false
+          node_ip: "::1"
+        keys:
+          "APIfakeKey12345": "fakeSecretForSnapshotsOnly0123456789abcdef"
+          "APIoldKey": "0000000000000000000000000000000000000000"
+        logging:
+          level: info
+        redis:
+          address: "redis.internal:6379"
+          username: "livekit"
+          password: "12345"
+          db: 2
+          tls:
+            enabled: true
+        "#);
+        assert!(
+            rendered
+                .backend_env
+                .contains("LIVEKIT_URL='ws://[::1]:7880'\n")
+        );
+        assert!(rendered.runtime_json.contains("\"version\": null,"));
+        assert_eq!(ParsedFiles::parse(&rendered).unwrap(), expected(&inputs));
+    }
+
+    #[test]
+    fn previous_pair_with_the_current_key_is_left_out() {
+        let mut inputs = typical();
+        inputs.previous = Some(credentials("APIfakeKey12345", &"x".repeat(40)));
+        let parsed = LivekitYaml::parse(&render(&inputs).livekit_yaml).unwrap();
+        assert_eq!(parsed.keys, vec![inputs.credentials.clone()]);
+    }
+
+    #[test]
+    fn secrets_that_look_like_numbers_or_booleans_stay_strings() {
+        for secret in [
+            "12345678901234567890123456789012345",
+            "true0000000000000000000000000000000",
+            "1e500000000000000000000000000000000",
+            "0x1234567890abcdef0123456789abcdef00",
+            "#not:a-comment:0123456789012345678901",
+        ] {
+            let mut inputs = typical();
+            inputs.credentials = credentials("12345", secret);
+            let rendered = render(&inputs);
+            assert!(
+                rendered
+                    .livekit_yaml
+                    .contains(&format!("  \"12345\": \"{secret}\"\n")),
+                "{}",
+                rendered.livekit_yaml
+            );
+            let parsed = ParsedFiles::parse(&rendered).unwrap();
+            assert_eq!(parsed, expected(&inputs), "{secret}");
+            assert_eq!(parsed.livekit_yaml.keys[0].secret.expose(), secret);
+            assert_eq!(
+                parsed.backend_env.credentials().unwrap().secret.expose(),
+                secret
+            );
+        }
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        assert_eq!(render(&typical()), render(&typical()));
+    }
+
+    #[test]
+    fn debug_of_rendered_hides_contents() {
+        assert!(!format!("{:?}", render(&typical())).contains(FAKE_SECRET));
+        let parsed = ParsedFiles::parse(&render(&typical())).unwrap();
+        assert!(!format!("{parsed:?}").contains(FAKE_SECRET));
+    }
+}
