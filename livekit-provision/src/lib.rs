@@ -18,4 +18,7 @@ pub use version::LivekitVersion;
 pub mod fsio;
 pub mod render;
 
-pub use render::Rendered;
+pub use render::{
+    BackendEnv, ExtraError, LivekitYaml, ParseError, ParsedFiles, Rendered, RuntimeJson, expected,
+    livekit_url, render,
+};

@@ -1,0 +1,356 @@
+//! The operator overlay `extra.yaml`: parsed, checked and normalized before anything is written.
+//!
+//! Only top-level keys that every livekit-server from 1.7 on accepts are allowed (a key a newer
+//! version added would make an older binary refuse its config and exit 0), and none that
+//! livekit-provision manages itself: keys, ports, the node IP, Redis routing and the log level.
+
+use serde_yaml::{Mapping, Value};
+
+use crate::inputs::ExtraOverlay;
+
+/// Top-level keys `extra.yaml` may set: livekit-server's safe core (accepted by every version
+/// from 1.7 on) minus the keys livekit-provision manages.
+pub const EXTRA_TOP_LEVEL_KEYS: &[&str] = &[
+    "bind_addresses",
+    "rtc",
+    "room",
+    "turn",
+    "webhook",
+    "region",
+    "logging",
+    "limit",
+    "prometheus_port",
+    "node_selector",
+];
+
+/// Top-level sections merged key by key into the sections livekit-provision writes.
+const MERGED_SECTIONS: &[&str] = &["rtc", "logging"];
+
+/// Keys (dotted paths) the overlay may not set, each with how to set it instead.
+const MANAGED: &[(&str, &str)] = &[
+    ("port", "set `port` in provision.yaml instead"),
+    (
+        "keys",
+        "API keys come from the secret store: use `livekit-provision secrets set LIVEKIT_API_KEY` / `LIVEKIT_API_SECRET`, or `secrets rotate`",
+    ),
+    (
+        "key_file",
+        "API keys come from the secret store: use `livekit-provision secrets set LIVEKIT_API_KEY` / `LIVEKIT_API_SECRET`",
+    ),
+    (
+        "redis",
+        "set `redis_address`, `redis_username` and `redis_db` in provision.yaml and the password with `livekit-provision secrets set LIVEKIT_REDIS_PASSWORD`",
+    ),
+    (
+        "development",
+        "development mode swaps in placeholder keys and a single UDP port; remove it (a provisioned node always runs with real keys)",
+    ),
+    (
+        "rtc.node_ip",
+        "set the node IP with `livekit-provision secrets set LIVEKIT_NODE_IP <address>`",
+    ),
+    (
+        "rtc.tcp_port",
+        "set `rtc_tcp_port` in provision.yaml instead",
+    ),
+    (
+        "rtc.port_range_start",
+        "set `rtc_port_range_start` in provision.yaml instead",
+    ),
+    (
+        "rtc.port_range_end",
+        "set `rtc_port_range_end` in provision.yaml instead",
+    ),
+    (
+        "rtc.udp_port",
+        "the UDP media range is managed: set `rtc_port_range_start` and `rtc_port_range_end` in provision.yaml",
+    ),
+    (
+        "rtc.use_external_ip",
+        "livekit-provision always advertises an explicit node IP: set it with `livekit-provision secrets set LIVEKIT_NODE_IP <public address>`",
+    ),
+    ("logging.level", "set `log_level` in provision.yaml instead"),
+];
+
+/// Why `extra.yaml` was refused. Every variant names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtraError {
+    /// Not YAML at all.
+    #[error("extra.yaml is not valid YAML")]
+    Syntax {
+        /// The YAML parser's complaint (positions only, no values).
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// The document is a list or a scalar rather than a mapping.
+    #[error("extra.yaml must be a mapping of livekit.yaml keys, but it is {found}")]
+    NotAMapping {
+        /// What the document is instead (`a list`, `a string`, …).
+        found: &'static str,
+    },
+    /// A key livekit-provision manages.
+    #[error("extra.yaml sets `{key}`, which livekit-provision manages: {fix}")]
+    Managed {
+        /// The dotted path of the key (`port`, `rtc.node_ip`).
+        key: String,
+        /// How to set it instead.
+        fix: &'static str,
+    },
+    /// A top-level key outside livekit-server's safe core.
+    #[error(
+        "extra.yaml sets unknown top-level key `{key}`; accepted keys are: {}",
+        EXTRA_TOP_LEVEL_KEYS.join(", ")
+    )]
+    Unknown {
+        /// The key as written.
+        key: String,
+    },
+    /// `rtc` or `logging` is not a mapping, so it cannot be merged.
+    #[error("extra.yaml: `{key}` must be a mapping of settings")]
+    NotASection {
+        /// The section.
+        key: String,
+    },
+    /// A YAML feature livekit.yaml never needs: a YAML tag, or a key that is not a string.
+    #[error("extra.yaml: `{path}` uses {what}, which livekit.yaml does not accept")]
+    Unsupported {
+        /// Where (dotted path).
+        path: String,
+        /// The feature (`a YAML tag`, `a non-string key`).
+        what: &'static str,
+    },
+}
+
+impl ExtraError {
+    /// How to fix it, when there is a fix to suggest.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Syntax { .. } => Some("fix the YAML syntax of extra.yaml".to_owned()),
+            Self::NotAMapping { .. } => {
+                Some("write extra.yaml as `key: value` lines, e.g. `room:`".to_owned())
+            }
+            Self::Managed { fix, .. } => Some((*fix).to_owned()),
+            Self::Unknown { .. } => Some(format!(
+                "use only {}; other keys are not accepted by every livekit-server from 1.7 on",
+                EXTRA_TOP_LEVEL_KEYS.join(", ")
+            )),
+            Self::NotASection { key } => Some(format!("write `{key}:` followed by indented keys")),
+            Self::Unsupported { .. } => Some("use plain strings as keys and no `!tag`s".to_owned()),
+        }
+    }
+}
+
+impl ExtraOverlay {
+    /// Parse and check the text of `extra.yaml`. An empty file (or one holding only comments) is
+    /// an empty overlay.
+    pub fn parse(text: &str) -> Result<Self, ExtraError> {
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_yaml::from_str(text).map_err(|source| ExtraError::Syntax { source })?
+        };
+        match value {
+            Value::Null => Ok(Self::default()),
+            Value::Mapping(mapping) => Self::from_mapping(mapping),
+            other => Err(ExtraError::NotAMapping {
+                found: kind_of(&other),
+            }),
+        }
+    }
+
+    /// Check an overlay given as a mapping, as [`ExtraOverlay::parse`] does. Empty `rtc:` and
+    /// `logging:` sections are dropped (they add nothing to the sections we write).
+    pub fn from_mapping(mut mapping: Mapping) -> Result<Self, ExtraError> {
+        for (key, value) in &mapping {
+            let Value::String(key) = key else {
+                return Err(ExtraError::Unsupported {
+                    path: scalar_name(key),
+                    what: "a non-string key",
+                });
+            };
+            check_plain(value, key)?;
+            if let Some((_, fix)) = MANAGED.iter().find(|(managed, _)| managed == key) {
+                return Err(ExtraError::Managed {
+                    key: key.clone(),
+                    fix,
+                });
+            }
+            if !EXTRA_TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                return Err(ExtraError::Unknown { key: key.clone() });
+            }
+            if MERGED_SECTIONS.contains(&key.as_str()) {
+                match value {
+                    Value::Null => {}
+                    Value::Mapping(section) => {
+                        for sub in section.keys() {
+                            let path = format!("{key}.{}", scalar_name(sub));
+                            if let Some((_, fix)) = MANAGED.iter().find(|(m, _)| *m == path) {
+                                return Err(ExtraError::Managed { key: path, fix });
+                            }
+                        }
+                    }
+                    _ => return Err(ExtraError::NotASection { key: key.clone() }),
+                }
+            }
+        }
+        for section in MERGED_SECTIONS {
+            let empty = match mapping.get(*section) {
+                Some(Value::Null) => true,
+                Some(Value::Mapping(m)) => m.is_empty(),
+                _ => false,
+            };
+            if empty {
+                mapping.shift_remove(*section);
+            }
+        }
+        Ok(Self { mapping })
+    }
+}
+
+/// Refuse YAML tags and non-string keys anywhere below `path`.
+fn check_plain(value: &Value, path: &str) -> Result<(), ExtraError> {
+    match value {
+        Value::Tagged(_) => Err(ExtraError::Unsupported {
+            path: path.to_owned(),
+            what: "a YAML tag",
+        }),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_plain(item, &format!("{path}[{i}]"))),
+        Value::Mapping(map) => map.iter().try_for_each(|(key, item)| {
+            let Value::String(key) = key else {
+                return Err(ExtraError::Unsupported {
+                    path: format!("{path}.{}", scalar_name(key)),
+                    what: "a non-string key",
+                });
+            };
+            check_plain(item, &format!("{path}.{key}"))
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => Ok(()),
+    }
+}
+
+/// A short name for a key in an error message.
+fn scalar_name(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_owned(),
+        Value::Sequence(_) | Value::Mapping(_) | Value::Tagged(_) => "<complex key>".to_owned(),
+    }
+}
+
+/// "a list", "a string", … for error messages.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_comment_only_files_are_empty_overlays() {
+        for text in ["", "\n", "# nothing yet\n", "---\n"] {
+            assert!(ExtraOverlay::parse(text).unwrap().is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn accepts_safe_core_keys_and_drops_empty_merged_sections() {
+        let overlay = ExtraOverlay::parse(
+            "room:\n  empty_timeout: 600\nrtc:\n  use_ice_lite: true\nlogging: {}\nturn:\n  enabled: false\n",
+        )
+        .unwrap();
+        let keys: Vec<_> = overlay.mapping().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            vec![Value::from("room"), Value::from("rtc"), Value::from("turn")]
+        );
+    }
+
+    #[test]
+    fn managed_keys_are_refused_by_name_with_a_fix() {
+        for (text, key, fix) in [
+            ("port: 1234", "port", "provision.yaml"),
+            ("keys:\n  a: b", "keys", "secrets"),
+            ("key_file: /x", "key_file", "secret"),
+            ("redis:\n  address: x:1", "redis", "redis_address"),
+            ("development: true", "development", "placeholder keys"),
+            ("rtc:\n  node_ip: 1.2.3.4", "rtc.node_ip", "LIVEKIT_NODE_IP"),
+            ("rtc:\n  tcp_port: 1", "rtc.tcp_port", "rtc_tcp_port"),
+            (
+                "rtc:\n  port_range_start: 1",
+                "rtc.port_range_start",
+                "provision.yaml",
+            ),
+            (
+                "rtc:\n  port_range_end: 1",
+                "rtc.port_range_end",
+                "provision.yaml",
+            ),
+            (
+                "rtc:\n  udp_port: 7882",
+                "rtc.udp_port",
+                "rtc_port_range_start",
+            ),
+            (
+                "rtc:\n  use_external_ip: true",
+                "rtc.use_external_ip",
+                "LIVEKIT_NODE_IP",
+            ),
+            ("logging:\n  level: debug", "logging.level", "log_level"),
+        ] {
+            let err = ExtraOverlay::parse(text).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(&err, ExtraError::Managed { key: k, .. } if k == key),
+                "{err:?}"
+            );
+            assert!(message.contains(&format!("`{key}`")), "{message}");
+            assert!(message.contains(fix), "{message}");
+            assert!(err.hint().unwrap().contains(fix));
+        }
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_refused_listing_the_accepted_ones() {
+        for key in ["prometheus", "agents", "log_level", "api", "Port"] {
+            let err = ExtraOverlay::parse(&format!("{key}: 1\n")).unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(&format!("`{key}`")), "{message}");
+            assert!(message.contains("bind_addresses, rtc, room"), "{message}");
+        }
+    }
+
+    #[test]
+    fn malformed_overlays_are_refused() {
+        assert!(matches!(
+            ExtraOverlay::parse("- a\n- b\n"),
+            Err(ExtraError::NotAMapping { found: "a list" })
+        ));
+        assert!(matches!(
+            ExtraOverlay::parse("room: [unclosed\n"),
+            Err(ExtraError::Syntax { .. })
+        ));
+        let err = ExtraOverlay::parse("rtc: 5\n").unwrap_err();
+        assert!(err.to_string().contains("`rtc`"), "{err}");
+        let err = ExtraOverlay::parse("room:\n  x: !secret y\n").unwrap_err();
+        assert!(err.to_string().contains("`room.x`"), "{err}");
+        let err = ExtraOverlay::parse("room:\n  1: y\n").unwrap_err();
+        assert!(err.to_string().contains("`room.1`"), "{err}");
+        let err = ExtraOverlay::parse("7: y\n").unwrap_err();
+        assert!(err.to_string().contains("`7`"), "{err}");
+    }
+}

@@ -1,0 +1,422 @@
+//! `livekit.yaml`, read by livekit-server: rendering and parsing.
+//!
+//! Only keys every livekit-server from 1.7 on accepts are written (it refuses unknown keys, and
+//! then exits 0). Keys, secrets, the node IP and Redis strings are always double-quoted: a secret
+//! that YAML reads as a number or boolean would be dropped or mangled.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde_yaml::{Mapping, Value};
+
+use super::ParseError;
+use super::extra::kind_of;
+use super::yaml_emit::{double_quoted, write_mapping};
+use crate::inputs::{Credentials, RedisRouting, RenderInputs};
+use crate::paths::ManagedFile;
+use crate::secret::{ApiKey, Secret};
+use crate::settings::{LogLevel, Settings};
+
+const FILE: ManagedFile = ManagedFile::LivekitYaml;
+
+const HEADER: &str = "\
+# Managed by livekit-provision: do not edit, this file is rewritten.
+# Put additions in extra.yaml (merged in here); ports and log level belong in
+# provision.yaml, keys and the node IP in the secret store.
+";
+
+/// What a `livekit.yaml` says, managed values typed, everything else kept in [`Self::extra`].
+///
+/// Values the file does not set take livekit-server's defaults (`port` 7880, `rtc.tcp_port`
+/// 7881, UDP range 50000–60000, `use_external_ip` false) or `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivekitYaml {
+    /// `port`.
+    pub port: u16,
+    /// `rtc.tcp_port`.
+    pub rtc_tcp_port: u16,
+    /// `rtc.port_range_start`.
+    pub rtc_port_range_start: u16,
+    /// `rtc.port_range_end`.
+    pub rtc_port_range_end: u16,
+    /// `rtc.use_external_ip`.
+    pub use_external_ip: bool,
+    /// `rtc.node_ip`.
+    pub node_ip: Option<IpAddr>,
+    /// `keys`, in file order.
+    pub keys: Vec<Credentials>,
+    /// `logging.level`.
+    pub log_level: Option<LogLevel>,
+    /// `redis`, when it names an `address`.
+    pub redis: Option<RedisRouting>,
+    /// `key_file`: when set, livekit-server replaces `keys` with that file's contents, so the
+    /// keys above are not the ones it uses (a finding for `check`).
+    pub key_file: Option<PathBuf>,
+    /// Everything not listed above, as written (unmanaged keys of `rtc`, `logging` and `redis`
+    /// stay in their sections; sections left empty are dropped).
+    pub extra: Mapping,
+}
+
+impl LivekitYaml {
+    /// Parse the text of a `livekit.yaml`.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let mut doc = parse_document(text)?;
+        let defaults = Settings::default();
+
+        let port = take_port(&mut doc, "", "port")?.unwrap_or(defaults.port);
+        let key_file = take_string(&mut doc, "", "key_file")?.map(PathBuf::from);
+        let keys = match doc.shift_remove("keys") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Mapping(keys)) => parse_keys(&keys)?,
+            Some(other) => {
+                return Err(ParseError::field(
+                    FILE,
+                    "keys",
+                    format!("is {}, not a mapping of `key: secret`", kind_of(&other)),
+                    None,
+                ));
+            }
+        };
+
+        let mut rtc = take_section(&mut doc, "rtc")?;
+        let rtc_tcp_port = take_port(&mut rtc, "rtc", "tcp_port")?.unwrap_or(defaults.rtc_tcp_port);
+        let rtc_port_range_start = take_port(&mut rtc, "rtc", "port_range_start")?
+            .unwrap_or(defaults.rtc_port_range_start);
+        let rtc_port_range_end =
+            take_port(&mut rtc, "rtc", "port_range_end")?.unwrap_or(defaults.rtc_port_range_end);
+        let use_external_ip = take_bool(&mut rtc, "rtc", "use_external_ip")?.unwrap_or(false);
+        let node_ip = take_string(&mut rtc, "rtc", "node_ip")?
+            .map(|text| {
+                text.parse::<IpAddr>().map_err(|_| {
+                    ParseError::field(FILE, "rtc.node_ip", "is not an IP address", Some(text))
+                })
+            })
+            .transpose()?;
+        put_back(&mut doc, "rtc", rtc);
+
+        let mut logging = take_section(&mut doc, "logging")?;
+        let log_level = take_string(&mut logging, "logging", "level")?
+            .map(|text| {
+                LogLevel::parse(&text).ok_or_else(|| {
+                    ParseError::field(
+                        FILE,
+                        "logging.level",
+                        "is not a log level (debug, info, warn, error)",
+                        Some(text),
+                    )
+                })
+            })
+            .transpose()?;
+        put_back(&mut doc, "logging", logging);
+
+        let mut redis_section = take_section(&mut doc, "redis")?;
+        let redis = take_redis(&mut redis_section)?;
+        put_back(&mut doc, "redis", redis_section);
+
+        Ok(Self {
+            port,
+            rtc_tcp_port,
+            rtc_port_range_start,
+            rtc_port_range_end,
+            use_external_ip,
+            node_ip,
+            keys,
+            log_level,
+            redis,
+            key_file,
+            extra: doc,
+        })
+    }
+
+    /// Every key pair of `keys:`, in file order.
+    pub fn credentials(&self) -> &[Credentials] {
+        &self.keys
+    }
+}
+
+/// The pairs `keys:` lists: the current one, then the previous one during a rotation grace.
+fn key_entries(inputs: &RenderInputs) -> Vec<&Credentials> {
+    let mut entries = vec![&inputs.credentials];
+    if let Some(previous) = &inputs.previous
+        && previous.key != inputs.credentials.key
+    {
+        entries.push(previous);
+    }
+    entries
+}
+
+pub(crate) fn render(inputs: &RenderInputs) -> String {
+    let mut out = String::from(HEADER);
+    // Writing into a `String` cannot fail.
+    let _ = write_body(&mut out, inputs);
+    out
+}
+
+fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
+    let settings = &inputs.settings;
+    let extra = inputs.extra.mapping();
+    let section = |name: &str| match extra.get(name) {
+        Some(Value::Mapping(m)) => Some(m),
+        _ => None,
+    };
+    writeln!(out, "port: {}", settings.port)?;
+    writeln!(out, "rtc:")?;
+    writeln!(out, "  tcp_port: {}", settings.rtc_tcp_port)?;
+    writeln!(out, "  port_range_start: {}", settings.rtc_port_range_start)?;
+    writeln!(out, "  port_range_end: {}", settings.rtc_port_range_end)?;
+    writeln!(out, "  use_external_ip: false")?;
+    let node_ip = double_quoted(&inputs.node_ip.to_string());
+    writeln!(out, "  node_ip: {node_ip}")?;
+    if let Some(rtc) = section("rtc") {
+        write_mapping(out, rtc, 2);
+    }
+    writeln!(out, "keys:")?;
+    for pair in key_entries(inputs) {
+        let key = double_quoted(pair.key.as_str());
+        let secret = double_quoted(pair.secret.expose());
+        writeln!(out, "  {key}: {secret}")?;
+    }
+    writeln!(out, "logging:")?;
+    writeln!(out, "  level: {}", settings.log_level)?;
+    if let Some(logging) = section("logging") {
+        write_mapping(out, logging, 2);
+    }
+    if let Some(redis) = &inputs.redis {
+        writeln!(out, "redis:")?;
+        writeln!(out, "  address: {}", double_quoted(&redis.address))?;
+        if let Some(username) = &redis.username {
+            writeln!(out, "  username: {}", double_quoted(username))?;
+        }
+        if let Some(password) = &redis.password {
+            writeln!(out, "  password: {}", double_quoted(password.expose()))?;
+        }
+        if let Some(db) = redis.db {
+            writeln!(out, "  db: {db}")?;
+        }
+        if redis.tls {
+            writeln!(out, "  tls:\n    enabled: true")?;
+        }
+    }
+    let rest: Mapping = extra
+        .iter()
+        .filter(|(key, _)| !matches!(key.as_str(), Some("rtc" | "logging")))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    write_mapping(out, &rest, 0);
+    Ok(())
+}
+
+pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
+    let settings = &inputs.settings;
+    LivekitYaml {
+        port: settings.port,
+        rtc_tcp_port: settings.rtc_tcp_port,
+        rtc_port_range_start: settings.rtc_port_range_start,
+        rtc_port_range_end: settings.rtc_port_range_end,
+        use_external_ip: false,
+        node_ip: Some(inputs.node_ip),
+        keys: key_entries(inputs).into_iter().cloned().collect(),
+        log_level: Some(settings.log_level),
+        redis: inputs.redis.clone(),
+        key_file: None,
+        extra: inputs.extra.mapping().clone(),
+    }
+}
+
+fn parse_document(text: &str) -> Result<Mapping, ParseError> {
+    if text.trim().is_empty() {
+        return Ok(Mapping::new());
+    }
+    match serde_yaml::from_str(text).map_err(|source| ParseError::Yaml { file: FILE, source })? {
+        Value::Null => Ok(Mapping::new()),
+        Value::Mapping(doc) => Ok(doc),
+        other => Err(ParseError::field(
+            FILE,
+            "(document)",
+            format!("is {}, not a mapping", kind_of(&other)),
+            None,
+        )),
+    }
+}
+
+fn parse_keys(keys: &Mapping) -> Result<Vec<Credentials>, ParseError> {
+    keys.iter()
+        .map(|(key, secret)| {
+            let Value::String(key) = key else {
+                return Err(ParseError::field(
+                    FILE,
+                    "keys",
+                    format!("has a key that is {}, not a string", kind_of(key)),
+                    Some(shown(key)),
+                ));
+            };
+            let key = ApiKey::new(key.as_str()).map_err(|reason| ParseError::Field {
+                file: FILE,
+                field: "keys".to_owned(),
+                reason,
+            })?;
+            let Value::String(secret) = secret else {
+                return Err(ParseError::field(
+                    FILE,
+                    format!("keys.{key}"),
+                    format!(
+                        "secret is {}, not a string (livekit-server would drop it; quote it)",
+                        kind_of(secret)
+                    ),
+                    None,
+                ));
+            };
+            if secret.is_empty() {
+                return Err(ParseError::field(
+                    FILE,
+                    format!("keys.{key}"),
+                    "secret is empty",
+                    None,
+                ));
+            }
+            Ok(Credentials {
+                key,
+                secret: Secret::new(secret.as_str()),
+            })
+        })
+        .collect()
+}
+
+/// Take the `redis` settings we manage out of `section`, when it names an address.
+fn take_redis(section: &mut Mapping) -> Result<Option<RedisRouting>, ParseError> {
+    if !section.contains_key("address") {
+        return Ok(None);
+    }
+    let Some(address) = take_string(section, "redis", "address")? else {
+        return Ok(None);
+    };
+    let username = take_string(section, "redis", "username")?;
+    let password = match section.shift_remove("password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(password)) => Some(Secret::new(password)),
+        Some(other) => {
+            return Err(ParseError::field(
+                FILE,
+                "redis.password",
+                format!("is {}, not a string; quote it", kind_of(&other)),
+                None,
+            ));
+        }
+    };
+    let db = match section.shift_remove("db") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    ParseError::field(
+                        FILE,
+                        "redis.db",
+                        "is not a database number",
+                        Some(shown(&value)),
+                    )
+                })?,
+        ),
+    };
+    let use_tls = take_bool(section, "redis", "use_tls")?.unwrap_or(false);
+    let mut tls_section = take_section(section, "redis.tls")?;
+    let tls_enabled = take_bool(&mut tls_section, "redis.tls", "enabled")?.unwrap_or(false);
+    put_back(section, "tls", tls_section);
+    Ok(Some(RedisRouting {
+        address,
+        username,
+        password,
+        db,
+        tls: use_tls || tls_enabled,
+    }))
+}
+
+/// A non-secret value as it might be written, for error messages.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_owned(),
+        other => kind_of(other).to_owned(),
+    }
+}
+
+fn dotted(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{section}.{key}")
+    }
+}
+
+/// Remove section `name` (a dotted path for messages; its last part is the key) from `map`; an
+/// absent or null section is empty.
+fn take_section(map: &mut Mapping, name: &str) -> Result<Mapping, ParseError> {
+    let key = name.rsplit('.').next().unwrap_or(name);
+    match map.shift_remove(key) {
+        None | Some(Value::Null) => Ok(Mapping::new()),
+        Some(Value::Mapping(section)) => Ok(section),
+        Some(other) => Err(ParseError::field(
+            FILE,
+            name,
+            format!("is {}, not a mapping", kind_of(&other)),
+            None,
+        )),
+    }
+}
+
+/// Put what is left of a section back, unless nothing is.
+fn put_back(map: &mut Mapping, key: &str, section: Mapping) {
+    if !section.is_empty() {
+        map.insert(Value::from(key), Value::Mapping(section));
+    }
+}
+
+fn take_port(map: &mut Mapping, section: &str, key: &str) -> Result<Option<u16>, ParseError> {
+    match map.shift_remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|port| *port != 0)
+            .map(Some)
+            .ok_or_else(|| {
+                ParseError::field(
+                    FILE,
+                    dotted(section, key),
+                    "is not a port number (1-65535)",
+                    Some(shown(&value)),
+                )
+            }),
+    }
+}
+
+fn take_bool(map: &mut Mapping, section: &str, key: &str) -> Result<Option<bool>, ParseError> {
+    match map.shift_remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(other) => Err(ParseError::field(
+            FILE,
+            dotted(section, key),
+            "is not true or false",
+            Some(shown(&other)),
+        )),
+    }
+}
+
+/// A non-secret string value.
+fn take_string(map: &mut Mapping, section: &str, key: &str) -> Result<Option<String>, ParseError> {
+    match map.shift_remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ParseError::field(
+            FILE,
+            dotted(section, key),
+            format!("is {}, not a string", kind_of(&other)),
+            Some(shown(&other)),
+        )),
+    }
+}
