@@ -19,3 +19,9 @@ pub mod fsio;
 pub mod render;
 
 pub use render::Rendered;
+pub mod publish;
+
+pub use publish::{
+    Backup, Checkpoint, CurrentState, FixedPath, GenerationId, PublishError, PublishOptions,
+    PublishOutcome, StateLock, publish,
+};
