@@ -235,7 +235,7 @@ fn inspect_current(state: &StateDir) -> CurrentLink {
     }
 }
 
-fn generation_of_target(target: &Path) -> Option<GenerationId> {
+pub(crate) fn generation_of_target(target: &Path) -> Option<GenerationId> {
     let mut parts = target.components();
     match (parts.next(), parts.next(), parts.next()) {
         (Some(Component::Normal(dir)), Some(Component::Normal(name)), None)

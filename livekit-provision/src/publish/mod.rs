@@ -47,7 +47,7 @@ pub use state_lock::StateLock;
 use crate::fsio::{TEMP_PREFIX, fsync_dir, write_file};
 use crate::paths::{ManagedFile, StateDir};
 use crate::render::Rendered;
-use generation::{FILE_MODE, current_link_target, fixed_link_target};
+use generation::{FILE_MODE, current_link_target, fixed_link_target, generation_of_target};
 use layout::{DIR_MODE, ensure_dir};
 
 /// How many generations [`PublishOptions::default`] keeps.
@@ -169,7 +169,7 @@ pub fn publish(
     }
 
     let current = state.current_link();
-    if let Some(kept) = keep_if_foreign(state, &current, &current_link_target(id))? {
+    if let Some(kept) = keep_if_foreign(state, &current, |t| generation_of_target(t).is_some())? {
         backed_up.push(kept);
     }
     let temp = temp_link(&current, &current_link_target(id))?;
@@ -232,24 +232,24 @@ fn make_link(state: &StateDir, link: &Path, target: &Path) -> Result<Option<Back
     if std::fs::read_link(link).is_ok_and(|t| t == target) {
         return Ok(None);
     }
-    let kept = keep_if_foreign(state, link, target)?;
+    let kept = keep_if_foreign(state, link, |t| t == target)?;
     let temp = temp_link(link, target)?;
     rename(&temp, link)?;
     Ok(kept)
 }
 
-/// Back up what is at `path` unless it is missing or already the link to `target`.
+/// Back up what is at `path` unless it is missing or a link whose target `is_ours`.
 fn keep_if_foreign(
     state: &StateDir,
     path: &Path,
-    target: &Path,
+    is_ours: impl Fn(&Path) -> bool,
 ) -> Result<Option<Backup>, PublishError> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(PublishError::io("inspect", path)(e)),
         Ok(meta) if meta.file_type().is_symlink() => {
             let current = std::fs::read_link(path).map_err(PublishError::io("read link", path))?;
-            if current == target {
+            if is_ours(&current) {
                 Ok(None)
             } else {
                 backup(state, path).map(Some)
