@@ -4,21 +4,25 @@
 
 #![deny(missing_docs)]
 
+pub mod fsio;
 pub mod inputs;
 pub mod paths;
+pub mod publish;
+pub mod render;
 pub mod secret;
 pub mod settings;
 pub mod version;
 
 pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
 pub use paths::{ManagedFile, StateDir};
-pub use secret::{ApiKey, InvalidValue, Secret};
-pub use settings::{LogLevel, Settings};
-pub use version::LivekitVersion;
-pub mod fsio;
-pub mod render;
-
+pub use publish::{
+    Backup, Checkpoint, CurrentState, FixedPath, GenerationId, PublishError, PublishOptions,
+    PublishOutcome, StateLock, publish,
+};
 pub use render::{
     BackendEnv, ExtraError, LivekitYaml, ParseError, ParsedFiles, Rendered, RuntimeJson, expected,
     livekit_url, render,
 };
+pub use secret::{ApiKey, InvalidValue, Secret};
+pub use settings::{LogLevel, Settings};
+pub use version::LivekitVersion;

@@ -1,0 +1,285 @@
+//! Publishing the three managed files as one set (DESIGN.md invariants 2 and 4).
+//!
+//! The files are written into a new generation directory, and one symlink, `current`, is
+//! switched to it with a single `rename` — the technique of Kubernetes' AtomicWriter. The fixed
+//! paths `livekit.yaml`, `backend.env`, `runtime.json` are relative symlinks `current/<name>`,
+//! so a reader opening any of them sees the previous complete set or the new one, never a mix,
+//! whenever the writer is killed.
+//!
+//! Steps of [`publish`], each durable before the next (a crash between any two leaves the old
+//! set visible and, at worst, debris that the next publish sweeps):
+//! 1. sweep debris ([`find_debris`]); if the fixed paths already show these bytes, stop here;
+//! 2. write the three files (0600, each fsynced) into `generations/.lkp-tmp-<id>/`, fsync it,
+//!    rename it to `generations/<id>`, fsync `generations/`;
+//! 3. make each fixed path our `current/<name>` link where it is not yet (once per state
+//!    directory), after keeping a copy of whatever was there in `backups/` ([`backup`]);
+//! 4. create a temp link to `generations/<id>`, rename it over `current`, fsync the root;
+//! 5. prune old generations, keeping the newest N and always the live one.
+//!
+//! The one exception to "never a mix" is the one-time import of a legacy layout (three plain
+//! files): those paths turn into links one at a time, and while `current` does not exist yet
+//! such a link dangles, so a reader then sees a legacy file or no file — never new bytes next to
+//! legacy ones. Once the links exist, every later publish is a single rename.
+//!
+//! Every publish happens under the [`StateLock`]; [`prepare`] makes the directories first.
+
+mod backup;
+mod error;
+mod generation;
+mod layout;
+mod state_lock;
+
+use std::fmt;
+use std::fs::DirBuilder;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, symlink};
+use std::path::{Path, PathBuf};
+
+pub use backup::{Backup, backup};
+pub use error::PublishError;
+pub use generation::{
+    Contents, CurrentLink, CurrentState, FixedPath, GenerationId, find_debris, generations,
+    read_current,
+};
+pub use layout::prepare;
+pub use state_lock::StateLock;
+
+use crate::fsio::{TEMP_PREFIX, fsync_dir, write_file};
+use crate::paths::{ManagedFile, StateDir};
+use crate::render::Rendered;
+use generation::{FILE_MODE, current_link_target, fixed_link_target, generation_of_target};
+use layout::{DIR_MODE, ensure_dir};
+
+/// How many generations [`PublishOptions::default`] keeps.
+pub const DEFAULT_KEEP_GENERATIONS: usize = 5;
+
+/// A step of [`publish`] that has just completed; see [`PublishOptions::checkpoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Checkpoint {
+    /// Debris of an earlier, killed publish was removed.
+    DebrisSwept,
+    /// One file of the new generation was written and fsynced.
+    FileWritten(ManagedFile),
+    /// The new generation's directory was fsynced.
+    GenerationSynced,
+    /// The new generation got its final name, and `generations/` was fsynced.
+    GenerationNamed,
+    /// A fixed path was turned into our `current/<name>` link (after any backup).
+    FixedLinkPlaced(ManagedFile),
+    /// The temp link to the new generation was created beside `current`.
+    TempLinkCreated,
+    /// The temp link was renamed over `current`: the new set is live.
+    CurrentSwitched,
+    /// The state root was fsynced: the switch is durable.
+    RootSynced,
+    /// Old generations were pruned.
+    Pruned,
+}
+
+/// How to publish.
+#[derive(Clone, Copy)]
+pub struct PublishOptions<'a> {
+    /// How many generations to keep (the live one is always kept). Default 5.
+    pub keep_generations: usize,
+    /// Called after each step; an error stops the publish there, as a crash would (returned
+    /// as [`PublishError::Interrupted`]). A seam for crash-safety tests.
+    pub checkpoint: Option<&'a dyn Fn(Checkpoint) -> io::Result<()>>,
+}
+
+impl Default for PublishOptions<'_> {
+    fn default() -> Self {
+        Self {
+            keep_generations: DEFAULT_KEEP_GENERATIONS,
+            checkpoint: None,
+        }
+    }
+}
+
+impl fmt::Debug for PublishOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishOptions")
+            .field("keep_generations", &self.keep_generations)
+            .field("checkpoint", &self.checkpoint.map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// What [`publish`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// The fixed paths already showed these bytes: no generation was made, and nothing was
+    /// written unless debris had to be swept.
+    Unchanged {
+        /// Debris removed (empty on a converged node: then nothing at all was written).
+        swept: Vec<PathBuf>,
+    },
+    /// A new generation is live.
+    Published {
+        /// The new live generation.
+        generation: GenerationId,
+        /// The generation it replaced, if any.
+        previous: Option<GenerationId>,
+        /// What was kept in `backups/` before being replaced.
+        backed_up: Vec<Backup>,
+        /// Debris removed.
+        swept: Vec<PathBuf>,
+        /// Old generations removed.
+        pruned: Vec<GenerationId>,
+    },
+}
+
+/// Publish `rendered` as the live set of the state directory, under `lock` (which must be the
+/// lock of `state`). Writes nothing when the fixed paths already show these exact bytes.
+pub fn publish(
+    state: &StateDir,
+    lock: &StateLock,
+    rendered: &Rendered,
+    opts: &PublishOptions<'_>,
+) -> Result<PublishOutcome, PublishError> {
+    lock.check_guards(state)?;
+    let reached = |checkpoint: Checkpoint| match opts.checkpoint {
+        Some(hook) => {
+            hook(checkpoint).map_err(|source| PublishError::Interrupted { checkpoint, source })
+        }
+        None => Ok(()),
+    };
+
+    let before = read_current(state);
+    let swept = generation::sweep(&find_debris(state))?;
+    if !swept.is_empty() {
+        reached(Checkpoint::DebrisSwept)?;
+    }
+    if before.matches(rendered) {
+        return Ok(PublishOutcome::Unchanged { swept });
+    }
+
+    let generations_dir = state.generations_dir();
+    ensure_dir(&generations_dir, false)?;
+    let id = next_id(state, &before)?;
+    write_generation(state, id, rendered, &reached)?;
+
+    let mut backed_up = Vec::new();
+    for file in ManagedFile::ALL {
+        let link = state.managed(file);
+        if let Some(kept) = make_link(state, &link, &fixed_link_target(file))? {
+            backed_up.push(kept);
+        }
+        reached(Checkpoint::FixedLinkPlaced(file))?;
+    }
+
+    let current = state.current_link();
+    if let Some(kept) = keep_if_foreign(state, &current, |t| generation_of_target(t).is_some())? {
+        backed_up.push(kept);
+    }
+    let temp = temp_link(&current, &current_link_target(id))?;
+    reached(Checkpoint::TempLinkCreated)?;
+    rename(&temp, &current)?;
+    reached(Checkpoint::CurrentSwitched)?;
+    fsync_dir(state.root()).map_err(PublishError::io("fsync", state.root()))?;
+    reached(Checkpoint::RootSynced)?;
+
+    let pruned = generation::prune(state, opts.keep_generations, id)?;
+    reached(Checkpoint::Pruned)?;
+    Ok(PublishOutcome::Published {
+        generation: id,
+        previous: before.generation(),
+        backed_up,
+        swept,
+        pruned,
+    })
+}
+
+/// One past every generation present or named by `current`.
+fn next_id(state: &StateDir, before: &CurrentState) -> Result<GenerationId, PublishError> {
+    let newest = generations(state)?
+        .into_iter()
+        .chain(before.generation())
+        .max();
+    Ok(newest.map_or(GenerationId::FIRST, GenerationId::next))
+}
+
+/// Step 2: the complete, synced `generations/<id>/`.
+fn write_generation(
+    state: &StateDir,
+    id: GenerationId,
+    rendered: &Rendered,
+    reached: &impl Fn(Checkpoint) -> Result<(), PublishError>,
+) -> Result<(), PublishError> {
+    let generations_dir = state.generations_dir();
+    let staging = generations_dir.join(format!("{TEMP_PREFIX}{id}"));
+    DirBuilder::new()
+        .mode(DIR_MODE)
+        .create(&staging)
+        .map_err(PublishError::io("create directory", &staging))?;
+    for file in ManagedFile::ALL {
+        let path = staging.join(file.file_name());
+        write_file(&path, rendered.get(file).as_bytes(), FILE_MODE)
+            .map_err(PublishError::io("write", &path))?;
+        reached(Checkpoint::FileWritten(file))?;
+    }
+    fsync_dir(&staging).map_err(PublishError::io("fsync", &staging))?;
+    reached(Checkpoint::GenerationSynced)?;
+    let named = generations_dir.join(id.to_string());
+    rename(&staging, &named)?;
+    fsync_dir(&generations_dir).map_err(PublishError::io("fsync", &generations_dir))?;
+    reached(Checkpoint::GenerationNamed)
+}
+
+/// Make `link` a symlink to `target`, unless it already is one. Whatever else was there is
+/// kept in `backups/` first (returned). The link is replaced atomically: never missing.
+fn make_link(state: &StateDir, link: &Path, target: &Path) -> Result<Option<Backup>, PublishError> {
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(None);
+    }
+    let kept = keep_if_foreign(state, link, |t| t == target)?;
+    let temp = temp_link(link, target)?;
+    rename(&temp, link)?;
+    Ok(kept)
+}
+
+/// Back up what is at `path` unless it is missing or a link whose target `is_ours`.
+fn keep_if_foreign(
+    state: &StateDir,
+    path: &Path,
+    is_ours: impl Fn(&Path) -> bool,
+) -> Result<Option<Backup>, PublishError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PublishError::io("inspect", path)(e)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let current = std::fs::read_link(path).map_err(PublishError::io("read link", path))?;
+            if is_ours(&current) {
+                Ok(None)
+            } else {
+                backup(state, path).map(Some)
+            }
+        }
+        Ok(meta) if meta.is_file() => backup(state, path).map(Some),
+        Ok(_) => Err(PublishError::NotAFile {
+            path: path.to_owned(),
+        }),
+    }
+}
+
+/// A fresh symlink `<dir>/.lkp-tmp-link-<name>` → `target` beside `beside`, ready to be renamed
+/// over it.
+fn temp_link(beside: &Path, target: &Path) -> Result<PathBuf, PublishError> {
+    let name = beside
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = beside.with_file_name(format!("{TEMP_PREFIX}link-{name}"));
+    match std::fs::remove_file(&temp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(PublishError::io("remove", &temp)(e));
+        }
+        _ => {}
+    }
+    symlink(target, &temp).map_err(PublishError::io("create symlink", &temp))?;
+    Ok(temp)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), PublishError> {
+    std::fs::rename(from, to).map_err(PublishError::io("rename into place", to))
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the library, one module per area.
+
+mod publish;
