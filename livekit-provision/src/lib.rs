@@ -19,3 +19,6 @@ pub mod fsio;
 pub mod render;
 
 pub use render::Rendered;
+pub mod store;
+
+pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
