@@ -90,7 +90,8 @@ impl ExecStore {
     ) -> Result<Finished, StoreError> {
         tracing::debug!(helper = %self.program.display(), verb = op.verb(), %name, "running secret helper");
         let deadline = Instant::now() + self.timeout;
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .arg(op.verb())
             .arg(name.as_str())
             .stdin(if input.is_some() {
@@ -100,15 +101,14 @@ impl ExecStore {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|source| StoreError::HelperNotRunnable {
-                store: self.describe(),
-                name: name.clone(),
-                op,
-                program: self.program.clone(),
-                source,
-            })?;
+            .process_group(0);
+        let mut child = spawn(&mut command).map_err(|source| StoreError::HelperNotRunnable {
+            store: self.describe(),
+            name: name.clone(),
+            op,
+            program: self.program.clone(),
+            source,
+        })?;
         let group = i32::try_from(child.id())
             .ok()
             .filter(|pid| *pid > 0)
@@ -343,6 +343,24 @@ impl Collector {
             stdout_truncated: stdout.truncated,
             stderr,
         })
+    }
+}
+
+/// Spawn, retrying briefly on `ETXTBSY`: a helper that was just written (by an installer, or by
+/// another thread of ours whose fork inherited the open file for a moment) cannot be executed
+/// until every writable descriptor of it is closed.
+fn spawn(command: &mut Command) -> io::Result<std::process::Child> {
+    let mut attempt = 0;
+    loop {
+        match command.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) && attempt < 5 =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20 * attempt));
+            }
+            result => return result,
+        }
     }
 }
 
