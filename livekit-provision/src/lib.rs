@@ -11,6 +11,7 @@ pub mod publish;
 pub mod render;
 pub mod secret;
 pub mod settings;
+pub mod store;
 pub mod version;
 
 pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
@@ -25,4 +26,5 @@ pub use render::{
 };
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use settings::{LogLevel, Settings};
+pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
 pub use version::LivekitVersion;

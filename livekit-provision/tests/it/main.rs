@@ -1,3 +1,4 @@
-//! Integration tests of the library, one module per area.
+//! Integration tests of the `livekit-provision` library, one module per area.
 
 mod publish;
+mod store;
