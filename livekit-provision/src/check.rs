@@ -1,0 +1,520 @@
+//! Read-only diagnosis of a state directory: a structured report of findings, each with a stable
+//! code, a severity, the files involved and a hint. `check` never writes anything.
+
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::OperatorConfig;
+use crate::fetch;
+use crate::paths::{ManagedFile, StateDir};
+use crate::publish::{FixedPath, find_debris};
+use crate::render::render;
+use crate::resolve::{CredentialSource, ResolveContext, Warning, resolve};
+use crate::secret::MIN_API_SECRET_LEN;
+use crate::store::{SecretName, SecretStore};
+use crate::triple::{DiskTriple, Parsed};
+
+/// How bad a finding is. Any `Error` makes the report unhealthy (`check` exits 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing is broken.
+    Warning,
+    /// Something is broken or will break.
+    Error,
+}
+
+/// The stable code of a finding (serialized in kebab-case; scripts match on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Code {
+    /// The state directory does not exist or holds none of the three files.
+    NotProvisioned,
+    /// Some of the three files are missing.
+    PartialTriple,
+    /// A file could not be read or parsed.
+    Unparsable,
+    /// The files name different keys or secrets (browsers get 401).
+    KeysDisagree,
+    /// The files hold other credentials than the secret store.
+    StoreDisagrees,
+    /// A file differs from what the current inputs render.
+    Drift,
+    /// A secret-bearing file is readable by group or others.
+    Permissions,
+    /// A fixed path is a symlink to somewhere outside the state directory.
+    SymlinkOutside,
+    /// A fixed path is a plain file of an older layout (ensure imports it).
+    LegacyLayout,
+    /// More than one key in `keys:` without a declared rotation.
+    MultipleKeys,
+    /// `key_file` is set: livekit-server ignores `keys:`.
+    KeyFile,
+    /// A secret shorter than 32 characters.
+    ShortSecret,
+    /// `rtc.use_external_ip: true` overrides the node IP.
+    ExternalIp,
+    /// The node IP is not on a local interface.
+    NodeIpNotLocal,
+    /// The node IP is the 127.0.0.1 default.
+    NodeIpDefault,
+    /// Temp files of a killed writer are left over.
+    Debris,
+    /// The secret store could not be read.
+    StoreUnreadable,
+    /// `provision.yaml` or `extra.yaml` is invalid.
+    ConfigInvalid,
+    /// The pinned binary is not installed.
+    BinaryMissing,
+    /// Another version than the pinned one is installed.
+    BinaryVersion,
+    /// The installed binary differs from its install manifest (tampered or truncated).
+    BinaryTampered,
+}
+
+/// One thing `check` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable code.
+    pub code: Code,
+    /// How bad.
+    pub severity: Severity,
+    /// The files involved.
+    pub files: Vec<PathBuf>,
+    /// What is wrong (never a secret value).
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+/// The result of [`check`]. Serialized as the `--json` output of `check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The state directory checked.
+    pub state_dir: PathBuf,
+    /// True when no finding is an error.
+    pub healthy: bool,
+    /// Everything found, errors first.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// The findings with `code`.
+    pub fn with_code(&self, code: Code) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.code == code)
+    }
+}
+
+/// What `check` needs besides the state directory.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The clock (rotation grace).
+    pub now: SystemTime,
+    /// This machine's interface addresses; see [`crate::sys::local_addresses`].
+    pub local_addresses: Vec<IpAddr>,
+    /// Re-hash the installed binary against its manifest.
+    pub verify_binary: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            now: SystemTime::now(),
+            local_addresses: Vec::new(),
+            verify_binary: true,
+        }
+    }
+}
+
+const ENSURE_HINT: &str = "run `livekit-provision ensure` to rewrite the files from the secret store";
+
+struct Findings {
+    list: Vec<Finding>,
+}
+
+impl Findings {
+    fn add(&mut self, code: Code, severity: Severity, files: Vec<PathBuf>, message: String, hint: Option<&str>) {
+        self.list.push(Finding {
+            code,
+            severity,
+            files,
+            message,
+            hint: hint.map(str::to_owned),
+        });
+    }
+}
+
+/// Diagnose `state`. `store` is consulted read-only (never written) when given.
+pub fn check(state: &StateDir, store: Option<&dyn SecretStore>, opts: &CheckOptions) -> CheckReport {
+    let mut out = Findings { list: Vec::new() };
+    let root = state.root();
+    if !root.is_dir() {
+        out.add(
+            Code::NotProvisioned,
+            Severity::Error,
+            vec![root.to_owned()],
+            format!("{} is not a provisioned state directory", root.display()),
+            Some("run `livekit-provision ensure`"),
+        );
+        return finish(state, out);
+    }
+    let disk = DiskTriple::read(state);
+    check_triple(state, &disk, &mut out);
+    check_permissions(state, &disk, &mut out);
+    for path in find_debris(state) {
+        out.add(
+            Code::Debris,
+            Severity::Warning,
+            vec![path.clone()],
+            format!("{} is left over from a writer that was killed", path.display()),
+            Some("the next `livekit-provision ensure` removes it"),
+        );
+    }
+    let config = match OperatorConfig::load(state) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let hint = e.hint();
+            out.add(Code::ConfigInvalid, Severity::Error, vec![], e.to_string(), hint.as_deref());
+            None
+        }
+    };
+    if let (Some(store), Some(config)) = (store, &config) {
+        check_against_store(state, store, &disk, config, opts, &mut out);
+    }
+    finish(state, out)
+}
+
+fn finish(state: &StateDir, mut out: Findings) -> CheckReport {
+    out.list.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
+    CheckReport {
+        state_dir: state.root().to_owned(),
+        healthy: out.list.iter().all(|f| f.severity != Severity::Error),
+        findings: out.list,
+    }
+}
+
+fn check_triple(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
+    let path = |f: ManagedFile| state.managed(f);
+    let missing: Vec<ManagedFile> = ManagedFile::ALL
+        .into_iter()
+        .filter(|f| matches!(disk.current.file(*f), FixedPath::Missing))
+        .collect();
+    if missing.len() == 3 {
+        out.add(
+            Code::NotProvisioned,
+            Severity::Error,
+            missing.iter().map(|f| path(*f)).collect(),
+            "none of livekit.yaml, backend.env, runtime.json exists".to_owned(),
+            Some("run `livekit-provision ensure`"),
+        );
+        return;
+    }
+    if !missing.is_empty() {
+        out.add(
+            Code::PartialTriple,
+            Severity::Error,
+            missing.iter().map(|f| path(*f)).collect(),
+            format!(
+                "missing: {}",
+                missing.iter().map(|f| f.file_name()).collect::<Vec<_>>().join(", ")
+            ),
+            Some(ENSURE_HINT),
+        );
+    }
+    for file in ManagedFile::ALL {
+        let problem = match file {
+            ManagedFile::LivekitYaml => parse_problem(&disk.livekit_yaml),
+            ManagedFile::BackendEnv => parse_problem(&disk.backend_env),
+            ManagedFile::RuntimeJson => parse_problem(&disk.runtime_json),
+        };
+        if let Some(problem) = problem {
+            out.add(
+                Code::Unparsable,
+                Severity::Error,
+                vec![path(file)],
+                format!("{file}: {problem}"),
+                Some("`livekit-provision ensure` moves it to backups/ and writes a fresh one"),
+            );
+        }
+        match disk.current.file(file) {
+            FixedPath::ForeignSymlink { target, outside_state_dir: true } => out.add(
+                Code::SymlinkOutside,
+                Severity::Error,
+                vec![path(file)],
+                format!("{file} is a symlink to {}, outside the state directory", target.display()),
+                Some("`livekit-provision ensure` keeps the link in backups/ and replaces it; the target is never written"),
+            ),
+            FixedPath::Legacy { .. } => out.add(
+                Code::LegacyLayout,
+                Severity::Warning,
+                vec![path(file)],
+                format!("{file} is a plain file from an older layout"),
+                Some("`livekit-provision ensure` backs it up and publishes it atomically with the other two"),
+            ),
+            _ => {}
+        }
+    }
+
+    let runtime = disk.runtime_json.valid().map(crate::RuntimeJson::credentials);
+    let backend = disk.backend_env.valid().and_then(crate::BackendEnv::credentials);
+    let livekit = disk.livekit_yaml.valid();
+    if let Some(lk) = livekit {
+        if lk.key_file.is_some() {
+            out.add(
+                Code::KeyFile,
+                Severity::Error,
+                vec![path(ManagedFile::LivekitYaml)],
+                "livekit.yaml sets key_file, so livekit-server ignores its keys:".to_owned(),
+                Some(ENSURE_HINT),
+            );
+        }
+        if lk.use_external_ip {
+            out.add(
+                Code::ExternalIp,
+                Severity::Warning,
+                vec![path(ManagedFile::LivekitYaml)],
+                "rtc.use_external_ip is true: livekit-server ignores node_ip and asks STUN servers, and fails to start offline".to_owned(),
+                Some(ENSURE_HINT),
+            );
+        }
+        for creds in &lk.keys {
+            if creds.secret.len() < MIN_API_SECRET_LEN {
+                out.add(
+                    Code::ShortSecret,
+                    Severity::Warning,
+                    vec![path(ManagedFile::LivekitYaml)],
+                    format!(
+                        "the secret of key {} is {} characters; livekit-server wants at least {MIN_API_SECRET_LEN}",
+                        creds.key,
+                        creds.secret.len()
+                    ),
+                    Some("rotate it with `livekit-provision secrets rotate`"),
+                );
+            }
+        }
+    }
+    let mut disagree = Vec::new();
+    if let (Some(r), Some(b)) = (&runtime, &backend)
+        && r != b
+    {
+        disagree.push("runtime.json and backend.env name different credentials".to_owned());
+    }
+    if let (Some(r), Some(lk)) = (&runtime, livekit)
+        && !lk.keys.contains(r)
+    {
+        disagree.push("livekit.yaml's keys do not hold runtime.json's key and secret".to_owned());
+    }
+    if let (Some(b), Some(lk), None) = (&backend, livekit, &runtime)
+        && !lk.keys.contains(b)
+    {
+        disagree.push("livekit.yaml's keys do not hold backend.env's key and secret".to_owned());
+    }
+    if !disagree.is_empty() {
+        out.add(
+            Code::KeysDisagree,
+            Severity::Error,
+            ManagedFile::ALL.iter().map(|f| path(*f)).collect(),
+            format!(
+                "{}: tokens signed by lk-backend will be rejected with 401",
+                disagree.join("; ")
+            ),
+            Some(ENSURE_HINT),
+        );
+    }
+}
+
+fn parse_problem<T>(parsed: &Parsed<T>) -> Option<String> {
+    match parsed {
+        Parsed::Unreadable(why) => Some(why.clone()),
+        Parsed::Invalid(e) => Some(e.to_string()),
+        Parsed::Missing | Parsed::Valid(_) => None,
+    }
+}
+
+fn check_permissions(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
+    let mut files: Vec<(PathBuf, u32)> = Vec::new();
+    for file in ManagedFile::ALL {
+        if let FixedPath::Ours { mode, .. } | FixedPath::Legacy { mode, .. } = disk.current.file(file) {
+            files.push((state.managed(file), *mode));
+        }
+    }
+    let mut extra = vec![state.secrets_file()];
+    if let Ok(entries) = std::fs::read_dir(state.backups_dir()) {
+        extra.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+    }
+    for path in extra {
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta.is_file()
+        {
+            files.push((path, meta.permissions().mode()));
+        }
+    }
+    for (path, mode) in files {
+        if mode & 0o077 != 0 {
+            out.add(
+                Code::Permissions,
+                Severity::Error,
+                vec![path.clone()],
+                format!("{} holds secrets but has mode {:04o} (readable beyond its owner)", path.display(), mode & 0o7777),
+                Some(&format!("chmod 600 {}", shell_quote(&path))),
+            );
+        }
+    }
+}
+
+fn check_against_store(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    disk: &DiskTriple,
+    config: &OperatorConfig,
+    opts: &CheckOptions,
+    out: &mut Findings,
+) {
+    let resolution = match resolve(
+        store,
+        &ResolveContext {
+            state,
+            settings: &config.settings,
+            extra: &config.extra,
+            disk,
+            local_addresses: &opts.local_addresses,
+            now: opts.now,
+            dry_run: true,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            let hint = e.hint();
+            out.add(
+                Code::StoreUnreadable,
+                Severity::Error,
+                vec![],
+                format!("{} ({})", e, store.describe()),
+                hint.as_deref(),
+            );
+            return;
+        }
+    };
+    for warning in &resolution.warnings {
+        match warning {
+            Warning::NodeIpDefaulted => out.add(Code::NodeIpDefault, Severity::Warning, vec![], warning.message(), None),
+            Warning::NodeIpNotLocal { .. } => {
+                out.add(Code::NodeIpNotLocal, Severity::Warning, vec![], warning.message(), None);
+            }
+            Warning::FilesDisagreeWithStore { .. } => out.add(
+                Code::StoreDisagrees,
+                Severity::Error,
+                ManagedFile::ALL.iter().map(|f| state.managed(*f)).collect(),
+                warning.message(),
+                Some(ENSURE_HINT),
+            ),
+            _ => {}
+        }
+    }
+    if let Some(lk) = disk.livekit_yaml.valid()
+        && lk.keys.len() > 1
+        && resolution.inputs.previous.is_none()
+    {
+        out.add(
+            Code::MultipleKeys,
+            Severity::Warning,
+            vec![state.managed(ManagedFile::LivekitYaml)],
+            format!("livekit.yaml has {} keys but no rotation grace is declared", lk.keys.len()),
+            Some(ENSURE_HINT),
+        );
+    }
+    // Drift is only meaningful against credentials the store really holds.
+    if resolution.credentials_source == CredentialSource::Store {
+        let rendered = render(&resolution.inputs);
+        for file in ManagedFile::ALL {
+            if let Some(contents) = disk.current.file(file).contents()
+                && contents.as_bytes() != rendered.get(file).as_bytes()
+            {
+                out.add(
+                    Code::Drift,
+                    Severity::Warning,
+                    vec![state.managed(file)],
+                    format!("{file} differs from what the current settings and secrets render"),
+                    Some("`livekit-provision render` shows the expected file; `livekit-provision ensure` writes it"),
+                );
+            }
+        }
+    }
+    check_binary(state, store, &resolution.inputs, &config.settings, opts, out);
+}
+
+fn check_binary(
+    state: &StateDir,
+    _store: &dyn SecretStore,
+    inputs: &crate::RenderInputs,
+    settings: &crate::Settings,
+    opts: &CheckOptions,
+    out: &mut Findings,
+) {
+    let Some(version) = &inputs.version else {
+        return;
+    };
+    if settings.livekit_bin.is_some() {
+        return;
+    }
+    let bin = state.livekit_bin();
+    match fetch::needs_install(state, version) {
+        fetch::InstallNeed::Missing => out.add(
+            Code::BinaryMissing,
+            Severity::Error,
+            vec![bin],
+            format!("livekit-server {version} is pinned but not installed"),
+            Some("run `livekit-provision ensure` (or `livekit-provision install`)"),
+        ),
+        fetch::InstallNeed::VersionDiffers { installed, pinned } => out.add(
+            Code::BinaryVersion,
+            Severity::Warning,
+            vec![bin],
+            format!("livekit-server {installed} is installed but {pinned} is pinned"),
+            Some("run `livekit-provision ensure` to upgrade; running media keep the old binary until restarted"),
+        ),
+        fetch::InstallNeed::Damaged { reason } => out.add(
+            Code::BinaryTampered,
+            Severity::Error,
+            vec![bin],
+            reason,
+            Some("reinstall with `livekit-provision install --force`"),
+        ),
+        _ => {
+            if opts.verify_binary
+                && let Ok(report) = fetch::verify_installed(state)
+                && !report.is_intact()
+            {
+                out.add(
+                    Code::BinaryTampered,
+                    Severity::Error,
+                    vec![report.binary.path.clone()],
+                    format!(
+                        "{} differs from its install manifest (size {} vs {}, sha256 {} vs {})",
+                        report.binary.path.display(),
+                        report.actual_size,
+                        report.binary.manifest.size,
+                        report.actual_sha256.to_hex(),
+                        report.binary.manifest.sha256.to_hex()
+                    ),
+                    Some("reinstall with `livekit-provision install --force`"),
+                );
+            }
+        }
+    }
+    let _ = SecretName::LIVEKIT_SHA256;
+}
+
+fn shell_quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}

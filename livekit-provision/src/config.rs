@@ -1,0 +1,99 @@
+//! Loading the operator's files: `provision.yaml` (settings) and `extra.yaml` (overlay).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::inputs::ExtraOverlay;
+use crate::paths::StateDir;
+use crate::render::ExtraError;
+use crate::settings::{Settings, SettingsError};
+
+/// Why an operator file could not be used. Nothing is written when this is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("could not read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// `provision.yaml` is invalid.
+    #[error("{} is invalid: {source}", path.display())]
+    Settings {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: SettingsError,
+    },
+    /// `extra.yaml` is refused.
+    #[error("{} is refused: {source}", path.display())]
+    Extra {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: ExtraError,
+    },
+}
+
+impl ConfigError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Read { path, .. } => Some(format!("check the permissions of {}", path.display())),
+            Self::Settings { path, .. } => Some(format!(
+                "edit {}: accepted keys are port, rtc_tcp_port, rtc_port_range_start, rtc_port_range_end, backend_port, backend_command, redis_address, redis_username, redis_db, release_url, livekit_bin, log_level",
+                path.display()
+            )),
+            Self::Extra { source, .. } => source.hint(),
+        }
+    }
+}
+
+/// The operator's files of a state directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorConfig {
+    /// `provision.yaml`, defaults when absent.
+    pub settings: Settings,
+    /// `extra.yaml`, empty when absent.
+    pub extra: ExtraOverlay,
+}
+
+impl OperatorConfig {
+    /// Read `provision.yaml` and `extra.yaml` of `state`; absent files mean defaults.
+    pub fn load(state: &StateDir) -> Result<Self, ConfigError> {
+        let settings_path = state.settings_file();
+        let settings = match read_optional(&settings_path)? {
+            Some(text) => Settings::from_yaml(&text).map_err(|source| ConfigError::Settings {
+                path: settings_path,
+                source,
+            })?,
+            None => Settings::default(),
+        };
+        let extra_path = state.extra_file();
+        let extra = match read_optional(&extra_path)? {
+            Some(text) => ExtraOverlay::parse(&text).map_err(|source| ConfigError::Extra {
+                path: extra_path,
+                source,
+            })?,
+            None => ExtraOverlay::default(),
+        };
+        Ok(Self { settings, extra })
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,491 @@
+//! The idempotent reconcile: lock → resolve → plan → apply → verify (invariants 1–4 and 7).
+//!
+//! A run on a converged node writes nothing, downloads nothing and reports "nothing to do".
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::{ConfigError, OperatorConfig};
+use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, InstallRequest, Platform, ReleaseBase, Sha256Digest};
+use crate::inputs::RenderInputs;
+use crate::paths::{ManagedFile, StateDir};
+use crate::publish::{self, FixedPath, PublishError, PublishOptions, PublishOutcome, StateLock};
+use crate::render::{Rendered, render};
+use crate::resolve::{CredentialSource, ResolveContext, ResolveError, Warning, resolve};
+use crate::secret::Secret;
+use crate::store::{SecretName, SecretStore, StoreError};
+use crate::triple::{DiskTriple, Parsed};
+use crate::version::LivekitVersion;
+
+/// Why a managed file is (or would be) written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteReason {
+    /// It does not exist yet.
+    Missing,
+    /// It differs from what the current inputs render (changed inputs, or drift).
+    Changed,
+    /// A plain file written by an older tool: backed up and replaced by the managed layout.
+    LegacyImport,
+    /// A symlink we did not make: backed up (as a link) and replaced.
+    ForeignSymlink,
+    /// It could not be parsed or read: backed up and replaced.
+    Unparsable,
+}
+
+/// One step of the plan; after applying, what was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+#[non_exhaustive]
+pub enum Action {
+    /// A new API key/secret pair was minted and stored.
+    MintCredentials {
+        /// The new key (not secret).
+        key: String,
+    },
+    /// The store was empty; credentials live on disk were stored instead of minting.
+    AdoptCredentials {
+        /// The adopted key.
+        key: String,
+        /// The file they came from.
+        from: ManagedFile,
+    },
+    /// A managed file is written.
+    WriteFile {
+        /// Which one.
+        file: ManagedFile,
+        /// Why.
+        reason: WriteReason,
+    },
+    /// A file was moved to `backups/` before being replaced.
+    BackupFile {
+        /// The path it was at.
+        path: PathBuf,
+        /// Where it is now.
+        to: PathBuf,
+    },
+    /// Debris of a killed writer was removed.
+    SweepDebris {
+        /// What was removed.
+        paths: Vec<PathBuf>,
+    },
+    /// livekit-server is (or would be) downloaded and installed.
+    Install {
+        /// The pinned version.
+        version: String,
+        /// The version it replaces, if any.
+        replaces: Option<String>,
+    },
+    /// A kept binary of the pinned version was switched back in without a download.
+    Reactivate {
+        /// The version.
+        version: String,
+    },
+}
+
+/// How `ensure` gets the binary.
+#[derive(Debug, Clone)]
+pub struct BinaryOptions {
+    /// Overrides `release_url` of `provision.yaml` (`--release-url`, `LIVEKIT_PROVISION_RELEASE_URL`).
+    pub release_url: Option<String>,
+    /// Overrides `livekit_bin` of `provision.yaml` (`--livekit-bin`): never download.
+    pub livekit_bin: Option<PathBuf>,
+    /// `GITHUB_TOKEN`, sent only to GitHub hosts.
+    pub github_token: Option<Secret>,
+    /// The platform whose release asset to fetch.
+    pub platform: Platform,
+    /// Do not download at all (report the need instead).
+    pub offline: bool,
+}
+
+impl Default for BinaryOptions {
+    fn default() -> Self {
+        Self {
+            release_url: None,
+            livekit_bin: None,
+            github_token: None,
+            platform: Platform::current(),
+            offline: false,
+        }
+    }
+}
+
+/// Options of one [`ensure`] run.
+pub struct EnsureOptions<'a> {
+    /// Plan only: write nothing (not even to the store), download nothing.
+    pub dry_run: bool,
+    /// The clock (rotation grace).
+    pub now: SystemTime,
+    /// Addresses of this machine's interfaces (for the NAT warning); see [`crate::sys::local_addresses`].
+    pub local_addresses: Vec<IpAddr>,
+    /// How to get the binary.
+    pub binary: BinaryOptions,
+    /// Called once before waiting for another writer's lock, with its pid when known.
+    pub on_lock_wait: &'a dyn Fn(Option<u32>),
+    /// Publish options (crash-test seam).
+    pub publish: PublishOptions<'a>,
+    /// Progress of a download.
+    pub fetch_events: Option<fetch::EventSink>,
+}
+
+impl std::fmt::Debug for EnsureOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnsureOptions")
+            .field("dry_run", &self.dry_run)
+            .field("now", &self.now)
+            .field("binary", &self.binary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EnsureOptions<'_> {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            now: SystemTime::now(),
+            local_addresses: Vec::new(),
+            binary: BinaryOptions::default(),
+            on_lock_wait: &|_| {},
+            publish: PublishOptions::default(),
+            fetch_events: None,
+        }
+    }
+}
+
+/// The state of the binary after a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
+pub enum BinaryState {
+    /// `LIVEKIT_VERSION` is unset: control plane only.
+    NotPinned,
+    /// The operator's own binary (`livekit_bin`) is used; nothing is downloaded.
+    External {
+        /// Its path.
+        path: PathBuf,
+    },
+    /// The pinned version is installed.
+    Installed {
+        /// The version.
+        version: String,
+    },
+    /// The pinned version is not installed (dry run, offline, or the install failed).
+    Pending {
+        /// The pinned version.
+        version: String,
+    },
+}
+
+/// What a run did (or, for a dry run, would do). Serialized as the `--json` output of `ensure`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnsureReport {
+    /// True for `--dry-run`.
+    pub dry_run: bool,
+    /// What was done (or would be), in order. Empty on a converged node.
+    pub actions: Vec<Action>,
+    /// Things the operator should know.
+    pub warnings: Vec<ReportedWarning>,
+    /// The live API key (not secret).
+    pub api_key: String,
+    /// Where the credentials came from.
+    pub credentials: CredentialSource,
+    /// The pinned version, when set.
+    pub version: Option<String>,
+    /// The binary after this run.
+    pub binary: BinaryState,
+    /// The live generation of the files.
+    pub generation: Option<String>,
+}
+
+/// A warning with its human message, as serialized in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportedWarning {
+    /// The typed warning.
+    #[serde(flatten)]
+    pub warning: Warning,
+    /// One line for a human.
+    pub message: String,
+}
+
+impl From<Warning> for ReportedWarning {
+    fn from(warning: Warning) -> Self {
+        let message = warning.message();
+        Self { warning, message }
+    }
+}
+
+impl EnsureReport {
+    /// True when nothing was (or would be) changed.
+    pub fn is_noop(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// True when the binary could not be installed (files were still provisioned).
+    pub fn is_incomplete(&self) -> bool {
+        !self.dry_run && matches!(self.binary, BinaryState::Pending { .. })
+    }
+}
+
+/// Why `ensure` failed. Unless the variant says otherwise, nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnsureError {
+    /// The state directory could not be prepared or locked.
+    #[error(transparent)]
+    State(PublishError),
+    /// `provision.yaml` or `extra.yaml` is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The secrets could not be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The files could not be published (the previous set is still in place).
+    #[error(transparent)]
+    Publish(PublishError),
+    /// After publishing, the files on disk did not read back as the set just written.
+    #[error("after writing, the files in {} do not agree: {reason}", state.display())]
+    Verify {
+        /// The state directory.
+        state: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
+    /// An invalid `LIVEKIT_SHA256` in the store.
+    #[error("secret LIVEKIT_SHA256 is not a SHA-256 hex digest")]
+    InvalidPinnedDigest,
+}
+
+impl EnsureError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::State(e) | Self::Publish(e) => e.hint(),
+            Self::Config(e) => e.hint(),
+            Self::Resolve(e) => e.hint(),
+            Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
+            Self::InvalidPinnedDigest => Some(
+                "set it to the 64 hex digits of the release tarball's SHA-256, or remove it".to_owned(),
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for EnsureError {
+    fn from(e: StoreError) -> Self {
+        Self::Resolve(ResolveError::Store(e))
+    }
+}
+
+/// Reconcile `state` with `store`: resolve the secrets, publish the three files when they differ,
+/// install the pinned binary when it is missing or another version, verify.
+pub fn ensure(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    opts: &EnsureOptions<'_>,
+) -> Result<EnsureReport, EnsureError> {
+    let lock = if opts.dry_run {
+        None
+    } else {
+        publish::prepare(state).map_err(EnsureError::State)?;
+        Some(StateLock::acquire(state, opts.on_lock_wait).map_err(EnsureError::State)?)
+    };
+
+    let config = OperatorConfig::load(state)?;
+    let disk = DiskTriple::read(state);
+    let resolution = resolve(
+        store,
+        &ResolveContext {
+            state,
+            settings: &config.settings,
+            extra: &config.extra,
+            disk: &disk,
+            local_addresses: &opts.local_addresses,
+            now: opts.now,
+            dry_run: opts.dry_run,
+        },
+    )?;
+    let inputs = &resolution.inputs;
+    let rendered = render(inputs);
+
+    let mut actions = Vec::new();
+    match resolution.credentials_source {
+        CredentialSource::Minted => actions.push(Action::MintCredentials {
+            key: inputs.credentials.key.to_string(),
+        }),
+        CredentialSource::Adopted { from } => actions.push(Action::AdoptCredentials {
+            key: inputs.credentials.key.to_string(),
+            from,
+        }),
+        CredentialSource::Store => {}
+    }
+    actions.extend(plan_files(&disk, &rendered));
+    let mut warnings: Vec<ReportedWarning> =
+        resolution.warnings.iter().cloned().map(ReportedWarning::from).collect();
+
+    let mut generation = disk.current.generation().map(|g| g.to_string());
+    if let Some(lock) = &lock {
+        match publish::publish(state, lock, &rendered, &opts.publish).map_err(EnsureError::Publish)? {
+            PublishOutcome::Unchanged { swept } => {
+                if !swept.is_empty() {
+                    actions.push(Action::SweepDebris { paths: swept });
+                }
+            }
+            PublishOutcome::Published {
+                generation: id,
+                backed_up,
+                swept,
+                ..
+            } => {
+                generation = Some(id.to_string());
+                for b in backed_up {
+                    actions.push(Action::BackupFile {
+                        path: b.original,
+                        to: b.saved,
+                    });
+                }
+                if !swept.is_empty() {
+                    actions.push(Action::SweepDebris { paths: swept });
+                }
+            }
+        }
+        verify(state, &rendered, inputs)?;
+    }
+
+    let binary = ensure_binary(state, store, inputs, &config.settings, opts, &mut actions, &mut warnings)?;
+    drop(lock);
+
+    Ok(EnsureReport {
+        dry_run: opts.dry_run,
+        actions,
+        warnings,
+        api_key: inputs.credentials.key.to_string(),
+        credentials: resolution.credentials_source,
+        version: inputs.version.as_ref().map(ToString::to_string),
+        binary,
+        generation,
+    })
+}
+
+/// Which files differ from `rendered`, and why.
+fn plan_files(disk: &DiskTriple, rendered: &Rendered) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for file in ManagedFile::ALL {
+        let want = rendered.get(file).as_bytes();
+        let invalid = match file {
+            ManagedFile::LivekitYaml => !matches!(disk.livekit_yaml, Parsed::Valid(_) | Parsed::Missing),
+            ManagedFile::BackendEnv => !matches!(disk.backend_env, Parsed::Valid(_) | Parsed::Missing),
+            ManagedFile::RuntimeJson => !matches!(disk.runtime_json, Parsed::Valid(_) | Parsed::Missing),
+        };
+        let reason = match disk.current.file(file) {
+            FixedPath::Missing => Some(WriteReason::Missing),
+            FixedPath::Ours { contents, .. } if contents.as_bytes() == want => None,
+            FixedPath::Legacy { .. } => Some(WriteReason::LegacyImport),
+            FixedPath::ForeignSymlink { .. } => Some(WriteReason::ForeignSymlink),
+            _ if invalid => Some(WriteReason::Unparsable),
+            _ => Some(WriteReason::Changed),
+        };
+        if let Some(reason) = reason {
+            actions.push(Action::WriteFile { file, reason });
+        }
+    }
+    actions
+}
+
+/// Re-read what was published and check it is the set just rendered, and that it agrees.
+fn verify(state: &StateDir, rendered: &Rendered, inputs: &RenderInputs) -> Result<(), EnsureError> {
+    let after = DiskTriple::read(state);
+    let fail = |reason: String| EnsureError::Verify {
+        state: state.root().to_owned(),
+        reason,
+    };
+    if !after.current.matches(rendered) {
+        return Err(fail("the fixed paths do not show the set just written".to_owned()));
+    }
+    match after.consistent_credentials() {
+        Some(creds) if creds == inputs.credentials => Ok(()),
+        Some(_) => Err(fail("the files hold other credentials than the secret store".to_owned())),
+        None => Err(fail("the three files do not name the same key and secret".to_owned())),
+    }
+}
+
+fn ensure_binary(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    inputs: &RenderInputs,
+    settings: &crate::settings::Settings,
+    opts: &EnsureOptions<'_>,
+    actions: &mut Vec<Action>,
+    warnings: &mut Vec<ReportedWarning>,
+) -> Result<BinaryState, EnsureError> {
+    let Some(version) = &inputs.version else {
+        return Ok(BinaryState::NotPinned);
+    };
+    if let Some(path) = opts.binary.livekit_bin.as_ref().or(settings.livekit_bin.as_ref()) {
+        return Ok(BinaryState::External { path: path.clone() });
+    }
+    let replaces = match fetch::needs_install(state, version) {
+        InstallNeed::UpToDate => {
+            return Ok(BinaryState::Installed {
+                version: version.to_string(),
+            });
+        }
+        InstallNeed::VersionDiffers { installed, .. } => Some(installed.to_string()),
+        _ => None,
+    };
+    let pending = BinaryState::Pending {
+        version: version.to_string(),
+    };
+    if opts.dry_run || opts.binary.offline {
+        actions.push(Action::Install {
+            version: version.to_string(),
+            replaces,
+        });
+        return Ok(pending);
+    }
+    let pinned_sha256 = match store.get(&SecretName::LIVEKIT_SHA256)? {
+        Some(hex) => Some(Sha256Digest::from_hex(hex.expose().trim()).ok_or(EnsureError::InvalidPinnedDigest)?),
+        None => None,
+    };
+    match install_blocking(state, version, settings, pinned_sha256, opts) {
+        Ok(InstallOutcome::AlreadyInstalled { .. }) => {}
+        Ok(InstallOutcome::Reactivated { .. }) => actions.push(Action::Reactivate {
+            version: version.to_string(),
+        }),
+        Ok(_) => actions.push(Action::Install {
+            version: version.to_string(),
+            replaces,
+        }),
+        Err(e) => {
+            let mut reason = e.to_string();
+            if let Some(hint) = e.hint() {
+                reason = format!("{reason} ({hint})");
+            }
+            warnings.push(Warning::InstallFailed { reason }.into());
+            return Ok(pending);
+        }
+    }
+    Ok(BinaryState::Installed {
+        version: version.to_string(),
+    })
+}
+
+/// Install on a runtime of its own: only this path pays for an async runtime and TLS setup.
+fn install_blocking(
+    state: &StateDir,
+    version: &LivekitVersion,
+    settings: &crate::settings::Settings,
+    pinned_sha256: Option<Sha256Digest>,
+    opts: &EnsureOptions<'_>,
+) -> Result<InstallOutcome, FetchError> {
+    let mut request = InstallRequest::new(version.clone(), opts.binary.platform.clone());
+    if let Some(url) = opts.binary.release_url.as_ref().or(settings.release_url.as_ref()) {
+        request.base_url = ReleaseBase::parse(url)?;
+    }
+    request.github_token.clone_from(&opts.binary.github_token);
+    request.pinned_sha256 = pinned_sha256;
+    request.events.clone_from(&opts.fetch_events);
+    fetch::install_blocking(state, &request)
+}
