@@ -8,6 +8,7 @@
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::PublishError;
@@ -17,6 +18,9 @@ use crate::paths::StateDir;
 
 /// Mode of a backed-up regular file: it may hold secrets.
 const BACKUP_MODE: u32 = 0o600;
+
+/// Makes staging names unique between threads of one process (the pid does between processes).
+static STAGING_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// How many `.<n>` suffixes to try for backups made within one second.
 const MAX_SUFFIX: u32 = 1000;
@@ -61,7 +65,11 @@ pub(crate) fn backup_at(
         let bytes = std::fs::read(path).map_err(PublishError::io("read", path))?;
         // Write under a temporary name, then hard-link it to the first free name: a link never
         // replaces an existing file, so no earlier backup can be clobbered.
-        let staging = dir.join(format!("{TEMP_PREFIX}backup-{}", std::process::id()));
+        let staging = dir.join(format!(
+            "{TEMP_PREFIX}backup-{}-{}",
+            std::process::id(),
+            STAGING_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         write_file(&staging, &bytes, BACKUP_MODE).map_err(PublishError::io("write", &staging))?;
         let placed = place_unique(&dir, &stem, |candidate| {
             std::fs::hard_link(&staging, candidate)

@@ -361,6 +361,12 @@ pub fn generations(state: &StateDir) -> Result<Vec<GenerationId>, PublishError> 
 /// Leftovers of a killed writer: temp-prefixed entries in the root, `generations/` and
 /// `backups/`, and generation directories that `current` does not name and that lack one of the
 /// three files. Reads only; a missing or unreadable directory contributes nothing.
+///
+/// Without the [`StateLock`](super::StateLock), the temp files of a publish in flight are
+/// reported too; `check` should say "debris (or a write in progress)" or take the lock with
+/// `try_acquire` first. [`publish`](super::publish) sweeps everything listed here — so any other
+/// writer of temp files into the state root must hold the lock too (if not, the worst case is
+/// that its write fails and leaves its destination untouched).
 pub fn find_debris(state: &StateDir) -> Vec<PathBuf> {
     let mut debris = Vec::new();
     for dir in [

@@ -22,6 +22,26 @@
 //! legacy ones. Once the links exist, every later publish is a single rename.
 //!
 //! Every publish happens under the [`StateLock`]; [`prepare`] makes the directories first.
+//!
+//! ```no_run
+//! use livekit_provision::publish::{PublishOptions, PublishOutcome, StateLock, prepare, publish};
+//! # fn demo(
+//! #     state: &livekit_provision::StateDir,
+//! #     rendered: &livekit_provision::Rendered,
+//! # ) -> Result<(), livekit_provision::PublishError> {
+//! prepare(state)?;
+//! let lock = StateLock::acquire(state, |pid| match pid {
+//!     Some(pid) => eprintln!("waiting for pid {pid} holding {}", state.lock_file().display()),
+//!     None => eprintln!("waiting for {}", state.lock_file().display()),
+//! })?;
+//! match publish(state, &lock, rendered, &PublishOptions::default())? {
+//!     PublishOutcome::Unchanged { .. } => println!("files up to date"),
+//!     PublishOutcome::Published { generation, .. } => println!("published {generation}"),
+//!     _ => {}
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod backup;
 mod error;
@@ -107,6 +127,7 @@ impl fmt::Debug for PublishOptions<'_> {
 
 /// What [`publish`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PublishOutcome {
     /// The fixed paths already showed these bytes: no generation was made, and nothing was
     /// written unless debris had to be swept.

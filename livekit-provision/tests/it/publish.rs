@@ -90,7 +90,7 @@ fn publish_locked(
 fn published(outcome: Result<PublishOutcome, PublishError>) -> livekit_provision::GenerationId {
     match outcome.unwrap() {
         PublishOutcome::Published { generation, .. } => generation,
-        PublishOutcome::Unchanged { .. } => panic!("expected a new generation"),
+        other => panic!("expected a new generation, got {other:?}"),
     }
 }
 
