@@ -15,7 +15,12 @@ pub use paths::{ManagedFile, StateDir};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use settings::{LogLevel, Settings};
 pub use version::LivekitVersion;
+pub mod fetch;
 pub mod fsio;
 pub mod render;
 
+pub use fetch::{
+    FetchError, InstallNeed, InstallOutcome, InstallRequest, InstalledBinary, Platform,
+    ReleaseBase, install, installed, needs_install, rollback, verify_installed,
+};
 pub use render::Rendered;
