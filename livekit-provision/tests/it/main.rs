@@ -1,0 +1,7 @@
+//! Integration tests of the library, one module per area.
+
+// Helpers outside `#[test]` functions fail a test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fetch;
+mod support;
