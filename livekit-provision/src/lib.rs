@@ -4,16 +4,30 @@
 
 #![deny(missing_docs)]
 
+pub mod check;
+pub mod config;
+pub mod ensure;
+pub mod fetch;
 pub mod fsio;
 pub mod inputs;
 pub mod paths;
 pub mod publish;
 pub mod render;
+pub mod resolve;
 pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod sys;
+pub mod triple;
 pub mod version;
 
+pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};
+pub use config::{ConfigError, OperatorConfig};
+pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};
+pub use fetch::{
+    FetchError, InstallNeed, InstallOutcome, InstallRequest, InstalledBinary, Platform,
+    ReleaseBase, install, installed, needs_install, rollback, verify_installed,
+};
 pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
 pub use paths::{ManagedFile, StateDir};
 pub use publish::{
@@ -24,7 +38,9 @@ pub use render::{
     BackendEnv, ExtraError, LivekitYaml, ParseError, ParsedFiles, Rendered, RuntimeJson, expected,
     livekit_url, render,
 };
+pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use settings::{LogLevel, Settings};
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
+pub use triple::DiskTriple;
 pub use version::LivekitVersion;

@@ -1,4 +1,9 @@
 //! Integration tests of the `livekit-provision` library, one module per area.
 
+// Helpers outside `#[test]` functions fail a test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fetch;
 mod publish;
 mod store;
+mod support;

@@ -1,0 +1,269 @@
+//! Download, verify and install the pinned livekit-server binary.
+//!
+//! [`install`] builds the asset URL from the pinned version and the [`Platform`] (no GitHub API
+//! call), reads the release's `checksums.txt` (or takes a pinned SHA-256), then streams the
+//! tarball once: every byte is hashed as it arrives and the `livekit-server` entry is written to
+//! a temporary file in `bin/`. **Only when the whole archive's digest matches is the binary made
+//! executable, published as `bin/livekit-server-<ver>` and `bin/livekit-server` switched to it**;
+//! otherwise the temporary file is removed and the active binary is untouched (DESIGN.md
+//! invariant 7). Sources may be `https://`, `http://` or `file://` directories.
+//!
+//! The caller holds the state-directory lock around [`install`] and [`rollback`].
+
+mod checksums;
+mod download;
+mod error;
+mod extract;
+mod http;
+mod install;
+mod platform;
+mod source;
+
+use std::path::PathBuf;
+
+pub use checksums::{ChecksumLookup, Sha256Digest, digest_for};
+pub use error::FetchError;
+pub use extract::{ArchiveProblem, BINARY_ENTRY, SizeLimits};
+pub use http::{EventSink, FetchEvent, ProxyMode, RetryPolicy, Timeouts, server_wait};
+pub use install::{
+    InstallManifest, InstallNeed, InstalledBinary, IntegrityReport, KEEP_VERSIONS, RollbackOutcome,
+    installed, list_installed, manifest_path, needs_install, rollback, verify_installed,
+    versioned_path,
+};
+pub use platform::Platform;
+pub use source::{
+    CHECKSUMS_FILE, GITHUB_RELEASES, ReleaseAsset, ReleaseBase, may_send_github_token, redact_url,
+};
+
+use crate::fsio::StagedFile;
+use crate::paths::StateDir;
+use crate::secret::Secret;
+use crate::version::LivekitVersion;
+
+/// Largest `checksums.txt` we read.
+const MAX_CHECKSUMS_BYTES: u64 = 1 << 20;
+
+/// What to install and how to fetch it.
+#[derive(Clone)]
+pub struct InstallRequest {
+    /// The pinned version.
+    pub version: LivekitVersion,
+    /// The platform whose asset to fetch ([`Platform::current`] outside tests).
+    pub platform: Platform,
+    /// Where releases live ([`ReleaseBase::github`] by default).
+    pub base_url: ReleaseBase,
+    /// The archive's SHA-256, when pinned; then `checksums.txt` is not fetched.
+    pub pinned_sha256: Option<Sha256Digest>,
+    /// `GITHUB_TOKEN`, sent only to GitHub hosts over https.
+    pub github_token: Option<Secret>,
+    /// Size bounds.
+    pub limits: SizeLimits,
+    /// Connect and read-idle timeouts.
+    pub timeouts: Timeouts,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Proxies from the environment, or none.
+    pub proxy: ProxyMode,
+    /// Reinstall even when the same version is installed and intact.
+    pub force: bool,
+    /// Progress and retry events.
+    pub events: Option<EventSink>,
+}
+
+impl InstallRequest {
+    /// A request with the defaults: GitHub, current limits, timeouts and retries, proxies from
+    /// the environment, no token, no pin.
+    pub fn new(version: LivekitVersion, platform: Platform) -> Self {
+        Self {
+            version,
+            platform,
+            base_url: ReleaseBase::github(),
+            pinned_sha256: None,
+            github_token: None,
+            limits: SizeLimits::default(),
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+            proxy: ProxyMode::default(),
+            force: false,
+            events: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for InstallRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallRequest")
+            .field("version", &self.version)
+            .field("platform", &self.platform)
+            .field("base_url", &self.base_url)
+            .field("pinned_sha256", &self.pinned_sha256)
+            .field("github_token", &self.github_token)
+            .field("limits", &self.limits)
+            .field("timeouts", &self.timeouts)
+            .field("retry", &self.retry)
+            .field("proxy", &self.proxy)
+            .field("force", &self.force)
+            .field("events", &self.events.as_ref().map(|_| "callback"))
+            .finish()
+    }
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InstallOutcome {
+    /// Downloaded, verified and activated.
+    Installed {
+        /// The version now active.
+        version: LivekitVersion,
+        /// SHA-256 of the installed binary.
+        sha256: Sha256Digest,
+        /// The versioned file.
+        path: PathBuf,
+    },
+    /// The version was already kept in `bin/` and intact; only the symlink was switched.
+    Reactivated {
+        /// The version now active.
+        version: LivekitVersion,
+        /// SHA-256 of the binary.
+        sha256: Sha256Digest,
+        /// The versioned file.
+        path: PathBuf,
+    },
+    /// The version was already active and intact: nothing was downloaded or written.
+    AlreadyInstalled {
+        /// The active version.
+        version: LivekitVersion,
+    },
+}
+
+/// Install `request.version` into `state`'s `bin/` (see the module docs for the guarantees).
+pub async fn install(
+    state: &StateDir,
+    request: &InstallRequest,
+) -> Result<InstallOutcome, FetchError> {
+    let version = &request.version;
+    let asset = ReleaseAsset::new(&request.base_url, version, &request.platform)?;
+    if !request.force
+        && let Some(outcome) = reuse_kept(state, request)?
+    {
+        return Ok(outcome);
+    }
+    let bin_dir = state.bin_dir();
+    std::fs::create_dir_all(&bin_dir).map_err(|source| FetchError::Io {
+        action: "create",
+        path: bin_dir.clone(),
+        source,
+    })?;
+    let http = http::Http::new(
+        request.timeouts,
+        request.proxy,
+        request.retry,
+        request.github_token.clone(),
+        request.events.clone(),
+    )?;
+    let expected = match request.pinned_sha256 {
+        Some(pinned) => pinned,
+        None => expected_digest(&http, &asset, version).await?,
+    };
+    let staged = StagedFile::new_in(&bin_dir).map_err(|source| FetchError::Io {
+        action: "create a temporary file in",
+        path: bin_dir.clone(),
+        source,
+    })?;
+    let (extracted, staged) =
+        download::fetch_archive(&http, &asset.url, version, request.limits, staged).await?;
+    if extracted.archive_sha256 != expected {
+        // `staged` is dropped here, removing the temporary file; nothing else was touched.
+        return Err(FetchError::ChecksumMismatch {
+            url: redact_url(&asset.url),
+            version: version.clone(),
+            expected: expected.to_hex(),
+            actual: extracted.archive_sha256.to_hex(),
+        });
+    }
+    let path = versioned_path(state, version);
+    staged
+        .publish(&path, 0o755)
+        .map_err(|source| FetchError::Io {
+            action: "publish",
+            path: path.clone(),
+            source,
+        })?;
+    let manifest = InstallManifest {
+        version: version.to_string(),
+        sha256: extracted.binary_sha256,
+        size: extracted.binary_size,
+        source_url: redact_url(&asset.url),
+        archive_sha256: extracted.archive_sha256,
+        installed_at: install::now_rfc3339(),
+    };
+    install::write_manifest(state, version, &manifest)?;
+    install::activate(state, version)?;
+    install::prune(state)?;
+    tracing::info!(%version, sha256 = %extracted.binary_sha256, "installed livekit-server");
+    Ok(InstallOutcome::Installed {
+        version: version.clone(),
+        sha256: extracted.binary_sha256,
+        path,
+    })
+}
+
+/// The already-active or kept copy of the requested version, if intact (and, with a pinned
+/// archive digest, installed from that very archive).
+fn reuse_kept(
+    state: &StateDir,
+    request: &InstallRequest,
+) -> Result<Option<InstallOutcome>, FetchError> {
+    let version = &request.version;
+    let Some(kept) = list_installed(state)?
+        .into_iter()
+        .find(|b| &b.version == version)
+    else {
+        return Ok(None);
+    };
+    if request
+        .pinned_sha256
+        .is_some_and(|pin| pin != kept.manifest.archive_sha256)
+    {
+        return Ok(None);
+    }
+    let active = kept.active;
+    let report = install::verify(kept)?;
+    if !report.is_intact() {
+        tracing::warn!(path = %report.binary.path.display(), "kept livekit-server does not match its manifest; downloading again");
+        return Ok(None);
+    }
+    if active {
+        return Ok(Some(InstallOutcome::AlreadyInstalled {
+            version: version.clone(),
+        }));
+    }
+    install::activate(state, version)?;
+    Ok(Some(InstallOutcome::Reactivated {
+        version: version.clone(),
+        sha256: report.binary.manifest.sha256,
+        path: report.binary.path,
+    }))
+}
+
+/// The archive's digest as the release's `checksums.txt` lists it.
+async fn expected_digest(
+    http: &http::Http,
+    asset: &ReleaseAsset,
+    version: &LivekitVersion,
+) -> Result<Sha256Digest, FetchError> {
+    let body = match source::local_path(&asset.checksums_url) {
+        Some(path) => download::read_local_small(&path, version, MAX_CHECKSUMS_BYTES)?,
+        None => {
+            http.get_small(&asset.checksums_url, version, MAX_CHECKSUMS_BYTES)
+                .await?
+        }
+    };
+    let text = String::from_utf8_lossy(&body);
+    digest_for(&text, &asset.name).map_err(|problem| FetchError::ChecksumList {
+        url: redact_url(&asset.checksums_url),
+        asset: asset.name.clone(),
+        problem: problem.to_string(),
+    })
+}
