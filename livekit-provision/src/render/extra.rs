@@ -6,6 +6,7 @@
 
 use serde_yaml::{Mapping, Value};
 
+use super::YamlSyntaxError;
 use crate::inputs::ExtraOverlay;
 
 /// Top-level keys `extra.yaml` may set: livekit-server's safe core (accepted by every version
@@ -79,9 +80,9 @@ pub enum ExtraError {
     /// Not YAML at all.
     #[error("extra.yaml is not valid YAML")]
     Syntax {
-        /// The YAML parser's complaint (positions only, no values).
+        /// The YAML parser's complaint, with quoted input removed.
         #[source]
-        source: serde_yaml::Error,
+        source: YamlSyntaxError,
     },
     /// The document is a list or a scalar rather than a mapping.
     #[error("extra.yaml must be a mapping of livekit.yaml keys, but it is {found}")]
@@ -148,7 +149,9 @@ impl ExtraOverlay {
         let value: Value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_yaml::from_str(text).map_err(|source| ExtraError::Syntax { source })?
+            serde_yaml::from_str(text).map_err(|e| ExtraError::Syntax {
+                source: YamlSyntaxError::new(&e),
+            })?
         };
         match value {
             Value::Null => Ok(Self::default()),
