@@ -1,0 +1,3 @@
+//! Integration tests of the livekit-provision library, one module per area.
+
+mod render;
