@@ -145,6 +145,16 @@ impl ExtraError {
 impl ExtraOverlay {
     /// Parse and check the text of `extra.yaml`. An empty file (or one holding only comments) is
     /// an empty overlay.
+    ///
+    /// ```
+    /// use livekit_provision::ExtraOverlay;
+    ///
+    /// let overlay = ExtraOverlay::parse("room:\n  empty_timeout: 600\n")?;
+    /// assert!(!overlay.is_empty());
+    /// let refused = ExtraOverlay::parse("port: 9000\n").unwrap_err();
+    /// assert!(refused.to_string().contains("set `port` in provision.yaml instead"));
+    /// # Ok::<(), livekit_provision::ExtraError>(())
+    /// ```
     pub fn parse(text: &str) -> Result<Self, ExtraError> {
         let value: Value = if text.trim().is_empty() {
             Value::Null
