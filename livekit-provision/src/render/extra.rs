@@ -6,6 +6,7 @@
 
 use serde_yaml::{Mapping, Value};
 
+use super::YamlSyntaxError;
 use crate::inputs::ExtraOverlay;
 
 /// Top-level keys `extra.yaml` may set: livekit-server's safe core (accepted by every version
@@ -79,9 +80,9 @@ pub enum ExtraError {
     /// Not YAML at all.
     #[error("extra.yaml is not valid YAML")]
     Syntax {
-        /// The YAML parser's complaint (positions only, no values).
+        /// The YAML parser's complaint, with quoted input removed.
         #[source]
-        source: serde_yaml::Error,
+        source: YamlSyntaxError,
     },
     /// The document is a list or a scalar rather than a mapping.
     #[error("extra.yaml must be a mapping of livekit.yaml keys, but it is {found}")]
@@ -144,11 +145,23 @@ impl ExtraError {
 impl ExtraOverlay {
     /// Parse and check the text of `extra.yaml`. An empty file (or one holding only comments) is
     /// an empty overlay.
+    ///
+    /// ```
+    /// use livekit_provision::ExtraOverlay;
+    ///
+    /// let overlay = ExtraOverlay::parse("room:\n  empty_timeout: 600\n")?;
+    /// assert!(!overlay.is_empty());
+    /// let refused = ExtraOverlay::parse("port: 9000\n").unwrap_err();
+    /// assert!(refused.to_string().contains("set `port` in provision.yaml instead"));
+    /// # Ok::<(), livekit_provision::ExtraError>(())
+    /// ```
     pub fn parse(text: &str) -> Result<Self, ExtraError> {
         let value: Value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_yaml::from_str(text).map_err(|source| ExtraError::Syntax { source })?
+            serde_yaml::from_str(text).map_err(|e| ExtraError::Syntax {
+                source: YamlSyntaxError::new(&e),
+            })?
         };
         match value {
             Value::Null => Ok(Self::default()),

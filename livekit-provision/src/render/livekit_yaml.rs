@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use serde_yaml::{Mapping, Value};
 
-use super::ParseError;
 use super::extra::kind_of;
 use super::yaml_emit::{double_quoted, write_mapping};
+use super::{ParseError, YamlSyntaxError};
 use crate::inputs::{Credentials, RedisRouting, RenderInputs};
 use crate::paths::ManagedFile;
 use crate::secret::{ApiKey, Secret};
@@ -30,7 +30,7 @@ const HEADER: &str = "\
 ///
 /// Values the file does not set take livekit-server's defaults (`port` 7880, `rtc.tcp_port`
 /// 7881, UDP range 50000–60000, `use_external_ip` false) or `None`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct LivekitYaml {
     /// `port`.
     pub port: u16,
@@ -56,6 +56,25 @@ pub struct LivekitYaml {
     /// Everything not listed above, as written (unmanaged keys of `rtc`, `logging` and `redis`
     /// stay in their sections; sections left empty are dropped).
     pub extra: Mapping,
+}
+
+/// `extra` may hold foreign secrets (TURN credentials, Redis sentinel passwords): print its keys.
+impl fmt::Debug for LivekitYaml {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LivekitYaml")
+            .field("port", &self.port)
+            .field("rtc_tcp_port", &self.rtc_tcp_port)
+            .field("rtc_port_range_start", &self.rtc_port_range_start)
+            .field("rtc_port_range_end", &self.rtc_port_range_end)
+            .field("use_external_ip", &self.use_external_ip)
+            .field("node_ip", &self.node_ip)
+            .field("keys", &self.keys)
+            .field("log_level", &self.log_level)
+            .field("redis", &self.redis)
+            .field("key_file", &self.key_file)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl LivekitYaml {
@@ -228,7 +247,10 @@ fn parse_document(text: &str) -> Result<Mapping, ParseError> {
     if text.trim().is_empty() {
         return Ok(Mapping::new());
     }
-    match serde_yaml::from_str(text).map_err(|source| ParseError::Yaml { file: FILE, source })? {
+    match serde_yaml::from_str(text).map_err(|e| ParseError::Yaml {
+        file: FILE,
+        source: YamlSyntaxError::new(&e),
+    })? {
         Value::Null => Ok(Mapping::new()),
         Value::Mapping(doc) => Ok(doc),
         other => Err(ParseError::field(
@@ -418,5 +440,149 @@ fn take_string(map: &mut Mapping, section: &str, key: &str) -> Result<Option<Str
             format!("is {}, not a string", kind_of(&other)),
             Some(shown(&other)),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "fake0secret0for0tests0only0000000000000000";
+
+    #[test]
+    fn tolerates_formatting_it_did_not_write() {
+        let text = format!(
+            "# written by hand\r\nlogging:\r\n  json: true   # keep\r\n  level: debug\r\nkeys:\r\n  APIa: '{SECRET}'\r\n  APIb: \"{SECRET}\"\r\nrtc: {{node_ip: 10.1.2.3, udp_port: 7882, use_external_ip: true}}\r\nroom:\r\n  auto_create: false\r\nport: 7990"
+        );
+        let parsed = LivekitYaml::parse(&text).unwrap();
+        assert_eq!(parsed.port, 7990);
+        assert_eq!(parsed.rtc_tcp_port, 7881, "livekit-server's default");
+        assert_eq!(
+            (parsed.rtc_port_range_start, parsed.rtc_port_range_end),
+            (50000, 60000)
+        );
+        assert!(parsed.use_external_ip);
+        assert_eq!(parsed.node_ip, Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(parsed.log_level, Some(LogLevel::Debug));
+        let keys: Vec<_> = parsed.keys.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["APIa", "APIb"]);
+        assert!(parsed.keys.iter().all(|c| c.secret.expose() == SECRET));
+        let extra: Mapping = serde_yaml::from_str(
+            "room: {auto_create: false}\nrtc: {udp_port: 7882}\nlogging: {json: true}\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.extra, extra);
+        assert!(parsed.redis.is_none() && parsed.key_file.is_none());
+        assert!(!format!("{parsed:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn an_empty_file_means_livekit_defaults() {
+        for text in ["", "# nothing\n", "---\n"] {
+            let parsed = LivekitYaml::parse(text).unwrap();
+            assert_eq!(parsed.port, 7880);
+            assert!(parsed.keys.is_empty() && parsed.node_ip.is_none() && parsed.extra.is_empty());
+        }
+    }
+
+    #[test]
+    fn key_file_and_foreign_redis_settings_are_kept() {
+        let parsed = LivekitYaml::parse(
+            "key_file: /etc/livekit/keys.yaml\nredis:\n  address: r:6379\n  use_tls: true\n  pool_size: 5\n  tls: {enabled: false, insecure: true}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.key_file,
+            Some(PathBuf::from("/etc/livekit/keys.yaml"))
+        );
+        let redis = parsed.redis.unwrap();
+        assert_eq!(redis.address, "r:6379");
+        assert!(redis.tls);
+        let extra: Mapping =
+            serde_yaml::from_str("redis: {pool_size: 5, tls: {insecure: true}}").unwrap();
+        assert_eq!(parsed.extra, extra);
+        let sentinel = LivekitYaml::parse("redis:\n  sentinel_addresses: [a:1]\n").unwrap();
+        assert!(sentinel.redis.is_none());
+        assert!(sentinel.extra.contains_key("redis"));
+    }
+
+    #[test]
+    fn strict_about_values_naming_field_and_non_secret_value() {
+        for (text, field, shown) in [
+            ("port: http", "port", Some("http")),
+            ("port: 70000", "port", Some("70000")),
+            ("port: \"7880\"", "port", Some("7880")),
+            ("rtc:\n  tcp_port: -1", "rtc.tcp_port", Some("-1")),
+            (
+                "rtc:\n  port_range_end: 1.5",
+                "rtc.port_range_end",
+                Some("1.5"),
+            ),
+            (
+                "rtc:\n  node_ip: 10.0.0.300",
+                "rtc.node_ip",
+                Some("10.0.0.300"),
+            ),
+            (
+                "rtc:\n  node_ip: 1.2.3.4,::1",
+                "rtc.node_ip",
+                Some("1.2.3.4,::1"),
+            ),
+            (
+                "rtc:\n  use_external_ip: maybe",
+                "rtc.use_external_ip",
+                Some("maybe"),
+            ),
+            ("rtc: [1]", "rtc", None),
+            ("logging:\n  level: loud", "logging.level", Some("loud")),
+            ("keys:\n  \"a b\": x", "keys", Some("a b")),
+            ("keys: [a]", "keys", None),
+            ("redis:\n  address: r:1\n  db: x", "redis.db", Some("x")),
+            ("- 1", "(document)", None),
+        ] {
+            let err = LivekitYaml::parse(text).unwrap_err();
+            let message = err.to_string();
+            assert!(message.starts_with("livekit.yaml: "), "{message}");
+            assert!(message.contains(&format!("`{field}`")), "{message}");
+            if let Some(shown) = shown {
+                assert!(message.contains(&format!("{shown:?}")), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_of_the_wrong_type_are_refused_without_their_value() {
+        for (text, field) in [
+            (
+                "keys:\n  APIa: 123456789012345678901234567890123",
+                "keys.APIa",
+            ),
+            ("keys:\n  APIa: true", "`keys.APIa`"),
+            ("keys:\n  APIa:", "`keys.APIa`"),
+            ("keys:\n  APIa: ''", "`keys.APIa`"),
+            (
+                "keys:\n  APIa: 12345678901234567890123456789012345",
+                "(line 2)",
+            ),
+            (
+                "redis:\n  address: r:1\n  password: 123456789",
+                "redis.password",
+            ),
+        ] {
+            let err = LivekitYaml::parse(text).unwrap_err();
+            let message = match &err {
+                ParseError::Yaml { source, .. } => {
+                    assert_eq!(source.line, Some(2));
+                    format!("{err}: {source} (line 2)")
+                }
+                _ => err.to_string(),
+            };
+            assert!(message.contains(field), "{message}");
+            assert!(!message.contains("123456789"), "{message}");
+        }
+        assert!(matches!(
+            LivekitYaml::parse("port: [unclosed"),
+            Err(ParseError::Yaml { .. })
+        ));
     }
 }

@@ -21,6 +21,7 @@ mod yaml_emit;
 
 pub use backend_env::BackendEnv;
 pub use extra::{EXTRA_TOP_LEVEL_KEYS, ExtraError};
+
 pub use livekit_yaml::LivekitYaml;
 pub use runtime_json::RuntimeJson;
 
@@ -74,6 +75,53 @@ pub fn expected(inputs: &RenderInputs) -> ParsedFiles {
     }
 }
 
+/// A YAML parser's complaint with every quoted fragment of the input removed.
+///
+/// `serde_yaml` quotes offending input in its messages (``invalid type: integer `1234…` ``), and
+/// that input can be a secret written unquoted — the very mistake livekit-server trips over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct YamlSyntaxError {
+    message: String,
+    /// 1-based line of the problem, when known.
+    pub line: Option<usize>,
+    /// 1-based column of the problem, when known.
+    pub column: Option<usize>,
+}
+
+impl YamlSyntaxError {
+    pub(crate) fn new(error: &serde_yaml::Error) -> Self {
+        let mut message = String::new();
+        let mut quote: Option<char> = None;
+        for c in error.to_string().chars() {
+            match quote {
+                Some(open) if c == open => {
+                    message.push('…');
+                    message.push(c);
+                    quote = None;
+                }
+                Some(_) => {}
+                None => {
+                    message.push(c);
+                    if c == '`' || c == '"' {
+                        quote = Some(c);
+                    }
+                }
+            }
+        }
+        if let Some(open) = quote {
+            message.push('…');
+            message.push(open);
+        }
+        let location = error.location();
+        Self {
+            message,
+            line: location.as_ref().map(serde_yaml::Location::line),
+            column: location.as_ref().map(serde_yaml::Location::column),
+        }
+    }
+}
+
 /// Why a managed file could not be read back. Never carries a secret value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,9 +131,9 @@ pub enum ParseError {
     Yaml {
         /// The file.
         file: ManagedFile,
-        /// The parser's complaint (positions, not values).
+        /// The parser's complaint, with quoted input removed.
         #[source]
-        source: serde_yaml::Error,
+        source: YamlSyntaxError,
     },
     /// `runtime.json` is not JSON.
     #[error("{file} is not valid JSON")]

@@ -238,3 +238,88 @@ fn optional_port(object: &mut Map<String, Value>, field: &str) -> Result<Option<
             }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "fake0secret0for0tests0only0000000000000000";
+
+    #[test]
+    fn tolerates_reordering_unknown_fields_crlf_and_minimal_files() {
+        let text = format!(
+            "{{\r\n\"port\": 7880, \"backend_port\": 8081,\r\n  \"version\": \"v1.7.2\", \"note\": {{\"x\": 1}},\r\n\"livekit_url\": \"ws://[::1]:7880\", \"node_ip\": \"::1\",\r\n\"api_secret\": \"{SECRET}\", \"api_key\": \"APIa\"}}"
+        );
+        let parsed = RuntimeJson::parse(&text).unwrap();
+        assert_eq!(parsed.version.clone().unwrap().to_string(), "1.7.2");
+        assert_eq!(parsed.node_ip, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(parsed.credentials().secret.expose(), SECRET);
+        assert_eq!(parsed.rtc_tcp_port, None);
+        assert_eq!(parsed.redis_address, None);
+        assert!(!format!("{parsed:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn strict_about_values_naming_field_and_non_secret_value() {
+        let base = format!(
+            r#""api_key": "APIa", "api_secret": "{SECRET}", "node_ip": "10.0.0.1", "livekit_url": "ws://10.0.0.1:7880", "version": null, "port": 7880, "backend_port": 8081"#
+        );
+        for (replace, with, field, shown) in [
+            ("\"port\": 7880", "\"port\": \"7880\"", "port", Some("7880")),
+            ("\"port\": 7880", "\"port\": 0", "port", Some("0")),
+            ("\"port\": 7880", "\"x\": 0", "port", None),
+            (
+                "\"node_ip\": \"10.0.0.1\"",
+                "\"node_ip\": \"host\"",
+                "node_ip",
+                Some("host"),
+            ),
+            (
+                "\"version\": null",
+                "\"version\": \"latest\"",
+                "version",
+                Some("latest"),
+            ),
+            (
+                "\"api_key\": \"APIa\"",
+                "\"api_key\": \"a:b\"",
+                "api_key",
+                Some("a:b"),
+            ),
+            (
+                "\"backend_port\": 8081",
+                "\"backend_port\": 8081.5",
+                "backend_port",
+                Some("8081.5"),
+            ),
+        ] {
+            let text = format!("{{{}}}", base.replace(replace, with));
+            let err = RuntimeJson::parse(&text).unwrap_err();
+            let message = err.to_string();
+            assert!(message.starts_with("runtime.json: "), "{message}");
+            assert!(message.contains(&format!("`{field}`")), "{message}");
+            if let Some(shown) = shown {
+                assert!(message.contains(&format!("{shown:?}")), "{message}");
+            }
+        }
+        for (secret, problem) in [("12345", "is not a string"), ("\"\"", "is empty")] {
+            let text = format!("{{{}}}", base.replace(&format!("\"{SECRET}\""), secret));
+            let message = RuntimeJson::parse(&text).unwrap_err().to_string();
+            assert!(
+                message.contains("`api_secret`") && message.contains(problem),
+                "{message}"
+            );
+            assert!(!message.contains("12345"), "{message}");
+        }
+        assert!(matches!(
+            RuntimeJson::parse("{\"api_key\": "),
+            Err(ParseError::Json { .. })
+        ));
+        assert!(
+            RuntimeJson::parse("[]")
+                .unwrap_err()
+                .to_string()
+                .contains("object")
+        );
+    }
+}

@@ -5,5 +5,6 @@
 
 mod fetch;
 mod publish;
+mod render;
 mod store;
 mod support;
