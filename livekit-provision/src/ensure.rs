@@ -487,5 +487,13 @@ fn install_blocking(
     request.github_token.clone_from(&opts.binary.github_token);
     request.pinned_sha256 = pinned_sha256;
     request.events.clone_from(&opts.fetch_events);
-    fetch::install_blocking(state, &request)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| FetchError::Io {
+            action: "start an async runtime for",
+            path: state.bin_dir(),
+            source,
+        })?;
+    runtime.block_on(fetch::install(state, &request))
 }

@@ -31,6 +31,13 @@ impl ManagedFile {
     }
 }
 
+/// Serialized as its file name (`"livekit.yaml"`).
+impl serde::Serialize for ManagedFile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.file_name())
+    }
+}
+
 impl std::fmt::Display for ManagedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.file_name())
