@@ -22,3 +22,6 @@ pub use render::Rendered;
 pub mod store;
 
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
+pub mod token;
+
+pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
