@@ -178,7 +178,11 @@ pub enum TokenError {
         reason: String,
     },
     /// The lifetime is zero or too long.
-    #[error("invalid token lifetime {}: must be at least 1s and at most {}", humantime::format_duration(*ttl), humantime::format_duration(MAX_TTL))]
+    #[error(
+        "invalid token lifetime {}: must be at least 1s and at most {}",
+        humantime::format_duration(*ttl),
+        humantime::format_duration(MAX_TTL)
+    )]
     InvalidTtl {
         /// The lifetime asked for.
         ttl: Duration,
