@@ -18,6 +18,7 @@ pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod sys;
+pub mod token;
 pub mod triple;
 pub mod version;
 
@@ -42,5 +43,6 @@ pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use settings::{LogLevel, Settings};
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
+pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
 pub use triple::DiskTriple;
 pub use version::LivekitVersion;

@@ -151,7 +151,7 @@ pub enum StoreError {
     /// The exec helper exited with a code the protocol does not define, or was killed.
     #[error(
         "could not {op} secret {name}: helper {store} {}{}",
-        match code { Some(c) => format!("exited with code {c}"), None => "was killed by a signal".to_owned() },
+        exit_text(*code),
         if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
     )]
     HelperFailed {
@@ -167,7 +167,10 @@ pub enum StoreError {
         stderr: String,
     },
     /// The exec helper did not finish in time; its process group was killed.
-    #[error("could not {op} secret {name}: helper {store} did not finish within {}", humantime::format_duration(*timeout))]
+    #[error(
+        "could not {op} secret {name}: helper {store} did not finish within {}",
+        humantime::format_duration(*timeout)
+    )]
     HelperTimedOut {
         /// The store.
         store: String,
@@ -190,6 +193,13 @@ pub enum StoreError {
         /// What is wrong with the output (never the output itself).
         reason: String,
     },
+}
+
+fn exit_text(code: Option<i32>) -> String {
+    match code {
+        Some(code) => format!("exited with code {code}"),
+        None => "was killed by a signal".to_owned(),
+    }
 }
 
 impl StoreError {

@@ -1,21 +1,4 @@
-//! `exec:PROGRAM`: a helper program in the style of git's credential helpers, so any external
-//! store (hero_proc, Vault, a password manager) plugs in.
-//!
-//! The protocol (DESIGN.md "Secret stores"):
-//! - `PROGRAM get NAME` prints the value on stdout (one trailing newline is stripped) and exits 0,
-//!   or exits 3 when the name is absent.
-//! - `PROGRAM add NAME` reads the value on stdin and stores it only if absent: exit 0 stored,
-//!   exit 4 already present (we then `get` the value that won).
-//! - `PROGRAM set NAME` reads the value on stdin and overwrites.
-//! - Any other exit, or death by a signal, is an error carrying the code and the first lines of
-//!   stderr (any value we sent masked).
-//!
-//! The value travels on stdin, followed by one newline — never on the command line, where `ps`
-//! would show it. `PROGRAM` is a single program (a path, or a name looked up on `PATH`), without
-//! arguments: wrap a command line in a script. The helper inherits our environment and working
-//! directory (it may need `HOME`, a socket path or a token from them), runs in its own process
-//! group, and is killed with that whole group if it does not finish within the timeout
-//! ([`ExecStore::DEFAULT_TIMEOUT`] unless set with [`ExecStore::with_timeout`]).
+//! `exec:PROGRAM`: a secret store backed by a credential-helper program (see [`ExecStore`]).
 
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -46,7 +29,24 @@ const EXCERPT_CHARS: usize = 300;
 /// How long we wait for a killed helper to be reaped.
 const REAP_GRACE: Duration = Duration::from_secs(5);
 
-/// The `exec:PROGRAM` store. See the [module documentation](self) for the protocol.
+/// The `exec:PROGRAM` store: a helper program in the style of git's credential helpers, so any
+/// external store (hero_proc, Vault, a password manager) plugs in.
+///
+/// The protocol (DESIGN.md "Secret stores"):
+/// - `PROGRAM get NAME` prints the value on stdout (one trailing newline is stripped) and exits 0,
+///   or exits 3 when the name is absent.
+/// - `PROGRAM add NAME` reads the value on stdin and stores it only if absent: exit 0 stored,
+///   exit 4 already present (we then `get` the value that won).
+/// - `PROGRAM set NAME` reads the value on stdin and overwrites.
+/// - Any other exit, or death by a signal, is an error carrying the code and the first lines of
+///   stderr (any value we sent masked).
+///
+/// The value travels on stdin, followed by one newline — never on the command line, where `ps`
+/// would show it. `PROGRAM` is a single program (a path, or a name looked up on `PATH`), without
+/// arguments: wrap a command line in a script. The helper inherits our environment and working
+/// directory (it may need `HOME`, a socket path or a token from them), runs in its own process
+/// group, and is killed with that whole group if it does not finish within the timeout
+/// ([`ExecStore::DEFAULT_TIMEOUT`] unless set with [`ExecStore::with_timeout`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecStore {
     program: PathBuf,
@@ -88,7 +88,8 @@ impl ExecStore {
         name: &SecretName,
         input: Option<&Secret>,
     ) -> Result<Finished, StoreError> {
-        tracing::debug!(helper = %self.program.display(), verb = op.verb(), %name, "running secret helper");
+        let helper = self.program.display();
+        tracing::debug!(%helper, verb = op.verb(), %name, "running secret helper");
         let deadline = Instant::now() + self.timeout;
         let mut command = Command::new(&self.program);
         command
@@ -167,7 +168,8 @@ impl ExecStore {
         if let Some(group) = group
             && let Err(errno) = killpg(group, Signal::SIGKILL)
         {
-            tracing::debug!(helper = %self.program.display(), %errno, "could not kill helper group");
+            let helper = self.program.display();
+            tracing::debug!(%helper, %errno, "could not kill the helper's process group");
         }
         if reaped {
             return;
@@ -178,7 +180,8 @@ impl ExecStore {
                 return;
             }
         }
-        tracing::warn!(helper = %self.program.display(), "killed secret helper was not reaped in time");
+        let helper = self.program.display();
+        tracing::warn!(%helper, "killed secret helper was not reaped in time");
     }
 
     fn failed(

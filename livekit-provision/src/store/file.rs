@@ -1,12 +1,4 @@
-//! `file:PATH`: a JSON object `{"NAME": "value"}` in one mode-0600 file, the default store.
-//!
-//! Reads need no lock: every write replaces the file atomically ([`fsio::write_file`]), so a
-//! reader sees the old or the new object. Writes (`add_if_absent`, `set`) read, modify and write
-//! under an exclusive [`fsio::FileLock`] on `PATH.lock`, so of two processes minting at once,
-//! exactly one inserts and both return its value.
-//!
-//! A missing file means every name is absent. A file that exists but is not a JSON object of
-//! strings is an error, never "absent": treating it as empty would mint new credentials.
+//! `file:PATH`: a secret store kept in one JSON file (see [`FileStore`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -26,7 +18,15 @@ const FILE_MODE: u32 = 0o600;
 /// Mode of a parent directory we create.
 const DIR_MODE: u32 = 0o700;
 
-/// The `file:PATH` store.
+/// The `file:PATH` store, the default: a JSON object `{"NAME": "value"}` in one mode-0600 file.
+///
+/// Reads need no lock: every write replaces the file atomically ([`crate::fsio::write_file`]),
+/// so a reader sees the old or the new object. Writes (`add_if_absent`, `set`) read, modify and
+/// write under an exclusive [`crate::fsio::FileLock`] on `PATH.lock`, so of two processes
+/// minting at once, exactly one inserts and both return its value.
+///
+/// A missing file means every name is absent. A file that exists but is not a JSON object of
+/// strings is an error, never "absent": treating it as empty would mint new credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStore {
     path: PathBuf,

@@ -27,7 +27,7 @@ mod name;
 mod spec;
 
 pub use error::{StoreError, StoreOp};
-pub use exec::ExecStore;
+pub use exec::{EXIT_ABSENT, EXIT_PRESENT, ExecStore};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName};

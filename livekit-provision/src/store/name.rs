@@ -99,6 +99,19 @@ impl FromStr for SecretName {
     }
 }
 
+impl serde::Serialize for SecretName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::new(text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A name of the external contract and whether its value is secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownSecret {
@@ -195,5 +208,14 @@ mod tests {
             assert!(SecretName::new(bad).is_err(), "{bad:?}");
         }
         assert!(SecretName::new("A".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn serde_round_trip_validates() {
+        let json = serde_json::to_string(&SecretName::LIVEKIT_API_KEY).unwrap();
+        assert_eq!(json, "\"LIVEKIT_API_KEY\"");
+        let back: SecretName = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, SecretName::LIVEKIT_API_KEY);
+        assert!(serde_json::from_str::<SecretName>("\"lower\"").is_err());
     }
 }

@@ -45,7 +45,7 @@ impl StoreSpec {
             }
             if program.chars().any(char::is_whitespace) {
                 return Err(invalid(
-                    "exec: takes a single program without arguments; wrap a command line in a script",
+                    "exec: takes one program without arguments; wrap a command line in a script",
                 ));
             }
             return Ok(Self::Exec(PathBuf::from(program)));

@@ -293,8 +293,12 @@ fn exec_store_kills_a_hung_helper_and_its_group() {
     let store = helper(
         dir.path(),
         "hang",
-        "echo $$ > \"$DIR/pid.tmp\"; mv \"$DIR/pid.tmp\" \"$DIR/pid\"\n\
-         sleep 60 &\necho $! > \"$DIR/sleeper.tmp\"; mv \"$DIR/sleeper.tmp\" \"$DIR/sleeper\"\nwait\n",
+        r#"
+echo $$ > "$DIR/pid.tmp"; mv "$DIR/pid.tmp" "$DIR/pid"
+sleep 60 &
+echo $! > "$DIR/sleeper.tmp"; mv "$DIR/sleeper.tmp" "$DIR/sleeper"
+wait
+"#,
     )
     .with_timeout(Duration::from_secs(2));
     let err = store.get(&SecretName::LIVEKIT_API_KEY).unwrap_err();
