@@ -15,7 +15,7 @@ use crate::publish::{FixedPath, find_debris};
 use crate::render::render;
 use crate::resolve::{CredentialSource, ResolveContext, Warning, resolve};
 use crate::secret::MIN_API_SECRET_LEN;
-use crate::store::{SecretName, SecretStore};
+use crate::store::SecretStore;
 use crate::triple::{DiskTriple, Parsed};
 
 /// How bad a finding is. Any `Error` makes the report unhealthy (`check` exits 1).
@@ -131,14 +131,22 @@ impl Default for CheckOptions {
     }
 }
 
-const ENSURE_HINT: &str = "run `livekit-provision ensure` to rewrite the files from the secret store";
+const ENSURE_HINT: &str =
+    "run `livekit-provision ensure` to rewrite the files from the secret store";
 
 struct Findings {
     list: Vec<Finding>,
 }
 
 impl Findings {
-    fn add(&mut self, code: Code, severity: Severity, files: Vec<PathBuf>, message: String, hint: Option<&str>) {
+    fn add(
+        &mut self,
+        code: Code,
+        severity: Severity,
+        files: Vec<PathBuf>,
+        message: String,
+        hint: Option<&str>,
+    ) {
         self.list.push(Finding {
             code,
             severity,
@@ -150,7 +158,11 @@ impl Findings {
 }
 
 /// Diagnose `state`. `store` is consulted read-only (never written) when given.
-pub fn check(state: &StateDir, store: Option<&dyn SecretStore>, opts: &CheckOptions) -> CheckReport {
+pub fn check(
+    state: &StateDir,
+    store: Option<&dyn SecretStore>,
+    opts: &CheckOptions,
+) -> CheckReport {
     let mut out = Findings { list: Vec::new() };
     let root = state.root();
     if !root.is_dir() {
@@ -171,7 +183,10 @@ pub fn check(state: &StateDir, store: Option<&dyn SecretStore>, opts: &CheckOpti
             Code::Debris,
             Severity::Warning,
             vec![path.clone()],
-            format!("{} is left over from a writer that was killed", path.display()),
+            format!(
+                "{} is left over from a writer that was killed",
+                path.display()
+            ),
             Some("the next `livekit-provision ensure` removes it"),
         );
     }
@@ -179,7 +194,13 @@ pub fn check(state: &StateDir, store: Option<&dyn SecretStore>, opts: &CheckOpti
         Ok(c) => Some(c),
         Err(e) => {
             let hint = e.hint();
-            out.add(Code::ConfigInvalid, Severity::Error, vec![], e.to_string(), hint.as_deref());
+            out.add(
+                Code::ConfigInvalid,
+                Severity::Error,
+                vec![],
+                e.to_string(),
+                hint.as_deref(),
+            );
             None
         }
     };
@@ -190,7 +211,8 @@ pub fn check(state: &StateDir, store: Option<&dyn SecretStore>, opts: &CheckOpti
 }
 
 fn finish(state: &StateDir, mut out: Findings) -> CheckReport {
-    out.list.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
+    out.list
+        .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
     CheckReport {
         state_dir: state.root().to_owned(),
         healthy: out.list.iter().all(|f| f.severity != Severity::Error),
@@ -221,7 +243,11 @@ fn check_triple(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
             missing.iter().map(|f| path(*f)).collect(),
             format!(
                 "missing: {}",
-                missing.iter().map(|f| f.file_name()).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|f| f.file_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Some(ENSURE_HINT),
         );
@@ -260,8 +286,19 @@ fn check_triple(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
         }
     }
 
-    let runtime = disk.runtime_json.valid().map(crate::RuntimeJson::credentials);
-    let backend = disk.backend_env.valid().and_then(crate::BackendEnv::credentials);
+    check_credentials(state, disk, out);
+}
+
+fn check_credentials(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
+    let path = |f: ManagedFile| state.managed(f);
+    let runtime = disk
+        .runtime_json
+        .valid()
+        .map(crate::RuntimeJson::credentials);
+    let backend = disk
+        .backend_env
+        .valid()
+        .and_then(crate::BackendEnv::credentials);
     let livekit = disk.livekit_yaml.valid();
     if let Some(lk) = livekit {
         if lk.key_file.is_some() {
@@ -339,7 +376,9 @@ fn parse_problem<T>(parsed: &Parsed<T>) -> Option<String> {
 fn check_permissions(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
     let mut files: Vec<(PathBuf, u32)> = Vec::new();
     for file in ManagedFile::ALL {
-        if let FixedPath::Ours { mode, .. } | FixedPath::Legacy { mode, .. } = disk.current.file(file) {
+        if let FixedPath::Ours { mode, .. } | FixedPath::Legacy { mode, .. } =
+            disk.current.file(file)
+        {
             files.push((state.managed(file), *mode));
         }
     }
@@ -360,7 +399,11 @@ fn check_permissions(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
                 Code::Permissions,
                 Severity::Error,
                 vec![path.clone()],
-                format!("{} holds secrets but has mode {:04o} (readable beyond its owner)", path.display(), mode & 0o7777),
+                format!(
+                    "{} holds secrets but has mode {:04o} (readable beyond its owner)",
+                    path.display(),
+                    mode & 0o7777
+                ),
                 Some(&format!("chmod 600 {}", shell_quote(&path))),
             );
         }
@@ -402,9 +445,21 @@ fn check_against_store(
     };
     for warning in &resolution.warnings {
         match warning {
-            Warning::NodeIpDefaulted => out.add(Code::NodeIpDefault, Severity::Warning, vec![], warning.message(), None),
+            Warning::NodeIpDefaulted => out.add(
+                Code::NodeIpDefault,
+                Severity::Warning,
+                vec![],
+                warning.message(),
+                None,
+            ),
             Warning::NodeIpNotLocal { .. } => {
-                out.add(Code::NodeIpNotLocal, Severity::Warning, vec![], warning.message(), None);
+                out.add(
+                    Code::NodeIpNotLocal,
+                    Severity::Warning,
+                    vec![],
+                    warning.message(),
+                    None,
+                );
             }
             Warning::FilesDisagreeWithStore { .. } => out.add(
                 Code::StoreDisagrees,
@@ -424,7 +479,10 @@ fn check_against_store(
             Code::MultipleKeys,
             Severity::Warning,
             vec![state.managed(ManagedFile::LivekitYaml)],
-            format!("livekit.yaml has {} keys but no rotation grace is declared", lk.keys.len()),
+            format!(
+                "livekit.yaml has {} keys but no rotation grace is declared",
+                lk.keys.len()
+            ),
             Some(ENSURE_HINT),
         );
     }
@@ -445,12 +503,11 @@ fn check_against_store(
             }
         }
     }
-    check_binary(state, store, &resolution.inputs, &config.settings, opts, out);
+    check_binary(state, &resolution.inputs, &config.settings, opts, out);
 }
 
 fn check_binary(
     state: &StateDir,
-    _store: &dyn SecretStore,
     inputs: &crate::RenderInputs,
     settings: &crate::Settings,
     opts: &CheckOptions,
@@ -507,12 +564,14 @@ fn check_binary(
             }
         }
     }
-    let _ = SecretName::LIVEKIT_SHA256;
 }
 
 fn shell_quote(path: &Path) -> String {
     let text = path.display().to_string();
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
         text
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))

@@ -9,7 +9,10 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::{ConfigError, OperatorConfig};
-use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, InstallRequest, Platform, ReleaseBase, Sha256Digest};
+use crate::fetch::{
+    self, FetchError, InstallNeed, InstallOutcome, InstallRequest, Platform, ReleaseBase,
+    Sha256Digest,
+};
 use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{self, FixedPath, PublishError, PublishOptions, PublishOutcome, StateLock};
@@ -267,7 +270,8 @@ impl EnsureError {
             Self::Resolve(e) => e.hint(),
             Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
             Self::InvalidPinnedDigest => Some(
-                "set it to the 64 hex digits of the release tarball's SHA-256, or remove it".to_owned(),
+                "set it to the 64 hex digits of the release tarball's SHA-256, or remove it"
+                    .to_owned(),
             ),
         }
     }
@@ -322,12 +326,18 @@ pub fn ensure(
         CredentialSource::Store => {}
     }
     actions.extend(plan_files(&disk, &rendered));
-    let mut warnings: Vec<ReportedWarning> =
-        resolution.warnings.iter().cloned().map(ReportedWarning::from).collect();
+    let mut warnings: Vec<ReportedWarning> = resolution
+        .warnings
+        .iter()
+        .cloned()
+        .map(ReportedWarning::from)
+        .collect();
 
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
-        match publish::publish(state, lock, &rendered, &opts.publish).map_err(EnsureError::Publish)? {
+        match publish::publish(state, lock, &rendered, &opts.publish)
+            .map_err(EnsureError::Publish)?
+        {
             PublishOutcome::Unchanged { swept } => {
                 if !swept.is_empty() {
                     actions.push(Action::SweepDebris { paths: swept });
@@ -354,7 +364,15 @@ pub fn ensure(
         verify(state, &rendered, inputs)?;
     }
 
-    let binary = ensure_binary(state, store, inputs, &config.settings, opts, &mut actions, &mut warnings)?;
+    let binary = ensure_binary(
+        state,
+        store,
+        inputs,
+        &config.settings,
+        opts,
+        &mut actions,
+        &mut warnings,
+    )?;
     drop(lock);
 
     Ok(EnsureReport {
@@ -375,9 +393,15 @@ fn plan_files(disk: &DiskTriple, rendered: &Rendered) -> Vec<Action> {
     for file in ManagedFile::ALL {
         let want = rendered.get(file).as_bytes();
         let invalid = match file {
-            ManagedFile::LivekitYaml => !matches!(disk.livekit_yaml, Parsed::Valid(_) | Parsed::Missing),
-            ManagedFile::BackendEnv => !matches!(disk.backend_env, Parsed::Valid(_) | Parsed::Missing),
-            ManagedFile::RuntimeJson => !matches!(disk.runtime_json, Parsed::Valid(_) | Parsed::Missing),
+            ManagedFile::LivekitYaml => {
+                !matches!(disk.livekit_yaml, Parsed::Valid(_) | Parsed::Missing)
+            }
+            ManagedFile::BackendEnv => {
+                !matches!(disk.backend_env, Parsed::Valid(_) | Parsed::Missing)
+            }
+            ManagedFile::RuntimeJson => {
+                !matches!(disk.runtime_json, Parsed::Valid(_) | Parsed::Missing)
+            }
         };
         let reason = match disk.current.file(file) {
             FixedPath::Missing => Some(WriteReason::Missing),
@@ -402,12 +426,18 @@ fn verify(state: &StateDir, rendered: &Rendered, inputs: &RenderInputs) -> Resul
         reason,
     };
     if !after.current.matches(rendered) {
-        return Err(fail("the fixed paths do not show the set just written".to_owned()));
+        return Err(fail(
+            "the fixed paths do not show the set just written".to_owned(),
+        ));
     }
     match after.consistent_credentials() {
         Some(creds) if creds == inputs.credentials => Ok(()),
-        Some(_) => Err(fail("the files hold other credentials than the secret store".to_owned())),
-        None => Err(fail("the three files do not name the same key and secret".to_owned())),
+        Some(_) => Err(fail(
+            "the files hold other credentials than the secret store".to_owned(),
+        )),
+        None => Err(fail(
+            "the three files do not name the same key and secret".to_owned(),
+        )),
     }
 }
 
@@ -423,7 +453,12 @@ fn ensure_binary(
     let Some(version) = &inputs.version else {
         return Ok(BinaryState::NotPinned);
     };
-    if let Some(path) = opts.binary.livekit_bin.as_ref().or(settings.livekit_bin.as_ref()) {
+    if let Some(path) = opts
+        .binary
+        .livekit_bin
+        .as_ref()
+        .or(settings.livekit_bin.as_ref())
+    {
         return Ok(BinaryState::External { path: path.clone() });
     }
     let replaces = match fetch::needs_install(state, version) {
@@ -446,7 +481,9 @@ fn ensure_binary(
         return Ok(pending);
     }
     let pinned_sha256 = match store.get(&SecretName::LIVEKIT_SHA256)? {
-        Some(hex) => Some(Sha256Digest::from_hex(hex.expose().trim()).ok_or(EnsureError::InvalidPinnedDigest)?),
+        Some(hex) => Some(
+            Sha256Digest::from_hex(hex.expose().trim()).ok_or(EnsureError::InvalidPinnedDigest)?,
+        ),
         None => None,
     };
     match install_blocking(state, version, settings, pinned_sha256, opts) {
@@ -481,7 +518,12 @@ fn install_blocking(
     opts: &EnsureOptions<'_>,
 ) -> Result<InstallOutcome, FetchError> {
     let mut request = InstallRequest::new(version.clone(), opts.binary.platform.clone());
-    if let Some(url) = opts.binary.release_url.as_ref().or(settings.release_url.as_ref()) {
+    if let Some(url) = opts
+        .binary
+        .release_url
+        .as_ref()
+        .or(settings.release_url.as_ref())
+    {
         request.base_url = ReleaseBase::parse(url)?;
     }
     request.github_token.clone_from(&opts.binary.github_token);

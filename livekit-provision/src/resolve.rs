@@ -158,7 +158,10 @@ pub struct ResolveContext<'a> {
 }
 
 /// Resolve the inputs of a run from `store` (invariant 1).
-pub fn resolve(store: &dyn SecretStore, cx: &ResolveContext<'_>) -> Result<Resolution, ResolveError> {
+pub fn resolve(
+    store: &dyn SecretStore,
+    cx: &ResolveContext<'_>,
+) -> Result<Resolution, ResolveError> {
     let mut warnings = Vec::new();
 
     let version = get_parsed(store, &SecretName::LIVEKIT_VERSION, |s| {
@@ -168,21 +171,20 @@ pub fn resolve(store: &dyn SecretStore, cx: &ResolveContext<'_>) -> Result<Resol
         warnings.push(Warning::ControlPlaneOnly);
     }
 
-    let node_ip = match get_parsed(store, &SecretName::LIVEKIT_NODE_IP, |s| {
+    let node_ip = get_parsed(store, &SecretName::LIVEKIT_NODE_IP, |s| {
         s.trim()
             .parse::<IpAddr>()
             .map_err(|_| InvalidValue::new("is not an IP address", Some(s.to_owned())))
-    })? {
-        Some(ip) => {
-            if !ip.is_loopback() && !cx.local_addresses.is_empty() && !cx.local_addresses.contains(&ip) {
-                warnings.push(Warning::NodeIpNotLocal { ip });
-            }
-            ip
+    })?;
+    let node_ip = if let Some(ip) = node_ip {
+        if !ip.is_loopback() && !cx.local_addresses.is_empty() && !cx.local_addresses.contains(&ip)
+        {
+            warnings.push(Warning::NodeIpNotLocal { ip });
         }
-        None => {
-            warnings.push(Warning::NodeIpDefaulted);
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        }
+        ip
+    } else {
+        warnings.push(Warning::NodeIpDefaulted);
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
     };
 
     let (credentials, credentials_source, store_written) = resolve_credentials(store, cx)?;
@@ -219,10 +221,15 @@ fn resolve_credentials(
     cx: &ResolveContext<'_>,
 ) -> Result<(Credentials, CredentialSource, bool), ResolveError> {
     let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY, |s| ApiKey::new(s))?;
-    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET, |s| Secret::api_secret(s))?;
+    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET, |s| {
+        Secret::api_secret(s)
+    })?;
 
     if let (Some(key), Some(secret)) = (&key, &secret) {
-        let creds = Credentials { key: key.clone(), secret: secret.clone() };
+        let creds = Credentials {
+            key: key.clone(),
+            secret: secret.clone(),
+        };
         return Ok((creds, CredentialSource::Store, false));
     }
 
@@ -230,58 +237,67 @@ fn resolve_credentials(
     // do not contradict the half the store already holds (a crash between the two add-if-absent
     // calls leaves exactly that state).
     let adoptable = cx.disk.live_credentials().filter(|(disk, _)| {
-        key.as_ref().is_none_or(|k| *k == disk.key) && secret.as_ref().is_none_or(|s| *s == disk.secret)
+        key.as_ref().is_none_or(|k| *k == disk.key)
+            && secret.as_ref().is_none_or(|s| *s == disk.secret)
     });
-    let (candidate, source) = match adoptable {
-        Some((disk, from)) => (disk, CredentialSource::Adopted { from }),
-        None => {
-            let key = match key.clone() {
-                Some(k) => k,
-                None => ApiKey::mint().map_err(|source| ResolveError::Random {
-                    name: SecretName::LIVEKIT_API_KEY,
-                    source,
-                })?,
-            };
-            let secret = match secret.clone() {
-                Some(s) => s,
-                None => Secret::mint_api_secret().map_err(|source| ResolveError::Random {
-                    name: SecretName::LIVEKIT_API_SECRET,
-                    source,
-                })?,
-            };
-            (Credentials { key, secret }, CredentialSource::Minted)
-        }
+    let (candidate, source) = if let Some((disk, from)) = adoptable {
+        (disk, CredentialSource::Adopted { from })
+    } else {
+        let key = match key.clone() {
+            Some(k) => k,
+            None => ApiKey::mint().map_err(|source| ResolveError::Random {
+                name: SecretName::LIVEKIT_API_KEY,
+                source,
+            })?,
+        };
+        let secret = match secret.clone() {
+            Some(s) => s,
+            None => Secret::mint_api_secret().map_err(|source| ResolveError::Random {
+                name: SecretName::LIVEKIT_API_SECRET,
+                source,
+            })?,
+        };
+        (Credentials { key, secret }, CredentialSource::Minted)
     };
     if cx.dry_run {
         return Ok((candidate, source, false));
     }
 
     // Store before use: add-if-absent, then use whatever the store holds afterwards.
-    let stored_key = match key {
-        Some(k) => k,
-        None => {
-            let added = store.add_if_absent(
-                &SecretName::LIVEKIT_API_KEY,
-                &Secret::new(candidate.key.as_str()),
-            )?;
-            ApiKey::new(added.value.expose()).map_err(|source| invalid(store, &SecretName::LIVEKIT_API_KEY, source))?
-        }
+    let stored_key = if let Some(k) = key {
+        k
+    } else {
+        let added = store.add_if_absent(
+            &SecretName::LIVEKIT_API_KEY,
+            &Secret::new(candidate.key.as_str()),
+        )?;
+        ApiKey::new(added.value.expose())
+            .map_err(|source| invalid(store, &SecretName::LIVEKIT_API_KEY, source))?
     };
-    let stored_secret = match secret {
-        Some(s) => s,
-        None => {
-            let added = store.add_if_absent(&SecretName::LIVEKIT_API_SECRET, &candidate.secret)?;
-            Secret::api_secret(added.value.expose())
-                .map_err(|source| invalid(store, &SecretName::LIVEKIT_API_SECRET, source))?
-        }
+    let stored_secret = if let Some(s) = secret {
+        s
+    } else {
+        let added = store.add_if_absent(&SecretName::LIVEKIT_API_SECRET, &candidate.secret)?;
+        Secret::api_secret(added.value.expose())
+            .map_err(|source| invalid(store, &SecretName::LIVEKIT_API_SECRET, source))?
     };
-    let creds = Credentials { key: stored_key, secret: stored_secret };
+    let creds = Credentials {
+        key: stored_key,
+        secret: stored_secret,
+    };
     // Another writer may have won the race; then the credentials are the store's, not ours.
-    let source = if creds == candidate { source } else { CredentialSource::Store };
+    let source = if creds == candidate {
+        source
+    } else {
+        CredentialSource::Store
+    };
     Ok((creds, source, true))
 }
 
-fn resolve_previous(store: &dyn SecretStore, now: SystemTime) -> Result<Option<Credentials>, ResolveError> {
+fn resolve_previous(
+    store: &dyn SecretStore,
+    now: SystemTime,
+) -> Result<Option<Credentials>, ResolveError> {
     let Some(until) = get_parsed(store, &SecretName::LIVEKIT_ROTATION_GRACE_UNTIL, |s| {
         s.trim()
             .parse::<u64>()
@@ -294,12 +310,21 @@ fn resolve_previous(store: &dyn SecretStore, now: SystemTime) -> Result<Option<C
     if now_secs >= until {
         return Ok(None);
     }
-    let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY_PREVIOUS, |s| ApiKey::new(s))?;
-    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET_PREVIOUS, |s| Secret::api_secret(s))?;
-    Ok(key.zip(secret).map(|(key, secret)| Credentials { key, secret }))
+    let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY_PREVIOUS, |s| {
+        ApiKey::new(s)
+    })?;
+    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET_PREVIOUS, |s| {
+        Secret::api_secret(s)
+    })?;
+    Ok(key
+        .zip(secret)
+        .map(|(key, secret)| Credentials { key, secret }))
 }
 
-fn resolve_redis(store: &dyn SecretStore, settings: &Settings) -> Result<Option<RedisRouting>, ResolveError> {
+fn resolve_redis(
+    store: &dyn SecretStore,
+    settings: &Settings,
+) -> Result<Option<RedisRouting>, ResolveError> {
     let address = match &settings.redis_address {
         Some(a) => Some(a.clone()),
         None => get_parsed(store, &SecretName::LIVEKIT_REDIS_ADDRESS, |s| {
@@ -330,7 +355,9 @@ fn get_parsed<T>(
 ) -> Result<Option<T>, ResolveError> {
     match store.get(name)? {
         None => Ok(None),
-        Some(value) => parse(value.expose()).map(Some).map_err(|source| invalid(store, name, source)),
+        Some(value) => parse(value.expose())
+            .map(Some)
+            .map_err(|source| invalid(store, name, source)),
     }
 }
 

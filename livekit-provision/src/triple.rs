@@ -115,7 +115,9 @@ impl DiskTriple {
 
     /// True when no managed file exists at all (a fresh state directory).
     pub fn is_empty(&self) -> bool {
-        self.livekit_yaml.is_missing() && self.backend_env.is_missing() && self.runtime_json.is_missing()
+        self.livekit_yaml.is_missing()
+            && self.backend_env.is_missing()
+            && self.runtime_json.is_missing()
     }
 }
 
@@ -129,18 +131,23 @@ fn parse<T>(
         FixedPath::Missing => Parsed::Missing,
         FixedPath::Unreadable(e) => Parsed::Unreadable(e.to_string()),
         FixedPath::NotAFile => Parsed::Unreadable("not a regular file".to_owned()),
-        FixedPath::OursDangling => Parsed::Unreadable("the current generation is missing".to_owned()),
-        FixedPath::ForeignSymlink { target, .. } => {
-            Parsed::Unreadable(format!("a symlink to {} that livekit-provision did not make", target.display()))
+        FixedPath::OursDangling => {
+            Parsed::Unreadable("the current generation is missing".to_owned())
         }
-        FixedPath::Ours { contents, .. } | FixedPath::Legacy { contents, .. } => match contents.as_str() {
-            Some(text) => match parse(text) {
-                Ok(v) => Parsed::Valid(v),
-                Err(e) => Parsed::Invalid(e),
-            },
-            None => Parsed::Unreadable(
-                io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text").to_string(),
-            ),
-        },
+        FixedPath::ForeignSymlink { target, .. } => Parsed::Unreadable(format!(
+            "a symlink to {} that livekit-provision did not make",
+            target.display()
+        )),
+        FixedPath::Ours { contents, .. } | FixedPath::Legacy { contents, .. } => {
+            match contents.as_str() {
+                Some(text) => match parse(text) {
+                    Ok(v) => Parsed::Valid(v),
+                    Err(e) => Parsed::Invalid(e),
+                },
+                None => Parsed::Unreadable(
+                    io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text").to_string(),
+                ),
+            }
+        }
     }
 }
