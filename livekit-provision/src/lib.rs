@@ -17,5 +17,9 @@ pub use settings::{LogLevel, Settings};
 pub use version::LivekitVersion;
 pub mod fsio;
 pub mod render;
+pub mod supervise;
 
 pub use render::Rendered;
+pub use supervise::{
+    Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
+};
