@@ -119,6 +119,16 @@ impl Supervisor {
         spec: &ProcessSpec,
         now: Instant,
     ) -> Result<Ensured, SuperviseError> {
+        // A process of ours that died unnoticed (its exit not yet reported) is a crash too.
+        let dead = self
+            .entries
+            .get(&spec.name)
+            .and_then(|e| e.process.as_ref())
+            .filter(|p| !p.is_alive())
+            .map(MediaProcess::pid);
+        if let Some(pid) = dead {
+            self.record_exit(&spec.name, pid, now);
+        }
         let entry = self.entries.entry(spec.name.clone()).or_default();
         entry.health = spec.health;
         if let Some(pid) = entry

@@ -8,7 +8,8 @@
 //!   other paths 404; `GET /rtc/validate` checks HS256 tokens against the configured keys;
 //! - the first SIGTERM starts a drain and the process keeps running (unless
 //!   `STANDIN_EXIT_ON_FIRST_TERM=1`); the second SIGTERM exits;
-//! - `STANDIN_CRASH_AFTER_MS=N` makes it exit with status 2 after N ms.
+//! - `STANDIN_CRASH_AFTER_MS=N` makes it exit with status 2 after N ms, and
+//!   `STANDIN_CRASH_ENDPOINT=1` makes `GET /standin/crash` exit it with status 2 at once.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -49,6 +50,7 @@ const KNOWN_KEYS: &[&str] = &[
 
 struct Knobs {
     not_ready: bool,
+    crash_endpoint: bool,
     exit_on_first_term: bool,
     crash_after: Option<Duration>,
 }
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
     };
     let knobs = Knobs {
         not_ready: std::env::var_os("STANDIN_NOT_READY").is_some_and(|v| v == "1"),
+        crash_endpoint: std::env::var_os("STANDIN_CRASH_ENDPOINT").is_some_and(|v| v == "1"),
         exit_on_first_term: std::env::var_os("STANDIN_EXIT_ON_FIRST_TERM")
             .is_some_and(|v| v == "1"),
         crash_after: std::env::var("STANDIN_CRASH_AFTER_MS")
@@ -160,10 +163,16 @@ async fn run(port: u16, keys: BTreeMap<String, String>, knobs: Knobs) -> ExitCod
     };
     println!("starting LiveKit server (STAND-IN) portHttp={port}");
     let keys = Arc::new(keys);
-    let not_ready = knobs.not_ready;
+    let (not_ready, crash_endpoint) = (knobs.not_ready, knobs.crash_endpoint);
     tokio::spawn(serve(listener, move |request| {
         let keys = Arc::clone(&keys);
-        async move { route(&request, &keys, not_ready) }
+        async move {
+            if crash_endpoint && request.path == "/standin/crash" {
+                println!("stand-in crashing as asked (GET /standin/crash)");
+                std::process::exit(2);
+            }
+            route(&request, &keys, not_ready)
+        }
     }));
     if let Some(after) = knobs.crash_after {
         tokio::spawn(async move {

@@ -266,15 +266,17 @@ fn a_process_that_never_becomes_ready_is_reported_and_left_running() {
     let mut spec = node.livekit_spec();
     spec.start_timeout = Duration::from_secs(1);
     let err = sup.ensure_running(&spec, Instant::now()).unwrap_err();
+    assert!(err.to_string().contains("not ready"), "{err}");
     let SuperviseError::NotReady { pid, last, .. } = &err else {
         panic!("expected NotReady, got {err}");
     };
     let pid = *pid;
     reaper.watch(pid);
-    assert!(
-        matches!(**last, Probe::NotReady { status: 406, .. }),
-        "{last}"
-    );
+    assert!(!last.is_ready(), "{last}");
+    assert!(eventually(Duration::from_secs(20), || matches!(
+        supervise::probe(node.addr()),
+        Probe::NotReady { status: 406, .. }
+    )));
     let status = sup.status(LIVEKIT_SERVER).unwrap();
     assert!(status.running && !status.healthy);
     // Ensuring again never restarts it.
@@ -294,7 +296,7 @@ fn a_crash_is_noticed_through_the_exit_watch_and_backs_off() {
     let mut reaper = Reaper::default();
     let mut sup = Supervisor::new(
         node.state.clone(),
-        env_with(&[("STANDIN_CRASH_AFTER_MS", "1500")]),
+        env_with(&[("STANDIN_CRASH_ENDPOINT", "1")]),
         RestartPolicy::default(),
     );
     let spec = node.livekit_spec();
@@ -302,6 +304,8 @@ fn a_crash_is_noticed_through_the_exit_watch_and_backs_off() {
     reaper.watch(pid);
     let watch = sup.process(LIVEKIT_SERVER).unwrap().exit_watch().unwrap();
     assert!(!watch.has_exited().unwrap());
+    // The request dies with the process: no answer is expected.
+    let _ = supervise::health::get(node.addr(), "/standin/crash", Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
