@@ -510,3 +510,67 @@ fn environ_names(pid: u32) -> Vec<String> {
         })
         .collect()
 }
+
+#[test]
+fn repeated_start_failures_mark_the_process_failed_until_reset() {
+    let node = Node::with_config(|port| format!("port: {port}\n"));
+    let policy = RestartPolicy {
+        max_crashes: 2,
+        ..RestartPolicy::default()
+    };
+    let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), policy);
+    let spec = node.livekit_spec();
+    let t0 = Instant::now();
+    let first = sup.ensure_running(&spec, t0).unwrap_err();
+    assert!(
+        first
+            .to_string()
+            .contains("one of key-file or keys must be provided"),
+        "{first}"
+    );
+    assert!(matches!(
+        sup.ensure_running(&spec, t0).unwrap(),
+        Ensured::BackingOff { .. }
+    ));
+    let later = t0 + Duration::from_secs(1);
+    sup.ensure_running(&spec, later).unwrap_err();
+    let Ensured::Failed { reason } = sup.ensure_running(&spec, later).unwrap() else {
+        panic!("expected Failed");
+    };
+    assert!(reason.contains("one of key-file or keys"), "{reason}");
+    let status = sup.status(LIVEKIT_SERVER).unwrap();
+    assert!(!status.running && status.failed.is_some());
+    sup.set_restart_pending(LIVEKIT_SERVER, true);
+    assert!(sup.status(LIVEKIT_SERVER).unwrap().restart_pending);
+
+    sup.reset(LIVEKIT_SERVER);
+    assert!(matches!(
+        sup.ensure_running(&spec, later).unwrap_err(),
+        SuperviseError::ExitedDuringStart { .. }
+    ));
+}
+
+#[test]
+fn a_death_nobody_reported_counts_as_a_crash() {
+    let node = Node::new();
+    let mut reaper = Reaper::default();
+    let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
+    let spec = node.livekit_spec();
+    let pid = started_pid(&sup.ensure_running(&spec, Instant::now()).unwrap());
+    reaper.watch(pid);
+    nix::sys::signal::kill(Pid::from_raw(i32::try_from(pid).unwrap()), Signal::SIGKILL).unwrap();
+    assert!(
+        sup.process(LIVEKIT_SERVER)
+            .unwrap()
+            .wait_exit(Duration::from_secs(20))
+            .unwrap()
+    );
+    let now = Instant::now();
+    assert_eq!(
+        sup.ensure_running(&spec, now).unwrap(),
+        Ensured::BackingOff {
+            until: now + Duration::from_secs(1)
+        }
+    );
+    assert!(!sup.status(LIVEKIT_SERVER).unwrap().running);
+}
