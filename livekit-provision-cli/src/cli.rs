@@ -18,11 +18,21 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// State directory [default: $XDG_STATE_HOME/livekit-provision or ~/.local/state/livekit-provision]
-    #[arg(long, global = true, env = "LIVEKIT_PROVISION_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "LIVEKIT_PROVISION_STATE_DIR",
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
 
     /// Secret store: file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db] [default: file:<state>/secrets.json]
-    #[arg(long, global = true, env = "LIVEKIT_PROVISION_SECRETS", value_name = "SPEC")]
+    #[arg(
+        long,
+        global = true,
+        env = "LIVEKIT_PROVISION_SECRETS",
+        value_name = "SPEC"
+    )]
     pub secrets: Option<String>,
 
     /// Print machine-readable JSON on stdout
@@ -38,7 +48,12 @@ pub struct GlobalArgs {
     pub verbose: u8,
 
     /// Base URL of release downloads (https://, http:// or file://)
-    #[arg(long, global = true, env = "LIVEKIT_PROVISION_RELEASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "LIVEKIT_PROVISION_RELEASE_URL",
+        value_name = "URL"
+    )]
     pub release_url: Option<String>,
 
     /// Use this livekit-server binary; never download one

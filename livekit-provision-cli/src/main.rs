@@ -1,1 +1,21 @@
-fn main() {}
+//! `livekit-provision`: every provisioning operation by hand, scriptable.
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    output::init_logging(cli.global.quiet, cli.global.verbose);
+    match commands::run(cli) {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            err.report();
+            output::Exit::Failure.into()
+        }
+    }
+}

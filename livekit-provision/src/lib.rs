@@ -10,10 +10,12 @@ pub mod ensure;
 pub mod fetch;
 pub mod fsio;
 pub mod inputs;
+pub mod media;
 pub mod paths;
 pub mod publish;
 pub mod render;
 pub mod resolve;
+pub mod rotate;
 pub mod secret;
 pub mod settings;
 pub mod store;
@@ -48,5 +50,5 @@ pub use supervise::{
     Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
 };
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
-pub use triple::DiskTriple;
+pub use triple::{DiskTriple, NotProvisioned, provisioned_credentials};
 pub use version::LivekitVersion;

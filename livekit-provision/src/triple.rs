@@ -151,3 +151,31 @@ fn parse<T>(
         }
     }
 }
+
+/// Why [`provisioned_credentials`] found no usable credentials.
+#[derive(Debug, thiserror::Error)]
+#[error("{} holds no consistent credentials: livekit.yaml, backend.env and runtime.json are missing or disagree", state.display())]
+pub struct NotProvisioned {
+    /// The state directory.
+    pub state: std::path::PathBuf,
+}
+
+impl NotProvisioned {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(
+            "run `livekit-provision ensure` (or `livekit-provision check` to see what is wrong)"
+                .to_owned(),
+        )
+    }
+}
+
+/// The provisioned credentials, read from the published files and checked for consistency: the
+/// reader linked services use, so they never parse the files themselves.
+pub fn provisioned_credentials(state: &StateDir) -> Result<Credentials, NotProvisioned> {
+    DiskTriple::read(state)
+        .consistent_credentials()
+        .ok_or_else(|| NotProvisioned {
+            state: state.root().to_owned(),
+        })
+}

@@ -1,0 +1,128 @@
+//! `livekit-provision ensure [--dry-run] [--start]`.
+
+use std::time::SystemTime;
+
+use livekit_provision::ensure::{Action, BinaryOptions, BinaryState, WriteReason};
+use livekit_provision::{EnsureOptions, EnsureReport, Platform, sys};
+
+use super::Ctx;
+use crate::cli::EnsureArgs;
+use crate::output::{CliError, Exit};
+
+pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
+    let store = ctx.open_store()?;
+    let waiter = ctx.lock_waiter();
+    let opts = EnsureOptions {
+        dry_run: args.dry_run,
+        now: SystemTime::now(),
+        local_addresses: sys::local_addresses(),
+        binary: BinaryOptions {
+            release_url: ctx.release_url.clone(),
+            livekit_bin: ctx.livekit_bin.clone(),
+            github_token: super::github_token(),
+            platform: Platform::current(),
+            offline: false,
+        },
+        on_lock_wait: &waiter,
+        fetch_events: ctx.progress(),
+        ..EnsureOptions::default()
+    };
+    let report = livekit_provision::ensure(&ctx.state, store.as_ref(), &opts)?;
+    print_report(ctx, &report);
+
+    if args.dry_run {
+        return Ok(if report.is_noop() {
+            Exit::Success
+        } else {
+            Exit::ChangesPending
+        });
+    }
+    if report.is_incomplete() {
+        return Err(CliError::msg(
+            "livekit-server could not be installed; the config files were provisioned",
+            Some("see the warning above; rerun `livekit-provision ensure` when the release server is reachable".to_owned()),
+        ));
+    }
+    if args.start {
+        return super::media::start(ctx);
+    }
+    Ok(Exit::Success)
+}
+
+fn print_report(ctx: &Ctx, report: &EnsureReport) {
+    let p = &ctx.printer;
+    if p.json {
+        p.json(report);
+        return;
+    }
+    for w in &report.warnings {
+        p.warn(&w.message);
+    }
+    let verb =
+        |done: &'static str, planned: &'static str| if report.dry_run { planned } else { done };
+    for action in &report.actions {
+        let line = match action {
+            Action::MintCredentials { key } => format!(
+                "{} API key {key} and its secret in {}",
+                verb("minted and stored", "would mint and store"),
+                ctx.spec
+            ),
+            Action::AdoptCredentials { key, from } => format!(
+                "{} API key {key} from {from} into {}",
+                verb("adopted", "would adopt"),
+                ctx.spec
+            ),
+            Action::WriteFile { file, reason } => format!(
+                "{} {file} ({})",
+                verb("wrote", "would write"),
+                match reason {
+                    WriteReason::Missing => "missing",
+                    WriteReason::Changed => "changed",
+                    WriteReason::LegacyImport => "imported from an older layout",
+                    WriteReason::ForeignSymlink => "replaced a foreign symlink",
+                    WriteReason::Unparsable => "replaced an unreadable file",
+                }
+            ),
+            Action::BackupFile { path, to } => {
+                format!("backed up {} to {}", path.display(), to.display())
+            }
+            Action::SweepDebris { paths } => {
+                format!(
+                    "removed {} leftover temp file(s) of a killed writer",
+                    paths.len()
+                )
+            }
+            Action::Install { version, replaces } => match replaces {
+                Some(old) => format!(
+                    "{} livekit-server {old} -> {version}",
+                    verb("upgraded", "would upgrade")
+                ),
+                None => format!(
+                    "{} livekit-server {version}",
+                    verb("installed", "would install")
+                ),
+            },
+            Action::Reactivate { version } => {
+                format!(
+                    "{} kept livekit-server {version}",
+                    verb("switched back to", "would switch back to")
+                )
+            }
+            other => format!("{other:?}"),
+        };
+        p.data(line);
+    }
+    if report.is_noop() {
+        let binary = match &report.binary {
+            BinaryState::Installed { version } => format!(", livekit-server {version} installed"),
+            BinaryState::External { path } => format!(", livekit-server at {}", path.display()),
+            _ => String::new(),
+        };
+        p.data(format!(
+            "nothing to do: {} is up to date{binary}",
+            ctx.state.root().display()
+        ));
+    } else if report.dry_run {
+        p.status("dry run: nothing was changed (exit code 2: changes pending)");
+    }
+}

@@ -1,0 +1,219 @@
+//! `livekit-provision secrets list|get|set|rotate`.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use livekit_provision::publish::{self, StateLock};
+use livekit_provision::store::KNOWN;
+use livekit_provision::{
+    ApiKey, EnsureOptions, InvalidValue, LivekitVersion, Secret, SecretName, sys,
+};
+
+use super::Ctx;
+use crate::cli::SecretsCommand;
+use crate::output::{CliError, Exit};
+
+pub fn run(ctx: &Ctx, cmd: SecretsCommand) -> Result<Exit, CliError> {
+    match cmd {
+        SecretsCommand::List => list(ctx),
+        SecretsCommand::Get { name } => get(ctx, &name),
+        SecretsCommand::Set { name, value } => set(ctx, &name, &value),
+        SecretsCommand::Rotate { grace, yes } => rotate(ctx, grace, yes),
+    }
+}
+
+fn parse_name(name: &str) -> Result<SecretName, CliError> {
+    SecretName::new(name).map_err(|e| {
+        CliError::msg(
+            format!("secret name {e}"),
+            Some(format!(
+                "known names: {}",
+                KNOWN
+                    .iter()
+                    .map(|k| k.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        )
+    })
+}
+
+fn list(ctx: &Ctx) -> Result<Exit, CliError> {
+    let store = ctx.open_store()?;
+    let mut rows = Vec::new();
+    for known in KNOWN {
+        let value = store.get(&known.name)?;
+        let shown = match (&value, known.is_secret) {
+            (Some(_), true) => Some("****".to_owned()),
+            (Some(v), false) => Some(v.expose().to_owned()),
+            (None, _) => None,
+        };
+        rows.push(serde_json::json!({
+            "name": known.name.as_str(),
+            "set": value.is_some(),
+            "secret": known.is_secret,
+            "value": shown,
+            "description": known.description,
+        }));
+    }
+    let p = &ctx.printer;
+    if p.json {
+        p.json(&serde_json::json!({ "store": ctx.spec.to_string(), "secrets": rows }));
+    } else {
+        p.status(format!("store: {}", ctx.spec));
+        for row in &rows {
+            let value = row["value"].as_str().unwrap_or("(not set)");
+            p.data(format!(
+                "{:<30} {value}",
+                row["name"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn get(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
+    let name = parse_name(name)?;
+    let store = ctx.open_store()?;
+    match store.get(&name)? {
+        Some(value) => {
+            // The one place a secret is shown, on purpose: for scripts.
+            ctx.printer.data(value.expose());
+            Ok(Exit::Success)
+        }
+        None => Err(CliError::msg(
+            format!("{name} is not set in {}", ctx.spec),
+            Some(format!(
+                "set it with `livekit-provision secrets set {name} <value>`"
+            )),
+        )),
+    }
+}
+
+/// Check a value by the meaning of its name, so a typo never reaches the files.
+fn validate(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
+    match name.as_str() {
+        "LIVEKIT_VERSION" => LivekitVersion::parse(value).map(drop),
+        "LIVEKIT_NODE_IP" => value
+            .parse::<IpAddr>()
+            .map(drop)
+            .map_err(|_| InvalidValue::new("is not an IP address", Some(value.to_owned()))),
+        "LIVEKIT_API_KEY" | "LIVEKIT_API_KEY_PREVIOUS" => ApiKey::new(value).map(drop),
+        "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" => Secret::api_secret(value).map(drop),
+        "LIVEKIT_SHA256" if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Err(InvalidValue::new(
+                "is not a SHA-256 (64 hex digits)",
+                Some(value.to_owned()),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
+    let name = parse_name(name)?;
+    let value = if value == "-" {
+        let mut line = String::new();
+        io::stdin().lock().read_line(&mut line).map_err(|e| {
+            CliError::msg(
+                format!("cannot read the value of {name} from stdin: {e}"),
+                None,
+            )
+        })?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        value.to_owned()
+    };
+    validate(&name, &value).map_err(|e| {
+        let shown = if name.is_secret() {
+            e.reason.clone()
+        } else {
+            e.to_string()
+        };
+        CliError::msg(
+            format!("{name}: {shown}"),
+            Some(format!("nothing was stored; fix the value of {name}")),
+        )
+    })?;
+    let store = ctx.open_store()?;
+    // The default file store lives in the state directory: write it under the state lock.
+    publish::prepare(&ctx.state)?;
+    let lock = StateLock::acquire(&ctx.state, ctx.lock_waiter())?;
+    store.set(&name, &Secret::new(value))?;
+    drop(lock);
+    ctx.printer.status(format!("stored {name} in {}", ctx.spec));
+    ctx.printer
+        .status("apply it with `livekit-provision ensure`");
+    Ok(Exit::Success)
+}
+
+fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Exit, CliError> {
+    if !yes {
+        if !io::stdin().is_terminal() {
+            return Err(CliError::msg(
+                "refusing to rotate the API credentials without confirmation",
+                Some("pass --yes (tokens signed with the old secret stop working unless --grace is given)".to_owned()),
+            ));
+        }
+        eprint!(
+            "Rotate the API key and secret of {}? Tokens signed with the old secret {}. [y/N] ",
+            ctx.state.root().display(),
+            grace.map_or_else(
+                || "stop working at once".to_owned(),
+                |g| format!("keep working for {}", humantime::format_duration(g))
+            )
+        );
+        let _ = io::stderr().flush();
+        let mut answer = String::new();
+        let _ = io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::msg("rotation cancelled", None));
+        }
+    }
+    let store = ctx.open_store()?;
+    let now = SystemTime::now();
+    let outcome = livekit_provision::rotate::rotate(
+        &ctx.state,
+        store.as_ref(),
+        grace,
+        now,
+        ctx.lock_waiter(),
+    )?;
+    let waiter = ctx.lock_waiter();
+    let report = livekit_provision::ensure(
+        &ctx.state,
+        store.as_ref(),
+        &EnsureOptions {
+            now,
+            local_addresses: sys::local_addresses(),
+            on_lock_wait: &waiter,
+            binary: livekit_provision::ensure::BinaryOptions {
+                release_url: ctx.release_url.clone(),
+                livekit_bin: ctx.livekit_bin.clone(),
+                offline: true,
+                ..Default::default()
+            },
+            ..EnsureOptions::default()
+        },
+    )?;
+    let p = &ctx.printer;
+    if p.json {
+        p.json(&serde_json::json!({ "rotation": outcome, "ensure": report }));
+    } else {
+        p.data(format!(
+            "rotated: new API key {}{}",
+            outcome.new_key,
+            outcome
+                .old_key
+                .as_ref()
+                .map(|k| format!(" (was {k})"))
+                .unwrap_or_default()
+        ));
+        if outcome.grace_until.is_some() {
+            p.status("the old key stays in livekit.yaml until the grace ends; a later `ensure` removes it");
+        }
+        p.status("restart livekit-server to load the new keys: `livekit-provision restart`");
+    }
+    Ok(Exit::Success)
+}
