@@ -278,13 +278,11 @@ pub fn needs_install(state: &StateDir, pinned: &LivekitVersion) -> InstallNeed {
     }
 }
 
-/// Point `bin/livekit-server` at `version` (atomically). A regular file found there (not ours)
-/// is moved to `backups/` first, never deleted.
+/// Point `bin/livekit-server` at `version` (atomically). Anything found there that is not ours
+/// (a regular file, a symlink elsewhere) is moved to `backups/` first, never deleted.
 pub(crate) fn activate(state: &StateDir, version: &LivekitVersion) -> Result<(), FetchError> {
     let link = state.livekit_bin();
-    if let Ok(meta) = std::fs::symlink_metadata(&link)
-        && !meta.file_type().is_symlink()
-    {
+    if matches!(active_version(state), Err(FetchError::NotManaged { .. })) {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let moved = fsio::staged::move_aside(&link, &state.backups_dir(), &stamp)
             .map_err(io_error("move aside", &link))?;

@@ -267,3 +267,24 @@ async fn expected_digest(
         problem: problem.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn install_can_run_on_a_multi_threaded_runtime_and_never_prints_the_token() {
+        let state = StateDir::new("/nonexistent");
+        let mut request = InstallRequest::new(
+            LivekitVersion::parse("1.7.2").unwrap(),
+            Platform::new("linux", "x86_64"),
+        );
+        request.github_token = Some(Secret::new("ghp_do_not_print"));
+        let future = install(&state, &request);
+        assert_send(&future);
+        drop(future);
+        assert!(!format!("{request:?}").contains("ghp_do_not_print"));
+    }
+}

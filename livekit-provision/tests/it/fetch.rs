@@ -310,6 +310,22 @@ async fn an_unmanaged_binary_is_moved_to_backups_not_deleted() {
         .collect();
     assert_eq!(backups.len(), 1);
     assert_eq!(std::fs::read(&backups[0]).unwrap(), b"hand-installed");
+
+    // An operator's symlink to a binary elsewhere is moved aside too, its target untouched.
+    let elsewhere = dir.path().join("my-livekit-server");
+    std::fs::write(&elsewhere, b"mine").unwrap();
+    std::fs::remove_file(state.livekit_bin()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, state.livekit_bin()).unwrap();
+    let out = install(&state, "1.7.2", &format!("file://{}", mirror.display()))
+        .await
+        .unwrap();
+    assert!(matches!(out, InstallOutcome::Reactivated { .. }), "{out:?}");
+    assert_eq!(std::fs::read_dir(state.backups_dir()).unwrap().count(), 2);
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), b"mine");
+    assert_eq!(
+        run_version(&state.livekit_bin()),
+        "livekit-server version 1.7.2\n"
+    );
 }
 
 #[tokio::test]
@@ -526,7 +542,14 @@ async fn a_server_ignoring_range_restarts_from_zero() {
     fetch::install(&state, &request("1.8.0", &server.base_url("/dl"), &events))
         .await
         .unwrap();
-    assert!(events.lock().unwrap().contains(&FetchEvent::Restarted));
+    let events = events.lock().unwrap();
+    assert!(events.contains(&FetchEvent::Restarted));
+    let last_progress = events.iter().rev().find_map(|e| match e {
+        FetchEvent::Progress { done, total } => Some((*done, *total)),
+        _ => None,
+    });
+    let size = release.tarball.len() as u64;
+    assert_eq!(last_progress, Some((size, Some(size))));
     assert!(fetch::verify_installed(&state).unwrap().is_intact());
     assert_eq!(
         run_version(&state.livekit_bin()),
