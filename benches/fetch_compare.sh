@@ -7,8 +7,8 @@
 # median peak RSS (GNU time -v) of each. Needs python3, curl, sha256sum, /usr/bin/time
 # (Debian package `time`). Traffic goes to 127.0.0.1 only.
 #
-# Until the CLI has `install`, the library is driven by the example `install_release`;
-# INSTALL_CMD may name another command taking (STATE_DIR BASE_URL VERSION).
+# livekit-provision is the release CLI (`livekit-provision install`); INSTALL_CMD may name another
+# command taking (STATE_DIR BASE_URL VERSION).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -22,8 +22,12 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 
 if [[ -z "${INSTALL_CMD:-}" ]]; then
-    (cd "$ROOT" && cargo build --release -q -p livekit-provision --example install_release)
-    INSTALL_CMD="$ROOT/target/release/examples/install_release"
+    (cd "$ROOT" && cargo build --release -q -p livekit-provision-cli)
+    cli="$ROOT/target/release/livekit-provision"
+    install_with_cli() { "$cli" -q --state-dir "$1" --release-url "$2" install --version "$3"; }
+    export -f install_with_cli
+    export cli
+    INSTALL_CMD=install_with_cli
 fi
 
 WORK=$(mktemp -d)
@@ -74,7 +78,7 @@ for mb in $SIZES_MB; do
     : >"$WORK/a.txt"; : >"$WORK/b.txt"
     for round in $(seq "$ROUNDS"); do
         state="$WORK/state-$round"; rm -rf "$state"
-        measure "$INSTALL_CMD" "$state" "$base" "$VERSION" >>"$WORK/a.txt"
+        measure bash -c "$INSTALL_CMD \"\$@\"" _ "$state" "$base" "$VERSION" >>"$WORK/a.txt"
         rm -rf "$state"
         dir="$WORK/curl-$round"; rm -rf "$dir"; mkdir -p "$dir"
         measure bash -c "cd '$dir' && curl -sSfo '$asset' '$url' && curl -sSfo checksums.txt '$base/v$VERSION/checksums.txt' && sha256sum -c --quiet checksums.txt && tar xzf '$asset' livekit-server" >>"$WORK/b.txt"
