@@ -75,6 +75,9 @@ pub enum Code {
     BinaryVersion,
     /// The installed binary differs from its install manifest (tampered or truncated).
     BinaryTampered,
+    /// The Redis LiveKit routes through (`redis:` in `livekit.yaml`) does not answer or refuses
+    /// us; livekit-server refuses to start then.
+    RedisUnreachable,
 }
 
 /// One thing `check` found.
@@ -503,7 +506,37 @@ fn check_against_store(
             }
         }
     }
+    if let Some(routing) = &resolution.inputs.redis {
+        check_routing_redis(routing, out);
+    }
     check_binary(state, &resolution.inputs, &config.settings, opts, out);
+}
+
+/// How long `check` waits for the routing Redis at each step.
+const ROUTING_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// PING the Redis livekit-server will route through, authenticating as it will.
+fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
+    if let Err(e) = crate::fleet::probe_routing(routing, ROUTING_PROBE_TIMEOUT) {
+        let message = format!(
+            "livekit-server will not start: {}",
+            crate::fleet::error_chain(&e)
+        );
+        let origin = "the address comes from redis_address in provision.yaml or \
+                      LIVEKIT_REDIS_ADDRESS in the secret store, the password from \
+                      LIVEKIT_REDIS_PASSWORD";
+        let hint = match e.hint() {
+            Some(h) => format!("{h} ({origin})"),
+            None => origin.to_owned(),
+        };
+        out.add(
+            Code::RedisUnreachable,
+            Severity::Error,
+            vec![],
+            message,
+            Some(&hint),
+        );
+    }
 }
 
 fn check_binary(

@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod ensure;
 pub mod fetch;
+pub mod fleet;
 pub mod fsio;
 pub mod inputs;
 pub mod media;
@@ -32,6 +33,7 @@ pub use fetch::{
     FetchError, InstallNeed, InstallOutcome, InstallRequest, InstalledBinary, Platform,
     ReleaseBase, install, installed, needs_install, rollback, verify_installed,
 };
+pub use fleet::{FleetDifference, FleetReport, fleet_check};
 pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
 pub use paths::{ManagedFile, StateDir};
 pub use publish::{

@@ -344,7 +344,7 @@ fn resolve_redis(
         username: settings.redis_username.clone(),
         password,
         db: settings.redis_db,
-        tls: false,
+        tls: settings.redis_tls,
     }))
 }
 

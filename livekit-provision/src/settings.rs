@@ -76,6 +76,8 @@ pub struct Settings {
     pub redis_username: Option<String>,
     /// Redis database number for LiveKit's routing.
     pub redis_db: Option<u32>,
+    /// Connect to LiveKit's routing Redis with TLS (`redis.tls.enabled` in `livekit.yaml`).
+    pub redis_tls: bool,
     /// Base URL of release downloads (`https://…`, `http://…` or `file://…`).
     pub release_url: Option<String>,
     /// Use this livekit-server binary and never download one.
@@ -96,6 +98,7 @@ impl Default for Settings {
             redis_address: None,
             redis_username: None,
             redis_db: None,
+            redis_tls: false,
             release_url: None,
             livekit_bin: None,
             log_level: LogLevel::Info,
@@ -220,6 +223,8 @@ mod tests {
         assert_eq!(s.port, 9000);
         assert_eq!(s.rtc_tcp_port, 7881);
         assert_eq!(s.log_level, LogLevel::Debug);
+        assert!(!s.redis_tls);
+        assert!(Settings::from_yaml("redis_tls: true\n").unwrap().redis_tls);
     }
 
     #[test]

@@ -86,6 +86,20 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The Redis store could not be read or written (down, refused our credentials, timed out,
+    /// or our key holds something unusable). Never treated as "absent".
+    #[error("could not {op} secret {name} in {store}")]
+    Redis {
+        /// The store, password redacted.
+        store: String,
+        /// The secret's name.
+        name: SecretName,
+        /// The operation.
+        op: StoreOp,
+        /// What Redis did.
+        #[source]
+        source: Box<super::RedisError>,
+    },
     /// Reading or writing the store's files failed.
     #[error("could not {op} secret {name} in {store}: I/O error on {}", path.display())]
     Io {
@@ -206,12 +220,15 @@ impl StoreError {
     /// A line telling the operator how to fix this, when we know one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::InvalidSpec { .. } => {
-                Some("use file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db]".to_owned())
-            }
+            Self::InvalidSpec { .. } => Some(
+                "use file:PATH, exec:PROGRAM or \
+                 redis://[user:pass@]host:port[/db][?prefix=NAME&timeout=2s] (rediss:// for TLS)"
+                    .to_owned(),
+            ),
             Self::NotSupported { .. } => {
-                Some("use a file:PATH or exec:PROGRAM secret store".to_owned())
+                Some("use a file:PATH, exec:PROGRAM or redis:// secret store".to_owned())
             }
+            Self::Redis { source, .. } => source.hint(),
             Self::InvalidValue { .. } => {
                 Some("values must be one non-empty line of at most 4096 bytes".to_owned())
             }

@@ -2,8 +2,9 @@
 //! minted once and never rotate by accident.
 //!
 //! [`SecretStore`] is synchronous; async callers use `spawn_blocking`. Backends: [`FileStore`]
-//! (`file:PATH`, the default), [`ExecStore`] (`exec:PROGRAM`, a git-credential-style helper) and
-//! [`MemoryStore`] (tests). [`StoreSpec`] parses `--secrets` and opens the store it names.
+//! (`file:PATH`, the default), [`ExecStore`] (`exec:PROGRAM`, a git-credential-style helper),
+//! [`RedisStore`] (`redis://…`, one store for a fleet) and [`MemoryStore`] (tests).
+//! [`StoreSpec`] parses `--secrets` and opens the store it names.
 //!
 //! The contract every backend keeps:
 //! - `get` returns `Ok(None)` only when the store *answered* "absent". When it could not check
@@ -24,6 +25,7 @@ mod exec;
 mod file;
 mod memory;
 mod name;
+mod redis;
 mod spec;
 
 pub use error::{StoreError, StoreOp};
@@ -31,7 +33,8 @@ pub use exec::{EXIT_ABSENT, EXIT_PRESENT, ExecStore};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName};
-pub use spec::{RedisSpec, StoreSpec};
+pub use redis::{RedisError, RedisStore, probe_routing};
+pub use spec::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisSpec, StoreSpec};
 
 /// A place secrets are kept. See the [module documentation](self) for the contract.
 pub trait SecretStore: Send + Sync + fmt::Debug {

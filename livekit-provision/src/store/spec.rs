@@ -2,13 +2,18 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use super::{ExecStore, FileStore, SecretStore, StoreError};
+use super::{ExecStore, FileStore, RedisStore, SecretStore, StoreError};
 use crate::paths::StateDir;
 use crate::secret::Secret;
 
 /// Default Redis port.
 const REDIS_PORT: u16 = 6379;
+/// The key prefix of a Redis store unless `?prefix=` names another.
+pub const DEFAULT_REDIS_PREFIX: &str = "livekit-provision:";
+/// How long one Redis connect, read or write may take unless `?timeout=` says otherwise.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A parsed secret-store spec. `Display` gives the spec back with any password as `****`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +27,9 @@ pub enum StoreSpec {
 }
 
 impl StoreSpec {
-    /// Parse `file:PATH`, `exec:PROGRAM`, `redis://[user:pass@]host[:port][/db]` or
-    /// `rediss://…` (TLS).
+    /// Parse `file:PATH`, `exec:PROGRAM`,
+    /// `redis://[user:pass@]host[:port][/db][?prefix=NAME&timeout=DURATION]` or `rediss://…`
+    /// (TLS).
     pub fn parse(spec: &str) -> Result<Self, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidSpec {
             spec: redact_unparsed(spec),
@@ -68,10 +74,7 @@ impl StoreSpec {
         match self {
             Self::File(path) => Ok(Box::new(FileStore::new(path))),
             Self::Exec(program) => Ok(Box::new(ExecStore::new(program))),
-            Self::Redis(_) => Err(StoreError::NotSupported {
-                store: self.to_string(),
-                reason: "Redis secret stores are not implemented in this version yet".to_owned(),
-            }),
+            Self::Redis(redis) => Ok(Box::new(RedisStore::new(redis.clone()))),
         }
     }
 }
@@ -102,6 +105,12 @@ pub struct RedisSpec {
     pub port: u16,
     /// The database number, if given.
     pub db: Option<u32>,
+    /// Every key is this prefix followed by the secret's name (`?prefix=`, default
+    /// [`DEFAULT_REDIS_PREFIX`]), so several clusters can share one Redis.
+    pub prefix: String,
+    /// The bound on each connect, read and write (`?timeout=2s`, default
+    /// [`DEFAULT_REDIS_TIMEOUT`]).
+    pub timeout: Duration,
 }
 
 impl RedisSpec {
@@ -115,7 +124,14 @@ impl RedisSpec {
             Some(rest) => (true, rest),
             None => (false, spec.strip_prefix("redis://").unwrap_or(spec)),
         };
-        let (authority, path) = match rest.find(['/', '?', '#']) {
+        if rest.contains('#') {
+            return Err("a fragment ('#') is not allowed; percent-encode '#' as %23".to_owned());
+        }
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
@@ -144,19 +160,16 @@ impl RedisSpec {
             }
         };
         let (host, port) = split_host_port(hostport)?;
-        let db =
-            match path.strip_prefix('/') {
-                None if path.is_empty() => None,
-                Some("") => None,
-                Some(db) if db.bytes().all(|b| b.is_ascii_digit()) => Some(
-                    db.parse()
-                        .map_err(|_| format!("database {db} is out of range"))?,
-                ),
-                _ => return Err(
-                    "the path must be a database number, as in /0; query strings are not supported"
-                        .to_owned(),
-                ),
-            };
+        let db = match path.strip_prefix('/') {
+            None if path.is_empty() => None,
+            Some("") => None,
+            Some(db) if db.bytes().all(|b| b.is_ascii_digit()) => Some(
+                db.parse()
+                    .map_err(|_| format!("database {db} is out of range"))?,
+            ),
+            _ => return Err("the path must be a database number, as in /0".to_owned()),
+        };
+        let (prefix, timeout) = parse_query(query.unwrap_or(""))?;
         Ok(Self {
             url: Secret::new(spec),
             tls,
@@ -165,8 +178,59 @@ impl RedisSpec {
             host,
             port,
             db,
+            prefix,
+            timeout,
         })
     }
+
+    /// `host:port` (IPv6 in brackets), for messages and connecting.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `prefix=NAME` and `timeout=DURATION` (humantime: `500ms`, `2s`); anything else is refused.
+fn parse_query(query: &str) -> Result<(String, Duration), String> {
+    let mut prefix = DEFAULT_REDIS_PREFIX.to_owned();
+    let mut timeout = DEFAULT_REDIS_TIMEOUT;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value =
+            percent_decode(value).ok_or_else(|| format!("{key}= is not valid percent-encoding"))?;
+        match key {
+            "prefix" => {
+                if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(
+                        "prefix= must be non-empty, without spaces or control characters"
+                            .to_owned(),
+                    );
+                }
+                prefix = value;
+            }
+            "timeout" => {
+                timeout = humantime::parse_duration(&value)
+                    .ok()
+                    .filter(|t| !t.is_zero())
+                    .ok_or_else(|| {
+                        format!(
+                            "timeout={} is not a duration such as 500ms or 2s",
+                            quote_if_plain(&value)
+                        )
+                    })?;
+            }
+            _ => {
+                return Err(format!(
+                    "unknown query parameter {}; only prefix= and timeout= are supported",
+                    quote_if_plain(key)
+                ));
+            }
+        }
+    }
+    Ok((prefix, timeout))
 }
 
 fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
@@ -227,13 +291,21 @@ impl fmt::Display for RedisSpec {
             (Some(user), None) => write!(f, "{user}@")?,
             (None, None) => {}
         }
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)?;
-        } else {
-            write!(f, "{}:{}", self.host, self.port)?;
-        }
+        f.write_str(&self.address())?;
         if let Some(db) = self.db {
             write!(f, "/{db}")?;
+        }
+        let mut sep = '?';
+        if self.prefix != DEFAULT_REDIS_PREFIX {
+            write!(f, "{sep}prefix={}", self.prefix)?;
+            sep = '&';
+        }
+        if self.timeout != DEFAULT_REDIS_TIMEOUT {
+            write!(
+                f,
+                "{sep}timeout={}",
+                humantime::format_duration(self.timeout)
+            )?;
         }
         Ok(())
     }
@@ -245,14 +317,28 @@ impl fmt::Debug for RedisSpec {
     }
 }
 
+/// `text` quoted when it is plainly not a credential (letters, digits, `._-`), else a placeholder:
+/// a malformed URL may have put part of a password where a query parameter was expected.
+fn quote_if_plain(text: &str) -> String {
+    if text.len() <= 32
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        format!("{text:?}")
+    } else {
+        "(not shown)".to_owned()
+    }
+}
+
 /// A spec we could not parse, shown with anything that may be a password masked: everything
-/// between `scheme://` and the last `@` of the authority.
+/// between `scheme://` and the last `@` (a password with an unencoded `/`, `?` or `#` must not
+/// leak either, so the search is not limited to a well-formed authority).
 fn redact_unparsed(spec: &str) -> String {
     let Some((scheme, rest)) = spec.split_once("://") else {
         return spec.to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => format!("{scheme}://****@{}", &rest[at + 1..]),
         None => spec.to_owned(),
     }
@@ -331,12 +417,46 @@ mod tests {
     }
 
     #[test]
-    fn redis_is_not_supported_yet_and_says_so_without_the_password() {
-        let err = StoreSpec::parse("redis://u:hunter2@h:1")
-            .unwrap()
-            .open()
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotSupported { .. }));
-        assert!(!format!("{err} {err:?}").contains("hunter2"));
+    fn redis_query_sets_prefix_and_timeout() {
+        let StoreSpec::Redis(plain) = StoreSpec::parse("redis://h").unwrap() else {
+            panic!()
+        };
+        assert_eq!(plain.prefix, DEFAULT_REDIS_PREFIX);
+        assert_eq!(plain.timeout, DEFAULT_REDIS_TIMEOUT);
+
+        let spec = StoreSpec::parse("redis://:pw@h:1/3?prefix=eu-west%3A&timeout=500ms").unwrap();
+        let StoreSpec::Redis(redis) = &spec else {
+            panic!()
+        };
+        assert_eq!(redis.prefix, "eu-west:");
+        assert_eq!(redis.timeout, Duration::from_millis(500));
+        assert_eq!(redis.db, Some(3));
+        assert_eq!(
+            spec.to_string(),
+            "redis://:****@h:1/3?prefix=eu-west:&timeout=500ms"
+        );
+        assert_eq!(
+            StoreSpec::parse("redis://h?timeout=3s")
+                .unwrap()
+                .to_string(),
+            "redis://h:6379?timeout=3s"
+        );
+
+        for bad in [
+            "redis://:hunter2@h?prefix=",
+            "redis://:hunter2@h?timeout=soon",
+            "redis://:hunter2@h?timeout=0s",
+            "redis://:hunter2@h?tls=1",
+            "redis://:hunter2@h#frag",
+            "redis://:hun?ter2@h",
+            "redis://:hun/ter2@h",
+        ] {
+            let err = StoreSpec::parse(bad).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("ter2"),
+                "{shown}"
+            );
+        }
     }
 }

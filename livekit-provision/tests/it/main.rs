@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod fetch;
+mod fleet;
 mod publish;
 mod render;
 mod store;

@@ -1,0 +1,172 @@
+//! A real `redis-server` (the Debian package) on a free loopback port, in a temp dir, stopped by
+//! pid when dropped.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How a server is configured.
+#[derive(Debug, Clone, Default)]
+pub struct RedisConfig {
+    /// `requirepass`.
+    pub password: Option<String>,
+    /// Persist with an append-only file (for restart tests); otherwise no persistence at all.
+    pub appendonly: bool,
+    /// Extra lines of `redis.conf`.
+    pub extra: Vec<String>,
+}
+
+/// A running `redis-server`. Killed by pid on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    /// The loopback port it listens on.
+    pub port: u16,
+    dir: PathBuf,
+    config: RedisConfig,
+}
+
+impl RedisServer {
+    /// Start a server whose data lives in `dir`, on a free port (retrying on a port collision).
+    pub fn start(dir: &Path, config: &RedisConfig) -> Self {
+        for _ in 0..10 {
+            if let Some(server) = Self::start_on(dir, config, free_port()) {
+                return server;
+            }
+        }
+        panic!(
+            "redis-server did not start (see {})",
+            dir.join("redis.log").display()
+        );
+    }
+
+    /// Start on `port`; `None` when the server exits at once (the port was taken meanwhile).
+    pub fn start_on(dir: &Path, config: &RedisConfig, port: u16) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut conf = format!(
+            "bind 127.0.0.1\nport {port}\ndir {}\ndaemonize no\nlogfile {}\n",
+            dir.display(),
+            dir.join("redis.log").display()
+        );
+        if config.appendonly {
+            conf.push_str("appendonly yes\nappendfsync always\nsave \"\"\n");
+        } else {
+            conf.push_str("appendonly no\nsave \"\"\n");
+        }
+        if let Some(password) = &config.password {
+            let _ = writeln!(conf, "requirepass {password}");
+        }
+        for line in &config.extra {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        // The password goes into a file, not onto the command line.
+        let conf_path = dir.join("redis.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut child = Command::new("redis-server")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            if answers_ping(port) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {port} never answered"
+            );
+            std::thread::yield_now();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(Self {
+            child: Some(child),
+            port,
+            dir: dir.to_owned(),
+            config: config.clone(),
+        })
+    }
+
+    /// Stop the server gracefully (SIGTERM by pid, so it flushes its append-only file) and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+            let _ = kill(pid, Signal::SIGTERM);
+            child.wait().unwrap();
+        }
+    }
+
+    /// Start again with the same data directory and configuration, on this port if it is still
+    /// free, else another.
+    pub fn restart(&mut self) {
+        self.stop();
+        let again = Self::start_on(&self.dir, &self.config, self.port)
+            .unwrap_or_else(|| Self::start(&self.dir, &self.config));
+        *self = again;
+    }
+
+    /// `redis://{userinfo}127.0.0.1:{port}{tail}`.
+    pub fn url(&self, userinfo: &str, tail: &str) -> String {
+        format!("redis://{userinfo}127.0.0.1:{}{tail}", self.port)
+    }
+
+    /// Run `redis-cli` against this server (authenticating through the environment) and return
+    /// its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut command = Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(password) = &self.config.password {
+            command.env("REDISCLI_AUTH", password);
+        }
+        let out = command.args(args).output().unwrap();
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// True when something on `port` answers `PING` like Redis (`+PONG`, or `-NOAUTH` when a
+/// password is required).
+fn answers_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok()
+        && (line.starts_with("+PONG") || line.starts_with("-NOAUTH"))
+}
