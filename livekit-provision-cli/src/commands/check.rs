@@ -6,16 +6,28 @@ use super::Ctx;
 use crate::cli::CheckArgs;
 use crate::output::{CliError, Exit};
 
-pub fn run(ctx: &Ctx, _args: &CheckArgs) -> Result<Exit, CliError> {
+pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
     let opts = CheckOptions {
         local_addresses: sys::local_addresses(),
         ..CheckOptions::default()
     };
     let report = livekit_provision::check(&ctx.state, Some(store.as_ref()), &opts);
+    let fleet = args
+        .fleet
+        .then(|| livekit_provision::fleet_check(&ctx.state, store.as_ref()));
+    let healthy = report.healthy && fleet.as_ref().is_none_or(|f| f.in_sync);
     let p = &ctx.printer;
     if p.json {
-        p.json(&report);
+        match &fleet {
+            Some(fleet) => p.json(&serde_json::json!({
+                "state_dir": report.state_dir,
+                "healthy": healthy,
+                "findings": report.findings,
+                "fleet": fleet,
+            })),
+            None => p.json(&report),
+        }
     } else {
         for f in &report.findings {
             let severity = match f.severity {
