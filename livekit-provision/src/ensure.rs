@@ -405,7 +405,13 @@ fn plan_files(disk: &DiskTriple, rendered: &Rendered) -> Vec<Action> {
         };
         let reason = match disk.current.file(file) {
             FixedPath::Missing => Some(WriteReason::Missing),
-            FixedPath::Ours { contents, .. } if contents.as_bytes() == want => None,
+            // Publishing rewrites a file whose mode was loosened too (`CurrentState::matches`),
+            // so the plan must list it, or a rerun would write while reporting "nothing to do".
+            FixedPath::Ours { contents, mode, .. }
+                if contents.as_bytes() == want && mode & 0o777 == 0o600 =>
+            {
+                None
+            }
             FixedPath::Legacy { .. } => Some(WriteReason::LegacyImport),
             FixedPath::ForeignSymlink { .. } => Some(WriteReason::ForeignSymlink),
             _ if invalid => Some(WriteReason::Unparsable),

@@ -576,3 +576,64 @@ fn a_missing_mirror_still_provisions_the_files_and_says_incomplete() {
     assert_eq!(disk_pair(&state), store_pair(&store));
     assert!(!state.livekit_bin().exists());
 }
+
+#[test]
+fn a_loosened_mode_is_repaired_and_reported() {
+    let (_tmp, state) = fresh_state();
+    let store = MemoryStore::new();
+    let first = run(&state, &store);
+    let path = state.managed(ManagedFile::BackendEnv);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let report = run(&state, &store);
+    assert_ne!(report.generation, first.generation, "not republished");
+    assert!(
+        !report.is_noop(),
+        "a write was made but the report says nothing was done"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(run(&state, &store).is_noop());
+}
+
+#[test]
+fn live_files_with_an_invalid_secret_never_poison_the_store() {
+    // An older tool wrote a 10-character secret. Adopting it would store a value every later
+    // run refuses; minting over it would rotate live credentials: it is an error that names
+    // the file and writes nothing, until the operator stores a valid value.
+    let (_tmp, state) = fresh_state();
+    let good = rendered_for(&state, &creds("APIold", S1));
+    let short = Rendered {
+        livekit_yaml: good.livekit_yaml.replace(S1, "tooshort10"),
+        backend_env: good.backend_env.replace(S1, "tooshort10"),
+        runtime_json: good.runtime_json.replace(S1, "tooshort10"),
+    };
+    write_plain(&state, &short);
+    let store = MemoryStore::new();
+    let before = listing(state.root());
+    for _ in 0..2 {
+        let err = ensure(&state, &store, &offline()).unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.contains("LIVEKIT_API_SECRET") && text.contains("runtime.json"),
+            "{text}"
+        );
+        assert!(!text.contains("tooshort10"), "{text}");
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("secrets set LIVEKIT_API_SECRET")
+        );
+        assert_eq!(store.writes(), 0, "an invalid or rotated value was stored");
+        let mut after = listing(state.root());
+        after.retain(|p, _| before.contains_key(p));
+        assert_eq!(after, before);
+    }
+    // The operator stores a valid secret: the files are rewritten from the store.
+    put(&store, "LIVEKIT_API_SECRET", S2);
+    run(&state, &store);
+    assert_eq!(
+        disk_pair(&state),
+        Some(("APIold".to_owned(), S2.to_owned()))
+    );
+}
