@@ -635,3 +635,28 @@ fn live_files_with_an_invalid_secret_never_poison_the_store() {
     assert_eq!(disk_pair(&state), store_pair(&store));
     assert_eq!(get(&store, "LIVEKIT_API_SECRET").as_deref(), Some(S2));
 }
+
+#[test]
+fn a_wiped_store_and_a_lost_livekit_yaml_still_adopt_what_the_backend_uses() {
+    for lost in [
+        vec![ManagedFile::LivekitYaml],
+        vec![ManagedFile::LivekitYaml, ManagedFile::RuntimeJson],
+    ] {
+        let (_tmp, state) = fresh_state();
+        let store = MemoryStore::new();
+        run(&state, &store);
+        let live = store_pair(&store).unwrap();
+        for file in &lost {
+            std::fs::remove_file(state.managed(*file)).unwrap();
+        }
+        let wiped = MemoryStore::new();
+        let report = run(&state, &wiped);
+        assert!(
+            matches!(report.credentials, CredentialSource::Adopted { .. }),
+            "{:?}",
+            report.actions
+        );
+        assert_eq!(store_pair(&wiped), Some(live.clone()));
+        assert_eq!(disk_pair(&state), Some(live));
+    }
+}

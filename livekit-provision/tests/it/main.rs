@@ -6,6 +6,7 @@
 mod check;
 mod ensure;
 mod fetch;
+mod never_rotate;
 mod publish;
 mod render;
 mod store;
