@@ -253,7 +253,7 @@ fn permissions() {
     let report = node.check();
     expect(&report, Code::Permissions, Severity::Error);
     let f = report.with_code(Code::Permissions).next().unwrap();
-    assert_eq!(f.files, [path.clone()]);
+    assert_eq!(f.files, std::slice::from_ref(&path));
     assert!(f.message.contains("0644"), "{}", f.message);
     assert_eq!(
         f.hint.as_deref(),

@@ -660,3 +660,33 @@ fn a_wiped_store_and_a_lost_livekit_yaml_still_adopt_what_the_backend_uses() {
         assert_eq!(disk_pair(&state), Some(live));
     }
 }
+
+#[test]
+fn concurrent_first_runs_agree_on_one_pair() {
+    // Threads on one state directory (serialized by the state lock), and nodes of a fleet with
+    // their own state directories sharing one store (agreeing through add-if-absent).
+    let tmp = tempfile::tempdir().unwrap();
+    let store = MemoryStore::new();
+    let states: Vec<StateDir> = (0..6)
+        .map(|i| StateDir::new(tmp.path().join(format!("node{}", i % 3))))
+        .collect();
+    let reports: Vec<EnsureReport> = std::thread::scope(|s| {
+        let handles: Vec<_> = states
+            .iter()
+            .map(|state| s.spawn(|| run(state, &store)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let pair = store_pair(&store).unwrap();
+    assert_eq!(store.writes(), 2, "more than one pair was stored");
+    assert!(reports.iter().all(|r| r.api_key == pair.0));
+    let minted = reports
+        .iter()
+        .filter(|r| r.credentials == CredentialSource::Minted)
+        .count();
+    assert!(minted <= 1, "{minted} runs claim to have minted the pair");
+    for state in &states {
+        assert_eq!(disk_pair(state), Some(pair.clone()));
+        assert!(run(state, &store).is_noop());
+    }
+}

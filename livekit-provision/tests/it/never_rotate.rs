@@ -176,7 +176,8 @@ fn expected_first(s: StoreStart, d: DiskStart, same: bool) -> Option<Pair> {
 
 fn apply(state: &StateDir, event: Event) {
     match event {
-        Event::Ensure => {}
+        // A run is the caller's; the wipe replaces the store, which the caller owns.
+        Event::Ensure | Event::WipeStoreIfConsistent => {}
         Event::SetPort(port) => {
             std::fs::write(state.settings_file(), format!("port: {port}\n")).unwrap();
         }
@@ -189,8 +190,6 @@ fn apply(state: &StateDir, event: Event) {
                 std::fs::write(state.managed(file), "\u{0}garbage: [").unwrap();
             }
         }
-        // The wipe replaces the store, which the caller owns.
-        Event::WipeStoreIfConsistent => {}
     }
 }
 
@@ -265,7 +264,7 @@ fn any_credentials_on_disk(state: &StateDir) -> bool {
         || disk
             .backend_env
             .valid()
-            .and_then(|b| b.credentials())
+            .and_then(livekit_provision::BackendEnv::credentials)
             .is_some()
 }
 
