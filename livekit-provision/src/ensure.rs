@@ -335,6 +335,7 @@ pub fn ensure(
 
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
+        keep_unparsable(state, &disk, &mut actions)?;
         match publish::publish(state, lock, &rendered, &opts.publish)
             .map_err(EnsureError::Publish)?
         {
@@ -422,6 +423,40 @@ fn plan_files(disk: &DiskTriple, rendered: &Rendered) -> Vec<Action> {
         }
     }
     actions
+}
+
+/// Copy into `backups/` each file of the live generation that is about to be replaced because
+/// it no longer parses (edited in place through its link): publishing keeps the old generation
+/// only until it is pruned, and invariant 4 says such a file is kept, never deleted.
+fn keep_unparsable(
+    state: &StateDir,
+    disk: &DiskTriple,
+    actions: &mut Vec<Action>,
+) -> Result<(), EnsureError> {
+    let unparsable: Vec<ManagedFile> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::WriteFile {
+                file,
+                reason: WriteReason::Unparsable,
+            } => Some(*file),
+            _ => None,
+        })
+        .collect();
+    for file in unparsable {
+        if let FixedPath::Ours { generation, .. } = disk.current.file(file) {
+            let path = state
+                .generations_dir()
+                .join(generation.to_string())
+                .join(file.file_name());
+            let kept = publish::backup(state, &path).map_err(EnsureError::Publish)?;
+            actions.push(Action::BackupFile {
+                path: kept.original,
+                to: kept.saved,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Re-read what was published and check it is the set just rendered, and that it agrees.

@@ -343,6 +343,19 @@ fn garbage_at_a_managed_path_is_backed_up_and_replaced() {
         [(ManagedFile::BackendEnv, WriteReason::Unparsable)]
     );
     assert!(disk_pair(&state).is_some());
+    // ...after a copy went to backups/: old generations are pruned, backups are not.
+    let kept: Vec<_> = report
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::BackupFile { to, .. } => Some(to.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{:?}", report.actions);
+    assert!(kept[0].starts_with(state.backups_dir()));
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), b"LIVEKIT_API_KEY\n");
+    assert_eq!(names(&state.backups_dir()).len(), 2);
 }
 
 #[test]
