@@ -291,6 +291,18 @@ pub fn ensure(
     opts: &EnsureOptions<'_>,
 ) -> Result<EnsureReport, EnsureError> {
     let lock = if opts.dry_run {
+        // Refuse what `prepare` would refuse, without creating anything: a dry run must fail
+        // the way the real run would, not with an unreadable provision.yaml inside a file.
+        match std::fs::metadata(state.root()) {
+            Ok(meta) if !meta.is_dir() => Err(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(()),
+            _ => Ok(()),
+        }
+        .map_err(|()| {
+            EnsureError::State(PublishError::NotADirectory {
+                path: state.root().to_owned(),
+            })
+        })?;
         None
     } else {
         publish::prepare(state).map_err(EnsureError::State)?;

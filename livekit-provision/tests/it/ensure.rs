@@ -517,6 +517,12 @@ fn a_state_dir_that_is_a_file_or_under_a_file_is_a_clear_error() {
         assert!(err.to_string().contains("not a directory"), "{err}");
         assert!(err.hint().is_some());
         assert_eq!(store.writes(), 0);
+
+        let mut opts = offline();
+        opts.dry_run = true;
+        let err = ensure(&state, &store, &opts).unwrap_err();
+        assert!(matches!(err, EnsureError::State(_)), "dry run: {err:?}");
+        assert!(err.to_string().contains("not a directory"), "{err}");
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
