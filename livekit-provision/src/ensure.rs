@@ -291,18 +291,7 @@ pub fn ensure(
     opts: &EnsureOptions<'_>,
 ) -> Result<EnsureReport, EnsureError> {
     let lock = if opts.dry_run {
-        // Refuse what `prepare` would refuse, without creating anything: a dry run must fail
-        // the way the real run would, not with an unreadable provision.yaml inside a file.
-        match std::fs::metadata(state.root()) {
-            Ok(meta) if !meta.is_dir() => Err(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(()),
-            _ => Ok(()),
-        }
-        .map_err(|()| {
-            EnsureError::State(PublishError::NotADirectory {
-                path: state.root().to_owned(),
-            })
-        })?;
+        refuse_non_directory(state)?;
         None
     } else {
         publish::prepare(state).map_err(EnsureError::State)?;
@@ -398,6 +387,21 @@ pub fn ensure(
         binary,
         generation,
     })
+}
+
+/// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run
+/// fails the way the real run would (not with an unreadable provision.yaml inside a file).
+fn refuse_non_directory(state: &StateDir) -> Result<(), EnsureError> {
+    let not_a_dir = match std::fs::metadata(state.root()) {
+        Ok(meta) => !meta.is_dir(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotADirectory,
+    };
+    if not_a_dir {
+        return Err(EnsureError::State(PublishError::NotADirectory {
+            path: state.root().to_owned(),
+        }));
+    }
+    Ok(())
 }
 
 /// Which files differ from `rendered`, and why.
