@@ -291,6 +291,7 @@ pub fn ensure(
     opts: &EnsureOptions<'_>,
 ) -> Result<EnsureReport, EnsureError> {
     let lock = if opts.dry_run {
+        refuse_non_directory(state)?;
         None
     } else {
         publish::prepare(state).map_err(EnsureError::State)?;
@@ -335,6 +336,7 @@ pub fn ensure(
 
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
+        keep_unparsable(state, &disk, &mut actions)?;
         match publish::publish(state, lock, &rendered, &opts.publish)
             .map_err(EnsureError::Publish)?
         {
@@ -387,6 +389,21 @@ pub fn ensure(
     })
 }
 
+/// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run
+/// fails the way the real run would (not with an unreadable provision.yaml inside a file).
+fn refuse_non_directory(state: &StateDir) -> Result<(), EnsureError> {
+    let not_a_dir = match std::fs::metadata(state.root()) {
+        Ok(meta) => !meta.is_dir(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotADirectory,
+    };
+    if not_a_dir {
+        return Err(EnsureError::State(PublishError::NotADirectory {
+            path: state.root().to_owned(),
+        }));
+    }
+    Ok(())
+}
+
 /// Which files differ from `rendered`, and why.
 fn plan_files(disk: &DiskTriple, rendered: &Rendered) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -405,7 +422,13 @@ fn plan_files(disk: &DiskTriple, rendered: &Rendered) -> Vec<Action> {
         };
         let reason = match disk.current.file(file) {
             FixedPath::Missing => Some(WriteReason::Missing),
-            FixedPath::Ours { contents, .. } if contents.as_bytes() == want => None,
+            // Publishing rewrites a file whose mode was loosened too (`CurrentState::matches`),
+            // so the plan must list it, or a rerun would write while reporting "nothing to do".
+            FixedPath::Ours { contents, mode, .. }
+                if contents.as_bytes() == want && mode & 0o777 == 0o600 =>
+            {
+                None
+            }
             FixedPath::Legacy { .. } => Some(WriteReason::LegacyImport),
             FixedPath::ForeignSymlink { .. } => Some(WriteReason::ForeignSymlink),
             _ if invalid => Some(WriteReason::Unparsable),
@@ -416,6 +439,40 @@ fn plan_files(disk: &DiskTriple, rendered: &Rendered) -> Vec<Action> {
         }
     }
     actions
+}
+
+/// Copy into `backups/` each file of the live generation that is about to be replaced because
+/// it no longer parses (edited in place through its link): publishing keeps the old generation
+/// only until it is pruned, and invariant 4 says such a file is kept, never deleted.
+fn keep_unparsable(
+    state: &StateDir,
+    disk: &DiskTriple,
+    actions: &mut Vec<Action>,
+) -> Result<(), EnsureError> {
+    let unparsable: Vec<ManagedFile> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::WriteFile {
+                file,
+                reason: WriteReason::Unparsable,
+            } => Some(*file),
+            _ => None,
+        })
+        .collect();
+    for file in unparsable {
+        if let FixedPath::Ours { generation, .. } = disk.current.file(file) {
+            let path = state
+                .generations_dir()
+                .join(generation.to_string())
+                .join(file.file_name());
+            let kept = publish::backup(state, &path).map_err(EnsureError::Publish)?;
+            actions.push(Action::BackupFile {
+                path: kept.original,
+                to: kept.saved,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Re-read what was published and check it is the set just rendered, and that it agrees.

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
 use crate::paths::{ManagedFile, StateDir};
-use crate::secret::{ApiKey, InvalidValue, Secret};
+use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::DiskTriple;
@@ -101,6 +101,20 @@ pub enum ResolveError {
         #[source]
         source: InvalidValue,
     },
+    /// The store holds no API secret, and the one live on disk is not valid: adopting it would
+    /// store a value every later run refuses, and minting would rotate live credentials.
+    #[error("the secret store holds no {name}, and the one in {} (key {key}) cannot be adopted: {source}", file.file_name())]
+    InvalidLive {
+        /// The secret that is absent from the store.
+        name: SecretName,
+        /// The file the live credentials were read from.
+        file: ManagedFile,
+        /// Their key (not secret).
+        key: String,
+        /// What is wrong (never the value).
+        #[source]
+        source: InvalidValue,
+    },
     /// The OS random number generator failed.
     #[error("could not mint {name}: the OS random number generator failed: {source}")]
     Random {
@@ -119,6 +133,9 @@ impl ResolveError {
             Self::Store(e) => e.hint(),
             Self::InvalidStored { name, .. } => Some(format!(
                 "fix it with `livekit-provision secrets set {name} <value>`"
+            )),
+            Self::InvalidLive { name, .. } => Some(format!(
+                "store a valid value with `livekit-provision secrets set {name} <value>` (at least {MIN_API_SECRET_LEN} characters); tokens signed with the old secret will then be rejected"
             )),
             Self::Random { .. } => None,
         }
@@ -240,6 +257,18 @@ fn resolve_credentials(
         key.as_ref().is_none_or(|k| *k == disk.key)
             && secret.as_ref().is_none_or(|s| *s == disk.secret)
     });
+    if let Some((disk, from)) = &adoptable
+        && secret.is_none()
+        && let Err(source) =
+            crate::secret::validate_secret_text(disk.secret.expose(), MIN_API_SECRET_LEN)
+    {
+        return Err(ResolveError::InvalidLive {
+            name: SecretName::LIVEKIT_API_SECRET,
+            file: *from,
+            key: disk.key.to_string(),
+            source,
+        });
+    }
     let (candidate, source) = if let Some((disk, from)) = adoptable {
         (disk, CredentialSource::Adopted { from })
     } else {

@@ -76,18 +76,29 @@ impl DiskTriple {
             .then_some(runtime)
     }
 
-    /// Credentials that are live on disk and may be adopted when the store is empty: a consistent
-    /// triple's, or else the single key of `livekit.yaml` (the one livekit-server validates
-    /// tokens with), with the file they came from.
+    /// Credentials that are live on disk and may be adopted when the store is empty, with the
+    /// file they came from: a consistent triple's; else the single key of `livekit.yaml` (the
+    /// one livekit-server validates tokens with); else, when `livekit.yaml` is missing or
+    /// unreadable, the pair `runtime.json` or `backend.env` still hands to token signers.
+    /// `None` when no file holds a usable pair (or `livekit.yaml` holds several keys or a
+    /// `key_file`, so which one is live cannot be told).
     pub fn live_credentials(&self) -> Option<(Credentials, ManagedFile)> {
         if let Some(creds) = self.consistent_credentials() {
             return Some((creds, ManagedFile::RuntimeJson));
         }
-        let livekit = self.livekit_yaml.valid()?;
-        match (livekit.keys.as_slice(), &livekit.key_file) {
-            ([only], None) => Some((only.clone(), ManagedFile::LivekitYaml)),
-            _ => None,
+        if let Some(livekit) = self.livekit_yaml.valid() {
+            return match (livekit.keys.as_slice(), &livekit.key_file) {
+                ([only], None) => Some((only.clone(), ManagedFile::LivekitYaml)),
+                _ => None,
+            };
         }
+        if let Some(runtime) = self.runtime_json.valid() {
+            return Some((runtime.credentials(), ManagedFile::RuntimeJson));
+        }
+        self.backend_env
+            .valid()
+            .and_then(BackendEnv::credentials)
+            .map(|creds| (creds, ManagedFile::BackendEnv))
     }
 
     /// When a valid file on disk holds other credentials than `creds`, the key it holds (`None`

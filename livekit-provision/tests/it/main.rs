@@ -3,8 +3,11 @@
 // Helpers outside `#[test]` functions fail a test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod check;
+mod ensure;
 mod fetch;
 mod fleet;
+mod never_rotate;
 mod publish;
 mod render;
 mod store;
