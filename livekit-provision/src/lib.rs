@@ -17,6 +17,7 @@ pub mod resolve;
 pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod supervise;
 pub mod sys;
 pub mod token;
 pub mod triple;
@@ -43,6 +44,9 @@ pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use settings::{LogLevel, Settings};
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
+pub use supervise::{
+    Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
+};
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
 pub use triple::DiskTriple;
 pub use version::LivekitVersion;

@@ -1,0 +1,184 @@
+//! Crash restart policy as a pure state machine: every decision takes `now` as a parameter, so it
+//! is tested without sleeping. Restarts back off exponentially (1 s, 2 s, 4 s, … capped at 60 s);
+//! after too many crashes within a window the process is marked failed instead of looping.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// When to restart a crashed process, and when to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// The wait before the first restart.
+    pub initial_backoff: Duration,
+    /// The longest wait between restarts.
+    pub max_backoff: Duration,
+    /// This many crashes within `window` mark the process failed.
+    pub max_crashes: usize,
+    /// The window over which crashes are counted; older ones are forgotten.
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            max_crashes: 5,
+            window: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// The wait before restarting after the `nth` crash in the window (1-based).
+    pub fn backoff(&self, nth: usize) -> Duration {
+        let doublings = u32::try_from(nth.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(31);
+        self.initial_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+/// What to do after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartDecision {
+    /// Start it again at this instant (not before).
+    RestartAt(Instant),
+    /// Too many crashes: leave it down and report it failed.
+    GiveUp {
+        /// Crashes counted within the window.
+        crashes: usize,
+    },
+}
+
+/// The crash history of one process.
+#[derive(Debug, Clone, Default)]
+pub struct CrashTracker {
+    crashes: VecDeque<Instant>,
+    next_start: Option<Instant>,
+    failed: bool,
+}
+
+impl CrashTracker {
+    /// A tracker with no history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a crash at `now` and decide what follows.
+    pub fn record_crash(&mut self, policy: &RestartPolicy, now: Instant) -> RestartDecision {
+        self.forget_old(policy, now);
+        self.crashes.push_back(now);
+        let count = self.crashes.len();
+        if count >= policy.max_crashes {
+            self.failed = true;
+            self.next_start = None;
+            return RestartDecision::GiveUp { crashes: count };
+        }
+        let at = now + policy.backoff(count);
+        self.next_start = Some(at);
+        RestartDecision::RestartAt(at)
+    }
+
+    /// May a start happen at `now`? `false` while backing off and once failed.
+    pub fn may_start(&self, now: Instant) -> bool {
+        !self.failed && self.next_start.is_none_or(|at| now >= at)
+    }
+
+    /// When the next start is allowed, if a backoff is in force.
+    pub fn next_start(&self) -> Option<Instant> {
+        self.next_start
+    }
+
+    /// Has the policy given up?
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Crashes counted within the window ending at `now`.
+    pub fn recent_crashes(&self, policy: &RestartPolicy, now: Instant) -> usize {
+        self.crashes
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < policy.window)
+            .count()
+    }
+
+    /// Forget everything: an operator asked for a start.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    fn forget_old(&mut self, policy: &RestartPolicy, now: Instant) {
+        while self
+            .crashes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= policy.window)
+        {
+            self.crashes.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RestartPolicy::default();
+        let waits: Vec<u64> = (1..=9).map(|n| p.backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(p.backoff(usize::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn crashes_back_off_then_give_up() {
+        let p = RestartPolicy::default();
+        let t0 = Instant::now();
+        let mut t = CrashTracker::new();
+        assert!(t.may_start(t0));
+        assert_eq!(t.record_crash(&p, t0), RestartDecision::RestartAt(t0 + S));
+        assert!(!t.may_start(t0));
+        assert!(t.may_start(t0 + S));
+        let t1 = t0 + 2 * S;
+        assert_eq!(
+            t.record_crash(&p, t1),
+            RestartDecision::RestartAt(t1 + 2 * S)
+        );
+        for k in 3..5 {
+            assert!(matches!(
+                t.record_crash(&p, t0 + k * 10 * S),
+                RestartDecision::RestartAt(_)
+            ));
+        }
+        assert_eq!(
+            t.record_crash(&p, t0 + 50 * S),
+            RestartDecision::GiveUp { crashes: 5 }
+        );
+        assert!(t.is_failed());
+        assert!(!t.may_start(t0 + 10_000 * S));
+        t.reset();
+        assert!(t.may_start(t0 + 50 * S));
+    }
+
+    #[test]
+    fn crashes_outside_the_window_are_forgotten() {
+        let p = RestartPolicy {
+            window: 100 * S,
+            ..RestartPolicy::default()
+        };
+        let t0 = Instant::now();
+        let mut t = CrashTracker::new();
+        // One crash every 200 s never accumulates: always the first backoff, never failed.
+        for k in 0..20 {
+            let now = t0 + k * 200 * S;
+            assert_eq!(t.record_crash(&p, now), RestartDecision::RestartAt(now + S));
+            assert_eq!(t.recent_crashes(&p, now), 1);
+        }
+        assert!(!t.is_failed());
+    }
+}

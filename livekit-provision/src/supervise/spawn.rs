@@ -1,0 +1,337 @@
+//! Detached start of a media process: what it runs with (program, arguments, a cleaned
+//! environment, stdio, working directory) and the start itself.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{DirBuilder, OpenOptions};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::identity::{Liveness, MediaProcess, ProcessIdentity, remove_pid_file, write_pid_file};
+use super::sys::{self, ChildStep, ExecPlan, SpawnFailure};
+use super::{StartLog, SuperviseError};
+use crate::paths::{ManagedFile, StateDir};
+use crate::secret::Secret;
+
+/// The supervised name of livekit-server (its pid file is `run/livekit-server.pid`).
+pub const LIVEKIT_SERVER: &str = "livekit-server";
+
+/// The supervised name of lk-backend.
+pub const LK_BACKEND: &str = "lk-backend";
+
+/// How long a fresh start may take to answer its health probe.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The value of an environment variable given to a media process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// Not secret.
+    Plain(String),
+    /// Secret: only ever placed in the environment, never in arguments or messages.
+    Secret(Secret),
+}
+
+impl EnvValue {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Plain(s) => s.as_bytes(),
+            Self::Secret(s) => s.expose().as_bytes(),
+        }
+    }
+}
+
+/// What to run, and how to tell that it is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// Supervised name: pid file `run/<name>.pid`, log `logs/<name>.log`.
+    pub name: String,
+    /// The executable. A name without `/` is looked up in the `PATH` of the environment given.
+    pub program: PathBuf,
+    /// Arguments after `argv[0]`. Never secrets.
+    pub args: Vec<OsString>,
+    /// Variables added to the cleaned environment (they win over the base environment).
+    pub env: BTreeMap<String, EnvValue>,
+    /// Where `GET /` answers 200 once it is ready; `None` means "running is ready".
+    pub health: Option<SocketAddr>,
+    /// How long a start may take to become ready.
+    pub start_timeout: Duration,
+}
+
+impl ProcessSpec {
+    /// livekit-server: `<program> --config <state>/livekit.yaml`, probed on `127.0.0.1:<port>`.
+    pub fn livekit_server(state: &StateDir, program: PathBuf, port: u16) -> Self {
+        Self {
+            name: LIVEKIT_SERVER.to_owned(),
+            program,
+            args: vec![
+                OsString::from("--config"),
+                state.managed(ManagedFile::LivekitYaml).into_os_string(),
+            ],
+            env: BTreeMap::new(),
+            health: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            start_timeout: DEFAULT_START_TIMEOUT,
+        }
+    }
+
+    /// lk-backend: `<program>` with `backend.env`'s variables in its environment, probed on
+    /// `127.0.0.1:<port>`.
+    pub fn lk_backend(program: PathBuf, env: BTreeMap<String, EnvValue>, port: u16) -> Self {
+        Self {
+            name: LK_BACKEND.to_owned(),
+            program,
+            args: Vec::new(),
+            env,
+            health: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            start_timeout: DEFAULT_START_TIMEOUT,
+        }
+    }
+}
+
+/// Does this variable silently override livekit-server's config file (so it must not reach it)?
+/// `LIVEKIT_*`, `NODE_IP`, `UDP_PORT`, `REDIS_*`.
+pub fn is_overriding_variable(name: &OsStr) -> bool {
+    let name = name.as_bytes();
+    name.starts_with(b"LIVEKIT_")
+        || name.starts_with(b"REDIS_")
+        || name == b"NODE_IP"
+        || name == b"UDP_PORT"
+}
+
+/// The base environment without the variables that override livekit-server's config.
+pub fn clean_environment(
+    base: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    base.into_iter()
+        .filter(|(name, _)| !is_overriding_variable(name))
+        .collect()
+}
+
+/// Start `spec` detached: its own session and process group, not a descendant of the caller,
+/// stdin from `/dev/null`, stdout and stderr appended to `logs/<name>.log`, cwd the state
+/// directory, environment `base_env` cleaned by [`clean_environment`] plus `spec.env`. Records
+/// its identity in `run/<name>.pid`. Does not wait for readiness.
+pub fn start_detached(
+    state: &StateDir,
+    spec: &ProcessSpec,
+    base_env: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<MediaProcess, SuperviseError> {
+    let name = spec.name.as_str();
+    let mut env = clean_environment(base_env);
+    let program = resolve_program(name, &spec.program, &env)?;
+    env.retain(|(k, _)| !spec.env.contains_key(&*k.to_string_lossy()));
+    let plan = plan(state, spec, &program, &env)?;
+    let log = state.log_file(name);
+    let pid = sys::spawn_detached(&plan).map_err(|failure| match failure {
+        SpawnFailure::Child(step, source) => SuperviseError::Exec {
+            name: name.to_owned(),
+            program: program.clone(),
+            step: step.describe(),
+            not_found: step == ChildStep::Exec && source.kind() == io::ErrorKind::NotFound,
+            source,
+        },
+        SpawnFailure::Parent(source) | SpawnFailure::IntermediateFork(source) => {
+            SuperviseError::Spawn {
+                name: name.to_owned(),
+                source,
+            }
+        }
+    })?;
+    drop(plan);
+    let argv0 = program.to_string_lossy().into_owned();
+    let exited = || SuperviseError::ExitedDuringStart {
+        name: name.to_owned(),
+        pid,
+        log: StartLog::read(log.clone()),
+    };
+    let inspect = |source| SuperviseError::Inspect {
+        name: name.to_owned(),
+        pid,
+        source,
+    };
+    let Some(identity) = ProcessIdentity::of_live_process(pid, &argv0).map_err(inspect)? else {
+        return Err(exited());
+    };
+    write_pid_file(state, name, &identity)?;
+    match MediaProcess::verify(name, identity).map_err(inspect)? {
+        Ok(process) => Ok(process),
+        Err(Liveness::Alive | Liveness::Dead | Liveness::Recycled(_)) => {
+            remove_pid_file(state, name)?;
+            Err(exited())
+        }
+    }
+}
+
+fn plan(
+    state: &StateDir,
+    spec: &ProcessSpec,
+    program: &Path,
+    env: &[(OsString, OsString)],
+) -> Result<ExecPlan, SuperviseError> {
+    let name = spec.name.as_str();
+    let prepare = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| SuperviseError::Prepare {
+            name: name.to_owned(),
+            what,
+            path,
+            source,
+        }
+    };
+    let nul = |what: String| SuperviseError::NulByte {
+        name: name.to_owned(),
+        what,
+    };
+    create_private_dir(&state.logs_dir()).map_err(prepare("log directory", &state.logs_dir()))?;
+    create_private_dir(&state.run_dir()).map_err(prepare("run directory", &state.run_dir()))?;
+    let log = state.log_file(name);
+    let output = open_log(&log).map_err(prepare("log file", &log))?;
+    let dev_null = Path::new("/dev/null");
+    let stdin = std::fs::File::open(dev_null)
+        .map(OwnedFd::from)
+        .and_then(|fd| fd.try_clone())
+        .map_err(prepare("stdin", dev_null))?;
+
+    let program_c = sys::c_string(program.as_os_str().as_bytes())
+        .ok_or_else(|| nul(format!("program {}", program.display())))?;
+    let mut argv = vec![program_c.clone()];
+    for (i, arg) in spec.args.iter().enumerate() {
+        argv.push(sys::c_string(arg.as_bytes()).ok_or_else(|| nul(format!("argument {}", i + 1)))?);
+    }
+    let mut entries = Vec::with_capacity(env.len() + spec.env.len());
+    let base = env.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+    let extra = spec.env.iter().map(|(k, v)| (k.as_bytes(), v.bytes()));
+    for (key, value) in base.chain(extra) {
+        let shown = String::from_utf8_lossy(key).into_owned();
+        if key.is_empty() || key.contains(&b'=') || key.contains(&0) || value.contains(&0) {
+            return Err(nul(format!("environment variable {shown}")));
+        }
+        let mut entry = Zeroizing::new(Vec::with_capacity(key.len() + value.len() + 2));
+        entry.extend_from_slice(key);
+        entry.push(b'=');
+        entry.extend_from_slice(value);
+        entry.push(0);
+        entries.push(entry);
+    }
+    let cwd = sys::c_string(state.root().as_os_str().as_bytes())
+        .ok_or_else(|| nul(format!("state directory {}", state.root().display())))?;
+    Ok(ExecPlan {
+        program: program_c,
+        argv,
+        env: entries,
+        cwd,
+        stdin,
+        output,
+    })
+}
+
+/// Open `path` for appending (created 0600). The descriptor is close-on-exec and >= 3.
+fn open_log(path: &Path) -> io::Result<OwnedFd> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    // `try_clone` duplicates to the lowest free descriptor >= 3, close-on-exec: the child's
+    // dup2 onto 0, 1 and 2 can then never clobber it.
+    OwnedFd::from(file).try_clone()
+}
+
+/// Create `dir` (and parents) with mode 0700 if missing.
+pub(super) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// A program name without `/` is looked up in `PATH` of the child's environment, before the fork.
+fn resolve_program(
+    name: &str,
+    program: &Path,
+    env: &[(OsString, OsString)],
+) -> Result<PathBuf, SuperviseError> {
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        return Ok(program.to_owned());
+    }
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| SuperviseError::Exec {
+            name: name.to_owned(),
+            program: program.to_owned(),
+            step: "looking it up in PATH",
+            not_found: true,
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleaning_removes_every_overriding_variable() {
+        let base = [
+            "PATH",
+            "HOME",
+            "LIVEKIT_KEYS",
+            "LIVEKIT_CONFIG",
+            "NODE_IP",
+            "UDP_PORT",
+            "REDIS_HOST",
+            "REDIS_PASSWORD",
+            "LIVEKITX",
+            "MY_NODE_IP",
+        ]
+        .map(|k| (OsString::from(k), OsString::from("v")));
+        let kept: Vec<String> = clean_environment(base)
+            .into_iter()
+            .map(|(k, _)| k.into_string().unwrap())
+            .collect();
+        assert_eq!(kept, ["PATH", "HOME", "LIVEKITX", "MY_NODE_IP"]);
+    }
+
+    #[test]
+    fn livekit_spec_points_at_the_config() {
+        let state = StateDir::new("/s");
+        let spec =
+            ProcessSpec::livekit_server(&state, PathBuf::from("/s/bin/livekit-server"), 7880);
+        assert_eq!(
+            spec.args,
+            [
+                OsString::from("--config"),
+                OsString::from("/s/livekit.yaml")
+            ]
+        );
+        assert_eq!(spec.health, Some(SocketAddr::from(([127, 0, 0, 1], 7880))));
+    }
+
+    #[test]
+    fn a_program_missing_from_path_is_an_error() {
+        let env = vec![(OsString::from("PATH"), OsString::from("/nonexistent"))];
+        let err = resolve_program("x", Path::new("no-such-program"), &env).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SuperviseError::Exec {
+                    not_found: true,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! The supervisor the daemon drives: start a media process only if it is down, adopt what is
+//! already running, never kill or restart a healthy process, restart crashes with backoff.
+//!
+//! Blocking: `ensure_running` waits up to the spec's start timeout for readiness, and `stop` for
+//! the stop sequence. An async caller runs them on a blocking thread and awaits exits with
+//! [`ExitWatch::exited`](super::ExitWatch::exited), reporting each one with
+//! [`Supervisor::record_exit`].
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::health::{self, PROBE_TIMEOUT, Probe};
+use super::identity::{MediaProcess, adopt, remove_pid_file};
+use super::policy::{CrashTracker, RestartDecision, RestartPolicy};
+use super::signal::{self, StopOutcome};
+use super::spawn::{ProcessSpec, start_detached};
+use super::{LOG_TAIL_LINES, StartLog, SuperviseError};
+use crate::paths::StateDir;
+
+/// The pause between two readiness probes of a fresh start (spent waiting on its exit).
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// What [`Supervisor::ensure_running`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ensured {
+    /// It was down; it has been started and answered its health probe.
+    Started {
+        /// The new process.
+        pid: u32,
+    },
+    /// It was running (ours or adopted from its pid file) and was left alone.
+    AlreadyRunning {
+        /// The running process.
+        pid: u32,
+        /// Whether its health probe answered 200.
+        healthy: bool,
+    },
+    /// It is down after a crash, and the restart backoff has not elapsed.
+    BackingOff {
+        /// When a start is allowed again.
+        until: Instant,
+    },
+    /// It crashed too often; it stays down until [`Supervisor::reset`].
+    Failed {
+        /// Why, with the last lines of its log.
+        reason: String,
+    },
+}
+
+/// The state of one media process, as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessStatus {
+    /// Supervised name.
+    pub name: String,
+    /// Its pid, when running.
+    pub pid: Option<u32>,
+    /// Whether it is running.
+    pub running: bool,
+    /// Whether its health probe answers 200.
+    pub healthy: bool,
+    /// Set by the caller when a new binary version waits for a restart.
+    pub restart_pending: bool,
+    /// Why it was given up on, when it was.
+    pub failed: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    process: Option<MediaProcess>,
+    health: Option<SocketAddr>,
+    tracker: CrashTracker,
+    restart_pending: bool,
+    failed: Option<String>,
+}
+
+/// Supervises the media processes of one state directory.
+#[derive(Debug)]
+pub struct Supervisor {
+    state: StateDir,
+    base_env: Vec<(OsString, OsString)>,
+    policy: RestartPolicy,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Supervisor {
+    /// A supervisor for `state`. `base_env` is the environment children start from (the binary
+    /// passes `std::env::vars_os()`); variables that override livekit's config are removed.
+    pub fn new(
+        state: StateDir,
+        base_env: impl IntoIterator<Item = (OsString, OsString)>,
+        policy: RestartPolicy,
+    ) -> Self {
+        Self {
+            state,
+            base_env: base_env.into_iter().collect(),
+            policy,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// Make sure `spec` runs. Starts it only if neither a process of ours nor one recorded in its
+    /// pid file is alive; a running process is never signalled, whatever its health.
+    ///
+    /// A fresh start waits for the health probe: if the process exits first (livekit-server does
+    /// so, with status 0, when it rejects its config) that is a crash, counted by the restart
+    /// policy, and the error carries the last lines of its log. If it stays up but never becomes
+    /// ready, it is left running and [`SuperviseError::NotReady`] says so.
+    pub fn ensure_running(
+        &mut self,
+        spec: &ProcessSpec,
+        now: Instant,
+    ) -> Result<Ensured, SuperviseError> {
+        // A process of ours that died unnoticed (its exit not yet reported) is a crash too.
+        let dead = self
+            .entries
+            .get(&spec.name)
+            .and_then(|e| e.process.as_ref())
+            .filter(|p| !p.is_alive())
+            .map(MediaProcess::pid);
+        if let Some(pid) = dead {
+            self.record_exit(&spec.name, pid, now);
+        }
+        let entry = self.entries.entry(spec.name.clone()).or_default();
+        entry.health = spec.health;
+        if let Some(pid) = entry
+            .process
+            .as_ref()
+            .filter(|p| p.is_alive())
+            .map(MediaProcess::pid)
+        {
+            return Ok(Ensured::AlreadyRunning {
+                pid,
+                healthy: is_healthy(spec.health),
+            });
+        }
+        entry.process = adopt(&self.state, &spec.name)?;
+        if let Some(process) = &entry.process {
+            return Ok(Ensured::AlreadyRunning {
+                pid: process.pid(),
+                healthy: is_healthy(spec.health),
+            });
+        }
+        if let Some(reason) = &entry.failed {
+            return Ok(Ensured::Failed {
+                reason: reason.clone(),
+            });
+        }
+        if let Some(until) = entry
+            .tracker
+            .next_start()
+            .filter(|_| !entry.tracker.may_start(now))
+        {
+            return Ok(Ensured::BackingOff { until });
+        }
+        let process = start_detached(&self.state, spec, self.base_env.iter().cloned());
+        let result = process.and_then(|p| match wait_ready(&self.state, &p, spec) {
+            Ok(()) => Ok(p),
+            Err(e @ SuperviseError::NotReady { .. }) => {
+                entry.process = Some(p);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        });
+        match result {
+            Ok(process) => {
+                let pid = process.pid();
+                entry.process = Some(process);
+                Ok(Ensured::Started { pid })
+            }
+            Err(e @ SuperviseError::ExitedDuringStart { .. }) => {
+                remove_pid_file(&self.state, &spec.name)?;
+                if let RestartDecision::GiveUp { .. } =
+                    entry.tracker.record_crash(&self.policy, now)
+                {
+                    entry.failed = Some(e.to_string());
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Report that the process `name` with `pid` exited (its [`ExitWatch`](super::ExitWatch)
+    /// fired). A crash of the current process is counted and answered with a restart time or a
+    /// give-up; `None` when `pid` is not the current process (a deliberate stop, a replaced one).
+    pub fn record_exit(&mut self, name: &str, pid: u32, now: Instant) -> Option<RestartDecision> {
+        let entry = self.entries.get_mut(name)?;
+        if entry.process.as_ref().map(MediaProcess::pid) != Some(pid) {
+            return None;
+        }
+        entry.process = None;
+        if let Err(e) = remove_pid_file(&self.state, name) {
+            tracing::warn!(name, error = %e, "could not remove the pid file of an exited process");
+        }
+        let decision = entry.tracker.record_crash(&self.policy, now);
+        if let RestartDecision::GiveUp { crashes } = decision {
+            let log = self.state.log_file(name);
+            let tail = health::log_tail(&log, LOG_TAIL_LINES).unwrap_or_default();
+            entry.failed = Some(format!(
+                "{name} crashed {crashes} times within {}; last lines of {}:\n{}",
+                humantime::format_duration(self.policy.window),
+                log.display(),
+                tail.join("\n")
+            ));
+        }
+        Some(decision)
+    }
+
+    /// Stop `name` (ours or adopted) with the stop sequence, and remove its pid file.
+    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<StopOutcome, SuperviseError> {
+        let entry = self.entries.entry(name.to_owned()).or_default();
+        let process = match entry.process.take() {
+            Some(p) => Some(p),
+            None => adopt(&self.state, name)?,
+        };
+        let Some(process) = process else {
+            return Ok(StopOutcome::NotRunning);
+        };
+        let outcome = signal::stop(&process, grace)?;
+        remove_pid_file(&self.state, name)?;
+        Ok(outcome)
+    }
+
+    /// Forget the crash history and the failed mark of `name`: an operator asked for a start.
+    pub fn reset(&mut self, name: &str) {
+        let entry = self.entries.entry(name.to_owned()).or_default();
+        entry.tracker.reset();
+        entry.failed = None;
+    }
+
+    /// Mark that `name` should be restarted (for instance: a new binary is installed). Only
+    /// reported; the supervisor never restarts a healthy process by itself.
+    pub fn set_restart_pending(&mut self, name: &str, pending: bool) {
+        self.entries
+            .entry(name.to_owned())
+            .or_default()
+            .restart_pending = pending;
+    }
+
+    /// The process currently held for `name`, for an [`ExitWatch`](super::ExitWatch).
+    pub fn process(&self, name: &str) -> Option<&MediaProcess> {
+        self.entries.get(name)?.process.as_ref()
+    }
+
+    /// The status of `name`: adopts a process recorded in its pid file, probes its health.
+    pub fn status(&mut self, name: &str) -> Result<ProcessStatus, SuperviseError> {
+        let entry = self.entries.entry(name.to_owned()).or_default();
+        if !entry.process.as_ref().is_some_and(MediaProcess::is_alive) {
+            entry.process = adopt(&self.state, name)?;
+        }
+        let pid = entry.process.as_ref().map(MediaProcess::pid);
+        Ok(ProcessStatus {
+            name: name.to_owned(),
+            pid,
+            running: pid.is_some(),
+            healthy: pid.is_some() && is_healthy(entry.health),
+            restart_pending: entry.restart_pending,
+            failed: entry.failed.clone(),
+        })
+    }
+
+    /// The status of every process this supervisor has been asked about.
+    pub fn statuses(&mut self) -> Result<Vec<ProcessStatus>, SuperviseError> {
+        let names: Vec<String> = self.entries.keys().cloned().collect();
+        names.iter().map(|n| self.status(n)).collect()
+    }
+}
+
+fn is_healthy(addr: Option<SocketAddr>) -> bool {
+    addr.is_none_or(|a| health::probe(a).is_ready())
+}
+
+/// Probe a fresh start until it answers 200, exits, or `spec.start_timeout` passes.
+fn wait_ready(
+    state: &StateDir,
+    process: &MediaProcess,
+    spec: &ProcessSpec,
+) -> Result<(), SuperviseError> {
+    let log = || StartLog::read(state.log_file(&spec.name));
+    let inspect = |source| SuperviseError::Inspect {
+        name: spec.name.clone(),
+        pid: process.pid(),
+        source,
+    };
+    let exited = || SuperviseError::ExitedDuringStart {
+        name: spec.name.clone(),
+        pid: process.pid(),
+        log: log(),
+    };
+    let Some(addr) = spec.health else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + spec.start_timeout;
+    loop {
+        if process.wait_exit(Duration::ZERO).map_err(inspect)? {
+            return Err(exited());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last = health::probe_with_timeout(addr, PROBE_TIMEOUT.min(left.max(READY_POLL)));
+        if last == Probe::Ready {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(SuperviseError::NotReady {
+                name: spec.name.clone(),
+                pid: process.pid(),
+                addr,
+                timeout: spec.start_timeout,
+                last: Box::new(last),
+                log: log(),
+            });
+        }
+        let pause = READY_POLL.min(deadline.saturating_duration_since(Instant::now()));
+        if process.wait_exit(pause).map_err(inspect)? {
+            return Err(exited());
+        }
+    }
+}

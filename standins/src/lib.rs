@@ -1,0 +1,134 @@
+//! **Test stand-ins** for livekit-server and lk-backend, used by the supervision tests because the
+//! real livekit-server cannot be fetched on the build machines. They are not the real programs:
+//! they reproduce only the behaviour supervision depends on (see `../shared/reference/
+//! livekit-server.md`): strict config parsing that prints its error and exits 0, `GET /` health,
+//! token validation, drain on the first SIGTERM.
+//!
+//! This library holds the tiny HTTP/1.1 server both binaries share.
+
+use std::future::Future;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The largest request head a stand-in reads.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query string, without `?`.
+    pub query: String,
+    /// Header names (lower-cased) and values.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first header called `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first query parameter called `name` (no percent-decoding: tokens need none).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Parse a request head (`METHOD target HTTP/1.1`, headers).
+pub fn parse_head(head: &str) -> Option<Request> {
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_owned();
+    let target = first.next()?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Some(Request {
+        method,
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers,
+    })
+}
+
+/// Accept connections forever, answering each request with `handler`'s `(status, body)`.
+pub async fn serve<H, F>(listener: TcpListener, handler: H)
+where
+    H: Fn(Request) -> F + Clone + Send + 'static,
+    F: Future<Output = (u16, String)> + Send,
+{
+    loop {
+        let Ok((conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let _ = answer(conn, handler).await;
+        });
+    }
+}
+
+async fn answer<H, F>(mut conn: TcpStream, handler: H) -> std::io::Result<()>
+where
+    H: Fn(Request) -> F,
+    F: Future<Output = (u16, String)>,
+{
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let (status, body) = match parse_head(text.split("\r\n\r\n").next().unwrap_or_default()) {
+        Some(request) => handler(request).await,
+        None => (400, "bad request".to_owned()),
+    };
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        406 => "Not Acceptable",
+        _ => "Status",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(response.as_bytes()).await?;
+    conn.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_request_head() {
+        let r = parse_head(
+            "GET /rtc/validate?a=1&access_token=xyz HTTP/1.1\r\nAuthorization: Bearer t\r\nHost: h",
+        )
+        .unwrap();
+        assert_eq!(r.path, "/rtc/validate");
+        assert_eq!(r.query_param("access_token"), Some("xyz"));
+        assert_eq!(r.header("authorization"), Some("Bearer t"));
+        assert!(parse_head("").is_none());
+    }
+}
