@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod ensure;
 pub mod fetch;
 pub mod fsio;
