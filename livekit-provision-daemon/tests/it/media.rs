@@ -1,0 +1,1 @@
+//! Media supervision through the daemon (livekit-server STAND-IN).
