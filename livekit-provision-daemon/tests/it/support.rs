@@ -44,7 +44,7 @@ pub fn free_port() -> u16 {
 
 /// A temporary state directory with its secrets file and settings.
 pub struct Node {
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
     pub state: StateDir,
     /// Extra environment of every daemon started on this node.
     pub env: Vec<(String, String)>,
@@ -58,7 +58,7 @@ impl Node {
         let state = StateDir::new(dir.path().join("state"));
         std::fs::create_dir_all(state.root()).unwrap();
         Self {
-            dir,
+            _dir: dir,
             state,
             env: vec![(
                 "LIVEKIT_PROVISION_DAEMON_BACKOFF_MS".to_owned(),
@@ -243,18 +243,18 @@ pub fn alive(pid: u32) -> bool {
 pub fn descendants(root: u32) -> Vec<u32> {
     let mut parents = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
             continue;
         };
-        let ppid = stat
+        let parent = stat
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().nth(1))
             .and_then(|p| p.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parents.push((pid, ppid));
+        if let Some(parent) = parent {
+            parents.push((child, parent));
         }
     }
     let mut found = vec![root];

@@ -221,7 +221,8 @@ impl Media {
         Ok(Value::Object(outcomes))
     }
 
-    /// Record the exit of `pid`; when it was a crash, the time a restart is allowed.
+    /// Record the exit of `pid`; when it was a crash, when to run next (the restart backoff, or
+    /// at once after a give-up, so that the failure is reported).
     pub fn exited(&mut self, name: &str, pid: u32) -> Option<Instant> {
         self.watched.remove(&pid);
         match self.supervisor.record_exit(name, pid, Instant::now())? {
@@ -231,7 +232,8 @@ impl Media {
             }
             crate::supervise::RestartDecision::GiveUp { crashes } => {
                 tracing::error!(name, pid, crashes, "crashed too often; marked failed");
-                None
+                // A run now reports it (the provisioning state turns `failed`).
+                Some(Instant::now())
             }
         }
     }
