@@ -178,15 +178,6 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
-    /// Accepting connections failed for good.
-    #[error("the RPC socket {} stopped accepting connections", socket.display())]
-    Accept {
-        /// The socket.
-        socket: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
 }
 
 fn pid_suffix(pid: Option<u32>) -> String {
@@ -206,7 +197,6 @@ impl DaemonError {
             Self::Prepare { .. } | Self::Bind { .. } => {
                 Some("check that the state directory is writable by this user".to_owned())
             }
-            Self::Accept { .. } => None,
         }
     }
 }

@@ -3,6 +3,7 @@
 // Helpers outside `#[test]` functions fail a test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod daemon;
 mod fetch;
 mod publish;
 mod render;
