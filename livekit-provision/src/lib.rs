@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod ensure;
 pub mod fetch;
 pub mod fleet;
@@ -52,5 +53,9 @@ pub use supervise::{
     Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
 };
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
+<<<<<<< HEAD
 pub use triple::{DiskTriple, NotProvisioned, provisioned_credentials};
+=======
+pub use triple::DiskTriple;
+>>>>>>> daemon
 pub use version::LivekitVersion;

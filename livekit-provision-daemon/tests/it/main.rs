@@ -1,0 +1,12 @@
+//! Integration tests of the `livekit-provision-daemon` binary: real processes, a temporary state
+//! directory, loopback only. Media tests use the livekit-server STAND-IN (not the real program).
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions fail the test by panicking on setup errors"
+)]
+
+mod lifecycle;
+mod media;
+mod provisioning;
+mod rpc;
+mod support;

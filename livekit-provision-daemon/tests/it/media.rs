@@ -1,0 +1,184 @@
+//! Media supervision through the daemon. The media process is the livekit-server STAND-IN (not
+//! the real program, which cannot be fetched here): it serves `GET /` on the configured port and,
+//! like livekit-server, exits 0 when it refuses its config.
+
+use std::os::unix::fs::PermissionsExt;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::support::{
+    Daemon, Node, alive, call, descendants, free_port, livekit_standin, poll, provisioning,
+};
+
+/// A node whose media is the stand-in, with a version pinned and fast restarts.
+fn media_node(program: &std::path::Path) -> Node {
+    let mut node = Node::new();
+    node.secrets(&json!({ "LIVEKIT_VERSION": "1.7.2" }));
+    node.settings(&format!(
+        "port: {}\nrtc_tcp_port: {}\nlivekit_bin: {}\n",
+        free_port(),
+        free_port(),
+        program.display()
+    ));
+    node.env.push((
+        "LIVEKIT_PROVISION_DAEMON_RESTART_BACKOFF_MS".to_owned(),
+        "50".to_owned(),
+    ));
+    node
+}
+
+fn pid(p: u32) -> Pid {
+    Pid::from_raw(p.cast_signed())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    Term,
+    Pid,
+    Group,
+    Tree,
+}
+
+fn kill_daemon(daemon: Daemon, how: Kill) {
+    let d = daemon.pid();
+    match how {
+        Kill::Term => daemon.signal(Signal::SIGTERM),
+        Kill::Pid => daemon.signal(Signal::SIGKILL),
+        // The daemon leads its own process group (see support::Node::spawn).
+        Kill::Group => killpg(pid(d), Signal::SIGKILL).unwrap(),
+        // As hero_proc does: walk the tree from the daemon and kill every process in it.
+        Kill::Tree => {
+            let tree = descendants(d);
+            kill(pid(d), Signal::SIGKILL).unwrap();
+            for p in tree {
+                let _ = kill(pid(p), Signal::SIGKILL);
+            }
+        }
+    }
+    let (status, stderr) = daemon.wait_exit();
+    if matches!(how, Kill::Term) {
+        assert_eq!(status.code(), Some(0), "{stderr}");
+    }
+}
+
+#[test]
+fn media_survive_every_way_of_killing_the_daemon_and_are_adopted() {
+    let mut node = media_node(&livekit_standin());
+    let mut daemon = node.start(&[]);
+    let media = node.wait_media_healthy();
+    let ways = [Kill::Term, Kill::Pid, Kill::Group, Kill::Tree];
+    for round in 0..10 {
+        let how = ways[round % ways.len()];
+        assert!(
+            !descendants(daemon.pid()).contains(&media),
+            "the media must not be a descendant of the daemon"
+        );
+        kill_daemon(daemon, how);
+        assert!(alive(media), "round {round}: {how:?} killed the media");
+        daemon = node.start(&[]);
+        assert_eq!(
+            node.wait_media_healthy(),
+            media,
+            "round {round}: the restarted daemon adopts the same process"
+        );
+        poll("the run after adoption", || {
+            (provisioning(&node.socket())["state"] == "ready").then_some(())
+        });
+        assert_eq!(node.livekit_status()["pid"], json!(media));
+    }
+    drop(daemon);
+}
+
+#[test]
+fn a_killed_media_process_is_restarted() {
+    let mut node = media_node(&livekit_standin());
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    kill(pid(first), Signal::SIGKILL).unwrap();
+    let second = poll("a new livekit-server", || {
+        let s = node.livekit_status();
+        let p = u32::try_from(s["pid"].as_u64()?).ok()?;
+        (p != first && s["healthy"] == true).then_some(p)
+    });
+    node.media_pids.push(second);
+    assert!(!alive(first));
+    drop(daemon);
+}
+
+#[test]
+fn a_crash_loop_is_marked_failed_and_the_daemon_stays_up() {
+    let mut node = media_node(&livekit_standin());
+    node.env
+        .push(("STANDIN_CRASH_AFTER_MS".to_owned(), "150".to_owned()));
+    let daemon = node.start(&[]);
+    let failed = poll("livekit-server marked failed", || {
+        let s = node.livekit_status();
+        s["failed"].as_str().map(str::to_owned)
+    });
+    assert!(failed.contains("crashed"), "{failed}");
+    // The daemon is fine and says so.
+    let p = poll("provisioning failed", || {
+        let p = provisioning(&node.socket());
+        (p["state"] == "failed").then_some(p)
+    });
+    assert!(p["last_error"].is_string());
+    call(&node.socket(), "health", &json!({})).unwrap();
+    drop(daemon);
+}
+
+#[test]
+fn a_config_the_server_rejects_is_reported_with_its_message() {
+    // A server that does not know a key of the config it is given (as an older livekit-server
+    // would refuse a newer key): the stand-in behind a wrapper that appends one.
+    let scratch = tempfile::tempdir().unwrap();
+    let wrapper = scratch.path().join("livekit-server");
+    let bad = scratch.path().join("bad.yaml");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{{ cat \"$2\"; echo 'bogus_key: 1'; }} > '{}'\nexec '{}' --config '{}'\n",
+            bad.display(),
+            livekit_standin().display(),
+            bad.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let node = media_node(&wrapper);
+    let daemon = node.start(&[]);
+    let p = poll("provisioning failed with the server's message", || {
+        let p = provisioning(&node.socket());
+        let reason = p["last_error"].as_str()?;
+        reason.contains("field bogus_key not found").then_some(p)
+    });
+    assert_eq!(p["state"], json!("failed"), "{p}");
+    assert_eq!(node.livekit_status()["running"], json!(false));
+    drop(daemon);
+}
+
+#[test]
+fn stop_start_and_restart_calls_drive_the_media() {
+    let mut node = media_node(&livekit_standin());
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    let stopped = call(&node.socket(), "stop", &json!({ "grace_secs": 1 })).unwrap();
+    assert_eq!(
+        stopped["processes"][0]["running"],
+        json!(false),
+        "{stopped}"
+    );
+    assert!(!alive(first));
+    // A background run leaves stopped media down.
+    call(&node.socket(), "ensure", &json!({})).unwrap();
+    assert_eq!(node.livekit_status()["running"], json!(false));
+    call(&node.socket(), "start", &json!({})).unwrap();
+    let second = node.wait_media_healthy();
+    assert_ne!(second, first);
+    call(&node.socket(), "restart", &json!({ "grace_secs": 1 })).unwrap();
+    let third = node.wait_media_healthy();
+    assert_ne!(third, second);
+    assert!(!alive(second));
+    drop(daemon);
+}

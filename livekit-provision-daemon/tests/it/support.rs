@@ -1,0 +1,274 @@
+//! Helpers: a daemon process in a temporary state directory, calls over its socket, polling with
+//! deadlines, and the stand-in media binaries. Every process started here is stopped by pid.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use livekit_provision::StateDir;
+use livekit_provision::daemon::{ClientError, call_with_timeout};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_livekit-provision-daemon");
+
+/// How long any wait in these tests may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Poll `f` until it returns `Some`, or panic after [`DEADLINE`] with `what`.
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A loopback port nobody listens on (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temporary state directory with its secrets file and settings.
+pub struct Node {
+    pub _dir: tempfile::TempDir,
+    pub state: StateDir,
+    /// Extra environment of every daemon started on this node.
+    pub env: Vec<(String, String)>,
+    /// Media pids seen; killed at drop.
+    pub media_pids: Vec<u32>,
+}
+
+impl Node {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        std::fs::create_dir_all(state.root()).unwrap();
+        Self {
+            _dir: dir,
+            state,
+            env: vec![(
+                "LIVEKIT_PROVISION_DAEMON_BACKOFF_MS".to_owned(),
+                "50".to_owned(),
+            )],
+            media_pids: Vec::new(),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.state.rpc_socket()
+    }
+
+    /// Write `secrets.json` (mode 0600).
+    pub fn secrets(&self, values: &Value) {
+        let path = self.state.secrets_file();
+        std::fs::write(&path, values.to_string()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    /// Write `provision.yaml`.
+    pub fn settings(&self, yaml: &str) {
+        std::fs::write(self.state.settings_file(), yaml).unwrap();
+    }
+
+    /// Start a daemon on this node with `args` (after `--state-dir`).
+    pub fn spawn(&self, args: &[&str]) -> Daemon {
+        let mut cmd = Command::new(DAEMON);
+        cmd.arg("--state-dir")
+            .arg(self.state.root())
+            .args(args)
+            .env_remove("LIVEKIT_PROVISION_SECRETS")
+            .env_remove("LIVEKIT_PROVISION_RELEASE_URL")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Its own process group, so a test can kill the group without killing itself.
+            .process_group(0);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        Daemon {
+            child: cmd.spawn().unwrap(),
+            socket: self.socket(),
+        }
+    }
+
+    /// Start a daemon and wait until its socket answers `status`.
+    pub fn start(&self, args: &[&str]) -> Daemon {
+        let daemon = self.spawn(args);
+        daemon.wait_serving();
+        daemon
+    }
+
+    /// The `livekit-server` entry of `status`.
+    pub fn livekit_status(&self) -> Value {
+        let status = call(&self.socket(), "status", &json!({})).unwrap();
+        status["media"]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "livekit-server")
+            .cloned()
+            .unwrap()
+    }
+
+    /// Wait until livekit-server runs and is healthy; its pid (remembered for cleanup).
+    pub fn wait_media_healthy(&mut self) -> u32 {
+        let socket = self.socket();
+        let pid = poll("livekit-server running and healthy", || {
+            let status = call(&socket, "status", &json!({})).ok()?;
+            let p = status["media"]["processes"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "livekit-server")?
+                .clone();
+            (p["running"] == true && p["healthy"] == true)
+                .then(|| u32::try_from(p["pid"].as_u64()?).ok())
+                .flatten()
+        });
+        if !self.media_pids.contains(&pid) {
+            self.media_pids.push(pid);
+        }
+        pid
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for &pid in &self.media_pids {
+            let _ = kill(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL);
+        }
+    }
+}
+
+/// A daemon process, killed (by pid) at drop if still running.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid().cast_signed()), signal).unwrap();
+    }
+
+    pub fn wait_serving(&self) {
+        poll("the daemon to answer status", || {
+            call(&self.socket, "status", &json!({})).ok()
+        });
+    }
+
+    /// Wait for the exit (with the deadline); its status and stderr.
+    pub fn wait_exit(mut self) -> (ExitStatus, String) {
+        let status = poll("the daemon to exit", || self.child.try_wait().unwrap());
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        (status, stderr)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One call with a short timeout.
+pub fn call(socket: &Path, method: &str, params: &Value) -> Result<Value, ClientError> {
+    call_with_timeout(socket, method, params, Duration::from_secs(30))
+}
+
+/// The provisioning part of `status`.
+pub fn provisioning(socket: &Path) -> Value {
+    call(socket, "status", &json!({})).unwrap()["provisioning"].clone()
+}
+
+/// The stand-in for livekit-server (NOT the real program: see the standins crate), built on
+/// demand when this crate's tests run alone.
+pub fn livekit_standin() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = Path::new(DAEMON).parent().unwrap();
+        let path = dir.join("livekit-server-standin");
+        if !path.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "livekit-provision-standins", "--bins"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the stand-ins failed");
+        }
+        assert!(path.exists(), "{} is missing", path.display());
+        path
+    })
+    .clone()
+}
+
+/// Is `pid` alive (and not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|s| s != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// The pids of every descendant of `root` (from `/proc/*/stat`), deepest last.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(parent) = parent {
+            parents.push((child, parent));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}

@@ -1,0 +1,134 @@
+//! A small synchronous client of the daemon's socket, for the CLI's `status`, `start`, `stop` and
+//! `restart` (and for tests and benchmarks).
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::rpc;
+
+/// How long [`call`] waits for an answer. `ensure` may download a release, so this is generous;
+/// use [`call_with_timeout`] for a quick probe.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No daemon listens on the socket (missing, or a stale socket of a killed daemon).
+    #[error("no daemon is listening on {}", socket.display())]
+    NotRunning {
+        /// The socket.
+        socket: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The connection failed or timed out while sending or waiting.
+    #[error("talking to the daemon on {} failed", socket.display())]
+    Io {
+        /// The socket.
+        socket: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The answer was not a JSON-RPC response.
+    #[error("the daemon on {} sent an invalid response: {reason}", socket.display())]
+    BadResponse {
+        /// The socket.
+        socket: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The daemon answered with an error.
+    #[error("the daemon refused {method}: {message}")]
+    Rpc {
+        /// The method called.
+        method: String,
+        /// The JSON-RPC error code.
+        code: i64,
+        /// Its message.
+        message: String,
+        /// Its hint, when it gave one.
+        hint: Option<String>,
+    },
+}
+
+impl ClientError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotRunning { .. } => {
+                Some("start it with `livekit-provision-daemon` (or its systemd unit)".to_owned())
+            }
+            Self::Rpc { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// Call `method` with `params` (an object, or `null`) on the daemon at `socket`; the `result`.
+pub fn call(socket: &Path, method: &str, params: &Value) -> Result<Value, ClientError> {
+    call_with_timeout(socket, method, params, DEFAULT_CALL_TIMEOUT)
+}
+
+/// [`call`], waiting at most `timeout` for the connection, the send and the answer each.
+pub fn call_with_timeout(
+    socket: &Path,
+    method: &str,
+    params: &Value,
+    timeout: Duration,
+) -> Result<Value, ClientError> {
+    let io_err = |source| ClientError::Io {
+        socket: socket.to_owned(),
+        source,
+    };
+    let stream = UnixStream::connect(socket).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning {
+            socket: socket.to_owned(),
+            source,
+        },
+        _ => io_err(source),
+    })?;
+    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
+    (&stream)
+        .write_all(&rpc::request_line(1, method, params))
+        .map_err(io_err)?;
+    let mut line = Vec::new();
+    BufReader::new(&stream)
+        .read_until(b'\n', &mut line)
+        .map_err(io_err)?;
+    let bad = |reason: String| ClientError::BadResponse {
+        socket: socket.to_owned(),
+        reason,
+    };
+    if line.is_empty() {
+        return Err(bad("the connection closed without an answer".to_owned()));
+    }
+    let mut response: Value =
+        serde_json::from_slice(&line).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if let Some(error) = response.get("error") {
+        return Err(ClientError::Rpc {
+            method: method.to_owned(),
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            hint: error
+                .pointer("/data/hint")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+    }
+    response
+        .get_mut("result")
+        .map(Value::take)
+        .ok_or_else(|| bad("neither result nor error".to_owned()))
+}

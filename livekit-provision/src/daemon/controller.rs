@@ -1,0 +1,364 @@
+//! The daemon's loop: accept connections, take commands, schedule provisioning runs, react to
+//! media exits. Blocking work is handed to the blocking pool; the loop itself never waits on it.
+
+use std::error::Error;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::net::UnixListener;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+use super::media::{self, Media, MediaFailure};
+use super::rpc::RpcError;
+use super::status::{ProvisionState, ProvisionStatus};
+use super::{Command, DaemonConfig, DaemonError, connection};
+use crate::config::OperatorConfig;
+use crate::ensure::{EnsureOptions, EnsureReport, ensure};
+use crate::paths::ManagedFile;
+use crate::resolve::Warning;
+use crate::supervise::Supervisor;
+
+/// The pause after a failed `accept` (out of descriptors, …) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A reply to an `ensure` call.
+pub(super) type EnsureReply = oneshot::Sender<Result<EnsureReport, RpcError>>;
+
+/// What reaches the loop from its tasks.
+#[derive(Debug)]
+pub(super) enum Event {
+    /// Run provisioning now (an `ensure` call, with its reply, or a reload).
+    Ensure(Option<EnsureReply>),
+    /// A run finished.
+    RunDone(Box<RunOutcome>),
+    /// A watched media process exited.
+    MediaExited { name: String, pid: u32 },
+    /// Run no later than this (a media restart is due).
+    RunBy(Instant),
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub(super) struct RunOutcome {
+    /// `ensure`'s own result.
+    ensure: Result<EnsureReport, RpcError>,
+    /// Why the run as a whole failed (ensure, install, or media).
+    failure: Option<MediaFailure>,
+    /// No version pinned and no `livekit_bin`: control plane only.
+    disabled: bool,
+    /// A media restart is due then.
+    media_retry_at: Option<Instant>,
+}
+
+/// State shared by the loop, the connections and the blocking runs.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub config: DaemonConfig,
+    pub status: Mutex<ProvisionStatus>,
+    pub media: Mutex<Media>,
+    /// The media statuses last read, for a `status` call while the supervisor is busy.
+    pub media_cache: Mutex<Vec<serde_json::Value>>,
+    /// SHA-256 of the `livekit.yaml` bytes last published (or started with).
+    pub published: Mutex<Option<String>>,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+/// Lock `m`, ignoring poisoning (a panicked holder left consistent data: every update is one
+/// assignment).
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// SHA-256 of the `livekit.yaml` at the fixed path now, hex; `None` when it cannot be read.
+pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
+    let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
+    Some(hex(&Sha256::digest(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// An error and its causes, joined by `: `.
+pub(super) fn chain(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+struct Schedule {
+    in_flight: bool,
+    run_now: bool,
+    next_run: Instant,
+    /// Replies owed when the run in flight finishes.
+    current: Vec<EnsureReply>,
+    /// Replies owed by the next run.
+    queued: Vec<EnsureReply>,
+}
+
+pub(super) async fn run(
+    listener: UnixListener,
+    config: DaemonConfig,
+    mut commands: mpsc::Receiver<Command>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(
+        config.state.clone(),
+        config.media_env.clone(),
+        config.restart,
+    );
+    let socket = config.state.rpc_socket();
+    let shared = Arc::new(Shared {
+        media: Mutex::new(Media::new(supervisor, events_tx.clone(), Handle::current())),
+        media_cache: Mutex::new(Vec::new()),
+        config,
+        status: Mutex::new(ProvisionStatus::default()),
+        published: Mutex::new(None),
+        events: events_tx,
+    });
+    tracing::info!(socket = %socket.display(), "serving");
+    let mut schedule = Schedule {
+        in_flight: false,
+        run_now: true,
+        next_run: Instant::now(),
+        current: Vec::new(),
+        queued: Vec::new(),
+    };
+    let mut commands_open = true;
+    tokio::pin!(shutdown);
+    loop {
+        if schedule.run_now && !schedule.in_flight {
+            start_run(&shared, &mut schedule);
+        }
+        let timer = tokio::time::sleep_until(schedule.next_run.into());
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            command = commands.recv(), if commands_open => match command {
+                Some(Command::Reload) => {
+                    tracing::info!("reload: provisioning again");
+                    schedule.run_now = true;
+                }
+                Some(Command::Shutdown) => break,
+                None => commands_open = false,
+            },
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection::serve(stream, Arc::clone(&shared)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(event) = events.recv() => handle(&shared, &mut schedule, event),
+            () = timer, if !schedule.in_flight => schedule.run_now = true,
+        }
+    }
+    tracing::info!("shutting down; the media keep running");
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+fn handle(shared: &Arc<Shared>, schedule: &mut Schedule, event: Event) {
+    match event {
+        Event::Ensure(reply) => {
+            schedule.queued.extend(reply);
+            schedule.run_now = true;
+        }
+        Event::RunBy(at) => schedule.next_run = schedule.next_run.min(at),
+        Event::MediaExited { name, pid } => {
+            let shared = Arc::clone(shared);
+            tokio::task::spawn_blocking(move || {
+                if let Some(at) = lock(&shared.media).exited(&name, pid) {
+                    let _ = shared.events.send(Event::RunBy(at));
+                }
+            });
+        }
+        Event::RunDone(outcome) => finish_run(shared, schedule, &outcome),
+    }
+}
+
+fn start_run(shared: &Arc<Shared>, schedule: &mut Schedule) {
+    schedule.in_flight = true;
+    schedule.run_now = false;
+    schedule.current = std::mem::take(&mut schedule.queued);
+    {
+        let mut status = lock(&shared.status);
+        status.state = ProvisionState::Running;
+        status.runs += 1;
+        status.last_run_at = Some((shared.config.clock)());
+    }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let worker = Arc::clone(&shared);
+        let outcome = match tokio::task::spawn_blocking(move || provision(&worker)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let message = format!("the provisioning run panicked: {e}");
+                RunOutcome {
+                    ensure: Err(RpcError::server(message.clone(), None)),
+                    failure: Some(MediaFailure {
+                        message,
+                        hint: None,
+                    }),
+                    disabled: false,
+                    media_retry_at: None,
+                }
+            }
+        };
+        let _ = shared.events.send(Event::RunDone(Box::new(outcome)));
+    });
+}
+
+fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
+    schedule.in_flight = false;
+    let retry = &shared.config.retry;
+    let random = (shared.config.random)();
+    let mut status = lock(&shared.status);
+    let delay = match &outcome.failure {
+        None => {
+            status.state = if outcome.disabled {
+                ProvisionState::Disabled
+            } else {
+                ProvisionState::Ready
+            };
+            status.consecutive_failures = 0;
+            status.last_error = None;
+            status.last_hint = None;
+            status.last_success_at = status.last_run_at;
+            retry.recheck_delay(random)
+        }
+        Some(failure) => {
+            status.state = ProvisionState::Failed;
+            status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+            status.last_error = Some(failure.message.clone());
+            status.last_hint.clone_from(&failure.hint);
+            let delay = retry.retry_delay(status.consecutive_failures, random);
+            tracing::warn!(
+                reason = %failure.message,
+                retry_in = %humantime::format_duration(Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))),
+                "provisioning failed; still serving, will retry"
+            );
+            delay
+        }
+    };
+    let mut next = Instant::now() + delay;
+    if let Some(at) = outcome.media_retry_at {
+        next = next.min(at);
+    }
+    schedule.next_run = next;
+    status.next_run =
+        Some((shared.config.clock)() + next.saturating_duration_since(Instant::now()));
+    if let Ok(report) = &outcome.ensure {
+        status.pinned_version.clone_from(&report.version);
+    }
+    drop(status);
+    for reply in schedule.current.drain(..) {
+        let _ = reply.send(outcome.ensure.clone());
+    }
+}
+
+/// One run, on a blocking thread: ensure, then the media.
+fn provision(shared: &Shared) -> RunOutcome {
+    let config = &shared.config;
+    let state = &config.state;
+    let failed = |message: String, hint: Option<String>| RunOutcome {
+        ensure: Err(RpcError::server(message.clone(), hint.clone())),
+        failure: Some(MediaFailure { message, hint }),
+        disabled: false,
+        media_retry_at: None,
+    };
+    let store = match config.store_spec.open() {
+        Ok(store) => store,
+        Err(e) => return failed(chain(&e), e.hint()),
+    };
+    let on_lock_wait = |pid: Option<u32>| {
+        tracing::info!(?pid, "waiting for another writer of the state directory");
+    };
+    let opts = EnsureOptions {
+        now: (config.clock)(),
+        local_addresses: (config.local_addresses)(),
+        binary: config.binary.clone(),
+        on_lock_wait: &on_lock_wait,
+        ..EnsureOptions::default()
+    };
+    let report = match ensure(state, store.as_ref(), &opts) {
+        Ok(report) => report,
+        Err(e) => return failed(chain(&e), e.hint()),
+    };
+    drop(store);
+    if !report.is_noop() {
+        tracing::info!(actions = report.actions.len(), generation = ?report.generation, "provisioned");
+    }
+    *lock(&shared.published) = livekit_yaml_digest(shared);
+    let mut outcome = RunOutcome {
+        ensure: Ok(report.clone()),
+        failure: None,
+        disabled: false,
+        media_retry_at: None,
+    };
+    if report.is_incomplete() {
+        let reasons: Vec<String> = report
+            .warnings
+            .iter()
+            .filter(|w| matches!(w.warning, Warning::InstallFailed { .. }))
+            .map(|w| w.message.clone())
+            .collect();
+        outcome.failure = Some(MediaFailure {
+            message: if reasons.is_empty() {
+                "livekit-server is not installed".to_owned()
+            } else {
+                reasons.join("; ")
+            },
+            hint: Some("it is retried with backoff; `status` shows when".to_owned()),
+        });
+        return outcome;
+    }
+    let settings = match OperatorConfig::load(state) {
+        Ok(c) => c.settings,
+        Err(e) => {
+            outcome.failure = Some(MediaFailure {
+                message: chain(&e),
+                hint: e.hint(),
+            });
+            return outcome;
+        }
+    };
+    let Some(program) =
+        media::livekit_program(state, &settings, &config.binary, Some(&report.binary))
+    else {
+        outcome.disabled = true;
+        return outcome;
+    };
+    let specs = media::specs(state, &settings, program);
+    let pass = lock(&shared.media).pass(&specs);
+    outcome.media_retry_at = pass.retry_at;
+    if !pass.failures.is_empty() {
+        let hint = pass.failures.iter().find_map(|f| f.hint.clone());
+        let message = pass
+            .failures
+            .into_iter()
+            .map(|f| f.message)
+            .collect::<Vec<_>>()
+            .join("; ");
+        outcome.failure = Some(MediaFailure { message, hint });
+    }
+    outcome
+}

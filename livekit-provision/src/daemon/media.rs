@@ -1,0 +1,317 @@
+//! The daemon's side of supervision: which media to run, a pass of `ensure_running` over them,
+//! exit watches, and their status. Everything here blocks; it runs on tokio's blocking pool,
+//! behind one mutex.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use super::controller::Event;
+use crate::ensure::{BinaryOptions, BinaryState};
+use crate::paths::StateDir;
+use crate::render::BackendEnv;
+use crate::settings::Settings;
+use crate::supervise::identity::proc_exe;
+use crate::supervise::spawn::{EnvValue, LIVEKIT_SERVER, LK_BACKEND};
+use crate::supervise::{Ensured, ProcessSpec, Supervisor};
+use crate::triple::DiskTriple;
+
+/// Why a media process is not up, for `status` and the provisioning state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct MediaFailure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// The result of a pass.
+#[derive(Debug, Default)]
+pub(super) struct Pass {
+    /// Processes that are not up, and why.
+    pub failures: Vec<MediaFailure>,
+    /// The earliest time a crashed process may be started again.
+    pub retry_at: Option<Instant>,
+}
+
+/// The supervisor with what the daemon adds: the operator's wish, start errors, exit watches.
+#[derive(Debug)]
+pub(super) struct Media {
+    supervisor: Supervisor,
+    /// False after a `stop` call: background runs leave the media down.
+    pub wants_running: bool,
+    errors: BTreeMap<String, String>,
+    watched: BTreeSet<u32>,
+    events: mpsc::UnboundedSender<Event>,
+    runtime: Handle,
+}
+
+/// The livekit-server program to run, if any: the operator's `livekit_bin`, else the installed
+/// binary. `None` when no version is pinned and no `livekit_bin` is set (control plane only),
+/// or the pinned one is not installed.
+pub(super) fn livekit_program(
+    state: &StateDir,
+    settings: &Settings,
+    binary: &BinaryOptions,
+    after_ensure: Option<&BinaryState>,
+) -> Option<PathBuf> {
+    let external = binary
+        .livekit_bin
+        .clone()
+        .or_else(|| settings.livekit_bin.clone());
+    match after_ensure {
+        Some(BinaryState::External { path }) => Some(path.clone()),
+        Some(BinaryState::Installed { .. }) => Some(state.livekit_bin()),
+        Some(BinaryState::NotPinned) => external,
+        Some(_) => None,
+        None => external.or_else(|| state.livekit_bin().exists().then(|| state.livekit_bin())),
+    }
+}
+
+/// The processes to supervise: livekit-server, and lk-backend when `backend_command` is set
+/// (with `backend.env`'s variables).
+pub(super) fn specs(state: &StateDir, settings: &Settings, program: PathBuf) -> Vec<ProcessSpec> {
+    let mut specs = vec![ProcessSpec::livekit_server(state, program, settings.port)];
+    if let Some(backend) = &settings.backend_command {
+        let env = DiskTriple::read(state)
+            .backend_env
+            .valid()
+            .map(backend_environment)
+            .unwrap_or_default();
+        specs.push(ProcessSpec::lk_backend(
+            backend.clone(),
+            env,
+            settings.backend_port,
+        ));
+    }
+    specs
+}
+
+fn backend_environment(file: &BackendEnv) -> BTreeMap<String, EnvValue> {
+    let mut env: BTreeMap<String, EnvValue> = file
+        .other
+        .iter()
+        .map(|(k, v)| (k.clone(), EnvValue::Plain(v.clone())))
+        .collect();
+    if let Some(key) = &file.api_key {
+        env.insert(
+            "LIVEKIT_API_KEY".to_owned(),
+            EnvValue::Plain(key.as_str().to_owned()),
+        );
+    }
+    if let Some(secret) = &file.api_secret {
+        env.insert(
+            "LIVEKIT_API_SECRET".to_owned(),
+            EnvValue::Secret(secret.clone()),
+        );
+    }
+    if let Some(url) = &file.livekit_url {
+        env.insert("LIVEKIT_URL".to_owned(), EnvValue::Plain(url.clone()));
+    }
+    if let Some(port) = file.port {
+        env.insert("PORT".to_owned(), EnvValue::Plain(port.to_string()));
+    }
+    if let Some(path) = &file.sqlite_path {
+        env.insert(
+            "SQLITE_PATH".to_owned(),
+            EnvValue::Plain(path.display().to_string()),
+        );
+    }
+    env
+}
+
+impl Media {
+    pub fn new(
+        supervisor: Supervisor,
+        events: mpsc::UnboundedSender<Event>,
+        runtime: Handle,
+    ) -> Self {
+        Self {
+            supervisor,
+            wants_running: true,
+            errors: BTreeMap::new(),
+            watched: BTreeSet::new(),
+            events,
+            runtime,
+        }
+    }
+
+    /// Start what is down (never touching what runs), unless the operator stopped the media.
+    pub fn pass(&mut self, specs: &[ProcessSpec]) -> Pass {
+        let mut pass = Pass::default();
+        if !self.wants_running {
+            return pass;
+        }
+        for spec in specs {
+            let name = spec.name.as_str();
+            match self.supervisor.ensure_running(spec, Instant::now()) {
+                Ok(Ensured::Started { pid }) => {
+                    tracing::info!(name, pid, "started");
+                    self.errors.remove(name);
+                    self.supervisor.set_restart_pending(name, false);
+                }
+                Ok(Ensured::AlreadyRunning { pid, healthy }) => {
+                    tracing::debug!(name, pid, healthy, "already running; left alone");
+                    self.errors.remove(name);
+                    let pending = runs_another_binary(pid, &spec.program);
+                    if pending {
+                        tracing::warn!(name, pid, "a new binary is installed; restart to use it");
+                    }
+                    self.supervisor.set_restart_pending(name, pending);
+                }
+                Ok(Ensured::BackingOff { until }) => {
+                    let wait = until.saturating_duration_since(Instant::now());
+                    let message = self.errors.get(name).cloned().unwrap_or_else(|| {
+                        format!("{name} exited; it is started again in {}", seconds(wait))
+                    });
+                    pass.failures.push(MediaFailure {
+                        message,
+                        hint: None,
+                    });
+                    pass.retry_at = Some(pass.retry_at.map_or(until, |t| t.min(until)));
+                }
+                Ok(Ensured::Failed { reason }) => pass.failures.push(MediaFailure {
+                    message: reason,
+                    hint: Some(format!(
+                        "fix the cause, then `livekit-provision start` to try {name} again"
+                    )),
+                }),
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::warn!(name, error = %message, "could not start");
+                    self.errors.insert(name.to_owned(), message.clone());
+                    pass.failures.push(MediaFailure {
+                        message,
+                        hint: e.hint(),
+                    });
+                }
+            }
+        }
+        self.arm_watches();
+        pass
+    }
+
+    /// `start`: forget crash history and failed marks, then a pass.
+    pub fn start(&mut self, specs: &[ProcessSpec]) -> Pass {
+        self.wants_running = true;
+        for spec in specs {
+            self.supervisor.reset(&spec.name);
+        }
+        self.pass(specs)
+    }
+
+    /// `stop`: stop every media process (ours or adopted) and keep them down.
+    pub fn stop(&mut self, grace: Duration) -> Result<Value, MediaFailure> {
+        self.wants_running = false;
+        let mut outcomes = serde_json::Map::new();
+        for name in [LK_BACKEND, LIVEKIT_SERVER] {
+            let outcome = self
+                .supervisor
+                .stop(name, grace)
+                .map_err(|e| MediaFailure {
+                    message: e.to_string(),
+                    hint: e.hint(),
+                })?;
+            self.supervisor.set_restart_pending(name, false);
+            self.errors.remove(name);
+            outcomes.insert(name.to_owned(), json!(format!("{outcome:?}")));
+        }
+        Ok(Value::Object(outcomes))
+    }
+
+    /// Record the exit of `pid`; when it was a crash, when to run next (the restart backoff, or
+    /// at once after a give-up, so that the failure is reported).
+    pub fn exited(&mut self, name: &str, pid: u32) -> Option<Instant> {
+        self.watched.remove(&pid);
+        match self.supervisor.record_exit(name, pid, Instant::now())? {
+            crate::supervise::RestartDecision::RestartAt(at) => {
+                tracing::warn!(name, pid, restart_in = %seconds(at.saturating_duration_since(Instant::now())), "exited; restarting with backoff");
+                Some(at)
+            }
+            crate::supervise::RestartDecision::GiveUp { crashes } => {
+                tracing::error!(name, pid, crashes, "crashed too often; marked failed");
+                // A run now reports it (the provisioning state turns `failed`).
+                Some(Instant::now())
+            }
+        }
+    }
+
+    /// The status of each media process, for `status`.
+    pub fn statuses(&mut self) -> Vec<Value> {
+        let mut names = vec![LIVEKIT_SERVER.to_owned()];
+        let list = match self.supervisor.statuses() {
+            Ok(list) => list,
+            Err(e) => {
+                return vec![json!({ "name": LIVEKIT_SERVER, "error": e.to_string() })];
+            }
+        };
+        names.extend(list.iter().map(|s| s.name.clone()));
+        names.dedup();
+        let mut out = Vec::new();
+        for name in names {
+            let status = match list.iter().find(|s| s.name == name) {
+                Some(s) => Ok(s.clone()),
+                None => self.supervisor.status(&name),
+            };
+            let mut value = match status {
+                Ok(s) => serde_json::to_value(&s).unwrap_or(Value::Null),
+                Err(e) => json!({ "name": name, "error": e.to_string() }),
+            };
+            if let Value::Object(map) = &mut value {
+                map.insert("error".to_owned(), json!(self.errors.get(&name)));
+            }
+            out.push(value);
+        }
+        self.arm_watches();
+        out
+    }
+
+    /// Watch the exit of every held process not yet watched.
+    fn arm_watches(&mut self) {
+        for name in [LIVEKIT_SERVER, LK_BACKEND] {
+            let Some(process) = self.supervisor.process(name) else {
+                continue;
+            };
+            let pid = process.pid();
+            if self.watched.contains(&pid) {
+                continue;
+            }
+            let watch = match process.exit_watch() {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(name, pid, error = %e, "cannot watch the exit");
+                    continue;
+                }
+            };
+            self.watched.insert(pid);
+            let events = self.events.clone();
+            let name = name.to_owned();
+            self.runtime.spawn(async move {
+                match watch.exited().await {
+                    Ok(()) => {
+                        let _ = events.send(Event::MediaExited { name, pid });
+                    }
+                    Err(e) => tracing::warn!(name, pid, error = %e, "exit watch failed"),
+                }
+            });
+        }
+    }
+}
+
+/// Does `pid` run another file than `program` resolves to now (a newer binary was installed
+/// over it)? `false` when either cannot be read.
+fn runs_another_binary(pid: u32, program: &Path) -> bool {
+    let Ok(Some(exe)) = proc_exe(pid) else {
+        return false;
+    };
+    match std::fs::canonicalize(program) {
+        Ok(current) => exe != current,
+        Err(_) => false,
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
+}

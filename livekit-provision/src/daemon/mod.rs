@@ -1,0 +1,215 @@
+//! The control plane (DESIGN.md "Daemon", invariants 5 and 6): serve a JSON-RPC socket at once,
+//! provision in the background forever, start the media when they are down, never disturb them
+//! when they are up.
+//!
+//! # Shape
+//! The binary takes the instance lock ([`lock_instance`]), binds the socket ([`bind`]), wires
+//! signals and calls [`run`]; everything else is here. [`run`] is one loop that `select!`s over
+//! the shutdown future, a closed [`Command`] channel (SIGHUP → [`Command::Reload`]), new
+//! connections, internal events (a provisioning run finished, a media process exited, an
+//! `ensure` call) and the provisioning timer. Blocking work (`ensure`, `check`, the supervisor)
+//! runs on tokio's blocking pool, so **the socket answers while provisioning is stalled**.
+//!
+//! # Methods (JSON-RPC 2.0, one object per line; see [`rpc`] for the error codes)
+//! - `status` → `{state_dir, pid, provisioning: {state, runs, consecutive_failures, last_error,
+//!   next_retry, next_run, ...}, version: {pinned, installed}, media: [{name, pid, running,
+//!   healthy, restart_pending, failed, error}]}`; `state` is `idle`, `running`, `ready`,
+//!   `failed` or `disabled` (no `LIVEKIT_VERSION`: control plane only, files still rendered).
+//! - `ensure` → runs provisioning now (after the run in flight, if any) and returns the
+//!   [`EnsureReport`](crate::EnsureReport).
+//! - `check` → the [`CheckReport`](crate::CheckReport).
+//! - `health` → `{config, in_memory, on_disk, in_sync}`: SHA-256 of the `livekit.yaml` bytes
+//!   the daemon last published or started the media with, and of the bytes at the fixed path now.
+//! - `start`, `stop {grace_secs?}`, `restart {grace_secs?}` → drive the supervisor; return the
+//!   media statuses. `stop` keeps the media down (background runs no longer start them) until
+//!   `start` or `restart`, or until the daemon restarts.
+//! - `token.create {identity, room?, ttl?, name?, metadata?, grants?, admin?}` → `{token,
+//!   api_key, expires_at}`; `ttl` is a humantime string (`"6h"`) or seconds; signed with the
+//!   credentials the three files agree on.
+//!
+//! # Background provisioning and its cadence
+//! A run is `ensure` (which installs the pinned binary when `LIVEKIT_VERSION` is set), then,
+//! with a version pinned or `livekit_bin` set, `ensure_running` of the media. A run fails when
+//! `ensure` fails (store unreachable, bad config…), when the binary could not be installed
+//! (offline, GitHub down, rate limited, bad checksum), or when a media process does not come up.
+//! The daemon then keeps serving, logs a warning with the reason, and retries after
+//! **5 s, 10 s, 20 s, 40 s … capped at 5 min, each ±20 % jitter** ([`RetryPolicy`]); `status`
+//! shows the reason and `next_retry`. A converged node re-checks every **5 min** (a no-op
+//! `ensure`). SIGHUP (or `ensure`) runs at once. A media crash is restarted with the supervisor's
+//! own backoff (1 s, 2 s, … 60 s) and marked failed after 5 crashes in 10 min; `start` clears it.
+//!
+//! # Never disturb the media
+//! A run starts a process only if it is down. When a newer binary is installed while the media
+//! runs the old one (its `/proc/<pid>/exe` is not the installed file), `status` shows
+//! `restart_pending` instead of restarting. SIGTERM/SIGINT end [`run`] and leave the media
+//! running (they are detached: own session, not our descendants); a restarted daemon adopts them
+//! from their pid files. Only `stop` and `restart` stop them.
+//!
+//! # systemd
+//! `contrib/systemd/livekit-provision-daemon.service` runs the daemon with `Restart=always` and
+//! **`KillMode=process`**: the media live in the daemon's cgroup (double fork does not leave a
+//! cgroup), and the default `KillMode=control-group` would kill every call whenever the daemon is
+//! restarted or stopped. With `process`, systemd signals only the daemon.
+
+mod backoff;
+pub mod client;
+mod connection;
+mod controller;
+mod media;
+pub mod rpc;
+mod socket;
+mod status;
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+
+pub use backoff::{RetryPolicy, unit_random};
+pub use client::{ClientError, call, call_with_timeout};
+pub use socket::{bind, lock_instance};
+pub use status::{ProvisionState, ProvisionStatus};
+
+use crate::ensure::BinaryOptions;
+use crate::paths::StateDir;
+use crate::store::StoreSpec;
+use crate::supervise::RestartPolicy;
+
+/// What the daemon needs. Build it with [`DaemonConfig::new`] and adjust the fields.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// The state directory.
+    pub state: StateDir,
+    /// The secret store, opened afresh by every run (so a store that was down is retried).
+    pub store_spec: StoreSpec,
+    /// Release URL and `livekit_bin` overrides, `GITHUB_TOKEN`, platform.
+    pub binary: BinaryOptions,
+    /// The environment the media start from (the binary passes its own; variables that
+    /// override livekit's config are removed by the supervisor).
+    pub media_env: Vec<(OsString, OsString)>,
+    /// Background provisioning cadence.
+    pub retry: RetryPolicy,
+    /// Media crash restarts.
+    pub restart: RestartPolicy,
+    /// The grace of `stop`/`restart` when the call gives none.
+    pub stop_grace: Duration,
+    /// The wall clock (tokens, rotation grace, reported times).
+    pub clock: fn() -> SystemTime,
+    /// A random draw in `0.0..1.0` for the retry jitter.
+    pub random: fn() -> f64,
+    /// This machine's interface addresses (for ensure's NAT warning).
+    pub local_addresses: fn() -> Vec<IpAddr>,
+}
+
+impl DaemonConfig {
+    /// Defaults for `state` and `store_spec`: the documented cadence, the real clock, no media
+    /// environment.
+    pub fn new(state: StateDir, store_spec: StoreSpec) -> Self {
+        Self {
+            state,
+            store_spec,
+            binary: BinaryOptions::default(),
+            media_env: Vec::new(),
+            retry: RetryPolicy::default(),
+            restart: RestartPolicy::default(),
+            stop_grace: Duration::from_secs(30),
+            clock: SystemTime::now,
+            random: unit_random,
+            local_addresses: crate::sys::local_addresses,
+        }
+    }
+}
+
+/// What the embedding program can tell a running daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Run provisioning now (SIGHUP).
+    Reload,
+    /// Stop serving and return; the media keep running.
+    Shutdown,
+}
+
+/// A sender of [`Command`]s and the receiver [`run`] takes.
+pub fn command_channel() -> (mpsc::Sender<Command>, mpsc::Receiver<Command>) {
+    mpsc::channel(8)
+}
+
+/// Why the daemon could not start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// Another daemon holds the instance lock of this state directory.
+    #[error("another livekit-provision-daemon{} holds {}", pid_suffix(*pid), lock.display())]
+    AlreadyRunning {
+        /// The lock file.
+        lock: PathBuf,
+        /// The holder's pid, when recorded.
+        pid: Option<u32>,
+    },
+    /// Something answers on the socket: another daemon serves this state directory.
+    #[error("another livekit-provision-daemon{} is serving {}", pid_suffix(*pid), socket.display())]
+    SocketInUse {
+        /// The socket.
+        socket: PathBuf,
+        /// The pid holding the instance lock, when recorded.
+        pid: Option<u32>,
+    },
+    /// `run/` or the lock file could not be prepared.
+    #[error("could not prepare {}", path.display())]
+    Prepare {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The socket could not be bound.
+    #[error("could not bind the RPC socket {}", socket.display())]
+    Bind {
+        /// The socket.
+        socket: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn pid_suffix(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+}
+
+impl DaemonError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::AlreadyRunning { pid, .. } | Self::SocketInUse { pid, .. } => Some(match pid {
+                Some(pid) => format!(
+                    "talk to it with `livekit-provision status`, or stop it (`kill {pid}`) first"
+                ),
+                None => "talk to it with `livekit-provision status`, or stop it first".to_owned(),
+            }),
+            Self::Prepare { .. } | Self::Bind { .. } => {
+                Some("check that the state directory is writable by this user".to_owned())
+            }
+        }
+    }
+}
+
+/// Serve `listener` and provision `config.state` until `shutdown` completes or a
+/// [`Command::Shutdown`] arrives. Returns `Ok(())` on shutdown; the media keep running.
+///
+/// The caller holds the instance lock ([`lock_instance`]) for as long as this runs.
+pub async fn run(
+    listener: UnixListener,
+    config: DaemonConfig,
+    commands: mpsc::Receiver<Command>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    controller::run(listener, config, commands, shutdown).await
+}

@@ -1,0 +1,199 @@
+//! JSON-RPC 2.0 framing: one JSON object per line, in and out.
+//!
+//! A malformed request gets an error response (never a crash): `-32700` for bytes that are not
+//! JSON, `-32600` for JSON that is not a request (or a line over [`MAX_LINE`] bytes, after which
+//! the connection is closed), `-32601` for an unknown method, `-32602` for bad parameters.
+//! Batches are not supported (`-32600`). A request without `id` is a notification: it runs and
+//! gets no answer.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// The longest request line accepted, newline excluded.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Invalid JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// Not a valid request object.
+pub const INVALID_REQUEST: i64 = -32600;
+/// No such method.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// Invalid method parameters.
+pub const INVALID_PARAMS: i64 = -32602;
+/// The method ran and failed (provisioning, supervision, token errors).
+pub const SERVER_ERROR: i64 = -32000;
+/// The node is not provisioned yet (no consistent credentials on disk).
+pub const NOT_PROVISIONED: i64 = -32001;
+
+/// A JSON-RPC error object. `data`, when set, carries `hint` and other details.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RpcError {
+    /// The error code.
+    pub code: i64,
+    /// One line for a human.
+    pub message: String,
+    /// Details (`{"hint": …}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error with `code` and `message`.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// `-32602` with `message`.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(INVALID_PARAMS, message)
+    }
+
+    /// A method failure with its hint, when there is one.
+    pub fn server(message: impl Into<String>, hint: Option<String>) -> Self {
+        Self::new(SERVER_ERROR, message).with_hint(hint)
+    }
+
+    /// Attach `hint` as `data.hint`.
+    #[must_use]
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        if let Some(hint) = hint {
+            self.data = Some(json!({ "hint": hint }));
+        }
+        self
+    }
+}
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `None` for a notification.
+    pub id: Option<Value>,
+    /// The method name.
+    pub method: String,
+    /// The parameters: an object (absent or `null` become an empty object).
+    pub params: Map<String, Value>,
+}
+
+/// Parse one request line. On error, the id to answer with (`null` when unknown) and the error.
+pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        (
+            Value::Null,
+            RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
+        )
+    })?;
+    let Value::Object(mut obj) = value else {
+        let what = if value.is_array() {
+            "batch requests are not supported"
+        } else {
+            "a request must be a JSON object"
+        };
+        return Err((Value::Null, RpcError::new(INVALID_REQUEST, what)));
+    };
+    let id = obj.remove("id");
+    let answer_id = id.clone().unwrap_or(Value::Null);
+    let invalid = |msg: &str| (answer_id.clone(), RpcError::new(INVALID_REQUEST, msg));
+    if !matches!(
+        &id,
+        None | Some(Value::Null | Value::Number(_) | Value::String(_))
+    ) {
+        return Err((
+            Value::Null,
+            RpcError::new(INVALID_REQUEST, "id must be a number, a string or null"),
+        ));
+    }
+    if obj.get("jsonrpc") != Some(&Value::String("2.0".to_owned())) {
+        return Err(invalid("\"jsonrpc\" must be \"2.0\""));
+    }
+    let Some(Value::String(method)) = obj.remove("method") else {
+        return Err(invalid("\"method\" must be a string"));
+    };
+    let params = match obj.remove("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err((
+                answer_id,
+                RpcError::invalid_params("params must be an object"),
+            ));
+        }
+    };
+    Ok(Request { id, method, params })
+}
+
+/// The response line (with its newline) for `id`.
+pub fn response_line(id: &Value, result: Result<Value, RpcError>) -> Vec<u8> {
+    let body = match result {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(error) => json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+    };
+    let mut line = body.to_string().into_bytes();
+    line.push(b'\n');
+    line
+}
+
+/// The request line (with its newline) of a call.
+pub fn request_line(id: u64, method: &str, params: &Value) -> Vec<u8> {
+    let mut line = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+        .to_string()
+        .into_bytes();
+    line.push(b'\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(line: &str) -> i64 {
+        parse_request(line.as_bytes()).unwrap_err().1.code
+    }
+
+    #[test]
+    fn parses_requests_and_notifications() {
+        let r = parse_request(br#"{"jsonrpc":"2.0","id":7,"method":"status"}"#).unwrap();
+        assert_eq!(r.id, Some(json!(7)));
+        assert_eq!(r.method, "status");
+        assert!(r.params.is_empty());
+        let n = parse_request(br#"{"jsonrpc":"2.0","method":"ensure","params":{"a":1}}"#).unwrap();
+        assert_eq!(n.id, None);
+        assert_eq!(n.params.get("a"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn malformed_requests_get_their_codes() {
+        assert_eq!(code("{not json"), PARSE_ERROR);
+        assert_eq!(code("[]"), INVALID_REQUEST);
+        assert_eq!(code("42"), INVALID_REQUEST);
+        assert_eq!(code(r#"{"id":1,"method":"status"}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#),
+            INVALID_PARAMS
+        );
+        let (id, _) = parse_request(br#"{"jsonrpc":"1.0","id":"a","method":"x"}"#).unwrap_err();
+        assert_eq!(id, json!("a"));
+    }
+
+    #[test]
+    fn responses_are_one_line() {
+        let ok = response_line(&json!(1), Ok(json!({"a": "b\nc"})));
+        assert_eq!(ok.last(), Some(&b'\n'));
+        assert!(!ok[..ok.len() - 1].contains(&b'\n'));
+        let err = response_line(
+            &Value::Null,
+            Err(RpcError::server("boom", Some("fix".into()))),
+        );
+        let v: Value = serde_json::from_slice(&err).unwrap();
+        assert_eq!(v["error"]["code"], json!(SERVER_ERROR));
+        assert_eq!(v["error"]["data"]["hint"], json!("fix"));
+    }
+}
