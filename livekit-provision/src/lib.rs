@@ -53,9 +53,5 @@ pub use supervise::{
     Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
 };
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
-<<<<<<< HEAD
 pub use triple::{DiskTriple, NotProvisioned, provisioned_credentials};
-=======
-pub use triple::DiskTriple;
->>>>>>> daemon
 pub use version::LivekitVersion;

@@ -3,13 +3,9 @@
 // Helpers outside `#[test]` functions fail a test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-<<<<<<< HEAD
 mod check;
 mod daemon;
 mod ensure;
-=======
-mod daemon;
->>>>>>> daemon
 mod fetch;
 mod fleet;
 mod never_rotate;
