@@ -1,0 +1,82 @@
+//! Concurrent `ensure` processes on one state directory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{Node, Reaped, finish, wait_until};
+
+#[test]
+fn concurrent_ensures_on_a_fresh_node_agree_on_one_secret() {
+    let node = Node::new();
+    let children: Vec<_> = (0..10)
+        .map(|_| node.cmd(&["ensure"]).spawn().unwrap())
+        .collect();
+    for child in children {
+        finish(child).ok();
+    }
+    let store = node.store();
+    let secrets: Vec<_> = store.keys().filter(|k| k.contains("SECRET")).collect();
+    assert_eq!(secrets, ["LIVEKIT_API_SECRET"], "{store:?}");
+    let pair = node.triple().consistent();
+    assert_eq!(pair, (node.key(), node.secret()));
+    // And the node is converged.
+    let before = node.listing();
+    node.run(&["ensure", "--dry-run"]).ok();
+    assert_eq!(node.listing(), before);
+}
+
+#[test]
+fn a_waiting_ensure_names_the_lock_and_its_holder() {
+    let node = Node::converged();
+    let lock = node.path("run/lock");
+    // A holder that takes the flock like livekit-provision does and records its pid.
+    let mut holder = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec 9>>"$1"; flock 9; echo $$ >"$1"; echo locked; exec sleep 60"#)
+        .arg("sh")
+        .arg(&lock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let holder_pid = holder.id();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "locked\n");
+    let holder = Reaped(holder);
+
+    let mut waiter = node.cmd(&["ensure"]).spawn().unwrap();
+    let stderr = waiter.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    wait_until(
+        "the waiter to say it waits",
+        Duration::from_secs(20),
+        || {
+            seen.extend(rx.try_iter());
+            seen.iter().any(|l| l.contains("waiting for"))
+        },
+    );
+    let message = seen.iter().find(|l| l.contains("waiting for")).unwrap();
+    assert!(
+        message.contains(&format!("pid {holder_pid}"))
+            && message.contains(&lock.display().to_string()),
+        "{message}"
+    );
+    // Still waiting while the lock is held.
+    assert!(waiter.try_wait().unwrap().is_none());
+    drop(holder);
+    let status = waiter.wait().unwrap();
+    assert!(status.success(), "{seen:?}");
+}

@@ -1,0 +1,114 @@
+//! The quick start: `ensure` on a fresh node, then again, with and without `--dry-run`.
+
+use insta::assert_snapshot;
+
+use crate::support::Node;
+
+#[test]
+fn ensure_on_a_fresh_node_mints_and_writes_the_three_files() {
+    let node = Node::new();
+    let out = node.run(&["ensure"]).ok();
+    node.settings().bind(|| {
+        assert_snapshot!(out.stdout, @r"
+        minted and stored API key [KEY] and its secret in file:[TMP]/state/secrets.json
+        wrote livekit.yaml (missing)
+        wrote backend.env (missing)
+        wrote runtime.json (missing)
+        ");
+        assert_snapshot!(out.stderr, @r"
+        warning: LIVEKIT_VERSION is not set: control plane only, livekit-server is not installed (set it with `livekit-provision secrets set LIVEKIT_VERSION v1.7.2`)
+        warning: LIVEKIT_NODE_IP is not set: advertising 127.0.0.1, which only works for local development; on a real server run `livekit-provision secrets set LIVEKIT_NODE_IP <public-ip>`
+        ");
+    });
+    let (key, secret) = node.triple().consistent();
+    assert_eq!((key, secret), (node.key(), node.secret()));
+}
+
+#[test]
+fn a_rerun_says_nothing_to_do_and_writes_nothing() {
+    let node = Node::converged();
+    let before = node.listing();
+    let out = node.run(&["ensure"]).ok();
+    node.settings().bind(|| {
+        assert_snapshot!(out.stdout, @"nothing to do: [TMP]/state is up to date");
+    });
+    assert_eq!(
+        node.listing(),
+        before,
+        "a rerun on a converged node wrote something"
+    );
+}
+
+#[test]
+fn dry_run_on_a_fresh_node_exits_2_and_creates_nothing() {
+    let node = Node::new();
+    let out = node.run(&["ensure", "--dry-run"]).expect_code(2);
+    assert!(out.stdout.contains("would mint and store API key"), "{out}");
+    assert!(
+        out.stdout.contains("would write livekit.yaml (missing)"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("dry run: nothing was changed"), "{out}");
+    assert!(
+        node.state.symlink_metadata().is_err(),
+        "--dry-run created the state directory"
+    );
+}
+
+#[test]
+fn dry_run_on_a_converged_node_exits_0_and_writes_nothing() {
+    let node = Node::converged();
+    let before = node.listing();
+    let out = node.run(&["ensure", "--dry-run"]).ok();
+    assert!(out.stdout.starts_with("nothing to do:"), "{out}");
+    assert_eq!(node.listing(), before);
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let node = Node::new();
+    let out = node.run(&["ensure", "--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    for field in [
+        "dry_run",
+        "actions",
+        "warnings",
+        "api_key",
+        "credentials",
+        "version",
+        "binary",
+        "generation",
+    ] {
+        assert!(doc.get(field).is_some(), "--json lacks {field}: {doc:#}");
+    }
+    assert_eq!(doc["dry_run"], false);
+    assert_eq!(doc["api_key"], node.key().as_str());
+    assert_eq!(doc["actions"].as_array().unwrap().len(), 4, "{doc:#}");
+    let kinds: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["control_plane_only", "node_ip_defaulted"]);
+    // Warnings are in the document, not on stderr.
+    assert_eq!(out.stderr, "", "{out}");
+    assert!(
+        !out.stdout.contains(&node.secret()),
+        "--json printed the secret"
+    );
+
+    let again: serde_json::Value =
+        serde_json::from_str(&node.run(&["ensure", "--json"]).ok().stdout).unwrap();
+    assert_eq!(again["actions"], serde_json::json!([]));
+    assert_eq!(again["generation"], doc["generation"]);
+}
+
+#[test]
+fn quiet_ensure_prints_nothing_on_stderr() {
+    let node = Node::new();
+    let out = node.run(&["-q", "ensure"]).ok();
+    assert_eq!(out.stderr, "", "{out}");
+    let out = node.run(&["ensure", "-q"]).ok();
+    assert_eq!(out.stderr, "", "{out}");
+}
