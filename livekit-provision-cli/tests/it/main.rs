@@ -12,5 +12,6 @@ mod install;
 mod quick_start;
 mod render_check;
 mod secrets;
+mod stores;
 mod support;
 mod token;

@@ -112,3 +112,56 @@ fn quiet_ensure_prints_nothing_on_stderr() {
     let out = node.run(&["ensure", "-q"]).ok();
     assert_eq!(out.stderr, "", "{out}");
 }
+
+#[test]
+fn read_only_commands_leave_a_missing_state_dir_missing() {
+    let node = Node::new();
+    let out = node.run(&["check", "--json"]).expect_code(1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["healthy"], false);
+    assert_eq!(report["findings"][0]["code"], "not-provisioned", "{report:#}");
+    for args in [&["render"][..], &["secrets", "list"], &["status"]] {
+        node.run(args).ok();
+    }
+    node.run(&["ensure", "--dry-run"]).expect_code(2);
+    assert!(
+        node.state.symlink_metadata().is_err(),
+        "a read-only command created the state directory"
+    );
+}
+
+#[test]
+fn the_state_dir_comes_from_the_environment_or_xdg() {
+    let node = Node::new();
+    // LIVEKIT_PROVISION_STATE_DIR, without --state-dir.
+    let mut cmd = std::process::Command::new(crate::support::BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", node.tmp.path().join("home"))
+        .env("LIVEKIT_PROVISION_STATE_DIR", &node.state)
+        .args(["-q", "ensure"]);
+    assert!(cmd.status().unwrap().success());
+    node.triple().consistent();
+    // XDG_STATE_HOME, then HOME.
+    let xdg = node.tmp.path().join("xdg");
+    let mut cmd = std::process::Command::new(crate::support::BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", node.tmp.path().join("home"))
+        .env("XDG_STATE_HOME", &xdg)
+        .args(["-q", "ensure"]);
+    assert!(cmd.status().unwrap().success());
+    assert!(xdg.join("livekit-provision/runtime.json").exists());
+    let mut cmd = std::process::Command::new(crate::support::BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", node.tmp.path().join("home"))
+        .args(["-q", "ensure"]);
+    assert!(cmd.status().unwrap().success());
+    assert!(
+        node.tmp
+            .path()
+            .join("home/.local/state/livekit-provision/runtime.json")
+            .exists()
+    );
+}

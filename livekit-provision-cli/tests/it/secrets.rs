@@ -111,6 +111,15 @@ fn rotate_with_grace_keeps_the_old_key_accepted() {
     let before = node.listing();
     node.run(&["ensure"]).ok();
     assert_eq!(node.listing(), before);
+
+    // Once the grace has ended, ensure drops the old key.
+    node.run(&["secrets", "set", "LIVEKIT_ROTATION_GRACE_UNTIL", "1"])
+        .ok();
+    let out = node.run(&["ensure"]).ok();
+    assert!(out.stdout.contains("wrote livekit.yaml (changed)"), "{out}");
+    assert_eq!(node.triple().consistent(), (node.key(), node.secret()));
+    assert!(!node.read("livekit.yaml").contains(&old_secret));
+    node.run(&["check"]).ok();
 }
 
 #[test]
