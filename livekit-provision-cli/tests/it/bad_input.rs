@@ -187,3 +187,20 @@ fn an_unreadable_store_is_an_error_not_absent() {
         );
     }
 }
+
+#[test]
+fn secrets_set_refuses_a_name_livekit_provision_does_not_read() {
+    let node = Node::converged();
+    let out = refused(&node, &["secrets", "set", "LIVEKIT_NODEIP", "10.0.0.5"]);
+    let mut lines = out.stderr.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "error: LIVEKIT_NODEIP is not a setting livekit-provision reads; nothing was stored"
+    );
+    assert!(lines.next().unwrap().contains("LIVEKIT_NODE_IP"), "{out}");
+    let out = refused(&node, &["secrets", "set", "livekit_version", "1.7.2"]);
+    assert!(
+        out.stderr.contains("hint: known names: LIVEKIT_VERSION"),
+        "{out}"
+    );
+}

@@ -144,3 +144,27 @@ fn a_bad_checksum_installs_nothing() {
         "a refused download changed the state dir"
     );
 }
+
+#[test]
+fn start_reports_a_server_that_exits_during_startup() {
+    // The stand-in answers `--version` and exits at once otherwise: nothing is left running.
+    let (node, mirror) = pinned_node();
+    node.run(&["ensure", "--release-url", &mirror.url()]).ok();
+    let out = node.run(&["start"]).expect_code(1);
+    let mut settings = node.settings();
+    settings.add_filter(r"pid \d+", "pid [PID]");
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            out.stderr,
+            @r"
+        error: livekit-server (pid [PID]) exited during startup; its log [TMP]/state/logs/livekit-server.log is empty
+        hint: see [TMP]/state/logs/livekit-server.log and run `livekit-provision check`
+        "
+        );
+    });
+    let status = node.run(&["status"]).ok();
+    assert!(
+        status.stdout.starts_with("livekit-server  stopped"),
+        "{status}"
+    );
+}

@@ -119,7 +119,10 @@ fn read_only_commands_leave_a_missing_state_dir_missing() {
     let out = node.run(&["check", "--json"]).expect_code(1);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["healthy"], false);
-    assert_eq!(report["findings"][0]["code"], "not-provisioned", "{report:#}");
+    assert_eq!(
+        report["findings"][0]["code"], "not-provisioned",
+        "{report:#}"
+    );
     for args in [&["render"][..], &["secrets", "list"], &["status"]] {
         node.run(args).ok();
     }
@@ -140,7 +143,7 @@ fn the_state_dir_comes_from_the_environment_or_xdg() {
         .env("HOME", node.tmp.path().join("home"))
         .env("LIVEKIT_PROVISION_STATE_DIR", &node.state)
         .args(["-q", "ensure"]);
-    assert!(cmd.status().unwrap().success());
+    assert!(cmd.output().unwrap().status.success());
     node.triple().consistent();
     // XDG_STATE_HOME, then HOME.
     let xdg = node.tmp.path().join("xdg");
@@ -150,14 +153,14 @@ fn the_state_dir_comes_from_the_environment_or_xdg() {
         .env("HOME", node.tmp.path().join("home"))
         .env("XDG_STATE_HOME", &xdg)
         .args(["-q", "ensure"]);
-    assert!(cmd.status().unwrap().success());
+    assert!(cmd.output().unwrap().status.success());
     assert!(xdg.join("livekit-provision/runtime.json").exists());
     let mut cmd = std::process::Command::new(crate::support::BIN);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", node.tmp.path().join("home"))
         .args(["-q", "ensure"]);
-    assert!(cmd.status().unwrap().success());
+    assert!(cmd.output().unwrap().status.success());
     assert!(
         node.tmp
             .path()

@@ -27,7 +27,10 @@ fn an_exec_helper_store_holds_the_minted_credentials() {
     let spec = format!("exec:{}", helper.display());
 
     let out = node.run(&["--secrets", &spec, "ensure"]).ok();
-    assert!(out.stdout.contains(&format!("and its secret in {spec}")), "{out}");
+    assert!(
+        out.stdout.contains(&format!("and its secret in {spec}")),
+        "{out}"
+    );
     assert!(node.path("secrets.json").symlink_metadata().is_err());
     let stored = |name: &str| {
         std::fs::read_to_string(dir.join("store").join(name))
@@ -36,7 +39,10 @@ fn an_exec_helper_store_holds_the_minted_credentials() {
             .to_owned()
     };
     let (key, secret) = node.triple().consistent();
-    assert_eq!((stored("LIVEKIT_API_KEY"), stored("LIVEKIT_API_SECRET")), (key, secret.clone()));
+    assert_eq!(
+        (stored("LIVEKIT_API_KEY"), stored("LIVEKIT_API_SECRET")),
+        (key, secret.clone())
+    );
     // The secret travels on stdin, never in the helper's arguments.
     let argv = std::fs::read_to_string(dir.join("argv.log")).unwrap();
     assert!(argv.contains("add LIVEKIT_API_SECRET"), "{argv}");
