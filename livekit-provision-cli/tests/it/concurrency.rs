@@ -80,3 +80,32 @@ fn a_waiting_ensure_names_the_lock_and_its_holder() {
     let status = waiter.wait().unwrap();
     assert!(status.success(), "{seen:?}");
 }
+
+#[test]
+fn concurrent_ensures_mint_once_and_install_once() {
+    let node = Node::new();
+    let mirror = crate::support::Mirror::new(node.tmp.path().join("mirror"));
+    mirror.publish("1.7.2");
+    let url = mirror.url();
+    node.run(&["secrets", "set", "LIVEKIT_VERSION", "1.7.2"])
+        .ok();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            node.cmd(&["ensure", "--release-url", &url])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| finish(c).ok()).collect();
+    let count = |prefix: &str| {
+        outs.iter()
+            .flat_map(|o| o.stdout.lines())
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(count("minted and stored"), 1, "{outs:#?}");
+    assert_eq!(count("installed livekit-server 1.7.2"), 1, "{outs:#?}");
+    assert_eq!(count("wrote livekit.yaml"), 1, "{outs:#?}");
+    node.triple().consistent();
+    node.run(&["check"]).ok();
+}

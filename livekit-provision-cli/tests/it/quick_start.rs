@@ -105,6 +105,18 @@ fn json_output_has_the_documented_fields() {
 }
 
 #[test]
+fn json_dry_run_on_a_fresh_node_plans_and_exits_2() {
+    let node = Node::new();
+    let out = node.run(&["ensure", "--dry-run", "--json"]).expect_code(2);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["actions"].as_array().unwrap().len(), 4, "{doc:#}");
+    assert_eq!(doc["generation"], serde_json::Value::Null);
+    assert_eq!(out.stderr, "", "{out}");
+    assert!(node.state.symlink_metadata().is_err());
+}
+
+#[test]
 fn quiet_ensure_prints_nothing_on_stderr() {
     let node = Node::new();
     let out = node.run(&["-q", "ensure"]).ok();

@@ -110,6 +110,15 @@ fn check_finds_disagreeing_keys() {
         "{report:#}"
     );
 
+    // A dry run sees the repair pending and changes nothing.
+    let before = node.listing();
+    let out = node.run(&["ensure", "--dry-run"]).expect_code(2);
+    assert!(
+        out.stdout.contains("would write backend.env (changed)"),
+        "{out}"
+    );
+    assert_eq!(node.listing(), before);
+
     // ensure repairs it from the store, keeping the stored secret.
     node.run(&["ensure"]).ok();
     assert_eq!(node.triple().consistent().1, secret);
