@@ -27,28 +27,34 @@ fn concurrent_ensures_on_a_fresh_node_agree_on_one_secret() {
     assert_eq!(node.listing(), before);
 }
 
-#[test]
-fn a_waiting_ensure_names_the_lock_and_its_holder() {
-    let node = Node::converged();
-    let lock = node.path("run/lock");
-    // A holder that takes the flock like livekit-provision does and records its pid.
+/// Hold `run/lock` from a shell (flock(1) on fd 9), recording its pid in it like
+/// livekit-provision does when `record` is set. Returns once the lock is held.
+fn hold_lock(node: &Node, record: bool) -> Reaped {
+    let script = if record {
+        r#"exec 9>>"$1"; flock 9; echo $$ >"$1"; echo locked; exec sleep 60"#
+    } else {
+        r#"exec 9>>"$1"; flock 9; echo locked; exec sleep 60"#
+    };
     let mut holder = Command::new("sh")
         .arg("-c")
-        .arg(r#"exec 9>>"$1"; flock 9; echo $$ >"$1"; echo locked; exec sleep 60"#)
+        .arg(script)
         .arg("sh")
-        .arg(&lock)
+        .arg(node.path("run/lock"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let holder_pid = holder.id();
     let mut line = String::new();
     BufReader::new(holder.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "locked\n");
-    let holder = Reaped(holder);
+    Reaped(holder)
+}
 
+/// Run `ensure` while `holder` holds the lock; return its "waiting for" line once printed,
+/// then release the lock and check that the ensure finishes.
+fn waiting_message(node: &Node, holder: Reaped) -> String {
     let mut waiter = node.cmd(&["ensure"]).spawn().unwrap();
     let stderr = waiter.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -68,17 +74,43 @@ fn a_waiting_ensure_names_the_lock_and_its_holder() {
             seen.iter().any(|l| l.contains("waiting for"))
         },
     );
-    let message = seen.iter().find(|l| l.contains("waiting for")).unwrap();
-    assert!(
-        message.contains(&format!("pid {holder_pid}"))
-            && message.contains(&lock.display().to_string()),
-        "{message}"
-    );
     // Still waiting while the lock is held.
-    assert!(waiter.try_wait().unwrap().is_none());
+    assert!(waiter.try_wait().unwrap().is_none(), "{seen:?}");
     drop(holder);
     let status = waiter.wait().unwrap();
     assert!(status.success(), "{seen:?}");
+    seen.into_iter()
+        .find(|l| l.contains("waiting for"))
+        .unwrap()
+}
+
+#[test]
+fn a_waiting_ensure_names_the_lock_and_its_holder() {
+    let node = Node::converged();
+    let holder = hold_lock(&node, true);
+    let pid = holder.0.id();
+    let message = waiting_message(&node, holder);
+    assert_eq!(
+        message,
+        format!(
+            "waiting for pid {pid}, which holds {}",
+            node.path("run/lock").display()
+        )
+    );
+}
+
+#[test]
+fn a_holder_that_did_not_record_itself_is_not_named_by_a_stale_pid() {
+    // run/lock still names the (exited) process of the last ensure.
+    let node = Node::converged();
+    let message = waiting_message(&node, hold_lock(&node, false));
+    assert_eq!(
+        message,
+        format!(
+            "waiting for another process, which holds {}",
+            node.path("run/lock").display()
+        )
+    );
 }
 
 #[test]
