@@ -23,20 +23,33 @@ pub fn run(ctx: &Ctx, cmd: SecretsCommand) -> Result<Exit, CliError> {
     }
 }
 
+fn known_names_hint() -> String {
+    format!(
+        "known names: {}",
+        KNOWN
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 fn parse_name(name: &str) -> Result<SecretName, CliError> {
-    SecretName::new(name).map_err(|e| {
-        CliError::msg(
-            format!("secret name {e}"),
-            Some(format!(
-                "known names: {}",
-                KNOWN
-                    .iter()
-                    .map(|k| k.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        )
-    })
+    SecretName::new(name)
+        .map_err(|e| CliError::msg(format!("secret name {e}"), Some(known_names_hint())))
+}
+
+/// A name livekit-provision reads: storing any other is a typo that would be silently ignored.
+fn parse_known_name(name: &str) -> Result<SecretName, CliError> {
+    let name = parse_name(name)?;
+    if KNOWN.iter().any(|k| k.name == name) {
+        Ok(name)
+    } else {
+        Err(CliError::msg(
+            format!("{name} is not a setting livekit-provision reads; nothing was stored"),
+            Some(known_names_hint()),
+        ))
+    }
 }
 
 fn list(ctx: &Ctx) -> Result<Exit, CliError> {
@@ -112,7 +125,7 @@ fn validate(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
 }
 
 fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
-    let name = parse_name(name)?;
+    let name = parse_known_name(name)?;
     let value = if value == "-" {
         let mut line = String::new();
         io::stdin().lock().read_line(&mut line).map_err(|e| {

@@ -115,7 +115,7 @@ pub enum FetchError {
     },
 
     /// `checksums.txt` does not list the asset exactly once, or cannot be read as sha256sum lines.
-    #[error("{url} {problem} for {asset}")]
+    #[error("{url} {problem} for {asset}; nothing was installed")]
     ChecksumList {
         /// The checksum file's URL (redacted).
         url: String,
@@ -261,7 +261,7 @@ impl FetchError {
             Self::ChecksumList { .. } | Self::ChecksumMismatch { .. } | Self::NotAnArchive { .. } => {
                 Some(
                     "the download is not the published release: check the release URL or mirror \
-                     (a proxy or captive portal may have answered instead); nothing was installed"
+                     (a proxy or captive portal may have answered instead)"
                         .to_owned(),
                 )
             }

@@ -41,11 +41,18 @@ impl FileLock {
         }
     }
 
-    /// The pid recorded by the current holder of the lock at `path`, if any.
+    /// The pid recorded by the current holder of the lock at `path`, if any. A recorded pid
+    /// whose process is gone is not the holder (a tool such as `flock(1)` took the lock without
+    /// recording itself), so it is not reported.
     pub fn holder(path: &Path) -> Option<u32> {
         let mut text = String::new();
         File::open(path).ok()?.read_to_string(&mut text).ok()?;
-        text.trim().parse().ok()
+        let pid: u32 = text.trim().parse().ok()?;
+        let raw = i32::try_from(pid).ok().filter(|p| *p > 0)?;
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+            Ok(()) | Err(Errno::EPERM) => Some(pid),
+            Err(_) => None,
+        }
     }
 
     /// The lock file's path.
@@ -88,5 +95,18 @@ mod tests {
         assert_eq!(FileLock::holder(&path), Some(std::process::id()));
         drop(held);
         assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_recorded_pid_of_a_dead_process_is_not_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(&path, format!("{dead}\n")).unwrap();
+        assert_eq!(FileLock::holder(&path), None);
+        std::fs::write(&path, format!("{}\n", std::process::id())).unwrap();
+        assert_eq!(FileLock::holder(&path), Some(std::process::id()));
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn ensure_dir(dir: &Path, with_parents: bool) -> Result<bool, Publish
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
             return Err(PublishError::NotADirectory {
-                path: dir.to_owned(),
+                path: non_directory_component(dir),
             });
         }
         Err(e) => return Err(PublishError::io("inspect", dir)(e)),
@@ -85,10 +85,22 @@ pub(crate) fn ensure_dir(dir: &Path, with_parents: bool) -> Result<bool, Publish
         // Another process made it between our look and our mkdir.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => Err(PublishError::NotADirectory {
-            path: dir.to_owned(),
+            path: non_directory_component(dir),
         }),
         Err(e) => Err(PublishError::io("create directory", dir)(e)),
     }
+}
+
+/// The path to name when `dir` cannot be made a directory because a component of it is not
+/// one: the first ancestor that exists and is not a directory (a state directory *under* a file
+/// names that file, which is what the operator must move), else `dir` itself.
+fn non_directory_component(dir: &Path) -> PathBuf {
+    let ancestors: Vec<&Path> = dir.ancestors().collect();
+    ancestors
+        .into_iter()
+        .rev()
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()))
+        .map_or_else(|| dir.to_owned(), Path::to_owned)
 }
 
 #[cfg(test)]
@@ -117,9 +129,12 @@ mod tests {
         assert!(matches!(&err, PublishError::NotADirectory { path } if path == &file));
         assert!(err.to_string().contains("is not a directory"), "{err}");
         assert!(err.hint().unwrap().contains("--state-dir"));
-        // A path *under* a file: the same diagnosis.
-        let err = prepare(&StateDir::new(file.join("x"))).unwrap_err();
-        assert!(matches!(err, PublishError::NotADirectory { .. }), "{err:?}");
+        // A path *under* a file: the same diagnosis, naming the file to move.
+        let err = prepare(&StateDir::new(file.join("x/y"))).unwrap_err();
+        assert!(
+            matches!(&err, PublishError::NotADirectory { path } if path == &file),
+            "{err:?}"
+        );
     }
 
     #[test]

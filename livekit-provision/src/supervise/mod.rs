@@ -81,6 +81,9 @@ impl StartLog {
 
 impl std::fmt::Display for StartLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tail.is_empty() {
+            return write!(f, "its log {} is empty", self.path.display());
+        }
         write!(f, "last lines of {}:", self.path.display())?;
         for line in &self.tail {
             write!(f, "\n  {line}")?;

@@ -1,0 +1,145 @@
+//! `render` and `check`.
+
+use std::os::unix::fs::PermissionsExt;
+
+use insta::assert_snapshot;
+
+use crate::support::Node;
+
+fn codes(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn render_redacts_the_secret_unless_asked() {
+    let node = Node::converged();
+    let secret = node.secret();
+    let before = node.listing();
+    let out = node.run(&["render"]).ok();
+    assert!(!out.stdout.contains(&secret), "{out}");
+    node.settings().bind(|| {
+        assert_snapshot!(out.stdout, @r#"
+        ==> [TMP]/state/livekit.yaml <==
+        # Managed by livekit-provision: do not edit, this file is rewritten.
+        # Put additions in extra.yaml (merged in here); ports and log level belong in
+        # provision.yaml, keys and the node IP in the secret store.
+        port: 7880
+        rtc:
+          tcp_port: 7881
+          port_range_start: 50000
+          port_range_end: 60000
+          use_external_ip: false
+          node_ip: "127.0.0.1"
+        keys:
+          "[KEY]": "****"
+        logging:
+          level: info
+        ==> [TMP]/state/backend.env <==
+        # Managed by livekit-provision: do not edit, this file is rewritten.
+        # Read by lk-backend. Ports come from provision.yaml, credentials from the secret store.
+        LIVEKIT_API_KEY=[KEY]
+        LIVEKIT_API_SECRET=****
+        LIVEKIT_URL=ws://127.0.0.1:7880
+        PORT=8081
+        SQLITE_PATH=[TMP]/state/data/lk-backend.sqlite
+        ==> [TMP]/state/runtime.json <==
+        {
+          "api_key": "[KEY]",
+          "api_secret": "****",
+          "node_ip": "127.0.0.1",
+          "livekit_url": "ws://127.0.0.1:7880",
+          "version": null,
+          "port": 7880,
+          "backend_port": 8081,
+          "rtc_tcp_port": 7881,
+          "rtc_port_range_start": 50000,
+          "rtc_port_range_end": 60000,
+          "redis_address": null
+        }
+        "#);
+    });
+    let json = node.run(&["render", "--json"]).ok();
+    assert!(!json.stdout.contains(&secret), "{json}");
+
+    let shown = node.run(&["render", "--show-secrets"]).ok();
+    assert!(shown.stdout.contains(&secret));
+    // What render shows is what ensure wrote.
+    for file in ["livekit.yaml", "backend.env", "runtime.json"] {
+        assert!(shown.stdout.contains(node.read(file).trim_end()), "{file}");
+    }
+    assert_eq!(node.listing(), before, "render wrote something");
+}
+
+#[test]
+fn check_on_a_converged_node_is_healthy() {
+    let node = Node::converged();
+    let before = node.listing();
+    let out = node.run(&["check"]).ok();
+    node.settings().bind(|| {
+        assert_snapshot!(out.stdout, @r"
+        warning[node-ip-default]: LIVEKIT_NODE_IP is not set: advertising 127.0.0.1, which only works for local development; on a real server run `livekit-provision secrets set LIVEKIT_NODE_IP <public-ip>`
+        healthy: [TMP]/state (1 warning(s))
+        ");
+    });
+    assert_eq!(node.listing(), before, "check wrote something");
+}
+
+#[test]
+fn check_finds_disagreeing_keys() {
+    let node = Node::converged();
+    let secret = node.secret();
+    let env = node.read("backend.env");
+    let other = "Z".repeat(secret.len());
+    std::fs::write(node.path("backend.env"), env.replace(&secret, &other)).unwrap();
+    let out = node.run(&["check"]).expect_code(1);
+    assert!(out.stdout.contains("error[keys-disagree]"), "{out}");
+    assert!(
+        !out.stdout.contains(&secret) && !out.stdout.contains(&other),
+        "{out}"
+    );
+    let out = node.run(&["check", "--json"]).expect_code(1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["healthy"], false);
+    assert!(
+        codes(&report).contains(&"keys-disagree".to_owned()),
+        "{report:#}"
+    );
+
+    // A dry run sees the repair pending and changes nothing.
+    let before = node.listing();
+    let out = node.run(&["ensure", "--dry-run"]).expect_code(2);
+    assert!(
+        out.stdout.contains("would write backend.env (changed)"),
+        "{out}"
+    );
+    assert_eq!(node.listing(), before);
+
+    // ensure repairs it from the store, keeping the stored secret.
+    node.run(&["ensure"]).ok();
+    assert_eq!(node.triple().consistent().1, secret);
+    node.run(&["check"]).ok();
+}
+
+#[test]
+fn check_finds_a_world_readable_secret_file() {
+    let node = Node::converged();
+    let target = std::fs::canonicalize(node.path("runtime.json")).unwrap();
+    assert_ne!(
+        target,
+        node.path("runtime.json"),
+        "runtime.json is a symlink"
+    );
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = node.run(&["check", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        codes(&report).contains(&"permissions".to_owned()),
+        "{report:#}"
+    );
+    assert_eq!(out.code, 1, "{out}");
+}
