@@ -103,6 +103,7 @@ from_lib_error!(
     livekit_provision::SuperviseError,
     livekit_provision::media::MediaError,
     livekit_provision::rotate::RotateError,
+    livekit_provision::daemon::ClientError,
 );
 
 /// Where output goes, per `--json` and `-q`.

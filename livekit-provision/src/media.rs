@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::paths::StateDir;
+use crate::render::BackendEnv;
+use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::supervise::{EnvValue, ProcessSpec};
 use crate::triple::DiskTriple;
@@ -68,45 +70,65 @@ pub fn media_specs(
     if !program.exists() {
         return Err(MediaError::BinaryMissing { path: program });
     }
+    Ok(process_specs(
+        state,
+        settings,
+        program,
+        disk.backend_env.valid(),
+    ))
+}
+
+/// The media processes to run with `program` as livekit-server: livekit-server, and lk-backend
+/// when `backend_command` is set, with `backend.env`'s variables in its environment.
+pub fn process_specs(
+    state: &StateDir,
+    settings: &Settings,
+    program: PathBuf,
+    backend_env: Option<&BackendEnv>,
+) -> Vec<ProcessSpec> {
     let mut specs = vec![ProcessSpec::livekit_server(state, program, settings.port)];
-    if let (Some(command), Some(env)) = (&settings.backend_command, disk.backend_env.valid()) {
-        let mut vars = BTreeMap::new();
-        // Every variable of backend.env, secret ones as secrets; unknown ones are treated as secret.
-        for (name, value) in &env.other {
-            vars.insert(
-                name.clone(),
-                EnvValue::Secret(crate::Secret::new(value.clone())),
-            );
-        }
-        if let Some(key) = &env.api_key {
-            vars.insert(
-                "LIVEKIT_API_KEY".to_owned(),
-                EnvValue::Plain(key.to_string()),
-            );
-        }
-        if let Some(secret) = &env.api_secret {
-            vars.insert(
-                "LIVEKIT_API_SECRET".to_owned(),
-                EnvValue::Secret(secret.clone()),
-            );
-        }
-        if let Some(url) = &env.livekit_url {
-            vars.insert("LIVEKIT_URL".to_owned(), EnvValue::Plain(url.clone()));
-        }
-        if let Some(port) = env.port {
-            vars.insert("PORT".to_owned(), EnvValue::Plain(port.to_string()));
-        }
-        if let Some(path) = &env.sqlite_path {
-            vars.insert(
-                "SQLITE_PATH".to_owned(),
-                EnvValue::Plain(path.display().to_string()),
-            );
-        }
+    if let Some(command) = &settings.backend_command {
+        let env = backend_env.map(backend_environment).unwrap_or_default();
         specs.push(ProcessSpec::lk_backend(
             command.clone(),
-            vars,
+            env,
             settings.backend_port,
         ));
     }
-    Ok(specs)
+    specs
+}
+
+/// lk-backend's environment: every variable of `backend.env`. Only the key, URL, port and
+/// database path are plain; the secret and any variable we do not know stay [`EnvValue::Secret`].
+pub fn backend_environment(file: &BackendEnv) -> BTreeMap<String, EnvValue> {
+    let mut vars: BTreeMap<String, EnvValue> = file
+        .other
+        .iter()
+        .map(|(name, value)| (name.clone(), EnvValue::Secret(Secret::new(value.clone()))))
+        .collect();
+    if let Some(key) = &file.api_key {
+        vars.insert(
+            "LIVEKIT_API_KEY".to_owned(),
+            EnvValue::Plain(key.to_string()),
+        );
+    }
+    if let Some(secret) = &file.api_secret {
+        vars.insert(
+            "LIVEKIT_API_SECRET".to_owned(),
+            EnvValue::Secret(secret.clone()),
+        );
+    }
+    if let Some(url) = &file.livekit_url {
+        vars.insert("LIVEKIT_URL".to_owned(), EnvValue::Plain(url.clone()));
+    }
+    if let Some(port) = file.port {
+        vars.insert("PORT".to_owned(), EnvValue::Plain(port.to_string()));
+    }
+    if let Some(path) = &file.sqlite_path {
+        vars.insert(
+            "SQLITE_PATH".to_owned(),
+            EnvValue::Plain(path.display().to_string()),
+        );
+    }
+    vars
 }

@@ -1,17 +1,37 @@
 //! `livekit-provision start|stop|restart|status`: the media processes.
 //!
-//! These act directly on the processes (pid files with identity, detached starts). Starting never
-//! touches a process that is already running.
+//! When a daemon serves the state directory, these go through its socket (it supervises the
+//! media; acting beside it would race it). Otherwise they act directly: identity pid files,
+//! detached starts. Starting never touches a process that is already running.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use livekit_provision::daemon::{ClientError, call_with_timeout};
 use livekit_provision::media::media_specs;
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
-use livekit_provision::{DiskTriple, Ensured, OperatorConfig, Supervisor};
+use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
+use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::cli::StopArgs;
 use crate::output::{CliError, Exit};
+
+/// How long `status` and `start` wait for a daemon's answer.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Call the daemon of this state directory; `None` when no daemon is running.
+fn via_daemon(
+    ctx: &Ctx,
+    method: &str,
+    params: &Value,
+    timeout: Duration,
+) -> Result<Option<Value>, CliError> {
+    match call_with_timeout(&ctx.state.rpc_socket(), method, params, timeout) {
+        Ok(value) => Ok(Some(value)),
+        Err(ClientError::NotRunning { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
 
 fn supervisor(ctx: &Ctx) -> Supervisor {
     Supervisor::new(
@@ -21,7 +41,21 @@ fn supervisor(ctx: &Ctx) -> Supervisor {
     )
 }
 
+/// The names of the media of this state directory: lk-backend only when configured.
+fn media_names(ctx: &Ctx) -> Result<Vec<&'static str>, CliError> {
+    let config = OperatorConfig::load(&ctx.state)?;
+    let mut names = vec![LIVEKIT_SERVER];
+    if config.settings.backend_command.is_some() {
+        names.push(LK_BACKEND);
+    }
+    Ok(names)
+}
+
 pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
+    if let Some(answer) = via_daemon(ctx, "start", &Value::Null, DAEMON_TIMEOUT)? {
+        print_processes(ctx, &answer);
+        return Ok(Exit::Success);
+    }
     let config = OperatorConfig::load(&ctx.state)?;
     let disk = DiskTriple::read(&ctx.state);
     let specs = media_specs(
@@ -32,6 +66,7 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
     )?;
     let mut sup = supervisor(ctx);
     let mut results = Vec::new();
+    let mut failed = None;
     for spec in &specs {
         let outcome = sup.ensure_running(spec, Instant::now())?;
         let line = match &outcome {
@@ -42,25 +77,40 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
             Ensured::AlreadyRunning {
                 pid,
                 healthy: false,
-            } => {
-                format!(
-                    "{} is already running (pid {pid}) but not answering its health probe; left alone",
-                    spec.name
-                )
-            }
+            } => format!(
+                "{} is already running (pid {pid}) but not answering its health probe; left alone",
+                spec.name
+            ),
             Ensured::BackingOff { .. } => format!("{} is backing off after a crash", spec.name),
-            Ensured::Failed { reason } => format!("{} failed: {reason}", spec.name),
+            Ensured::Failed { reason } => {
+                failed = Some(format!("{} failed: {reason}", spec.name));
+                format!("{} failed", spec.name)
+            }
         };
-        results.push(serde_json::json!({ "name": spec.name, "outcome": line }));
+        results.push(json!({ "name": spec.name, "outcome": line }));
         ctx.printer.status(line);
     }
     if ctx.printer.json {
         ctx.printer.json(&results);
     }
-    Ok(Exit::Success)
+    match failed {
+        Some(message) => Err(CliError::msg(
+            message,
+            Some("see the log in logs/ of the state directory".to_owned()),
+        )),
+        None => Ok(Exit::Success),
+    }
 }
 
 pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliError> {
+    let method = if then_start { "restart" } else { "stop" };
+    let params = json!({ "grace_secs": args.grace.as_secs() });
+    // The stop sequence may wait for the grace, then a second SIGTERM, then SIGKILL.
+    let timeout = args.grace + DAEMON_TIMEOUT;
+    if let Some(answer) = via_daemon(ctx, method, &params, timeout)? {
+        print_processes(ctx, &answer);
+        return Ok(Exit::Success);
+    }
     let mut sup = supervisor(ctx);
     // lk-backend first: it talks to livekit-server.
     for name in [LK_BACKEND, LIVEKIT_SERVER] {
@@ -74,30 +124,76 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
 }
 
 pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
+    if let Some(answer) = via_daemon(ctx, "status", &Value::Null, DAEMON_TIMEOUT)? {
+        if ctx.printer.json {
+            ctx.printer.json(&answer);
+        } else {
+            let prov = &answer["provisioning"];
+            let error = prov["last_error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            let retry = prov["next_retry"]
+                .as_str()
+                .map(|r| format!(", next retry {r}"))
+                .unwrap_or_default();
+            ctx.printer.data(format!(
+                "daemon: provisioning {}{error}{retry}",
+                prov["state"].as_str().unwrap_or("unknown")
+            ));
+            print_processes(ctx, answer.get("media").unwrap_or(&answer));
+        }
+        return Ok(Exit::Success);
+    }
     let mut sup = supervisor(ctx);
     let mut statuses = Vec::new();
-    for name in [LIVEKIT_SERVER, LK_BACKEND] {
+    for name in media_names(ctx)? {
         statuses.push(sup.status(name)?);
     }
-    let p = &ctx.printer;
-    if p.json {
-        p.json(&serde_json::json!({ "processes": statuses }));
+    if ctx.printer.json {
+        ctx.printer
+            .json(&json!({ "daemon": false, "processes": statuses }));
     } else {
         for s in &statuses {
-            let state = match (s.running, s.healthy, &s.failed) {
-                (_, _, Some(why)) => format!("failed: {why}"),
-                (true, true, _) => "running, healthy".to_owned(),
-                (true, false, _) => "running, not ready".to_owned(),
-                (false, _, _) => "stopped".to_owned(),
-            };
-            let pid = s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-            let pending = if s.restart_pending {
-                ", restart pending"
-            } else {
-                ""
-            };
-            p.data(format!("{:<15} {state}{pid}{pending}", s.name));
+            ctx.printer.data(status_line(s));
         }
     }
     Ok(Exit::Success)
+}
+
+fn status_line(s: &ProcessStatus) -> String {
+    let state = match (s.running, s.healthy, &s.failed) {
+        (_, _, Some(why)) => format!("failed: {why}"),
+        (true, true, _) => "running, healthy".to_owned(),
+        (true, false, _) => "running, not ready".to_owned(),
+        (false, _, _) => "stopped".to_owned(),
+    };
+    let pid = s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    let pending = if s.restart_pending {
+        ", restart pending"
+    } else {
+        ""
+    };
+    format!("{:<15} {state}{pid}{pending}", s.name)
+}
+
+/// Print the `processes` list of a daemon answer (`--json`: the answer itself).
+fn print_processes(ctx: &Ctx, answer: &Value) {
+    if ctx.printer.json {
+        ctx.printer.json(answer);
+        return;
+    }
+    let list = answer["processes"].as_array().cloned().unwrap_or_default();
+    for p in list {
+        match serde_json::from_value::<ProcessStatus>(p.clone()) {
+            Ok(s) => {
+                let error = p["error"]
+                    .as_str()
+                    .map(|e| format!(" — {e}"))
+                    .unwrap_or_default();
+                ctx.printer.data(format!("{}{error}", status_line(&s)));
+            }
+            Err(_) => ctx.printer.data(p.to_string()),
+        }
+    }
 }

@@ -13,10 +13,9 @@ use tokio::sync::mpsc;
 use super::controller::Event;
 use crate::ensure::{BinaryOptions, BinaryState};
 use crate::paths::StateDir;
-use crate::render::BackendEnv;
 use crate::settings::Settings;
 use crate::supervise::identity::proc_exe;
-use crate::supervise::spawn::{EnvValue, LIVEKIT_SERVER, LK_BACKEND};
+use crate::supervise::spawn::{LIVEKIT_SERVER, LK_BACKEND};
 use crate::supervise::{Ensured, ProcessSpec, Supervisor};
 use crate::triple::DiskTriple;
 
@@ -70,56 +69,10 @@ pub(super) fn livekit_program(
     }
 }
 
-/// The processes to supervise: livekit-server, and lk-backend when `backend_command` is set
-/// (with `backend.env`'s variables).
+/// The processes to supervise: see [`crate::media::process_specs`].
 pub(super) fn specs(state: &StateDir, settings: &Settings, program: PathBuf) -> Vec<ProcessSpec> {
-    let mut specs = vec![ProcessSpec::livekit_server(state, program, settings.port)];
-    if let Some(backend) = &settings.backend_command {
-        let env = DiskTriple::read(state)
-            .backend_env
-            .valid()
-            .map(backend_environment)
-            .unwrap_or_default();
-        specs.push(ProcessSpec::lk_backend(
-            backend.clone(),
-            env,
-            settings.backend_port,
-        ));
-    }
-    specs
-}
-
-fn backend_environment(file: &BackendEnv) -> BTreeMap<String, EnvValue> {
-    let mut env: BTreeMap<String, EnvValue> = file
-        .other
-        .iter()
-        .map(|(k, v)| (k.clone(), EnvValue::Plain(v.clone())))
-        .collect();
-    if let Some(key) = &file.api_key {
-        env.insert(
-            "LIVEKIT_API_KEY".to_owned(),
-            EnvValue::Plain(key.as_str().to_owned()),
-        );
-    }
-    if let Some(secret) = &file.api_secret {
-        env.insert(
-            "LIVEKIT_API_SECRET".to_owned(),
-            EnvValue::Secret(secret.clone()),
-        );
-    }
-    if let Some(url) = &file.livekit_url {
-        env.insert("LIVEKIT_URL".to_owned(), EnvValue::Plain(url.clone()));
-    }
-    if let Some(port) = file.port {
-        env.insert("PORT".to_owned(), EnvValue::Plain(port.to_string()));
-    }
-    if let Some(path) = &file.sqlite_path {
-        env.insert(
-            "SQLITE_PATH".to_owned(),
-            EnvValue::Plain(path.display().to_string()),
-        );
-    }
-    env
+    let disk = DiskTriple::read(state);
+    crate::media::process_specs(state, settings, program, disk.backend_env.valid())
 }
 
 impl Media {

@@ -52,7 +52,7 @@ pub enum Ensured {
 }
 
 /// The state of one media process, as `status` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ProcessStatus {
     /// Supervised name.
     pub name: String,
