@@ -204,3 +204,44 @@ fn secrets_set_refuses_a_name_livekit_provision_does_not_read() {
         "{out}"
     );
 }
+
+#[test]
+fn a_state_dir_without_write_permission_is_named() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    // A parent directory the caller may not write to. As root (CI), the command runs as
+    // `nobody`, for whom root's 0555 directory is read-only; otherwise the mode alone does it.
+    let node = Node::new();
+    let tmp = node.tmp.path();
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let parent = tmp.join("read-only");
+    std::fs::create_dir(&parent).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // `nobody` may not be able to reach the build directory: run a copy from the temp dir.
+    let bin = tmp.join("livekit-provision");
+    std::fs::copy(crate::support::BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = parent.join("state");
+
+    let mut cmd = Command::new(&bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("ensure")
+        .stdin(Stdio::null());
+    if nix::unistd::geteuid().is_root() {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(&*state.to_string_lossy()) || stderr.contains(&*parent.to_string_lossy()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\nhint: "), "{stderr}");
+    assert!(!state.exists(), "nothing may be created");
+}
