@@ -100,7 +100,7 @@ fn an_unknown_kind_of_store_is_refused() {
     let out = refused(&node, &["--secrets", "bogus:x", "ensure"]);
     assert_snapshot!(out.stderr, @r#"
     error: invalid secret store "bogus:x": unknown kind of store
-    hint: use file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db]
+    hint: use file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db][?prefix=NAME&timeout=2s] (rediss:// for TLS)
     "#);
 }
 
