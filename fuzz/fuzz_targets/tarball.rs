@@ -7,6 +7,7 @@
 #![no_main]
 
 use std::io::Write;
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use livekit_provision::fetch::{SizeLimits, extract_to_scratch};
@@ -28,7 +29,9 @@ fuzz_target!(|data: &[u8]| {
     } else {
         rest.to_vec()
     };
-    let dir = tempfile::tempdir().expect("temp dir");
+    // One scratch directory for the whole run: creating one per input costs more than the pass.
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
     let out = extract_to_scratch(&archive[..], dir.path(), LIMITS);
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("read temp dir")
