@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let rendered = render(&inputs);
     let parsed = match LivekitYaml::parse(&rendered.livekit_yaml) {
         Ok(parsed) => parsed,
-        Err(e) => panic!("{e}: {e:?}\n--- extra.yaml\n{text}\n--- livekit.yaml\n{}", rendered.livekit_yaml),
+        Err(e) => panic!(
+            "{e}: {e:?}\n--- extra.yaml\n{text}\n--- livekit.yaml\n{}",
+            rendered.livekit_yaml
+        ),
     };
     assert_eq!(
         parsed,

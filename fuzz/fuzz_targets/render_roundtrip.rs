@@ -13,7 +13,11 @@ fuzz_target!(|raw: FuzzInputs| {
         return;
     };
     let rendered = render(&inputs);
-    assert_eq!(rendered, render(&inputs.clone()), "rendering is not deterministic");
+    assert_eq!(
+        rendered,
+        render(&inputs.clone()),
+        "rendering is not deterministic"
+    );
     let parsed = match ParsedFiles::parse(&rendered) {
         Ok(parsed) => parsed,
         Err(e) => panic!(
@@ -22,10 +26,28 @@ fuzz_target!(|raw: FuzzInputs| {
         ),
     };
     let want = expected(&inputs);
-    assert_eq!(parsed.livekit_yaml, want.livekit_yaml, "\n{}", rendered.livekit_yaml);
-    assert_eq!(parsed.backend_env, want.backend_env, "\n{}", rendered.backend_env);
-    assert_eq!(parsed.runtime_json, want.runtime_json, "\n{}", rendered.runtime_json);
-    assert_eq!(parsed.livekit_yaml.credentials().first(), Some(&inputs.credentials));
-    assert_eq!(parsed.backend_env.credentials(), Some(inputs.credentials.clone()));
+    assert_eq!(
+        parsed.livekit_yaml, want.livekit_yaml,
+        "\n{}",
+        rendered.livekit_yaml
+    );
+    assert_eq!(
+        parsed.backend_env, want.backend_env,
+        "\n{}",
+        rendered.backend_env
+    );
+    assert_eq!(
+        parsed.runtime_json, want.runtime_json,
+        "\n{}",
+        rendered.runtime_json
+    );
+    assert_eq!(
+        parsed.livekit_yaml.credentials().first(),
+        Some(&inputs.credentials)
+    );
+    assert_eq!(
+        parsed.backend_env.credentials(),
+        Some(inputs.credentials.clone())
+    );
     assert_eq!(parsed.runtime_json.credentials(), inputs.credentials);
 });

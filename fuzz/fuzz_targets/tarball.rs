@@ -41,8 +41,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(out.archive_size, archive.len() as u64);
-    assert_eq!(out.archive_sha256.0, <[u8; 32]>::from(Sha256::digest(&archive)));
+    assert_eq!(
+        out.archive_sha256.0,
+        <[u8; 32]>::from(Sha256::digest(&archive))
+    );
     assert_eq!(out.binary_size, out.binary.len() as u64);
-    assert_eq!(out.binary_sha256.0, <[u8; 32]>::from(Sha256::digest(&out.binary)));
+    assert_eq!(
+        out.binary_sha256.0,
+        <[u8; 32]>::from(Sha256::digest(&out.binary))
+    );
     assert!(out.binary_size <= LIMITS.max_binary);
 });

@@ -22,8 +22,14 @@ fuzz_target!(|data: &[u8]| {
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
             "{version:?}"
         );
-        assert_eq!(LivekitVersion::parse(&version.tag()).ok(), Some(version.clone()));
-        assert_eq!(LivekitVersion::parse(&version.to_string()).ok(), Some(version));
+        assert_eq!(
+            LivekitVersion::parse(&version.tag()).ok(),
+            Some(version.clone())
+        );
+        assert_eq!(
+            LivekitVersion::parse(&version.to_string()).ok(),
+            Some(version)
+        );
     }
 
     if let Ok(key) = ApiKey::new(text) {
@@ -37,9 +43,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(format!("{secret:?}"), "Secret(****)");
         }
         Err(e) => {
-            assert!(e.value.is_none(), "a refused secret is carried in its error");
+            assert!(
+                e.value.is_none(),
+                "a refused secret is carried in its error"
+            );
             if text.len() >= 16 {
-                assert!(!e.to_string().contains(text), "a refused secret is quoted: {e}");
+                assert!(
+                    !e.to_string().contains(text),
+                    "a refused secret is quoted: {e}"
+                );
             }
         }
     }
@@ -51,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
 
     match Settings::from_yaml(text) {
         Ok(settings) => {
-            assert!(settings.validate().is_ok(), "from_yaml accepted what validate refuses");
+            assert!(
+                settings.validate().is_ok(),
+                "from_yaml accepted what validate refuses"
+            );
             // What we accept, written back out, reads back the same.
             let yaml = serde_yaml::to_string(&settings).expect("settings serialize");
             match Settings::from_yaml(&yaml) {
