@@ -1,1 +1,55 @@
-fn main() {}
+//! Criterion benchmarks of the hot paths: rendering and parsing the three files, `check` and a
+//! no-op `ensure` on a converged node, and minting an access token.
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark whose operation fails must stop, not measure the error path"
+)]
+
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use livekit_provision::render::ParsedFiles;
+use livekit_provision::token::{TokenRequest, VideoGrants};
+use livekit_provision_benches::{ConvergedNode, credentials, typical_inputs};
+
+fn render_and_parse(c: &mut Criterion) {
+    let inputs = typical_inputs();
+    c.bench_function("render triple", |b| {
+        b.iter(|| livekit_provision::render(black_box(&inputs)));
+    });
+    let rendered = livekit_provision::render(&inputs);
+    c.bench_function("parse triple", |b| {
+        b.iter(|| ParsedFiles::parse(black_box(&rendered)).expect("parses"));
+    });
+}
+
+fn converged_node(c: &mut Criterion) {
+    let node = ConvergedNode::new();
+    c.bench_function("check converged", |b| {
+        b.iter(|| {
+            let report = node.check();
+            assert!(report.healthy);
+            report
+        });
+    });
+    c.bench_function("ensure no-op", |b| {
+        b.iter(|| {
+            let report = node.ensure();
+            assert!(report.is_noop());
+            report
+        });
+    });
+}
+
+fn token(c: &mut Criterion) {
+    let creds = credentials();
+    let request = TokenRequest::new("participant-1", VideoGrants::join("standup"));
+    let now = SystemTime::now();
+    c.bench_function("token mint", |b| {
+        b.iter(|| livekit_provision::token::mint(&creds, black_box(&request), now).expect("mints"));
+    });
+}
+
+criterion_group!(benches, render_and_parse, converged_node, token);
+criterion_main!(benches);

@@ -1,1 +1,136 @@
-//! Shared fixtures for the benchmarks.
+//! Shared fixtures for the benchmarks: typical render inputs, and a converged state directory.
+//!
+//! Fixtures panic on failure: a benchmark cannot run without them.
+#![expect(
+    clippy::expect_used,
+    reason = "fixtures are valid by construction; a failure to build one aborts the benchmark"
+)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::SystemTime;
+
+use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::store::MemoryStore;
+use livekit_provision::{
+    ApiKey, CheckOptions, Credentials, EnsureOptions, EnsureReport, ExtraOverlay, LivekitVersion,
+    RenderInputs, Secret, SecretName, Settings, StateDir, ensure,
+};
+
+/// A fake secret of the length livekit-server's `generate-keys` mints.
+pub const FAKE_SECRET: &str = "fakeSecretForBenchmarksOnly0123456789abcde";
+
+/// The current key and secret of the fixtures.
+pub fn credentials() -> Credentials {
+    Credentials {
+        key: ApiKey::new("APIfakeKey12345").expect("valid key"),
+        secret: Secret::api_secret(FAKE_SECRET).expect("valid secret"),
+    }
+}
+
+/// A single node as most operators run it: default ports, a pinned version, no Redis, a small
+/// `extra.yaml`.
+pub fn typical_inputs() -> RenderInputs {
+    RenderInputs {
+        credentials: credentials(),
+        previous: None,
+        node_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        version: Some(LivekitVersion::parse("v1.7.2").expect("valid version")),
+        settings: Settings::default(),
+        redis: None,
+        extra: ExtraOverlay::parse(
+            "room:\n  empty_timeout: 600\n  enabled_codecs:\n    - mime: audio/opus\n    - mime: video/VP8\nrtc:\n  use_ice_lite: true\n",
+        )
+        .expect("valid overlay"),
+        sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+    }
+}
+
+/// A state directory that `ensure` has already converged, with the secret store it was
+/// converged from. No `LIVEKIT_VERSION` is stored, so nothing is ever downloaded.
+#[derive(Debug)]
+pub struct ConvergedNode {
+    /// The state directory (inside [`ConvergedNode::dir`]).
+    pub state: StateDir,
+    /// The secret store.
+    pub store: MemoryStore,
+    /// Removes the directory when dropped.
+    pub dir: tempfile::TempDir,
+}
+
+impl ConvergedNode {
+    /// Create the directory, run `ensure` once, and check that a second run changes nothing.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = StateDir::new(dir.path().join("state"));
+        let creds = credentials();
+        let store = MemoryStore::with_values([
+            (SecretName::LIVEKIT_API_KEY, Secret::new(creds.key.as_str())),
+            (SecretName::LIVEKIT_API_SECRET, creds.secret.clone()),
+            (SecretName::LIVEKIT_NODE_IP, Secret::new("127.0.0.1")),
+        ]);
+        let node = Self { state, store, dir };
+        let first = node.ensure();
+        assert!(!first.is_noop(), "the first run writes the files");
+        let second = node.ensure();
+        assert!(second.is_noop(), "not converged: {:?}", second.actions);
+        node
+    }
+
+    /// One in-process `ensure` run (a no-op once converged).
+    pub fn ensure(&self) -> EnsureReport {
+        ensure(&self.state, &self.store, &ensure_options()).expect("ensure")
+    }
+
+    /// One `check` run with the store (no binary to verify).
+    pub fn check(&self) -> livekit_provision::CheckReport {
+        livekit_provision::check(&self.state, Some(&self.store), &check_options())
+    }
+}
+
+impl Default for ConvergedNode {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `ensure` options of the fixtures: offline (nothing is pinned anyway), no local addresses.
+pub fn ensure_options() -> EnsureOptions<'static> {
+    EnsureOptions {
+        now: SystemTime::now(),
+        binary: BinaryOptions {
+            offline: true,
+            ..BinaryOptions::default()
+        },
+        ..EnsureOptions::default()
+    }
+}
+
+/// `check` options of the fixtures.
+pub fn check_options() -> CheckOptions {
+    CheckOptions {
+        now: SystemTime::now(),
+        local_addresses: Vec::new(),
+        verify_binary: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converged_node_is_healthy_and_stays_converged() {
+        let node = ConvergedNode::new();
+        let report = node.check();
+        assert!(report.healthy, "{:?}", report.findings);
+        assert!(node.ensure().is_noop());
+    }
+
+    #[test]
+    fn typical_inputs_render_and_parse_back() {
+        let inputs = typical_inputs();
+        let rendered = livekit_provision::render(&inputs);
+        let parsed = livekit_provision::render::ParsedFiles::parse(&rendered).unwrap();
+        assert_eq!(parsed, livekit_provision::expected(&inputs));
+    }
+}

@@ -203,6 +203,46 @@ pub(crate) fn extract_binary<R: Read>(
     })
 }
 
+/// What [`extract_to_scratch`] found: the digests and sizes the install path checks, and the bytes
+/// it wrote for the binary.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScratchExtraction {
+    /// SHA-256 of every byte read from the source.
+    pub archive_sha256: Sha256Digest,
+    /// Number of bytes read from the source.
+    pub archive_size: u64,
+    /// SHA-256 of the `livekit-server` entry, as the pass computed it.
+    pub binary_sha256: Sha256Digest,
+    /// Size of the `livekit-server` entry, as the pass counted it.
+    pub binary_size: u64,
+    /// What was written to the staged file.
+    pub binary: Vec<u8>,
+}
+
+/// Run the install path's extraction pass over `source` with a staged file in `dir` (which must
+/// exist), read back what it wrote, and drop the staged file. Errors come back as their `Debug`
+/// text. A seam for the fuzz targets (`fuzz/fuzz_targets/tarball.rs`), not part of the API.
+#[doc(hidden)]
+pub fn extract_to_scratch(
+    source: impl Read,
+    dir: &std::path::Path,
+    limits: SizeLimits,
+) -> Result<ScratchExtraction, String> {
+    let mut staged = StagedFile::new_in(dir).map_err(|e| e.to_string())?;
+    let stop = Cell::new(None);
+    let out = extract_binary(source, &stop, &mut staged, limits).map_err(|e| format!("{e:?}"))?;
+    staged.flush().map_err(|e| e.to_string())?;
+    let binary = fs_err::read(staged.path()).map_err(|e| e.to_string())?;
+    Ok(ScratchExtraction {
+        archive_sha256: out.archive_sha256,
+        archive_size: out.archive_size,
+        binary_sha256: out.binary_sha256,
+        binary_size: out.binary_size,
+        binary,
+    })
+}
+
 fn copy_entry(
     entry: &mut impl Read,
     staged: &mut StagedFile,
@@ -360,6 +400,20 @@ mod tests {
                 other => panic!("{want:?}: got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn scratch_extraction_returns_the_entry_and_leaves_nothing_behind() {
+        let bytes = tarball(&[("livekit-server", tar::EntryType::Regular, b"bin")]);
+        let dir = tempfile::tempdir().unwrap();
+        let out = extract_to_scratch(&bytes[..], dir.path(), SizeLimits::default()).unwrap();
+        assert_eq!(out.binary, b"bin");
+        assert_eq!(out.binary_size, 3);
+        assert_eq!(out.archive_size, bytes.len() as u64);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let err = extract_to_scratch(&b"nope"[..], dir.path(), SizeLimits::default()).unwrap_err();
+        assert!(err.starts_with("NotGzip"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

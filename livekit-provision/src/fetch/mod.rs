@@ -24,6 +24,8 @@ use std::path::PathBuf;
 pub use checksums::{ChecksumLookup, Sha256Digest, digest_for};
 pub use error::FetchError;
 pub use extract::{ArchiveProblem, BINARY_ENTRY, SizeLimits};
+#[doc(hidden)]
+pub use extract::{ScratchExtraction, extract_to_scratch};
 pub use http::{EventSink, FetchEvent, ProxyMode, RetryPolicy, Timeouts, server_wait};
 pub use install::{
     InstallManifest, InstallNeed, InstalledBinary, IntegrityReport, KEEP_VERSIONS, RollbackOutcome,
