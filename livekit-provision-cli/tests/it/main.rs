@@ -13,6 +13,6 @@ mod quick_start;
 mod render_check;
 mod secrets;
 mod stores;
-mod symlink_attack;
 mod support;
+mod symlink_attack;
 mod token;

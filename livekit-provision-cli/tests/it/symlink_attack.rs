@@ -101,7 +101,10 @@ fn lock_files_replaced_by_symlinks_are_refused_with_the_path() {
         let victim = Victim::new(&node.tmp.path().join("outside"), "victim", b"precious\n");
         plant(&node, rel, &victim);
         let out = node.run(&["ensure"]).expect_code(1);
-        assert!(out.stderr.contains(rel), "{rel}: error does not name it\n{out}");
+        assert!(
+            out.stderr.contains(rel),
+            "{rel}: error does not name it\n{out}"
+        );
         victim.assert_untouched(rel);
         // Removing the planted link is all it takes.
         std::fs::remove_file(node.path(rel)).unwrap();
