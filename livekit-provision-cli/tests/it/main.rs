@@ -14,4 +14,5 @@ mod render_check;
 mod secrets;
 mod stores;
 mod support;
+mod symlink_attack;
 mod token;

@@ -9,4 +9,5 @@ mod lifecycle;
 mod media;
 mod provisioning;
 mod rpc;
+mod security;
 mod support;

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
 
 /// A held exclusive lock. Dropping it releases the lock.
 #[derive(Debug)]
@@ -76,6 +76,9 @@ impl FileLock {
     }
 }
 
+/// Open (creating 0600) the lock file. A symlink at `path` is refused (`ELOOP`), never
+/// followed: the holder truncates the file to record its pid, and a link planted there must not
+/// make it truncate a file elsewhere.
 fn open_lock_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -83,6 +86,7 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
         .open(path)
 }
 
@@ -99,6 +103,19 @@ mod tests {
         assert_eq!(FileLock::holder(&path), Some(std::process::id()));
         drop(held);
         assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_lock_file_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("lock");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = FileLock::acquire(&path, |_| {}).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ELOOP), "{err}");
+        assert!(FileLock::try_acquire(&path).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 
     #[test]

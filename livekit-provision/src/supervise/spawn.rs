@@ -231,12 +231,15 @@ fn plan(
     })
 }
 
-/// Open `path` for appending (created 0600). The descriptor is close-on-exec and >= 3.
+/// Open `path` for appending (created 0600). The descriptor is close-on-exec and >= 3. A symlink
+/// at `path` is refused (`ELOOP`), never followed: a link planted in `logs/` must not make the
+/// child's output land in a file elsewhere.
 fn open_log(path: &Path) -> io::Result<OwnedFd> {
     let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)?;
     // `try_clone` duplicates to the lowest free descriptor >= 3, close-on-exec: the child's
     // dup2 onto 0, 1 and 2 can then never clobber it.
