@@ -337,10 +337,12 @@ pub fn ensure(
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
         keep_unparsable(state, &disk, &mut actions)?;
+        let mut published = true;
         match publish::publish(state, lock, &rendered, &opts.publish)
             .map_err(EnsureError::Publish)?
         {
             PublishOutcome::Unchanged { swept } => {
+                published = false;
                 if !swept.is_empty() {
                     actions.push(Action::SweepDebris { paths: swept });
                 }
@@ -363,7 +365,16 @@ pub fn ensure(
                 }
             }
         }
-        verify(state, &rendered, inputs)?;
+        // When nothing was published and the files read above (under this lock) already are
+        // the rendered set, verify those rather than reading and parsing them a second time.
+        let reread;
+        let after = if published || !disk.current.matches(&rendered) {
+            reread = DiskTriple::read(state);
+            &reread
+        } else {
+            &disk
+        };
+        verify(state, after, &rendered, inputs)?;
     }
 
     let binary = ensure_binary(
@@ -475,9 +486,14 @@ fn keep_unparsable(
     Ok(())
 }
 
-/// Re-read what was published and check it is the set just rendered, and that it agrees.
-fn verify(state: &StateDir, rendered: &Rendered, inputs: &RenderInputs) -> Result<(), EnsureError> {
-    let after = DiskTriple::read(state);
+/// Check that `after` (what is on disk after publishing) is the set just rendered, and that it
+/// agrees.
+fn verify(
+    state: &StateDir,
+    after: &DiskTriple,
+    rendered: &Rendered,
+    inputs: &RenderInputs,
+) -> Result<(), EnsureError> {
     let fail = |reason: String| EnsureError::Verify {
         state: state.root().to_owned(),
         reason,
