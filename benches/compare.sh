@@ -86,7 +86,7 @@ bench_noop() {
         local cmds=(-n ensure "$ensure_cmd" -n cat "$cat_cmd")
         ((r % 2)) || cmds=(-n cat "$cat_cmd" -n ensure "$ensure_cmd")
         hyperfine -N --style none --warmup 10 --runs "$NOOP_RUNS" \
-            --export-json "$WORK/noop-$r.json" "${cmds[@]}" >/dev/null
+            --export-json "$WORK/noop-$r.json" "${cmds[@]}" >/dev/null 2>>"$WORK/hyperfine.log"
     done
     listing >"$WORK/noop-after"
     local touched
@@ -96,9 +96,9 @@ bench_noop() {
     local sys_ensure=- sys_cat=-
     if command -v strace >/dev/null; then
         sys_ensure=$(strace -f -c -o "$WORK/strace-ensure" $ensure_cmd >/dev/null 2>&1 &&
-            awk '/total/ {print $(NF-2)}' "$WORK/strace-ensure")
+            awk '$NF == "total" {print $4}' "$WORK/strace-ensure")
         sys_cat=$(strace -f -c -o "$WORK/strace-cat" $cat_cmd >/dev/null 2>&1 &&
-            awk '/total/ {print $(NF-2)}' "$WORK/strace-cat")
+            awk '$NF == "total" {print $4}' "$WORK/strace-cat")
     fi
 
     python3 - "$WORK" "$NOOP_ROUNDS" >"$WORK/noop.out" <<'PY'
