@@ -142,8 +142,8 @@ bench_daemon() {
     echo "3. daemon exec -> first answer: $DAEMON_ROUNDS rounds" >&2
     DAEMON="$DAEMON" benches/daemon_startup.sh "$DAEMON_ROUNDS" | tee "$WORK/daemon.out" >&2
     local stalled disabled rat
-    stalled=$(awk '/^stalled/ {print $3}' "$WORK/daemon.out")
-    disabled=$(awk '/^disabled/ {print $3}' "$WORK/daemon.out")
+    stalled=$(sed -n 's/^stalled *: median \([0-9.]*\) ms.*/\1/p' "$WORK/daemon.out")
+    disabled=$(sed -n 's/^disabled *: median \([0-9.]*\) ms.*/\1/p' "$WORK/daemon.out")
     rat=$(ratio "$stalled" "$disabled")
     # "Not slower" with the noise of a shared machine allowed for: within 1.2x.
     row "daemon first answer, stalled (ms)" "$stalled" "$disabled (disabled)" "${rat}x" "~1x (<= 1.2x)" "$(met "$rat" 1.2)"
@@ -154,9 +154,9 @@ bench_fleet() {
     echo "4. fleet 1/8/32 nodes: $FLEET_ROUNDS rounds" >&2
     ROUNDS=$FLEET_ROUNDS PROFILE=release NODE=cli benches/fleet.sh | tee "$WORK/fleet.out" >&2
     local one eight thirty_two
-    one=$(awk '$1 == "1" {print $2}' "$WORK/fleet.out")
-    eight=$(awk '$1 == "8" {print $2}' "$WORK/fleet.out")
-    thirty_two=$(awk '$1 == "32" {print $2}' "$WORK/fleet.out")
+    one=$(awk '$1 == "1" && $2 ~ /^[0-9]+$/ {print $2}' "$WORK/fleet.out")
+    eight=$(awk '$1 == "8" && $2 ~ /^[0-9]+$/ {print $2}' "$WORK/fleet.out")
+    thirty_two=$(awk '$1 == "32" && $2 ~ /^[0-9]+$/ {print $2}' "$WORK/fleet.out")
     local r8 r32
     r8=$(ratio "$eight" "$one")
     r32=$(ratio "$thirty_two" "$one")
