@@ -365,16 +365,7 @@ pub fn ensure(
                 }
             }
         }
-        // When nothing was published and the files read above (under this lock) already are
-        // the rendered set, verify those rather than reading and parsing them a second time.
-        let reread;
-        let after = if published || !disk.current.matches(&rendered) {
-            reread = DiskTriple::read(state);
-            &reread
-        } else {
-            &disk
-        };
-        verify(state, after, &rendered, inputs)?;
+        verify_after_publish(state, &disk, published, &rendered, inputs)?;
     }
 
     let binary = ensure_binary(
@@ -484,6 +475,23 @@ fn keep_unparsable(
         }
     }
     Ok(())
+}
+
+/// Verify the files after publishing. When nothing was published and `before` (read under the
+/// same lock) already is the rendered set, verify that read rather than reading and parsing the
+/// three files a second time.
+fn verify_after_publish(
+    state: &StateDir,
+    before: &DiskTriple,
+    published: bool,
+    rendered: &Rendered,
+    inputs: &RenderInputs,
+) -> Result<(), EnsureError> {
+    if !published && before.current.matches(rendered) {
+        verify(state, before, rendered, inputs)
+    } else {
+        verify(state, &DiskTriple::read(state), rendered, inputs)
+    }
 }
 
 /// Check that `after` (what is on disk after publishing) is the set just rendered, and that it
