@@ -2,7 +2,9 @@
 # Fleet provisioning benchmark: 1, 8 and 32 nodes run `ensure` at the same moment against one
 # empty Redis (a real redis-server on a loopback port, started and stopped here).
 #
-# Each node is a separate process (examples/fleet_node.rs) with its own state directory. The
+# Each node is a separate process with its own state directory: the CLI
+# (`livekit-provision --secrets redis://… --state-dir DIR ensure`, NODE=cli, the default) or
+# examples/fleet_node.rs (NODE=example, the library's `ensure` without the CLI around it). The
 # sizes are interleaved (1 8 32 1 8 32 …, the "A B A B" order, so drift hits every size alike)
 # for ROUNDS rounds; the median wall time per size is reported. Target: 32 nodes finish within
 # 2x the time of one.
@@ -13,21 +15,37 @@
 # round trips, rendering) rather than this machine's disk; STATE_ROOT=/some/disk/dir measures the
 # shared-disk case instead.
 #
-# Usage: benches/fleet.sh            (ROUNDS=7, PROFILE=dev, STATE_ROOT=/dev/shm by default)
-#        ROUNDS=11 PROFILE=release STATE_ROOT=/var/tmp benches/fleet.sh
+# Usage: benches/fleet.sh            (ROUNDS=7, PROFILE=dev, NODE=cli, STATE_ROOT=/dev/shm by default)
+#        ROUNDS=11 PROFILE=release STATE_ROOT=/var/tmp NODE=example benches/fleet.sh
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-7}
 PROFILE=${PROFILE:-dev}
+NODE=${NODE:-cli}
 SIZES=(1 8 32)
 STATE_ROOT=${STATE_ROOT:-$([ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 1; }
-cargo build --quiet --manifest-path "$root/Cargo.toml" -p livekit-provision \
-    --example fleet_node --profile "$PROFILE"
 dir_of_profile=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-node="$root/target/$dir_of_profile/examples/fleet_node"
+case "$NODE" in
+    cli)
+        cargo build --quiet --manifest-path "$root/Cargo.toml" -p livekit-provision-cli \
+            --profile "$PROFILE"
+        cli="$root/target/$dir_of_profile/livekit-provision"
+        # One node; its --json report carries the API key it serves.
+        run_node() { "$cli" -q --json --state-dir "$1" --secrets "$2" ensure; }
+        served_key() { sed -n 's/^ *"api_key": "\(.*\)",$/\1/p' "$1"; }
+        ;;
+    example)
+        cargo build --quiet --manifest-path "$root/Cargo.toml" -p livekit-provision \
+            --example fleet_node --profile "$PROFILE"
+        example="$root/target/$dir_of_profile/examples/fleet_node"
+        run_node() { "$example" "$1" "$2"; }
+        served_key() { cat "$1"; }
+        ;;
+    *) echo "NODE must be cli or example" >&2; exit 2 ;;
+esac
 
 work=$(mktemp -d)
 nodes=$(mktemp -d -p "$STATE_ROOT" fleet-bench.XXXXXX)
@@ -69,16 +87,17 @@ trial() {
     local pids=()
     t0=$(now_ms)
     for i in $(seq "$n"); do
-        "$node" "$nodes/$i" "$url" >"$nodes/$i.out" 2>&1 &
+        run_node "$nodes/$i" "$url" >"$nodes/$i.out" 2>"$nodes/$i.err" &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
     t1=$(now_ms)
-    [ "$failed" = 0 ] || { echo "a node failed:" >&2; cat "$nodes"/*.out >&2; exit 1; }
+    [ "$failed" = 0 ] || { echo "a node failed:" >&2; cat "$nodes"/*.err >&2; exit 1; }
     # Every node must serve the one key in Redis.
-    local key
+    local key served
     key=$(redis-cli -p "$port" --raw get livekit-provision:LIVEKIT_API_KEY)
-    [ "$(sort -u "$nodes"/*.out)" = "$key" ] || { echo "nodes disagree" >&2; exit 1; }
+    served=$(for i in $(seq "$n"); do served_key "$nodes/$i.out"; done | sort -u)
+    [ -n "$key" ] && [ "$served" = "$key" ] || { echo "nodes disagree: $served / $key" >&2; exit 1; }
     # The time Redis itself spent serving the nodes (the one resource a real fleet shares).
     local busy_us
     busy_us=$(redis-cli -p "$port" info commandstats |
@@ -98,7 +117,7 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "fleet provisioning, $ROUNDS rounds interleaved, profile $PROFILE, $(nproc) CPUs, state dirs in $STATE_ROOT"
+echo "fleet provisioning, $ROUNDS rounds interleaved, node $NODE, profile $PROFILE, $(nproc) CPUs, state dirs in $STATE_ROOT"
 printf '%6s  %10s  %15s  %s\n' nodes median_ms redis_busy_us "all (ms)"
 declare -A med
 for n in "${SIZES[@]}"; do

@@ -337,10 +337,12 @@ pub fn ensure(
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
         keep_unparsable(state, &disk, &mut actions)?;
+        let mut published = true;
         match publish::publish(state, lock, &rendered, &opts.publish)
             .map_err(EnsureError::Publish)?
         {
             PublishOutcome::Unchanged { swept } => {
+                published = false;
                 if !swept.is_empty() {
                     actions.push(Action::SweepDebris { paths: swept });
                 }
@@ -363,7 +365,7 @@ pub fn ensure(
                 }
             }
         }
-        verify(state, &rendered, inputs)?;
+        verify_after_publish(state, &disk, published, &rendered, inputs)?;
     }
 
     let binary = ensure_binary(
@@ -475,9 +477,31 @@ fn keep_unparsable(
     Ok(())
 }
 
-/// Re-read what was published and check it is the set just rendered, and that it agrees.
-fn verify(state: &StateDir, rendered: &Rendered, inputs: &RenderInputs) -> Result<(), EnsureError> {
-    let after = DiskTriple::read(state);
+/// Verify the files after publishing. When nothing was published and `before` (read under the
+/// same lock) already is the rendered set, verify that read rather than reading and parsing the
+/// three files a second time.
+fn verify_after_publish(
+    state: &StateDir,
+    before: &DiskTriple,
+    published: bool,
+    rendered: &Rendered,
+    inputs: &RenderInputs,
+) -> Result<(), EnsureError> {
+    if !published && before.current.matches(rendered) {
+        verify(state, before, rendered, inputs)
+    } else {
+        verify(state, &DiskTriple::read(state), rendered, inputs)
+    }
+}
+
+/// Check that `after` (what is on disk after publishing) is the set just rendered, and that it
+/// agrees.
+fn verify(
+    state: &StateDir,
+    after: &DiskTriple,
+    rendered: &Rendered,
+    inputs: &RenderInputs,
+) -> Result<(), EnsureError> {
     let fail = |reason: String| EnsureError::Verify {
         state: state.root().to_owned(),
         reason,

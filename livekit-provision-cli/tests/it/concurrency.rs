@@ -27,8 +27,9 @@ fn concurrent_ensures_on_a_fresh_node_agree_on_one_secret() {
     assert_eq!(node.listing(), before);
 }
 
-/// Hold `run/lock` from a shell (flock(1) on fd 9), recording its pid in it like
-/// livekit-provision does when `record` is set. Returns once the lock is held.
+/// Hold `run/lock` from a shell (flock(1) on fd 9, so the locker listed in `/proc/locks` is the
+/// exited flock(1)), recording the shell's pid in it like older versions of livekit-provision
+/// did when `record` is set. Returns once the lock is held.
 fn hold_lock(node: &Node, record: bool) -> Reaped {
     let script = if record {
         r#"exec 9>>"$1"; flock 9; echo $$ >"$1"; echo locked; exec sleep 60"#

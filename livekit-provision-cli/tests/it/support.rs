@@ -157,14 +157,13 @@ impl Node {
     }
 
     /// A recursive listing of the state directory: path, type, mode, inode, size, mtime and
-    /// ctime in nanoseconds, symlink target. `run/lock` is left out: every writer records its
-    /// pid there so a waiter can name it (runtime state, not configuration).
+    /// ctime in nanoseconds, symlink target. `run/lock` is included: taking the lock writes
+    /// nothing to it, so a no-op run leaves the whole listing as it was.
     pub fn listing(&self) -> Vec<String> {
         let mut rows = Vec::new();
         if self.state.symlink_metadata().is_ok() {
             list_into(&self.state, &self.state, &mut rows);
         }
-        rows.retain(|r| !r.starts_with("run/lock "));
         rows.sort();
         rows
     }

@@ -83,22 +83,7 @@ fn checked(state: &StateDir, store: Option<&MemoryStore>, opts: &CheckOptions) -
 }
 
 fn full_listing(root: &Path) -> Vec<(std::path::PathBuf, crate::support::provision::Stamp)> {
-    let mut all: Vec<_> = listing(root).into_iter().collect();
-    if let Ok(meta) = std::fs::symlink_metadata(root.join("run/lock")) {
-        use std::os::unix::fs::MetadataExt;
-        all.push((
-            "run/lock".into(),
-            crate::support::provision::Stamp {
-                ino: meta.ino(),
-                mode: meta.mode(),
-                len: meta.len(),
-                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-                ctime_ns: i128::from(meta.ctime()),
-                link: None,
-            },
-        ));
-    }
-    all
+    listing(root).into_iter().collect()
 }
 
 /// The one finding with `code`, asserting its severity and the verdict that follows.

@@ -138,11 +138,11 @@ pub struct Stamp {
 }
 
 /// Every path under `root` (links not followed) with its inode, mode, size, mtime and ctime.
-/// `run/lock` is left out: taking the state lock records the holder's pid in it by design.
+/// `run/lock` is included: taking the state lock writes nothing (the holder is read from
+/// `/proc/locks`), so a run that changes nothing leaves every entry as it was.
 pub fn listing(root: &Path) -> BTreeMap<PathBuf, Stamp> {
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
-    out.remove(Path::new("run/lock"));
     out
 }
 
