@@ -85,14 +85,12 @@ fn detached_start_is_healthy_in_its_own_session_and_not_our_descendant() {
     assert_eq!(status.pid, Some(pid));
 
     // The stand-in drains on the first SIGTERM, like livekit-server: the second one stops it.
-    assert_eq!(
-        sup.stop(LIVEKIT_SERVER, GRACE).unwrap(),
-        StopOutcome::TerminatedOnSecondSignal
-    );
+    let outcome = sup.stop(LIVEKIT_SERVER, GRACE).unwrap();
+    let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap();
+    assert_eq!(outcome, StopOutcome::TerminatedOnSecondSignal, "{log}");
     assert!(!running(pid));
     assert!(!pid_file.exists());
     assert!(!sup.status(LIVEKIT_SERVER).unwrap().running);
-    let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap();
     assert!(log.contains("draining"), "{log}");
 }
 
