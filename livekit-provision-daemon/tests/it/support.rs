@@ -225,7 +225,7 @@ impl Drop for Daemon {
 
 /// One call with a short timeout.
 pub fn call(socket: &Path, method: &str, params: &Value) -> Result<Value, ClientError> {
-    call_with_timeout(socket, method, params, Duration::from_secs(30))
+    call_with_timeout(socket, method, params, Duration::from_secs(60))
 }
 
 /// The provisioning part of `status`.
