@@ -234,7 +234,7 @@ fn a_state_dir_without_write_permission_is_named() {
     if nix::unistd::geteuid().is_root() {
         cmd.uid(65534).gid(65534);
     }
-    let out = cmd.output().unwrap();
+    let out = crate::support::output_of_fresh_binary(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");

@@ -69,7 +69,7 @@ fn waiting_message(node: &Node, holder: Reaped) -> String {
     let mut seen = Vec::new();
     wait_until(
         "the waiter to say it waits",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || {
             seen.extend(rx.try_iter());
             seen.iter().any(|l| l.contains("waiting for"))

@@ -279,6 +279,25 @@ fn output(mut cmd: Command) -> Out {
     }
 }
 
+/// Run `cmd`, whose program was just written. Such a file can be "busy" (ETXTBSY) for a moment:
+/// a process forked meanwhile by another test of this binary holds it open until its exec.
+/// That is retried (up to a minute); any other error fails.
+pub fn output_of_fresh_binary(cmd: &mut Command) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match cmd.output() {
+            Ok(out) => return out,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("running {cmd:?}: {e}"),
+        }
+    }
+}
+
 /// Poll `cond` until it holds, or panic after `timeout` naming `what`.
 #[track_caller]
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {

@@ -162,6 +162,13 @@ fn a_config_the_server_rejects_is_reported_with_its_message() {
     });
     assert_eq!(p["state"], json!("failed"), "{p}");
     assert_eq!(node.livekit_status()["running"], json!(false));
+    // Exiting during every start is a crash loop too: given up on, in the same words as a
+    // crash after readiness, with the server's message.
+    let failed = poll("livekit-server marked failed", || {
+        node.livekit_status()["failed"].as_str().map(str::to_owned)
+    });
+    assert!(failed.contains("crashed"), "{failed}");
+    assert!(failed.contains("field bogus_key not found"), "{failed}");
     drop(daemon);
 }
 

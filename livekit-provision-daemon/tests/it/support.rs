@@ -1,7 +1,6 @@
 //! Helpers: a daemon process in a temporary state directory, calls over its socket, polling with
 //! deadlines, and the stand-in media binaries. Every process started here is stopped by pid.
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -44,12 +43,15 @@ pub fn free_port() -> u16 {
 
 /// A temporary state directory with its secrets file and settings.
 pub struct Node {
-    pub _dir: tempfile::TempDir,
+    /// The temporary directory: the state directory and the daemons' stderr files.
+    pub dir: tempfile::TempDir,
     pub state: StateDir,
     /// Extra environment of every daemon started on this node.
     pub env: Vec<(String, String)>,
     /// Media pids seen; killed at drop.
     pub media_pids: Vec<u32>,
+    /// Daemons started, to name their stderr files.
+    daemons: std::cell::Cell<u32>,
 }
 
 impl Node {
@@ -58,13 +60,14 @@ impl Node {
         let state = StateDir::new(dir.path().join("state"));
         std::fs::create_dir_all(state.root()).unwrap();
         Self {
-            _dir: dir,
+            dir,
             state,
             env: vec![(
                 "LIVEKIT_PROVISION_DAEMON_BACKOFF_MS".to_owned(),
                 "50".to_owned(),
             )],
             media_pids: Vec::new(),
+            daemons: std::cell::Cell::new(0),
         }
     }
 
@@ -86,16 +89,27 @@ impl Node {
 
     /// Start a daemon on this node with `args` (after `--state-dir`).
     pub fn spawn(&self, args: &[&str]) -> Daemon {
+        self.daemons.set(self.daemons.get() + 1);
+        let log = self
+            .dir
+            .path()
+            .join(format!("daemon-{}.stderr", self.daemons.get()));
+        let stderr = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(DAEMON);
         cmd.arg("--state-dir")
             .arg(self.state.root())
             .args(args)
             .env_remove("LIVEKIT_PROVISION_SECRETS")
             .env_remove("LIVEKIT_PROVISION_RELEASE_URL")
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_DAEMON_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: nobody reads a pipe while the test runs, and a daemon that
+            // logs much would block once it is full.
+            .stderr(Stdio::from(stderr.try_clone().unwrap()))
             // Its own process group, so a test can kill the group without killing itself.
             .process_group(0);
         for (k, v) in &self.env {
@@ -104,6 +118,7 @@ impl Node {
         Daemon {
             child: cmd.spawn().unwrap(),
             socket: self.socket(),
+            log,
         }
     }
 
@@ -114,16 +129,18 @@ impl Node {
         daemon
     }
 
-    /// The `livekit-server` entry of `status`.
+    /// The `livekit-server` entry of `status`. A daemon whose supervisor is busy answers from
+    /// its last reading, which is empty until a first reading was made: then ask again.
     pub fn livekit_status(&self) -> Value {
-        let status = call(&self.socket(), "status", &json!({})).unwrap();
-        status["media"]["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "livekit-server")
-            .cloned()
-            .unwrap()
+        poll("a status that lists livekit-server", || {
+            let status = call(&self.socket(), "status", &json!({})).unwrap();
+            status["media"]["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "livekit-server")
+                .cloned()
+        })
     }
 
     /// Wait until livekit-server runs and is healthy; its pid (remembered for cleanup).
@@ -156,9 +173,11 @@ impl Drop for Node {
 }
 
 /// A daemon process, killed (by pid) at drop if still running.
+/// Its stderr goes to a file, printed when the test fails.
 pub struct Daemon {
     pub child: Child,
     pub socket: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Daemon {
@@ -179,11 +198,12 @@ impl Daemon {
     /// Wait for the exit (with the deadline); its status and stderr.
     pub fn wait_exit(mut self) -> (ExitStatus, String) {
         let status = poll("the daemon to exit", || self.child.try_wait().unwrap());
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        (status, stderr)
+        (status, self.stderr())
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -193,12 +213,19 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- stderr of daemon pid {} ---\n{}--- end ---",
+                self.pid(),
+                self.stderr()
+            );
+        }
     }
 }
 
 /// One call with a short timeout.
 pub fn call(socket: &Path, method: &str, params: &Value) -> Result<Value, ClientError> {
-    call_with_timeout(socket, method, params, Duration::from_secs(30))
+    call_with_timeout(socket, method, params, Duration::from_secs(60))
 }
 
 /// The provisioning part of `status`.

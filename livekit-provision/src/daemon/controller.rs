@@ -105,10 +105,31 @@ struct Schedule {
     in_flight: bool,
     run_now: bool,
     next_run: Instant,
+    /// The earliest run asked for while a run was in flight (a media restart came due); the
+    /// time chosen when that run finishes may not be later.
+    run_by: Option<Instant>,
     /// Replies owed when the run in flight finishes.
     current: Vec<EnsureReply>,
     /// Replies owed by the next run.
     queued: Vec<EnsureReply>,
+}
+
+impl Schedule {
+    /// Run no later than `at`.
+    fn run_by(&mut self, at: Instant) {
+        self.next_run = self.next_run.min(at);
+        if self.in_flight {
+            self.run_by = Some(self.run_by.map_or(at, |t| t.min(at)));
+        }
+    }
+
+    /// The run in flight finished and proposes the next one at `next`; a run asked for
+    /// meanwhile comes first. The time chosen.
+    fn finished(&mut self, next: Instant) -> Instant {
+        self.in_flight = false;
+        self.next_run = self.run_by.take().map_or(next, |at| next.min(at));
+        self.next_run
+    }
 }
 
 pub(super) async fn run(
@@ -137,6 +158,7 @@ pub(super) async fn run(
         in_flight: false,
         run_now: true,
         next_run: Instant::now(),
+        run_by: None,
         current: Vec::new(),
         queued: Vec::new(),
     };
@@ -182,7 +204,7 @@ fn handle(shared: &Arc<Shared>, schedule: &mut Schedule, event: Event) {
             schedule.queued.extend(reply);
             schedule.run_now = true;
         }
-        Event::RunBy(at) => schedule.next_run = schedule.next_run.min(at),
+        Event::RunBy(at) => schedule.run_by(at),
         Event::MediaExited { name, pid } => {
             let shared = Arc::clone(shared);
             tokio::task::spawn_blocking(move || {
@@ -228,7 +250,6 @@ fn start_run(shared: &Arc<Shared>, schedule: &mut Schedule) {
 }
 
 fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
-    schedule.in_flight = false;
     let retry = &shared.config.retry;
     let random = (shared.config.random)();
     let mut status = lock(&shared.status);
@@ -263,7 +284,7 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
     if let Some(at) = outcome.media_retry_at {
         next = next.min(at);
     }
-    schedule.next_run = next;
+    let next = schedule.finished(next);
     status.next_run =
         Some((shared.config.clock)() + next.saturating_duration_since(Instant::now()));
     if let Ok(report) = &outcome.ensure {
@@ -361,4 +382,41 @@ fn provision(shared: &Shared) -> RunOutcome {
         outcome.failure = Some(MediaFailure { message, hint });
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(in_flight: bool, next_run: Instant) -> Schedule {
+        Schedule {
+            in_flight,
+            run_now: false,
+            next_run,
+            run_by: None,
+            current: Vec::new(),
+            queued: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_restart_due_during_a_run_is_kept_when_the_run_finishes() {
+        let t0 = Instant::now();
+        let restart = t0 + Duration::from_millis(50);
+        let recheck = t0 + Duration::from_secs(300);
+        // A media process exits, and its restart comes due, before the run that started it
+        // has reported back: the run's own choice (a re-check in 5 minutes) must not win.
+        let mut s = schedule(true, t0);
+        s.run_by(restart);
+        assert_eq!(s.finished(recheck), restart);
+        assert_eq!(s.next_run, restart);
+        assert!(!s.in_flight);
+        // Used once: the next run's own choice stands.
+        s.in_flight = true;
+        assert_eq!(s.finished(recheck), recheck);
+        // Asked for while idle: it moves the next run at once, nothing is kept.
+        s.run_by(restart);
+        assert_eq!(s.next_run, restart);
+        assert_eq!(s.run_by, None);
+    }
 }

@@ -50,11 +50,15 @@ pub enum StopOutcome {
     Killed,
 }
 
-/// Send `signal` to the process and to its process group, if it is still the recorded process.
+/// Send `signal` once to the process and to its process group, if it is still the recorded
+/// process.
 ///
-/// Returns `false` (and signals nothing) when it has exited or its pid was recycled. With a
-/// pidfd the process itself cannot be confused with a later holder of its pid. The group is
-/// signalled only while the process is alive and still leads it (its helpers go too).
+/// Returns `false` (and signals nothing) when it has exited or its pid was recycled. While the
+/// process is alive and leads its group, the group is signalled (the process and its helpers,
+/// each once); otherwise the process alone, through its pidfd when there is one, so that it
+/// cannot be confused with a later holder of its pid. Never both: a process signalled directly
+/// and then through its group receives the signal twice, and livekit-server takes a second
+/// SIGTERM as "stop now", dropping the calls the first one lets drain.
 pub fn send(process: &MediaProcess, signal: Signal) -> Result<bool, SuperviseError> {
     let error = |source: io::Error| SuperviseError::Signal {
         name: process.name().to_owned(),
@@ -67,29 +71,31 @@ pub fn send(process: &MediaProcess, signal: Signal) -> Result<bool, SuperviseErr
         return Ok(false);
     }
     let pid = i32::try_from(process.pid()).map_err(|e| error(io::Error::other(e)))?;
-    match process.pidfd() {
-        Some(fd) => match sys::pidfd_send_signal(fd.as_fd(), signal) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => return Ok(false),
-            Err(e) => return Err(error(e)),
-        },
-        None => match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
-            Ok(()) => {}
-            Err(nix::errno::Errno::ESRCH) => return Ok(false),
-            Err(e) => return Err(error(e.into())),
-        },
-    }
     let leads_group = proc_stat(process.pid())
         .ok()
         .flatten()
         .is_some_and(|s| s.pgid == process.pid() && !s.is_dead());
-    if leads_group {
-        match killpg(Pid::from_raw(pid), signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => return Err(error(e.into())),
-        }
+    // Checked after reading the group: while this very process lives, its pid (and so the group
+    // id read) cannot belong to anyone else.
+    if leads_group && process.is_alive() {
+        return match killpg(Pid::from_raw(pid), signal) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::ESRCH) => Ok(false),
+            Err(e) => Err(error(e.into())),
+        };
     }
-    Ok(true)
+    match process.pidfd() {
+        Some(fd) => match sys::pidfd_send_signal(fd.as_fd(), signal) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => Ok(false),
+            Err(e) => Err(error(e)),
+        },
+        None => match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::ESRCH) => Ok(false),
+            Err(e) => Err(error(e.into())),
+        },
+    }
 }
 
 /// Stop with `grace` before the second SIGTERM and [`FORCE_KILL_AFTER`] before SIGKILL.
@@ -127,4 +133,60 @@ pub fn stop_with(
         name: process.name().to_owned(),
         pid: process.pid(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::ffi::OsString;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::paths::StateDir;
+    use crate::supervise::spawn::{ProcessSpec, start_detached};
+
+    /// The deadline of a wait that only bounds a failure.
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    fn gone(pid: u32) -> bool {
+        proc_stat(pid).unwrap().is_none_or(|s| s.is_dead())
+    }
+
+    #[test]
+    fn a_stop_reaches_the_helpers_in_the_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let spec = ProcessSpec {
+            name: "leader".to_owned(),
+            program: "/bin/sh".into(),
+            args: ["-c", "sleep 600 & echo \"helper $!\"; wait"]
+                .map(OsString::from)
+                .to_vec(),
+            env: BTreeMap::new(),
+            health: None,
+            start_timeout: DEADLINE,
+        };
+        let env = [(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
+        let leader = start_detached(&state, &spec, env).unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        let helper = loop {
+            let log = std::fs::read_to_string(state.log_file("leader")).unwrap_or_default();
+            if let Some(pid) = log.trim().strip_prefix("helper ") {
+                break pid.parse::<u32>().unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no helper pid in the log: {log:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(proc_stat(helper).unwrap().unwrap().pgid, leader.pid());
+        // A shell without a trap ends on the first SIGTERM; its helper goes with the group.
+        assert_eq!(stop(&leader, DEADLINE).unwrap(), StopOutcome::Terminated);
+        let deadline = Instant::now() + DEADLINE;
+        while !gone(helper) {
+            assert!(Instant::now() < deadline, "the helper {helper} survived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

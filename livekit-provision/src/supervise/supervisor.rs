@@ -178,10 +178,16 @@ impl Supervisor {
             }
             Err(e @ SuperviseError::ExitedDuringStart { .. }) => {
                 remove_pid_file(&self.state, &spec.name)?;
-                if let RestartDecision::GiveUp { .. } =
+                if let RestartDecision::GiveUp { crashes } =
                     entry.tracker.record_crash(&self.policy, now)
                 {
-                    entry.failed = Some(e.to_string());
+                    entry.failed = Some(give_up_reason(
+                        &self.state,
+                        &self.policy,
+                        &spec.name,
+                        crashes,
+                        " (the last time during startup)",
+                    ));
                 }
                 Err(e)
             }
@@ -203,14 +209,7 @@ impl Supervisor {
         }
         let decision = entry.tracker.record_crash(&self.policy, now);
         if let RestartDecision::GiveUp { crashes } = decision {
-            let log = self.state.log_file(name);
-            let tail = health::log_tail(&log, LOG_TAIL_LINES).unwrap_or_default();
-            entry.failed = Some(format!(
-                "{name} crashed {crashes} times within {}; last lines of {}:\n{}",
-                humantime::format_duration(self.policy.window),
-                log.display(),
-                tail.join("\n")
-            ));
+            entry.failed = Some(give_up_reason(&self.state, &self.policy, name, crashes, ""));
         }
         Some(decision)
     }
@@ -252,12 +251,20 @@ impl Supervisor {
     }
 
     /// The status of `name`: adopts a process recorded in its pid file, probes its health.
+    ///
+    /// A process of ours that has died is reported down but kept until its exit is counted (by
+    /// [`record_exit`](Self::record_exit) or the next [`ensure_running`](Self::ensure_running)):
+    /// a status read must never make a crash go uncounted.
     pub fn status(&mut self, name: &str) -> Result<ProcessStatus, SuperviseError> {
         let entry = self.entries.entry(name.to_owned()).or_default();
-        if !entry.process.as_ref().is_some_and(MediaProcess::is_alive) {
+        if entry.process.is_none() {
             entry.process = adopt(&self.state, name)?;
         }
-        let pid = entry.process.as_ref().map(MediaProcess::pid);
+        let pid = entry
+            .process
+            .as_ref()
+            .filter(|p| p.is_alive())
+            .map(MediaProcess::pid);
         Ok(ProcessStatus {
             name: name.to_owned(),
             pid,
@@ -273,6 +280,25 @@ impl Supervisor {
         let names: Vec<String> = self.entries.keys().cloned().collect();
         names.iter().map(|n| self.status(n)).collect()
     }
+}
+
+/// Why `name` was given up on after `crashes` crashes, with the last lines of its log. It reads
+/// the same whether the last crash came after readiness or during startup (`when` tells which).
+fn give_up_reason(
+    state: &StateDir,
+    policy: &RestartPolicy,
+    name: &str,
+    crashes: usize,
+    when: &str,
+) -> String {
+    let log = state.log_file(name);
+    let tail = health::log_tail(&log, LOG_TAIL_LINES).unwrap_or_default();
+    format!(
+        "{name} crashed {crashes} times within {}{when}; last lines of {}:\n{}",
+        humantime::format_duration(policy.window),
+        log.display(),
+        tail.join("\n")
+    )
 }
 
 fn is_healthy(addr: Option<SocketAddr>) -> bool {
@@ -323,5 +349,129 @@ fn wait_ready(
         if process.wait_exit(pause).map_err(inspect)? {
             return Err(exited());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Crash accounting with real (tiny) processes. The policy has no backoff, so nothing
+    //! waits on time; each process is either gone by itself or killed here by pid.
+
+    use std::collections::BTreeMap;
+    use std::net::TcpListener;
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    use super::*;
+
+    /// The deadline of a wait that only bounds a failure.
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    fn supervisor(dir: &tempfile::TempDir) -> Supervisor {
+        let policy = RestartPolicy {
+            initial_backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            ..RestartPolicy::default()
+        };
+        let env = [(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
+        Supervisor::new(StateDir::new(dir.path()), env, policy)
+    }
+
+    fn spec(program: &str, args: &[&str], health: Option<SocketAddr>) -> ProcessSpec {
+        ProcessSpec {
+            name: "crasher".to_owned(),
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+            env: BTreeMap::new(),
+            health,
+            start_timeout: DEADLINE,
+        }
+    }
+
+    /// A loopback address that refuses connections (bound, then released).
+    fn refusing_addr() -> SocketAddr {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    /// Start a long sleeper (ready at once: no health probe), kill it, wait for its exit.
+    fn start_and_crash(sup: &mut Supervisor, spec: &ProcessSpec) -> u32 {
+        let ensured = sup.ensure_running(spec, Instant::now()).unwrap();
+        let Ensured::Started { pid } = ensured else {
+            panic!("expected a start, got {ensured:?}");
+        };
+        kill(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL).unwrap();
+        assert!(sup.process("crasher").unwrap().wait_exit(DEADLINE).unwrap());
+        pid
+    }
+
+    #[test]
+    fn a_crash_seen_first_by_a_status_read_is_still_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = supervisor(&dir);
+        let spec = spec("/bin/sleep", &["600"], None);
+        for n in 1..=5 {
+            let pid = start_and_crash(&mut sup, &spec);
+            // `status` runs before the exit is reported (as a `status` call can in the daemon).
+            let status = sup.status("crasher").unwrap();
+            assert!(!status.running, "{status:?}");
+            assert_eq!(status.pid, None);
+            let decision = sup.record_exit("crasher", pid, Instant::now());
+            if n < 5 {
+                assert!(matches!(decision, Some(RestartDecision::RestartAt(_))));
+            } else {
+                assert_eq!(decision, Some(RestartDecision::GiveUp { crashes: 5 }));
+            }
+        }
+        let failed = sup.status("crasher").unwrap().failed.unwrap();
+        assert!(failed.contains("crasher crashed 5 times"), "{failed}");
+        let ensured = sup.ensure_running(&spec, Instant::now()).unwrap();
+        assert_eq!(ensured, Ensured::Failed { reason: failed });
+    }
+
+    #[test]
+    fn a_crash_never_reported_is_counted_by_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = supervisor(&dir);
+        let spec = spec("/bin/sleep", &["600"], None);
+        let mut pids = Vec::new();
+        for _ in 0..5 {
+            pids.push(start_and_crash(&mut sup, &spec));
+        }
+        let ensured = sup.ensure_running(&spec, Instant::now()).unwrap();
+        let Ensured::Failed { reason } = ensured else {
+            panic!("expected failed, got {ensured:?}");
+        };
+        assert!(reason.contains("crasher crashed 5 times"), "{reason}");
+        // A late report of an exit already counted changes nothing.
+        assert_eq!(sup.record_exit("crasher", pids[4], Instant::now()), None);
+    }
+
+    #[test]
+    fn exits_during_startup_are_failed_with_the_same_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = supervisor(&dir);
+        let spec = spec(
+            "/bin/sh",
+            &["-c", "echo refusing the config; exit 0"],
+            Some(refusing_addr()),
+        );
+        for _ in 0..5 {
+            match sup.ensure_running(&spec, Instant::now()) {
+                Err(SuperviseError::ExitedDuringStart { .. }) => {}
+                other => panic!("expected an exit during startup, got {other:?}"),
+            }
+        }
+        let ensured = sup.ensure_running(&spec, Instant::now()).unwrap();
+        let Ensured::Failed { reason } = ensured else {
+            panic!("expected failed, got {ensured:?}");
+        };
+        assert!(reason.contains("crasher crashed 5 times"), "{reason}");
+        assert!(reason.contains("during startup"), "{reason}");
+        assert!(reason.contains("refusing the config"), "{reason}");
+        assert_eq!(sup.status("crasher").unwrap().failed, Some(reason));
     }
 }

@@ -7,7 +7,7 @@ use livekit_provision::{StateDir, StoreSpec};
 use serde_json::{Value, json};
 
 fn call(socket: &std::path::Path, method: &str) -> Value {
-    call_with_timeout(socket, method, &json!({}), Duration::from_secs(30)).unwrap()
+    call_with_timeout(socket, method, &json!({}), Duration::from_secs(60)).unwrap()
 }
 
 /// Poll (on a blocking thread) until `f` holds, or fail after a minute.

@@ -98,12 +98,23 @@ fn checksums_path(version: &str) -> String {
     format!("/dl/v{version}/checksums.txt")
 }
 
+/// Run `<path> --version`. A binary just written can be "busy" (ETXTBSY) for a moment: a process
+/// forked meanwhile by another test of this binary holds the written file open until its exec.
+/// That is retried (up to a deadline); any other error fails.
 fn run_version(path: &Path) -> String {
-    let out = std::process::Command::new(path)
-        .arg("--version")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match std::process::Command::new(path).arg("--version").output() {
+            Ok(out) => return String::from_utf8(out.stdout).unwrap(),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("running {} --version: {e}", path.display()),
+        }
+    }
 }
 
 #[tokio::test]

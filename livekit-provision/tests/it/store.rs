@@ -142,7 +142,7 @@ fn helper(dir: &Path, name: &str, body: &str) -> ExecStore {
     let script = format!("#!/bin/bash\nDIR='{}'\n{body}", dir.display());
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    ExecStore::new(path).with_timeout(Duration::from_secs(20))
+    ExecStore::new(path).with_timeout(Duration::from_secs(60))
 }
 
 fn secret() -> Secret {
@@ -368,7 +368,7 @@ fn alive(pid: i32) -> bool {
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));

@@ -24,6 +24,11 @@ use crate::support::{
 
 const GRACE: Duration = Duration::from_millis(300);
 
+/// The grace of the stop whose outcome is checked: the stand-in must have handled the first
+/// SIGTERM before the second is sent (two pending SIGTERMs reach it as one, and it would then
+/// wait for SIGKILL), however loaded the machine. Generous: the test waits all of it.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
 fn started_pid(ensured: &Ensured) -> u32 {
     match ensured {
         Ensured::Started { pid } => *pid,
@@ -85,14 +90,12 @@ fn detached_start_is_healthy_in_its_own_session_and_not_our_descendant() {
     assert_eq!(status.pid, Some(pid));
 
     // The stand-in drains on the first SIGTERM, like livekit-server: the second one stops it.
-    assert_eq!(
-        sup.stop(LIVEKIT_SERVER, GRACE).unwrap(),
-        StopOutcome::TerminatedOnSecondSignal
-    );
+    let outcome = sup.stop(LIVEKIT_SERVER, DRAIN_GRACE).unwrap();
+    let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap();
+    assert_eq!(outcome, StopOutcome::TerminatedOnSecondSignal, "{log}");
     assert!(!running(pid));
     assert!(!pid_file.exists());
     assert!(!sup.status(LIVEKIT_SERVER).unwrap().running);
-    let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap();
     assert!(log.contains("draining"), "{log}");
 }
 
@@ -107,7 +110,7 @@ fn a_process_that_exits_on_the_first_sigterm_stops_at_once() {
             .unwrap(),
     );
     reaper.watch(pid);
-    let outcome = sup.stop(LIVEKIT_SERVER, Duration::from_secs(20)).unwrap();
+    let outcome = sup.stop(LIVEKIT_SERVER, Duration::from_secs(60)).unwrap();
     assert_eq!(outcome, StopOutcome::Terminated);
     assert_eq!(
         sup.stop(LIVEKIT_SERVER, GRACE).unwrap(),
@@ -135,7 +138,7 @@ fn media_survives_the_death_of_the_process_tree_that_started_it() {
         .unwrap();
     let pid: u32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
     reaper.watch(pid);
-    assert!(eventually(Duration::from_secs(20), || supervise::probe(
+    assert!(eventually(Duration::from_secs(60), || supervise::probe(
         node.addr()
     )
     .is_ready()));
@@ -273,7 +276,7 @@ fn a_process_that_never_becomes_ready_is_reported_and_left_running() {
     let pid = *pid;
     reaper.watch(pid);
     assert!(!last.is_ready(), "{last}");
-    assert!(eventually(Duration::from_secs(20), || matches!(
+    assert!(eventually(Duration::from_secs(60), || matches!(
         supervise::probe(node.addr()),
         Probe::NotReady { status: 406, .. }
     )));
@@ -311,7 +314,7 @@ fn a_crash_is_noticed_through_the_exit_watch_and_backs_off() {
         .build()
         .unwrap();
     runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(20), watch.exited()).await })
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), watch.exited()).await })
         .expect("no exit notification")
         .unwrap();
     assert!(!running(pid));
@@ -386,7 +389,7 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
     );
     env.insert("PORT".to_owned(), EnvValue::Plain(backend_port.to_string()));
     let mut spec = ProcessSpec::lk_backend(backend_standin(), env, backend_port);
-    spec.start_timeout = Duration::from_secs(20);
+    spec.start_timeout = Duration::from_secs(60);
     assert!(!format!("{spec:?}").contains(API_SECRET));
     let backend = started_pid(&sup.ensure_running(&spec, Instant::now()).unwrap());
     reaper.watch(backend);
@@ -407,7 +410,7 @@ fn a_backend_without_its_variables_fails_loudly() {
     let node = Node::new();
     let port = free_port();
     let mut spec = ProcessSpec::lk_backend(backend_standin(), BTreeMap::new(), port);
-    spec.start_timeout = Duration::from_secs(20);
+    spec.start_timeout = Duration::from_secs(60);
     let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
     let err = sup.ensure_running(&spec, Instant::now()).unwrap_err();
     assert!(
@@ -469,7 +472,7 @@ fn the_standin_validates_tokens_with_its_configured_keys() {
         supervise::health::get(
             node.addr(),
             &format!("/rtc/validate?access_token={t}"),
-            Duration::from_secs(5),
+            Duration::from_secs(60),
         )
         .unwrap()
     };
@@ -490,7 +493,7 @@ fn the_standin_validates_tokens_with_its_configured_keys() {
         wrong.1
     );
     assert_eq!(
-        supervise::health::get(node.addr(), "/nope", Duration::from_secs(5))
+        supervise::health::get(node.addr(), "/nope", Duration::from_secs(60))
             .unwrap()
             .0,
         404
@@ -562,7 +565,7 @@ fn a_death_nobody_reported_counts_as_a_crash() {
     assert!(
         sup.process(LIVEKIT_SERVER)
             .unwrap()
-            .wait_exit(Duration::from_secs(20))
+            .wait_exit(Duration::from_secs(60))
             .unwrap()
     );
     let now = Instant::now();

@@ -63,7 +63,7 @@ impl Node {
 
     pub fn livekit_spec(&self) -> ProcessSpec {
         let mut spec = ProcessSpec::livekit_server(&self.state, livekit_standin(), self.port);
-        spec.start_timeout = Duration::from_secs(20);
+        spec.start_timeout = Duration::from_secs(60);
         spec
     }
 }

@@ -512,6 +512,13 @@ mod tests {
         assert!(matches!(err, RedisError::TimedOut { .. }), "{err:?}");
         assert!(err.is_unreachable());
         drop(listener);
+        // A closed port: bound, never listening, held until the end. Not the dropped listener:
+        // a process forked meanwhile by another test holds a copy of it until its exec, and a
+        // connection made then is queued, then reset.
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = closed.local_addr().unwrap().port();
+        let t = target(port, None);
         let err = Connection::open(&t).unwrap_err();
         assert!(matches!(err, RedisError::Connect { .. }), "{err:?}");
         assert!(err.to_string().contains(&format!("127.0.0.1:{port}")));

@@ -76,12 +76,12 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if child.try_wait().unwrap().is_some() {
                 return None;
             }
-            if answers_ping(port) {
+            if serves_reads(port, config.password.as_deref()) {
                 break;
             }
             assert!(
@@ -154,19 +154,35 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// True when something on `port` answers `PING` like Redis (`+PONG`, or `-NOAUTH` when a
-/// password is required).
-fn answers_ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+/// True when the server on `port` serves data: it answers a read (`EXISTS`) with an integer,
+/// after `AUTH` when a password is set. Not `PING`: a restarted server answers `PING` (and
+/// `-NOAUTH`) while it is still loading its append-only file, and refuses reads with
+/// `-LOADING` until it is done.
+fn serves_reads(port: u16, password: Option<&str>) -> bool {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     stream
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
-    if stream.write_all(b"PING\r\n").is_err() {
+    let command = |args: &[&str]| {
+        args.iter().fold(format!("*{}\r\n", args.len()), |acc, a| {
+            acc + &format!("${}\r\n{a}\r\n", a.len())
+        })
+    };
+    let mut request = String::new();
+    if let Some(password) = password {
+        request.push_str(&command(&["AUTH", password]));
+    }
+    request.push_str(&command(&["EXISTS", "livekit-provision-test-ready"]));
+    if (&stream).write_all(request.as_bytes()).is_err() {
         return false;
     }
+    let mut reader = BufReader::new(&stream);
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).is_ok()
-        && (line.starts_with("+PONG") || line.starts_with("-NOAUTH"))
+    if password.is_some() && (reader.read_line(&mut line).is_err() || !line.starts_with("+OK")) {
+        return false;
+    }
+    line.clear();
+    reader.read_line(&mut line).is_ok() && line.starts_with(':')
 }
