@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use livekit_provision::ensure::{Action, BinaryOptions, BinaryState, WriteReason};
+use livekit_provision::supervise::{LIVEKIT_SERVER, adopt};
 use livekit_provision::{EnsureOptions, EnsureReport, Platform, sys};
 
 use super::Ctx;
@@ -43,10 +44,28 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
             Some("see the warning above; rerun `livekit-provision ensure` when the release server is reachable".to_owned()),
         ));
     }
+    restart_pending_notice(ctx, &report);
     if args.start {
         return super::media::start(ctx);
     }
     Ok(Exit::Success)
+}
+
+/// A new binary never restarts running media (that would drop calls): say that one is pending.
+fn restart_pending_notice(ctx: &Ctx, report: &EnsureReport) {
+    let upgraded = report
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Install { .. } | Action::Reactivate { .. }));
+    if !upgraded {
+        return;
+    }
+    if let Ok(Some(process)) = adopt(&ctx.state, LIVEKIT_SERVER) {
+        ctx.printer.warn(format!(
+            "restart pending: livekit-server (pid {}) still runs the previous binary; `livekit-provision restart` drains its calls and starts the new one",
+            process.pid()
+        ));
+    }
 }
 
 fn print_report(ctx: &Ctx, report: &EnsureReport) {
