@@ -37,6 +37,7 @@ fn start_traced(node: &Node, log: &Path) -> Daemon {
     let daemon = Daemon {
         child: cmd.spawn().unwrap(),
         socket: node.socket(),
+        log: log.to_path_buf(),
     };
     daemon.wait_serving();
     daemon
