@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use livekit_provision::ensure::{Action, BinaryOptions, BinaryState, WriteReason};
-use livekit_provision::supervise::{LIVEKIT_SERVER, adopt};
+use livekit_provision::supervise::{LIVEKIT_SERVER, adopt, runs_another_binary};
 use livekit_provision::{EnsureOptions, EnsureReport, Platform, sys};
 
 use super::Ctx;
@@ -51,7 +51,9 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
-/// A new binary never restarts running media (that would drop calls): say that one is pending.
+/// A new binary never restarts running media (that would drop calls): say that one is pending,
+/// when the running livekit-server is not the binary now installed (switching back to the
+/// version it runs leaves nothing pending).
 fn restart_pending_notice(ctx: &Ctx, report: &EnsureReport) {
     let upgraded = report
         .actions
@@ -60,7 +62,9 @@ fn restart_pending_notice(ctx: &Ctx, report: &EnsureReport) {
     if !upgraded {
         return;
     }
-    if let Ok(Some(process)) = adopt(&ctx.state, LIVEKIT_SERVER) {
+    if let Ok(Some(process)) = adopt(&ctx.state, LIVEKIT_SERVER)
+        && runs_another_binary(process.pid(), &ctx.state.livekit_bin())
+    {
         ctx.printer.warn(format!(
             "restart pending: livekit-server (pid {}) still runs the previous binary; `livekit-provision restart` drains its calls and starts the new one",
             process.pid()

@@ -11,3 +11,4 @@ mod provisioning;
 mod rpc;
 mod security;
 mod support;
+mod upgrade;

@@ -3,7 +3,7 @@
 //! behind one mutex.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,9 +14,8 @@ use super::controller::Event;
 use crate::ensure::{BinaryOptions, BinaryState};
 use crate::paths::StateDir;
 use crate::settings::Settings;
-use crate::supervise::identity::proc_exe;
 use crate::supervise::spawn::{LIVEKIT_SERVER, LK_BACKEND};
-use crate::supervise::{Ensured, ProcessSpec, Supervisor};
+use crate::supervise::{Ensured, ProcessSpec, Supervisor, runs_another_binary};
 use crate::triple::DiskTriple;
 
 /// Why a media process is not up, for `status` and the provisioning state.
@@ -250,18 +249,6 @@ impl Media {
                 }
             });
         }
-    }
-}
-
-/// Does `pid` run another file than `program` resolves to now (a newer binary was installed
-/// over it)? `false` when either cannot be read.
-fn runs_another_binary(pid: u32, program: &Path) -> bool {
-    let Ok(Some(exe)) = proc_exe(pid) else {
-        return false;
-    };
-    match std::fs::canonicalize(program) {
-        Ok(current) => exe != current,
-        Err(_) => false,
     }
 }
 

@@ -154,6 +154,19 @@ pub fn proc_exe(pid: u32) -> io::Result<Option<PathBuf>> {
     }
 }
 
+/// Does `pid` run another file than `program` resolves to now (a newer binary was installed and
+/// `program`, the `bin/livekit-server` symlink, switched to it)? Compares `/proc/<pid>/exe` with
+/// the canonical path of `program`. `false` when either cannot be read.
+pub fn runs_another_binary(pid: u32, program: &Path) -> bool {
+    let Ok(Some(exe)) = proc_exe(pid) else {
+        return false;
+    };
+    match std::fs::canonicalize(program) {
+        Ok(current) => exe != current,
+        Err(_) => false,
+    }
+}
+
 fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ESRCH)
 }

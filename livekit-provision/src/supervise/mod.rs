@@ -49,6 +49,7 @@ use std::time::Duration;
 pub use health::{Probe, log_tail, probe};
 pub use identity::{
     Liveness, MediaProcess, PidFileState, ProcStat, ProcessIdentity, adopt, inspect, proc_stat,
+    runs_another_binary,
 };
 pub use policy::{CrashTracker, RestartDecision, RestartPolicy};
 pub use signal::{StopOutcome, StopTimings, stop, stop_with};
