@@ -1,7 +1,6 @@
 //! Helpers: a daemon process in a temporary state directory, calls over its socket, polling with
 //! deadlines, and the stand-in media binaries. Every process started here is stopped by pid.
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -32,13 +31,18 @@ pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// A loopback port nobody listens on (bound, then released).
+/// A loopback port nobody listens on: bound (with `SO_REUSEADDR`, as servers bind), never
+/// listening, then released. Not a dropped listener: a process forked meanwhile by another test
+/// keeps a copy of a listening socket until its exec, and for that moment the port stays taken
+/// (a server started on it fails with "address in use") and accepts connections; a copy of a
+/// socket that never listened does neither.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    socket.local_addr().unwrap().port()
 }
 
 /// A temporary state directory with its secrets file and settings.

@@ -156,10 +156,13 @@ mod tests {
         );
         let garbage = serve_once("SSH-2.0-OpenSSH\r\n\r\n");
         assert!(matches!(probe(garbage), Probe::Down(_)));
-        let closed = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
+        // Bound and never listening, held: a dropped listener could live on for a moment in a
+        // process another test forks, and accept.
+        let closed_socket = tokio::net::TcpSocket::new_v4().unwrap();
+        closed_socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .unwrap();
+        let closed = closed_socket.local_addr().unwrap();
         assert!(matches!(probe(closed), Probe::Down(_)));
     }
 

@@ -358,7 +358,6 @@ mod tests {
     //! waits on time; each process is either gone by itself or killed here by pid.
 
     use std::collections::BTreeMap;
-    use std::net::TcpListener;
 
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
@@ -389,12 +388,12 @@ mod tests {
         }
     }
 
-    /// A loopback address that refuses connections (bound, then released).
+    /// A loopback address that refuses connections: bound, never listening, then released (a
+    /// dropped listener could live on for a moment in a process another test forks).
     fn refusing_addr() -> SocketAddr {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        socket.local_addr().unwrap()
     }
 
     /// Start a long sleeper (ready at once: no health probe), kill it, wait for its exit.

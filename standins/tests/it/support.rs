@@ -2,7 +2,7 @@
 //! that kills (by pid, identity-checked) every process a test started.
 
 use std::ffi::OsString;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -26,13 +26,18 @@ pub fn launcher_standin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_daemon-launcher-standin"))
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on: bound (with `SO_REUSEADDR`, as servers bind), never
+/// listening, then released. Not a dropped listener: a process forked meanwhile by another test
+/// keeps a copy of a listening socket until its exec, and for that moment the port stays taken
+/// (a server started on it fails with "address in use") and accepts connections; a copy of a
+/// socket that never listened does neither.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    socket.local_addr().unwrap().port()
 }
 
 /// A temporary state directory holding a `livekit.yaml` for the stand-in.

@@ -254,10 +254,13 @@ mod tests {
 
     #[test]
     fn a_down_server_is_an_error_naming_the_host_not_the_password() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // Bound and never listening, held: a dropped listener could live on for a moment in a
+        // process another test forks, and accept.
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .unwrap();
+        let port = closed.local_addr().unwrap().port();
         let store = StoreSpec::parse(&format!("redis://:hunter2@127.0.0.1:{port}"))
             .unwrap()
             .open()

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -145,13 +145,18 @@ impl Drop for RedisServer {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port nobody listens on: bound (with `SO_REUSEADDR`, as servers bind), never
+/// listening, then released. Not a dropped listener: a process forked meanwhile by another test
+/// keeps a copy of a listening socket until its exec, and for that moment the port stays taken
+/// (a server started on it fails with "address in use") and accepts connections; a copy of a
+/// socket that never listened does neither.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    socket.local_addr().unwrap().port()
 }
 
 /// True when the server on `port` serves data: it answers a read (`EXISTS`) with an integer,
