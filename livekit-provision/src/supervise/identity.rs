@@ -1,6 +1,12 @@
-//! Who a media process is: its pid *and* the kernel's start time and executable, recorded in
-//! `run/<name>.pid`, so that a restarted daemon adopts its own media and never signals an
-//! unrelated process that happens to have been given a recycled pid.
+//! Who a media process is: its pid *and* the kernel's start time, recorded in `run/<name>.pid`,
+//! so that a restarted daemon adopts its own media and never signals an unrelated process that
+//! happens to have been given a recycled pid.
+//!
+//! The pair is the whole identity: a recycled pid always comes with another start time. The
+//! executable is recorded too, but only as information: it legitimately changes at the same pid
+//! and start time when a wrapper script `exec`s the server (`exec /opt/livekit-server "$@"`), and
+//! reads ` (deleted)` once the binary was replaced in place. It never decides liveness, adoption
+//! or signalling.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -20,7 +26,9 @@ pub struct ProcessIdentity {
     /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
     /// Together with the pid it names one process for the whole uptime of the machine.
     pub start_time: u64,
-    /// `readlink /proc/<pid>/exe` when it was started.
+    /// `readlink /proc/<pid>/exe` when it was started. Informational only: a wrapper script that
+    /// `exec`s the server changes it later, at the same pid and start time; it is not part of
+    /// the identity.
     pub exe: PathBuf,
     /// The `argv[0]` it was started with.
     pub argv0: String,
@@ -51,6 +59,9 @@ impl ProcessIdentity {
     }
 
     /// Is `pid` still this process? Reads `/proc`; never signals anything.
+    ///
+    /// Decided by pid and start time alone (a recycled pid has another start time); the
+    /// recorded executable is not compared, since an `exec` keeps both.
     pub fn liveness(&self) -> io::Result<Liveness> {
         let Some(stat) = proc_stat(self.pid)? else {
             return Ok(Liveness::Dead);
@@ -64,16 +75,7 @@ impl ProcessIdentity {
         if stat.is_dead() {
             return Ok(Liveness::Dead);
         }
-        match proc_exe(self.pid)? {
-            None => Ok(Liveness::Dead),
-            Some(exe) if exe == self.exe => Ok(Liveness::Alive),
-            Some(exe) => Ok(Liveness::Recycled(format!(
-                "pid {} now runs {}, not {}",
-                self.pid,
-                exe.display(),
-                self.exe.display()
-            ))),
-        }
+        Ok(Liveness::Alive)
     }
 }
 
@@ -368,14 +370,40 @@ mod tests {
             ..id.clone()
         };
         assert!(matches!(wrong.liveness().unwrap(), Liveness::Recycled(_)));
-        let other_exe = ProcessIdentity {
-            exe: PathBuf::from("/nonexistent/livekit-server"),
+        // Even with the recorded executable matching, another start time is another process.
+        assert_eq!(wrong.exe, proc_exe(me).unwrap().unwrap());
+        let earlier = ProcessIdentity {
+            start_time: id.start_time.saturating_sub(1),
             ..id
         };
-        assert!(matches!(
-            other_exe.liveness().unwrap(),
-            Liveness::Recycled(_)
-        ));
+        assert!(matches!(earlier.liveness().unwrap(), Liveness::Recycled(_)));
+    }
+
+    #[test]
+    fn another_executable_at_the_same_pid_and_start_time_is_still_the_process() {
+        // What a wrapper script that `exec`s the server looks like once it has: the recorded
+        // executable (the shell) is not the one running now.
+        let me = std::process::id();
+        let id = ProcessIdentity {
+            exe: PathBuf::from("/nonexistent/wrapper-shell"),
+            ..ProcessIdentity::of_live_process(me, "test")
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(id.liveness().unwrap(), Liveness::Alive);
+
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        write_pid_file(&state, "x", &id).unwrap();
+        match inspect(&state, "x").unwrap() {
+            PidFileState::Live(process) => {
+                assert_eq!(process.pid(), me);
+                assert!(process.is_alive());
+            }
+            other => panic!("expected the process to be adopted, got {other:?}"),
+        }
+        assert_eq!(adopt(&state, "x").unwrap().map(|p| p.pid()), Some(me));
+        assert!(state.pid_file("x").exists(), "a live pid file is kept");
     }
 
     #[test]

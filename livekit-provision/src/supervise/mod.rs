@@ -5,7 +5,8 @@
 //!   **not a descendant of the caller**, so a supervisor that kills the daemon's process tree or
 //!   group leaves it, and every call, running. Its environment is cleaned of the variables that
 //!   override livekit's config; secrets travel only in the environment, never in arguments.
-//! - [`identity`]: `run/<name>.pid` records pid, kernel start time and executable; a restarted
+//! - [`identity`]: `run/<name>.pid` records the identity, pid and kernel start time (and, for
+//!   information only, the executable, which a wrapper script's `exec` changes); a restarted
 //!   daemon adopts its media, and a recycled pid is **never signalled**.
 //! - [`watch`]: exit notification through a pidfd (the media are not our children, so `waitpid`
 //!   cannot see them).
