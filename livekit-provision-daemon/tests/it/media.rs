@@ -138,10 +138,8 @@ fn a_crash_loop_is_marked_failed_and_the_daemon_stays_up() {
 #[test]
 fn a_config_the_server_rejects_is_reported_with_its_message() {
     // A server that does not know a key of the config it is given (as an older livekit-server
-    // would refuse a newer key): the stand-in behind a wrapper that appends one. The wrapper
-    // runs the stand-in as its child rather than `exec`ing it: the supervisor records the
-    // executable it started, and a process that later turns into another one reads as a
-    // recycled pid (so, at random, as "exited during startup" before the server said why).
+    // would refuse a newer key): the stand-in behind a wrapper that appends one. (A wrapper
+    // that `exec`s the server is covered by the stand-in tests of the supervisor.)
     let scratch = tempfile::tempdir().unwrap();
     let wrapper = scratch.path().join("livekit-server");
     let bad = scratch.path().join("bad.yaml");

@@ -216,14 +216,22 @@ fn a_recycled_pid_is_neither_adopted_nor_signalled() {
     );
     assert!(!pid_file.exists(), "the stale pid file is removed");
 
-    // Same pid and start time, another executable: not ours either.
-    let other_exe = ProcessIdentity {
+    // Same pid, an earlier start time and another executable (what a pid file left by a
+    // livekit-server that died, before the pid went to this sleeper, reads like): not ours.
+    let earlier = ProcessIdentity {
+        start_time: real.start_time - 1,
         exe: crate::support::livekit_standin(),
         ..real
     };
-    std::fs::write(&pid_file, serde_json::to_vec(&other_exe).unwrap()).unwrap();
+    std::fs::write(&pid_file, serde_json::to_vec(&earlier).unwrap()).unwrap();
     assert!(adopt(&node.state, LIVEKIT_SERVER).unwrap().is_none());
+    assert!(!pid_file.exists(), "the stale pid file is removed");
+    std::fs::write(&pid_file, serde_json::to_vec(&earlier).unwrap()).unwrap();
     assert!(!sup.status(LIVEKIT_SERVER).unwrap().running);
+    assert_eq!(
+        sup.stop(LIVEKIT_SERVER, GRACE).unwrap(),
+        StopOutcome::NotRunning
+    );
 
     assert!(
         sleeper.try_wait().unwrap().is_none(),
@@ -231,6 +239,68 @@ fn a_recycled_pid_is_neither_adopted_nor_signalled() {
     );
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
+}
+
+/// A `livekit_bin` that is a wrapper script ending in `exec <server> "$@"` keeps its pid and
+/// start time but changes its executable after the supervisor recorded it: still the same
+/// process, started, adopted and stopped like any other.
+#[test]
+fn a_wrapper_script_that_execs_the_server_is_started_adopted_and_stopped() {
+    let node = Node::new();
+    let mut reaper = Reaper::default();
+    let pid_file = node.state.pid_file(LIVEKIT_SERVER);
+    let wrapper = node.dir.path().join("livekit-server-wrapper");
+    // The wrapper waits (boundedly) for its pid file before its `exec`, so that the executable
+    // recorded is always the shell's: otherwise which one is recorded depends on scheduling.
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ni=0\nwhile [ ! -e '{}' ] && [ $i -lt 6000 ]; do sleep 0.01; i=$((i+1)); done\nexec '{}' \"$@\"\n",
+            pid_file.display(),
+            crate::support::livekit_standin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut spec = node.livekit_spec();
+    spec.program = wrapper;
+
+    let pid = {
+        let mut first =
+            Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
+        let ensured = first.ensure_running(&spec, Instant::now());
+        if let Ok(Ensured::Started { pid }) = &ensured {
+            reaper.watch(*pid);
+        }
+        let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap_or_default();
+        match ensured {
+            Ok(Ensured::Started { pid }) => pid,
+            other => panic!("expected a start, got {other:?}; log: {log}"),
+        }
+    };
+    assert_eq!(supervise::probe(node.addr()), Probe::Ready);
+    let standin = std::fs::canonicalize(crate::support::livekit_standin()).unwrap();
+    let recorded: ProcessIdentity =
+        serde_json::from_slice(&std::fs::read(&pid_file).unwrap()).unwrap();
+    assert_eq!(recorded.pid, pid);
+    assert_ne!(recorded.exe, standin, "the shell's executable is recorded");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        standin,
+        "the wrapper has exec'd the server"
+    );
+
+    // A new daemon adopts it from its pid file, and stops it.
+    let mut second = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
+    assert_eq!(
+        second.ensure_running(&spec, Instant::now()).unwrap(),
+        Ensured::AlreadyRunning { pid, healthy: true }
+    );
+    assert_eq!(second.status(LIVEKIT_SERVER).unwrap().pid, Some(pid));
+    let outcome = second.stop(LIVEKIT_SERVER, GRACE).unwrap();
+    assert_ne!(outcome, StopOutcome::NotRunning);
+    assert!(!running(pid), "the server survived its stop");
+    assert!(!pid_file.exists());
 }
 
 #[test]
