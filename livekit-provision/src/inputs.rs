@@ -33,9 +33,22 @@ pub struct RedisRouting {
 
 /// The operator's `extra.yaml`, already checked: only keys livekit-server knows, none that we
 /// manage. Merged into `livekit.yaml` by the renderer.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Clone, PartialEq, Default)]
 pub struct ExtraOverlay {
     pub(crate) mapping: serde_yaml::Mapping,
+}
+
+/// The overlay may hold secrets of its own (TURN credentials, webhook keys): `Debug` prints
+/// only its top-level key names.
+impl std::fmt::Debug for ExtraOverlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self
+            .mapping
+            .keys()
+            .filter_map(serde_yaml::Value::as_str)
+            .collect();
+        f.debug_struct("ExtraOverlay").field("keys", &keys).finish()
+    }
 }
 
 impl ExtraOverlay {
@@ -69,4 +82,23 @@ pub struct RenderInputs {
     pub extra: ExtraOverlay,
     /// lk-backend's database (`SQLITE_PATH`).
     pub sqlite_path: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_an_overlay_shows_keys_not_values() {
+        let overlay = ExtraOverlay::parse(
+            "turn:\n  enabled: true\nwebhook:\n  api_key: hunter2-webhook-key\n",
+        )
+        .unwrap();
+        let shown = format!("{overlay:?}");
+        assert!(
+            shown.contains("turn") && shown.contains("webhook"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 }
