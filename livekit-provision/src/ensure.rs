@@ -534,13 +534,9 @@ fn ensure_binary(
     let Some(version) = &inputs.version else {
         return Ok(BinaryState::NotPinned);
     };
-    if let Some(path) = opts
-        .binary
-        .livekit_bin
-        .as_ref()
-        .or(settings.livekit_bin.as_ref())
+    if let Some(path) = crate::media::external_program(settings, opts.binary.livekit_bin.as_deref())
     {
-        return Ok(BinaryState::External { path: path.clone() });
+        return Ok(BinaryState::External { path });
     }
     let replaces = match fetch::needs_install(state, version) {
         InstallNeed::UpToDate => {

@@ -40,17 +40,22 @@ impl MediaError {
     }
 }
 
-/// The livekit-server executable for `state`: `override_bin`, else `livekit_bin` of
-/// `provision.yaml`, else the installed `bin/livekit-server`.
+/// The operator's own livekit-server, if any: `override_bin` (`--livekit-bin`), else
+/// `livekit_bin` of `provision.yaml`. Such a binary is used as is and never downloaded.
+pub fn external_program(settings: &Settings, override_bin: Option<&Path>) -> Option<PathBuf> {
+    override_bin
+        .map(Path::to_path_buf)
+        .or_else(|| settings.livekit_bin.clone())
+}
+
+/// The livekit-server executable for `state`: the [`external_program`], else the installed
+/// `bin/livekit-server`.
 pub fn livekit_program(
     state: &StateDir,
     settings: &Settings,
     override_bin: Option<&Path>,
 ) -> PathBuf {
-    override_bin
-        .map(Path::to_path_buf)
-        .or_else(|| settings.livekit_bin.clone())
-        .unwrap_or_else(|| state.livekit_bin())
+    external_program(settings, override_bin).unwrap_or_else(|| state.livekit_bin())
 }
 
 /// The media processes of `state`, in start order (livekit-server first: lk-backend needs it).

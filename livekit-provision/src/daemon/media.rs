@@ -55,10 +55,7 @@ pub(super) fn livekit_program(
     binary: &BinaryOptions,
     after_ensure: Option<&BinaryState>,
 ) -> Option<PathBuf> {
-    let external = binary
-        .livekit_bin
-        .clone()
-        .or_else(|| settings.livekit_bin.clone());
+    let external = crate::media::external_program(settings, binary.livekit_bin.as_deref());
     match after_ensure {
         Some(BinaryState::External { path }) => Some(path.clone()),
         Some(BinaryState::Installed { .. }) => Some(state.livekit_bin()),
