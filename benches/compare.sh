@@ -64,6 +64,18 @@ ROWS="$WORK/rows.tsv" # scenario, ours, baseline, ratio, target, met
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"; }
 met() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t ? "yes" : "NO") }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# Fails closed: a figure that was not parsed (empty, `-`, not a number) means the bench measured
+# nothing, and the run fails instead of printing a table of blanks.
+NOTHING=0
+measured() {
+    local what=$1 v
+    shift
+    for v in "$@"; do
+        [[ $v =~ ^[0-9]+(\.[0-9]+)?$ ]] && continue
+        echo "error: $what: no figure was measured (parsed '$v')" >&2
+        NOTHING=1
+    done
+}
 
 # --- 1. no-op ensure vs cat ---------------------------------------------------------------
 bench_noop() {
@@ -117,6 +129,7 @@ print("per-round ratios: " + " ".join("%.2f" % x for x in ratios), file=sys.stde
 PY
     local ours base rat
     read -r ours base rat <"$WORK/noop.out"
+    measured "no-op ensure" "$ours" "$base" "$rat"
     row "no-op ensure (ms)" "$ours" "$base (cat 4 files)" "${rat}x" "<= 3x" "$(met "$rat" 3)"
     row "no-op ensure: syscalls" "$sys_ensure" "$sys_cat (cat)" "-" "-" "-"
     row "no-op ensure: paths written" "$touched" "0" "-" "0" "$([[ $touched == 0 ]] && echo yes || echo NO)"
@@ -130,6 +143,7 @@ bench_fetch() {
     for mb in $FETCH_SIZES; do
         read -r ours ours_rss < <(awk -v s="${mb}MB" '$1 == s && $2 == "livekit-provision" {print $3, $4}' "$WORK/fetch.out")
         read -r base base_rss < <(awk -v s="${mb}MB" '$1 == s && $2 != "livekit-provision" {print $3, $4}' "$WORK/fetch.out")
+        measured "install ${mb} MB" "$ours" "$base" "$ours_rss" "$base_rss"
         rat=$(ratio "$ours" "$base")
         row "install ${mb} MB (s)" "$ours" "$base (curl+sha256sum+tar)" "${rat}x" "<= 0.8x" "$(met "$rat" 0.8)"
         row "install ${mb} MB: peak RSS (MiB)" "$ours_rss" "$base_rss (largest of the pipeline)" "-" "< 32" \
@@ -144,6 +158,7 @@ bench_daemon() {
     local stalled disabled rat
     stalled=$(sed -n 's/^stalled *: median \([0-9.]*\) ms.*/\1/p' "$WORK/daemon.out")
     disabled=$(sed -n 's/^disabled *: median \([0-9.]*\) ms.*/\1/p' "$WORK/daemon.out")
+    measured "daemon start-up" "$stalled" "$disabled"
     rat=$(ratio "$stalled" "$disabled")
     # "Not slower" with the noise of a shared machine allowed for: within 1.2x.
     row "daemon first answer, stalled (ms)" "$stalled" "$disabled (disabled)" "${rat}x" "~1x (<= 1.2x)" "$(met "$rat" 1.2)"
@@ -157,6 +172,7 @@ bench_fleet() {
     one=$(awk '$1 == "1" && $2 ~ /^[0-9]+$/ {print $2}' "$WORK/fleet.out")
     eight=$(awk '$1 == "8" && $2 ~ /^[0-9]+$/ {print $2}' "$WORK/fleet.out")
     thirty_two=$(awk '$1 == "32" && $2 ~ /^[0-9]+$/ {print $2}' "$WORK/fleet.out")
+    measured "fleet" "$one" "$eight" "$thirty_two"
     local r8 r32
     r8=$(ratio "$eight" "$one")
     r32=$(ratio "$thirty_two" "$one")
@@ -181,3 +197,7 @@ for n, r in enumerate(rows):
     if n == 0:
         print("|" + "|".join("-" * (x + 2) for x in w) + "|")
 PY
+if [[ $NOTHING -ne 0 ]]; then
+    echo "error: at least one figure was not measured (see above)" >&2
+    exit 1
+fi

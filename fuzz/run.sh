@@ -46,6 +46,11 @@ for t in "${targets[@]}"; do
     after=$(find "artifacts/$t" -type f | wc -l)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     crashes=$((after - before))
+    # A target that ran no input has tested nothing: that is a failure, not "0 crashes".
+    if [ -z "$execs" ] || [ "$execs" -eq 0 ] 2>/dev/null; then
+        echo "error: $t executed no input (see $log)" >&2
+        crashed=1
+    fi
     if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
         crashes="? (exit $rc, see $log)"
         crashed=1

@@ -137,8 +137,7 @@ def main():
                 passed += 1
             print(f"round {i + 1}: {2 * a.runs} CLI runs + daemon (3 SIGHUPs per burst): "
                   f"{waited} waited for the lock, key {key}, {len(problems)} problems", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return lkp.finish(passed, failed, {"rounds": a.rounds, "CLI runs": 2 * a.runs * a.rounds})
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ def run(sc, count, rng):
         f"{passed} passed, {failed} failed",
         flush=True,
     )
-    return passed, failed
+    return passed, failed, killed
 
 
 def main():
@@ -175,20 +175,21 @@ def main():
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     print(f"kill harness: seed {seed}, binary {lkp.CLI}", flush=True)
-    total_p = total_f = 0
+    total_p = total_f = total_killed = 0
     with tempfile.TemporaryDirectory(prefix="lkp-kill-") as work:
         url = lkp.make_mirror(os.path.join(work, "mirror"), ["1.0.0", "1.1.0"])
         for name in a.scenario or ["first", "rerender", "upgrade"]:
-            p, f = run(Scenario(name, work, url), a.count, rng)
+            p, f, k = run(Scenario(name, work, url), a.count, rng)
             total_p += p
             total_f += f
+            total_killed += k
         if total_f:
             # Keep the failing state directories for inspection.
             kept = work + "-failed"
             lkp.shutil.copytree(work, kept, symlinks=True)
             print(f"failing state directories copied to {kept}")
-    print(f"{total_p} passed, {total_f} failed")
-    return 1 if total_f else 0
+    # Runs that all finished before their kill proved nothing about a kill mid-run.
+    return lkp.finish(total_p, total_f, {"kills landed mid-run": total_killed})
 
 
 if __name__ == "__main__":

@@ -189,3 +189,19 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def finish(passed, failed, covered):
+    """Print what a harness exercised and its `N passed, M failed` line; return its exit code.
+
+    Fails closed: a harness that exercised nothing has failed. `covered` maps what was
+    exercised (e.g. "kills landed", "faults injected", "requests sent") to a count; every
+    count must be above zero, and so must `passed + failed`."""
+    empty = [what for what, n in covered.items() if n <= 0]
+    print("covered: " + ", ".join(f"{what} {n}" for what, n in covered.items()))
+    if passed + failed == 0:
+        empty.append("checks run")
+    for what in empty:
+        print(f"  FAIL exercised nothing: 0 {what}")
+    print(f"{passed} passed, {failed + len(empty)} failed")
+    return 1 if failed or empty else 0

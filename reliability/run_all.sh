@@ -12,6 +12,8 @@ run() {
     echo "== $*"
     out=$("$@" 2>&1); rc=$?; printf "%s\n" "$out" | tail -n 40; [ $rc -eq 0 ] || status=1
 }
+# The harnesses' own parsers and fail-closed rules first: a misread tool output tests nothing.
+run python3 reliability/selftest.py
 run python3 reliability/kill_harness.py --count "${COUNT:-200}"
 if command -v strace >/dev/null; then
     run python3 reliability/strace_faults.py

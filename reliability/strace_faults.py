@@ -19,6 +19,7 @@ Prints one line per scenario/fault and `N passed, M failed` at the end (exit 1 o
 """
 
 import argparse
+import re
 import os
 import shutil
 import subprocess
@@ -53,14 +54,30 @@ def count_calls(sc):
     main_pid = None
     with open(log) as f:
         for line in f:
-            pid, _, rest = line.partition(" ")
+            call = parse_trace_line(line)
+            if call is None:
+                continue
+            pid, name = call
             main_pid = main_pid or pid
-            name = rest.split("(", 1)[0]
             # Writes are faulted in the main thread only (see faulted_run): count those.
             if name in FAULTS and (name != "write" or pid == main_pid):
                 counts[name] += 1
     shutil.rmtree(state)
     return counts
+
+
+# One line of `strace -f -o FILE`: the pid column, padded with spaces to a width that depends
+# on the pid (`5405  fsync(3) = 0`, `12  write(...)`), or `[pid  N] ` on a terminal, then the call.
+# Continuations (`<... write resumed>`) and signal/exit lines are not calls.
+# Without -f there is no pid column at all.
+TRACE_LINE = re.compile(r"^\s*(?:(?:\[pid\s+)?(\d+)\]?\s+)?([a-z_][a-z0-9_]*)\(")
+
+
+def parse_trace_line(line):
+    """(pid, syscall name) of a traced call line (pid "" when strace printed none), or None
+    for anything else."""
+    m = TRACE_LINE.match(line)
+    return (m.group(1) or "", m.group(2)) if m else None
 
 
 def faulted_run(sc, syscall, errno, n):
@@ -111,11 +128,15 @@ def main():
     ap.add_argument("--scenario", choices=["first", "rerender", "upgrade"], action="append")
     a = ap.parse_args()
     passed = failed = 0
+    calls_seen = Counter()
+    injected = Counter()
     work = tempfile.mkdtemp(prefix="lkp-strace-")
     url = lkp.make_mirror(os.path.join(work, "mirror"), ["1.0.0", "1.1.0"])
     for name in a.scenario or ["first", "rerender", "upgrade"]:
         sc = Scenario(name, work, url)
         counts = count_calls(sc)
+        print(f"{name}: traced calls {dict(sorted(counts.items()))}", flush=True)
+        calls_seen.update(counts)
         for syscall, errnos in FAULTS.items():
             top = min(counts[syscall], a.max_index)
             for errno in errnos:
@@ -129,6 +150,8 @@ def main():
                     else:
                         p += 1
                         outcomes[label] += 1
+                        if label != "not-reached":
+                            injected[f"{syscall}:{errno}"] += 1
                 passed += p
                 failed += f
                 print(
@@ -138,8 +161,12 @@ def main():
                 )
     if not failed:
         shutil.rmtree(work)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    # Every fault listed must have been injected at least once: a parser that sees no calls,
+    # or a scenario that makes none, is a harness that tested nothing.
+    covered = {f"{sc}:{e} faults injected": injected[f"{sc}:{e}"] for sc, es in FAULTS.items() for e in es}
+    print(f"traced calls over all scenarios: {dict(sorted(calls_seen.items()))}; "
+          f"faults injected: {sum(injected.values())}")
+    return lkp.finish(passed, failed, covered)
 
 
 if __name__ == "__main__":
