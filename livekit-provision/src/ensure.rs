@@ -559,7 +559,10 @@ fn ensure_binary(
     }
     let pinned_sha256 = match store.get(&SecretName::LIVEKIT_SHA256)? {
         Some(hex) => Some(
-            Sha256Digest::from_hex(hex.expose().trim()).ok_or(EnsureError::InvalidPinnedDigest)?,
+            crate::validate::sha256_hex(hex.expose())
+                .ok()
+                .and_then(|hex| Sha256Digest::from_hex(&hex))
+                .ok_or(EnsureError::InvalidPinnedDigest)?,
         ),
         None => None,
     };

@@ -25,6 +25,7 @@ pub mod supervise;
 pub mod sys;
 pub mod token;
 pub mod triple;
+pub mod validate;
 pub mod version;
 
 pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};

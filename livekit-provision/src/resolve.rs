@@ -21,7 +21,7 @@ use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::DiskTriple;
-use crate::version::LivekitVersion;
+use crate::validate;
 
 /// Where the API credentials of a run came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,18 +181,12 @@ pub fn resolve(
 ) -> Result<Resolution, ResolveError> {
     let mut warnings = Vec::new();
 
-    let version = get_parsed(store, &SecretName::LIVEKIT_VERSION, |s| {
-        LivekitVersion::parse(s.trim())
-    })?;
+    let version = get_parsed(store, &SecretName::LIVEKIT_VERSION, validate::version)?;
     if version.is_none() {
         warnings.push(Warning::ControlPlaneOnly);
     }
 
-    let node_ip = get_parsed(store, &SecretName::LIVEKIT_NODE_IP, |s| {
-        s.trim()
-            .parse::<IpAddr>()
-            .map_err(|_| InvalidValue::new("is not an IP address", Some(s.to_owned())))
-    })?;
+    let node_ip = get_parsed(store, &SecretName::LIVEKIT_NODE_IP, validate::node_ip)?;
     let node_ip = if let Some(ip) = node_ip {
         if !ip.is_loopback() && !cx.local_addresses.is_empty() && !cx.local_addresses.contains(&ip)
         {
@@ -327,11 +321,11 @@ fn resolve_previous(
     store: &dyn SecretStore,
     now: SystemTime,
 ) -> Result<Option<Credentials>, ResolveError> {
-    let Some(until) = get_parsed(store, &SecretName::LIVEKIT_ROTATION_GRACE_UNTIL, |s| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| InvalidValue::new("is not a unix timestamp", Some(s.to_owned())))
-    })?
+    let Some(until) = get_parsed(
+        store,
+        &SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
+        validate::unix_timestamp,
+    )?
     else {
         return Ok(None);
     };
@@ -356,16 +350,18 @@ fn resolve_redis(
 ) -> Result<Option<RedisRouting>, ResolveError> {
     let address = match &settings.redis_address {
         Some(a) => Some(a.clone()),
-        None => get_parsed(store, &SecretName::LIVEKIT_REDIS_ADDRESS, |s| {
-            crate::settings::validate_host_port(s.trim()).map(|()| s.trim().to_owned())
-        })?,
+        None => get_parsed(
+            store,
+            &SecretName::LIVEKIT_REDIS_ADDRESS,
+            validate::redis_address,
+        )?,
     };
     let Some(address) = address else {
         return Ok(None);
     };
     let password = store.get(&SecretName::LIVEKIT_REDIS_PASSWORD)?;
     if let Some(p) = &password {
-        crate::secret::validate_secret_text(p.expose(), 1)
+        validate::redis_password(p.expose())
             .map_err(|source| invalid(store, &SecretName::LIVEKIT_REDIS_PASSWORD, source))?;
     }
     Ok(Some(RedisRouting {

@@ -7,8 +7,9 @@ use serde::Serialize;
 use crate::inputs::Credentials;
 use crate::paths::StateDir;
 use crate::publish::{self, PublishError, StateLock};
-use crate::secret::{ApiKey, Secret};
-use crate::store::{SecretName, SecretStore, StoreError};
+use crate::secret::{ApiKey, InvalidValue, Secret};
+use crate::store::{KNOWN, SecretName, SecretStore, StoreError};
+use crate::validate;
 
 /// What a rotation did.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +36,17 @@ pub enum RotateError {
     /// The OS random number generator failed.
     #[error("could not mint new credentials: {0}")]
     Random(#[from] getrandom::Error),
+    /// A value in the store is one `ensure` would refuse: rotating now would leave the store
+    /// rotated and the files not, so nothing was changed.
+    #[error("secret {name} in {store}: {source}; nothing was rotated")]
+    InvalidStored {
+        /// The name.
+        name: SecretName,
+        /// The store (redacted description).
+        store: String,
+        /// Why it was refused.
+        source: InvalidValue,
+    },
 }
 
 impl RotateError {
@@ -44,6 +56,9 @@ impl RotateError {
             Self::State(e) => e.hint(),
             Self::Store(e) => e.hint(),
             Self::Random(_) => None,
+            Self::InvalidStored { name, .. } => Some(format!(
+                "fix it with `livekit-provision secrets set {name} <value>`, then rotate"
+            )),
         }
     }
 }
@@ -60,6 +75,19 @@ pub fn rotate(
 ) -> Result<RotateOutcome, RotateError> {
     publish::prepare(state)?;
     let _lock = StateLock::acquire(state, on_lock_wait)?;
+    // The `ensure` that follows must be able to publish the new pair: refuse before any write
+    // if a stored value is one it would refuse.
+    for known in KNOWN {
+        if let Some(value) = store.get(&known.name)? {
+            validate::secret_value(&known.name, value.expose()).map_err(|source| {
+                RotateError::InvalidStored {
+                    name: known.name.clone(),
+                    store: store.describe(),
+                    source,
+                }
+            })?;
+        }
+    }
     let old_key = store.get(&SecretName::LIVEKIT_API_KEY)?;
     let old_secret = store.get(&SecretName::LIVEKIT_API_SECRET)?;
     let new = Credentials {

@@ -8,8 +8,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::InvalidValue;
-
 /// livekit-server's log levels, as `logging.level` accepts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -169,7 +167,7 @@ impl Settings {
             }
         }
         if let Some(address) = &self.redis_address {
-            validate_host_port(address)
+            crate::validate::host_port(address)
                 .map_err(|e| SettingsError::Invalid(format!("redis_address {e}")))?;
         }
         if let Some(url) = &self.release_url
@@ -182,25 +180,6 @@ impl Settings {
             )));
         }
         Ok(())
-    }
-}
-
-/// Check a `host:port` address (IPv6 hosts in brackets).
-pub(crate) fn validate_host_port(address: &str) -> Result<(), InvalidValue> {
-    let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(address.to_owned()));
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| refuse("is not host:port"))?;
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
-    {
-        return Err(refuse("has an invalid host part"));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(refuse("has an invalid port (1-65535)")),
     }
 }
 

@@ -13,13 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::inputs::Credentials;
 use crate::secret::Secret;
+use crate::validate::TokenLimits;
 
 /// Lifetime of a token when none is asked for: livekit's own default.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(6 * 60 * 60);
 /// Longest lifetime we sign.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-/// Longest identity livekit-server accepts by default (`limit.max_participant_identity_length`).
-pub const MAX_IDENTITY_LEN: usize = 256;
 /// Clock skew tolerated on `exp` and `nbf`, as livekit's verifier does.
 pub const LEEWAY: Duration = Duration::from_secs(60);
 
@@ -112,7 +111,7 @@ impl VideoGrants {
 /// What to put in a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
-    /// The participant identity (`sub`): 1 to [`MAX_IDENTITY_LEN`] characters.
+    /// The participant identity (`sub`): 1 byte up to `limits.max_participant_identity_length`.
     pub identity: String,
     /// The display name (`name`).
     pub name: Option<String>,
@@ -124,6 +123,9 @@ pub struct TokenRequest {
     pub grants: VideoGrants,
     /// Participant metadata (`metadata`).
     pub metadata: Option<String>,
+    /// The limits of the server the token is for (`limit:` in its livekit.yaml): the identity
+    /// and the room name must fit them, or the server refuses the join.
+    pub limits: TokenLimits,
 }
 
 impl TokenRequest {
@@ -136,6 +138,7 @@ impl TokenRequest {
             ttl: DEFAULT_TTL,
             grants,
             metadata: None,
+            limits: TokenLimits::default(),
         }
     }
 }
@@ -174,6 +177,12 @@ pub enum TokenError {
     /// The identity is empty or too long.
     #[error("invalid token identity: {reason}")]
     InvalidIdentity {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The room name is empty or longer than the server's limit.
+    #[error("invalid token room: {reason}")]
+    InvalidRoom {
         /// What is wrong.
         reason: String,
     },
@@ -261,9 +270,16 @@ impl TokenError {
     /// A line telling the user how to fix this, when we know one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::InvalidIdentity { .. } => Some(format!(
-                "give a non-empty identity of at most {MAX_IDENTITY_LEN} characters"
-            )),
+            Self::InvalidIdentity { .. } => Some(
+                "give a non-empty identity that fits limit.max_participant_identity_length \
+                 (256 bytes unless extra.yaml raises it)"
+                    .to_owned(),
+            ),
+            Self::InvalidRoom { .. } => Some(
+                "give a non-empty room name that fits limit.max_room_name_length \
+                 (256 bytes unless extra.yaml raises it)"
+                    .to_owned(),
+            ),
             Self::InvalidTtl { .. } => Some("use a --ttl such as 6h or 30m".to_owned()),
             Self::ClockBeforeEpoch => Some("set the system clock".to_owned()),
             Self::UnknownKey { .. } | Self::BadSignature { .. } => Some(
@@ -286,7 +302,16 @@ pub fn mint(
     req: &TokenRequest,
     now: SystemTime,
 ) -> Result<String, TokenError> {
-    validate_identity(&req.identity)?;
+    req.limits
+        .identity(&req.identity)
+        .map_err(|e| TokenError::InvalidIdentity {
+            reason: e.to_string(),
+        })?;
+    if let Some(room) = req.room.as_ref().or(req.grants.room.as_ref()) {
+        req.limits.room(room).map_err(|e| TokenError::InvalidRoom {
+            reason: e.to_string(),
+        })?;
+    }
     let ttl = req.ttl.as_secs();
     if ttl == 0 || req.ttl > MAX_TTL {
         return Err(TokenError::InvalidTtl { ttl: req.ttl });
@@ -384,17 +409,6 @@ struct Peek {
     exp: Option<serde_json::Value>,
 }
 
-fn validate_identity(identity: &str) -> Result<(), TokenError> {
-    let reason = if identity.is_empty() {
-        "it is empty".to_owned()
-    } else if identity.chars().count() > MAX_IDENTITY_LEN {
-        format!("it is longer than {MAX_IDENTITY_LEN} characters")
-    } else {
-        return Ok(());
-    };
-    Err(TokenError::InvalidIdentity { reason })
-}
-
 fn epoch_seconds(time: SystemTime) -> Result<u64, TokenError> {
     time.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -407,6 +421,7 @@ mod tests {
 
     use super::*;
     use crate::secret::ApiKey;
+    use crate::validate::DEFAULT_NAME_LIMIT;
 
     const KEY: &str = "APIkey123";
     const SECRET: &str = "0123456789abcdefghijABCDEFGHIJ0123456789xyz";
@@ -653,10 +668,24 @@ mod tests {
             mint(&creds(), &req, t0()).unwrap_err(),
             TokenError::InvalidIdentity { .. }
         ));
-        req.identity = "x".repeat(MAX_IDENTITY_LEN + 1);
+        req.identity = "x".repeat(DEFAULT_NAME_LIMIT + 1);
         assert!(mint(&creds(), &req, t0()).is_err());
-        req.identity = "é".repeat(MAX_IDENTITY_LEN);
+        // livekit-server counts bytes: 128 two-byte characters fit, 129 do not.
+        req.identity = "é".repeat(DEFAULT_NAME_LIMIT / 2 + 1);
+        assert!(matches!(
+            mint(&creds(), &req, t0()).unwrap_err(),
+            TokenError::InvalidIdentity { .. }
+        ));
+        req.identity = "é".repeat(DEFAULT_NAME_LIMIT / 2);
         assert!(mint(&creds(), &req, t0()).is_ok());
+        req.room = Some("r".repeat(DEFAULT_NAME_LIMIT + 1));
+        assert!(matches!(
+            mint(&creds(), &req, t0()).unwrap_err(),
+            TokenError::InvalidRoom { .. }
+        ));
+        req.limits.max_room_name_length = DEFAULT_NAME_LIMIT + 1;
+        assert!(mint(&creds(), &req, t0()).is_ok());
+        req.room = None;
         for ttl in [
             Duration::ZERO,
             Duration::from_millis(999),

@@ -45,15 +45,18 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
         request.base_url = ReleaseBase::parse(url)?;
     }
     let pinned = match &args.sha256 {
-        Some(hex) => Some(hex.clone()),
+        Some(hex) => Some(("--sha256", hex.clone())),
         None => store
             .get(&SecretName::LIVEKIT_SHA256)?
-            .map(|s| s.expose().trim().to_owned()),
+            .map(|s| ("LIVEKIT_SHA256", s.expose().to_owned())),
     };
-    if let Some(hex) = pinned {
-        request.pinned_sha256 = Some(Sha256Digest::from_hex(&hex).ok_or_else(|| {
+    if let Some((from, hex)) = pinned {
+        let digest = livekit_provision::validate::sha256_hex(&hex)
+            .ok()
+            .and_then(|hex| Sha256Digest::from_hex(&hex));
+        request.pinned_sha256 = Some(digest.ok_or_else(|| {
             CliError::msg(
-                "the pinned SHA-256 is not 64 hex digits",
+                format!("{from} {hex:?} is not a SHA-256 (64 hex digits)"),
                 Some(
                     "pass the SHA-256 of the release tarball, as listed in its checksums.txt"
                         .to_owned(),

@@ -1,14 +1,11 @@
 //! `livekit-provision secrets list|get|set|rotate`.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use livekit_provision::publish::{self, StateLock};
 use livekit_provision::store::KNOWN;
-use livekit_provision::{
-    ApiKey, EnsureOptions, InvalidValue, LivekitVersion, Secret, SecretName, sys,
-};
+use livekit_provision::{EnsureOptions, Secret, SecretName, sys};
 
 use super::Ctx;
 use crate::cli::SecretsCommand;
@@ -104,26 +101,6 @@ fn get(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
     }
 }
 
-/// Check a value by the meaning of its name, so a typo never reaches the files.
-fn validate(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
-    match name.as_str() {
-        "LIVEKIT_VERSION" => LivekitVersion::parse(value).map(drop),
-        "LIVEKIT_NODE_IP" => value
-            .parse::<IpAddr>()
-            .map(drop)
-            .map_err(|_| InvalidValue::new("is not an IP address", Some(value.to_owned()))),
-        "LIVEKIT_API_KEY" | "LIVEKIT_API_KEY_PREVIOUS" => ApiKey::new(value).map(drop),
-        "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" => Secret::api_secret(value).map(drop),
-        "LIVEKIT_SHA256" if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Err(InvalidValue::new(
-                "is not a SHA-256 (64 hex digits)",
-                Some(value.to_owned()),
-            ))
-        }
-        _ => Ok(()),
-    }
-}
-
 fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
     let name = parse_known_name(name)?;
     let value = if value == "-" {
@@ -138,7 +115,8 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
     } else {
         value.to_owned()
     };
-    validate(&name, &value).map_err(|e| {
+    // The rule `ensure` applies when it reads the value back: one validator for both doors.
+    livekit_provision::validate::secret_value(&name, &value).map_err(|e| {
         let shown = if name.is_secret() {
             e.reason.clone()
         } else {

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use livekit_provision::provisioned_credentials;
 use livekit_provision::token::{TokenRequest, VideoGrants, mint};
+use livekit_provision::validate::TokenLimits;
 
 use super::Ctx;
 use crate::cli::TokenArgs;
@@ -31,6 +32,7 @@ pub fn run(ctx: &Ctx, args: &TokenArgs) -> Result<Exit, CliError> {
     let mut request = TokenRequest::new(args.identity.clone(), grants);
     request.name.clone_from(&args.name);
     request.ttl = args.ttl;
+    request.limits = TokenLimits::provisioned(&ctx.state);
     let token = mint(&creds, &request, SystemTime::now())?;
     if ctx.printer.json {
         ctx.printer

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod bad_input_suite;
 mod concurrency;
 mod help;
 mod hygiene;

@@ -6,7 +6,9 @@ use std::os::unix::net::UnixStream;
 use livekit_provision::daemon::ClientError;
 use serde_json::{Value, json};
 
-use crate::support::{Node, call};
+use livekit_provision::ManagedFile;
+
+use crate::support::{Node, call, poll};
 
 fn exchange(stream: &UnixStream, line: &[u8]) -> Value {
     (&*stream).write_all(line).unwrap();
@@ -121,5 +123,120 @@ fn fifty_clients_at_once() {
     for t in threads {
         assert!(t.join().unwrap().is_object());
     }
+    drop(daemon);
+}
+
+/// The daemon's door: bad parameters of every method get a JSON-RPC error naming the parameter,
+/// and nothing is signed, stored or published.
+#[test]
+#[expect(clippy::too_many_lines, reason = "one table of cases")]
+fn bad_params_are_refused_by_name_and_change_nothing() {
+    let node = Node::new();
+    let daemon = node.start(&[]);
+    let socket = node.socket();
+    poll("provisioned", || {
+        node.state
+            .managed(ManagedFile::RuntimeJson)
+            .exists()
+            .then_some(())
+    });
+    let long = "r".repeat(300);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("status", json!({"verbose": true}), "verbose"),
+        ("check", json!({"fleet": "yes"}), "fleet"),
+        ("health", json!({"x": 1}), "x"),
+        ("ensure", json!({"dry_run": 1}), "dry_run"),
+        ("token.create", json!({"room": "r"}), "identity"),
+        (
+            "token.create",
+            json!({"identity": 5, "room": "r"}),
+            "identity",
+        ),
+        (
+            "token.create",
+            json!({"identity": "", "room": "r"}),
+            "identity",
+        ),
+        (
+            "token.create",
+            json!({"identity": long, "room": "r"}),
+            "identity",
+        ),
+        (
+            "token.create",
+            json!({"identity": "a", "room": long}),
+            "room",
+        ),
+        ("token.create", json!({"identity": "a", "room": ""}), "room"),
+        (
+            "token.create",
+            json!({"identity": "a", "room": "r", "ttl": "soon"}),
+            "ttl",
+        ),
+        (
+            "token.create",
+            json!({"identity": "a", "room": "r", "ttl": 0}),
+            "lifetime",
+        ),
+        (
+            "token.create",
+            json!({"identity": "a", "room": "r", "ttl": -5}),
+            "ttl",
+        ),
+        (
+            "token.create",
+            json!({"identity": "a", "room": "r", "ttl": "400d"}),
+            "lifetime",
+        ),
+        (
+            "token.create",
+            json!({"identity": "a", "room": "r", "admin": "yes"}),
+            "admin",
+        ),
+        ("token.create", json!({"identity": "a"}), "room"),
+        (
+            "token.create",
+            json!({"identity": "a", "grants": 7}),
+            "grants",
+        ),
+        ("stop", json!({"grace_secs": "long"}), "grace_secs"),
+        ("stop", json!({"grace_secs": -1}), "grace_secs"),
+        ("restart", json!({"grace_secs": [1]}), "grace_secs"),
+        ("start", json!({"now": true}), "now"),
+    ];
+    let watched = [
+        node.state.managed(ManagedFile::LivekitYaml),
+        node.state.managed(ManagedFile::BackendEnv),
+        node.state.managed(ManagedFile::RuntimeJson),
+        node.state.secrets_file(),
+        node.state.current_link(),
+    ];
+    let snapshot = || {
+        watched
+            .iter()
+            .map(|p| (std::fs::read(p).ok(), std::fs::read_link(p).ok()))
+            .collect::<Vec<_>>()
+    };
+    let before = snapshot();
+    let mut failures = Vec::new();
+    for (method, params, names) in &cases {
+        match call(&socket, method, params) {
+            Err(ClientError::Rpc {
+                code: -32602,
+                message,
+                ..
+            }) => {
+                if !message.contains(names) {
+                    failures.push(format!(
+                        "{method} {params}: {message:?} does not name {names}"
+                    ));
+                }
+            }
+            other => failures.push(format!("{method} {params}: expected -32602, got {other:?}")),
+        }
+    }
+    assert_eq!(snapshot(), before, "a refused call changed the state");
+    println!("daemon bad params: {} kinds", cases.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     drop(daemon);
 }

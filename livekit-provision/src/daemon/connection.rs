@@ -21,6 +21,7 @@ use crate::config::OperatorConfig;
 use crate::paths::ManagedFile;
 use crate::token::{self, TokenRequest, VideoGrants};
 use crate::triple::DiskTriple;
+use crate::validate::TokenLimits;
 
 /// Serve one connection until the client closes it, sends an oversized line, or fails.
 pub(super) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
@@ -343,20 +344,27 @@ fn token_request(mut params: Map<String, Value>) -> Result<TokenCall, RpcError> 
 }
 
 fn create_token(shared: &Shared, call: &TokenCall) -> Result<Value, RpcError> {
-    let creds = DiskTriple::read(&shared.config.state)
-        .consistent_credentials()
-        .ok_or_else(|| {
-            RpcError::new(
-                NOT_PROVISIONED,
-                "the node has no consistent credentials on disk yet",
-            )
-            .with_hint(Some(
-                "wait for provisioning (`status`), or run `livekit-provision check`".to_owned(),
-            ))
-        })?;
+    let disk = DiskTriple::read(&shared.config.state);
+    let mut request = call.request.clone();
+    request.limits = disk
+        .livekit_yaml
+        .valid()
+        .map(TokenLimits::of_livekit_yaml)
+        .unwrap_or_default();
+    let creds = disk.consistent_credentials().ok_or_else(|| {
+        RpcError::new(
+            NOT_PROVISIONED,
+            "the node has no consistent credentials on disk yet",
+        )
+        .with_hint(Some(
+            "wait for provisioning (`status`), or run `livekit-provision check`".to_owned(),
+        ))
+    })?;
     let now = (shared.config.clock)();
-    let token = token::mint(&creds, &call.request, now).map_err(|e| match e {
-        token::TokenError::InvalidIdentity { .. } | token::TokenError::InvalidTtl { .. } => {
+    let token = token::mint(&creds, &request, now).map_err(|e| match e {
+        token::TokenError::InvalidIdentity { .. }
+        | token::TokenError::InvalidRoom { .. }
+        | token::TokenError::InvalidTtl { .. } => {
             RpcError::invalid_params(e.to_string()).with_hint(e.hint())
         }
         _ => RpcError::server(chain(&e), e.hint()),

@@ -5,6 +5,7 @@
 
 mod check;
 mod daemon;
+mod doors;
 mod ensure;
 mod fetch;
 mod fleet;

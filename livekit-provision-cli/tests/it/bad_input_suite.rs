@@ -1,0 +1,396 @@
+//! The bad-input suite: kinds of bad input at every entrance of the CLI (flags, files, the
+//! environment, store contents), each on a converged node. Every case must exit non-zero with an
+//! `error:` line naming the input, never panic, and leave the state directory — published
+//! files, generations and the stored secrets — byte-for-byte as it was. (The daemon's RPC
+//! parameters have their own table in the daemon's tests.)
+
+use crate::support::Node;
+
+/// Where the bad input enters.
+#[derive(Debug, Clone, Copy)]
+enum Door {
+    /// Only the command line.
+    Flags,
+    /// A file of the state directory, written before the run (`provision.yaml`, `extra.yaml`).
+    File(&'static str, &'static str),
+    /// A value written straight into the file store (as another tool or a corrupted store would).
+    Stored(&'static str, &'static str),
+    /// The whole `secrets.json`, replaced.
+    StoreFile(&'static str),
+    /// An environment variable.
+    Env(&'static str, &'static str),
+}
+
+struct Case {
+    door: Door,
+    args: &'static [&'static str],
+    /// Text the error must contain: the input, named.
+    names: &'static str,
+}
+
+const LONG_ROOM: &str = "roooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooom";
+
+const fn case(door: Door, args: &'static [&'static str], names: &'static str) -> Case {
+    Case { door, args, names }
+}
+
+use Door::{Env, File, Flags, StoreFile, Stored};
+
+const CASES: &[Case] = &[
+    // --- flags -------------------------------------------------------------------------------
+    case(
+        Flags,
+        &["token", "--identity", "", "--room", "r"],
+        "identity",
+    ),
+    case(
+        Flags,
+        &["token", "--identity", "a", "--room", LONG_ROOM],
+        "room",
+    ),
+    case(
+        Flags,
+        &["token", "--identity", LONG_ROOM, "--room", "r"],
+        "identity",
+    ),
+    case(Flags, &["token", "--identity", "a", "--room", ""], "room"),
+    case(
+        Flags,
+        &["token", "--identity", "a", "--room", "r", "--ttl", "0s"],
+        "lifetime",
+    ),
+    case(
+        Flags,
+        &["token", "--identity", "a", "--room", "r", "--ttl", "400d"],
+        "lifetime",
+    ),
+    case(
+        Flags,
+        &["token", "--identity", "a", "--room", "r", "--ttl", "banana"],
+        "--ttl",
+    ),
+    case(Flags, &["token", "--identity", "a"], "room"),
+    case(Flags, &["token", "--room", "r"], "--identity"),
+    case(Flags, &["stop", "--grace", "banana"], "--grace"),
+    case(
+        Flags,
+        &["secrets", "rotate", "--grace", "banana", "--yes"],
+        "--grace",
+    ),
+    case(Flags, &["install", "--version", "banana"], "banana"),
+    case(
+        Flags,
+        &["install", "--version", "1.7.2", "--sha256", "xyz"],
+        "xyz",
+    ),
+    case(Flags, &["--secrets", "ftp://x", "ensure"], "ftp://x"),
+    case(
+        Flags,
+        &["--secrets", "exec:/nonexistent/helper", "ensure"],
+        "/nonexistent/helper",
+    ),
+    case(
+        Flags,
+        &["--secrets", "redis://:pw@host:99999/0", "ensure"],
+        "99999",
+    ),
+    case(Flags, &["--secrets", "file:", "ensure"], "file:"),
+    case(Flags, &["secrets", "get", "lower_case"], "lower_case"),
+    case(Flags, &["secrets", "set", "lower_case", "v"], "lower_case"),
+    case(
+        Flags,
+        &["secrets", "set", "NOT_A_SETTING", "v"],
+        "NOT_A_SETTING",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_VERSION", "banana"],
+        "LIVEKIT_VERSION",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_VERSION", ""],
+        "LIVEKIT_VERSION",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_VERSION", "1.7"],
+        "LIVEKIT_VERSION",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_NODE_IP", "999.1.1.1"],
+        "LIVEKIT_NODE_IP",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_NODE_IP", "1.2.3.4 5"],
+        "LIVEKIT_NODE_IP",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_API_KEY", "a b"],
+        "LIVEKIT_API_KEY",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_API_SECRET", "short"],
+        "LIVEKIT_API_SECRET",
+    ),
+    case(
+        Flags,
+        &[
+            "secrets",
+            "set",
+            "LIVEKIT_API_SECRET",
+            "0123456789012345678901234567890123456789'",
+        ],
+        "LIVEKIT_API_SECRET",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_REDIS_ADDRESS", "not a host"],
+        "not a host",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_REDIS_ADDRESS", "h:99999"],
+        "h:99999",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_REDIS_PASSWORD", "pw with spaces"],
+        "LIVEKIT_REDIS_PASSWORD",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_SHA256", "xyz"],
+        "LIVEKIT_SHA256",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_ROTATION_GRACE_UNTIL", "tomorrow"],
+        "LIVEKIT_ROTATION_GRACE_UNTIL",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_API_KEY_PREVIOUS", "a:b"],
+        "LIVEKIT_API_KEY_PREVIOUS",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_API_SECRET_PREVIOUS", "x"],
+        "LIVEKIT_API_SECRET_PREVIOUS",
+    ),
+    case(Flags, &["no-such-command"], "no-such-command"),
+    case(Flags, &["ensure", "--no-such-flag"], "--no-such-flag"),
+    // --- provision.yaml ----------------------------------------------------------------------
+    case(File("provision.yaml", "port: 0\n"), &["ensure"], "port"),
+    case(File("provision.yaml", "port: 70000\n"), &["ensure"], "port"),
+    case(
+        File("provision.yaml", "port: banana\n"),
+        &["ensure"],
+        "port",
+    ),
+    case(File("provision.yaml", "prot: 1\n"), &["ensure"], "prot"),
+    case(
+        File(
+            "provision.yaml",
+            "rtc_port_range_start: 6000\nrtc_port_range_end: 5000\n",
+        ),
+        &["ensure"],
+        "rtc_port_range",
+    ),
+    case(
+        File("provision.yaml", "backend_port: 7880\n"),
+        &["ensure"],
+        "7880",
+    ),
+    case(
+        File("provision.yaml", "redis_address: nohost\n"),
+        &["ensure"],
+        "redis_address",
+    ),
+    case(
+        File("provision.yaml", "release_url: ftp://x\n"),
+        &["ensure"],
+        "release_url",
+    ),
+    case(
+        File("provision.yaml", "log_level: loud\n"),
+        &["ensure"],
+        "log_level",
+    ),
+    case(
+        File("provision.yaml", ": : :\n"),
+        &["ensure"],
+        "provision.yaml",
+    ),
+    case(
+        File("provision.yaml", "- a\n- b\n"),
+        &["ensure"],
+        "provision.yaml",
+    ),
+    case(
+        File("provision.yaml", "redis_db: -1\n"),
+        &["ensure"],
+        "redis_db",
+    ),
+    case(
+        File("provision.yaml", "port: 7880\nport: 7881\n"),
+        &["ensure"],
+        "port",
+    ),
+    case(
+        File("provision.yaml", "port: 7880\n"),
+        &["render", "--no-such-flag"],
+        "--no-such-flag",
+    ),
+    // --- extra.yaml ----------------------------------------------------------------------------
+    case(File("extra.yaml", "keys: {a: b}\n"), &["ensure"], "keys"),
+    case(File("extra.yaml", "port: 1\n"), &["ensure"], "port"),
+    case(
+        File("extra.yaml", "rtc: {node_ip: 1.2.3.4}\n"),
+        &["ensure"],
+        "node_ip",
+    ),
+    case(
+        File("extra.yaml", "nonsense_section: 1\n"),
+        &["ensure"],
+        "nonsense_section",
+    ),
+    case(File("extra.yaml", "- a\n"), &["ensure"], "extra.yaml"),
+    case(File("extra.yaml", "room: [\n"), &["ensure"], "extra.yaml"),
+    case(
+        File("extra.yaml", "key_file: /etc/keys\n"),
+        &["ensure"],
+        "key_file",
+    ),
+    // --- store contents (another writer, a corrupted store) --------------------------------
+    case(
+        Stored("LIVEKIT_NODE_IP", "nope"),
+        &["ensure"],
+        "LIVEKIT_NODE_IP",
+    ),
+    case(
+        Stored("LIVEKIT_VERSION", "banana"),
+        &["ensure"],
+        "LIVEKIT_VERSION",
+    ),
+    case(
+        Stored("LIVEKIT_API_SECRET", "short"),
+        &["ensure"],
+        "LIVEKIT_API_SECRET",
+    ),
+    case(
+        Stored("LIVEKIT_API_KEY", "a b"),
+        &["ensure"],
+        "LIVEKIT_API_KEY",
+    ),
+    case(
+        Stored("LIVEKIT_REDIS_ADDRESS", "not a host"),
+        &["ensure"],
+        "LIVEKIT_REDIS_ADDRESS",
+    ),
+    case(
+        Stored("LIVEKIT_ROTATION_GRACE_UNTIL", "soon"),
+        &["ensure"],
+        "LIVEKIT_ROTATION_GRACE_UNTIL",
+    ),
+    case(
+        Stored("LIVEKIT_NODE_IP", "nope"),
+        &["secrets", "rotate", "--yes"],
+        "LIVEKIT_NODE_IP",
+    ),
+    case(StoreFile("{not json"), &["ensure"], "secrets.json"),
+    case(StoreFile("[1, 2]"), &["ensure"], "secrets.json"),
+    case(
+        StoreFile("{\"LIVEKIT_NODE_IP\": 5}"),
+        &["ensure"],
+        "secrets.json",
+    ),
+    case(StoreFile("{not json"), &["secrets", "list"], "secrets.json"),
+    // --- environment ---------------------------------------------------------------------------
+    case(
+        Env("LIVEKIT_PROVISION_SECRETS", "ftp://x"),
+        &["ensure"],
+        "ftp://x",
+    ),
+    case(
+        Env("LIVEKIT_PROVISION_SECRETS", "exec:"),
+        &["ensure"],
+        "exec:",
+    ),
+    case(
+        Env("LIVEKIT_PROVISION_RELEASE_URL", "ftp://x"),
+        &["install", "--version", "1.7.2"],
+        "ftp://x",
+    ),
+];
+
+#[test]
+fn every_kind_of_bad_input_is_refused_by_name_and_changes_nothing() {
+    let mut failures = Vec::new();
+    for (i, c) in CASES.iter().enumerate() {
+        if let Err(why) = run_case(c) {
+            failures.push(format!("case {i} {:?} {:?}: {why}", c.door, c.args));
+        }
+    }
+    println!(
+        "bad-input suite: {} kinds, {} refused as specified",
+        CASES.len(),
+        CASES.len() - failures.len()
+    );
+    assert!(CASES.len() >= 60, "the suite must cover at least 60 kinds");
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+fn run_case(c: &Case) -> Result<(), String> {
+    let node = Node::converged();
+    match c.door {
+        File(rel, text) => std::fs::write(node.path(rel), text).unwrap(),
+        Stored(name, value) => {
+            let mut store = node.store();
+            store.insert(name.to_owned(), value.to_owned());
+            std::fs::write(
+                node.path("secrets.json"),
+                serde_json::to_string(&store).unwrap(),
+            )
+            .unwrap();
+        }
+        StoreFile(text) => std::fs::write(node.path("secrets.json"), text).unwrap(),
+        Flags | Env(..) => {}
+    }
+    let before = node.listing();
+    let mut cmd = node.cmd(c.args);
+    if let Env(name, value) = c.door {
+        cmd.env(name, value);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    if code == Some(0) || code.is_none() {
+        return Err(format!(
+            "exit {code:?}, expected a refusal; stderr: {stderr}"
+        ));
+    }
+    if stderr.contains("panicked") {
+        return Err(format!("panicked: {stderr}"));
+    }
+    if !stderr.contains("error") {
+        return Err(format!("no error line: {stderr}"));
+    }
+    if !stderr.contains(c.names) {
+        return Err(format!("the error does not name {:?}: {stderr}", c.names));
+    }
+    if node.listing() != before {
+        return Err(format!("the state directory changed; stderr: {stderr}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! One validator per kind of input, used by every entrance that lets a value in.
+//!
+//! A value can reach the product through `secrets set`, a secret store written by someone else,
+//! `provision.yaml`, `extra.yaml`, a CLI flag or a daemon RPC parameter. Each kind of value has
+//! one function here, and every entrance calls it, so what one door accepts another never
+//! refuses later (an entrance that stores or signs something invalid is a bug):
+//! - secret values by name: [`secret_value`] (the CLI's `secrets set` and `ensure`'s resolution
+//!   both go through it, and parse with the same typed parsers below);
+//! - addresses: [`host_port`], [`node_ip`];
+//! - [`sha256_hex`], [`unix_timestamp`];
+//! - token claims against LiveKit's limits: [`TokenLimits`] (room name and identity length in
+//!   *bytes*, as livekit-server counts them, honouring an overlay's `limit:` section).
+
+use std::net::IpAddr;
+
+use crate::paths::StateDir;
+use crate::render::LivekitYaml;
+use crate::secret::{ApiKey, InvalidValue, Secret, validate_secret_text};
+use crate::store::SecretName;
+use crate::triple::DiskTriple;
+use crate::version::LivekitVersion;
+
+/// Check `value` as the value of the secret `name`, by the rule `ensure` applies when it reads
+/// it back. Names outside the contract are free text (the store is the operator's).
+///
+/// Never echoes a secret value: the refusal of a secret name carries no value.
+pub fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
+    // What every store can hold (one line, not empty, bounded), whatever the name.
+    if let Some(reason) = crate::store::value_problem(value.as_bytes()) {
+        return Err(InvalidValue::new(reason, None));
+    }
+    match name.as_str() {
+        "LIVEKIT_VERSION" => version(value).map(drop),
+        "LIVEKIT_NODE_IP" => node_ip(value).map(drop),
+        "LIVEKIT_API_KEY" | "LIVEKIT_API_KEY_PREVIOUS" => ApiKey::new(value).map(drop),
+        "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" => Secret::api_secret(value).map(drop),
+        "LIVEKIT_REDIS_ADDRESS" => redis_address(value).map(drop),
+        "LIVEKIT_REDIS_PASSWORD" => redis_password(value),
+        "LIVEKIT_SHA256" => sha256_hex(value).map(drop),
+        "LIVEKIT_ROTATION_GRACE_UNTIL" => unix_timestamp(value).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// `LIVEKIT_VERSION`: `v1.7.2` or `1.7.2` (surrounding whitespace ignored).
+pub fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
+    LivekitVersion::parse(value.trim())
+}
+
+/// `LIVEKIT_NODE_IP`: one IPv4 or IPv6 address (surrounding whitespace ignored).
+pub fn node_ip(value: &str) -> Result<IpAddr, InvalidValue> {
+    value
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| InvalidValue::new("is not an IP address", Some(value.to_owned())))
+}
+
+/// `LIVEKIT_REDIS_ADDRESS`: `host:port` (surrounding whitespace ignored); the trimmed text.
+pub fn redis_address(value: &str) -> Result<String, InvalidValue> {
+    let trimmed = value.trim();
+    host_port(trimmed)?;
+    Ok(trimmed.to_owned())
+}
+
+/// `LIVEKIT_REDIS_PASSWORD`: secret text that survives YAML quoting; never echoed.
+pub fn redis_password(value: &str) -> Result<(), InvalidValue> {
+    validate_secret_text(value, 1)
+}
+
+/// `LIVEKIT_ROTATION_GRACE_UNTIL`: seconds since the Unix epoch.
+pub fn unix_timestamp(value: &str) -> Result<u64, InvalidValue> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| InvalidValue::new("is not a unix timestamp", Some(value.to_owned())))
+}
+
+/// `LIVEKIT_SHA256`: 64 hex digits (surrounding whitespace ignored), lower-cased.
+pub fn sha256_hex(value: &str) -> Result<String, InvalidValue> {
+    let trimmed = value.trim();
+    if trimmed.len() != 64 || !trimmed.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(InvalidValue::new(
+            "is not a SHA-256 (64 hex digits)",
+            Some(value.to_owned()),
+        ));
+    }
+    Ok(trimmed.to_ascii_lowercase())
+}
+
+/// A `host:port` address: a host name or IP (IPv6 in brackets) and a port 1-65535.
+pub fn host_port(address: &str) -> Result<(), InvalidValue> {
+    let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(address.to_owned()));
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| refuse("is not host:port"))?;
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
+    {
+        return Err(refuse("has an invalid host part"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(refuse("has an invalid port (1-65535)")),
+    }
+}
+
+/// livekit-server's default `limit.max_room_name_length` and
+/// `limit.max_participant_identity_length`, in bytes.
+pub const DEFAULT_NAME_LIMIT: usize = 256;
+
+/// The limits livekit-server applies to the claims of a token at join time (`limit:` in
+/// livekit.yaml). A token that breaks them is refused by the server with HTTP 400, far from the
+/// cause; the product refuses to mint it instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// `limit.max_room_name_length`, in bytes.
+    pub max_room_name_length: usize,
+    /// `limit.max_participant_identity_length`, in bytes.
+    pub max_participant_identity_length: usize,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        Self {
+            max_room_name_length: DEFAULT_NAME_LIMIT,
+            max_participant_identity_length: DEFAULT_NAME_LIMIT,
+        }
+    }
+}
+
+impl TokenLimits {
+    /// The limits a `livekit.yaml` sets: its `limit:` section's two keys where present and
+    /// positive (livekit-server treats 0 as "use the default"), else the defaults.
+    pub fn of_livekit_yaml(file: &LivekitYaml) -> Self {
+        Self::from_limit_section(file.extra.get("limit"))
+    }
+
+    /// The limits of the `livekit.yaml` published in `state` (what the server runs with), or
+    /// the defaults when none is published.
+    pub fn provisioned(state: &StateDir) -> Self {
+        DiskTriple::read(state)
+            .livekit_yaml
+            .valid()
+            .map(Self::of_livekit_yaml)
+            .unwrap_or_default()
+    }
+
+    /// The limits of a `limit:` section (see [`TokenLimits::of_livekit_yaml`]).
+    pub fn from_limit_section(limit: Option<&serde_yaml::Value>) -> Self {
+        let read = |key: &str| {
+            limit
+                .and_then(|l| l.get(key))
+                .and_then(serde_yaml::Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_NAME_LIMIT)
+        };
+        Self {
+            max_room_name_length: read("max_room_name_length"),
+            max_participant_identity_length: read("max_participant_identity_length"),
+        }
+    }
+
+    /// Check a participant identity: 1 to `max_participant_identity_length` bytes.
+    pub fn identity(&self, identity: &str) -> Result<(), InvalidValue> {
+        bounded(
+            "identity",
+            identity,
+            self.max_participant_identity_length,
+            "limit.max_participant_identity_length",
+        )
+    }
+
+    /// Check a room name: 1 to `max_room_name_length` bytes.
+    pub fn room(&self, room: &str) -> Result<(), InvalidValue> {
+        bounded(
+            "room name",
+            room,
+            self.max_room_name_length,
+            "limit.max_room_name_length",
+        )
+    }
+}
+
+fn bounded(what: &str, value: &str, max: usize, key: &str) -> Result<(), InvalidValue> {
+    let shown = || {
+        let head: String = value.chars().take(40).collect();
+        Some(if head.len() < value.len() {
+            format!("{head}…")
+        } else {
+            head
+        })
+    };
+    if value.is_empty() {
+        return Err(InvalidValue::new(
+            format!("is not a {what}: it is empty"),
+            shown(),
+        ));
+    }
+    if value.len() > max {
+        return Err(InvalidValue::new(
+            format!(
+                "is not a valid {what}: it is {} bytes long and livekit-server accepts at most {max} \
+                 ({key}); shorten it, or raise {key} in extra.yaml",
+                value.len()
+            ),
+            shown(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KNOWN;
+
+    #[test]
+    fn the_two_reported_defects_are_refused() {
+        for bad in ["not a host", "h:99999", "h:0", ":80", "host"] {
+            let err = secret_value(&SecretName::LIVEKIT_REDIS_ADDRESS, bad).unwrap_err();
+            assert_eq!(err.value.as_deref(), Some(bad), "{err}");
+        }
+        assert!(secret_value(&SecretName::LIVEKIT_REDIS_ADDRESS, "10.0.0.5:6379").is_ok());
+        let limits = TokenLimits::default();
+        let err = limits.room(&"r".repeat(300)).unwrap_err().to_string();
+        assert!(
+            err.contains("300 bytes") && err.contains("max_room_name_length"),
+            "{err}"
+        );
+        assert!(limits.room(&"r".repeat(256)).is_ok());
+    }
+
+    #[test]
+    fn lengths_are_bytes_not_characters() {
+        let limits = TokenLimits::default();
+        // 128 characters of 2 bytes each: 256 bytes, accepted; one more is over.
+        assert!(limits.identity(&"é".repeat(128)).is_ok());
+        assert!(limits.identity(&"é".repeat(129)).is_err());
+        assert!(limits.identity("").is_err());
+    }
+
+    #[test]
+    fn overlay_limits_are_honoured() {
+        let section: serde_yaml::Value =
+            serde_yaml::from_str("max_room_name_length: 10\nmax_participant_identity_length: 0\n")
+                .unwrap();
+        let limits = TokenLimits::from_limit_section(Some(&section));
+        assert_eq!(limits.max_room_name_length, 10);
+        assert_eq!(limits.max_participant_identity_length, DEFAULT_NAME_LIMIT);
+        assert!(limits.room("eleven-char").is_err());
+        assert_eq!(
+            TokenLimits::from_limit_section(None),
+            TokenLimits::default()
+        );
+    }
+
+    #[test]
+    fn secret_values_are_never_echoed() {
+        for name in [
+            SecretName::LIVEKIT_API_SECRET,
+            SecretName::LIVEKIT_API_SECRET_PREVIOUS,
+            SecretName::LIVEKIT_REDIS_PASSWORD,
+        ] {
+            let err = secret_value(&name, "bad value with spaces 'and quotes'").unwrap_err();
+            assert!(err.value.is_none(), "{name}: {err}");
+            assert!(!err.to_string().contains("spaces"), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_contract_name_has_a_rule() {
+        // A value no name accepts: each known name must refuse it (none falls through to
+        // "free text").
+        for k in KNOWN {
+            assert!(
+                secret_value(&k.name, "\u{1}").is_err(),
+                "{} accepts anything",
+                k.name
+            );
+        }
+    }
+}
