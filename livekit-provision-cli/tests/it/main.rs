@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod completions;
 mod concurrency;
 mod help;
 mod hygiene;
 mod install;
+mod logs;
 mod quick_start;
 mod render_check;
 mod secrets;
