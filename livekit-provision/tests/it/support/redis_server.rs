@@ -16,6 +16,13 @@ const NOT_INSTALLED: &str = "redis-server is not installed; the fleet tests star
 loopback port.\n  Run `scripts/test.sh`: it installs what the tests need (Debian packages, with \
 apt-get) and runs the whole suite.\n  Or install it yourself: `sudo apt-get install redis-server`.";
 
+/// Fail the test with [`NOT_INSTALLED`] only: no panic location, no backtrace (even with
+/// `RUST_BACKTRACE` set), since neither says anything about a missing package.
+fn not_installed() -> ! {
+    eprintln!("{NOT_INSTALLED}");
+    std::panic::resume_unwind(Box::new(NOT_INSTALLED))
+}
+
 /// How a server is configured.
 #[derive(Debug, Clone, Default)]
 pub struct RedisConfig {
@@ -81,7 +88,7 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => panic!("{NOT_INSTALLED}"),
+                std::io::ErrorKind::NotFound => not_installed(),
                 _ => panic!("cannot run redis-server: {e}"),
             });
         let deadline = Instant::now() + Duration::from_secs(60);
