@@ -29,11 +29,17 @@ as_root() {
     fi
 }
 
-install_missing_packages() {
-    local missing=() entry
+# The packages of DEBIAN_PACKAGES whose command is not on PATH.
+missing_packages() {
+    local entry
     for entry in "${DEBIAN_PACKAGES[@]}"; do
-        command -v "${entry#*:}" >/dev/null 2>&1 || missing+=("${entry%%:*}")
+        command -v "${entry#*:}" >/dev/null 2>&1 || printf '%s\n' "${entry%%:*}"
     done
+}
+
+install_missing_packages() {
+    local missing=()
+    mapfile -t missing < <(missing_packages)
     [ "${#missing[@]}" -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
         say "missing: ${missing[*]}; this script installs them with apt-get (Debian/Ubuntu) only"
@@ -44,6 +50,11 @@ install_missing_packages() {
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    mapfile -t missing < <(missing_packages)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installed, but still not on PATH: ${missing[*]} (PATH=$PATH)"
+        exit 1
+    fi
 }
 
 # rustfmt and clippy come with most toolchains; a minimal rustup profile lacks them.
