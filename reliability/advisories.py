@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline advisory check: every package of Cargo.lock against a RustSec advisory-db snapshot.
 
-The same check `cargo audit --db ../shared/advisory-db --no-fetch` makes, for machines where
+The same check `cargo audit --db "$ADVISORY_DB" --no-fetch` makes, for machines where
 cargo-audit is not installed: for each `crates/<name>/RUSTSEC-*.md` whose package is in
 Cargo.lock, a locked version is affected unless it matches a `versions.patched` or
 `versions.unaffected` requirement. Withdrawn advisories are skipped. Informational advisories
@@ -9,6 +9,8 @@ Cargo.lock, a locked version is affected unless it matches a `versions.patched` 
 `[advisories] ignore` (with its reason) is reported as accepted, not as a failure.
 
 Usage: reliability/advisories.py [--db DIR] [--lock Cargo.lock] [--deny deny.toml]
+The database is a clone of https://github.com/rustsec/advisory-db: --db, else $ADVISORY_DB,
+else ~/.cargo/advisory-db (where cargo-audit keeps its copy).
 Prints each finding and `N passed, M failed` (packages) at the end; exit 1 on an unaccepted
 vulnerability.
 """
@@ -79,7 +81,11 @@ def front_matter(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--db", default=os.path.join(ROOT, "..", "shared", "advisory-db"))
+    ap.add_argument(
+        "--db",
+        default=os.environ.get("ADVISORY_DB")
+        or os.path.join(os.path.expanduser("~"), ".cargo", "advisory-db"),
+    )
     ap.add_argument("--lock", default=os.path.join(ROOT, "Cargo.lock"))
     ap.add_argument("--deny", default=os.path.join(ROOT, "deny.toml"))
     a = ap.parse_args()

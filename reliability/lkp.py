@@ -1,5 +1,5 @@
 """Shared helpers of the reliability harnesses: run the binaries, read a state directory,
-check the invariants of DESIGN.md on what a killed or faulted run left behind.
+check the invariants of docs/DESIGN.md on what a killed or faulted run left behind.
 
 Only the standard library: every harness runs with a plain `python3`.
 """

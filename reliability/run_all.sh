@@ -3,6 +3,8 @@
 # two cores). Each prints `N passed, M failed`; this exits non-zero if any harness failed.
 #   reliability/run_all.sh            defaults
 #   COUNT=250 reliability/run_all.sh  250 kills per kill-harness scenario
+#   ADVISORY_DB=DIR reliability/run_all.sh   a RustSec advisory-db clone to check offline
+#                                     (default ~/.cargo/advisory-db, cargo-audit's own copy)
 # Fuzzing is separate: see fuzz/README.md.
 set -u
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ fi
 run python3 reliability/concurrent_ensure.py
 run python3 reliability/load_rpc.py
 if command -v cargo-audit >/dev/null; then
-    run cargo audit --db ../shared/advisory-db --no-fetch
+    run cargo audit --db "${ADVISORY_DB:-$HOME/.cargo/advisory-db}" --no-fetch
 fi
 run python3 reliability/advisories.py
 if command -v cargo-deny >/dev/null; then

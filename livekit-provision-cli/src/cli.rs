@@ -1,12 +1,13 @@
-//! The definition of the command-line interface (DESIGN.md "CLI").
+//! The definition of the command-line interface (docs/DESIGN.md "CLI").
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND};
 
 /// Turn a bare Linux server into a working LiveKit media node, and keep it working.
 #[derive(Debug, Parser)]
-#[command(name = "livekit-provision", version, about, long_about = None)]
+#[command(name = "livekit-provision", version)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -86,6 +87,12 @@ pub enum Command {
     Restart(StopArgs),
     /// Show the media processes and provisioning state
     Status,
+    /// Print the last lines of the media logs; --follow keeps printing new ones
+    Logs(LogsArgs),
+    /// Print a shell completion script (e.g. `livekit-provision completions bash > ...`)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `livekit-provision man | man -l -`
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +183,32 @@ pub struct StopArgs {
     /// How long livekit-server may drain participants before a second SIGTERM
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub grace: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Which log [default: every media log there is]
+    #[arg(value_parser = [LIVEKIT_SERVER, LK_BACKEND])]
+    pub name: Option<String>,
+    /// How many of the last lines to print
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub lines: usize,
+    /// Keep printing lines as they are appended (across log rotation) until interrupted
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write livekit-provision.1 and a page per subcommand into this (existing) directory
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The state directory layout (DESIGN.md "State directory"). Only path arithmetic here: no I/O.
+//! The state directory layout (docs/DESIGN.md "State directory"). Only path arithmetic here: no I/O.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

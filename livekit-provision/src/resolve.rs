@@ -1,7 +1,7 @@
 //! Secret resolution: from the secret store (and, when the store is empty, from a consistent set
 //! of files on disk) to validated render inputs. Invariant 1 lives here.
 //!
-//! The rules, in order (DESIGN.md invariant 1):
+//! The rules, in order (docs/DESIGN.md invariant 1):
 //! - the store is the source of truth: a value it holds is used as is;
 //! - a value is minted only when the store *answered* "absent" — a store that could not be read
 //!   is an error, never "absent";

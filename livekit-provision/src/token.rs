@@ -1,4 +1,4 @@
-//! LiveKit access tokens (reference §2): HS256 JWTs signed with the API secret, carrying a
+//! LiveKit access tokens (docs/DESIGN.md "Facts about livekit-server"): HS256 JWTs signed with the API secret, carrying a
 //! `video` grant.
 //!
 //! [`mint`] makes the tokens livekit-server accepts: `iss` = API key, `sub` = identity, `nbf` and

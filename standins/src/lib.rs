@@ -1,7 +1,7 @@
 //! **Test stand-ins** for livekit-server and lk-backend, used by the supervision tests because the
 //! real livekit-server cannot be fetched on the build machines. They are not the real programs:
-//! they reproduce only the behaviour supervision depends on (see `../shared/reference/
-//! livekit-server.md`): strict config parsing that prints its error and exits 0, `GET /` health,
+//! they reproduce only the behaviour supervision depends on (see docs/DESIGN.md, "Facts about
+//! livekit-server we rely on"): strict config parsing that prints its error and exits 0, `GET /` health,
 //! token validation, drain on the first SIGTERM.
 //!
 //! This library holds the tiny HTTP/1.1 server both binaries share.

@@ -9,10 +9,12 @@ use livekit_provision::{EnsureOptions, EnsureReport, Platform, sys};
 use super::Ctx;
 use crate::cli::EnsureArgs;
 use crate::output::{CliError, Exit};
+use crate::progress::Progress;
 
 pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
     let waiter = ctx.lock_waiter();
+    let progress = ctx.progress();
     let opts = EnsureOptions {
         dry_run: args.dry_run,
         now: SystemTime::now(),
@@ -25,10 +27,12 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
             offline: false,
         },
         on_lock_wait: &waiter,
-        fetch_events: ctx.progress(),
+        fetch_events: progress.as_ref().map(Progress::sink),
         ..EnsureOptions::default()
     };
-    let report = livekit_provision::ensure(&ctx.state, store.as_ref(), &opts)?;
+    let report = livekit_provision::ensure(&ctx.state, store.as_ref(), &opts);
+    drop(progress);
+    let report = report?;
     print_report(ctx, &report);
 
     if args.dry_run {

@@ -7,6 +7,7 @@ use livekit_provision::{LivekitVersion, OperatorConfig, Platform, SecretName};
 use super::Ctx;
 use crate::cli::InstallArgs;
 use crate::output::{CliError, Exit};
+use crate::progress::Progress;
 
 pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
@@ -66,15 +67,14 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
     }
     request.github_token = super::github_token();
     request.force = args.force;
-    request.events = ctx.progress();
+    let progress = ctx.progress();
+    request.events = progress.as_ref().map(Progress::sink);
 
     publish::prepare(&ctx.state)?;
     let _lock = StateLock::acquire(&ctx.state, ctx.lock_waiter())?;
     let runtime = tokio_runtime()?;
     let outcome = runtime.block_on(livekit_provision::install(&ctx.state, &request));
-    if ctx.printer.progress_allowed() {
-        eprintln!();
-    }
+    drop(progress);
     let outcome = outcome?;
     let p = &ctx.printer;
     let (verb, sha) = match &outcome {

@@ -2,21 +2,21 @@
 
 mod check;
 mod ensure;
+mod generate;
 mod install;
+mod logs;
 mod media;
 mod render;
 mod secrets;
 mod token;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
 
-use livekit_provision::fetch::{EventSink, FetchEvent};
 use livekit_provision::{Secret, SecretStore, StateDir, StoreSpec};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::output::{CliError, Exit, Printer};
+use crate::progress::Progress;
 
 /// What every command needs: where the state is, which store, how to print.
 pub struct Ctx {
@@ -70,46 +70,9 @@ impl Ctx {
         }
     }
 
-    /// A download progress display on stderr when it is a terminal (bytes, rate, ETA).
-    pub fn progress(&self) -> Option<EventSink> {
-        if !self.printer.progress_allowed() {
-            return None;
-        }
-        let started = Instant::now();
-        Some(Arc::new(move |event: &FetchEvent| match event {
-            FetchEvent::Progress { done, total } => {
-                #[expect(clippy::cast_precision_loss, reason = "display only")]
-                let rate = *done as f64 / started.elapsed().as_secs_f64().max(0.001);
-                let mb = |b: u64| {
-                    #[expect(clippy::cast_precision_loss, reason = "display only")]
-                    let v = b as f64 / 1_048_576.0;
-                    v
-                };
-                let line = match total {
-                    Some(total) if *total > 0 => {
-                        #[expect(clippy::cast_precision_loss, reason = "display only")]
-                        let eta = total.saturating_sub(*done) as f64 / rate.max(1.0);
-                        format!(
-                            "\r{:7.1} / {:.1} MiB  {:6.1} MiB/s  ETA {:4.0}s ",
-                            mb(*done),
-                            mb(*total),
-                            rate / 1_048_576.0,
-                            eta
-                        )
-                    }
-                    _ => format!("\r{:7.1} MiB  {:6.1} MiB/s ", mb(*done), rate / 1_048_576.0),
-                };
-                eprint!("{line}");
-            }
-            FetchEvent::Retrying {
-                attempt,
-                delay,
-                reason,
-            } => {
-                eprintln!("\rattempt {attempt} failed ({reason}); retrying in {delay:?}");
-            }
-            _ => {}
-        }))
+    /// The download progress bar on stderr, when one may be shown (see [`Progress`]).
+    pub fn progress(&self) -> Option<Progress> {
+        Progress::on_stderr(self.printer)
     }
 }
 
@@ -132,6 +95,12 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf, CliError> {
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
+    // Generated from the clap definition: no state directory needed.
+    match &cli.command {
+        Command::Completions(args) => return generate::completions(args),
+        Command::Man(args) => return generate::man(args),
+        _ => {}
+    }
     let ctx = Ctx::new(&cli.global)?;
     match cli.command {
         Command::Ensure(args) => ensure::run(&ctx, &args),
@@ -145,5 +114,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Stop(args) => media::stop(&ctx, &args, false),
         Command::Restart(args) => media::stop(&ctx, &args, true),
         Command::Status => media::status(&ctx),
+        Command::Logs(args) => logs::run(&ctx, &args),
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

@@ -22,6 +22,9 @@ fn every_command_has_help() {
         &["stop"],
         &["restart"],
         &["status"],
+        &["logs"],
+        &["completions"],
+        &["man"],
     ];
     for command in commands {
         let mut args = command.to_vec();

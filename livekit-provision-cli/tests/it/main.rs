@@ -6,10 +6,12 @@
 
 mod bad_input;
 mod bad_input_suite;
+mod completions;
 mod concurrency;
 mod help;
 mod hygiene;
 mod install;
+mod logs;
 mod quick_start;
 mod render_check;
 mod secrets;

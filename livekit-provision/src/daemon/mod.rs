@@ -1,4 +1,4 @@
-//! The control plane (DESIGN.md "Daemon", invariants 5 and 6): serve a JSON-RPC socket at once,
+//! The control plane (docs/DESIGN.md "Daemon", invariants 5 and 6): serve a JSON-RPC socket at once,
 //! provision in the background forever, start the media when they are down, never disturb them
 //! when they are up.
 //!

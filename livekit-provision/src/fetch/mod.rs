@@ -5,8 +5,8 @@
 //! tarball once: every byte is hashed as it arrives and the `livekit-server` entry is written to
 //! a temporary file in `bin/`. **Only when the whole archive's digest matches is the binary made
 //! executable, published as `bin/livekit-server-<ver>` and `bin/livekit-server` switched to it**;
-//! otherwise the temporary file is removed and the active binary is untouched (DESIGN.md
-//! invariant 7). Sources may be `https://`, `http://` or `file://` directories.
+//! otherwise the temporary file is removed and the active binary is untouched
+//! (docs/DESIGN.md invariant 7). Sources may be `https://`, `http://` or `file://` directories.
 //!
 //! The caller holds the state-directory lock around [`install`] and [`rollback`].
 

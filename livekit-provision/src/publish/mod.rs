@@ -1,4 +1,4 @@
-//! Publishing the three managed files as one set (DESIGN.md invariants 2 and 4).
+//! Publishing the three managed files as one set (docs/DESIGN.md invariants 2 and 4).
 //!
 //! The files are written into a new generation directory, and one symlink, `current`, is
 //! switched to it with a single `rename` — the technique of Kubernetes' AtomicWriter. The fixed

@@ -32,7 +32,7 @@ const REAP_GRACE: Duration = Duration::from_secs(5);
 /// The `exec:PROGRAM` store: a helper program in the style of git's credential helpers, so any
 /// external store (hero_proc, Vault, a password manager) plugs in.
 ///
-/// The protocol (DESIGN.md "Secret stores"):
+/// The protocol (docs/DESIGN.md "Secret stores"):
 /// - `PROGRAM get NAME` prints the value on stdout (one trailing newline is stripped) and exits 0,
 ///   or exits 3 when the name is absent.
 /// - `PROGRAM add NAME` reads the value on stdin and stores it only if absent: exit 0 stored,

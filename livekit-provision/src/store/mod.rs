@@ -1,4 +1,4 @@
-//! Secret stores (DESIGN.md "Secret stores"): where the API key and secret live, so that they are
+//! Secret stores (docs/DESIGN.md "Secret stores"): where the API key and secret live, so that they are
 //! minted once and never rotate by accident.
 //!
 //! [`SecretStore`] is synchronous; async callers use `spawn_blocking`. Backends: [`FileStore`]

@@ -1,4 +1,4 @@
-//! Validated secret names and the names of the external contract (DESIGN.md "Secret names").
+//! Validated secret names and the names of the external contract (docs/DESIGN.md "Secret names").
 
 use std::borrow::Cow;
 use std::fmt;

@@ -6,9 +6,11 @@
 //! loopback probe; every step has a short timeout.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Timeout of one probe's connect, write and read.
@@ -98,23 +100,124 @@ fn parse_response(raw: &[u8]) -> io::Result<(u16, String)> {
     }
 }
 
-/// The last `n` lines of a log file (at most its last 64 KiB are read). A missing file has none.
+/// The last `n` lines of a log file. A missing file has none.
 pub fn log_tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    match LogFollow::open(path, n) {
+        Ok((_, lines)) => Ok(lines),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A media log being followed, as `tail -F` does: its last lines first, then each line appended
+/// after them, across rotation (a new file at the path: the old one is read to its end first)
+/// and truncation (read again from the start).
+#[derive(Debug)]
+pub struct LogFollow {
+    path: PathBuf,
+    file: File,
+    /// Where the next read starts.
+    offset: u64,
+    /// The start of a line whose end has not been written yet.
+    partial: Vec<u8>,
+}
+
+impl LogFollow {
+    /// Open `path`, and return the follower with the file's last `n` lines (up to its current
+    /// end; [`LogFollow::poll`] continues from there). A missing file is a `NotFound` error.
+    pub fn open(path: &Path, n: usize) -> io::Result<(Self, Vec<String>)> {
+        let mut file = File::open(path)?;
+        let end = file.metadata()?.len();
+        let lines = last_lines(&mut file, end, n)?;
+        let follow = Self {
+            path: path.to_owned(),
+            file,
+            offset: end,
+            partial: Vec::new(),
+        };
+        Ok((follow, lines))
+    }
+
+    /// The complete lines appended since the last call (none when nothing was).
+    pub fn poll(&mut self) -> io::Result<Vec<String>> {
+        let mut lines = Vec::new();
+        if self.file.metadata()?.len() < self.offset {
+            // Truncated in place (copytruncate): what is there now is new.
+            self.offset = 0;
+            self.partial.clear();
+        }
+        self.read_new(&mut lines)?;
+        if let Some(replacement) = self.replaced()? {
+            // Rotated: the old file is read to its end (above); its unfinished line is done.
+            if !self.partial.is_empty() {
+                lines.push(String::from_utf8_lossy(&self.partial).into_owned());
+                self.partial.clear();
+            }
+            self.file = replacement;
+            self.offset = 0;
+            self.read_new(&mut lines)?;
+        }
+        Ok(lines)
+    }
+
+    /// Read from the offset to the end, keeping an unfinished last line for later.
+    fn read_new(&mut self, lines: &mut Vec<String>) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(self.offset))?;
+        let mut bytes = std::mem::take(&mut self.partial);
+        let read = self.file.read_to_end(&mut bytes)?;
+        self.offset += read as u64;
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        self.partial = bytes.split_off(complete);
+        lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_owned));
+        Ok(())
+    }
+
+    /// The file now at the path, when it is another one than ours (rotation); `None` when it is
+    /// ours, or nothing is there yet (moved away, not yet recreated).
+    fn replaced(&self) -> io::Result<Option<File>> {
+        let ours = self.file.metadata()?;
+        match std::fs::metadata(&self.path) {
+            Ok(now) if (now.dev(), now.ino()) != (ours.dev(), ours.ino()) => {
+                match File::open(&self.path) {
+                    Ok(file) => Ok(Some(file)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The last `n` lines of `file` before `end`: read backwards a window at a time until the
+/// window holds `n` whole lines or the whole file.
+fn last_lines(file: &mut File, end: u64, n: usize) -> io::Result<Vec<String>> {
     const WINDOW: u64 = 64 * 1024;
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let len = file.metadata()?.len();
-    let start = len.saturating_sub(WINDOW);
-    file.seek(SeekFrom::Start(start))?;
+    let mut start = end;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    let mut newlines = 0;
+    // One newline more than `n` marks where the first of the `n` lines starts.
+    while start > 0 && newlines <= n {
+        let from = start.saturating_sub(WINDOW);
+        let mut chunk = vec![0; usize::try_from(start - from).unwrap_or(0)];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk)?;
+        #[expect(
+            clippy::naive_bytecount,
+            reason = "a 64 KiB window at a time: not worth the bytecount crate"
+        )]
+        let found = chunk.iter().filter(|b| **b == b'\n').count();
+        newlines += found;
+        chunk.extend_from_slice(&bytes);
+        bytes = chunk;
+        start = from;
+    }
     let text = String::from_utf8_lossy(&bytes);
     let mut lines: Vec<&str> = text.lines().collect();
     if start > 0 && !lines.is_empty() {
-        lines.remove(0); // probably cut in the middle
+        lines.remove(0); // cut in the middle
     }
     let skip = lines.len().saturating_sub(n);
     Ok(lines[skip..].iter().map(|l| (*l).to_owned()).collect())
@@ -164,6 +267,61 @@ mod tests {
             .unwrap();
         let closed = closed_socket.local_addr().unwrap();
         assert!(matches!(probe(closed), Probe::Down(_)));
+    }
+
+    /// Add `text` at the end of the file at `path`, keeping the file (its inode).
+    fn append(path: &Path, text: &str) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.extend_from_slice(text.as_bytes());
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn log_tail_reads_back_past_one_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        // 3000 lines of ~100 bytes: about 300 KiB, several 64 KiB windows.
+        let lines: Vec<String> = (1..=3000).map(|i| format!("{i:>99}\n")).collect();
+        let text = lines.concat();
+        std::fs::write(&path, &text).unwrap();
+        let tail = log_tail(&path, 2000).unwrap();
+        assert_eq!(tail.len(), 2000);
+        assert_eq!(tail[0].trim(), "1001");
+        assert_eq!(tail[1999].trim(), "3000");
+        assert_eq!(log_tail(&path, 5000).unwrap().len(), 3000);
+        assert!(log_tail(&path, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn follow_sees_appends_partial_lines_truncation_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        assert_eq!(
+            LogFollow::open(&path, 3).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        std::fs::write(&path, "a\nb\nc\n").unwrap();
+        let (mut follow, tail) = LogFollow::open(&path, 2).unwrap();
+        assert_eq!(tail, ["b", "c"]);
+        assert!(follow.poll().unwrap().is_empty());
+
+        append(&path, "d\ne");
+        assert_eq!(follow.poll().unwrap(), ["d"]);
+        append(&path, "nd\n");
+        assert_eq!(follow.poll().unwrap(), ["end"]);
+
+        // copytruncate: the file is emptied in place, then written again.
+        std::fs::write(&path, "t\n").unwrap();
+        assert_eq!(follow.poll().unwrap(), ["t"]);
+
+        // Rotation: the old file gets a last line and moves away; a new one takes the path.
+        append(&path, "last of old\nunfinished");
+        std::fs::rename(&path, dir.path().join("x.log.1")).unwrap();
+        assert_eq!(follow.poll().unwrap(), ["last of old"]);
+        std::fs::write(&path, "first of new\n").unwrap();
+        assert_eq!(follow.poll().unwrap(), ["unfinished", "first of new"]);
+        append(&path, "more\n");
+        assert_eq!(follow.poll().unwrap(), ["more"]);
     }
 
     #[test]

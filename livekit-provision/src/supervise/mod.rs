@@ -1,5 +1,5 @@
 //! Supervision of the media processes (livekit-server and, when configured, lk-backend) without
-//! ever dropping a call (DESIGN.md invariant 6).
+//! ever dropping a call (docs/DESIGN.md invariant 6).
 //!
 //! - [`spawn`]: detached start. The media process leads its own session and process group and is
 //!   **not a descendant of the caller**, so a supervisor that kills the daemon's process tree or
@@ -47,7 +47,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use health::{Probe, log_tail, probe};
+pub use health::{LogFollow, Probe, log_tail, probe};
 pub use identity::{
     Liveness, MediaProcess, PidFileState, ProcStat, ProcessIdentity, adopt, inspect, proc_stat,
     runs_another_binary,

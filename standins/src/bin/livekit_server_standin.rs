@@ -1,5 +1,5 @@
-//! **Test stand-in for livekit-server** (not the real program). It behaves as the reference notes
-//! describe where supervision depends on it:
+//! **Test stand-in for livekit-server** (not the real program). It behaves as docs/DESIGN.md
+//! ("Facts about livekit-server we rely on") describes where supervision depends on it:
 //! - `--version` prints `livekit-server version <X>` (X from `STANDIN_VERSION`, default 1.7.2);
 //! - `--config FILE` is parsed strictly: an unknown top-level key prints livekit's
 //!   `could not parse config: yaml: unmarshal errors:` message on stdout and **exits 0**, as does

@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// What a fleet test says when `redis-server` is not on PATH: which command fixes it.
+const NOT_INSTALLED: &str = "redis-server is not installed; the fleet tests start a real one on a \
+loopback port.\n  Run `scripts/test.sh`: it installs what the tests need (Debian packages, with \
+apt-get) and runs the whole suite.\n  Or install it yourself: `sudo apt-get install redis-server`.";
+
+/// Fail the test with [`NOT_INSTALLED`] only: no panic location, no backtrace (even with
+/// `RUST_BACKTRACE` set), since neither says anything about a missing package.
+fn not_installed() -> ! {
+    eprintln!("{NOT_INSTALLED}");
+    std::panic::resume_unwind(Box::new(NOT_INSTALLED))
+}
+
 /// How a server is configured.
 #[derive(Debug, Clone, Default)]
 pub struct RedisConfig {
@@ -75,7 +87,10 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
+            .unwrap_or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => not_installed(),
+                _ => panic!("cannot run redis-server: {e}"),
+            });
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if child.try_wait().unwrap().is_some() {

@@ -1,0 +1,135 @@
+//! `livekit-provision completions SHELL` and `livekit-provision man [--out-dir DIR]`: generated
+//! from the clap definition, so they always list the commands and options this binary has.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, CompletionsArgs, ManArgs};
+use crate::output::{CliError, Exit};
+
+/// The name the scripts complete and the man page documents.
+const BIN: &str = "livekit-provision";
+
+pub fn completions(args: &CompletionsArgs) -> Result<Exit, CliError> {
+    write_stdout(&completion_script(args.shell))
+}
+
+pub fn man(args: &ManArgs) -> Result<Exit, CliError> {
+    match &args.out_dir {
+        Some(dir) => {
+            man_pages_into(dir)?;
+            Ok(Exit::Success)
+        }
+        None => write_stdout(&man_page()?),
+    }
+}
+
+fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), BIN, &mut script);
+    script
+}
+
+/// The page of `livekit-provision` itself (its SUBCOMMANDS section names the other pages).
+fn man_page() -> Result<Vec<u8>, CliError> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(for_man_pages())
+        .render(&mut page)
+        .map_err(|e| CliError::msg(format!("cannot render the man page: {e}"), None))?;
+    Ok(page)
+}
+
+/// `livekit-provision.1` and `livekit-provision-<subcommand>.1` for every subcommand, in `dir`.
+fn man_pages_into(dir: &Path) -> Result<(), CliError> {
+    clap_mangen::generate_to(for_man_pages(), dir).map_err(|e| {
+        CliError::msg(
+            format!("cannot write the man pages into {}: {e}", dir.display()),
+            Some("pass an existing directory you can write to, e.g. --out-dir .".to_owned()),
+        )
+    })
+}
+
+/// The CLI without clap's `help` subcommand, which has no page of its own.
+fn for_man_pages() -> clap::Command {
+    Cli::command().disable_help_subcommand(true)
+}
+
+/// All of it on stdout; a closed pipe is not an error (the reader has what it wanted).
+fn write_stdout(bytes: &[u8]) -> Result<Exit, CliError> {
+    match io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(CliError::msg(format!("cannot write to stdout: {e}"), None))
+        }
+        _ => Ok(Exit::Success),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// Every subcommand, nested ones included, as (name, page path): `("list", "secrets-list")`.
+    fn subcommands() -> Vec<(String, String)> {
+        fn walk(cmd: &clap::Command, prefix: &str, found: &mut Vec<(String, String)>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{prefix}{}", sub.get_name());
+                walk(sub, &format!("{path}-"), found);
+                found.push((sub.get_name().to_owned(), path));
+            }
+        }
+        let mut found = Vec::new();
+        walk(&Cli::command(), "", &mut found);
+        found
+    }
+
+    #[test]
+    fn completion_scripts_name_every_subcommand() {
+        let names: Vec<String> = subcommands().into_iter().map(|(name, _)| name).collect();
+        assert!(names.len() > 15, "{names:?}");
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let script = String::from_utf8(completion_script(shell)).unwrap();
+            assert!(!script.trim().is_empty(), "{shell}: empty script");
+            for name in &names {
+                assert!(script.contains(name.as_str()), "{shell}: no {name}");
+            }
+        }
+        // Every shell clap_complete knows renders something.
+        for shell in clap_complete::Shell::value_variants() {
+            assert!(!completion_script(*shell).is_empty(), "{shell}");
+        }
+    }
+
+    #[test]
+    fn man_pages_into_a_directory_one_per_subcommand() {
+        let dir = tempfile::tempdir().unwrap();
+        man_pages_into(dir.path()).unwrap();
+        let page = |name: &str| dir.path().join(format!("{name}.1"));
+        assert!(page("livekit-provision").is_file());
+        for (_, name) in subcommands() {
+            let path = page(&format!("livekit-provision-{name}"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(text.contains(".TH"), "{name}: not roff");
+        }
+        let missing = dir.path().join("missing");
+        let err = man_pages_into(&missing).unwrap_err();
+        assert!(format!("{err:?}").contains("missing"), "{err:?}");
+    }
+
+    #[test]
+    fn man_page_names_every_top_level_subcommand() {
+        let page = String::from_utf8(man_page().unwrap()).unwrap();
+        assert!(page.starts_with(".ie") || page.contains(".TH"), "not roff");
+        assert!(page.contains("livekit\\-provision"), "no program name");
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name().replace('-', "\\-");
+            assert!(page.contains(&name), "the man page lacks {name}");
+        }
+    }
+}

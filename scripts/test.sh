@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or this one: install what the tests need when it is
+# missing, then run exactly what CI runs (`.ci/run` is this script). Ends with one summary line.
+#
+#   scripts/test.sh
+#
+# Installing needs Debian's apt-get and root (directly or through sudo); when everything is
+# already there, nothing is installed and nothing is printed about it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests need, as `package:command` (the command shows it is installed).
+# The one list: add a package here when a test starts needing it.
+DEBIAN_PACKAGES=(
+    "redis-server:redis-server" # fleet tests start a real redis-server (and use redis-cli)
+)
+
+say() { printf 'test.sh: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        say "need root to run: $*"
+        say "run this script as root, install sudo, or install the packages by hand"
+        exit 1
+    fi
+}
+
+# The packages of DEBIAN_PACKAGES whose command is not on PATH.
+missing_packages() {
+    local entry
+    for entry in "${DEBIAN_PACKAGES[@]}"; do
+        command -v "${entry#*:}" >/dev/null 2>&1 || printf '%s\n' "${entry%%:*}"
+    done
+}
+
+install_missing_packages() {
+    local missing=()
+    mapfile -t missing < <(missing_packages)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "missing: ${missing[*]}; this script installs them with apt-get (Debian/Ubuntu) only"
+        say "install them with your package manager, then run it again"
+        exit 1
+    fi
+    say "installing ${missing[*]} (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    mapfile -t missing < <(missing_packages)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installed, but still not on PATH: ${missing[*]} (PATH=$PATH)"
+        exit 1
+    fi
+}
+
+# rustfmt and clippy come with most toolchains; a minimal rustup profile lacks them.
+install_missing_components() {
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if ! command -v rustup >/dev/null 2>&1; then
+        say "missing cargo components: ${missing[*]} (and no rustup to add them)"
+        exit 1
+    fi
+    say "adding ${missing[*]} (rustup)"
+    rustup component add "${missing[@]}" >/dev/null
+}
+
+install_missing_packages
+install_missing_components
+
+started=$SECONDS
+passed=()
+step() {
+    local name=$1
+    shift
+    say "running: $*"
+    if ! "$@"; then
+        say "FAILED at ${name} (passed: ${passed[*]:-none}) after $((SECONDS - started))s"
+        exit 1
+    fi
+    passed+=("$name")
+}
+
+step fmt cargo fmt --all --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step test cargo test --workspace
+# The fuzz workspace must at least build (its targets run with `fuzz/run.sh`).
+step fuzz-build cargo build --manifest-path fuzz/Cargo.toml --quiet
+say "all ${#passed[@]} steps passed (${passed[*]}) in $((SECONDS - started))s"
