@@ -15,6 +15,7 @@ pub mod inputs;
 pub mod media;
 pub mod paths;
 pub mod publish;
+pub mod redact;
 pub mod render;
 pub mod resolve;
 pub mod rotate;

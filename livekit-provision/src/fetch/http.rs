@@ -13,7 +13,8 @@ use crate::secret::Secret;
 use crate::version::LivekitVersion;
 
 use super::error::FetchError;
-use super::source::{may_send_github_token, redact_url};
+use super::source::may_send_github_token;
+use crate::redact::url as redact_url;
 
 /// Connection timeouts. There is deliberately no total timeout: a slow but moving download of a
 /// large release must be allowed to finish.

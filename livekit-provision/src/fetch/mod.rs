@@ -34,7 +34,7 @@ pub use install::{
 };
 pub use platform::Platform;
 pub use source::{
-    CHECKSUMS_FILE, GITHUB_RELEASES, ReleaseAsset, ReleaseBase, may_send_github_token, redact_url,
+    CHECKSUMS_FILE, GITHUB_RELEASES, ReleaseAsset, ReleaseBase, may_send_github_token,
 };
 
 use crate::fsio::StagedFile;
@@ -178,7 +178,7 @@ pub async fn install(
     if extracted.archive_sha256 != expected {
         // `staged` is dropped here, removing the temporary file; nothing else was touched.
         return Err(FetchError::ChecksumMismatch {
-            url: redact_url(&asset.url),
+            url: crate::redact::url(&asset.url),
             version: version.clone(),
             expected: expected.to_hex(),
             actual: extracted.archive_sha256.to_hex(),
@@ -196,7 +196,7 @@ pub async fn install(
         version: version.to_string(),
         sha256: extracted.binary_sha256,
         size: extracted.binary_size,
-        source_url: redact_url(&asset.url),
+        source_url: crate::redact::url(&asset.url),
         archive_sha256: extracted.archive_sha256,
         installed_at: install::now_rfc3339(),
     };
@@ -264,7 +264,7 @@ async fn expected_digest(
     };
     let text = String::from_utf8_lossy(&body);
     digest_for(&text, &asset.name).map_err(|problem| FetchError::ChecksumList {
-        url: redact_url(&asset.checksums_url),
+        url: crate::redact::url(&asset.checksums_url),
         asset: asset.name.clone(),
         problem: problem.to_string(),
     })
