@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+mod backoff;
 pub mod check;
 pub mod config;
 pub mod daemon;
@@ -11,6 +12,7 @@ pub mod ensure;
 pub mod fetch;
 pub mod fleet;
 pub mod fsio;
+mod hex;
 pub mod inputs;
 pub mod media;
 pub mod paths;

@@ -51,11 +51,11 @@
 //! cgroup), and the default `KillMode=control-group` would kill every call whenever the daemon is
 //! restarted or stopped. With `process`, systemd signals only the daemon.
 
-mod backoff;
 pub mod client;
 mod connection;
 mod controller;
 mod media;
+mod retry;
 pub mod rpc;
 mod socket;
 mod status;
@@ -70,8 +70,9 @@ use std::time::{Duration, SystemTime};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
-pub use backoff::{RetryPolicy, unit_random};
+pub use crate::backoff::unit_random;
 pub use client::{ClientError, call, call_with_timeout};
+pub use retry::RetryPolicy;
 pub use socket::{bind, lock_instance};
 pub use status::{ProvisionState, ProvisionStatus};
 

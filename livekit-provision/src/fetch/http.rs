@@ -9,6 +9,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, HeaderMap, HeaderValue, RANG
 use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc;
 
+use crate::backoff;
 use crate::secret::Secret;
 use crate::version::LivekitVersion;
 
@@ -67,10 +68,9 @@ impl RetryPolicy {
         if let Some(wait) = server_wait {
             return wait.min(self.max_server_wait);
         }
-        let doubling = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-        let full = self.base_delay.saturating_mul(doubling).min(self.max_delay);
-        let half = full / 2;
-        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+        // At most 20 doublings, as always (the cap decides long before).
+        let full = backoff::exponential(self.base_delay, self.max_delay, attempt.min(21));
+        backoff::equal_jitter(full, jitter)
     }
 }
 
@@ -209,7 +209,9 @@ impl Http {
                 server_wait,
                 ..
             } => {
-                let delay = self.policy.delay(attempt, server_wait, jitter());
+                let delay = self
+                    .policy
+                    .delay(attempt, server_wait, backoff::unit_random());
                 tracing::debug!(attempt, ?delay, %reason, "download attempt failed; retrying");
                 self.emit(&FetchEvent::Retrying {
                     attempt,
@@ -583,15 +585,6 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
-}
-
-/// A number in [0, 1] from the OS RNG (0.5 when it cannot be read: jitter is not security).
-fn jitter() -> f64 {
-    let mut b = [0u8; 2];
-    match getrandom::fill(&mut b) {
-        Ok(()) => f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX),
-        Err(_) => 0.5,
-    }
 }
 
 #[cfg(test)]
