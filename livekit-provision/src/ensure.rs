@@ -148,7 +148,7 @@ impl Default for EnsureOptions<'_> {
     fn default() -> Self {
         Self {
             dry_run: false,
-            now: SystemTime::now(),
+            now: crate::clock::system(),
             local_addresses: Vec::new(),
             binary: BinaryOptions::default(),
             on_lock_wait: &|_| {},
@@ -336,9 +336,13 @@ pub fn ensure(
 
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
-        keep_unparsable(state, &disk, &mut actions)?;
+        keep_unparsable(state, &disk, &mut actions, opts.now)?;
+        let publish_options = PublishOptions {
+            now: opts.now,
+            ..opts.publish
+        };
         let mut published = true;
-        match publish::publish(state, lock, &rendered, &opts.publish)
+        match publish::publish(state, lock, &rendered, &publish_options)
             .map_err(EnsureError::Publish)?
         {
             PublishOutcome::Unchanged { swept } => {
@@ -450,6 +454,7 @@ fn keep_unparsable(
     state: &StateDir,
     disk: &DiskTriple,
     actions: &mut Vec<Action>,
+    now: SystemTime,
 ) -> Result<(), EnsureError> {
     let unparsable: Vec<ManagedFile> = actions
         .iter()
@@ -467,7 +472,7 @@ fn keep_unparsable(
                 .generations_dir()
                 .join(generation.to_string())
                 .join(file.file_name());
-            let kept = publish::backup(state, &path).map_err(EnsureError::Publish)?;
+            let kept = publish::backup(state, &path, now).map_err(EnsureError::Publish)?;
             actions.push(Action::BackupFile {
                 path: kept.original,
                 to: kept.saved,

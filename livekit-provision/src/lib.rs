@@ -6,6 +6,7 @@
 
 mod backoff;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod ensure;

@@ -135,7 +135,8 @@ pub(super) async fn run(
         config.state.clone(),
         config.media_env.clone(),
         config.restart,
-    );
+    )
+    .with_clock(config.clock);
     let socket = config.state.rpc_socket();
     let shared = Arc::new(Shared {
         media: Mutex::new(Media::new(supervisor, events_tx.clone(), Handle::current())),
@@ -186,7 +187,7 @@ pub(super) async fn run(
         }
     }
     tracing::info!("shutting down; the media keep running");
-    let _ = std::fs::remove_file(&socket);
+    let _ = crate::fsio::remove_file(&socket);
     Ok(())
 }
 

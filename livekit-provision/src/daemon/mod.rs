@@ -65,7 +65,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
@@ -99,8 +99,8 @@ pub struct DaemonConfig {
     pub restart: RestartPolicy,
     /// The grace of `stop`/`restart` when the call gives none.
     pub stop_grace: Duration,
-    /// The wall clock (tokens, rotation grace, reported times).
-    pub clock: fn() -> SystemTime,
+    /// The wall clock (tokens, rotation grace, reported times, pid files).
+    pub clock: crate::clock::Clock,
     /// A random draw in `0.0..1.0` for the retry jitter.
     pub random: fn() -> f64,
     /// This machine's interface addresses (for ensure's NAT warning).
@@ -119,7 +119,7 @@ impl DaemonConfig {
             retry: RetryPolicy::default(),
             restart: RestartPolicy::default(),
             stop_grace: Duration::from_secs(30),
-            clock: SystemTime::now,
+            clock: crate::clock::system,
             random: unit_random,
             local_addresses: crate::sys::local_addresses,
         }

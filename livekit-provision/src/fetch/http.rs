@@ -10,6 +10,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc;
 
 use crate::backoff;
+use crate::clock::Clock;
 use crate::secret::Secret;
 use crate::version::LivekitVersion;
 
@@ -134,6 +135,7 @@ pub(crate) struct Http {
     token: Option<Secret>,
     policy: RetryPolicy,
     events: Option<EventSink>,
+    clock: Clock,
 }
 
 /// What one failed attempt teaches.
@@ -153,6 +155,7 @@ impl Http {
         policy: RetryPolicy,
         token: Option<Secret>,
         events: Option<EventSink>,
+        clock: Clock,
     ) -> Result<Self, FetchError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
@@ -169,6 +172,7 @@ impl Http {
             token,
             policy,
             events,
+            clock,
         })
     }
 
@@ -244,7 +248,7 @@ impl Http {
                         Err(Err(e)) => network_failure(&shown, version, attempt, e),
                     }
                 }
-                Ok(response) => status_failure(&shown, version, attempt, &response),
+                Ok(response) => status_failure(&shown, version, attempt, &response, (self.clock)()),
             };
             self.back_off(attempt, failure).await?;
         }
@@ -313,7 +317,13 @@ impl Http {
                         )
                         .await?
                     } else {
-                        Some(status_failure(&shown, version, attempt, &response))
+                        Some(status_failure(
+                            &shown,
+                            version,
+                            attempt,
+                            &response,
+                            (self.clock)(),
+                        ))
                     }
                 }
             };
@@ -456,6 +466,7 @@ fn status_failure(
     version: &LivekitVersion,
     attempt: u32,
     response: &reqwest::Response,
+    now: SystemTime,
 ) -> Failure {
     let status = response.status();
     let headers = response.headers();
@@ -477,7 +488,7 @@ fn status_failure(
     if rate_limited {
         return Failure::Retry {
             reason: format!("HTTP {status} (rate limited)"),
-            server_wait: server_wait(headers, SystemTime::now()),
+            server_wait: server_wait(headers, now),
             last: Box::new(FetchError::RateLimited {
                 url: shown.to_owned(),
                 version: version.clone(),
@@ -488,7 +499,7 @@ fn status_failure(
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         return Failure::Retry {
             reason: format!("HTTP {status}"),
-            server_wait: server_wait(headers, SystemTime::now()),
+            server_wait: server_wait(headers, now),
             last: Box::new(http_status),
         };
     }
@@ -675,6 +686,7 @@ mod tests {
             RetryPolicy::default(),
             Some(Secret::new("ghp_supersecret")),
             None,
+            crate::clock::system,
         )
         .unwrap();
         assert!(!format!("{http:?}").contains("supersecret"));

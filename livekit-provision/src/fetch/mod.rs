@@ -37,6 +37,7 @@ pub use source::{
     CHECKSUMS_FILE, GITHUB_RELEASES, ReleaseAsset, ReleaseBase, may_send_github_token,
 };
 
+use crate::clock::Clock;
 use crate::fsio::StagedFile;
 use crate::paths::StateDir;
 use crate::secret::Secret;
@@ -70,6 +71,8 @@ pub struct InstallRequest {
     pub force: bool,
     /// Progress and retry events.
     pub events: Option<EventSink>,
+    /// The wall clock (the manifest's install time, backup names, `Retry-After` dates).
+    pub clock: Clock,
 }
 
 impl InstallRequest {
@@ -88,6 +91,7 @@ impl InstallRequest {
             proxy: ProxyMode::default(),
             force: false,
             events: None,
+            clock: crate::clock::system,
         }
     }
 }
@@ -106,6 +110,7 @@ impl std::fmt::Debug for InstallRequest {
             .field("proxy", &self.proxy)
             .field("force", &self.force)
             .field("events", &self.events.as_ref().map(|_| "callback"))
+            .field("clock", &"fn")
             .finish()
     }
 }
@@ -152,7 +157,7 @@ pub async fn install(
         return Ok(outcome);
     }
     let bin_dir = state.bin_dir();
-    std::fs::create_dir_all(&bin_dir).map_err(|source| FetchError::Io {
+    crate::fsio::create_private_dir(&bin_dir, true).map_err(|source| FetchError::Io {
         action: "create",
         path: bin_dir.clone(),
         source,
@@ -163,6 +168,7 @@ pub async fn install(
         request.retry,
         request.github_token.clone(),
         request.events.clone(),
+        request.clock,
     )?;
     let expected = match request.pinned_sha256 {
         Some(pinned) => pinned,
@@ -198,10 +204,10 @@ pub async fn install(
         size: extracted.binary_size,
         source_url: crate::redact::url(&asset.url),
         archive_sha256: extracted.archive_sha256,
-        installed_at: install::now_rfc3339(),
+        installed_at: install::rfc3339_micros((request.clock)()),
     };
     install::write_manifest(state, version, &manifest)?;
-    install::activate(state, version)?;
+    install::activate(state, version, (request.clock)())?;
     install::prune(state)?;
     tracing::info!(%version, sha256 = %extracted.binary_sha256, "installed livekit-server");
     Ok(InstallOutcome::Installed {
@@ -241,7 +247,7 @@ fn reuse_kept(
             version: version.clone(),
         }));
     }
-    install::activate(state, version)?;
+    install::activate(state, version, (request.clock)())?;
     Ok(Some(InstallOutcome::Reactivated {
         version: version.clone(),
         sha256: report.binary.manifest.sha256,
