@@ -18,7 +18,7 @@ const MAX_NAMES: u32 = 1000;
 static STAGING_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// `20250102T030405Z`: sortable, and free of `:` so it is safe to copy to any filesystem.
-pub fn backup_stamp(now: SystemTime) -> String {
+fn backup_stamp(now: SystemTime) -> String {
     humantime::format_rfc3339_seconds(now)
         .to_string()
         .replace(['-', ':'], "")

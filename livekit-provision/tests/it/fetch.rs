@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use livekit_provision::fetch::{
     self, ArchiveProblem, FetchError, FetchEvent, InstallNeed, InstallOutcome, InstallRequest,
@@ -298,6 +298,32 @@ async fn tampered_or_truncated_binary_is_found_and_reinstalled() {
     assert!(matches!(out, InstallOutcome::Installed { .. }), "{out:?}");
     assert_eq!(std::fs::read(&versioned).unwrap(), good);
     assert!(fetch::verify_installed(&state).unwrap().is_intact());
+}
+
+/// 2025-01-02T03:04:05.25Z.
+fn fixed_clock() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_735_787_045_250)
+}
+
+#[tokio::test]
+async fn the_injected_clock_names_the_backup_and_stamps_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("mirror");
+    Release::new("1.7.2").write_mirror(&mirror);
+    let state = StateDir::new(dir.path().join("state"));
+    std::fs::create_dir_all(state.bin_dir()).unwrap();
+    std::fs::write(state.livekit_bin(), b"hand-installed").unwrap();
+    let mut req = request(
+        "1.7.2",
+        &format!("file://{}", mirror.display()),
+        &no_events(),
+    );
+    req.clock = fixed_clock;
+    fetch::install(&state, &req).await.unwrap();
+    let kept = state.backups_dir().join("livekit-server.20250102T030405Z");
+    assert_eq!(std::fs::read(&kept).unwrap(), b"hand-installed");
+    let current = fetch::installed(&state).unwrap().unwrap();
+    assert_eq!(current.manifest.installed_at, "2025-01-02T03:04:05.250000Z");
 }
 
 #[tokio::test]
