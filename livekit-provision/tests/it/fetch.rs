@@ -306,27 +306,6 @@ fn fixed_clock() -> SystemTime {
 }
 
 #[tokio::test]
-async fn the_injected_clock_names_the_backup_and_stamps_the_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    let mirror = dir.path().join("mirror");
-    Release::new("1.7.2").write_mirror(&mirror);
-    let state = StateDir::new(dir.path().join("state"));
-    std::fs::create_dir_all(state.bin_dir()).unwrap();
-    std::fs::write(state.livekit_bin(), b"hand-installed").unwrap();
-    let mut req = request(
-        "1.7.2",
-        &format!("file://{}", mirror.display()),
-        &no_events(),
-    );
-    req.clock = fixed_clock;
-    fetch::install(&state, &req).await.unwrap();
-    let kept = state.backups_dir().join("livekit-server.20250102T030405Z");
-    assert_eq!(std::fs::read(&kept).unwrap(), b"hand-installed");
-    let current = fetch::installed(&state).unwrap().unwrap();
-    assert_eq!(current.manifest.installed_at, "2025-01-02T03:04:05.250000Z");
-}
-
-#[tokio::test]
 async fn an_unmanaged_binary_is_moved_to_backups_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let mirror = dir.path().join("mirror");
@@ -338,15 +317,20 @@ async fn an_unmanaged_binary_is_moved_to_backups_not_deleted() {
         fetch::installed(&state),
         Err(FetchError::NotManaged { .. })
     ));
-    install(&state, "1.7.2", &format!("file://{}", mirror.display()))
-        .await
-        .unwrap();
+    // With the clock injected, the backup's name and the manifest's time are known.
+    let base = format!("file://{}", mirror.display());
+    let mut req = request("1.7.2", &base, &no_events());
+    req.clock = fixed_clock;
+    fetch::install(&state, &req).await.unwrap();
     let backups: Vec<_> = std::fs::read_dir(state.backups_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(backups.len(), 1);
-    assert_eq!(std::fs::read(&backups[0]).unwrap(), b"hand-installed");
+    let kept = state.backups_dir().join("livekit-server.20250102T030405Z");
+    assert_eq!(backups, [kept.clone()]);
+    assert_eq!(std::fs::read(&kept).unwrap(), b"hand-installed");
+    let current = fetch::installed(&state).unwrap().unwrap();
+    assert_eq!(current.manifest.installed_at, "2025-01-02T03:04:05.250000Z");
 
     // An operator's symlink to a binary elsewhere is moved aside too, its target untouched.
     let elsewhere = dir.path().join("my-livekit-server");
