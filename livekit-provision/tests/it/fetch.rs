@@ -327,7 +327,7 @@ async fn an_unmanaged_binary_is_moved_to_backups_not_deleted() {
         .map(|e| e.unwrap().path())
         .collect();
     let kept = state.backups_dir().join("livekit-server.20250102T030405Z");
-    assert_eq!(backups, [kept.clone()]);
+    assert_eq!(backups, std::slice::from_ref(&kept));
     assert_eq!(std::fs::read(&kept).unwrap(), b"hand-installed");
     let current = fetch::installed(&state).unwrap().unwrap();
     assert_eq!(current.manifest.installed_at, "2025-01-02T03:04:05.250000Z");
