@@ -89,8 +89,8 @@ pub enum Action {
     },
 }
 
-/// How `ensure` gets the binary.
-#[derive(Debug, Clone)]
+/// How `ensure` gets the binary. `Debug` shows `release_url` through [`crate::redact`].
+#[derive(Clone)]
 pub struct BinaryOptions {
     /// Overrides `release_url` of `provision.yaml` (`--release-url`, `LIVEKIT_PROVISION_RELEASE_URL`).
     pub release_url: Option<String>,
@@ -102,6 +102,21 @@ pub struct BinaryOptions {
     pub platform: Platform,
     /// Do not download at all (report the need instead).
     pub offline: bool,
+}
+
+impl std::fmt::Debug for BinaryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinaryOptions")
+            .field(
+                "release_url",
+                &self.release_url.as_deref().map(crate::redact::text),
+            )
+            .field("livekit_bin", &self.livekit_bin)
+            .field("github_token", &self.github_token)
+            .field("platform", &self.platform)
+            .field("offline", &self.offline)
+            .finish()
+    }
 }
 
 impl Default for BinaryOptions {
