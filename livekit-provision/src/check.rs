@@ -127,7 +127,7 @@ pub struct CheckOptions {
 impl Default for CheckOptions {
     fn default() -> Self {
         Self {
-            now: SystemTime::now(),
+            now: crate::clock::system(),
             local_addresses: Vec::new(),
             verify_binary: true,
         }

@@ -89,8 +89,8 @@ pub enum Action {
     },
 }
 
-/// How `ensure` gets the binary.
-#[derive(Debug, Clone)]
+/// How `ensure` gets the binary. `Debug` shows `release_url` through [`crate::redact`].
+#[derive(Clone)]
 pub struct BinaryOptions {
     /// Overrides `release_url` of `provision.yaml` (`--release-url`, `LIVEKIT_PROVISION_RELEASE_URL`).
     pub release_url: Option<String>,
@@ -102,6 +102,21 @@ pub struct BinaryOptions {
     pub platform: Platform,
     /// Do not download at all (report the need instead).
     pub offline: bool,
+}
+
+impl std::fmt::Debug for BinaryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinaryOptions")
+            .field(
+                "release_url",
+                &self.release_url.as_deref().map(crate::redact::text),
+            )
+            .field("livekit_bin", &self.livekit_bin)
+            .field("github_token", &self.github_token)
+            .field("platform", &self.platform)
+            .field("offline", &self.offline)
+            .finish()
+    }
 }
 
 impl Default for BinaryOptions {
@@ -148,7 +163,7 @@ impl Default for EnsureOptions<'_> {
     fn default() -> Self {
         Self {
             dry_run: false,
-            now: SystemTime::now(),
+            now: crate::clock::system(),
             local_addresses: Vec::new(),
             binary: BinaryOptions::default(),
             on_lock_wait: &|_| {},
@@ -336,9 +351,13 @@ pub fn ensure(
 
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
-        keep_unparsable(state, &disk, &mut actions)?;
+        keep_unparsable(state, &disk, &mut actions, opts.now)?;
+        let publish_options = PublishOptions {
+            now: opts.now,
+            ..opts.publish
+        };
         let mut published = true;
-        match publish::publish(state, lock, &rendered, &opts.publish)
+        match publish::publish(state, lock, &rendered, &publish_options)
             .map_err(EnsureError::Publish)?
         {
             PublishOutcome::Unchanged { swept } => {
@@ -450,6 +469,7 @@ fn keep_unparsable(
     state: &StateDir,
     disk: &DiskTriple,
     actions: &mut Vec<Action>,
+    now: SystemTime,
 ) -> Result<(), EnsureError> {
     let unparsable: Vec<ManagedFile> = actions
         .iter()
@@ -467,7 +487,7 @@ fn keep_unparsable(
                 .generations_dir()
                 .join(generation.to_string())
                 .join(file.file_name());
-            let kept = publish::backup(state, &path).map_err(EnsureError::Publish)?;
+            let kept = publish::backup(state, &path, now).map_err(EnsureError::Publish)?;
             actions.push(Action::BackupFile {
                 path: kept.original,
                 to: kept.saved,

@@ -4,17 +4,21 @@
 
 #![deny(missing_docs)]
 
+mod backoff;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod ensure;
 pub mod fetch;
 pub mod fleet;
 pub mod fsio;
+mod hex;
 pub mod inputs;
 pub mod media;
 pub mod paths;
 pub mod publish;
+pub mod redact;
 pub mod render;
 pub mod resolve;
 pub mod rotate;

@@ -52,8 +52,9 @@ impl fmt::Display for LogLevel {
     }
 }
 
-/// The settings of `provision.yaml`, with defaults filled in and cross-checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The settings of `provision.yaml`, with defaults filled in and cross-checked. `Debug` shows
+/// `release_url` through [`crate::redact`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// livekit-server's HTTP/WebSocket port (`port`). Default 7880.
@@ -176,10 +177,34 @@ impl Settings {
                 .any(|scheme| url.starts_with(scheme))
         {
             return Err(SettingsError::Invalid(format!(
-                "release_url {url:?} must start with https://, http:// or file://"
+                "release_url {:?} must start with https://, http:// or file://",
+                crate::redact::text(url)
             )));
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("port", &self.port)
+            .field("rtc_tcp_port", &self.rtc_tcp_port)
+            .field("rtc_port_range_start", &self.rtc_port_range_start)
+            .field("rtc_port_range_end", &self.rtc_port_range_end)
+            .field("backend_port", &self.backend_port)
+            .field("backend_command", &self.backend_command)
+            .field("redis_address", &self.redis_address)
+            .field("redis_username", &self.redis_username)
+            .field("redis_db", &self.redis_db)
+            .field("redis_tls", &self.redis_tls)
+            .field(
+                "release_url",
+                &self.release_url.as_deref().map(crate::redact::text),
+            )
+            .field("livekit_bin", &self.livekit_bin)
+            .field("log_level", &self.log_level)
+            .finish()
     }
 }
 
@@ -231,5 +256,24 @@ mod tests {
             let err = Settings::from_yaml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_release_url_password_is_never_shown() {
+        let err = Settings::from_yaml("release_url: ftp://u:pa/ss@h/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pa/ss") && err.contains("@h/x"), "{err}");
+        let settings = Settings::from_yaml("release_url: https://u:pa/ss@h/x").unwrap();
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("pa/ss") && shown.contains("@h/x"),
+            "{shown}"
+        );
+        let binary = crate::ensure::BinaryOptions {
+            release_url: settings.release_url,
+            ..crate::ensure::BinaryOptions::default()
+        };
+        assert!(!format!("{binary:?}").contains("pa/ss"));
     }
 }

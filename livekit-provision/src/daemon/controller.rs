@@ -75,15 +75,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// SHA-256 of the `livekit.yaml` at the fixed path now, hex; `None` when it cannot be read.
 pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
     let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
-    Some(hex(&Sha256::digest(&bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    Some(crate::hex::encode(&Sha256::digest(&bytes)))
 }
 
 /// An error and its causes, joined by `: `.
@@ -143,7 +135,8 @@ pub(super) async fn run(
         config.state.clone(),
         config.media_env.clone(),
         config.restart,
-    );
+    )
+    .with_clock(config.clock);
     let socket = config.state.rpc_socket();
     let shared = Arc::new(Shared {
         media: Mutex::new(Media::new(supervisor, events_tx.clone(), Handle::current())),
@@ -194,7 +187,7 @@ pub(super) async fn run(
         }
     }
     tracing::info!("shutting down; the media keep running");
-    let _ = std::fs::remove_file(&socket);
+    let _ = crate::fsio::remove_file(&socket);
     Ok(())
 }
 

@@ -51,11 +51,11 @@
 //! cgroup), and the default `KillMode=control-group` would kill every call whenever the daemon is
 //! restarted or stopped. With `process`, systemd signals only the daemon.
 
-mod backoff;
 pub mod client;
 mod connection;
 mod controller;
 mod media;
+mod retry;
 pub mod rpc;
 mod socket;
 mod status;
@@ -65,13 +65,14 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
-pub use backoff::{RetryPolicy, unit_random};
+pub use crate::backoff::unit_random;
 pub use client::{ClientError, call, call_with_timeout};
+pub use retry::RetryPolicy;
 pub use socket::{bind, lock_instance};
 pub use status::{ProvisionState, ProvisionStatus};
 
@@ -98,8 +99,8 @@ pub struct DaemonConfig {
     pub restart: RestartPolicy,
     /// The grace of `stop`/`restart` when the call gives none.
     pub stop_grace: Duration,
-    /// The wall clock (tokens, rotation grace, reported times).
-    pub clock: fn() -> SystemTime,
+    /// The wall clock (tokens, rotation grace, reported times, pid files).
+    pub clock: crate::clock::Clock,
     /// A random draw in `0.0..1.0` for the retry jitter.
     pub random: fn() -> f64,
     /// This machine's interface addresses (for ensure's NAT warning).
@@ -118,7 +119,7 @@ impl DaemonConfig {
             retry: RetryPolicy::default(),
             restart: RestartPolicy::default(),
             stop_grace: Duration::from_secs(30),
-            clock: SystemTime::now,
+            clock: crate::clock::system,
             random: unit_random,
             local_addresses: crate::sys::local_addresses,
         }

@@ -1,20 +1,16 @@
 //! One daemon per state directory: the instance lock and the RPC socket.
 
-use std::fs::{DirBuilder, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 
 use tokio::net::UnixListener;
 
 use super::DaemonError;
-use crate::fsio::FileLock;
+use crate::fsio::{self, FileLock};
 use crate::paths::StateDir;
 
 /// Mode of the socket: only the daemon's user may talk to it (it hands out tokens).
 const SOCKET_MODE: u32 = 0o600;
-/// Mode of `run/` when we create it.
-const RUN_DIR_MODE: u32 = 0o700;
 
 /// Hold `run/daemon.lock` for the daemon's lifetime (released when it exits, however it dies).
 /// A second daemon on the same state directory fails at once with [`DaemonError::AlreadyRunning`],
@@ -25,11 +21,7 @@ pub fn lock_instance(state: &StateDir) -> Result<FileLock, DaemonError> {
         path: state.run_dir(),
         source,
     };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(RUN_DIR_MODE)
-        .create(state.run_dir())
-        .map_err(prepare)?;
+    fsio::create_private_dir(&state.run_dir(), true).map_err(prepare)?;
     match FileLock::try_acquire(&path) {
         Ok(Some(lock)) => Ok(lock),
         Ok(None) => Err(DaemonError::AlreadyRunning {
@@ -49,14 +41,10 @@ pub fn lock_instance(state: &StateDir) -> Result<FileLock, DaemonError> {
 /// Must be called within a tokio runtime.
 pub fn bind(state: &StateDir) -> Result<UnixListener, DaemonError> {
     let socket = state.rpc_socket();
-    DirBuilder::new()
-        .recursive(true)
-        .mode(RUN_DIR_MODE)
-        .create(state.run_dir())
-        .map_err(|source| DaemonError::Prepare {
-            path: state.run_dir(),
-            source,
-        })?;
+    fsio::create_private_dir(&state.run_dir(), true).map_err(|source| DaemonError::Prepare {
+        path: state.run_dir(),
+        source,
+    })?;
     match UnixStream::connect(&socket) {
         Ok(_) => {
             return Err(DaemonError::SocketInUse {
@@ -77,16 +65,14 @@ pub fn bind(state: &StateDir) -> Result<UnixListener, DaemonError> {
         socket: socket.clone(),
         source,
     };
-    match std::fs::remove_file(&temp) {
+    match fsio::remove_file(&temp) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(bind_err(e)),
     }
     let listener = UnixListener::bind(&temp).map_err(bind_err)?;
-    let placed = std::fs::set_permissions(&temp, Permissions::from_mode(SOCKET_MODE))
-        .and_then(|()| std::fs::rename(&temp, &socket));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&temp);
+    if let Err(e) = fsio::rename_into_place(&temp, &socket, Some(SOCKET_MODE)) {
+        let _ = fsio::remove_file(&temp);
         return Err(bind_err(e));
     }
     Ok(listener)
@@ -94,7 +80,7 @@ pub fn bind(state: &StateDir) -> Result<UnixListener, DaemonError> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
     use super::*;
 

@@ -13,7 +13,8 @@ use crate::version::LivekitVersion;
 use super::error::FetchError;
 use super::extract::{ExtractError, Extracted, SizeLimits, SourceStop, extract_binary};
 use super::http::{Feed, Http, StreamError};
-use super::source::{local_path, redact_url};
+use super::source::local_path;
+use crate::redact::url as redact_url;
 
 /// Chunks in flight between the network and the extracting thread. With reqwest's chunks of at
 /// most a few hundred KiB this bounds the buffered body to a few MiB.

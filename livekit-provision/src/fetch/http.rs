@@ -9,11 +9,14 @@ use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, HeaderMap, HeaderValue, RANG
 use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc;
 
+use crate::backoff;
+use crate::clock::Clock;
 use crate::secret::Secret;
 use crate::version::LivekitVersion;
 
 use super::error::FetchError;
-use super::source::{may_send_github_token, redact_url};
+use super::source::may_send_github_token;
+use crate::redact::url as redact_url;
 
 /// Connection timeouts. There is deliberately no total timeout: a slow but moving download of a
 /// large release must be allowed to finish.
@@ -66,10 +69,9 @@ impl RetryPolicy {
         if let Some(wait) = server_wait {
             return wait.min(self.max_server_wait);
         }
-        let doubling = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-        let full = self.base_delay.saturating_mul(doubling).min(self.max_delay);
-        let half = full / 2;
-        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+        // At most 20 doublings, as always (the cap decides long before).
+        let full = backoff::exponential(self.base_delay, self.max_delay, attempt.min(21));
+        backoff::equal_jitter(full, jitter)
     }
 }
 
@@ -133,6 +135,7 @@ pub(crate) struct Http {
     token: Option<Secret>,
     policy: RetryPolicy,
     events: Option<EventSink>,
+    clock: Clock,
 }
 
 /// What one failed attempt teaches.
@@ -152,6 +155,7 @@ impl Http {
         policy: RetryPolicy,
         token: Option<Secret>,
         events: Option<EventSink>,
+        clock: Clock,
     ) -> Result<Self, FetchError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
@@ -168,6 +172,7 @@ impl Http {
             token,
             policy,
             events,
+            clock,
         })
     }
 
@@ -208,7 +213,9 @@ impl Http {
                 server_wait,
                 ..
             } => {
-                let delay = self.policy.delay(attempt, server_wait, jitter());
+                let delay = self
+                    .policy
+                    .delay(attempt, server_wait, backoff::unit_random());
                 tracing::debug!(attempt, ?delay, %reason, "download attempt failed; retrying");
                 self.emit(&FetchEvent::Retrying {
                     attempt,
@@ -241,7 +248,7 @@ impl Http {
                         Err(Err(e)) => network_failure(&shown, version, attempt, e),
                     }
                 }
-                Ok(response) => status_failure(&shown, version, attempt, &response),
+                Ok(response) => status_failure(&shown, version, attempt, &response, (self.clock)()),
             };
             self.back_off(attempt, failure).await?;
         }
@@ -310,7 +317,13 @@ impl Http {
                         )
                         .await?
                     } else {
-                        Some(status_failure(&shown, version, attempt, &response))
+                        Some(status_failure(
+                            &shown,
+                            version,
+                            attempt,
+                            &response,
+                            (self.clock)(),
+                        ))
                     }
                 }
             };
@@ -453,6 +466,7 @@ fn status_failure(
     version: &LivekitVersion,
     attempt: u32,
     response: &reqwest::Response,
+    now: SystemTime,
 ) -> Failure {
     let status = response.status();
     let headers = response.headers();
@@ -474,7 +488,7 @@ fn status_failure(
     if rate_limited {
         return Failure::Retry {
             reason: format!("HTTP {status} (rate limited)"),
-            server_wait: server_wait(headers, SystemTime::now()),
+            server_wait: server_wait(headers, now),
             last: Box::new(FetchError::RateLimited {
                 url: shown.to_owned(),
                 version: version.clone(),
@@ -485,7 +499,7 @@ fn status_failure(
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         return Failure::Retry {
             reason: format!("HTTP {status}"),
-            server_wait: server_wait(headers, SystemTime::now()),
+            server_wait: server_wait(headers, now),
             last: Box::new(http_status),
         };
     }
@@ -584,15 +598,6 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
 }
 
-/// A number in [0, 1] from the OS RNG (0.5 when it cannot be read: jitter is not security).
-fn jitter() -> f64 {
-    let mut b = [0u8; 2];
-    match getrandom::fill(&mut b) {
-        Ok(()) => f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX),
-        Err(_) => 0.5,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +686,7 @@ mod tests {
             RetryPolicy::default(),
             Some(Secret::new("ghp_supersecret")),
             None,
+            crate::clock::system,
         )
         .unwrap();
         assert!(!format!("{http:?}").contains("supersecret"));

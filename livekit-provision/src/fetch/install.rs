@@ -5,6 +5,7 @@
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -279,15 +280,25 @@ pub fn needs_install(state: &StateDir, pinned: &LivekitVersion) -> InstallNeed {
 }
 
 /// Point `bin/livekit-server` at `version` (atomically). Anything found there that is not ours
-/// (a regular file, a symlink elsewhere) is moved to `backups/` first, never deleted.
-pub(crate) fn activate(state: &StateDir, version: &LivekitVersion) -> Result<(), FetchError> {
+/// (a regular file, a symlink elsewhere) is moved to `backups/` first (named for `now`), never
+/// deleted.
+pub(crate) fn activate(
+    state: &StateDir,
+    version: &LivekitVersion,
+    now: SystemTime,
+) -> Result<(), FetchError> {
     let link = state.livekit_bin();
     if matches!(active_version(state), Err(FetchError::NotManaged { .. })) {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let moved = fsio::staged::move_aside(&link, &state.backups_dir(), &stamp)
+        let moved = fsio::move_aside(&link, &state.backups_dir(), now)
             .map_err(io_error("move aside", &link))?;
         tracing::warn!(from = %link.display(), to = %moved.display(), "moved an unmanaged livekit-server to backups");
     }
+    switch_active(state, version)
+}
+
+/// Point our own `bin/livekit-server` link at `version` (atomically).
+fn switch_active(state: &StateDir, version: &LivekitVersion) -> Result<(), FetchError> {
+    let link = state.livekit_bin();
     let target = PathBuf::from(format!("{BINARY_PREFIX}{version}"));
     fsio::switch_symlink(&target, &link).map_err(io_error("switch", &link))
 }
@@ -309,7 +320,8 @@ pub fn rollback(state: &StateDir) -> Result<RollbackOutcome, FetchError> {
     if !verify(previous)?.is_intact() {
         return Err(FetchError::Tampered { path });
     }
-    activate(state, &to)?;
+    // The link is ours (`active_version` said so above): nothing to move aside.
+    switch_active(state, &to)?;
     Ok(RollbackOutcome { from, to })
 }
 
@@ -344,7 +356,7 @@ pub(crate) fn write_manifest(
     fsio::write_file(&path, &text, 0o644).map_err(io_error("write", &path))
 }
 
-/// Now, as RFC 3339 UTC with microseconds (so installs in one second still order).
-pub(crate) fn now_rfc3339() -> String {
-    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
+/// `now` as RFC 3339 UTC with microseconds (so installs in one second still order).
+pub(crate) fn rfc3339_micros(now: SystemTime) -> String {
+    humantime::format_rfc3339_micros(now).to_string()
 }

@@ -34,9 +34,10 @@ pub use install::{
 };
 pub use platform::Platform;
 pub use source::{
-    CHECKSUMS_FILE, GITHUB_RELEASES, ReleaseAsset, ReleaseBase, may_send_github_token, redact_url,
+    CHECKSUMS_FILE, GITHUB_RELEASES, ReleaseAsset, ReleaseBase, may_send_github_token,
 };
 
+use crate::clock::Clock;
 use crate::fsio::StagedFile;
 use crate::paths::StateDir;
 use crate::secret::Secret;
@@ -70,6 +71,8 @@ pub struct InstallRequest {
     pub force: bool,
     /// Progress and retry events.
     pub events: Option<EventSink>,
+    /// The wall clock (the manifest's install time, backup names, `Retry-After` dates).
+    pub clock: Clock,
 }
 
 impl InstallRequest {
@@ -88,6 +91,7 @@ impl InstallRequest {
             proxy: ProxyMode::default(),
             force: false,
             events: None,
+            clock: crate::clock::system,
         }
     }
 }
@@ -106,6 +110,7 @@ impl std::fmt::Debug for InstallRequest {
             .field("proxy", &self.proxy)
             .field("force", &self.force)
             .field("events", &self.events.as_ref().map(|_| "callback"))
+            .field("clock", &"fn")
             .finish()
     }
 }
@@ -152,7 +157,7 @@ pub async fn install(
         return Ok(outcome);
     }
     let bin_dir = state.bin_dir();
-    std::fs::create_dir_all(&bin_dir).map_err(|source| FetchError::Io {
+    crate::fsio::create_private_dir(&bin_dir, true).map_err(|source| FetchError::Io {
         action: "create",
         path: bin_dir.clone(),
         source,
@@ -163,6 +168,7 @@ pub async fn install(
         request.retry,
         request.github_token.clone(),
         request.events.clone(),
+        request.clock,
     )?;
     let expected = match request.pinned_sha256 {
         Some(pinned) => pinned,
@@ -178,7 +184,7 @@ pub async fn install(
     if extracted.archive_sha256 != expected {
         // `staged` is dropped here, removing the temporary file; nothing else was touched.
         return Err(FetchError::ChecksumMismatch {
-            url: redact_url(&asset.url),
+            url: crate::redact::url(&asset.url),
             version: version.clone(),
             expected: expected.to_hex(),
             actual: extracted.archive_sha256.to_hex(),
@@ -196,12 +202,12 @@ pub async fn install(
         version: version.to_string(),
         sha256: extracted.binary_sha256,
         size: extracted.binary_size,
-        source_url: redact_url(&asset.url),
+        source_url: crate::redact::url(&asset.url),
         archive_sha256: extracted.archive_sha256,
-        installed_at: install::now_rfc3339(),
+        installed_at: install::rfc3339_micros((request.clock)()),
     };
     install::write_manifest(state, version, &manifest)?;
-    install::activate(state, version)?;
+    install::activate(state, version, (request.clock)())?;
     install::prune(state)?;
     tracing::info!(%version, sha256 = %extracted.binary_sha256, "installed livekit-server");
     Ok(InstallOutcome::Installed {
@@ -241,7 +247,7 @@ fn reuse_kept(
             version: version.clone(),
         }));
     }
-    install::activate(state, version)?;
+    install::activate(state, version, (request.clock)())?;
     Ok(Some(InstallOutcome::Reactivated {
         version: version.clone(),
         sha256: report.binary.manifest.sha256,
@@ -264,7 +270,7 @@ async fn expected_digest(
     };
     let text = String::from_utf8_lossy(&body);
     digest_for(&text, &asset.name).map_err(|problem| FetchError::ChecksumList {
-        url: redact_url(&asset.checksums_url),
+        url: crate::redact::url(&asset.checksums_url),
         asset: asset.name.clone(),
         problem: problem.to_string(),
     })

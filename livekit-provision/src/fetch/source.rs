@@ -1,11 +1,13 @@
 //! Where a release comes from: the base URL, the asset and checksum URLs built from the pinned
-//! version and the platform, credential redaction, and which hosts may see a GitHub token.
+//! version and the platform, and which hosts may see a GitHub token. URLs are shown through
+//! [`crate::redact`].
 
 use std::fmt;
 use std::path::PathBuf;
 
 use reqwest::Url;
 
+use crate::redact;
 use crate::version::LivekitVersion;
 
 use super::error::FetchError;
@@ -35,7 +37,7 @@ impl ReleaseBase {
     /// Validate a base URL.
     pub fn parse(text: &str) -> Result<Self, FetchError> {
         let refuse = |reason: &str| FetchError::InvalidBaseUrl {
-            url: redact_url_text(text),
+            url: redact::text(text),
             reason: reason.to_owned(),
         };
         let url = Url::parse(text).map_err(|e| refuse(&format!("is not a URL ({e})")))?;
@@ -66,7 +68,7 @@ impl ReleaseBase {
         // keeps the base's last path segment (which `Url::join` would drop).
         let text = format!("{}/{}/{file}", self.url, version.tag());
         Url::parse(&text).map_err(|e| FetchError::InvalidBaseUrl {
-            url: redact_url_text(&self.url),
+            url: redact::text(&self.url),
             reason: format!("cannot hold the path of {file} ({e})"),
         })
     }
@@ -85,7 +87,7 @@ impl Default for ReleaseBase {
 
 impl fmt::Display for ReleaseBase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url_text(&self.url))
+        f.write_str(&redact::text(&self.url))
     }
 }
 
@@ -133,35 +135,6 @@ pub(crate) fn local_path(url: &Url) -> Option<PathBuf> {
     (url.scheme() == "file")
         .then(|| url.to_file_path().ok())
         .flatten()
-}
-
-/// The URL as it may be shown: user and password replaced by `****`, query by `?****`.
-pub fn redact_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    if !shown.username().is_empty() {
-        let _ = shown.set_username("****");
-    }
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("****"));
-    }
-    if shown.query().is_some() {
-        shown.set_query(Some("****"));
-    }
-    shown.to_string()
-}
-
-/// [`redact_url`] for text that may not even parse (then everything up to the last `@` before the
-/// path is masked).
-pub fn redact_url_text(text: &str) -> String {
-    if let Ok(url) = Url::parse(text) {
-        return redact_url(&url);
-    }
-    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://****@{}", &rest[at + 1..]),
-        None => text.to_owned(),
-    }
 }
 
 /// Whether a GitHub token may be sent to `url`: only over https, and only to `github.com`,
@@ -265,7 +238,8 @@ mod tests {
             .unwrap()
             .to_string();
         assert_eq!(shown, "https://****:****@mirror.example/rel");
-        assert_eq!(redact_url_text("https://tok@[bad/x"), "https://****@[bad/x");
+        let err = ReleaseBase::parse("https://u:pa/ss@host/").unwrap_err();
+        assert!(!err.to_string().contains("pa/ss"), "{err}");
     }
 
     #[test]

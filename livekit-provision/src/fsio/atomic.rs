@@ -28,6 +28,16 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     fsync_dir(dir)
 }
 
+/// Rename `from` over `to` (a directory or a socket we just made), after giving it `mode` when
+/// one is given, and fsync the directory of `to`.
+pub fn rename_into_place(from: &Path, to: &Path, mode: Option<u32>) -> io::Result<()> {
+    if let Some(mode) = mode {
+        std::fs::set_permissions(from, std::fs::Permissions::from_mode(mode))?;
+    }
+    std::fs::rename(from, to)?;
+    fsync_dir(parent_of(to)?)
+}
+
 /// fsync a directory, so that a rename or creation inside it survives a power loss.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()

@@ -1,5 +1,6 @@
 //! Streaming writes: a temporary file beside its destination that is filled piece by piece and
-//! published by one rename only when the caller says so, and atomic symlink switches.
+//! published by one rename only when the caller says so, and atomic symlink switches (in one
+//! call, or in two steps when the caller has something to do in between).
 
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -61,59 +62,63 @@ impl Write for StagedFile {
     }
 }
 
+/// A symlink created under a temporary name beside the link it is to replace; [`switch`] renames
+/// it over that link in one step. Between the two, the temporary link is debris a crash may
+/// leave (it has the [`TEMP_PREFIX`], so `check` reports it and the next publish sweeps it).
+///
+/// [`switch`]: StagedLink::switch
+#[derive(Debug)]
+pub struct StagedLink {
+    temp: PathBuf,
+    link: PathBuf,
+}
+
+impl StagedLink {
+    /// Create a fresh temporary symlink to `target` in the directory of `link`.
+    pub fn new(target: &Path, link: &Path) -> io::Result<Self> {
+        let dir = parent_dir(link)?;
+        let mut last_err = None;
+        for _ in 0..16 {
+            let temp = temp_link_path(dir)?;
+            match std::os::unix::fs::symlink(target, &temp) {
+                Ok(()) => {
+                    return Ok(Self {
+                        temp,
+                        link: link.to_owned(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("could not create a temporary symlink")))
+    }
+
+    /// Rename the temporary link over the link: a reader sees the old target or the new one.
+    /// Not yet durable: fsync the directory afterwards (as [`switch_symlink`] does).
+    pub fn switch(self) -> io::Result<()> {
+        std::fs::rename(&self.temp, &self.link).inspect_err(|_| {
+            let _ = std::fs::remove_file(&self.temp);
+        })
+    }
+}
+
 /// Atomically make `link` a symlink to `target`: create a temporary symlink beside it and rename
 /// it over `link`, then fsync the directory. A reader of `link` sees the old target or the new one.
 pub fn switch_symlink(target: &Path, link: &Path) -> io::Result<()> {
-    let dir = link
-        .parent()
+    StagedLink::new(target, link)?.switch()?;
+    fsync_dir(parent_dir(link)?)
+}
+
+fn parent_dir(link: &Path) -> io::Result<&Path> {
+    link.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{} has no parent directory", link.display()),
             )
-        })?;
-    let mut last_err = None;
-    for _ in 0..16 {
-        let tmp = temp_link_path(dir)?;
-        match std::os::unix::fs::symlink(target, &tmp) {
-            Ok(()) => {
-                if let Err(e) = std::fs::rename(&tmp, link) {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
-                return fsync_dir(dir);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| io::Error::other("could not create a temporary symlink")))
-}
-
-/// Move `path` into `dir` (same filesystem) under its name plus `suffix`, never overwriting.
-pub fn move_aside(path: &Path, dir: &Path, suffix: &str) -> io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    for n in 0..1000 {
-        let mut candidate = name.to_os_string();
-        candidate.push(format!(".{suffix}"));
-        if n > 0 {
-            candidate.push(format!(".{n}"));
-        }
-        let dest = dir.join(candidate);
-        if std::fs::symlink_metadata(&dest).is_err() {
-            std::fs::rename(path, &dest)?;
-            fsync_dir(dir)?;
-            return Ok(dest);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("no free backup name for {}", path.display()),
-    ))
+        })
 }
 
 /// Remove a file we own (an old version, a stale temporary file) and fsync its directory.
@@ -122,6 +127,16 @@ pub fn remove_file(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => fsync_dir(dir),
         _ => Ok(()),
+    }
+}
+
+/// Remove `path` without following it: a directory with everything in it, else the file or
+/// link. Not fsynced: the caller fsyncs each directory once after removing several things.
+pub fn remove_unsynced(path: &Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
     }
 }
 

@@ -421,12 +421,7 @@ pub(crate) fn sweep(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PublishError> {
     let mut removed = Vec::new();
     let mut parents: Vec<&Path> = Vec::new();
     for path in paths {
-        let result = match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-            Ok(_) => std::fs::remove_file(path),
-            Err(e) => Err(e),
-        };
-        match result {
+        match crate::fsio::staged::remove_unsynced(path) {
             Ok(()) => removed.push(path.clone()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(PublishError::io("remove", path)(e)),

@@ -4,19 +4,14 @@
 //! followed, and everything inside is addressed through it. Only a root that resolves to a
 //! non-directory is refused.
 
-use std::fs::DirBuilder;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{AccessFlags, access};
 
 use super::PublishError;
-use crate::fsio::fsync_dir;
+use crate::fsio::{create_private_dir, fsync_dir};
 use crate::paths::StateDir;
-
-/// Mode of every directory we create: state holds secrets.
-pub(crate) const DIR_MODE: u32 = 0o700;
 
 /// The subdirectories `prepare` creates.
 fn subdirs(state: &StateDir) -> [PathBuf; 6] {
@@ -76,11 +71,7 @@ pub(crate) fn ensure_dir(dir: &Path, with_parents: bool) -> Result<bool, Publish
         }
         Err(e) => return Err(PublishError::io("inspect", dir)(e)),
     }
-    match DirBuilder::new()
-        .recursive(with_parents)
-        .mode(DIR_MODE)
-        .create(dir)
-    {
+    match create_private_dir(dir, with_parents) {
         Ok(()) => Ok(true),
         // Another process made it between our look and our mkdir.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),

@@ -50,10 +50,9 @@ mod layout;
 mod state_lock;
 
 use std::fmt;
-use std::fs::DirBuilder;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, symlink};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 pub use backup::{Backup, backup};
 pub use error::PublishError;
@@ -64,11 +63,13 @@ pub use generation::{
 pub use layout::prepare;
 pub use state_lock::StateLock;
 
-use crate::fsio::{TEMP_PREFIX, fsync_dir, write_file};
+use crate::fsio::{
+    StagedLink, TEMP_PREFIX, create_private_dir, fsync_dir, rename_into_place, write_file,
+};
 use crate::paths::{ManagedFile, StateDir};
 use crate::render::Rendered;
 use generation::{FILE_MODE, current_link_target, fixed_link_target, generation_of_target};
-use layout::{DIR_MODE, ensure_dir};
+use layout::ensure_dir;
 
 /// How many generations [`PublishOptions::default`] keeps.
 pub const DEFAULT_KEEP_GENERATIONS: usize = 5;
@@ -105,6 +106,8 @@ pub struct PublishOptions<'a> {
     /// Called after each step; an error stops the publish there, as a crash would (returned
     /// as [`PublishError::Interrupted`]). A seam for crash-safety tests.
     pub checkpoint: Option<&'a dyn Fn(Checkpoint) -> io::Result<()>>,
+    /// The time that names backups (default: [`crate::clock::system`] when the options are made).
+    pub now: SystemTime,
 }
 
 impl Default for PublishOptions<'_> {
@@ -112,6 +115,7 @@ impl Default for PublishOptions<'_> {
         Self {
             keep_generations: DEFAULT_KEEP_GENERATIONS,
             checkpoint: None,
+            now: crate::clock::system(),
         }
     }
 }
@@ -121,6 +125,7 @@ impl fmt::Debug for PublishOptions<'_> {
         f.debug_struct("PublishOptions")
             .field("keep_generations", &self.keep_generations)
             .field("checkpoint", &self.checkpoint.map(|_| "<hook>"))
+            .field("now", &self.now)
             .finish()
     }
 }
@@ -183,19 +188,20 @@ pub fn publish(
     let mut backed_up = Vec::new();
     for file in ManagedFile::ALL {
         let link = state.managed(file);
-        if let Some(kept) = make_link(state, &link, &fixed_link_target(file))? {
+        if let Some(kept) = make_link(state, &link, &fixed_link_target(file), opts.now)? {
             backed_up.push(kept);
         }
         reached(Checkpoint::FixedLinkPlaced(file))?;
     }
 
     let current = state.current_link();
-    if let Some(kept) = keep_if_foreign(state, &current, |t| generation_of_target(t).is_some())? {
+    let ours = |t: &Path| generation_of_target(t).is_some();
+    if let Some(kept) = keep_if_foreign(state, &current, ours, opts.now)? {
         backed_up.push(kept);
     }
-    let temp = temp_link(&current, &current_link_target(id))?;
+    let temp = stage_link(&current, &current_link_target(id))?;
     reached(Checkpoint::TempLinkCreated)?;
-    rename(&temp, &current)?;
+    switch(temp, &current)?;
     reached(Checkpoint::CurrentSwitched)?;
     fsync_dir(state.root()).map_err(PublishError::io("fsync", state.root()))?;
     reached(Checkpoint::RootSynced)?;
@@ -229,10 +235,7 @@ fn write_generation(
 ) -> Result<(), PublishError> {
     let generations_dir = state.generations_dir();
     let staging = generations_dir.join(format!("{TEMP_PREFIX}{id}"));
-    DirBuilder::new()
-        .mode(DIR_MODE)
-        .create(&staging)
-        .map_err(PublishError::io("create directory", &staging))?;
+    create_private_dir(&staging, false).map_err(PublishError::io("create directory", &staging))?;
     for file in ManagedFile::ALL {
         let path = staging.join(file.file_name());
         write_file(&path, rendered.get(file).as_bytes(), FILE_MODE)
@@ -242,20 +245,25 @@ fn write_generation(
     fsync_dir(&staging).map_err(PublishError::io("fsync", &staging))?;
     reached(Checkpoint::GenerationSynced)?;
     let named = generations_dir.join(id.to_string());
-    rename(&staging, &named)?;
-    fsync_dir(&generations_dir).map_err(PublishError::io("fsync", &generations_dir))?;
+    rename_into_place(&staging, &named, None)
+        .map_err(PublishError::io("rename into place", &named))?;
     reached(Checkpoint::GenerationNamed)
 }
 
 /// Make `link` a symlink to `target`, unless it already is one. Whatever else was there is
 /// kept in `backups/` first (returned). The link is replaced atomically: never missing.
-fn make_link(state: &StateDir, link: &Path, target: &Path) -> Result<Option<Backup>, PublishError> {
+fn make_link(
+    state: &StateDir,
+    link: &Path,
+    target: &Path,
+    now: SystemTime,
+) -> Result<Option<Backup>, PublishError> {
     if std::fs::read_link(link).is_ok_and(|t| t == target) {
         return Ok(None);
     }
-    let kept = keep_if_foreign(state, link, |t| t == target)?;
-    let temp = temp_link(link, target)?;
-    rename(&temp, link)?;
+    let kept = keep_if_foreign(state, link, |t| t == target, now)?;
+    let temp = stage_link(link, target)?;
+    switch(temp, link)?;
     Ok(kept)
 }
 
@@ -264,6 +272,7 @@ fn keep_if_foreign(
     state: &StateDir,
     path: &Path,
     is_ours: impl Fn(&Path) -> bool,
+    now: SystemTime,
 ) -> Result<Option<Backup>, PublishError> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -273,34 +282,22 @@ fn keep_if_foreign(
             if is_ours(&current) {
                 Ok(None)
             } else {
-                backup(state, path).map(Some)
+                backup(state, path, now).map(Some)
             }
         }
-        Ok(meta) if meta.is_file() => backup(state, path).map(Some),
+        Ok(meta) if meta.is_file() => backup(state, path, now).map(Some),
         Ok(_) => Err(PublishError::NotAFile {
             path: path.to_owned(),
         }),
     }
 }
 
-/// A fresh symlink `<dir>/.lkp-tmp-link-<name>` → `target` beside `beside`, ready to be renamed
-/// over it.
-fn temp_link(beside: &Path, target: &Path) -> Result<PathBuf, PublishError> {
-    let name = beside
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = beside.with_file_name(format!("{TEMP_PREFIX}link-{name}"));
-    match std::fs::remove_file(&temp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(PublishError::io("remove", &temp)(e));
-        }
-        _ => {}
-    }
-    symlink(target, &temp).map_err(PublishError::io("create symlink", &temp))?;
-    Ok(temp)
+/// A fresh temporary symlink to `target` beside `link`, ready to be renamed over it.
+fn stage_link(link: &Path, target: &Path) -> Result<StagedLink, PublishError> {
+    StagedLink::new(target, link).map_err(PublishError::io("create symlink", link))
 }
 
-fn rename(from: &Path, to: &Path) -> Result<(), PublishError> {
-    std::fs::rename(from, to).map_err(PublishError::io("rename into place", to))
+fn switch(temp: StagedLink, link: &Path) -> Result<(), PublishError> {
+    temp.switch()
+        .map_err(PublishError::io("rename into place", link))
 }

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::ser::{SerializeMap, Serializer};
@@ -15,8 +14,6 @@ use crate::secret::Secret;
 
 /// Mode of the secrets file.
 const FILE_MODE: u32 = 0o600;
-/// Mode of a parent directory we create.
-const DIR_MODE: u32 = 0o700;
 
 /// The `file:PATH` store, the default: a JSON object `{"NAME": "value"}` in one mode-0600 file.
 ///
@@ -131,11 +128,9 @@ impl FileStore {
 
     fn create_parent(&self, name: &SecretName, op: StoreOp) -> Result<(), StoreError> {
         match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(dir)
-                .map_err(|e| self.io_error(name, op, dir, e)),
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                fsio::create_private_dir(dir, true).map_err(|e| self.io_error(name, op, dir, e))
+            }
             _ => Ok(()),
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{ExecStore, FileStore, RedisStore, SecretStore, StoreError};
 use crate::paths::StateDir;
+use crate::redact::MASK;
 use crate::secret::Secret;
 
 /// Default Redis port.
@@ -32,7 +33,7 @@ impl StoreSpec {
     /// (TLS).
     pub fn parse(spec: &str) -> Result<Self, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidSpec {
-            spec: redact_unparsed(spec),
+            spec: crate::redact::text(spec),
             reason: reason.to_owned(),
         };
         if let Some(path) = spec.strip_prefix("file:") {
@@ -126,6 +127,13 @@ impl RedisSpec {
         };
         if rest.contains('#') {
             return Err("a fragment ('#') is not allowed; percent-encode '#' as %23".to_owned());
+        }
+        if let Some(at) = rest.rfind('@')
+            && rest[..at].contains(['/', '?'])
+        {
+            return Err("the user name or password holds an unencoded '/' or '?'; \
+                 percent-encode them as %2f and %3f (and '@' as %40)"
+                .to_owned());
         }
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, Some(query)),
@@ -286,8 +294,8 @@ impl fmt::Display for RedisSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.tls { "rediss://" } else { "redis://" })?;
         match (&self.username, &self.password) {
-            (Some(user), Some(_)) => write!(f, "{user}:****@")?,
-            (None, Some(_)) => f.write_str(":****@")?,
+            (Some(user), Some(_)) => write!(f, "{user}:{MASK}@")?,
+            (None, Some(_)) => write!(f, ":{MASK}@")?,
             (Some(user), None) => write!(f, "{user}@")?,
             (None, None) => {}
         }
@@ -328,19 +336,6 @@ fn quote_if_plain(text: &str) -> String {
         format!("{text:?}")
     } else {
         "(not shown)".to_owned()
-    }
-}
-
-/// A spec we could not parse, shown with anything that may be a password masked: everything
-/// between `scheme://` and the last `@` (a password with an unencoded `/`, `?` or `#` must not
-/// leak either, so the search is not limited to a well-formed authority).
-fn redact_unparsed(spec: &str) -> String {
-    let Some((scheme, rest)) = spec.split_once("://") else {
-        return spec.to_owned();
-    };
-    match rest.rfind('@') {
-        Some(at) => format!("{scheme}://****@{}", &rest[at + 1..]),
-        None => spec.to_owned(),
     }
 }
 

@@ -11,6 +11,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,9 +38,9 @@ pub struct ProcessIdentity {
 }
 
 impl ProcessIdentity {
-    /// Read the identity of the live process `pid` from `/proc`. `None` when it does not exist or
-    /// is a zombie.
-    pub fn of_live_process(pid: u32, argv0: &str) -> io::Result<Option<Self>> {
+    /// Read the identity of the live process `pid` from `/proc`, recording `now` as when it was
+    /// started. `None` when it does not exist or is a zombie.
+    pub fn of_live_process(pid: u32, argv0: &str, now: SystemTime) -> io::Result<Option<Self>> {
         let Some(stat) = proc_stat(pid)? else {
             return Ok(None);
         };
@@ -54,7 +55,7 @@ impl ProcessIdentity {
             start_time: stat.start_time,
             exe,
             argv0: argv0.to_owned(),
-            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            started_at: humantime::format_rfc3339_seconds(now).to_string(),
         }))
     }
 
@@ -313,7 +314,7 @@ pub fn write_pid_file(
     let mut bytes = serde_json::to_vec_pretty(identity)
         .map_err(|e| pid_file_error(name, &path, io::Error::other(e)))?;
     bytes.push(b'\n');
-    super::spawn::create_private_dir(&state.run_dir())
+    fsio::create_private_dir(&state.run_dir(), true)
         .and_then(|()| fsio::write_file(&path, &bytes, 0o600))
         .map_err(|source| pid_file_error(name, &path, source))
 }
@@ -321,7 +322,7 @@ pub fn write_pid_file(
 /// Remove `run/<name>.pid`; a missing file is fine.
 pub fn remove_pid_file(state: &StateDir, name: &str) -> Result<(), SuperviseError> {
     let path = state.pid_file(name);
-    match std::fs::remove_file(&path) {
+    match fsio::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(pid_file_error(name, &path, source)),
@@ -361,7 +362,7 @@ mod tests {
     #[test]
     fn own_process_is_alive_and_a_wrong_start_time_is_recycled() {
         let me = std::process::id();
-        let id = ProcessIdentity::of_live_process(me, "test")
+        let id = ProcessIdentity::of_live_process(me, "test", SystemTime::UNIX_EPOCH)
             .unwrap()
             .unwrap();
         assert_eq!(id.liveness().unwrap(), Liveness::Alive);
@@ -386,7 +387,7 @@ mod tests {
         let me = std::process::id();
         let id = ProcessIdentity {
             exe: PathBuf::from("/nonexistent/wrapper-shell"),
-            ..ProcessIdentity::of_live_process(me, "test")
+            ..ProcessIdentity::of_live_process(me, "test", SystemTime::UNIX_EPOCH)
                 .unwrap()
                 .unwrap()
         };

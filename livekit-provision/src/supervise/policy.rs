@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::backoff;
+
 /// When to restart a crashed process, and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartPolicy {
@@ -32,12 +34,8 @@ impl Default for RestartPolicy {
 impl RestartPolicy {
     /// The wait before restarting after the `nth` crash in the window (1-based).
     pub fn backoff(&self, nth: usize) -> Duration {
-        let doublings = u32::try_from(nth.saturating_sub(1))
-            .unwrap_or(u32::MAX)
-            .min(31);
-        self.initial_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_backoff)
+        let nth = u32::try_from(nth).unwrap_or(u32::MAX);
+        backoff::exponential(self.initial_backoff, self.max_backoff, nth)
     }
 }
 

@@ -167,7 +167,7 @@ mod tests {
             start_timeout: DEADLINE,
         };
         let env = [(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
-        let leader = start_detached(&state, &spec, env).unwrap();
+        let leader = start_detached(&state, &spec, env, crate::clock::system()).unwrap();
         let deadline = Instant::now() + DEADLINE;
         let helper = loop {
             let log = std::fs::read_to_string(state.log_file("leader")).unwrap_or_default();

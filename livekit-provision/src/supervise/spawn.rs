@@ -3,20 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::{DirBuilder, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
 use super::identity::{Liveness, MediaProcess, ProcessIdentity, remove_pid_file, write_pid_file};
 use super::sys::{self, ChildStep, ExecPlan, SpawnFailure};
 use super::{StartLog, SuperviseError};
+use crate::fsio;
 use crate::paths::{ManagedFile, StateDir};
 use crate::secret::Secret;
 
@@ -116,11 +116,12 @@ pub fn clean_environment(
 /// Start `spec` detached: its own session and process group, not a descendant of the caller,
 /// stdin from `/dev/null`, stdout and stderr appended to `logs/<name>.log`, cwd the state
 /// directory, environment `base_env` cleaned by [`clean_environment`] plus `spec.env`. Records
-/// its identity in `run/<name>.pid`. Does not wait for readiness.
+/// its identity in `run/<name>.pid`, started at `now`. Does not wait for readiness.
 pub fn start_detached(
     state: &StateDir,
     spec: &ProcessSpec,
     base_env: impl IntoIterator<Item = (OsString, OsString)>,
+    now: SystemTime,
 ) -> Result<MediaProcess, SuperviseError> {
     let name = spec.name.as_str();
     let mut env = clean_environment(base_env);
@@ -155,7 +156,8 @@ pub fn start_detached(
         pid,
         source,
     };
-    let Some(identity) = ProcessIdentity::of_live_process(pid, &argv0).map_err(inspect)? else {
+    let Some(identity) = ProcessIdentity::of_live_process(pid, &argv0, now).map_err(inspect)?
+    else {
         return Err(exited());
     };
     write_pid_file(state, name, &identity)?;
@@ -188,8 +190,10 @@ fn plan(
         name: name.to_owned(),
         what,
     };
-    create_private_dir(&state.logs_dir()).map_err(prepare("log directory", &state.logs_dir()))?;
-    create_private_dir(&state.run_dir()).map_err(prepare("run directory", &state.run_dir()))?;
+    fsio::create_private_dir(&state.logs_dir(), true)
+        .map_err(prepare("log directory", &state.logs_dir()))?;
+    fsio::create_private_dir(&state.run_dir(), true)
+        .map_err(prepare("run directory", &state.run_dir()))?;
     let log = state.log_file(name);
     let output = open_log(&log).map_err(prepare("log file", &log))?;
     let dev_null = Path::new("/dev/null");
@@ -235,20 +239,10 @@ fn plan(
 /// at `path` is refused (`ELOOP`), never followed: a link planted in `logs/` must not make the
 /// child's output land in a file elsewhere.
 fn open_log(path: &Path) -> io::Result<OwnedFd> {
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)?;
+    let file = fsio::open_append(path, 0o600)?;
     // `try_clone` duplicates to the lowest free descriptor >= 3, close-on-exec: the child's
     // dup2 onto 0, 1 and 2 can then never clobber it.
     OwnedFd::from(file).try_clone()
-}
-
-/// Create `dir` (and parents) with mode 0700 if missing.
-pub(super) fn create_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// A program name without `/` is looked up in `PATH` of the child's environment, before the fork.

@@ -19,6 +19,7 @@ use super::policy::{CrashTracker, RestartDecision, RestartPolicy};
 use super::signal::{self, StopOutcome};
 use super::spawn::{ProcessSpec, start_detached};
 use super::{LOG_TAIL_LINES, StartLog, SuperviseError};
+use crate::clock::Clock;
 use crate::paths::StateDir;
 
 /// The pause between two readiness probes of a fresh start (spent waiting on its exit).
@@ -84,6 +85,7 @@ pub struct Supervisor {
     base_env: Vec<(OsString, OsString)>,
     policy: RestartPolicy,
     entries: BTreeMap<String, Entry>,
+    clock: Clock,
 }
 
 impl Supervisor {
@@ -99,7 +101,15 @@ impl Supervisor {
             base_env: base_env.into_iter().collect(),
             policy,
             entries: BTreeMap::new(),
+            clock: crate::clock::system,
         }
+    }
+
+    /// Read the wall clock (the start times recorded in pid files) from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The state directory.
@@ -161,7 +171,12 @@ impl Supervisor {
         {
             return Ok(Ensured::BackingOff { until });
         }
-        let process = start_detached(&self.state, spec, self.base_env.iter().cloned());
+        let process = start_detached(
+            &self.state,
+            spec,
+            self.base_env.iter().cloned(),
+            (self.clock)(),
+        );
         let result = process.and_then(|p| match wait_ready(&self.state, &p, spec) {
             Ok(()) => Ok(p),
             Err(e @ SuperviseError::NotReady { .. }) => {

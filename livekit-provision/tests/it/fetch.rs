@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use livekit_provision::fetch::{
     self, ArchiveProblem, FetchError, FetchEvent, InstallNeed, InstallOutcome, InstallRequest,
@@ -300,6 +300,11 @@ async fn tampered_or_truncated_binary_is_found_and_reinstalled() {
     assert!(fetch::verify_installed(&state).unwrap().is_intact());
 }
 
+/// 2025-01-02T03:04:05.25Z.
+fn fixed_clock() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_735_787_045_250)
+}
+
 #[tokio::test]
 async fn an_unmanaged_binary_is_moved_to_backups_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,15 +317,20 @@ async fn an_unmanaged_binary_is_moved_to_backups_not_deleted() {
         fetch::installed(&state),
         Err(FetchError::NotManaged { .. })
     ));
-    install(&state, "1.7.2", &format!("file://{}", mirror.display()))
-        .await
-        .unwrap();
+    // With the clock injected, the backup's name and the manifest's time are known.
+    let base = format!("file://{}", mirror.display());
+    let mut req = request("1.7.2", &base, &no_events());
+    req.clock = fixed_clock;
+    fetch::install(&state, &req).await.unwrap();
     let backups: Vec<_> = std::fs::read_dir(state.backups_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(backups.len(), 1);
-    assert_eq!(std::fs::read(&backups[0]).unwrap(), b"hand-installed");
+    let kept = state.backups_dir().join("livekit-server.20250102T030405Z");
+    assert_eq!(backups, std::slice::from_ref(&kept));
+    assert_eq!(std::fs::read(&kept).unwrap(), b"hand-installed");
+    let current = fetch::installed(&state).unwrap().unwrap();
+    assert_eq!(current.manifest.installed_at, "2025-01-02T03:04:05.250000Z");
 
     // An operator's symlink to a binary elsewhere is moved aside too, its target untouched.
     let elsewhere = dir.path().join("my-livekit-server");

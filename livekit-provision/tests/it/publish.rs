@@ -210,8 +210,13 @@ fn legacy_files_and_foreign_links_are_backed_up_and_replaced() {
             if *target == theirs)
     );
 
+    // The clock is injected: backups are named for the publish's `now`.
+    let opts = PublishOptions {
+        now: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_735_787_045),
+        ..PublishOptions::default()
+    };
     let PublishOutcome::Published { backed_up, .. } =
-        publish_locked(&state, &rendered("a"), &PublishOptions::default()).unwrap()
+        publish_locked(&state, &rendered("a"), &opts).unwrap()
     else {
         panic!("expected a publish")
     };
@@ -225,10 +230,7 @@ fn legacy_files_and_foreign_links_are_backed_up_and_replaced() {
             .unwrap();
         assert_eq!(kept.saved.parent().unwrap(), state.backups_dir());
         let name = kept.saved.file_name().unwrap().to_str().unwrap();
-        assert!(
-            name.starts_with(&format!("{}.", file.file_name())),
-            "{name}"
-        );
+        assert_eq!(name, format!("{}.20250102T030405Z", file.file_name()));
         kept.saved.clone()
     };
     for (file, bytes) in [

@@ -24,7 +24,12 @@ fn main() -> ExitCode {
     };
     let state = StateDir::new(state);
     let spec = ProcessSpec::livekit_server(&state, PathBuf::from(program), port);
-    match start_detached(&state, &spec, std::env::vars_os()) {
+    match start_detached(
+        &state,
+        &spec,
+        std::env::vars_os(),
+        livekit_provision::clock::system(),
+    ) {
         Ok(process) => {
             println!("pid {}", process.pid());
             let _ = std::io::stdout().flush();

@@ -193,9 +193,10 @@ fn a_new_supervisor_adopts_the_running_process() {
 fn a_recycled_pid_is_neither_adopted_nor_signalled() {
     let node = Node::new();
     let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
-    let real = ProcessIdentity::of_live_process(sleeper.id(), "sleep")
-        .unwrap()
-        .unwrap();
+    let real =
+        ProcessIdentity::of_live_process(sleeper.id(), "sleep", std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .unwrap();
     std::fs::create_dir_all(node.state.run_dir()).unwrap();
     let pid_file = node.state.pid_file(LIVEKIT_SERVER);
 

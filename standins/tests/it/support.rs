@@ -90,7 +90,10 @@ pub struct Reaper(Vec<ProcessIdentity>);
 
 impl Reaper {
     pub fn watch(&mut self, pid: u32) {
-        if let Some(id) = ProcessIdentity::of_live_process(pid, "test").unwrap() {
+        if let Some(id) =
+            ProcessIdentity::of_live_process(pid, "test", std::time::SystemTime::UNIX_EPOCH)
+                .unwrap()
+        {
             self.0.push(id);
         }
     }

@@ -1,7 +1,10 @@
 //! When provisioning runs again: capped exponential backoff with jitter after a failure, a slow
-//! periodic re-check after a success. Pure: every decision takes its random draw as a parameter.
+//! periodic re-check after a success (the numbers; the arithmetic is [`crate::backoff`]). Pure:
+//! every decision takes its random draw as a parameter.
 
 use std::time::Duration;
+
+use crate::backoff;
 
 /// The retry cadence of background provisioning.
 ///
@@ -36,30 +39,17 @@ impl RetryPolicy {
     /// The wait after the `failures`th consecutive failure (1-based), for a random draw
     /// `unit` in `0.0..1.0`.
     pub fn retry_delay(&self, failures: u32, unit: f64) -> Duration {
-        let doublings = failures.saturating_sub(1).min(31);
-        let base = self.initial.saturating_mul(1u32 << doublings).min(self.max);
-        self.jittered(base, unit)
+        backoff::spread(
+            backoff::exponential(self.initial, self.max, failures),
+            self.jitter,
+            unit,
+        )
     }
 
     /// The wait before re-checking a converged node, for a random draw `unit` in `0.0..1.0`.
     pub fn recheck_delay(&self, unit: f64) -> Duration {
-        self.jittered(self.recheck, unit)
+        backoff::spread(self.recheck, self.jitter, unit)
     }
-
-    fn jittered(&self, base: Duration, unit: f64) -> Duration {
-        let spread = self.jitter.clamp(0.0, 1.0);
-        let factor = 1.0 - spread + 2.0 * spread * unit.clamp(0.0, 1.0);
-        base.mul_f64(factor)
-    }
-}
-
-/// A random draw in `0.0..1.0` from the OS RNG (0.5, no jitter, if it cannot be read).
-pub fn unit_random() -> f64 {
-    let mut bytes = [0u8; 4];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
 }
 
 #[cfg(test)]
@@ -81,7 +71,7 @@ mod tests {
         assert_eq!(p.retry_delay(1, 1.0), Duration::from_secs(6));
         assert_eq!(p.recheck_delay(0.0), Duration::from_secs(240));
         for _ in 0..100 {
-            let d = p.retry_delay(3, unit_random());
+            let d = p.retry_delay(3, backoff::unit_random());
             assert!(
                 d >= Duration::from_secs(16) && d <= Duration::from_secs(24),
                 "{d:?}"
