@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::OperatorConfig;
 use crate::fetch;
@@ -19,7 +19,7 @@ use crate::store::SecretStore;
 use crate::triple::{DiskTriple, Parsed};
 
 /// How bad a finding is. Any `Error` makes the report unhealthy (`check` exits 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; nothing is broken.
@@ -29,7 +29,7 @@ pub enum Severity {
 }
 
 /// The stable code of a finding (serialized in kebab-case; scripts match on it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Code {
@@ -81,7 +81,7 @@ pub enum Code {
 }
 
 /// One thing `check` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable code.
     pub code: Code,
@@ -96,7 +96,7 @@ pub struct Finding {
 }
 
 /// The result of [`check`]. Serialized as the `--json` output of `check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     /// The state directory checked.
     pub state_dir: PathBuf,
@@ -520,7 +520,7 @@ fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
     if let Err(e) = crate::fleet::probe_routing(routing, ROUTING_PROBE_TIMEOUT) {
         let message = format!(
             "livekit-server will not start: {}",
-            crate::fleet::error_chain(&e)
+            crate::error_chain::one_line(&e)
         );
         let origin = "the address comes from redis_address in provision.yaml or \
                       LIVEKIT_REDIS_ADDRESS in the secret store, the password from \

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, OperatorConfig};
 use crate::fetch::{
@@ -24,7 +24,7 @@ use crate::triple::{DiskTriple, Parsed};
 use crate::version::LivekitVersion;
 
 /// Why a managed file is (or would be) written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteReason {
     /// It does not exist yet.
@@ -40,7 +40,7 @@ pub enum WriteReason {
 }
 
 /// One step of the plan; after applying, what was done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
 #[non_exhaustive]
 pub enum Action {
@@ -159,7 +159,7 @@ impl Default for EnsureOptions<'_> {
 }
 
 /// The state of the binary after a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 #[non_exhaustive]
 pub enum BinaryState {
@@ -183,7 +183,7 @@ pub enum BinaryState {
 }
 
 /// What a run did (or, for a dry run, would do). Serialized as the `--json` output of `ensure`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnsureReport {
     /// True for `--dry-run`.
     pub dry_run: bool,
@@ -204,7 +204,7 @@ pub struct EnsureReport {
 }
 
 /// A warning with its human message, as serialized in reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportedWarning {
     /// The typed warning.
     #[serde(flatten)]

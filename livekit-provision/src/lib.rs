@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod ensure;
+pub mod error_chain;
 pub mod fetch;
 pub mod fleet;
 pub mod fsio;
@@ -30,6 +31,7 @@ pub mod version;
 pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};
 pub use config::{ConfigError, OperatorConfig};
 pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};
+pub use error_chain::{ErrorReport, Hint};
 pub use fetch::{
     FetchError, InstallNeed, InstallOutcome, InstallRequest, InstalledBinary, Platform,
     ReleaseBase, install, installed, needs_install, rollback, verify_installed,

@@ -4,13 +4,16 @@
 //! media; acting beside it would race it). Otherwise they act directly: identity pid files,
 //! detached starts. Starting never touches a process that is already running.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use livekit_provision::daemon::{ClientError, call_with_timeout};
+use livekit_provision::daemon::protocol::{
+    self, MediaProcess, Method, NoParams, StatusResult, StopParams,
+};
+use livekit_provision::daemon::{ClientError, request, status_without_daemon};
 use livekit_provision::media::media_specs;
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
 use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Ctx;
 use crate::cli::StopArgs;
@@ -19,15 +22,14 @@ use crate::output::{CliError, Exit};
 /// How long `status` and `start` wait for a daemon's answer.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Call the daemon of this state directory; `None` when no daemon is running.
-fn via_daemon(
+/// Call method `M` of the daemon of this state directory; `None` when no daemon is running.
+fn via_daemon<M: Method>(
     ctx: &Ctx,
-    method: &str,
-    params: &Value,
+    params: &M::Params,
     timeout: Duration,
-) -> Result<Option<Value>, CliError> {
-    match call_with_timeout(&ctx.state.rpc_socket(), method, params, timeout) {
-        Ok(value) => Ok(Some(value)),
+) -> Result<Option<M::Result>, CliError> {
+    match request::<M>(&ctx.state.rpc_socket(), params, timeout) {
+        Ok(result) => Ok(Some(result)),
         Err(ClientError::NotRunning { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -52,8 +54,8 @@ fn media_names(ctx: &Ctx) -> Result<Vec<&'static str>, CliError> {
 }
 
 pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
-    if let Some(answer) = via_daemon(ctx, "start", &Value::Null, DAEMON_TIMEOUT)? {
-        print_processes(ctx, &answer);
+    if let Some(answer) = via_daemon::<protocol::Start>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
+        print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
     let config = OperatorConfig::load(&ctx.state)?;
@@ -103,19 +105,25 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
 }
 
 pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliError> {
-    let method = if then_start { "restart" } else { "stop" };
-    let params = json!({ "grace_secs": args.grace.as_secs() });
+    let params = StopParams {
+        grace_secs: Some(args.grace.as_secs_f64()),
+    };
     // The stop sequence may wait for the grace, then a second SIGTERM, then SIGKILL.
     let timeout = args.grace + DAEMON_TIMEOUT;
-    if let Some(answer) = via_daemon(ctx, method, &params, timeout)? {
-        print_processes(ctx, &answer);
+    let answer = if then_start {
+        via_daemon::<protocol::Restart>(ctx, &params, timeout)?
+    } else {
+        via_daemon::<protocol::Stop>(ctx, &params, timeout)?
+    };
+    if let Some(answer) = answer {
+        print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
     let mut sup = supervisor(ctx);
     // lk-backend first: it talks to livekit-server.
     for name in [LK_BACKEND, LIVEKIT_SERVER] {
         let outcome = sup.stop(name, args.grace)?;
-        ctx.printer.status(format!("{name}: {outcome:?}"));
+        ctx.printer.status(format!("{name}: {outcome}"));
     }
     if then_start {
         return start(ctx);
@@ -123,42 +131,42 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
     Ok(Exit::Success)
 }
 
+/// `status`: the daemon's answer when one runs, else the same shape built here.
 pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
-    if let Some(answer) = via_daemon(ctx, "status", &Value::Null, DAEMON_TIMEOUT)? {
-        if ctx.printer.json {
-            ctx.printer.json(&answer);
-        } else {
-            let prov = &answer["provisioning"];
-            let error = prov["last_error"]
-                .as_str()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default();
-            let retry = prov["next_retry"]
-                .as_str()
-                .map(|r| format!(", next retry {r}"))
-                .unwrap_or_default();
-            ctx.printer.data(format!(
-                "daemon: provisioning {}{error}{retry}",
-                prov["state"].as_str().unwrap_or("unknown")
-            ));
-            print_processes(ctx, answer.get("media").unwrap_or(&answer));
-        }
-        return Ok(Exit::Success);
-    }
-    let mut sup = supervisor(ctx);
-    let mut statuses = Vec::new();
-    for name in media_names(ctx)? {
-        statuses.push(sup.status(name)?);
-    }
+    let status = match via_daemon::<protocol::Status>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
+        Some(status) => status,
+        None => status_without_daemon(
+            &ctx.state,
+            &mut supervisor(ctx),
+            &media_names(ctx)?,
+            SystemTime::now(),
+        ),
+    };
     if ctx.printer.json {
-        ctx.printer
-            .json(&json!({ "daemon": false, "processes": statuses }));
+        ctx.printer.json(&status);
     } else {
-        for s in &statuses {
-            ctx.printer.data(status_line(s));
-        }
+        print_status(ctx, &status);
     }
     Ok(Exit::Success)
+}
+
+fn print_status(ctx: &Ctx, status: &StatusResult) {
+    if status.daemon {
+        let prov = &status.provisioning;
+        let error = prov
+            .last_error
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        let retry = prov
+            .next_retry
+            .as_ref()
+            .map(|r| format!(", next retry {r}"))
+            .unwrap_or_default();
+        ctx.printer
+            .data(format!("daemon: provisioning {}{error}{retry}", prov.state));
+    }
+    print_processes(ctx, status, &status.media.processes);
 }
 
 fn status_line(s: &ProcessStatus) -> String {
@@ -177,23 +185,19 @@ fn status_line(s: &ProcessStatus) -> String {
     format!("{:<15} {state}{pid}{pending}", s.name)
 }
 
-/// Print the `processes` list of a daemon answer (`--json`: the answer itself).
-fn print_processes(ctx: &Ctx, answer: &Value) {
+/// Print `processes`, one line each (`--json`: the whole `answer`).
+fn print_processes(ctx: &Ctx, answer: &impl serde::Serialize, processes: &[MediaProcess]) {
     if ctx.printer.json {
         ctx.printer.json(answer);
         return;
     }
-    let list = answer["processes"].as_array().cloned().unwrap_or_default();
-    for p in list {
-        match serde_json::from_value::<ProcessStatus>(p.clone()) {
-            Ok(s) => {
-                let error = p["error"]
-                    .as_str()
-                    .map(|e| format!(" — {e}"))
-                    .unwrap_or_default();
-                ctx.printer.data(format!("{}{error}", status_line(&s)));
-            }
-            Err(_) => ctx.printer.data(p.to_string()),
-        }
+    for p in processes {
+        let error = p
+            .error
+            .as_ref()
+            .map(|e| format!(" — {e}"))
+            .unwrap_or_default();
+        ctx.printer
+            .data(format!("{}{error}", status_line(&p.status)));
     }
 }

@@ -56,7 +56,9 @@ pub mod client;
 mod connection;
 mod controller;
 mod media;
+pub mod protocol;
 pub mod rpc;
+mod shared;
 mod socket;
 mod status;
 
@@ -71,9 +73,10 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
 pub use backoff::{RetryPolicy, unit_random};
-pub use client::{ClientError, call, call_with_timeout};
+pub use client::{ClientError, call, call_with_timeout, request};
+pub use protocol::{ProvisionState, RpcError, StatusResult};
 pub use socket::{bind, lock_instance};
-pub use status::{ProvisionState, ProvisionStatus};
+pub use status::{ProvisionStatus, status_without_daemon};
 
 use crate::ensure::BinaryOptions;
 use crate::paths::StateDir;
