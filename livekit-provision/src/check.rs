@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::binary::{BinarySource, LivekitBinary};
 use crate::config::OperatorConfig;
 use crate::fetch;
 use crate::paths::{ManagedFile, StateDir};
@@ -122,6 +123,9 @@ pub struct CheckOptions {
     pub local_addresses: Vec<IpAddr>,
     /// Re-hash the installed binary against its manifest.
     pub verify_binary: bool,
+    /// The livekit-server to inspect instead of `livekit_bin` of `provision.yaml`
+    /// (`--livekit-bin`; see [`LivekitBinary::choose`]).
+    pub livekit_bin: Option<PathBuf>,
 }
 
 impl Default for CheckOptions {
@@ -130,6 +134,7 @@ impl Default for CheckOptions {
             now: SystemTime::now(),
             local_addresses: Vec::new(),
             verify_binary: true,
+            livekit_bin: None,
         }
     }
 }
@@ -549,10 +554,21 @@ fn check_binary(
     let Some(version) = &inputs.version else {
         return;
     };
-    if settings.livekit_bin.is_some() {
+    let chosen = LivekitBinary::choose(state, settings, opts.livekit_bin.as_deref());
+    if chosen.source != BinarySource::Installed {
+        // The operator's own binary: never downloaded, so no version to compare; it must exist.
+        if !chosen.path.exists() {
+            out.add(
+                Code::BinaryMissing,
+                Severity::Error,
+                vec![chosen.path.clone()],
+                format!("livekit-server {} does not exist", chosen.path.display()),
+                Some("fix livekit_bin in provision.yaml (or --livekit-bin)"),
+            );
+        }
         return;
     }
-    let bin = state.livekit_bin();
+    let bin = chosen.path;
     match fetch::needs_install(state, version) {
         fetch::InstallNeed::Missing => out.add(
             Code::BinaryMissing,

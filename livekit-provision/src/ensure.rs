@@ -8,11 +8,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::binary::LivekitBinary;
 use crate::config::{ConfigError, OperatorConfig};
-use crate::fetch::{
-    self, FetchError, InstallNeed, InstallOutcome, InstallRequest, Platform, ReleaseBase,
-    Sha256Digest,
-};
+use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Platform, Sha256Digest};
 use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{self, FixedPath, PublishError, PublishOptions, PublishOutcome, StateLock};
@@ -534,7 +532,8 @@ fn ensure_binary(
     let Some(version) = &inputs.version else {
         return Ok(BinaryState::NotPinned);
     };
-    if let Some(path) = crate::media::external_program(settings, opts.binary.livekit_bin.as_deref())
+    if let Some(path) =
+        LivekitBinary::choose(state, settings, opts.binary.livekit_bin.as_deref()).external()
     {
         return Ok(BinaryState::External { path });
     }
@@ -594,16 +593,7 @@ fn install_blocking(
     pinned_sha256: Option<Sha256Digest>,
     opts: &EnsureOptions<'_>,
 ) -> Result<InstallOutcome, FetchError> {
-    let mut request = InstallRequest::new(version.clone(), opts.binary.platform.clone());
-    if let Some(url) = opts
-        .binary
-        .release_url
-        .as_ref()
-        .or(settings.release_url.as_ref())
-    {
-        request.base_url = ReleaseBase::parse(url)?;
-    }
-    request.github_token.clone_from(&opts.binary.github_token);
+    let mut request = crate::binary::install_request(version.clone(), settings, &opts.binary)?;
     request.pinned_sha256 = pinned_sha256;
     request.events.clone_from(&opts.fetch_events);
     let runtime = tokio::runtime::Builder::new_current_thread()

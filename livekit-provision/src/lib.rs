@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod binary;
 pub mod check;
 pub mod config;
 pub mod daemon;
@@ -28,6 +29,7 @@ pub mod token;
 pub mod triple;
 pub mod version;
 
+pub use binary::{BinarySource, LivekitBinary};
 pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};
 pub use config::{ConfigError, OperatorConfig};
 pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};

@@ -196,6 +196,7 @@ fn check_now(shared: &Shared) -> CheckReport {
             now: (config.clock)(),
             local_addresses: (config.local_addresses)(),
             verify_binary: true,
+            livekit_bin: config.binary.livekit_bin.clone(),
         },
     )
 }

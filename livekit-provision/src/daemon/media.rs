@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use super::protocol::MediaProcess;
+use crate::binary::{BinarySource, LivekitBinary};
 use crate::ensure::{BinaryOptions, BinaryState};
 use crate::error_chain::ErrorReport;
 use crate::paths::StateDir;
@@ -68,22 +69,25 @@ impl std::fmt::Debug for Media {
     }
 }
 
-/// The livekit-server program to run, if any: the operator's `livekit_bin`, else the installed
-/// binary. `None` when no version is pinned and no `livekit_bin` is set (control plane only),
-/// or the pinned one is not installed.
+/// The livekit-server program to run, if any ([`LivekitBinary::choose`]). After a run,
+/// `ensure`'s [`BinaryState`] says whether it is there: `None` when no version is pinned and no
+/// `livekit_bin` is set (control plane only) or the pinned one is not installed. Without a run
+/// (a `start` call): the operator's binary, else the installed one when it exists.
 pub(super) fn livekit_program(
     state: &StateDir,
     settings: &Settings,
     binary: &BinaryOptions,
     after_ensure: Option<&BinaryState>,
 ) -> Option<PathBuf> {
-    let external = crate::media::external_program(settings, binary.livekit_bin.as_deref());
+    let chosen = LivekitBinary::choose(state, settings, binary.livekit_bin.as_deref());
     match after_ensure {
-        Some(BinaryState::External { path }) => Some(path.clone()),
-        Some(BinaryState::Installed { .. }) => Some(state.livekit_bin()),
-        Some(BinaryState::NotPinned) => external,
+        Some(BinaryState::External { .. } | BinaryState::Installed { .. }) => Some(chosen.path),
+        Some(BinaryState::NotPinned) => chosen.external(),
         Some(_) => None,
-        None => external.or_else(|| state.livekit_bin().exists().then(|| state.livekit_bin())),
+        None => match chosen.source {
+            BinarySource::Installed => chosen.path.exists().then_some(chosen.path),
+            _ => Some(chosen.path),
+        },
     }
 }
 
