@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::binary::LivekitBinary;
 use crate::config::{ConfigError, OperatorConfig};
+use crate::error_chain::ErrorReport;
 use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Platform, Sha256Digest};
 use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
@@ -572,10 +573,11 @@ fn ensure_binary(
             replaces,
         }),
         Err(e) => {
-            let mut reason = e.to_string();
-            if let Some(hint) = e.hint() {
-                reason = format!("{reason} ({hint})");
-            }
+            let report = ErrorReport::of(&e);
+            let reason = match &report.hint {
+                Some(hint) => format!("{report} ({hint})"),
+                None => report.to_string(),
+            };
             warnings.push(Warning::InstallFailed { reason }.into());
             return Ok(pending);
         }

@@ -1,5 +1,5 @@
 //! The daemon's protocol: every JSON-RPC method's name, parameters and result, and the error
-//! object, as serde types that the server ([`super::connection`]), the client ([`super::client`])
+//! object, as serde types that the server (`daemon/connection.rs`), the client ([`super::client`])
 //! and the CLI all use. Nothing on either side reads a reply by string index.
 //!
 //! Each method is a unit type implementing [`Method`] (its name and its `Params`/`Result`
@@ -396,6 +396,8 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 /// Invalid method parameters.
 pub const INVALID_PARAMS: i64 = -32602;
+/// The daemon could not produce an answer (it could not serialize one).
+pub const INTERNAL_ERROR: i64 = -32603;
 /// The method ran and failed (provisioning, supervision, token errors).
 pub const SERVER_ERROR: i64 = -32000;
 /// The node is not provisioned yet (no consistent credentials on disk).

@@ -6,10 +6,10 @@
 //! Batches are not supported (`-32600`). A request without `id` is a notification: it runs and
 //! gets no answer.
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::protocol::{INVALID_REQUEST, PARSE_ERROR, RpcError};
+use super::protocol::{INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, RpcError};
 
 /// The longest request line accepted, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -72,13 +72,48 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     Ok(Request { id, method, params })
 }
 
+/// A response as the server writes it: `result` or `error`, never both.
+#[derive(Serialize)]
+struct Answer<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<RpcError>,
+}
+
+/// A request as the client writes it.
+#[derive(Serialize)]
+struct Call<'a, P> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    params: &'a P,
+}
+
 /// The response line (with its newline) for `id`.
 pub fn response_line(id: &Value, result: Result<Value, RpcError>) -> Vec<u8> {
-    let body = match result {
-        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-        Err(error) => json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+    let (result, error) = match result {
+        Ok(result) => (Some(result), None),
+        Err(error) => (None, Some(error)),
     };
-    let mut line = body.to_string().into_bytes();
+    line(&Answer {
+        jsonrpc: "2.0",
+        id,
+        result,
+        error,
+    })
+}
+
+/// `value` as one JSON line (serde_json escapes every newline inside strings).
+fn line(value: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).unwrap_or_else(|_| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{INTERNAL_ERROR},"message":"the daemon could not serialize its answer"}}}}"#
+        )
+        .into_bytes()
+    });
     line.push(b'\n');
     line
 }
@@ -98,16 +133,18 @@ pub struct Response {
 }
 
 /// The request line (with its newline) of a call.
-pub fn request_line(id: u64, method: &str, params: &impl serde::Serialize) -> Vec<u8> {
-    let mut line = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
-        .to_string()
-        .into_bytes();
-    line.push(b'\n');
-    line
+pub fn request_line(id: u64, method: &str, params: &impl Serialize) -> Vec<u8> {
+    line(&Call {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
 }
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::daemon::protocol::{INVALID_PARAMS, SERVER_ERROR};
 
