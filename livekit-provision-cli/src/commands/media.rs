@@ -4,16 +4,16 @@
 //! media; acting beside it would race it). Otherwise they act directly: identity pid files,
 //! detached starts. Starting never touches a process that is already running.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use livekit_provision::daemon::protocol::{
-    self, MediaProcess, Method, NoParams, StatusResult, StopParams,
+    self, MediaProcess, Method, NoParams, StartResult, StatusResult, StopParams, StopResult,
 };
-use livekit_provision::daemon::{ClientError, request, status_without_daemon};
+use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
 use livekit_provision::media::media_specs;
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
 use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
-use serde_json::json;
 
 use super::Ctx;
 use crate::cli::StopArgs;
@@ -58,6 +58,19 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
+    let (processes, failed) = start_here(ctx, &mut supervisor(ctx))?;
+    if ctx.printer.json {
+        ctx.printer.json(&StartResult { processes });
+    }
+    failed.map_or(Ok(Exit::Success), Err)
+}
+
+/// Start the media that are down, without a daemon: the processes afterwards (the daemon's
+/// `start` result), and the error when one failed.
+fn start_here(
+    ctx: &Ctx,
+    sup: &mut Supervisor,
+) -> Result<(Vec<MediaProcess>, Option<CliError>), CliError> {
     let config = OperatorConfig::load(&ctx.state)?;
     let disk = DiskTriple::read(&ctx.state);
     let specs = media_specs(
@@ -66,8 +79,6 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
         ctx.livekit_bin.as_deref(),
         &disk,
     )?;
-    let mut sup = supervisor(ctx);
-    let mut results = Vec::new();
     let mut failed = None;
     for spec in &specs {
         let outcome = sup.ensure_running(spec, Instant::now())?;
@@ -85,23 +96,17 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
             ),
             Ensured::BackingOff { .. } => format!("{} is backing off after a crash", spec.name),
             Ensured::Failed { reason } => {
-                failed = Some(format!("{} failed: {reason}", spec.name));
+                failed = Some(CliError::msg(
+                    format!("{} failed: {reason}", spec.name),
+                    Some("see the log in logs/ of the state directory".to_owned()),
+                ));
                 format!("{} failed", spec.name)
             }
         };
-        results.push(json!({ "name": spec.name, "outcome": line }));
         ctx.printer.status(line);
     }
-    if ctx.printer.json {
-        ctx.printer.json(&results);
-    }
-    match failed {
-        Some(message) => Err(CliError::msg(
-            message,
-            Some("see the log in logs/ of the state directory".to_owned()),
-        )),
-        None => Ok(Exit::Success),
-    }
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    Ok((media_processes(sup, &names), failed))
 }
 
 pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliError> {
@@ -120,15 +125,22 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         return Ok(Exit::Success);
     }
     let mut sup = supervisor(ctx);
+    let mut stopped = BTreeMap::new();
     // lk-backend first: it talks to livekit-server.
     for name in [LK_BACKEND, LIVEKIT_SERVER] {
         let outcome = sup.stop(name, args.grace)?;
         ctx.printer.status(format!("{name}: {outcome}"));
+        stopped.insert(name.to_owned(), outcome);
     }
-    if then_start {
-        return start(ctx);
+    let (processes, failed) = if then_start {
+        start_here(ctx, &mut sup)?
+    } else {
+        (media_processes(&mut sup, &media_names(ctx)?), None)
+    };
+    if ctx.printer.json {
+        ctx.printer.json(&StopResult { stopped, processes });
     }
-    Ok(Exit::Success)
+    failed.map_or(Ok(Exit::Success), Err)
 }
 
 /// `status`: the daemon's answer when one runs, else the same shape built here.

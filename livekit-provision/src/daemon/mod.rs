@@ -84,7 +84,7 @@ pub use backoff::{RetryPolicy, unit_random};
 pub use client::{ClientError, call, call_with_timeout, request};
 pub use protocol::{ProvisionState, RpcError, StatusResult};
 pub use socket::{bind, lock_instance};
-pub use status::{ProvisionStatus, status_without_daemon};
+pub use status::{ProvisionStatus, media_processes, status_without_daemon};
 
 use crate::ensure::BinaryOptions;
 use crate::paths::StateDir;

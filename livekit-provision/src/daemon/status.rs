@@ -77,16 +77,7 @@ pub fn status_without_daemon(
     names: &[&str],
     now: SystemTime,
 ) -> StatusResult {
-    let processes = names
-        .iter()
-        .map(|name| match supervisor.status(name) {
-            Ok(status) => MediaProcess {
-                status,
-                error: None,
-            },
-            Err(e) => MediaProcess::unreadable(name, ErrorReport::of(&e).to_string()),
-        })
-        .collect();
+    let processes = media_processes(supervisor, names);
     StatusResult {
         daemon: false,
         state_dir: state.root().to_owned(),
@@ -102,6 +93,21 @@ pub fn status_without_daemon(
             processes,
         },
     }
+}
+
+/// The processes `names` as `supervisor` sees them (adopting them from their pid files); one
+/// that cannot be read is listed with its error.
+pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<MediaProcess> {
+    names
+        .iter()
+        .map(|name| match supervisor.status(name) {
+            Ok(status) => MediaProcess {
+                status,
+                error: None,
+            },
+            Err(e) => MediaProcess::unreadable(name, ErrorReport::of(&e).to_string()),
+        })
+        .collect()
 }
 
 /// The version at `bin/livekit-server`, when one is installed.
