@@ -9,19 +9,20 @@ use serde_json::{Value, json};
 
 use crate::support::{Node, cli, livekit_standin};
 
-/// `livekit-provision --state-dir … status --json`, parsed.
-fn cli_status(node: &Node) -> Value {
+/// `livekit-provision --state-dir … ARGS --json`, parsed.
+fn cli_json(node: &Node, args: &[&str]) -> Value {
     let out = Command::new(cli())
         .arg("--state-dir")
         .arg(node.state.root())
-        .args(["status", "--json"])
+        .args(args)
+        .arg("--json")
         .env_remove("LIVEKIT_PROVISION_SECRETS")
         .env_remove("LIVEKIT_PROVISION_STATE_DIR")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "status failed: {}",
+        "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
@@ -83,11 +84,11 @@ fn status_json_has_one_shape_with_and_without_a_daemon() {
     let mut node = Node::with_media(&livekit_standin());
     let daemon = node.start(&[]);
     node.wait_media_healthy();
-    let with_daemon = cli_status(&node);
+    let with_daemon = cli_json(&node, &["status"]);
     daemon.signal(Signal::SIGTERM);
     let (exit, stderr) = daemon.wait_exit();
     assert_eq!(exit.code(), Some(0), "{stderr}");
-    let without_daemon = cli_status(&node);
+    let without_daemon = cli_json(&node, &["status"]);
 
     assert_eq!(with_daemon["daemon"], json!(true), "{with_daemon}");
     assert_eq!(without_daemon["daemon"], json!(false), "{without_daemon}");
@@ -103,4 +104,37 @@ fn status_json_has_one_shape_with_and_without_a_daemon() {
         differences.is_empty(),
         "{differences:#?}\nwith a daemon: {with_daemon:#}\nwithout: {without_daemon:#}"
     );
+}
+
+#[test]
+fn restart_and_stop_json_have_one_shape_with_and_without_a_daemon() {
+    let mut node = Node::with_media(&livekit_standin());
+    let daemon = node.start(&[]);
+    node.wait_media_healthy();
+    let restart = ["restart", "--grace", "1s"];
+    let with_daemon = cli_json(&node, &restart);
+    daemon.signal(Signal::SIGTERM);
+    let (exit, stderr) = daemon.wait_exit();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+    let without_daemon = cli_json(&node, &restart);
+    // Stop what the CLI started (the node stops only the pids it saw).
+    let stopped = cli_json(&node, &["stop", "--grace", "1s"]);
+
+    assert!(
+        with_daemon["stopped"]["livekit-server"].is_string(),
+        "{with_daemon}"
+    );
+    assert_eq!(
+        stopped["processes"][0]["running"],
+        json!(false),
+        "{stopped}"
+    );
+    for (what, other) in [("restart", &without_daemon), ("stop", &stopped)] {
+        let mut differences = Vec::new();
+        shape_differences("$", &with_daemon, other, &mut differences);
+        assert!(
+            differences.is_empty(),
+            "{what}: {differences:#?}\nwith a daemon: {with_daemon:#}\nwithout: {other:#}"
+        );
+    }
 }
