@@ -85,13 +85,14 @@ async fn dispatch(shared: &Arc<Shared>, request: Request) -> Result<Value, RpcEr
     match method.as_str() {
         Status::NAME => answer::<Status>(shared, params, |s, NoParams {}| Ok(status(s))).await,
         Ensure::NAME => {
-            let NoParams {} = parse_params(params)?;
+            // Not on the blocking pool: the loop runs it, after the run in flight.
+            let NoParams {} = parse_params::<<Ensure as Method>::Params>(params)?;
             let (tx, rx) = oneshot::channel();
             shared
                 .events
                 .send(Event::Ensure(Some(tx)))
                 .map_err(|_| shutting_down())?;
-            let report = rx.await.map_err(|_| shutting_down())??;
+            let report: <Ensure as Method>::Result = rx.await.map_err(|_| shutting_down())??;
             to_result(&report)
         }
         Check::NAME => answer::<Check>(shared, params, |s, NoParams {}| Ok(check_now(s))).await,

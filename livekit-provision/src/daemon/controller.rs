@@ -10,8 +10,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::media::{self, Media, MediaFailure};
-use super::protocol::ProvisionState;
-use super::protocol::RpcError;
+use super::protocol::{ProvisionState, RpcError};
 use super::shared::{EnsureReply, Event, RunOutcome, Shared, livekit_yaml_digest, lock};
 use super::status::ProvisionStatus;
 use super::{Command, DaemonConfig, DaemonError, connection};
