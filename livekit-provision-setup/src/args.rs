@@ -7,7 +7,8 @@ use livekit_provision::ensure::BinaryOptions;
 use livekit_provision::{ErrorReport, Platform, Secret, StateDir, StoreSpec};
 
 /// The options both binaries take (DESIGN.md: the daemon takes the CLI's global options).
-#[derive(Debug, Clone, Default, Args)]
+/// `Debug` hides `--secrets` and `--release-url`: either may hold a password.
+#[derive(Clone, Default, Args)]
 pub struct GlobalArgs {
     /// State directory [default: $XDG_STATE_HOME/livekit-provision or ~/.local/state/livekit-provision]
     #[arg(
@@ -51,6 +52,20 @@ pub struct GlobalArgs {
     /// Use this livekit-server binary; never download one
     #[arg(long, global = true, value_name = "PATH")]
     pub livekit_bin: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobalArgs")
+            .field("state_dir", &self.state_dir)
+            .field("secrets", &self.secrets.as_ref().map(|_| "****"))
+            .field("json", &self.json)
+            .field("quiet", &self.quiet)
+            .field("verbose", &self.verbose)
+            .field("release_url", &self.release_url.as_ref().map(|_| "****"))
+            .field("livekit_bin", &self.livekit_bin)
+            .finish()
+    }
 }
 
 impl GlobalArgs {
@@ -131,6 +146,23 @@ mod tests {
         assert!(Both::try_parse_from(["x", "-q", "-v"]).is_err());
         let args = Both::try_parse_from(["x", "-vv"]).unwrap();
         assert_eq!(args.global.verbose, 2);
+    }
+
+    #[test]
+    fn debug_hides_the_store_spec_and_the_release_url() {
+        let args = Both::try_parse_from([
+            "x",
+            "--secrets",
+            "redis://:hunter2@10.0.0.5:6379/0",
+            "--release-url",
+            "https://u:pa55@mirror/",
+        ])
+        .unwrap();
+        let text = format!("{args:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("pa55"),
+            "{text}"
+        );
     }
 
     #[test]
