@@ -19,8 +19,9 @@ pub struct GlobalArgs {
     )]
     pub state_dir: Option<PathBuf>,
 
-    /// Secret store: file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db] [default: file:<state>/secrets.json]
+    /// Secret store (`--help` shows the forms)
     #[arg(
+        help = "Secret store: file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db] [default: file:<state>/secrets.json]",
         long,
         global = true,
         env = "LIVEKIT_PROVISION_SECRETS",
@@ -36,7 +37,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
 
-    /// Print more (each -v one level: info, debug, trace); RUST_LOG overrides
+    /// Print more, one level per -v (CLI: info, debug, trace; daemon: debug, trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

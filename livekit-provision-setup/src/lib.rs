@@ -14,5 +14,5 @@ mod logging;
 mod report;
 
 pub use args::GlobalArgs;
-pub use logging::{Logging, init_logging};
+pub use logging::{Logging, init_logging, level};
 pub use report::{Exit, print_error, write_error};
