@@ -1,5 +1,6 @@
-//! Everything the CLI prints: data on stdout, messages on stderr, errors as `error:` /
-//! `caused by:` / `hint:` lines, and the one table of exit codes.
+//! Everything the CLI prints: data on stdout, messages on stderr. Errors (`error:` /
+//! `caused by:` / `hint:` lines) and the exit codes come from `livekit-provision-setup`, shared
+//! with the daemon.
 
 use std::io::{self, IsTerminal, Write};
 
