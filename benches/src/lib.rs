@@ -111,6 +111,7 @@ pub fn check_options() -> CheckOptions {
         now: SystemTime::now(),
         local_addresses: Vec::new(),
         verify_binary: false,
+        ..CheckOptions::default()
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+pub use livekit_provision_setup::GlobalArgs;
 
 /// Turn a bare Linux server into a working LiveKit media node, and keep it working.
 #[derive(Debug, Parser)]
@@ -13,53 +14,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Options every command takes.
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// State directory [default: $XDG_STATE_HOME/livekit-provision or ~/.local/state/livekit-provision]
-    #[arg(
-        long,
-        global = true,
-        env = "LIVEKIT_PROVISION_STATE_DIR",
-        value_name = "DIR"
-    )]
-    pub state_dir: Option<PathBuf>,
-
-    /// Secret store: file:PATH, exec:PROGRAM or redis://[user:pass@]host:port[/db] [default: file:<state>/secrets.json]
-    #[arg(
-        long,
-        global = true,
-        env = "LIVEKIT_PROVISION_SECRETS",
-        value_name = "SPEC"
-    )]
-    pub secrets: Option<String>,
-
-    /// Print machine-readable JSON on stdout
-    #[arg(long, global = true)]
-    pub json: bool,
-
-    /// Print less (errors only)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
-    pub quiet: u8,
-
-    /// Print more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-
-    /// Base URL of release downloads (https://, http:// or file://)
-    #[arg(
-        long,
-        global = true,
-        env = "LIVEKIT_PROVISION_RELEASE_URL",
-        value_name = "URL"
-    )]
-    pub release_url: Option<String>,
-
-    /// Use this livekit-server binary; never download one
-    #[arg(long, global = true, value_name = "PATH")]
-    pub livekit_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

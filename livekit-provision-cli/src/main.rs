@@ -11,7 +11,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    output::init_logging(cli.global.quiet, cli.global.verbose);
+    livekit_provision_setup::init_logging(
+        livekit_provision_setup::Logging::Command,
+        cli.global.quiet,
+        cli.global.verbose,
+    );
     match commands::run(cli) {
         Ok(exit) => exit.into(),
         Err(err) => {

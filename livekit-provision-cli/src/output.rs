@@ -1,110 +1,41 @@
-//! Everything the CLI prints: data on stdout, messages on stderr, errors as `error:` /
-//! `caused by:` / `hint:` lines, and the one table of exit codes.
+//! Everything the CLI prints: data on stdout, messages on stderr. Errors (`error:` /
+//! `caused by:` / `hint:` lines) and the exit codes come from `livekit-provision-setup`, shared
+//! with the daemon.
 
-use std::error::Error;
 use std::io::{self, IsTerminal, Write};
-use std::process::ExitCode;
 
+use livekit_provision::{ErrorReport, Hint};
+pub use livekit_provision_setup::Exit;
 use serde::Serialize;
 
-/// The exit codes of `livekit-provision` (one table, one place).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Done; for `ensure --dry-run`: nothing to do; for `check`: healthy.
-    Success,
-    /// An error; for `check`: problems found; for `ensure`: the binary could not be installed.
-    Failure,
-    /// `ensure --dry-run`: changes are pending (Terraform's `-detailed-exitcode`).
-    ChangesPending,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        match exit {
-            Exit::Success => Self::SUCCESS,
-            Exit::Failure => Self::from(1),
-            Exit::ChangesPending => Self::from(2),
-        }
-    }
-}
-
-/// An error as the CLI reports it: the message, its causes, and a hint.
+/// An error as the CLI reports it: the message, its causes and a hint
+/// ([`livekit_provision_setup::print_error`] prints it, as the daemon prints its own).
 #[derive(Debug)]
-pub struct CliError {
-    message: String,
-    causes: Vec<String>,
-    hint: Option<String>,
-}
+pub struct CliError(ErrorReport);
 
 impl CliError {
     /// An error with no library error behind it.
     pub fn msg(message: impl Into<String>, hint: Option<String>) -> Self {
-        Self {
-            message: message.into(),
-            causes: Vec::new(),
-            hint,
-        }
+        Self(ErrorReport::message(message, hint))
     }
 
-    /// From a library error and its hint, walking its `source()` chain.
-    pub fn from_error(err: &(dyn Error + 'static), hint: Option<String>) -> Self {
-        let mut causes = Vec::new();
-        let mut source = err.source();
-        let message = err.to_string();
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            // `#[error(transparent)]` and "{source}" messages repeat their cause: skip repeats.
-            if !message.contains(&text) && causes.last() != Some(&text) {
-                causes.push(text);
-            }
-            source = cause.source();
-        }
-        Self {
-            message,
-            causes,
-            hint,
-        }
+    /// An error already walked into a report.
+    pub fn from_report(report: ErrorReport) -> Self {
+        Self(report)
     }
 
     /// Print to stderr.
     pub fn report(&self) {
-        let mut err = io::stderr().lock();
-        let _ = writeln!(err, "error: {}", self.message);
-        for cause in &self.causes {
-            let _ = writeln!(err, "  caused by: {cause}");
-        }
-        if let Some(hint) = &self.hint {
-            let _ = writeln!(err, "hint: {hint}");
-        }
+        livekit_provision_setup::print_error(&self.0);
     }
 }
 
-/// Library errors carry their own hint; this turns each into a [`CliError`].
-macro_rules! from_lib_error {
-    ($($ty:ty),* $(,)?) => {$(
-        impl From<$ty> for CliError {
-            fn from(e: $ty) -> Self {
-                let hint = e.hint();
-                Self::from_error(&e, hint)
-            }
-        }
-    )*};
+/// Every library error that knows its fix converts with `?`, its cause chain and hint kept.
+impl<E: Hint> From<E> for CliError {
+    fn from(e: E) -> Self {
+        Self(ErrorReport::of(&e))
+    }
 }
-
-from_lib_error!(
-    livekit_provision::EnsureError,
-    livekit_provision::StoreError,
-    livekit_provision::FetchError,
-    livekit_provision::PublishError,
-    livekit_provision::ConfigError,
-    livekit_provision::ResolveError,
-    livekit_provision::TokenError,
-    livekit_provision::NotProvisioned,
-    livekit_provision::SuperviseError,
-    livekit_provision::media::MediaError,
-    livekit_provision::rotate::RotateError,
-    livekit_provision::daemon::ClientError,
-);
 
 /// Where output goes, per `--json` and `-q`.
 #[derive(Debug, Clone, Copy)]
@@ -148,26 +79,4 @@ impl Printer {
     pub fn progress_allowed(self) -> bool {
         !self.json && !self.quiet && io::stderr().is_terminal()
     }
-}
-
-/// Set up logging on stderr: `-q` errors only, default warnings, `-v` info, `-vv` debug,
-/// `-vvv` trace; `RUST_LOG` overrides. `NO_COLOR` turns colour off.
-pub fn init_logging(quiet: u8, verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let level = match (quiet, verbose) {
-        (q, _) if q > 0 => "error",
-        (_, 0) => "warn",
-        (_, 1) => "info",
-        (_, 2) => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let color = std::env::var_os("NO_COLOR").is_none() && io::stderr().is_terminal();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(color)
-        .with_target(false)
-        .without_time()
-        .try_init();
 }

@@ -6,8 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::binary::{BinarySource, LivekitBinary};
 use crate::config::OperatorConfig;
 use crate::fetch;
 use crate::paths::{ManagedFile, StateDir};
@@ -19,7 +20,7 @@ use crate::store::SecretStore;
 use crate::triple::{DiskTriple, Parsed};
 
 /// How bad a finding is. Any `Error` makes the report unhealthy (`check` exits 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; nothing is broken.
@@ -29,7 +30,7 @@ pub enum Severity {
 }
 
 /// The stable code of a finding (serialized in kebab-case; scripts match on it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Code {
@@ -81,7 +82,7 @@ pub enum Code {
 }
 
 /// One thing `check` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable code.
     pub code: Code,
@@ -96,7 +97,7 @@ pub struct Finding {
 }
 
 /// The result of [`check`]. Serialized as the `--json` output of `check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     /// The state directory checked.
     pub state_dir: PathBuf,
@@ -122,6 +123,9 @@ pub struct CheckOptions {
     pub local_addresses: Vec<IpAddr>,
     /// Re-hash the installed binary against its manifest.
     pub verify_binary: bool,
+    /// The livekit-server to inspect instead of `livekit_bin` of `provision.yaml`
+    /// (`--livekit-bin`; see [`LivekitBinary::choose`]).
+    pub livekit_bin: Option<PathBuf>,
 }
 
 impl Default for CheckOptions {
@@ -130,6 +134,7 @@ impl Default for CheckOptions {
             now: crate::clock::system(),
             local_addresses: Vec::new(),
             verify_binary: true,
+            livekit_bin: None,
         }
     }
 }
@@ -520,7 +525,7 @@ fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
     if let Err(e) = crate::fleet::probe_routing(routing, ROUTING_PROBE_TIMEOUT) {
         let message = format!(
             "livekit-server will not start: {}",
-            crate::fleet::error_chain(&e)
+            crate::error_chain::one_line(&e)
         );
         let origin = "the address comes from redis_address in provision.yaml or \
                       LIVEKIT_REDIS_ADDRESS in the secret store, the password from \
@@ -549,10 +554,21 @@ fn check_binary(
     let Some(version) = &inputs.version else {
         return;
     };
-    if settings.livekit_bin.is_some() {
+    let chosen = LivekitBinary::choose(state, settings, opts.livekit_bin.as_deref());
+    if chosen.source != BinarySource::Installed {
+        // The operator's own binary: never downloaded, so no version to compare; it must exist.
+        if !chosen.path.exists() {
+            out.add(
+                Code::BinaryMissing,
+                Severity::Error,
+                vec![chosen.path.clone()],
+                format!("livekit-server {} does not exist", chosen.path.display()),
+                Some("fix livekit_bin in provision.yaml (or --livekit-bin)"),
+            );
+        }
         return;
     }
-    let bin = state.livekit_bin();
+    let bin = chosen.path;
     match fetch::needs_install(state, version) {
         fetch::InstallNeed::Missing => out.add(
             Code::BinaryMissing,

@@ -6,13 +6,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::binary::LivekitBinary;
 use crate::config::{ConfigError, OperatorConfig};
-use crate::fetch::{
-    self, FetchError, InstallNeed, InstallOutcome, InstallRequest, Platform, ReleaseBase,
-    Sha256Digest,
-};
+use crate::error_chain::ErrorReport;
+use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Platform, Sha256Digest};
 use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{self, FixedPath, PublishError, PublishOptions, PublishOutcome, StateLock};
@@ -24,7 +23,7 @@ use crate::triple::{DiskTriple, Parsed};
 use crate::version::LivekitVersion;
 
 /// Why a managed file is (or would be) written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteReason {
     /// It does not exist yet.
@@ -40,7 +39,7 @@ pub enum WriteReason {
 }
 
 /// One step of the plan; after applying, what was done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
 #[non_exhaustive]
 pub enum Action {
@@ -174,7 +173,7 @@ impl Default for EnsureOptions<'_> {
 }
 
 /// The state of the binary after a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 #[non_exhaustive]
 pub enum BinaryState {
@@ -198,7 +197,7 @@ pub enum BinaryState {
 }
 
 /// What a run did (or, for a dry run, would do). Serialized as the `--json` output of `ensure`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnsureReport {
     /// True for `--dry-run`.
     pub dry_run: bool,
@@ -219,7 +218,7 @@ pub struct EnsureReport {
 }
 
 /// A warning with its human message, as serialized in reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportedWarning {
     /// The typed warning.
     #[serde(flatten)]
@@ -554,7 +553,8 @@ fn ensure_binary(
     let Some(version) = &inputs.version else {
         return Ok(BinaryState::NotPinned);
     };
-    if let Some(path) = crate::media::external_program(settings, opts.binary.livekit_bin.as_deref())
+    if let Some(path) =
+        LivekitBinary::choose(state, settings, opts.binary.livekit_bin.as_deref()).external()
     {
         return Ok(BinaryState::External { path });
     }
@@ -596,10 +596,11 @@ fn ensure_binary(
             replaces,
         }),
         Err(e) => {
-            let mut reason = e.to_string();
-            if let Some(hint) = e.hint() {
-                reason = format!("{reason} ({hint})");
-            }
+            let report = ErrorReport::of(&e);
+            let reason = match &report.hint {
+                Some(hint) => format!("{report} ({hint})"),
+                None => report.to_string(),
+            };
             warnings.push(Warning::InstallFailed { reason }.into());
             return Ok(pending);
         }
@@ -617,16 +618,7 @@ fn install_blocking(
     pinned_sha256: Option<Sha256Digest>,
     opts: &EnsureOptions<'_>,
 ) -> Result<InstallOutcome, FetchError> {
-    let mut request = InstallRequest::new(version.clone(), opts.binary.platform.clone());
-    if let Some(url) = opts
-        .binary
-        .release_url
-        .as_ref()
-        .or(settings.release_url.as_ref())
-    {
-        request.base_url = ReleaseBase::parse(url)?;
-    }
-    request.github_token.clone_from(&opts.binary.github_token);
+    let mut request = crate::binary::install_request(version.clone(), settings, &opts.binary)?;
     request.pinned_sha256 = pinned_sha256;
     request.events.clone_from(&opts.fetch_events);
     let runtime = tokio::runtime::Builder::new_current_thread()

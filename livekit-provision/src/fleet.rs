@@ -217,20 +217,8 @@ fn read<T>(
     match store.get(name) {
         Ok(None) => Ok(Stored::Absent),
         Ok(Some(value)) => Ok(parse(&value).map_or(Stored::Invalid, Stored::Valid)),
-        Err(e) => Err(error_chain(&e)),
+        Err(e) => Err(crate::error_chain::one_line(&e)),
     }
-}
-
-/// An error and its causes on one line (no secret is ever in a store error).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 #![deny(missing_docs)]
 
 mod backoff;
+pub mod binary;
 pub mod check;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod ensure;
+pub mod error_chain;
 pub mod fetch;
 pub mod fleet;
 pub mod fsio;
@@ -32,9 +34,11 @@ pub mod triple;
 pub mod validate;
 pub mod version;
 
+pub use binary::{BinarySource, LivekitBinary};
 pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};
 pub use config::{ConfigError, OperatorConfig};
 pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};
+pub use error_chain::{ErrorReport, Hint};
 pub use fetch::{
     FetchError, InstallNeed, InstallOutcome, InstallRequest, InstalledBinary, Platform,
     ReleaseBase, install, installed, needs_install, rollback, verify_installed,

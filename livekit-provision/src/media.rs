@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::binary::LivekitBinary;
 use crate::paths::StateDir;
 use crate::render::BackendEnv;
 use crate::secret::Secret;
@@ -40,24 +41,6 @@ impl MediaError {
     }
 }
 
-/// The operator's own livekit-server, if any: `override_bin` (`--livekit-bin`), else
-/// `livekit_bin` of `provision.yaml`. Such a binary is used as is and never downloaded.
-pub fn external_program(settings: &Settings, override_bin: Option<&Path>) -> Option<PathBuf> {
-    override_bin
-        .map(Path::to_path_buf)
-        .or_else(|| settings.livekit_bin.clone())
-}
-
-/// The livekit-server executable for `state`: the [`external_program`], else the installed
-/// `bin/livekit-server`.
-pub fn livekit_program(
-    state: &StateDir,
-    settings: &Settings,
-    override_bin: Option<&Path>,
-) -> PathBuf {
-    external_program(settings, override_bin).unwrap_or_else(|| state.livekit_bin())
-}
-
 /// The media processes of `state`, in start order (livekit-server first: lk-backend needs it).
 /// Fails unless the config files exist and agree — lk-backend is only started after them.
 pub fn media_specs(
@@ -71,7 +54,7 @@ pub fn media_specs(
             state: state.root().to_owned(),
         });
     }
-    let program = livekit_program(state, settings, override_bin);
+    let program = LivekitBinary::choose(state, settings, override_bin).path;
     if !program.exists() {
         return Err(MediaError::BinaryMissing { path: program });
     }

@@ -7,13 +7,19 @@ use std::path::{Path, PathBuf};
 pub const STATE_DIR_NAME: &str = "livekit-provision";
 
 /// The three rendered files, each published at a fixed path in the state directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Serialized as its file name (`"livekit.yaml"`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ManagedFile {
     /// `livekit.yaml`, read by livekit-server.
+    #[serde(rename = "livekit.yaml")]
     LivekitYaml,
     /// `backend.env`, read by lk-backend.
+    #[serde(rename = "backend.env")]
     BackendEnv,
     /// `runtime.json`, read by other services.
+    #[serde(rename = "runtime.json")]
     RuntimeJson,
 }
 
@@ -28,13 +34,6 @@ impl ManagedFile {
             Self::BackendEnv => "backend.env",
             Self::RuntimeJson => "runtime.json",
         }
-    }
-}
-
-/// Serialized as its file name (`"livekit.yaml"`).
-impl serde::Serialize for ManagedFile {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.file_name())
     }
 }
 

@@ -10,6 +10,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
     let opts = CheckOptions {
         local_addresses: sys::local_addresses(),
+        livekit_bin: ctx.livekit_bin.clone(),
         ..CheckOptions::default()
     };
     let report = livekit_provision::check(&ctx.state, Some(store.as_ref()), &opts);

@@ -2,9 +2,9 @@
 
 use std::time::SystemTime;
 
-use livekit_provision::ensure::{Action, BinaryOptions, BinaryState, WriteReason};
+use livekit_provision::ensure::{Action, BinaryState, WriteReason};
 use livekit_provision::supervise::{LIVEKIT_SERVER, adopt, runs_another_binary};
-use livekit_provision::{EnsureOptions, EnsureReport, Platform, sys};
+use livekit_provision::{EnsureOptions, EnsureReport, sys};
 
 use super::Ctx;
 use crate::cli::EnsureArgs;
@@ -19,13 +19,7 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
         dry_run: args.dry_run,
         now: SystemTime::now(),
         local_addresses: sys::local_addresses(),
-        binary: BinaryOptions {
-            release_url: ctx.release_url.clone(),
-            livekit_bin: ctx.livekit_bin.clone(),
-            github_token: super::github_token(),
-            platform: Platform::current(),
-            offline: false,
-        },
+        binary: ctx.binary_options(),
         on_lock_wait: &waiter,
         fetch_events: progress.as_ref().map(Progress::sink),
         ..EnsureOptions::default()

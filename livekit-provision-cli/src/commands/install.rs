@@ -1,8 +1,8 @@
 //! `livekit-provision install [--version V] [--force] [--sha256 HEX]` and `rollback`.
 
-use livekit_provision::fetch::{InstallOutcome, InstallRequest, ReleaseBase, Sha256Digest};
+use livekit_provision::fetch::{InstallOutcome, Sha256Digest};
 use livekit_provision::publish::{self, StateLock};
-use livekit_provision::{LivekitVersion, OperatorConfig, Platform, SecretName};
+use livekit_provision::{LivekitVersion, OperatorConfig, SecretName};
 
 use super::Ctx;
 use crate::cli::InstallArgs;
@@ -37,14 +37,11 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
         },
     };
     let config = OperatorConfig::load(&ctx.state)?;
-    let mut request = InstallRequest::new(version.clone(), Platform::current());
-    if let Some(url) = ctx
-        .release_url
-        .as_ref()
-        .or(config.settings.release_url.as_ref())
-    {
-        request.base_url = ReleaseBase::parse(url)?;
-    }
+    let mut request = livekit_provision::binary::install_request(
+        version.clone(),
+        &config.settings,
+        &ctx.binary_options(),
+    )?;
     let pinned = match &args.sha256 {
         Some(hex) => Some(("--sha256", hex.clone())),
         None => store
@@ -65,7 +62,6 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
             )
         })?);
     }
-    request.github_token = super::github_token();
     request.force = args.force;
     let progress = ctx.progress();
     request.events = progress.as_ref().map(Progress::sink);

@@ -4,13 +4,16 @@
 //! media; acting beside it would race it). Otherwise they act directly: identity pid files,
 //! detached starts. Starting never touches a process that is already running.
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
-use livekit_provision::daemon::{ClientError, call_with_timeout};
+use livekit_provision::daemon::protocol::{
+    self, MediaProcess, Method, NoParams, StartResult, StatusResult, StopParams, StopResult,
+};
+use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
 use livekit_provision::media::media_specs;
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
 use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
-use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::cli::StopArgs;
@@ -19,15 +22,14 @@ use crate::output::{CliError, Exit};
 /// How long `status` and `start` wait for a daemon's answer.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Call the daemon of this state directory; `None` when no daemon is running.
-fn via_daemon(
+/// Call method `M` of the daemon of this state directory; `None` when no daemon is running.
+fn via_daemon<M: Method>(
     ctx: &Ctx,
-    method: &str,
-    params: &Value,
+    params: &M::Params,
     timeout: Duration,
-) -> Result<Option<Value>, CliError> {
-    match call_with_timeout(&ctx.state.rpc_socket(), method, params, timeout) {
-        Ok(value) => Ok(Some(value)),
+) -> Result<Option<M::Result>, CliError> {
+    match request::<M>(&ctx.state.rpc_socket(), params, timeout) {
+        Ok(result) => Ok(Some(result)),
         Err(ClientError::NotRunning { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -52,10 +54,23 @@ fn media_names(ctx: &Ctx) -> Result<Vec<&'static str>, CliError> {
 }
 
 pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
-    if let Some(answer) = via_daemon(ctx, "start", &Value::Null, DAEMON_TIMEOUT)? {
-        print_processes(ctx, &answer);
+    if let Some(answer) = via_daemon::<protocol::Start>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
+        print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
+    let (processes, failed) = start_here(ctx, &mut supervisor(ctx))?;
+    if ctx.printer.json {
+        ctx.printer.json(&StartResult { processes });
+    }
+    failed.map_or(Ok(Exit::Success), Err)
+}
+
+/// Start the media that are down, without a daemon: the processes afterwards (the daemon's
+/// `start` result), and the error when one failed.
+fn start_here(
+    ctx: &Ctx,
+    sup: &mut Supervisor,
+) -> Result<(Vec<MediaProcess>, Option<CliError>), CliError> {
     let config = OperatorConfig::load(&ctx.state)?;
     let disk = DiskTriple::read(&ctx.state);
     let specs = media_specs(
@@ -64,8 +79,6 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
         ctx.livekit_bin.as_deref(),
         &disk,
     )?;
-    let mut sup = supervisor(ctx);
-    let mut results = Vec::new();
     let mut failed = None;
     for spec in &specs {
         let outcome = sup.ensure_running(spec, Instant::now())?;
@@ -83,82 +96,89 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
             ),
             Ensured::BackingOff { .. } => format!("{} is backing off after a crash", spec.name),
             Ensured::Failed { reason } => {
-                failed = Some(format!("{} failed: {reason}", spec.name));
+                failed = Some(CliError::msg(
+                    format!("{} failed: {reason}", spec.name),
+                    Some("see the log in logs/ of the state directory".to_owned()),
+                ));
                 format!("{} failed", spec.name)
             }
         };
-        results.push(json!({ "name": spec.name, "outcome": line }));
         ctx.printer.status(line);
     }
-    if ctx.printer.json {
-        ctx.printer.json(&results);
-    }
-    match failed {
-        Some(message) => Err(CliError::msg(
-            message,
-            Some("see the log in logs/ of the state directory".to_owned()),
-        )),
-        None => Ok(Exit::Success),
-    }
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    Ok((media_processes(sup, &names), failed))
 }
 
 pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliError> {
-    let method = if then_start { "restart" } else { "stop" };
-    let params = json!({ "grace_secs": args.grace.as_secs() });
+    let params = StopParams {
+        grace_secs: Some(args.grace.as_secs_f64()),
+    };
     // The stop sequence may wait for the grace, then a second SIGTERM, then SIGKILL.
     let timeout = args.grace + DAEMON_TIMEOUT;
-    if let Some(answer) = via_daemon(ctx, method, &params, timeout)? {
-        print_processes(ctx, &answer);
+    let answer = if then_start {
+        via_daemon::<protocol::Restart>(ctx, &params, timeout)?
+    } else {
+        via_daemon::<protocol::Stop>(ctx, &params, timeout)?
+    };
+    if let Some(answer) = answer {
+        print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
     let mut sup = supervisor(ctx);
+    let mut stopped = BTreeMap::new();
     // lk-backend first: it talks to livekit-server.
     for name in [LK_BACKEND, LIVEKIT_SERVER] {
         let outcome = sup.stop(name, args.grace)?;
-        ctx.printer.status(format!("{name}: {outcome:?}"));
+        ctx.printer.status(format!("{name}: {outcome}"));
+        stopped.insert(name.to_owned(), outcome);
     }
-    if then_start {
-        return start(ctx);
+    let (processes, failed) = if then_start {
+        start_here(ctx, &mut sup)?
+    } else {
+        (media_processes(&mut sup, &media_names(ctx)?), None)
+    };
+    if ctx.printer.json {
+        ctx.printer.json(&StopResult { stopped, processes });
+    }
+    failed.map_or(Ok(Exit::Success), Err)
+}
+
+/// `status`: the daemon's answer when one runs, else the same shape built here.
+pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
+    let status = match via_daemon::<protocol::Status>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
+        Some(status) => status,
+        None => status_without_daemon(
+            &ctx.state,
+            &mut supervisor(ctx),
+            &media_names(ctx)?,
+            SystemTime::now(),
+        ),
+    };
+    if ctx.printer.json {
+        ctx.printer.json(&status);
+    } else {
+        print_status(ctx, &status);
     }
     Ok(Exit::Success)
 }
 
-pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
-    if let Some(answer) = via_daemon(ctx, "status", &Value::Null, DAEMON_TIMEOUT)? {
-        if ctx.printer.json {
-            ctx.printer.json(&answer);
-        } else {
-            let prov = &answer["provisioning"];
-            let error = prov["last_error"]
-                .as_str()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default();
-            let retry = prov["next_retry"]
-                .as_str()
-                .map(|r| format!(", next retry {r}"))
-                .unwrap_or_default();
-            ctx.printer.data(format!(
-                "daemon: provisioning {}{error}{retry}",
-                prov["state"].as_str().unwrap_or("unknown")
-            ));
-            print_processes(ctx, answer.get("media").unwrap_or(&answer));
-        }
-        return Ok(Exit::Success);
-    }
-    let mut sup = supervisor(ctx);
-    let mut statuses = Vec::new();
-    for name in media_names(ctx)? {
-        statuses.push(sup.status(name)?);
-    }
-    if ctx.printer.json {
+fn print_status(ctx: &Ctx, status: &StatusResult) {
+    if status.daemon {
+        let prov = &status.provisioning;
+        let error = prov
+            .last_error
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        let retry = prov
+            .next_retry
+            .as_ref()
+            .map(|r| format!(", next retry {r}"))
+            .unwrap_or_default();
         ctx.printer
-            .json(&json!({ "daemon": false, "processes": statuses }));
-    } else {
-        for s in &statuses {
-            ctx.printer.data(status_line(s));
-        }
+            .data(format!("daemon: provisioning {}{error}{retry}", prov.state));
     }
-    Ok(Exit::Success)
+    print_processes(ctx, status, &status.media.processes);
 }
 
 fn status_line(s: &ProcessStatus) -> String {
@@ -177,23 +197,19 @@ fn status_line(s: &ProcessStatus) -> String {
     format!("{:<15} {state}{pid}{pending}", s.name)
 }
 
-/// Print the `processes` list of a daemon answer (`--json`: the answer itself).
-fn print_processes(ctx: &Ctx, answer: &Value) {
+/// Print `processes`, one line each (`--json`: the whole `answer`).
+fn print_processes(ctx: &Ctx, answer: &impl serde::Serialize, processes: &[MediaProcess]) {
     if ctx.printer.json {
         ctx.printer.json(answer);
         return;
     }
-    let list = answer["processes"].as_array().cloned().unwrap_or_default();
-    for p in list {
-        match serde_json::from_value::<ProcessStatus>(p.clone()) {
-            Ok(s) => {
-                let error = p["error"]
-                    .as_str()
-                    .map(|e| format!(" — {e}"))
-                    .unwrap_or_default();
-                ctx.printer.data(format!("{}{error}", status_line(&s)));
-            }
-            Err(_) => ctx.printer.data(p.to_string()),
-        }
+    for p in processes {
+        let error = p
+            .error
+            .as_ref()
+            .map(|e| format!(" — {e}"))
+            .unwrap_or_default();
+        ctx.printer
+            .data(format!("{}{error}", status_line(&p.status)));
     }
 }

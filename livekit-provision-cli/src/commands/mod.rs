@@ -12,7 +12,8 @@ mod token;
 
 use std::path::PathBuf;
 
-use livekit_provision::{Secret, SecretStore, StateDir, StoreSpec};
+use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::{SecretStore, StateDir, StoreSpec};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::output::{CliError, Exit, Printer};
@@ -23,25 +24,14 @@ pub struct Ctx {
     pub state: StateDir,
     pub spec: StoreSpec,
     pub printer: Printer,
-    pub release_url: Option<String>,
     pub livekit_bin: Option<PathBuf>,
+    global: GlobalArgs,
 }
 
 impl Ctx {
     fn new(global: &GlobalArgs) -> Result<Self, CliError> {
-        let state = match &global.state_dir {
-            Some(dir) => StateDir::new(absolute(dir)?),
-            None => StateDir::default_location(|k| std::env::var_os(k)).ok_or_else(|| {
-                CliError::msg(
-                    "cannot find a state directory: neither XDG_STATE_HOME nor HOME is set to an absolute path",
-                    Some("pass --state-dir DIR or set LIVEKIT_PROVISION_STATE_DIR".to_owned()),
-                )
-            })?,
-        };
-        let spec = match &global.secrets {
-            Some(text) => StoreSpec::parse(text)?,
-            None => StoreSpec::default_for(&state),
-        };
+        let state = global.state().map_err(CliError::from_report)?;
+        let spec = global.store_spec(&state).map_err(CliError::from_report)?;
         Ok(Self {
             state,
             spec,
@@ -49,9 +39,15 @@ impl Ctx {
                 json: global.json,
                 quiet: global.quiet > 0,
             },
-            release_url: global.release_url.clone(),
+            global: global.clone(),
             livekit_bin: global.livekit_bin.clone(),
         })
+    }
+
+    /// How `ensure` and `install` get the binary (`--release-url`, `--livekit-bin`,
+    /// `GITHUB_TOKEN`).
+    pub fn binary_options(&self) -> BinaryOptions {
+        self.global.binary_options()
     }
 
     /// Open the secret store.
@@ -74,23 +70,6 @@ impl Ctx {
     pub fn progress(&self) -> Option<Progress> {
         Progress::on_stderr(self.printer)
     }
-}
-
-/// `GITHUB_TOKEN` from the environment (sent only to GitHub hosts, never logged).
-pub fn github_token() -> Option<Secret> {
-    std::env::var("GITHUB_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-}
-
-fn absolute(path: &std::path::Path) -> Result<PathBuf, CliError> {
-    std::path::absolute(path).map_err(|e| {
-        CliError::msg(
-            format!("cannot resolve state directory {}: {e}", path.display()),
-            None,
-        )
-    })
 }
 
 /// Run a parsed command line.

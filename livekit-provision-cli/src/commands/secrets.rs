@@ -180,10 +180,8 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
             local_addresses: sys::local_addresses(),
             on_lock_wait: &waiter,
             binary: livekit_provision::ensure::BinaryOptions {
-                release_url: ctx.release_url.clone(),
-                livekit_bin: ctx.livekit_bin.clone(),
                 offline: true,
-                ..Default::default()
+                ..ctx.binary_options()
             },
             ..EnsureOptions::default()
         },

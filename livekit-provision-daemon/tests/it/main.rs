@@ -10,5 +10,6 @@ mod media;
 mod provisioning;
 mod rpc;
 mod security;
+mod status_shape;
 mod support;
 mod upgrade;

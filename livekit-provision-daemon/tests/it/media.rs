@@ -8,27 +8,9 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::json;
 
-use crate::support::{
-    Daemon, Node, alive, call, descendants, free_port, livekit_standin, poll, provisioning,
-};
+use crate::support::{Daemon, Node, alive, call, descendants, livekit_standin, poll, provisioning};
 
 /// A node whose media is the stand-in, with a version pinned and fast restarts.
-fn media_node(program: &std::path::Path) -> Node {
-    let mut node = Node::new();
-    node.secrets(&json!({ "LIVEKIT_VERSION": "1.7.2" }));
-    node.settings(&format!(
-        "port: {}\nrtc_tcp_port: {}\nlivekit_bin: {}\n",
-        free_port(),
-        free_port(),
-        program.display()
-    ));
-    node.env.push((
-        "LIVEKIT_PROVISION_DAEMON_RESTART_BACKOFF_MS".to_owned(),
-        "50".to_owned(),
-    ));
-    node
-}
-
 fn pid(p: u32) -> Pid {
     Pid::from_raw(p.cast_signed())
 }
@@ -65,7 +47,7 @@ fn kill_daemon(daemon: Daemon, how: Kill) {
 
 #[test]
 fn media_survive_every_way_of_killing_the_daemon_and_are_adopted() {
-    let mut node = media_node(&livekit_standin());
+    let mut node = Node::with_media(&livekit_standin());
     let mut daemon = node.start(&[]);
     let media = node.wait_media_healthy();
     let ways = [Kill::Term, Kill::Pid, Kill::Group, Kill::Tree];
@@ -93,7 +75,7 @@ fn media_survive_every_way_of_killing_the_daemon_and_are_adopted() {
 
 #[test]
 fn a_killed_media_process_is_restarted() {
-    let mut node = media_node(&livekit_standin());
+    let mut node = Node::with_media(&livekit_standin());
     let daemon = node.start(&[]);
     let first = node.wait_media_healthy();
     kill(pid(first), Signal::SIGKILL).unwrap();
@@ -109,7 +91,7 @@ fn a_killed_media_process_is_restarted() {
 
 #[test]
 fn a_crash_loop_is_marked_failed_and_the_daemon_stays_up() {
-    let mut node = media_node(&livekit_standin());
+    let mut node = Node::with_media(&livekit_standin());
     node.env
         .push(("STANDIN_CRASH_AFTER_MS".to_owned(), "150".to_owned()));
     let daemon = node.start(&[]);
@@ -154,7 +136,7 @@ fn a_config_the_server_rejects_is_reported_with_its_message() {
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let node = media_node(&wrapper);
+    let node = Node::with_media(&wrapper);
     let daemon = node.start(&[]);
     // Between two failed runs a retry is "running", still showing the last error: wait for a
     // failed state, then check its reason.
@@ -177,7 +159,7 @@ fn a_config_the_server_rejects_is_reported_with_its_message() {
 
 #[test]
 fn stop_start_and_restart_calls_drive_the_media() {
-    let mut node = media_node(&livekit_standin());
+    let mut node = Node::with_media(&livekit_standin());
     let daemon = node.start(&[]);
     let first = node.wait_media_healthy();
     let stopped = call(&node.socket(), "stop", &json!({ "grace_secs": 1 })).unwrap();

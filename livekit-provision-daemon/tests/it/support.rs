@@ -91,6 +91,24 @@ impl Node {
         std::fs::write(self.state.settings_file(), yaml).unwrap();
     }
 
+    /// A node whose media are `program` (`livekit_bin`) on free ports, with a version pinned
+    /// and fast media restarts.
+    pub fn with_media(program: &Path) -> Self {
+        let mut node = Self::new();
+        node.secrets(&json!({ "LIVEKIT_VERSION": "1.7.2" }));
+        node.settings(&format!(
+            "port: {}\nrtc_tcp_port: {}\nlivekit_bin: {}\n",
+            free_port(),
+            free_port(),
+            program.display()
+        ));
+        node.env.push((
+            "LIVEKIT_PROVISION_DAEMON_RESTART_BACKOFF_MS".to_owned(),
+            "50".to_owned(),
+        ));
+        node
+    }
+
     /// Start a daemon on this node with `args` (after `--state-dir`).
     pub fn spawn(&self, args: &[&str]) -> Daemon {
         self.daemons.set(self.daemons.get() + 1);
@@ -242,21 +260,26 @@ pub fn provisioning(socket: &Path) -> Value {
 pub fn livekit_standin() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = Path::new(DAEMON).parent().unwrap();
-        let path = dir.join("livekit-server-standin");
+        let path = Path::new(DAEMON).with_file_name("livekit-server-standin");
         if !path.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "livekit-provision-standins", "--bins"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .unwrap();
-            assert!(status.success(), "building the stand-ins failed");
+            cargo_build(&["-p", "livekit-provision-standins", "--bins"]);
         }
         assert!(path.exists(), "{} is missing", path.display());
         path
     })
     .clone()
+}
+
+/// `cargo build ARGS` in this workspace; panics when it fails.
+fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .arg("build")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build {args:?} failed");
 }
 
 /// Is `pid` alive (and not a zombie)?
@@ -302,4 +325,21 @@ pub fn descendants(root: u32) -> Vec<u32> {
     }
     found.remove(0);
     found
+}
+
+/// The CLI binary, next to the daemon's; built on demand when this crate's tests run alone, or
+/// when it is older than the daemon (`cargo test -p livekit-provision-daemon` relinks only the
+/// daemon after a library change, and a stale CLI would be tested).
+pub fn cli() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = Path::new(DAEMON).with_file_name("livekit-provision");
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if modified(&path) < modified(Path::new(DAEMON)) {
+            cargo_build(&["-p", "livekit-provision-cli"]);
+        }
+        assert!(path.exists(), "{} is missing", path.display());
+        path
+    })
+    .clone()
 }

@@ -12,14 +12,13 @@ use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{DAEMON, Node, alive, call, free_port, livekit_standin, poll, provisioning};
+use crate::support::{Node, alive, call, cli, free_port, livekit_standin, poll, provisioning};
 
 const OLD: &str = "1.7.2";
 const NEW: &str = "1.7.3";
@@ -114,29 +113,6 @@ fn versioned(node: &Node, version: &str) -> PathBuf {
 /// The media's log: the stand-in prints "draining" there when it gets a SIGTERM.
 fn media_log(node: &Node) -> String {
     std::fs::read_to_string(node.state.log_file("livekit-server")).unwrap_or_default()
-}
-
-/// The CLI binary, next to the daemon's; built on demand when this crate's tests run alone, or
-/// when it is older than the daemon (`cargo test -p livekit-provision-daemon` relinks only the
-/// daemon after a library change, and a stale CLI would be tested).
-fn cli() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let path = Path::new(DAEMON).with_file_name("livekit-provision");
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        if modified(&path) < modified(Path::new(DAEMON)) {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "livekit-provision-cli"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .unwrap();
-            assert!(status.success(), "building the CLI failed");
-        }
-        assert!(path.exists(), "{} is missing", path.display());
-        path
-    })
-    .clone()
 }
 
 /// `livekit-provision --state-dir … --release-url URL ensure`: its stderr, after a success.

@@ -1,14 +1,20 @@
 //! A small synchronous client of the daemon's socket, for the CLI's `status`, `start`, `stop` and
-//! `restart` (and for tests and benchmarks).
+//! `restart` (and for tests and benchmarks). [`request`] speaks the typed [`protocol`]
+//! (parameters and results as their serde types); [`call`] sends any JSON, for tests that
+//! probe the server with what a well-behaved client would never send.
+//!
+//! [`protocol`]: super::protocol
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 
-use super::rpc;
+use super::protocol::Method;
+use super::rpc::{self, Response};
 
 /// How long [`call`] waits for an answer. `ensure` may download a release, so this is generous;
 /// use [`call_with_timeout`] for a quick probe.
@@ -71,6 +77,20 @@ impl ClientError {
     }
 }
 
+/// Call method `M` with `params` on the daemon at `socket`, waiting at most `timeout` for the
+/// connection, the send and the answer each; its typed result.
+pub fn request<M: Method>(
+    socket: &Path,
+    params: &M::Params,
+    timeout: Duration,
+) -> Result<M::Result, ClientError> {
+    let result = exchange(socket, M::NAME, params, timeout)?;
+    serde_json::from_value(result).map_err(|e| ClientError::BadResponse {
+        socket: socket.to_owned(),
+        reason: format!("the result of {} does not fit its type: {e}", M::NAME),
+    })
+}
+
 /// Call `method` with `params` (an object, or `null`) on the daemon at `socket`; the `result`.
 pub fn call(socket: &Path, method: &str, params: &Value) -> Result<Value, ClientError> {
     call_with_timeout(socket, method, params, DEFAULT_CALL_TIMEOUT)
@@ -81,6 +101,16 @@ pub fn call_with_timeout(
     socket: &Path,
     method: &str,
     params: &Value,
+    timeout: Duration,
+) -> Result<Value, ClientError> {
+    exchange(socket, method, params, timeout)
+}
+
+/// One request, one response line: the `result`, or the `error` as [`ClientError::Rpc`].
+fn exchange(
+    socket: &Path,
+    method: &str,
+    params: &impl Serialize,
     timeout: Duration,
 ) -> Result<Value, ClientError> {
     let io_err = |source| ClientError::Io {
@@ -110,25 +140,17 @@ pub fn call_with_timeout(
     if line.is_empty() {
         return Err(bad("the connection closed without an answer".to_owned()));
     }
-    let mut response: Value =
-        serde_json::from_slice(&line).map_err(|e| bad(format!("not JSON: {e}")))?;
-    if let Some(error) = response.get("error") {
+    let response: Response =
+        serde_json::from_slice(&line).map_err(|e| bad(format!("not a JSON-RPC response: {e}")))?;
+    if let Some(error) = response.error {
         return Err(ClientError::Rpc {
             method: method.to_owned(),
-            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-            message: error
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            hint: error
-                .pointer("/data/hint")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            hint: error.hint().map(str::to_owned),
+            code: error.code,
+            message: error.message,
         });
     }
     response
-        .get_mut("result")
-        .map(Value::take)
+        .result
         .ok_or_else(|| bad("neither result nor error".to_owned()))
 }

@@ -3,23 +3,27 @@
 
 use std::sync::Arc;
 use std::sync::TryLockError;
-use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
-use super::controller::{Event, Shared, chain, livekit_yaml_digest, lock};
 use super::media::{self, MediaFailure};
-use super::rpc::{
-    self, INVALID_REQUEST, MAX_LINE, METHOD_NOT_FOUND, NOT_PROVISIONED, Request, RpcError,
+use super::protocol::{
+    self, Check, Ensure, Health, HealthResult, INVALID_REQUEST, METHOD_NOT_FOUND, MediaReport,
+    Method, NOT_PROVISIONED, NoParams, Restart, RpcError, Start, StartResult, Status, StatusResult,
+    Stop, StopParams, StopResult, TokenCreate, TokenCreateParams, TokenCreateResult, VersionReport,
 };
-use super::status::rfc3339;
-use crate::check::{CheckOptions, check};
+use super::rpc::{self, MAX_LINE, Request};
+use super::shared::{Event, Shared, livekit_yaml_digest, lock};
+use super::status::{installed_version, rfc3339};
+use crate::check::{CheckOptions, CheckReport, check};
 use crate::config::OperatorConfig;
+use crate::error_chain::ErrorReport;
 use crate::paths::ManagedFile;
-use crate::token::{self, TokenRequest, VideoGrants};
+use crate::token;
 use crate::triple::DiskTriple;
 use crate::validate::TokenLimits;
 
@@ -80,58 +84,61 @@ pub(super) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
 async fn dispatch(shared: &Arc<Shared>, request: Request) -> Result<Value, RpcError> {
     let Request { method, params, .. } = request;
     match method.as_str() {
-        "status" => {
-            no_params(&params)?;
-            blocking(shared, |s| Ok(status(s))).await
-        }
-        "ensure" => {
-            no_params(&params)?;
+        Status::NAME => answer::<Status>(shared, params, |s, NoParams {}| Ok(status(s))).await,
+        Ensure::NAME => {
+            // Not on the blocking pool: the loop runs it, after the run in flight.
+            let NoParams {} = parse_params::<<Ensure as Method>::Params>(params)?;
             let (tx, rx) = oneshot::channel();
             shared
                 .events
                 .send(Event::Ensure(Some(tx)))
                 .map_err(|_| shutting_down())?;
-            let report = rx.await.map_err(|_| shutting_down())??;
-            serde_json::to_value(&report).map_err(internal)
+            let report: <Ensure as Method>::Result = rx.await.map_err(|_| shutting_down())??;
+            to_result(&report)
         }
-        "check" => {
-            no_params(&params)?;
-            blocking(shared, check_now).await
-        }
-        "health" => {
-            no_params(&params)?;
-            blocking(shared, |s| Ok(health(s))).await
-        }
-        "start" => {
-            no_params(&params)?;
-            blocking(shared, start).await
-        }
-        "stop" | "restart" => {
-            let grace = grace(&params)?.unwrap_or(shared.config.stop_grace);
-            let restart = method == "restart";
-            blocking(shared, move |s| stop(s, grace, restart)).await
-        }
-        "token.create" => {
-            let request = token_request(params)?;
-            blocking(shared, move |s| create_token(s, &request)).await
+        Check::NAME => answer::<Check>(shared, params, |s, NoParams {}| Ok(check_now(s))).await,
+        Health::NAME => answer::<Health>(shared, params, |s, NoParams {}| Ok(health(s))).await,
+        Start::NAME => answer::<Start>(shared, params, |s, NoParams {}| start(s)).await,
+        Stop::NAME => answer::<Stop>(shared, params, |s, p| stop(s, &p, false)).await,
+        Restart::NAME => answer::<Restart>(shared, params, |s, p| stop(s, &p, true)).await,
+        TokenCreate::NAME => {
+            answer::<TokenCreate>(shared, params, |s, p| create_token(s, &p)).await
         }
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!(
-                "no method {method:?}; methods: status, ensure, check, health, start, stop, restart, token.create"
+                "no method {method:?}; methods: {}",
+                protocol::METHODS.join(", ")
             ),
         )),
     }
 }
 
-async fn blocking<F>(shared: &Arc<Shared>, f: F) -> Result<Value, RpcError>
+/// Parse `M`'s parameters, run `f` on the blocking pool, serialize its result.
+async fn answer<M: Method>(
+    shared: &Arc<Shared>,
+    params: Map<String, Value>,
+    f: impl FnOnce(&Shared, M::Params) -> Result<M::Result, RpcError> + Send + 'static,
+) -> Result<Value, RpcError>
 where
-    F: FnOnce(&Shared) -> Result<Value, RpcError> + Send + 'static,
+    M::Params: Send + 'static,
+    M::Result: Send + 'static,
 {
+    let params = parse_params::<M::Params>(params)?;
     let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || f(&shared))
+    let result = tokio::task::spawn_blocking(move || f(&shared, params))
         .await
-        .map_err(internal)?
+        .map_err(internal)??;
+    to_result(&result)
+}
+
+fn parse_params<P: DeserializeOwned>(params: Map<String, Value>) -> Result<P, RpcError> {
+    serde_json::from_value(Value::Object(params))
+        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+}
+
+fn to_result(result: &impl serde::Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(result).map_err(internal)
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -142,108 +149,79 @@ fn shutting_down() -> RpcError {
     RpcError::server("the daemon is shutting down", None)
 }
 
-fn no_params(params: &Map<String, Value>) -> Result<(), RpcError> {
-    match params.keys().next() {
-        Some(key) => Err(RpcError::invalid_params(format!(
-            "unknown parameter {key:?}: this method takes none"
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn unknown_params(params: &Map<String, Value>, known: &[&str]) -> Result<(), RpcError> {
-    match params.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(key) => Err(RpcError::invalid_params(format!(
-            "unknown parameter {key:?}; known: {}",
-            known.join(", ")
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn grace(params: &Map<String, Value>) -> Result<Option<Duration>, RpcError> {
-    unknown_params(params, &["grace_secs"])?;
-    match params.get("grace_secs") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
-            .map(|s| Some(Duration::from_secs_f64(s)))
-            .ok_or_else(|| {
-                RpcError::invalid_params("grace_secs must be a number of seconds from 0 to 3600")
-            }),
-    }
-}
-
-fn status(shared: &Shared) -> Value {
+fn status(shared: &Shared) -> StatusResult {
     let now = (shared.config.clock)();
     let provisioning = lock(&shared.status).clone();
     let media = match shared.media.try_lock() {
         Ok(mut media) => {
-            let list = media.statuses();
+            let processes = media.statuses();
             drop(media);
-            lock(&shared.media_cache).clone_from(&list);
-            json!({ "busy": false, "processes": list })
+            lock(&shared.media_cache).clone_from(&processes);
+            MediaReport {
+                busy: false,
+                processes,
+            }
         }
-        Err(TryLockError::Poisoned(p)) => {
-            let list = p.into_inner().statuses();
-            json!({ "busy": false, "processes": list })
-        }
-        Err(TryLockError::WouldBlock) => {
-            json!({ "busy": true, "processes": lock(&shared.media_cache).clone() })
-        }
+        Err(TryLockError::Poisoned(p)) => MediaReport {
+            busy: false,
+            processes: p.into_inner().statuses(),
+        },
+        Err(TryLockError::WouldBlock) => MediaReport {
+            busy: true,
+            processes: lock(&shared.media_cache).clone(),
+        },
     };
-    let installed = crate::fetch::installed(&shared.config.state)
-        .ok()
-        .flatten()
-        .map(|b| b.version.to_string());
-    json!({
-        "state_dir": shared.config.state.root(),
-        "pid": std::process::id(),
-        "now": rfc3339(now),
-        "provisioning": provisioning.to_json(now),
-        "version": { "pinned": provisioning.pinned_version, "installed": installed },
-        "media": media,
-    })
+    StatusResult {
+        daemon: true,
+        state_dir: shared.config.state.root().to_owned(),
+        pid: Some(std::process::id()),
+        now: rfc3339(now),
+        provisioning: provisioning.report(now),
+        version: VersionReport {
+            pinned: provisioning.pinned_version,
+            installed: installed_version(&shared.config.state),
+        },
+        media,
+    }
 }
 
-fn check_now(shared: &Shared) -> Result<Value, RpcError> {
+fn check_now(shared: &Shared) -> CheckReport {
     let config = &shared.config;
     let store = config.store_spec.open();
     if let Err(e) = &store {
-        tracing::warn!(error = %e, "check without the secret store");
+        tracing::warn!(error = %crate::error_chain::one_line(e), "check without the secret store");
     }
-    let report = check(
+    check(
         &config.state,
         store.as_ref().ok().map(AsRef::as_ref),
         &CheckOptions {
             now: (config.clock)(),
             local_addresses: (config.local_addresses)(),
             verify_binary: true,
+            livekit_bin: config.binary.livekit_bin.clone(),
         },
-    );
-    serde_json::to_value(&report).map_err(internal)
+    )
 }
 
-fn health(shared: &Shared) -> Value {
+fn health(shared: &Shared) -> HealthResult {
     let in_memory = lock(&shared.published).clone();
     let on_disk = livekit_yaml_digest(shared);
-    json!({
-        "config": shared.config.state.managed(ManagedFile::LivekitYaml),
-        "in_memory": in_memory,
-        "on_disk": on_disk,
-        "in_sync": in_memory.is_some() && in_memory == on_disk,
-    })
+    HealthResult {
+        config: shared.config.state.managed(ManagedFile::LivekitYaml),
+        in_sync: in_memory.is_some() && in_memory == on_disk,
+        in_memory,
+        on_disk,
+    }
 }
 
 fn media_error(f: MediaFailure) -> RpcError {
     RpcError::server(f.message, f.hint)
 }
 
-fn start(shared: &Shared) -> Result<Value, RpcError> {
+fn start(shared: &Shared) -> Result<StartResult, RpcError> {
     let config = &shared.config;
     let settings = OperatorConfig::load(&config.state)
-        .map_err(|e| RpcError::server(chain(&e), e.hint()))?
+        .map_err(|e| RpcError::from_error(&e))?
         .settings;
     let program = media::livekit_program(&config.state, &settings, &config.binary, None)
         .ok_or_else(|| {
@@ -258,94 +236,31 @@ fn start(shared: &Shared) -> Result<Value, RpcError> {
     if let Some(first) = pass.failures.into_iter().next() {
         return Err(media_error(first));
     }
-    let list = media.statuses();
+    let processes = media.statuses();
     drop(media);
     *lock(&shared.published) = livekit_yaml_digest(shared);
-    Ok(json!({ "processes": list }))
+    Ok(StartResult { processes })
 }
 
-fn stop(shared: &Shared, grace: Duration, restart: bool) -> Result<Value, RpcError> {
+fn stop(shared: &Shared, params: &StopParams, restart: bool) -> Result<StopResult, RpcError> {
+    let grace = params.grace()?.unwrap_or(shared.config.stop_grace);
     let stopped = lock(&shared.media).stop(grace).map_err(media_error)?;
-    if restart {
-        let mut started = start(shared)?;
-        if let Value::Object(map) = &mut started {
-            map.insert("stopped".to_owned(), stopped);
-        }
-        return Ok(started);
-    }
-    let list = lock(&shared.media).statuses();
-    Ok(json!({ "stopped": stopped, "processes": list }))
+    let processes = if restart {
+        start(shared)?.processes
+    } else {
+        lock(&shared.media).statuses()
+    };
+    Ok(StopResult { stopped, processes })
 }
 
-/// A parsed `token.create` call.
-#[derive(Debug)]
-struct TokenCall {
-    request: TokenRequest,
-}
-
-fn token_request(mut params: Map<String, Value>) -> Result<TokenCall, RpcError> {
-    unknown_params(
-        &params,
-        &[
-            "identity", "room", "ttl", "name", "metadata", "grants", "admin",
-        ],
-    )?;
-    let mut string = |key: &str| -> Result<Option<String>, RpcError> {
-        match params.remove(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(RpcError::invalid_params(format!("{key} must be a string"))),
-        }
-    };
-    let identity =
-        string("identity")?.ok_or_else(|| RpcError::invalid_params("identity is required"))?;
-    let room = string("room")?;
-    let name = string("name")?;
-    let metadata = string("metadata")?;
-    let ttl = match params.remove("ttl") {
-        None | Some(Value::Null) => token::DEFAULT_TTL,
-        Some(Value::String(text)) => humantime::parse_duration(&text).map_err(|e| {
-            RpcError::invalid_params(format!("ttl {text:?} is not a duration: {e}"))
-        })?,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(Duration::from_secs)
-            .ok_or_else(|| RpcError::invalid_params("ttl must be whole seconds or a duration"))?,
-        Some(_) => {
-            return Err(RpcError::invalid_params(
-                "ttl must be a duration such as \"6h\" or seconds",
-            ));
-        }
-    };
-    let admin = match params.remove("admin") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => b,
-        Some(_) => return Err(RpcError::invalid_params("admin must be true or false")),
-    };
-    let grants = match params.remove("grants") {
-        None | Some(Value::Null) if admin => VideoGrants::admin(),
-        None | Some(Value::Null) => match &room {
-            Some(room) => VideoGrants::join(room.clone()),
-            None => {
-                return Err(RpcError::invalid_params(
-                    "give a room to join, grants, or admin: true",
-                ));
-            }
-        },
-        Some(value) => serde_json::from_value(value)
-            .map_err(|e| RpcError::invalid_params(format!("invalid grants: {e}")))?,
-    };
-    let mut request = TokenRequest::new(identity, grants);
-    request.room = room;
-    request.name = name;
-    request.metadata = metadata;
-    request.ttl = ttl;
-    Ok(TokenCall { request })
-}
-
-fn create_token(shared: &Shared, call: &TokenCall) -> Result<Value, RpcError> {
+fn create_token(
+    shared: &Shared,
+    params: &TokenCreateParams,
+) -> Result<TokenCreateResult, RpcError> {
+    let mut request = params.request()?;
     let disk = DiskTriple::read(&shared.config.state);
-    let mut request = call.request.clone();
+    // The limits of the livekit.yaml the server runs with: a token it would refuse at join
+    // is refused here.
     request.limits = disk
         .livekit_yaml
         .valid()
@@ -367,12 +282,12 @@ fn create_token(shared: &Shared, call: &TokenCall) -> Result<Value, RpcError> {
         | token::TokenError::InvalidTtl { .. } => {
             RpcError::invalid_params(e.to_string()).with_hint(e.hint())
         }
-        _ => RpcError::server(chain(&e), e.hint()),
+        _ => RpcError::from_report(&ErrorReport::of(&e)),
     })?;
-    Ok(json!({
-        "token": token,
-        "api_key": creds.key.as_str(),
-        "identity": call.request.identity,
-        "expires_at": rfc3339(now + call.request.ttl),
-    }))
+    Ok(TokenCreateResult {
+        token,
+        api_key: creds.key.as_str().to_owned(),
+        identity: request.identity,
+        expires_at: rfc3339(now + request.ttl),
+    })
 }

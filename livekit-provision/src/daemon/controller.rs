@@ -1,97 +1,27 @@
 //! The daemon's loop: accept connections, take commands, schedule provisioning runs, react to
 //! media exits. Blocking work is handed to the blocking pool; the loop itself never waits on it.
 
-use std::error::Error;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio::net::UnixListener;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::media::{self, Media, MediaFailure};
-use super::rpc::RpcError;
-use super::status::{ProvisionState, ProvisionStatus};
+use super::protocol::{ProvisionState, RpcError};
+use super::shared::{EnsureReply, Event, RunOutcome, Shared, livekit_yaml_digest, lock};
+use super::status::ProvisionStatus;
 use super::{Command, DaemonConfig, DaemonError, connection};
 use crate::config::OperatorConfig;
-use crate::ensure::{EnsureOptions, EnsureReport, ensure};
-use crate::paths::ManagedFile;
+use crate::ensure::{EnsureOptions, ensure};
+use crate::error_chain::ErrorReport;
 use crate::resolve::Warning;
 use crate::supervise::Supervisor;
 
 /// The pause after a failed `accept` (out of descriptors, …) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// A reply to an `ensure` call.
-pub(super) type EnsureReply = oneshot::Sender<Result<EnsureReport, RpcError>>;
-
-/// What reaches the loop from its tasks.
-#[derive(Debug)]
-pub(super) enum Event {
-    /// Run provisioning now (an `ensure` call, with its reply, or a reload).
-    Ensure(Option<EnsureReply>),
-    /// A run finished.
-    RunDone(Box<RunOutcome>),
-    /// A watched media process exited.
-    MediaExited { name: String, pid: u32 },
-    /// Run no later than this (a media restart is due).
-    RunBy(Instant),
-}
-
-/// What a run found.
-#[derive(Debug)]
-pub(super) struct RunOutcome {
-    /// `ensure`'s own result.
-    ensure: Result<EnsureReport, RpcError>,
-    /// Why the run as a whole failed (ensure, install, or media).
-    failure: Option<MediaFailure>,
-    /// No version pinned and no `livekit_bin`: control plane only.
-    disabled: bool,
-    /// A media restart is due then.
-    media_retry_at: Option<Instant>,
-}
-
-/// State shared by the loop, the connections and the blocking runs.
-#[derive(Debug)]
-pub(super) struct Shared {
-    pub config: DaemonConfig,
-    pub status: Mutex<ProvisionStatus>,
-    pub media: Mutex<Media>,
-    /// The media statuses last read, for a `status` call while the supervisor is busy.
-    pub media_cache: Mutex<Vec<serde_json::Value>>,
-    /// SHA-256 of the `livekit.yaml` bytes last published (or started with).
-    pub published: Mutex<Option<String>>,
-    pub events: mpsc::UnboundedSender<Event>,
-}
-
-/// Lock `m`, ignoring poisoning (a panicked holder left consistent data: every update is one
-/// assignment).
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// SHA-256 of the `livekit.yaml` at the fixed path now, hex; `None` when it cannot be read.
-pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
-    let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
-    Some(crate::hex::encode(&Sha256::digest(&bytes)))
-}
-
-/// An error and its causes, joined by `: `.
-pub(super) fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
 
 struct Schedule {
     in_flight: bool,
@@ -139,7 +69,11 @@ pub(super) async fn run(
     .with_clock(config.clock);
     let socket = config.state.rpc_socket();
     let shared = Arc::new(Shared {
-        media: Mutex::new(Media::new(supervisor, events_tx.clone(), Handle::current())),
+        media: Mutex::new(Media::new(
+            supervisor,
+            exit_sender(&events_tx),
+            Handle::current(),
+        )),
         media_cache: Mutex::new(Vec::new()),
         config,
         status: Mutex::new(ProvisionStatus::default()),
@@ -189,6 +123,14 @@ pub(super) async fn run(
     tracing::info!("shutting down; the media keep running");
     let _ = crate::fsio::remove_file(&socket);
     Ok(())
+}
+
+/// What the media's exit watches call: an [`Event::MediaExited`] for the loop.
+fn exit_sender(events: &mpsc::UnboundedSender<Event>) -> media::OnExit {
+    let events = events.clone();
+    Box::new(move |name, pid| {
+        let _ = events.send(Event::MediaExited { name, pid });
+    })
 }
 
 fn handle(shared: &Arc<Shared>, schedule: &mut Schedule, event: Event) {
@@ -293,15 +235,15 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
 fn provision(shared: &Shared) -> RunOutcome {
     let config = &shared.config;
     let state = &config.state;
-    let failed = |message: String, hint: Option<String>| RunOutcome {
-        ensure: Err(RpcError::server(message.clone(), hint.clone())),
-        failure: Some(MediaFailure { message, hint }),
+    let failed = |report: ErrorReport| RunOutcome {
+        ensure: Err(RpcError::from_report(&report)),
+        failure: Some(MediaFailure::from(report)),
         disabled: false,
         media_retry_at: None,
     };
     let store = match config.store_spec.open() {
         Ok(store) => store,
-        Err(e) => return failed(chain(&e), e.hint()),
+        Err(e) => return failed(ErrorReport::of(&e)),
     };
     let on_lock_wait = |pid: Option<u32>| {
         tracing::info!(?pid, "waiting for another writer of the state directory");
@@ -315,7 +257,7 @@ fn provision(shared: &Shared) -> RunOutcome {
     };
     let report = match ensure(state, store.as_ref(), &opts) {
         Ok(report) => report,
-        Err(e) => return failed(chain(&e), e.hint()),
+        Err(e) => return failed(ErrorReport::of(&e)),
     };
     drop(store);
     if !report.is_noop() {
@@ -348,10 +290,7 @@ fn provision(shared: &Shared) -> RunOutcome {
     let settings = match OperatorConfig::load(state) {
         Ok(c) => c.settings,
         Err(e) => {
-            outcome.failure = Some(MediaFailure {
-                message: chain(&e),
-                hint: e.hint(),
-            });
+            outcome.failure = Some(ErrorReport::of(&e).into());
             return outcome;
         }
     };

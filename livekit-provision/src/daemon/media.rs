@@ -4,18 +4,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 
-use super::controller::Event;
+use super::protocol::MediaProcess;
+use crate::binary::{BinarySource, LivekitBinary};
 use crate::ensure::{BinaryOptions, BinaryState};
+use crate::error_chain::ErrorReport;
 use crate::paths::StateDir;
 use crate::settings::Settings;
 use crate::supervise::spawn::{LIVEKIT_SERVER, LK_BACKEND};
-use crate::supervise::{Ensured, ProcessSpec, Supervisor, runs_another_binary};
+use crate::supervise::{Ensured, ProcessSpec, StopOutcome, Supervisor, runs_another_binary};
 use crate::triple::DiskTriple;
 
 /// Why a media process is not up, for `status` and the provisioning state.
@@ -24,6 +25,18 @@ pub(super) struct MediaFailure {
     pub message: String,
     pub hint: Option<String>,
 }
+
+impl From<ErrorReport> for MediaFailure {
+    fn from(report: ErrorReport) -> Self {
+        Self {
+            message: report.to_string(),
+            hint: report.hint,
+        }
+    }
+}
+
+/// Called with the name and pid of a watched media process when it exits.
+pub(super) type OnExit = Box<dyn Fn(String, u32) + Send + Sync>;
 
 /// The result of a pass.
 #[derive(Debug, Default)]
@@ -35,33 +48,46 @@ pub(super) struct Pass {
 }
 
 /// The supervisor with what the daemon adds: the operator's wish, start errors, exit watches.
-#[derive(Debug)]
 pub(super) struct Media {
     supervisor: Supervisor,
     /// False after a `stop` call: background runs leave the media down.
     pub wants_running: bool,
     errors: BTreeMap<String, String>,
     watched: BTreeSet<u32>,
-    events: mpsc::UnboundedSender<Event>,
+    on_exit: Arc<OnExit>,
     runtime: Handle,
 }
 
-/// The livekit-server program to run, if any: the operator's `livekit_bin`, else the installed
-/// binary. `None` when no version is pinned and no `livekit_bin` is set (control plane only),
-/// or the pinned one is not installed.
+impl std::fmt::Debug for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Media")
+            .field("supervisor", &self.supervisor)
+            .field("wants_running", &self.wants_running)
+            .field("errors", &self.errors)
+            .field("watched", &self.watched)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The livekit-server program to run, if any ([`LivekitBinary::choose`]). After a run,
+/// `ensure`'s [`BinaryState`] says whether it is there: `None` when no version is pinned and no
+/// `livekit_bin` is set (control plane only) or the pinned one is not installed. Without a run
+/// (a `start` call): the operator's binary, else the installed one when it exists.
 pub(super) fn livekit_program(
     state: &StateDir,
     settings: &Settings,
     binary: &BinaryOptions,
     after_ensure: Option<&BinaryState>,
 ) -> Option<PathBuf> {
-    let external = crate::media::external_program(settings, binary.livekit_bin.as_deref());
+    let chosen = LivekitBinary::choose(state, settings, binary.livekit_bin.as_deref());
     match after_ensure {
-        Some(BinaryState::External { path }) => Some(path.clone()),
-        Some(BinaryState::Installed { .. }) => Some(state.livekit_bin()),
-        Some(BinaryState::NotPinned) => external,
+        Some(BinaryState::External { .. } | BinaryState::Installed { .. }) => Some(chosen.path),
+        Some(BinaryState::NotPinned) => chosen.external(),
         Some(_) => None,
-        None => external.or_else(|| state.livekit_bin().exists().then(|| state.livekit_bin())),
+        None => match chosen.source {
+            BinarySource::Installed => chosen.path.exists().then_some(chosen.path),
+            _ => Some(chosen.path),
+        },
     }
 }
 
@@ -72,17 +98,13 @@ pub(super) fn specs(state: &StateDir, settings: &Settings, program: PathBuf) -> 
 }
 
 impl Media {
-    pub fn new(
-        supervisor: Supervisor,
-        events: mpsc::UnboundedSender<Event>,
-        runtime: Handle,
-    ) -> Self {
+    pub fn new(supervisor: Supervisor, on_exit: OnExit, runtime: Handle) -> Self {
         Self {
             supervisor,
             wants_running: true,
             errors: BTreeMap::new(),
             watched: BTreeSet::new(),
-            events,
+            on_exit: Arc::new(on_exit),
             runtime,
         }
     }
@@ -128,13 +150,10 @@ impl Media {
                     )),
                 }),
                 Err(e) => {
-                    let message = e.to_string();
-                    tracing::warn!(name, error = %message, "could not start");
-                    self.errors.insert(name.to_owned(), message.clone());
-                    pass.failures.push(MediaFailure {
-                        message,
-                        hint: e.hint(),
-                    });
+                    let failure = MediaFailure::from(ErrorReport::of(&e));
+                    tracing::warn!(name, error = %failure.message, "could not start");
+                    self.errors.insert(name.to_owned(), failure.message.clone());
+                    pass.failures.push(failure);
                 }
             }
         }
@@ -152,22 +171,19 @@ impl Media {
     }
 
     /// `stop`: stop every media process (ours or adopted) and keep them down.
-    pub fn stop(&mut self, grace: Duration) -> Result<Value, MediaFailure> {
+    pub fn stop(&mut self, grace: Duration) -> Result<BTreeMap<String, StopOutcome>, MediaFailure> {
         self.wants_running = false;
-        let mut outcomes = serde_json::Map::new();
+        let mut outcomes = BTreeMap::new();
         for name in [LK_BACKEND, LIVEKIT_SERVER] {
             let outcome = self
                 .supervisor
                 .stop(name, grace)
-                .map_err(|e| MediaFailure {
-                    message: e.to_string(),
-                    hint: e.hint(),
-                })?;
+                .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
             self.supervisor.set_restart_pending(name, false);
             self.errors.remove(name);
-            outcomes.insert(name.to_owned(), json!(format!("{outcome:?}")));
+            outcomes.insert(name.to_owned(), outcome);
         }
-        Ok(Value::Object(outcomes))
+        Ok(outcomes)
     }
 
     /// Record the exit of `pid`; when it was a crash, when to run next (the restart backoff, or
@@ -188,12 +204,13 @@ impl Media {
     }
 
     /// The status of each media process, for `status`.
-    pub fn statuses(&mut self) -> Vec<Value> {
+    pub fn statuses(&mut self) -> Vec<MediaProcess> {
         let mut names = vec![LIVEKIT_SERVER.to_owned()];
         let list = match self.supervisor.statuses() {
             Ok(list) => list,
             Err(e) => {
-                return vec![json!({ "name": LIVEKIT_SERVER, "error": e.to_string() })];
+                let report = ErrorReport::of(&e);
+                return vec![MediaProcess::unreadable(LIVEKIT_SERVER, report.to_string())];
             }
         };
         names.extend(list.iter().map(|s| s.name.clone()));
@@ -204,14 +221,13 @@ impl Media {
                 Some(s) => Ok(s.clone()),
                 None => self.supervisor.status(&name),
             };
-            let mut value = match status {
-                Ok(s) => serde_json::to_value(&s).unwrap_or(Value::Null),
-                Err(e) => json!({ "name": name, "error": e.to_string() }),
-            };
-            if let Value::Object(map) = &mut value {
-                map.insert("error".to_owned(), json!(self.errors.get(&name)));
-            }
-            out.push(value);
+            out.push(match status {
+                Ok(status) => MediaProcess {
+                    error: self.errors.get(&name).cloned(),
+                    status,
+                },
+                Err(e) => MediaProcess::unreadable(&name, ErrorReport::of(&e).to_string()),
+            });
         }
         self.arm_watches();
         out
@@ -235,13 +251,11 @@ impl Media {
                 }
             };
             self.watched.insert(pid);
-            let events = self.events.clone();
+            let on_exit = Arc::clone(&self.on_exit);
             let name = name.to_owned();
             self.runtime.spawn(async move {
                 match watch.exited().await {
-                    Ok(()) => {
-                        let _ = events.send(Event::MediaExited { name, pid });
-                    }
+                    Ok(()) => on_exit(name, pid),
                     Err(e) => tracing::warn!(name, pid, error = %e, "exit watch failed"),
                 }
             });

@@ -10,22 +10,30 @@
 //! `ensure` call) and the provisioning timer. Blocking work (`ensure`, `check`, the supervisor)
 //! runs on tokio's blocking pool, so **the socket answers while provisioning is stalled**.
 //!
-//! # Methods (JSON-RPC 2.0, one object per line; see [`rpc`] for the error codes)
-//! - `status` → `{state_dir, pid, provisioning: {state, runs, consecutive_failures, last_error,
-//!   next_retry, next_run, ...}, version: {pinned, installed}, media: [{name, pid, running,
-//!   healthy, restart_pending, failed, error}]}`; `state` is `idle`, `running`, `ready`,
-//!   `failed` or `disabled` (no `LIVEKIT_VERSION`: control plane only, files still rendered).
+//! # Methods (JSON-RPC 2.0, one object per line)
+//! Every method's parameters and result are serde types in [`protocol`], which the server
+//! (`connection.rs`), the client ([`client::request`]) and the CLI share; [`rpc`] is the framing.
+//! - `status` → [`StatusResult`]: `{daemon, state_dir, pid, now, provisioning: {state, runs,
+//!   consecutive_failures, last_error, hint, last_run_at, last_success_at, next_run,
+//!   next_retry, next_retry_in_ms}, version: {pinned, installed}, media: {busy, processes:
+//!   [{name, pid, running, healthy, restart_pending, failed, error}]}}`; `state` is `idle`,
+//!   `running`, `ready`, `failed` or `disabled` (no `LIVEKIT_VERSION`: control plane only, files
+//!   still rendered). The CLI's `status` prints the same shape without a daemon
+//!   ([`status_without_daemon`]: `daemon: false`, state `no_daemon`).
 //! - `ensure` → runs provisioning now (after the run in flight, if any) and returns the
 //!   [`EnsureReport`](crate::EnsureReport).
 //! - `check` → the [`CheckReport`](crate::CheckReport).
 //! - `health` → `{config, in_memory, on_disk, in_sync}`: SHA-256 of the `livekit.yaml` bytes
 //!   the daemon last published or started the media with, and of the bytes at the fixed path now.
-//! - `start`, `stop {grace_secs?}`, `restart {grace_secs?}` → drive the supervisor; return the
-//!   media statuses. `stop` keeps the media down (background runs no longer start them) until
-//!   `start` or `restart`, or until the daemon restarts.
+//! - `start` → `{processes}`; `stop {grace_secs?}`, `restart {grace_secs?}` → `{stopped: {name:
+//!   outcome}, processes}`: drive the supervisor. `stop` keeps the media down (background runs
+//!   no longer start them) until `start` or `restart`, or until the daemon restarts.
 //! - `token.create {identity, room?, ttl?, name?, metadata?, grants?, admin?}` → `{token,
-//!   api_key, expires_at}`; `ttl` is a humantime string (`"6h"`) or seconds; signed with the
-//!   credentials the three files agree on.
+//!   api_key, identity, expires_at}`; `ttl` is a humantime string (`"6h"`) or seconds; signed
+//!   with the credentials the three files agree on.
+//!
+//! Errors are `{code, message, data: {hint}}` ([`RpcError`]); `message` is the error and its
+//! causes on one line ([`ErrorReport`](crate::ErrorReport)).
 //!
 //! # Background provisioning and its cadence
 //! A run is `ensure` (which installs the pinned binary when `LIVEKIT_VERSION` is set), then,
@@ -55,8 +63,10 @@ pub mod client;
 mod connection;
 mod controller;
 mod media;
+pub mod protocol;
 mod retry;
 pub mod rpc;
+mod shared;
 mod socket;
 mod status;
 
@@ -71,10 +81,11 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
 pub use crate::backoff::unit_random;
-pub use client::{ClientError, call, call_with_timeout};
+pub use client::{ClientError, call, call_with_timeout, request};
+pub use protocol::{ProvisionState, RpcError, StatusResult};
 pub use retry::RetryPolicy;
 pub use socket::{bind, lock_instance};
-pub use status::{ProvisionState, ProvisionStatus};
+pub use status::{ProvisionStatus, media_processes, status_without_daemon};
 
 use crate::ensure::BinaryOptions;
 use crate::paths::StateDir;

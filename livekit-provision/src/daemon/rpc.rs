@@ -6,66 +6,13 @@
 //! Batches are not supported (`-32600`). A request without `id` is a notification: it runs and
 //! gets no answer.
 
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::protocol::{INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, RpcError};
 
 /// The longest request line accepted, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
-
-/// Invalid JSON.
-pub const PARSE_ERROR: i64 = -32700;
-/// Not a valid request object.
-pub const INVALID_REQUEST: i64 = -32600;
-/// No such method.
-pub const METHOD_NOT_FOUND: i64 = -32601;
-/// Invalid method parameters.
-pub const INVALID_PARAMS: i64 = -32602;
-/// The method ran and failed (provisioning, supervision, token errors).
-pub const SERVER_ERROR: i64 = -32000;
-/// The node is not provisioned yet (no consistent credentials on disk).
-pub const NOT_PROVISIONED: i64 = -32001;
-
-/// A JSON-RPC error object. `data`, when set, carries `hint` and other details.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RpcError {
-    /// The error code.
-    pub code: i64,
-    /// One line for a human.
-    pub message: String,
-    /// Details (`{"hint": …}`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-}
-
-impl RpcError {
-    /// An error with `code` and `message`.
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    /// `-32602` with `message`.
-    pub fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(INVALID_PARAMS, message)
-    }
-
-    /// A method failure with its hint, when there is one.
-    pub fn server(message: impl Into<String>, hint: Option<String>) -> Self {
-        Self::new(SERVER_ERROR, message).with_hint(hint)
-    }
-
-    /// Attach `hint` as `data.hint`.
-    #[must_use]
-    pub fn with_hint(mut self, hint: Option<String>) -> Self {
-        if let Some(hint) = hint {
-            self.data = Some(json!({ "hint": hint }));
-        }
-        self
-    }
-}
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,29 +72,81 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     Ok(Request { id, method, params })
 }
 
+/// A response as the server writes it: `result` or `error`, never both.
+#[derive(Serialize)]
+struct Answer<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<RpcError>,
+}
+
+/// A request as the client writes it.
+#[derive(Serialize)]
+struct Call<'a, P> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    params: &'a P,
+}
+
 /// The response line (with its newline) for `id`.
 pub fn response_line(id: &Value, result: Result<Value, RpcError>) -> Vec<u8> {
-    let body = match result {
-        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-        Err(error) => json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+    let (result, error) = match result {
+        Ok(result) => (Some(result), None),
+        Err(error) => (None, Some(error)),
     };
-    let mut line = body.to_string().into_bytes();
+    line(&Answer {
+        jsonrpc: "2.0",
+        id,
+        result,
+        error,
+    })
+}
+
+/// `value` as one JSON line (serde_json escapes every newline inside strings).
+fn line(value: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).unwrap_or_else(|_| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{INTERNAL_ERROR},"message":"the daemon could not serialize its answer"}}}}"#
+        )
+        .into_bytes()
+    });
     line.push(b'\n');
     line
+}
+
+/// A response as the client reads it: its `result` or its `error`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Response {
+    /// The id of the request answered.
+    #[serde(default)]
+    pub id: Value,
+    /// The result of a successful call.
+    #[serde(default)]
+    pub result: Option<Value>,
+    /// The error of a failed one.
+    #[serde(default)]
+    pub error: Option<RpcError>,
 }
 
 /// The request line (with its newline) of a call.
-pub fn request_line(id: u64, method: &str, params: &Value) -> Vec<u8> {
-    let mut line = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
-        .to_string()
-        .into_bytes();
-    line.push(b'\n');
-    line
+pub fn request_line(id: u64, method: &str, params: &impl Serialize) -> Vec<u8> {
+    line(&Call {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
 }
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::daemon::protocol::{INVALID_PARAMS, SERVER_ERROR};
 
     fn code(line: &str) -> i64 {
         parse_request(line.as_bytes()).unwrap_err().1.code

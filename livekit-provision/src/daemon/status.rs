@@ -2,26 +2,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use super::protocol::{
+    MediaProcess, MediaReport, ProvisionState, ProvisioningReport, StatusResult, VersionReport,
+};
+use crate::error_chain::ErrorReport;
+use crate::paths::StateDir;
+use crate::supervise::Supervisor;
 
-/// Where background provisioning stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProvisionState {
-    /// No run has started yet.
-    Idle,
-    /// A run is in progress.
-    Running,
-    /// The last run converged: files, binary and media are in place.
-    Ready,
-    /// The last run failed; a retry is scheduled (`next_retry`).
-    Failed,
-    /// `LIVEKIT_VERSION` is unset: control plane only. The files are rendered, no media start.
-    Disabled,
-}
-
-/// The provisioning part of `status`.
+/// What the daemon knows about its provisioning runs.
 #[derive(Debug, Clone)]
 pub struct ProvisionStatus {
     /// The current state.
@@ -61,24 +49,73 @@ impl Default for ProvisionStatus {
 }
 
 impl ProvisionStatus {
-    /// The JSON of `status.provisioning`, with times as RFC 3339 and relative to `now`.
-    pub fn to_json(&self, now: SystemTime) -> Value {
+    /// `status.provisioning`, with times as RFC 3339 and relative to `now`.
+    pub fn report(&self, now: SystemTime) -> ProvisioningReport {
         let next_retry = (self.state == ProvisionState::Failed)
             .then_some(self.next_run)
             .flatten();
-        json!({
-            "state": self.state,
-            "runs": self.runs,
-            "consecutive_failures": self.consecutive_failures,
-            "last_error": self.last_error,
-            "hint": self.last_hint,
-            "last_run_at": self.last_run_at.map(rfc3339),
-            "last_success_at": self.last_success_at.map(rfc3339),
-            "next_run": self.next_run.map(rfc3339),
-            "next_retry": next_retry.map(rfc3339),
-            "next_retry_in_ms": next_retry.map(|t| millis(t.duration_since(now).unwrap_or_default())),
-        })
+        ProvisioningReport {
+            state: self.state,
+            runs: self.runs,
+            consecutive_failures: self.consecutive_failures,
+            last_error: self.last_error.clone(),
+            hint: self.last_hint.clone(),
+            last_run_at: self.last_run_at.map(rfc3339),
+            last_success_at: self.last_success_at.map(rfc3339),
+            next_run: self.next_run.map(rfc3339),
+            next_retry: next_retry.map(rfc3339),
+            next_retry_in_ms: next_retry.map(|t| millis(t.duration_since(now).unwrap_or_default())),
+        }
     }
+}
+
+/// `status` when no daemon serves `state` (the CLI's direct path), in the daemon's shape: the
+/// processes `names` as `supervisor` sees them, provisioning [`ProvisionState::NoDaemon`].
+pub fn status_without_daemon(
+    state: &StateDir,
+    supervisor: &mut Supervisor,
+    names: &[&str],
+    now: SystemTime,
+) -> StatusResult {
+    let processes = media_processes(supervisor, names);
+    StatusResult {
+        daemon: false,
+        state_dir: state.root().to_owned(),
+        pid: None,
+        now: rfc3339(now),
+        provisioning: ProvisioningReport::no_daemon(),
+        version: VersionReport {
+            pinned: None,
+            installed: installed_version(state),
+        },
+        media: MediaReport {
+            busy: false,
+            processes,
+        },
+    }
+}
+
+/// The processes `names` as `supervisor` sees them (adopting them from their pid files); one
+/// that cannot be read is listed with its error.
+pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<MediaProcess> {
+    names
+        .iter()
+        .map(|name| match supervisor.status(name) {
+            Ok(status) => MediaProcess {
+                status,
+                error: None,
+            },
+            Err(e) => MediaProcess::unreadable(name, ErrorReport::of(&e).to_string()),
+        })
+        .collect()
+}
+
+/// The version at `bin/livekit-server`, when one is installed.
+pub(super) fn installed_version(state: &StateDir) -> Option<String> {
+    crate::fetch::installed(state)
+        .ok()
+        .flatten()
+        .map(|b| b.version.to_string())
 }
 
 /// A time as RFC 3339 (UTC, seconds).
@@ -102,12 +139,12 @@ mod tests {
             next_run: Some(now + Duration::from_secs(300)),
             ..ProvisionStatus::default()
         };
-        assert_eq!(s.to_json(now)["next_retry"], Value::Null);
+        assert_eq!(s.report(now).next_retry, None);
         s.state = ProvisionState::Failed;
         s.last_error = Some("offline".into());
-        let j = s.to_json(now);
-        assert_eq!(j["state"], json!("failed"));
-        assert_eq!(j["next_retry"], json!("1970-01-12T13:51:40Z"));
-        assert_eq!(j["next_retry_in_ms"], json!(300_000));
+        let r = s.report(now);
+        assert_eq!(r.state, ProvisionState::Failed);
+        assert_eq!(r.next_retry.as_deref(), Some("1970-01-12T13:51:40Z"));
+        assert_eq!(r.next_retry_in_ms, Some(300_000));
     }
 }

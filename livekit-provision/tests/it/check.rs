@@ -395,6 +395,33 @@ fn binary_missing() {
     expect(&report, Code::BinaryMissing, Severity::Error);
 }
 
+#[test]
+fn the_livekit_bin_flag_is_the_binary_checked() {
+    let node = provisioned();
+    put(&node.store, "LIVEKIT_VERSION", "1.7.2");
+    // Nothing installed, but the operator's own binary exists: nothing is missing.
+    let own = node.state.root().join("my-livekit-server");
+    std::fs::write(&own, "#!/bin/sh\n").unwrap();
+    let report = node.check_with(&CheckOptions {
+        livekit_bin: Some(own),
+        ..CheckOptions::default()
+    });
+    assert!(
+        report.with_code(Code::BinaryMissing).next().is_none(),
+        "{:#?}",
+        report.findings
+    );
+    // A flag naming nothing is reported with its path.
+    let gone = node.state.root().join("gone");
+    let report = node.check_with(&CheckOptions {
+        livekit_bin: Some(gone.clone()),
+        ..CheckOptions::default()
+    });
+    expect(&report, Code::BinaryMissing, Severity::Error);
+    let f = report.with_code(Code::BinaryMissing).next().unwrap();
+    assert_eq!(f.files, [gone]);
+}
+
 /// A node with 1.7.0 installed from a `file://` mirror (stand-in binary).
 fn installed_node() -> Node {
     let node = provisioned();

@@ -1,0 +1,148 @@
+//! Which livekit-server runs, decided in one place: `--livekit-bin` (the embedding program's
+//! override), else `livekit_bin` of `provision.yaml`, else the installed `bin/livekit-server`.
+//! An operator's own binary is used as is and never downloaded; only the installed one is
+//! fetched, from the release URL [`install_request`] chooses.
+//!
+//! `ensure` (what to install), `check` (what to inspect), the media specs of the CLI and the
+//! daemon (what to start) and the CLI's `install` all ask [`LivekitBinary::choose`].
+
+use std::path::{Path, PathBuf};
+
+use crate::ensure::BinaryOptions;
+use crate::fetch::{FetchError, InstallRequest, ReleaseBase};
+use crate::paths::StateDir;
+use crate::settings::Settings;
+use crate::version::LivekitVersion;
+
+/// Where the chosen livekit-server comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinarySource {
+    /// `--livekit-bin` (or the embedding program's override).
+    Flag,
+    /// `livekit_bin` of `provision.yaml`.
+    Settings,
+    /// The installed `bin/livekit-server` of the state directory (downloaded for the pinned
+    /// `LIVEKIT_VERSION`).
+    Installed,
+}
+
+/// The livekit-server executable to run, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivekitBinary {
+    /// The executable.
+    pub path: PathBuf,
+    /// Why this one.
+    pub source: BinarySource,
+}
+
+impl LivekitBinary {
+    /// The binary for `state`: `flag` (`--livekit-bin`), else `settings.livekit_bin`, else the
+    /// installed `bin/livekit-server` (which may not exist yet).
+    pub fn choose(state: &StateDir, settings: &Settings, flag: Option<&Path>) -> Self {
+        if let Some(path) = flag {
+            return Self {
+                path: path.to_owned(),
+                source: BinarySource::Flag,
+            };
+        }
+        if let Some(path) = &settings.livekit_bin {
+            return Self {
+                path: path.clone(),
+                source: BinarySource::Settings,
+            };
+        }
+        Self {
+            path: state.livekit_bin(),
+            source: BinarySource::Installed,
+        }
+    }
+
+    /// The operator's own binary (never downloaded), or `None` when it is the installed one.
+    pub fn external(self) -> Option<PathBuf> {
+        (self.source != BinarySource::Installed).then_some(self.path)
+    }
+}
+
+/// The download of `version` for `state`'s installed binary: from `--release-url`, else
+/// `release_url` of `provision.yaml`, else GitHub; with `GITHUB_TOKEN` and the platform of
+/// `options`. The caller adds a pinned digest, `force` and progress events.
+pub fn install_request(
+    version: LivekitVersion,
+    settings: &Settings,
+    options: &BinaryOptions,
+) -> Result<InstallRequest, FetchError> {
+    let mut request = InstallRequest::new(version, options.platform.clone());
+    if let Some(url) = options
+        .release_url
+        .as_ref()
+        .or(settings.release_url.as_ref())
+    {
+        request.base_url = ReleaseBase::parse(url)?;
+    }
+    request.github_token.clone_from(&options.github_token);
+    Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> StateDir {
+        StateDir::new("/srv/lk")
+    }
+
+    fn settings(livekit_bin: Option<&str>) -> Settings {
+        Settings {
+            livekit_bin: livekit_bin.map(PathBuf::from),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn the_flag_comes_first() {
+        let b = LivekitBinary::choose(
+            &state(),
+            &settings(Some("/opt/yaml")),
+            Some(Path::new("/opt/flag")),
+        );
+        assert_eq!(b.path, Path::new("/opt/flag"));
+        assert_eq!(b.source, BinarySource::Flag);
+        assert_eq!(b.external(), Some(PathBuf::from("/opt/flag")));
+    }
+
+    #[test]
+    fn then_provision_yaml() {
+        let b = LivekitBinary::choose(&state(), &settings(Some("/opt/yaml")), None);
+        assert_eq!(b.path, Path::new("/opt/yaml"));
+        assert_eq!(b.source, BinarySource::Settings);
+    }
+
+    #[test]
+    fn then_the_installed_binary() {
+        let b = LivekitBinary::choose(&state(), &settings(None), None);
+        assert_eq!(b.path, state().livekit_bin());
+        assert_eq!(b.source, BinarySource::Installed);
+        assert_eq!(b.external(), None);
+    }
+
+    #[test]
+    fn the_release_url_flag_beats_provision_yaml() {
+        let version = LivekitVersion::parse("1.7.2").unwrap();
+        let mut s = settings(None);
+        s.release_url = Some("file:///srv/yaml".to_owned());
+        let mut options = BinaryOptions::default();
+        let from_yaml = install_request(version.clone(), &s, &options).unwrap();
+        options.release_url = Some("file:///srv/flag".to_owned());
+        let from_flag = install_request(version.clone(), &s, &options).unwrap();
+        assert_eq!(
+            from_yaml.base_url,
+            ReleaseBase::parse("file:///srv/yaml").unwrap()
+        );
+        assert_eq!(
+            from_flag.base_url,
+            ReleaseBase::parse("file:///srv/flag").unwrap()
+        );
+        let github = install_request(version, &settings(None), &BinaryOptions::default()).unwrap();
+        assert_eq!(github.base_url, ReleaseBase::github());
+    }
+}

@@ -1,0 +1,71 @@
+//! The daemon's shared state: what the loop ([`super::controller`]), the connections
+//! ([`super::connection`]) and the blocking runs all hold, and the events they send the loop.
+//! It depends on [`super::media`] and [`super::status`] only, so the modules that use it do not
+//! import each other.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use super::DaemonConfig;
+use super::media::{Media, MediaFailure};
+use super::protocol::{MediaProcess, RpcError};
+use super::status::ProvisionStatus;
+use crate::ensure::EnsureReport;
+use crate::paths::ManagedFile;
+
+/// A reply to an `ensure` call.
+pub(super) type EnsureReply = oneshot::Sender<Result<EnsureReport, RpcError>>;
+
+/// What reaches the loop from its tasks.
+#[derive(Debug)]
+pub(super) enum Event {
+    /// Run provisioning now (an `ensure` call, with its reply, or a reload).
+    Ensure(Option<EnsureReply>),
+    /// A run finished.
+    RunDone(Box<RunOutcome>),
+    /// A watched media process exited.
+    MediaExited { name: String, pid: u32 },
+    /// Run no later than this (a media restart is due).
+    RunBy(Instant),
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub(super) struct RunOutcome {
+    /// `ensure`'s own result.
+    pub ensure: Result<EnsureReport, RpcError>,
+    /// Why the run as a whole failed (ensure, install, or media).
+    pub failure: Option<MediaFailure>,
+    /// No version pinned and no `livekit_bin`: control plane only.
+    pub disabled: bool,
+    /// A media restart is due then.
+    pub media_retry_at: Option<Instant>,
+}
+
+/// State shared by the loop, the connections and the blocking runs.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub config: DaemonConfig,
+    pub status: Mutex<ProvisionStatus>,
+    pub media: Mutex<Media>,
+    /// The media statuses last read, for a `status` call while the supervisor is busy.
+    pub media_cache: Mutex<Vec<MediaProcess>>,
+    /// SHA-256 of the `livekit.yaml` bytes last published (or started with).
+    pub published: Mutex<Option<String>>,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+/// Lock `m`, ignoring poisoning (a panicked holder left consistent data: every update is one
+/// assignment).
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// SHA-256 of the `livekit.yaml` at the fixed path now, hex; `None` when it cannot be read.
+pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
+    let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
+    Some(crate::hex::encode(&Sha256::digest(&bytes)))
+}
