@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod config;
+pub mod config_diff;
 pub mod daemon;
 pub mod ensure;
 pub mod fetch;
@@ -19,6 +20,7 @@ pub mod render;
 pub mod resolve;
 pub mod rotate;
 pub mod secret;
+pub mod server_check;
 pub mod settings;
 pub mod store;
 pub mod supervise;
@@ -47,6 +49,7 @@ pub use render::{
 };
 pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
+pub use server_check::ServerCheckError;
 pub use settings::{LogLevel, Settings};
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
 pub use supervise::{
