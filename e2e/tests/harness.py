@@ -15,7 +15,6 @@ import http.server
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -379,10 +378,6 @@ def stop_node(node: Node) -> None:
         node.reaper.stop(pid, str(node.state), timeout=15)
 
 
-def copy_binary_as_mirror_only(_: Path) -> None:  # pragma: no cover - documentation anchor
-    """The suite never copies the binary into the repository; it only packs it into a temp mirror."""
-
-
 def tree_kill(pid: int) -> list[int]:
     """SIGKILL a process and every descendant (what a supervisor killing a service's tree does)."""
     victims = [pid, *descendants(pid)]
@@ -563,6 +558,3 @@ def require(path: Path, what: str) -> None:
     if not path.exists():
         raise AssertionError(f"{what} not found at {path} (run e2e/run.sh, which builds it)")
 
-
-def copytree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, symlinks=True)

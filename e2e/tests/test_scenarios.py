@@ -433,17 +433,23 @@ def overlays(key: str, ports: list[int]) -> dict[str, str]:
     }
 
 
-def test_every_overlay_section_starts_the_real_server(make_node, version):
-    node = make_node("n1")
+def test_every_overlay_section_starts_the_real_server(make_node, version, mirror):
+    # This node installs from the file:// form of the mirror (the others use loopback HTTP).
+    node = make_node("n1", release_url=mirror.file_url)
     provision(node, version)
     node.lp("ensure")
     key = node.secret("LIVEKIT_API_KEY")
     results = {}
+    pids = set()
     for section, text in overlays(key, harness.free_ports(3)).items():
         (node.state / "extra.yaml").write_text(text)
         node.lp("ensure")
+        first_line = text.splitlines()[0]
+        assert first_line in (node.state / "livekit.yaml").read_text(), f"{section} not rendered"
         node.lp("restart" if results else "start")
         pid = node.track_server()
+        assert pid not in pids, f"{section}: the server was not restarted"
+        pids.add(pid)
         ok = harness.health(node.http) == "OK"
         results[section] = ok
         log(f"overlay {section}: pid {pid} health {'OK' if ok else 'FAILED'}")
@@ -452,8 +458,8 @@ def test_every_overlay_section_starts_the_real_server(make_node, version):
     assert all(results.values()), results
 
 
-def test_a_nested_typo_is_refused_by_the_real_binary(make_node, version):
-    node = make_node("n1")
+def test_a_nested_typo_is_refused_by_the_real_binary(make_node, version, mirror):
+    node = make_node("n1", release_url=mirror.file_url)
     provision(node, version)
     node.lp("ensure")
     assert (node.state / "bin" / "livekit-server").exists()
