@@ -76,6 +76,10 @@ pub enum Code {
     BinaryVersion,
     /// The installed binary differs from its install manifest (tampered or truncated).
     BinaryTampered,
+    /// The livekit-server binary on this node refuses the `livekit.yaml` the current settings,
+    /// overlay and secrets render (a key it does not know, at any level): `ensure` will refuse to
+    /// publish it, and a server started on it would exit at once.
+    ConfigRefused,
     /// The Redis LiveKit routes through (`redis:` in `livekit.yaml`) does not answer or refuses
     /// us; livekit-server refuses to start then.
     RedisUnreachable,
@@ -514,7 +518,45 @@ fn check_against_store(
     if let Some(routing) = &resolution.inputs.redis {
         check_routing_redis(routing, out);
     }
+    check_with_server(
+        state,
+        &config.settings,
+        opts.livekit_bin.as_deref(),
+        &render(&resolution.inputs),
+        out,
+    );
     check_binary(state, &resolution.inputs, &config.settings, opts, out);
+}
+
+/// Ask the livekit-server binary of this node (installed, or `livekit_bin`) whether it accepts
+/// the `livekit.yaml` the current inputs render.
+fn check_with_server(
+    state: &StateDir,
+    settings: &crate::Settings,
+    flag: Option<&std::path::Path>,
+    rendered: &crate::Rendered,
+    out: &mut Findings,
+) {
+    let program = crate::binary::LivekitBinary::choose(state, settings, flag).path;
+    let scratch = state.run_dir();
+    if !program.exists() || !scratch.is_dir() {
+        return;
+    }
+    if let Err(e) = crate::server_check::check_config(
+        &program,
+        &rendered.livekit_yaml,
+        &scratch,
+        crate::server_check::CHECK_TIMEOUT,
+    ) {
+        let hint = e.hint();
+        out.add(
+            Code::ConfigRefused,
+            Severity::Error,
+            vec![state.managed(ManagedFile::LivekitYaml), state.extra_file()],
+            e.to_string(),
+            hint.as_deref(),
+        );
+    }
 }
 
 /// How long `check` waits for the routing Redis at each step.

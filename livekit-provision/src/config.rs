@@ -47,7 +47,7 @@ impl ConfigError {
         match self {
             Self::Read { path, .. } => Some(format!("check the permissions of {}", path.display())),
             Self::Settings { path, .. } => Some(format!(
-                "edit {}: accepted keys are port, rtc_tcp_port, rtc_port_range_start, rtc_port_range_end, backend_port, backend_command, redis_address, redis_username, redis_db, release_url, livekit_bin, log_level",
+                "edit {}: accepted keys are port, rtc_tcp_port, rtc_port_range_start, rtc_port_range_end, rtc_udp_port, rtc_enable_loopback_candidate, backend_port, backend_command, redis_address, redis_username, redis_db, release_url, livekit_bin, log_level",
                 path.display()
             )),
             Self::Extra { source, .. } => source.hint(),

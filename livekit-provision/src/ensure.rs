@@ -18,6 +18,7 @@ use crate::publish::{self, FixedPath, PublishError, PublishOptions, PublishOutco
 use crate::render::{Rendered, render};
 use crate::resolve::{CredentialSource, ResolveContext, ResolveError, Warning, resolve};
 use crate::secret::Secret;
+use crate::server_check::{self, ServerCheckError};
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::{DiskTriple, Parsed};
 use crate::version::LivekitVersion;
@@ -273,6 +274,10 @@ pub enum EnsureError {
     /// An invalid `LIVEKIT_SHA256` in the store.
     #[error("secret LIVEKIT_SHA256 is not a SHA-256 hex digest")]
     InvalidPinnedDigest,
+    /// The livekit-server binary on this node refused the new `livekit.yaml`; nothing was
+    /// published.
+    #[error(transparent)]
+    ServerRefused(#[from] ServerCheckError),
 }
 
 impl EnsureError {
@@ -283,6 +288,7 @@ impl EnsureError {
             Self::Config(e) => e.hint(),
             Self::Resolve(e) => e.hint(),
             Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
+            Self::ServerRefused(e) => e.hint(),
             Self::InvalidPinnedDigest => Some(
                 "set it to the 64 hex digits of the release tarball's SHA-256, or remove it"
                     .to_owned(),
@@ -350,6 +356,7 @@ pub fn ensure(
 
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
+        check_with_server(state, &config, opts, &actions, &rendered)?;
         keep_unparsable(state, &disk, &mut actions, opts.now)?;
         let publish_options = PublishOptions {
             now: opts.now,
@@ -407,6 +414,41 @@ pub fn ensure(
         binary,
         generation,
     })
+}
+
+/// When livekit.yaml is about to change and a livekit-server binary is on this node (installed,
+/// or `livekit_bin`), ask it whether it accepts the new file before anything is published.
+fn check_with_server(
+    state: &StateDir,
+    config: &OperatorConfig,
+    opts: &EnsureOptions<'_>,
+    actions: &[Action],
+    rendered: &Rendered,
+) -> Result<(), EnsureError> {
+    let changes = actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::WriteFile {
+                file: ManagedFile::LivekitYaml,
+                ..
+            }
+        )
+    });
+    let program = crate::binary::LivekitBinary::choose(
+        state,
+        &config.settings,
+        opts.binary.livekit_bin.as_deref(),
+    )
+    .path;
+    if changes && program.exists() {
+        server_check::check_config(
+            &program,
+            &rendered.livekit_yaml,
+            &state.run_dir(),
+            server_check::CHECK_TIMEOUT,
+        )?;
+    }
+    Ok(())
 }
 
 /// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run

@@ -9,6 +9,7 @@ pub mod binary;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod config_diff;
 pub mod daemon;
 pub mod ensure;
 pub mod error_chain;
@@ -25,6 +26,7 @@ pub mod render;
 pub mod resolve;
 pub mod rotate;
 pub mod secret;
+pub mod server_check;
 pub mod settings;
 pub mod store;
 pub mod supervise;
@@ -56,6 +58,7 @@ pub use render::{
 };
 pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
+pub use server_check::ServerCheckError;
 pub use settings::{LogLevel, Settings};
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
 pub use supervise::{

@@ -65,6 +65,12 @@ pub struct Settings {
     pub rtc_port_range_start: u16,
     /// Last UDP port for media (`rtc.port_range_end`). Default 60000.
     pub rtc_port_range_end: u16,
+    /// One UDP port for all media (`rtc.udp_port`, livekit-server's UDP mux). When set it
+    /// replaces the port range, which is then not written (livekit-server prefers a range).
+    pub rtc_udp_port: Option<u16>,
+    /// Also gather loopback ICE candidates (`rtc.enable_loopback_candidate`): for clients on the
+    /// same machine, or a public address mapped onto the loopback interface. Default false.
+    pub rtc_enable_loopback_candidate: bool,
     /// lk-backend's one port (`PORT` in `backend.env`). Default 8081.
     pub backend_port: u16,
     /// Path to lk-backend; when set, the control plane supervises it.
@@ -92,6 +98,8 @@ impl Default for Settings {
             rtc_tcp_port: 7881,
             rtc_port_range_start: 50000,
             rtc_port_range_end: 60000,
+            rtc_udp_port: None,
+            rtc_enable_loopback_candidate: false,
             backend_port: 8081,
             backend_command: None,
             redis_address: None,
@@ -138,7 +146,8 @@ impl Settings {
             ("rtc_port_range_end", self.rtc_port_range_end),
             ("backend_port", self.backend_port),
         ];
-        if let Some((name, _)) = named.iter().find(|(_, p)| *p == 0) {
+        let udp = self.rtc_udp_port.map(|p| ("rtc_udp_port", p));
+        if let Some((name, _)) = named.iter().chain(&udp).find(|(_, p)| *p == 0) {
             return Err(SettingsError::Invalid(format!("{name} must not be 0")));
         }
         if self.rtc_port_range_start > self.rtc_port_range_end {
@@ -160,7 +169,13 @@ impl Settings {
                     )));
                 }
             }
-            if (self.rtc_port_range_start..=self.rtc_port_range_end).contains(pa) {
+            if let Some(udp) = self.rtc_udp_port {
+                if udp == *pa {
+                    return Err(SettingsError::Invalid(format!(
+                        "{a} and rtc_udp_port are both {pa}; each needs its own port"
+                    )));
+                }
+            } else if (self.rtc_port_range_start..=self.rtc_port_range_end).contains(pa) {
                 return Err(SettingsError::Invalid(format!(
                     "{a} ({pa}) lies inside the RTC UDP range {}-{}",
                     self.rtc_port_range_start, self.rtc_port_range_end
@@ -192,6 +207,11 @@ impl std::fmt::Debug for Settings {
             .field("rtc_tcp_port", &self.rtc_tcp_port)
             .field("rtc_port_range_start", &self.rtc_port_range_start)
             .field("rtc_port_range_end", &self.rtc_port_range_end)
+            .field("rtc_udp_port", &self.rtc_udp_port)
+            .field(
+                "rtc_enable_loopback_candidate",
+                &self.rtc_enable_loopback_candidate,
+            )
             .field("backend_port", &self.backend_port)
             .field("backend_command", &self.backend_command)
             .field("redis_address", &self.redis_address)
@@ -229,6 +249,20 @@ mod tests {
         assert_eq!(s.log_level, LogLevel::Debug);
         assert!(!s.redis_tls);
         assert!(Settings::from_yaml("redis_tls: true\n").unwrap().redis_tls);
+        let local =
+            Settings::from_yaml("rtc_udp_port: 7882\nrtc_enable_loopback_candidate: true\n")
+                .unwrap();
+        assert_eq!(local.rtc_udp_port, Some(7882));
+        assert!(local.rtc_enable_loopback_candidate);
+        assert_eq!(Settings::default().rtc_udp_port, None);
+        assert!(!Settings::default().rtc_enable_loopback_candidate);
+    }
+
+    #[test]
+    fn a_single_udp_port_replaces_the_range_in_the_clash_checks() {
+        // Inside the (unused) range is fine once a single UDP port is set.
+        let s = Settings::from_yaml("port: 55000\nrtc_udp_port: 7882\n").unwrap();
+        assert_eq!(s.port, 55000);
     }
 
     #[test]
@@ -252,6 +286,20 @@ mod tests {
             ("redis_address: nohost", "redis_address"),
             ("release_url: ftp://x", "release_url"),
             ("log_level: loud", "log_level"),
+            ("rtc_udp_port: 0", "rtc_udp_port must not be 0"),
+            (
+                "rtc_udp_port: 7881",
+                "rtc_tcp_port and rtc_udp_port are both 7881",
+            ),
+            (
+                "rtc_udp_port: 8081",
+                "backend_port and rtc_udp_port are both 8081",
+            ),
+            ("rtc_udp_port: 70000", "rtc_udp_port"),
+            (
+                "rtc_enable_loopback_candidate: maybe",
+                "rtc_enable_loopback_candidate",
+            ),
         ] {
             let err = Settings::from_yaml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

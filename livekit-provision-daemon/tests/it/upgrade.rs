@@ -244,3 +244,45 @@ fn a_new_version_is_restart_pending_until_restart_starts_it() {
     poll("the media to exit", || (!alive(second)).then_some(()));
     node.media_pids.retain(|&p| p != second);
 }
+
+/// A published config change (here the node IP) while livekit-server runs: the process is left
+/// alone, `status` says restart pending and why, and `restart` clears it. (Stand-in server; the
+/// e2e suite runs the same scenario on the real one.)
+#[test]
+fn a_config_change_is_restart_pending_with_its_reason() {
+    let mut node = Node::new();
+    node.settings(&format!(
+        "port: {}\nrtc_tcp_port: {}\nlivekit_bin: {}\n",
+        free_port(),
+        free_port(),
+        livekit_standin().display()
+    ));
+    node.secrets(&json!({ "LIVEKIT_NODE_IP": "127.0.0.1" }));
+    let _daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    let entry = livekit_entry(&node).unwrap();
+    assert_eq!(entry["restart_pending"], json!(false), "{entry}");
+    assert_eq!(entry["restart_reasons"], json!([]), "{entry}");
+
+    let mut secrets: Value =
+        serde_json::from_slice(&std::fs::read(node.state.secrets_file()).unwrap()).unwrap();
+    secrets["LIVEKIT_NODE_IP"] = json!("127.0.0.2");
+    node.secrets(&secrets);
+    call(&node.socket(), "ensure", &json!({})).unwrap();
+    let entry = livekit_entry(&node).unwrap();
+    assert_eq!(entry["pid"], json!(first), "{entry}");
+    assert_eq!(entry["restart_pending"], json!(true), "{entry}");
+    assert_eq!(
+        entry["restart_reasons"],
+        json!(["livekit.yaml changed: rtc.node_ip: 127.0.0.1 -> 127.0.0.2"]),
+        "{entry}"
+    );
+
+    call(&node.socket(), "restart", &json!({ "grace_secs": 0.2 })).unwrap();
+    node.media_pids.retain(|&p| p != first);
+    let second = node.wait_media_healthy();
+    assert_ne!(second, first);
+    let entry = livekit_entry(&node).unwrap();
+    assert_eq!(entry["restart_pending"], json!(false), "{entry}");
+    assert_eq!(entry["restart_reasons"], json!([]), "{entry}");
+}

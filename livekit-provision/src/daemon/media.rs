@@ -56,6 +56,17 @@ pub(super) struct Media {
     watched: BTreeSet<u32>,
     on_exit: Arc<OnExit>,
     runtime: Handle,
+    /// The config text each process was started with (for an adopted one: the text on disk when
+    /// this daemon first saw it, as it cannot know better).
+    started_with: BTreeMap<String, String>,
+    /// Why a restart is pending, per process (empty: none).
+    restart_reasons: BTreeMap<String, Vec<String>>,
+}
+
+/// The text of the `--config` file a spec starts with, if it has one.
+fn config_text(spec: &ProcessSpec) -> Option<String> {
+    let at = spec.args.iter().position(|a| a == "--config")?;
+    std::fs::read_to_string(spec.args.get(at + 1)?).ok()
 }
 
 impl std::fmt::Debug for Media {
@@ -106,7 +117,34 @@ impl Media {
             watched: BTreeSet::new(),
             on_exit: Arc::new(on_exit),
             runtime,
+            started_with: BTreeMap::new(),
+            restart_reasons: BTreeMap::new(),
         }
+    }
+
+    /// Why `spec`'s running process should be restarted: another binary installed, or a
+    /// published config that differs from the one it started with.
+    fn restart_reasons(&mut self, spec: &ProcessSpec, pid: u32) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if runs_another_binary(pid, &spec.program) {
+            reasons.push(format!(
+                "a new binary is installed at {}",
+                spec.program.display()
+            ));
+        }
+        if let Some(now) = config_text(spec) {
+            match self.started_with.get(&spec.name) {
+                Some(started) => reasons.extend(
+                    crate::config_diff::config_changes(started, &now)
+                        .into_iter()
+                        .map(|change| format!("livekit.yaml changed: {change}")),
+                ),
+                None => {
+                    self.started_with.insert(spec.name.clone(), now);
+                }
+            }
+        }
+        reasons
     }
 
     /// Start what is down (never touching what runs), unless the operator stopped the media.
@@ -122,15 +160,27 @@ impl Media {
                     tracing::info!(name, pid, "started");
                     self.errors.remove(name);
                     self.supervisor.set_restart_pending(name, false);
+                    self.restart_reasons.remove(name);
+                    match config_text(spec) {
+                        Some(text) => self.started_with.insert(name.to_owned(), text),
+                        None => self.started_with.remove(name),
+                    };
                 }
                 Ok(Ensured::AlreadyRunning { pid, healthy }) => {
                     tracing::debug!(name, pid, healthy, "already running; left alone");
                     self.errors.remove(name);
-                    let pending = runs_another_binary(pid, &spec.program);
-                    if pending {
-                        tracing::warn!(name, pid, "a new binary is installed; restart to use it");
+                    let reasons = self.restart_reasons(spec, pid);
+                    if !reasons.is_empty() {
+                        tracing::warn!(
+                            name,
+                            pid,
+                            ?reasons,
+                            "restart pending: `restart` applies it"
+                        );
                     }
-                    self.supervisor.set_restart_pending(name, pending);
+                    self.supervisor
+                        .set_restart_pending(name, !reasons.is_empty());
+                    self.restart_reasons.insert(name.to_owned(), reasons);
                 }
                 Ok(Ensured::BackingOff { until }) => {
                     let wait = until.saturating_duration_since(Instant::now());
@@ -181,6 +231,8 @@ impl Media {
                 .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
             self.supervisor.set_restart_pending(name, false);
             self.errors.remove(name);
+            self.restart_reasons.remove(name);
+            self.started_with.remove(name);
             outcomes.insert(name.to_owned(), outcome);
         }
         Ok(outcomes)
@@ -224,6 +276,7 @@ impl Media {
             out.push(match status {
                 Ok(status) => MediaProcess {
                     error: self.errors.get(&name).cloned(),
+                    restart_reasons: self.restart_reasons.get(&name).cloned().unwrap_or_default(),
                     status,
                 },
                 Err(e) => MediaProcess::unreadable(&name, ErrorReport::of(&e).to_string()),

@@ -301,6 +301,10 @@ pub struct MediaProcess {
     pub status: ProcessStatus,
     /// Why the last start failed, or why it could not be inspected; `null` when it did not.
     pub error: Option<String>,
+    /// Why a restart is pending (a new binary, which livekit.yaml keys changed since it
+    /// started); empty when none is.
+    #[serde(default)]
+    pub restart_reasons: Vec<String>,
 }
 
 impl MediaProcess {
@@ -316,6 +320,7 @@ impl MediaProcess {
                 failed: None,
             },
             error: Some(error),
+            restart_reasons: Vec::new(),
         }
     }
 }

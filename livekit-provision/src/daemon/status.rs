@@ -102,6 +102,13 @@ pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<Media
         .iter()
         .map(|name| match supervisor.status(name) {
             Ok(status) => MediaProcess {
+                // Without a daemon nothing recorded what the process started with: the one
+                // reason that can be seen is the binary (restart_pending compares it).
+                restart_reasons: if status.restart_pending {
+                    vec!["a new binary is installed".to_owned()]
+                } else {
+                    Vec::new()
+                },
                 status,
                 error: None,
             },

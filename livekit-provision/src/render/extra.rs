@@ -64,7 +64,11 @@ const MANAGED: &[(&str, &str)] = &[
     ),
     (
         "rtc.udp_port",
-        "the UDP media range is managed: set `rtc_port_range_start` and `rtc_port_range_end` in provision.yaml",
+        "set `rtc_udp_port` in provision.yaml instead (it replaces the UDP port range)",
+    ),
+    (
+        "rtc.enable_loopback_candidate",
+        "set `rtc_enable_loopback_candidate` in provision.yaml instead",
     ),
     (
         "rtc.use_external_ip",
@@ -313,10 +317,11 @@ mod tests {
                 "rtc.port_range_end",
                 "provision.yaml",
             ),
+            ("rtc:\n  udp_port: 7882", "rtc.udp_port", "rtc_udp_port"),
             (
-                "rtc:\n  udp_port: 7882",
-                "rtc.udp_port",
-                "rtc_port_range_start",
+                "rtc:\n  enable_loopback_candidate: true",
+                "rtc.enable_loopback_candidate",
+                "rtc_enable_loopback_candidate",
             ),
             (
                 "rtc:\n  use_external_ip: true",

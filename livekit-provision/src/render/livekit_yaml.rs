@@ -40,6 +40,12 @@ pub struct LivekitYaml {
     pub rtc_port_range_start: u16,
     /// `rtc.port_range_end`.
     pub rtc_port_range_end: u16,
+    /// `rtc.udp_port`, when it is one port (a `start-end` string stays in [`Self::extra`]).
+    /// livekit-server uses it only when no port range is written; the range fields above then
+    /// show livekit-server's defaults, unused.
+    pub rtc_udp_port: Option<u16>,
+    /// `rtc.enable_loopback_candidate`.
+    pub enable_loopback_candidate: bool,
     /// `rtc.use_external_ip`.
     pub use_external_ip: bool,
     /// `rtc.node_ip`.
@@ -66,6 +72,8 @@ impl fmt::Debug for LivekitYaml {
             .field("rtc_tcp_port", &self.rtc_tcp_port)
             .field("rtc_port_range_start", &self.rtc_port_range_start)
             .field("rtc_port_range_end", &self.rtc_port_range_end)
+            .field("rtc_udp_port", &self.rtc_udp_port)
+            .field("enable_loopback_candidate", &self.enable_loopback_candidate)
             .field("use_external_ip", &self.use_external_ip)
             .field("node_ip", &self.node_ip)
             .field("keys", &self.keys)
@@ -104,6 +112,12 @@ impl LivekitYaml {
             .unwrap_or(defaults.rtc_port_range_start);
         let rtc_port_range_end =
             take_port(&mut rtc, "rtc", "port_range_end")?.unwrap_or(defaults.rtc_port_range_end);
+        let rtc_udp_port = match rtc.get("udp_port") {
+            Some(Value::String(_)) => None,
+            _ => take_port(&mut rtc, "rtc", "udp_port")?,
+        };
+        let enable_loopback_candidate =
+            take_bool(&mut rtc, "rtc", "enable_loopback_candidate")?.unwrap_or(false);
         let use_external_ip = take_bool(&mut rtc, "rtc", "use_external_ip")?.unwrap_or(false);
         let node_ip = take_string(&mut rtc, "rtc", "node_ip")?
             .map(|text| {
@@ -138,6 +152,8 @@ impl LivekitYaml {
             rtc_tcp_port,
             rtc_port_range_start,
             rtc_port_range_end,
+            rtc_udp_port,
+            enable_loopback_candidate,
             use_external_ip,
             node_ip,
             keys,
@@ -182,8 +198,16 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
     writeln!(out, "port: {}", settings.port)?;
     writeln!(out, "rtc:")?;
     writeln!(out, "  tcp_port: {}", settings.rtc_tcp_port)?;
-    writeln!(out, "  port_range_start: {}", settings.rtc_port_range_start)?;
-    writeln!(out, "  port_range_end: {}", settings.rtc_port_range_end)?;
+    // livekit-server prefers a port range over `udp_port`: write one or the other.
+    if let Some(udp) = settings.rtc_udp_port {
+        writeln!(out, "  udp_port: {udp}")?;
+    } else {
+        writeln!(out, "  port_range_start: {}", settings.rtc_port_range_start)?;
+        writeln!(out, "  port_range_end: {}", settings.rtc_port_range_end)?;
+    }
+    if settings.rtc_enable_loopback_candidate {
+        writeln!(out, "  enable_loopback_candidate: true")?;
+    }
     writeln!(out, "  use_external_ip: false")?;
     let node_ip = double_quoted(&inputs.node_ip.to_string());
     writeln!(out, "  node_ip: {node_ip}")?;
@@ -228,11 +252,19 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
 
 pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
     let settings = &inputs.settings;
+    // With a single UDP port no range is written, so parsing shows livekit-server's defaults.
+    let range = if settings.rtc_udp_port.is_some() {
+        &Settings::default()
+    } else {
+        settings
+    };
     LivekitYaml {
         port: settings.port,
         rtc_tcp_port: settings.rtc_tcp_port,
-        rtc_port_range_start: settings.rtc_port_range_start,
-        rtc_port_range_end: settings.rtc_port_range_end,
+        rtc_port_range_start: range.rtc_port_range_start,
+        rtc_port_range_end: range.rtc_port_range_end,
+        rtc_udp_port: settings.rtc_udp_port,
+        enable_loopback_candidate: settings.rtc_enable_loopback_candidate,
         use_external_ip: false,
         node_ip: Some(inputs.node_ip),
         keys: key_entries(inputs).into_iter().cloned().collect(),
@@ -452,7 +484,7 @@ mod tests {
     #[test]
     fn tolerates_formatting_it_did_not_write() {
         let text = format!(
-            "# written by hand\r\nlogging:\r\n  json: true   # keep\r\n  level: debug\r\nkeys:\r\n  APIa: '{SECRET}'\r\n  APIb: \"{SECRET}\"\r\nrtc: {{node_ip: 10.1.2.3, udp_port: 7882, use_external_ip: true}}\r\nroom:\r\n  auto_create: false\r\nport: 7990"
+            "# written by hand\r\nlogging:\r\n  json: true   # keep\r\n  level: debug\r\nkeys:\r\n  APIa: '{SECRET}'\r\n  APIb: \"{SECRET}\"\r\nrtc: {{node_ip: 10.1.2.3, udp_port: 7882, use_external_ip: true, udp_port_typo: 1}}\r\nroom:\r\n  auto_create: false\r\nport: 7990"
         );
         let parsed = LivekitYaml::parse(&text).unwrap();
         assert_eq!(parsed.port, 7990);
@@ -462,13 +494,15 @@ mod tests {
             (50000, 60000)
         );
         assert!(parsed.use_external_ip);
+        assert_eq!(parsed.rtc_udp_port, Some(7882));
+        assert!(!parsed.enable_loopback_candidate);
         assert_eq!(parsed.node_ip, Some("10.1.2.3".parse().unwrap()));
         assert_eq!(parsed.log_level, Some(LogLevel::Debug));
         let keys: Vec<_> = parsed.keys.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, ["APIa", "APIb"]);
         assert!(parsed.keys.iter().all(|c| c.secret.expose() == SECRET));
         let extra: Mapping = serde_yaml::from_str(
-            "room: {auto_create: false}\nrtc: {udp_port: 7882}\nlogging: {json: true}\n",
+            "room: {auto_create: false}\nrtc: {udp_port_typo: 1}\nlogging: {json: true}\n",
         )
         .unwrap();
         assert_eq!(parsed.extra, extra);

@@ -60,12 +60,15 @@ fn settings() -> impl Strategy<Value = Settings> {
         Just(LogLevel::Warn),
         Just(LogLevel::Error),
     ];
-    (port(), port(), port(), port(), port(), level).prop_map(
-        |(port, rtc_tcp_port, start, end, backend_port, log_level)| Settings {
+    let local = (prop::option::of(port()), any::<bool>());
+    (port(), port(), port(), port(), port(), level, local).prop_map(
+        |(port, rtc_tcp_port, start, end, backend_port, log_level, (udp, loopback))| Settings {
             port,
             rtc_tcp_port,
             rtc_port_range_start: start.min(end),
             rtc_port_range_end: start.max(end),
+            rtc_udp_port: udp,
+            rtc_enable_loopback_candidate: loopback,
             backend_port,
             log_level,
             ..Settings::default()

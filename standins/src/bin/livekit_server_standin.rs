@@ -1,9 +1,14 @@
 //! **Test stand-in for livekit-server** (not the real program). It behaves as docs/DESIGN.md
 //! ("Facts about livekit-server we rely on") describes where supervision depends on it:
 //! - `--version` prints `livekit-server version <X>` (X from `STANDIN_VERSION`, default 1.7.2);
-//! - `--config FILE` is parsed strictly: an unknown top-level key prints livekit's
-//!   `could not parse config: yaml: unmarshal errors:` message on stdout and **exits 0**, as does
-//!   a config without keys (`one of key-file or keys must be provided`);
+//! - `--config FILE` is parsed strictly: an unknown key at the top level or in `room` or `rtc`
+//!   prints livekit's `could not parse config: yaml: unmarshal errors:` message (`line N: field X
+//!   not found in type config.RoomConfig`) on stdout and **exits 0**, as does a config without
+//!   keys (`one of key-file or keys must be provided`) and an unreadable file (`open FILE: …`,
+//!   no prefix, as livekit-server 1.13.5 prints it);
+//! - `--config FILE ports` (the global flag before the subcommand, as livekit-server takes it)
+//!   parses the file the same way without checking keys, prints `TCP Ports` and the ports on
+//!   stdout (or the parse error) and exits 0, without serving — as measured on 1.13.5;
 //! - `GET /` on `127.0.0.1:<port>` answers 200 `OK` (406 `Not Ready` with `STANDIN_NOT_READY=1`),
 //!   other paths 404; `GET /rtc/validate` checks HS256 tokens against the configured keys;
 //! - the first SIGTERM starts a drain and the process keeps running (unless
@@ -48,6 +53,55 @@ const KNOWN_KEYS: &[&str] = &[
     "development",
 ];
 
+/// Fields of livekit-server 1.7.2's `config.RoomConfig` (also accepted by 1.13.5).
+const ROOM_KEYS: &[&str] = &[
+    "auto_create",
+    "enabled_codecs",
+    "max_participants",
+    "empty_timeout",
+    "departure_timeout",
+    "enable_remote_unmute",
+    "playout_delay",
+    "sync_streams",
+    "max_metadata_size",
+    "max_room_name_length",
+    "max_participant_identity_length",
+    "room_configurations",
+];
+
+/// Fields of livekit-server's `config.RTCConfig` (its own and the inlined rtcconfig ones).
+const RTC_KEYS: &[&str] = &[
+    "udp_port",
+    "tcp_port",
+    "port_range_start",
+    "port_range_end",
+    "use_stun_port_as_ice",
+    "node_ip",
+    "stun_servers",
+    "use_external_ip",
+    "skip_external_ip_validation",
+    "use_ice_lite",
+    "interfaces",
+    "ips",
+    "enable_loopback_candidate",
+    "use_mdns",
+    "external_ip_only",
+    "batch_io",
+    "turn_servers",
+    "strict_acks",
+    "packet_buffer_size",
+    "packet_buffer_size_video",
+    "packet_buffer_size_audio",
+    "pli_throttle",
+    "congestion_control",
+    "allow_tcp_fallback",
+    "reconnect_on_publication_error",
+    "reconnect_on_subscription_error",
+    "reconnect_on_data_channel_error",
+    "data_channel_max_buffered_amount",
+    "forward_stats",
+];
+
 struct Knobs {
     not_ready: bool,
     crash_endpoint: bool,
@@ -69,16 +123,22 @@ fn main() -> ExitCode {
                 .flatten()
         })
     });
-    let text = match &config_path {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                println!("could not parse config: open {path}: {e}");
-                return ExitCode::SUCCESS;
-            }
-        },
-        None => String::new(),
+    let text = if let Some(path) = &config_path {
+        let Ok(t) = std::fs::read_to_string(path) else {
+            println!("open {path}: no such file or directory");
+            return ExitCode::SUCCESS;
+        };
+        t
+    } else {
+        String::new()
     };
+    if args.iter().any(|a| a == "ports") {
+        match parse_ports(&text) {
+            Ok(ports) => print!("{ports}"),
+            Err(message) => println!("{message}"),
+        }
+        return ExitCode::SUCCESS;
+    }
     // livekit-server prints its startup errors on stdout and exits 0.
     let (port, keys) = match parse_config(&text) {
         Ok(parsed) => parsed,
@@ -109,9 +169,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Strict parse: unknown top-level keys are refused with livekit's message and line number.
-fn parse_config(text: &str) -> Result<(u16, BTreeMap<String, String>), String> {
-    let unknown: Vec<String> = text
+/// Strict parse of the parts livekit-server's `ports` reads: unknown keys (top level, `room`,
+/// `rtc`) are refused with livekit's message and line number; keys are not required.
+fn parse_strict(text: &str) -> Result<serde_yaml::Value, String> {
+    let mut unknown: Vec<String> = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.starts_with([' ', '\t', '#', '-']) && !l.trim().is_empty())
@@ -119,17 +180,80 @@ fn parse_config(text: &str) -> Result<(u16, BTreeMap<String, String>), String> {
         .filter(|(_, key)| !KNOWN_KEYS.contains(&key.as_str()))
         .map(|(line, key)| format!("  line {line}: field {key} not found in type config.Config"))
         .collect();
+    let value: serde_yaml::Value = if text.trim().is_empty() {
+        serde_yaml::Value::Null
+    } else {
+        serde_yaml::from_str(text).map_err(|e| format!("could not parse config: yaml: {e}"))?
+    };
+    for (section, known, type_name) in [
+        ("room", ROOM_KEYS, "config.RoomConfig"),
+        ("rtc", RTC_KEYS, "config.RTCConfig"),
+    ] {
+        let Some(serde_yaml::Value::Mapping(fields)) = value.get(section) else {
+            continue;
+        };
+        for key in fields.keys().filter_map(serde_yaml::Value::as_str) {
+            if !known.contains(&key) {
+                let line = line_of(text, section, key);
+                unknown.push(format!(
+                    "  line {line}: field {key} not found in type {type_name}"
+                ));
+            }
+        }
+    }
     if !unknown.is_empty() {
         return Err(format!(
             "could not parse config: yaml: unmarshal errors:\n{}",
             unknown.join("\n")
         ));
     }
-    let value: serde_yaml::Value = if text.trim().is_empty() {
-        serde_yaml::Value::Null
-    } else {
-        serde_yaml::from_str(text).map_err(|e| format!("could not parse config: yaml: {e}"))?
+    Ok(value)
+}
+
+/// The line (1-based) of `key` inside top-level `section`: on the section's own line (a flow
+/// mapping) or on a later one.
+fn line_of(text: &str, section: &str, key: &str) -> usize {
+    let start = text
+        .lines()
+        .position(|l| l.starts_with(&format!("{section}:")))
+        .unwrap_or(0);
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| {
+            l.contains(&format!("{key}:"))
+                && (l.starts_with([' ', '\t']) || l.starts_with(&format!("{section}:")))
+        })
+        .map_or(start + 1, |(i, _)| i + 1)
+}
+
+/// What `livekit-server --config FILE ports` prints (livekit-server 1.13.5's layout; a single
+/// UDP port is shown as that version prints it, a formatting bug included).
+fn parse_ports(text: &str) -> Result<String, String> {
+    let value = parse_strict(text)?;
+    let number = |v: Option<&serde_yaml::Value>, default: u64| {
+        v.and_then(serde_yaml::Value::as_u64).unwrap_or(default)
     };
+    let rtc = value.get("rtc");
+    let field = |name: &str| rtc.and_then(|r| r.get(name));
+    let port = number(value.get("port"), 7880);
+    let tcp = number(field("tcp_port"), 7881);
+    let udp = match (field("port_range_start"), field("udp_port")) {
+        (None, Some(single)) => format!("%!s(int={}) - ICE/UDP", number(Some(single), 0)),
+        _ => format!(
+            "{}-{} - ICE/UDP range",
+            number(field("port_range_start"), 50000),
+            number(field("port_range_end"), 60000)
+        ),
+    };
+    Ok(format!(
+        "TCP Ports\n{port} - HTTP service\n{tcp} - ICE/TCP\nUDP Ports\n{udp}\n"
+    ))
+}
+
+/// Strict parse for a start: as [`parse_strict`], and keys are required.
+fn parse_config(text: &str) -> Result<(u16, BTreeMap<String, String>), String> {
+    let value = parse_strict(text)?;
     let port = match value.get("port") {
         None => 7880,
         Some(p) => p
@@ -261,6 +385,35 @@ mod tests {
         assert_eq!(
             err,
             "could not parse config: yaml: unmarshal errors:\n  line 4: field turn_servers not found in type config.Config"
+        );
+    }
+
+    #[test]
+    fn nested_unknown_keys_are_refused_as_livekit_names_them() {
+        let err = parse_config("keys:\n  k: s\nroom:\n  empty_timeout_typo: 5\n").unwrap_err();
+        assert!(
+            err.ends_with("  line 4: field empty_timeout_typo not found in type config.RoomConfig"),
+            "{err}"
+        );
+        let err = parse_ports("room: {empty_timeout_typo: 5}\n").unwrap_err();
+        assert!(err.contains("line 1: field empty_timeout_typo"), "{err}");
+        let err = parse_ports("rtc:\n  udp_prot: 1\n").unwrap_err();
+        assert!(
+            err.contains("line 2: field udp_prot not found in type config.RTCConfig"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ports_lists_what_livekit_1_13_5_lists_without_requiring_keys() {
+        assert_eq!(
+            parse_ports("port: 7880\n").unwrap(),
+            "TCP Ports\n7880 - HTTP service\n7881 - ICE/TCP\nUDP Ports\n50000-60000 - ICE/UDP range\n"
+        );
+        assert!(
+            parse_ports("rtc:\n  udp_port: 7882\n")
+                .unwrap()
+                .ends_with("UDP Ports\n%!s(int=7882) - ICE/UDP\n")
         );
     }
 

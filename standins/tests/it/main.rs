@@ -5,5 +5,6 @@
     reason = "test helpers outside #[test] functions fail the test by panicking on setup errors"
 )]
 
+mod server_check;
 mod supervise;
 mod support;

@@ -1,0 +1,143 @@
+//! The real-binary config pre-check of `ensure` and `check`, against the **stand-in** for
+//! livekit-server (its `ports` subcommand and config errors copy what livekit-server 1.13.5 was
+//! measured to print; the e2e suite runs the same cases on the real binary).
+
+use std::path::Path;
+
+use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::store::MemoryStore;
+use livekit_provision::{Code, EnsureError, EnsureOptions, ManagedFile, StateDir, check, ensure};
+
+use crate::support::livekit_standin;
+
+fn opts() -> EnsureOptions<'static> {
+    EnsureOptions {
+        binary: BinaryOptions {
+            offline: true,
+            ..BinaryOptions::default()
+        },
+        ..EnsureOptions::default()
+    }
+}
+
+fn provisioned(provision_yaml: &str) -> (tempfile::TempDir, StateDir, MemoryStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::new(dir.path());
+    let settings = format!(
+        "livekit_bin: {}\n{provision_yaml}",
+        livekit_standin().display()
+    );
+    std::fs::write(state.settings_file(), settings).unwrap();
+    let store = MemoryStore::new();
+    ensure(&state, &store, &opts()).unwrap();
+    (dir, state, store)
+}
+
+/// Every regular file and symlink under `root` with its bytes (or link target).
+fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            if meta.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push((name, target.display().to_string().into_bytes()));
+            } else if meta.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_none_or(|e| e != "lock")
+                && !name.starts_with("extra.yaml")
+            {
+                out.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_nested_typo_in_extra_yaml_is_refused_by_the_binary_and_nothing_is_published() {
+    let (_dir, state, store) = provisioned("");
+    let before = snapshot(state.root());
+    assert!(before.iter().any(|(name, _)| name == "livekit.yaml"));
+    std::fs::write(state.extra_file(), "room: {empty_timeout_typo: 5}\n").unwrap();
+
+    let err = ensure(&state, &store, &opts()).unwrap_err();
+    let EnsureError::ServerRefused(refusal) = &err else {
+        panic!("expected the binary's refusal, got {err}");
+    };
+    assert_eq!(refusal.key(), Some("room.empty_timeout_typo"));
+    let message = err.to_string();
+    assert!(message.contains("config.RoomConfig"), "{message}");
+    assert!(err.hint().unwrap().contains("room.empty_timeout_typo"));
+    assert_eq!(
+        snapshot(state.root()),
+        before,
+        "the published set was touched"
+    );
+
+    let report = check(
+        &state,
+        Some(&store),
+        &livekit_provision::CheckOptions::default(),
+    );
+    let finding = report.with_code(Code::ConfigRefused).next();
+    let finding = finding.unwrap_or_else(|| panic!("no config-refused finding: {report:?}"));
+    assert!(
+        finding.message.contains("room.empty_timeout_typo"),
+        "{}",
+        finding.message
+    );
+    assert!(!report.healthy);
+
+    // Fixed, the same overlay key is accepted and published.
+    std::fs::write(state.extra_file(), "room: {empty_timeout: 5}\n").unwrap();
+    ensure(&state, &store, &opts()).unwrap();
+    let published = std::fs::read_to_string(state.managed(ManagedFile::LivekitYaml)).unwrap();
+    assert!(published.contains("empty_timeout: 5"), "{published}");
+    let report = check(
+        &state,
+        Some(&store),
+        &livekit_provision::CheckOptions::default(),
+    );
+    assert_eq!(
+        report.with_code(Code::ConfigRefused).count(),
+        0,
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_single_udp_port_and_loopback_candidates_render_and_the_binary_accepts_them() {
+    let (_dir, state, store) =
+        provisioned("rtc_udp_port: 7882\nrtc_enable_loopback_candidate: true\n");
+    let published = std::fs::read_to_string(state.managed(ManagedFile::LivekitYaml)).unwrap();
+    assert!(published.contains("  udp_port: 7882\n"), "{published}");
+    assert!(
+        published.contains("  enable_loopback_candidate: true\n"),
+        "{published}"
+    );
+    assert!(!published.contains("port_range_start"), "{published}");
+    let ports = std::process::Command::new(livekit_standin())
+        .arg("--config")
+        .arg(state.managed(ManagedFile::LivekitYaml))
+        .arg("ports")
+        .output()
+        .unwrap();
+    let ports = String::from_utf8(ports.stdout).unwrap();
+    assert!(ports.starts_with("TCP Ports\n"), "{ports}");
+    assert!(ports.contains("%!s(int=7882) - ICE/UDP"), "{ports}");
+    let report = check(
+        &state,
+        Some(&store),
+        &livekit_provision::CheckOptions::default(),
+    );
+    assert_eq!(
+        report.with_code(Code::ConfigRefused).count(),
+        0,
+        "{report:?}"
+    );
+}
