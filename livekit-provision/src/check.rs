@@ -538,14 +538,21 @@ fn check_with_server(
     out: &mut Findings,
 ) {
     let program = crate::binary::LivekitBinary::choose(state, settings, flag).path;
-    let scratch = state.run_dir();
-    if !program.exists() || !scratch.is_dir() {
+    if !program.exists() {
         return;
     }
+    // `check` never writes to the state directory: the candidate goes into a private (0700)
+    // directory of the system's temporary space, removed when done.
+    let Ok(scratch) = tempfile::Builder::new()
+        .prefix(".livekit-provision-check-")
+        .tempdir()
+    else {
+        return;
+    };
     if let Err(e) = crate::server_check::check_config(
         &program,
         &rendered.livekit_yaml,
-        &scratch,
+        scratch.path(),
         crate::server_check::CHECK_TIMEOUT,
     ) {
         let hint = e.hint();

@@ -132,9 +132,19 @@ where
     to_result(&result)
 }
 
+/// Typed parameters, or `-32602` naming the parameter that is wrong (`identity: invalid type:
+/// integer `5`, expected a string`): serde alone names the expected type, not the field.
 fn parse_params<P: DeserializeOwned>(params: Map<String, Value>) -> Result<P, RpcError> {
-    serde_json::from_value(Value::Object(params))
-        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+    serde_path_to_error::deserialize(Value::Object(params)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path == "." {
+            format!("invalid params: {inner}")
+        } else {
+            format!("invalid params: {path}: {inner}")
+        };
+        RpcError::invalid_params(message)
+    })
 }
 
 fn to_result(result: &impl serde::Serialize) -> Result<Value, RpcError> {
