@@ -3,15 +3,18 @@
 //!
 //! [`mint`] makes the tokens livekit-server accepts: `iss` = API key, `sub` = identity, `nbf` and
 //! `iat` = now, `exp` = now + ttl, plus the camelCase custom claims `video`, `name`, `metadata`.
-//! [`verify`] checks a token as livekit's verifier does: HS256 only, `iss` selects the key, `exp`
+//! `verify` (the `testing` feature) checks a token as livekit's verifier does: HS256 only, `iss` selects the key, `exp`
 //! required, one minute of leeway on `exp` and `nbf`. Both take the clock as a parameter.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+#[cfg(any(test, feature = "testing"))]
+use jsonwebtoken::{DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::inputs::Credentials;
+#[cfg(any(test, feature = "testing"))]
 use crate::secret::Secret;
 use crate::validate::TokenLimits;
 
@@ -143,7 +146,7 @@ impl TokenRequest {
     }
 }
 
-/// The claims of a LiveKit token, as [`mint`] writes them and [`verify`] returns them.
+/// The claims of a LiveKit token, as [`mint`] writes them (and `verify` returns them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The API key that signed the token.
@@ -341,7 +344,9 @@ pub fn mint(
 }
 
 /// Check `token` as livekit-server does and return its claims. `lookup` gives the secret of an
-/// API key, or `None` for a key we do not have.
+/// API key, or `None` for a key we do not have. A test helper (the `testing` feature): the
+/// product signs tokens, livekit-server checks them.
+#[cfg(any(test, feature = "testing"))]
 pub fn verify(
     token: &str,
     lookup: impl Fn(&str) -> Option<Secret>,
@@ -403,6 +408,7 @@ pub fn verify(
 }
 
 /// The claims read before the signature is checked.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Deserialize)]
 struct Peek {
     iss: Option<String>,

@@ -283,15 +283,4 @@ impl FetchError {
             _ => None,
         }
     }
-
-    /// True when trying again later may succeed (network, server or rate-limit trouble), so a
-    /// daemon should back off and retry rather than give up.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Network { .. } | Self::Truncated { .. } | Self::RateLimited { .. } => true,
-            Self::HttpStatus { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            Self::ReadMirror { source, .. } => source.kind() != std::io::ErrorKind::NotFound,
-            _ => false,
-        }
-    }
 }

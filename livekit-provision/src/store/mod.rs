@@ -3,7 +3,8 @@
 //!
 //! [`SecretStore`] is synchronous; async callers use `spawn_blocking`. Backends: [`FileStore`]
 //! (`file:PATH`, the default), [`ExecStore`] (`exec:PROGRAM`, a git-credential-style helper),
-//! [`RedisStore`] (`redis://…`, one store for a fleet) and [`MemoryStore`] (tests).
+//! [`RedisStore`] (`redis://…`, one store for a fleet) and, with the `testing` feature, `MemoryStore` (tests, fault
+//! injection).
 //! [`StoreSpec`] parses `--secrets` and opens the store it names.
 //!
 //! The contract every backend keeps:
@@ -23,6 +24,7 @@ use crate::secret::{MAX_SECRET_LEN, Secret};
 mod error;
 mod exec;
 mod file;
+#[cfg(any(test, feature = "testing"))]
 mod memory;
 mod name;
 mod redis;
@@ -31,6 +33,7 @@ mod spec;
 pub use error::{StoreError, StoreOp};
 pub use exec::{EXIT_ABSENT, EXIT_PRESENT, ExecStore};
 pub use file::FileStore;
+#[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;
 pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName};
 pub use redis::{RedisError, RedisStore, probe_routing};
