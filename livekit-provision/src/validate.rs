@@ -55,11 +55,12 @@ pub fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
 /// Whether the pinned release accepts a pair is [`crate::production::require_version`]'s call.
 pub fn node_ip(value: &str) -> Result<NodeIp, InvalidValue> {
     let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(value.to_owned()));
-    let parse = |part: &str| {
-        part.trim()
-            .parse::<IpAddr>()
-            .map_err(|_| refuse("is not an IP address, nor `<ipv4>,<ipv6>`"))
+    let why = if value.contains(',') {
+        "is not a dual-stack pair of IP addresses, `<ipv4>,<ipv6>`"
+    } else {
+        "is not an IP address"
     };
+    let parse = |part: &str| part.trim().parse::<IpAddr>().map_err(|_| refuse(why));
     let mut parts = value.trim().split(',');
     let first = parse(parts.next().unwrap_or_default())?;
     let Some(second) = parts.next() else {
@@ -255,6 +256,36 @@ fn bounded(what: &str, value: &str, max: usize, key: &str) -> Result<(), Invalid
 mod tests {
     use super::*;
     use crate::store::KNOWN;
+
+    #[test]
+    fn node_ip_takes_one_address_or_a_dual_stack_pair() {
+        let shown = |text: &str| node_ip(text).unwrap().to_string();
+        assert_eq!(shown(" 203.0.113.7 "), "203.0.113.7");
+        assert_eq!(shown("::1"), "::1");
+        assert_eq!(shown("203.0.113.7,2001:db8::7"), "203.0.113.7,2001:db8::7");
+        assert_eq!(
+            shown(" 2001:db8::7 , 203.0.113.7"),
+            "203.0.113.7,2001:db8::7"
+        );
+        let pair = node_ip("2001:db8::7,203.0.113.7").unwrap();
+        assert!(pair.is_dual_stack());
+        assert_eq!(pair.primary, "203.0.113.7".parse::<IpAddr>().unwrap());
+        for (bad, why) in [
+            ("nope", "is not an IP address"),
+            ("1.2.3.4,5.6.7.8", "one IPv4 and one"),
+            ("::1,::2", "one IPv4 and one"),
+            ("1.2.3.4,::ffff:5.6.7.8", "IPv4-mapped"),
+            ("1.2.3.4,::1,::2", "more than two"),
+            ("1.2.3.4,", "dual-stack pair"),
+            ("1.2.3.4,nope", "dual-stack pair"),
+        ] {
+            let message = node_ip(bad).unwrap_err().to_string();
+            assert!(
+                message.contains(why) && message.contains(bad),
+                "{bad}: {message}"
+            );
+        }
+    }
 
     #[test]
     fn the_two_reported_defects_are_refused() {
