@@ -159,6 +159,9 @@ pub struct Resolution {
     pub credentials_source: CredentialSource,
     /// True when this resolution wrote to the store (mint or adopt).
     pub store_written: bool,
+    /// Secrets other than the API pair that were (with `dry_run`: would be) minted, or adopted
+    /// from the live `livekit.yaml`, and stored: `LIVEKIT_PROMETHEUS_PASSWORD`.
+    pub secrets_stored: Vec<SecretName>,
     /// Things to tell the operator.
     pub warnings: Vec<Warning>,
 }
@@ -229,7 +232,7 @@ pub fn resolve(
 
     let previous = resolve_previous(store, cx.now)?;
     let redis = resolve_redis(store, cx.settings)?;
-    let (prometheus_password, password_written) = resolve_prometheus_password(store, cx)?;
+    let (prometheus_password, password_stored) = resolve_prometheus_password(store, cx)?;
 
     let inputs = RenderInputs {
         credentials,
@@ -246,7 +249,12 @@ pub fn resolve(
     Ok(Resolution {
         inputs,
         credentials_source,
-        store_written: store_written || password_written,
+        store_written: store_written || (password_stored && !cx.dry_run),
+        secrets_stored: if password_stored {
+            vec![SecretName::LIVEKIT_PROMETHEUS_PASSWORD]
+        } else {
+            Vec::new()
+        },
         warnings,
     })
 }
@@ -399,7 +407,7 @@ fn resolve_redis(
 
 /// The metrics password, when provision.yaml sets `prometheus:`: the store's; else the one live
 /// in `livekit.yaml` (adopted); else minted. Either goes in with add-if-absent and the stored
-/// value is used (invariant 1). True when the store was written.
+/// value is used (invariant 1). True when the store was (with `dry_run`: would be) written.
 fn resolve_prometheus_password(
     store: &dyn SecretStore,
     cx: &ResolveContext<'_>,
@@ -431,7 +439,7 @@ fn resolve_prometheus_password(
         })?,
     };
     if cx.dry_run {
-        return Ok((Some(candidate), false));
+        return Ok((Some(candidate), true));
     }
     let added = store.add_if_absent(name, &candidate)?;
     Ok((Some(check(&added.value)?), added.inserted))

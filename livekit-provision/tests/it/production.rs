@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use livekit_provision::check::{CheckOptions, Code, Severity, check};
+use livekit_provision::ensure::Action;
 use livekit_provision::rotate::rotate;
 use livekit_provision::store::MemoryStore;
 use livekit_provision::{
-    DiskTriple, EnsureError, EnsureOptions, LivekitYaml, ManagedFile, ResolveError, Settings,
-    StateDir, Warning, ensure, media,
+    DiskTriple, EnsureError, EnsureOptions, LivekitYaml, ManagedFile, ResolveError, SecretName,
+    Settings, StateDir, Warning, ensure, media,
 };
 
 use crate::support::provision::{chain, fresh_state, get, listing, offline, put};
@@ -124,7 +125,22 @@ fn check_flags_a_webhook_key_livekit_server_would_refuse() {
 fn the_metrics_password_is_minted_once_and_survives_a_wiped_store() {
     let (_tmp, state) = node_with("prometheus:\n  port: 6789\n", None);
     let store = MemoryStore::new();
-    ensure(&state, &store, &offline()).unwrap();
+    let stored = Action::StoreSecret {
+        name: SecretName::LIVEKIT_PROMETHEUS_PASSWORD,
+    };
+    let plan = ensure(
+        &state,
+        &store,
+        &EnsureOptions {
+            dry_run: true,
+            ..offline()
+        },
+    )
+    .unwrap();
+    assert!(plan.actions.contains(&stored), "{plan:?}");
+    assert!(store.snapshot().is_empty(), "a dry run stored something");
+    let report = ensure(&state, &store, &offline()).unwrap();
+    assert!(report.actions.contains(&stored), "{report:?}");
     let password = get(&store, "LIVEKIT_PROMETHEUS_PASSWORD").unwrap();
     assert!(password.len() >= 32);
     let file = livekit_yaml(&state);
@@ -152,7 +168,8 @@ fn the_metrics_password_is_minted_once_and_survives_a_wiped_store() {
         "LIVEKIT_API_SECRET",
         &get(&store, "LIVEKIT_API_SECRET").unwrap(),
     );
-    ensure(&state, &wiped, &offline()).unwrap();
+    let report = ensure(&state, &wiped, &offline()).unwrap();
+    assert_eq!(report.actions, [stored], "stored, and no file changed");
     assert_eq!(get(&wiped, "LIVEKIT_PROMETHEUS_PASSWORD"), Some(password));
 }
 
