@@ -2,10 +2,10 @@
 //!
 //! Only keys every livekit-server from 1.7 on accepts are written (it refuses unknown keys, and
 //! then exits 0), except settings a later release added, which `production::require_version`
-//! refuses for an older pinned version before anything is rendered. Keys, secrets, the node IP and Redis strings are always double-quoted: a secret
-//! that YAML reads as a number or boolean would be dropped or mangled. The production sections
-//! (`node_sections.rs`) go through the emitter, which writes a string plain only when every YAML
-//! reader reads it back as that string.
+//! refuses for an older pinned version before anything is rendered. Keys, secrets, the node IP
+//! and Redis strings are always double-quoted: a secret that YAML reads as a number or boolean
+//! would be dropped or mangled. The production sections (`node_sections.rs`) go through the
+//! emitter, which writes a string plain only when every YAML reader reads it back as that string.
 
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv6Addr};

@@ -4,8 +4,8 @@
 //! - `--config FILE` is parsed strictly: an unknown top-level key prints livekit's
 //!   `could not parse config: yaml: unmarshal errors:` message on stdout and **exits 0**, as does
 //!   a config without keys (`one of key-file or keys must be provided`);
-//! - `GET /` on `<the first of bind_addresses, else 127.0.0.1>:<port>` answers 200 `OK` (406 `Not Ready` with `STANDIN_NOT_READY=1`),
-//!   other paths 404; `GET /rtc/validate` checks HS256 tokens against the configured keys;
+//! - `GET /` on `<host>:<port>` (host: the first of `bind_addresses`, else 127.0.0.1) answers
+//!   200 `OK` (406 `Not Ready` with `STANDIN_NOT_READY=1`), other paths 404; `GET /rtc/validate` checks HS256 tokens against the configured keys;
 //! - the first SIGTERM starts a drain and the process keeps running (unless
 //!   `STANDIN_EXIT_ON_FIRST_TERM=1`); the second SIGTERM exits;
 //! - `STANDIN_CRASH_AFTER_MS=N` makes it exit with status 2 after N ms, and
