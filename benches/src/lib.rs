@@ -34,6 +34,7 @@ pub fn typical_inputs() -> RenderInputs {
         credentials: credentials(),
         previous: None,
         node_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        node_ip6: None,
         version: Some(LivekitVersion::parse("v1.7.2").expect("valid version")),
         settings: Settings::default(),
         redis: None,
@@ -42,6 +43,7 @@ pub fn typical_inputs() -> RenderInputs {
         )
         .expect("valid overlay"),
         sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+        prometheus_password: None,
     }
 }
 

@@ -20,11 +20,13 @@ pub fn typical_inputs() -> RenderInputs {
         },
         previous: None,
         node_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        node_ip6: None,
         version: Some(LivekitVersion::parse("v1.7.2").expect("valid version")),
         settings: Settings::default(),
         redis: None,
         extra: ExtraOverlay::default(),
         sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+        prometheus_password: None,
     }
 }
 
@@ -198,11 +200,13 @@ impl FuzzInputs {
             credentials,
             previous,
             node_ip,
+            node_ip6: None,
             version,
             settings,
             redis,
             extra,
             sqlite_path: PathBuf::from(self.sqlite_path),
+            prometheus_password: None,
         })
     }
 }

@@ -60,6 +60,9 @@ pub enum Code {
     ShortSecret,
     /// `rtc.use_external_ip: true` overrides the node IP.
     ExternalIp,
+    /// `webhook.urls` is set but `webhook.api_key` is not a key of `keys:`: livekit-server
+    /// refuses to start (`api_key is required to use webhooks`).
+    WebhookKey,
     /// The node IP is not on a local interface.
     NodeIpNotLocal,
     /// The node IP is the 127.0.0.1 default.
@@ -301,6 +304,40 @@ fn check_triple(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
     check_credentials(state, disk, out);
 }
 
+/// The production settings as `livekit.yaml` holds them: STUN discovery, the webhook key.
+fn check_node_sections(state: &StateDir, lk: &crate::LivekitYaml, out: &mut Findings) {
+    let file = vec![state.managed(ManagedFile::LivekitYaml)];
+    if lk.use_external_ip {
+        out.add(
+            Code::ExternalIp,
+            Severity::Warning,
+            file.clone(),
+            "rtc.use_external_ip is true: livekit-server ignores node_ip, asks STUN servers for its public address at each start (outbound UDP needed) and fails to start when none answers".to_owned(),
+            Some("on a host without outbound UDP, set `use_external_ip: false` in provision.yaml and the address with `livekit-provision secrets set LIVEKIT_NODE_IP <public-ip>`"),
+        );
+    }
+    let webhook = lk.extra.get("webhook");
+    let has_urls = webhook
+        .and_then(|w| w.get("urls"))
+        .and_then(serde_yaml::Value::as_sequence)
+        .is_some_and(|urls| !urls.is_empty());
+    let api_key = webhook
+        .and_then(|w| w.get("api_key"))
+        .and_then(serde_yaml::Value::as_str)
+        .unwrap_or_default();
+    if has_urls && !lk.keys.iter().any(|c| c.key.as_str() == api_key) {
+        out.add(
+            Code::WebhookKey,
+            Severity::Error,
+            file,
+            format!(
+                "livekit.yaml's webhook.api_key {api_key:?} is not a key of its keys:; livekit-server refuses to start (`api_key is required to use webhooks`)"
+            ),
+            Some("set the URLs in provision.yaml's `webhook:` section and run `livekit-provision ensure`: the current managed key is rendered"),
+        );
+    }
+}
+
 fn check_credentials(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
     let path = |f: ManagedFile| state.managed(f);
     let runtime = disk
@@ -322,15 +359,7 @@ fn check_credentials(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
                 Some(ENSURE_HINT),
             );
         }
-        if lk.use_external_ip {
-            out.add(
-                Code::ExternalIp,
-                Severity::Warning,
-                vec![path(ManagedFile::LivekitYaml)],
-                "rtc.use_external_ip is true: livekit-server ignores node_ip and asks STUN servers, and fails to start offline".to_owned(),
-                Some(ENSURE_HINT),
-            );
-        }
+        check_node_sections(state, lk, out);
         for creds in &lk.keys {
             if creds.secret.len() < MIN_API_SECRET_LEN {
                 out.add(

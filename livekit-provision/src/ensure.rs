@@ -16,7 +16,9 @@ use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{self, FixedPath, PublishError, PublishOptions, PublishOutcome, StateLock};
 use crate::render::{Rendered, render};
-use crate::resolve::{CredentialSource, ResolveContext, ResolveError, Warning, resolve};
+use crate::resolve::{
+    CredentialSource, Resolution, ResolveContext, ResolveError, Warning, resolve,
+};
 use crate::secret::Secret;
 use crate::server_check::{self, ServerCheckError};
 use crate::store::{SecretName, SecretStore, StoreError};
@@ -55,6 +57,12 @@ pub enum Action {
         key: String,
         /// The file they came from.
         from: ManagedFile,
+    },
+    /// A secret besides the API pair (`LIVEKIT_PROMETHEUS_PASSWORD`) was minted, or adopted
+    /// from the live `livekit.yaml`, and stored.
+    StoreSecret {
+        /// Its name (the value is never reported).
+        name: SecretName,
     },
     /// A managed file is written.
     WriteFile {
@@ -335,17 +343,7 @@ pub fn ensure(
     let inputs = &resolution.inputs;
     let rendered = render(inputs);
 
-    let mut actions = Vec::new();
-    match resolution.credentials_source {
-        CredentialSource::Minted => actions.push(Action::MintCredentials {
-            key: inputs.credentials.key.to_string(),
-        }),
-        CredentialSource::Adopted { from } => actions.push(Action::AdoptCredentials {
-            key: inputs.credentials.key.to_string(),
-            from,
-        }),
-        CredentialSource::Store => {}
-    }
+    let mut actions = store_actions(&resolution);
     actions.extend(plan_files(&disk, &rendered));
     let mut warnings: Vec<ReportedWarning> = resolution
         .warnings
@@ -453,6 +451,25 @@ fn check_with_server(
 
 /// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run
 /// fails the way the real run would (not with an unreadable provision.yaml inside a file).
+/// What resolution stored (or, in a dry run, would store): the API pair, then other secrets.
+fn store_actions(resolution: &Resolution) -> Vec<Action> {
+    let key = || resolution.inputs.credentials.key.to_string();
+    let credentials = match resolution.credentials_source {
+        CredentialSource::Minted => Some(Action::MintCredentials { key: key() }),
+        CredentialSource::Adopted { from } => Some(Action::AdoptCredentials { key: key(), from }),
+        CredentialSource::Store => None,
+    };
+    credentials
+        .into_iter()
+        .chain(
+            resolution
+                .secrets_stored
+                .iter()
+                .map(|name| Action::StoreSecret { name: name.clone() }),
+        )
+        .collect()
+}
+
 fn refuse_non_directory(state: &StateDir) -> Result<(), EnsureError> {
     let not_a_dir = match std::fs::metadata(state.root()) {
         Ok(meta) => !meta.is_dir(),

@@ -1,6 +1,7 @@
 //! Everything rendering needs, already parsed and validated.
 
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 
 use crate::secret::{ApiKey, Secret};
@@ -14,6 +15,38 @@ pub struct Credentials {
     pub key: ApiKey,
     /// The secret tokens are signed with.
     pub secret: Secret,
+}
+
+/// `LIVEKIT_NODE_IP`: one address, or an IPv4 and an IPv6 address for a dual-stack node
+/// (`"<ipv4>,<ipv6>"`, accepted by livekit-server since v1.10.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeIp {
+    /// The address URLs use: the IPv4 one of a dual-stack pair (livekit-server's primary).
+    pub primary: IpAddr,
+    /// The IPv6 address of a dual-stack pair (then `primary` is IPv4).
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+impl NodeIp {
+    /// True for an IPv4 and IPv6 pair.
+    pub fn is_dual_stack(&self) -> bool {
+        self.ipv6.is_some()
+    }
+
+    /// Every address, the primary first.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+        std::iter::once(self.primary).chain(self.ipv6.map(IpAddr::V6))
+    }
+}
+
+/// As `rtc.node_ip` spells it: `1.2.3.4` or `1.2.3.4,2001:db8::1`.
+impl fmt::Display for NodeIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ipv6 {
+            Some(v6) => write!(f, "{},{v6}", self.primary),
+            None => write!(f, "{}", self.primary),
+        }
+    }
 }
 
 /// Redis for LiveKit's own multi-node routing (`redis:` in `livekit.yaml`).
@@ -70,8 +103,11 @@ pub struct RenderInputs {
     pub credentials: Credentials,
     /// A previous pair kept in `keys:` during a declared rotation grace period.
     pub previous: Option<Credentials>,
-    /// The address this node advertises (`rtc.node_ip`).
+    /// The address this node advertises (`rtc.node_ip`), used in URLs; with a dual-stack
+    /// `LIVEKIT_NODE_IP`, its IPv4 half.
     pub node_ip: IpAddr,
+    /// The IPv6 half of a dual-stack `LIVEKIT_NODE_IP` (rendered only when `node_ip` is IPv4).
+    pub node_ip6: Option<Ipv6Addr>,
     /// The pinned livekit-server version; `None` means control plane only.
     pub version: Option<LivekitVersion>,
     /// Non-secret settings from `provision.yaml`.
@@ -80,6 +116,9 @@ pub struct RenderInputs {
     pub redis: Option<RedisRouting>,
     /// The operator overlay from `extra.yaml`.
     pub extra: ExtraOverlay,
+    /// The basic-auth password of the metrics endpoint (`LIVEKIT_PROMETHEUS_PASSWORD`), when
+    /// provision.yaml sets `prometheus:`.
+    pub prometheus_password: Option<Secret>,
     /// lk-backend's database (`SQLITE_PATH`).
     pub sqlite_path: PathBuf,
 }
@@ -90,13 +129,11 @@ mod tests {
 
     #[test]
     fn debug_of_an_overlay_shows_keys_not_values() {
-        let overlay = ExtraOverlay::parse(
-            "turn:\n  enabled: true\nwebhook:\n  api_key: hunter2-webhook-key\n",
-        )
-        .unwrap();
+        let overlay =
+            ExtraOverlay::parse("turn:\n  enabled: true\nregion: hunter2-region\n").unwrap();
         let shown = format!("{overlay:?}");
         assert!(
-            shown.contains("turn") && shown.contains("webhook"),
+            shown.contains("turn") && shown.contains("region"),
             "{shown}"
         );
         assert!(!shown.contains("hunter2"), "{shown}");

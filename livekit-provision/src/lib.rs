@@ -20,6 +20,7 @@ mod hex;
 pub mod inputs;
 pub mod media;
 pub mod paths;
+pub mod production;
 pub mod publish;
 pub mod redact;
 pub mod render;

@@ -74,7 +74,8 @@ pub fn process_specs(
     program: PathBuf,
     backend_env: Option<&BackendEnv>,
 ) -> Vec<ProcessSpec> {
-    let mut specs = vec![ProcessSpec::livekit_server(state, program, settings.port)];
+    let health = crate::supervise::probe_address(&settings.bind_addresses, settings.port);
+    let mut specs = vec![ProcessSpec::livekit_server(state, program, health)];
     if let Some(command) = &settings.backend_command {
         let env = backend_env.map(backend_environment).unwrap_or_default();
         specs.push(ProcessSpec::lk_backend(

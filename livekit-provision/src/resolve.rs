@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
+use crate::inputs::{Credentials, ExtraOverlay, NodeIp, RedisRouting, RenderInputs};
 use crate::paths::{ManagedFile, StateDir};
 use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
@@ -45,6 +45,9 @@ pub enum CredentialSource {
 pub enum Warning {
     /// `LIVEKIT_NODE_IP` is unset: 127.0.0.1 is used, which is wrong on a real server.
     NodeIpDefaulted,
+    /// provision.yaml sets `use_external_ip`: livekit-server finds its public address by STUN at
+    /// each start, ignoring `LIVEKIT_NODE_IP`, and fails to start when no STUN server answers.
+    ExternalIpDiscovery,
     /// The node IP is not on any local interface (NAT, or a typo).
     NodeIpNotLocal {
         /// The configured address.
@@ -72,6 +75,7 @@ impl Warning {
     pub fn message(&self) -> String {
         match self {
             Self::NodeIpDefaulted => "LIVEKIT_NODE_IP is not set: advertising 127.0.0.1, which only works for local development; on a real server run `livekit-provision secrets set LIVEKIT_NODE_IP <public-ip>`".to_owned(),
+            Self::ExternalIpDiscovery => "use_external_ip is true: livekit-server discovers its public address by STUN at each start (outbound UDP to its stun_servers must be open; it fails to start when none answers) and ignores LIVEKIT_NODE_IP, which is then used only in the URLs of backend.env and runtime.json".to_owned(),
             Self::NodeIpNotLocal { ip } => format!("node IP {ip} is not on any local interface: fine behind 1:1 NAT, otherwise check LIVEKIT_NODE_IP"),
             Self::ControlPlaneOnly => "LIVEKIT_VERSION is not set: control plane only, livekit-server is not installed (set it with `livekit-provision secrets set LIVEKIT_VERSION v1.7.2`)".to_owned(),
             Self::FilesDisagreeWithStore { disk_key, store_key } => format!(
@@ -115,6 +119,9 @@ pub enum ResolveError {
         #[source]
         source: InvalidValue,
     },
+    /// A setting the pinned livekit-server does not accept.
+    #[error(transparent)]
+    NeedsNewerServer(#[from] crate::production::NeedsNewerServer),
     /// The OS random number generator failed.
     #[error("could not mint {name}: the OS random number generator failed: {source}")]
     Random {
@@ -137,6 +144,7 @@ impl ResolveError {
             Self::InvalidLive { name, .. } => Some(format!(
                 "store a valid value with `livekit-provision secrets set {name} <value>` (at least {MIN_API_SECRET_LEN} characters); tokens signed with the old secret will then be rejected"
             )),
+            Self::NeedsNewerServer(e) => Some(e.hint()),
             Self::Random { .. } => None,
         }
     }
@@ -151,6 +159,9 @@ pub struct Resolution {
     pub credentials_source: CredentialSource,
     /// True when this resolution wrote to the store (mint or adopt).
     pub store_written: bool,
+    /// Secrets other than the API pair that were (with `dry_run`: would be) minted, or adopted
+    /// from the live `livekit.yaml`, and stored: `LIVEKIT_PROMETHEUS_PASSWORD`.
+    pub secrets_stored: Vec<SecretName>,
     /// Things to tell the operator.
     pub warnings: Vec<Warning>,
 }
@@ -187,15 +198,28 @@ pub fn resolve(
     }
 
     let node_ip = get_parsed(store, &SecretName::LIVEKIT_NODE_IP, validate::node_ip)?;
+    crate::production::require_version(cx.settings, node_ip.as_ref(), version.as_ref())?;
+    if cx.settings.use_external_ip {
+        warnings.push(Warning::ExternalIpDiscovery);
+    }
     let node_ip = if let Some(ip) = node_ip {
-        if !ip.is_loopback() && !cx.local_addresses.is_empty() && !cx.local_addresses.contains(&ip)
-        {
-            warnings.push(Warning::NodeIpNotLocal { ip });
+        for address in ip.addresses() {
+            if !address.is_loopback()
+                && !cx.local_addresses.is_empty()
+                && !cx.local_addresses.contains(&address)
+            {
+                warnings.push(Warning::NodeIpNotLocal { ip: address });
+            }
         }
         ip
     } else {
-        warnings.push(Warning::NodeIpDefaulted);
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
+        if !cx.settings.use_external_ip {
+            warnings.push(Warning::NodeIpDefaulted);
+        }
+        NodeIp {
+            primary: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ipv6: None,
+        }
     };
 
     let (credentials, credentials_source, store_written) = resolve_credentials(store, cx)?;
@@ -208,21 +232,29 @@ pub fn resolve(
 
     let previous = resolve_previous(store, cx.now)?;
     let redis = resolve_redis(store, cx.settings)?;
+    let (prometheus_password, password_stored) = resolve_prometheus_password(store, cx)?;
 
     let inputs = RenderInputs {
         credentials,
         previous,
-        node_ip,
+        node_ip: node_ip.primary,
+        node_ip6: node_ip.ipv6,
         version,
         settings: cx.settings.clone(),
         redis,
         extra: cx.extra.clone(),
         sqlite_path: cx.state.backend_sqlite(),
+        prometheus_password,
     };
     Ok(Resolution {
         inputs,
         credentials_source,
-        store_written,
+        store_written: store_written || (password_stored && !cx.dry_run),
+        secrets_stored: if password_stored {
+            vec![SecretName::LIVEKIT_PROMETHEUS_PASSWORD]
+        } else {
+            Vec::new()
+        },
         warnings,
     })
 }
@@ -371,6 +403,46 @@ fn resolve_redis(
         db: settings.redis_db,
         tls: settings.redis_tls,
     }))
+}
+
+/// The metrics password, when provision.yaml sets `prometheus:`: the store's; else the one live
+/// in `livekit.yaml` (adopted); else minted. Either goes in with add-if-absent and the stored
+/// value is used (invariant 1). True when the store was (with `dry_run`: would be) written.
+fn resolve_prometheus_password(
+    store: &dyn SecretStore,
+    cx: &ResolveContext<'_>,
+) -> Result<(Option<Secret>, bool), ResolveError> {
+    let name = &SecretName::LIVEKIT_PROMETHEUS_PASSWORD;
+    if cx.settings.prometheus.is_none() {
+        return Ok((None, false));
+    }
+    let check = |value: &Secret| {
+        validate::prometheus_password(value.expose())
+            .map(|()| value.clone())
+            .map_err(|source| invalid(store, name, source))
+    };
+    if let Some(stored) = store.get(name)? {
+        return Ok((Some(check(&stored)?), false));
+    }
+    let live = cx
+        .disk
+        .livekit_yaml
+        .valid()
+        .and_then(|file| file.extra.get("prometheus")?.get("password")?.as_str())
+        .map(Secret::new)
+        .filter(|p| validate::prometheus_password(p.expose()).is_ok());
+    let candidate = match live {
+        Some(password) => password,
+        None => Secret::mint_api_secret().map_err(|source| ResolveError::Random {
+            name: name.clone(),
+            source,
+        })?,
+    };
+    if cx.dry_run {
+        return Ok((Some(candidate), true));
+    }
+    let added = store.add_if_absent(name, &candidate)?;
+    Ok((Some(check(&added.value)?), added.inserted))
 }
 
 fn get_parsed<T>(

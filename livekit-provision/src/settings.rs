@@ -4,9 +4,12 @@
 //! The CLI and the daemon both read this one file, so they always render the same thing.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::production::{PrometheusSettings, WebhookSettings};
 
 /// livekit-server's log levels, as `logging.level` accepts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -89,6 +92,15 @@ pub struct Settings {
     pub livekit_bin: Option<PathBuf>,
     /// livekit-server's `logging.level`. Default `info`.
     pub log_level: LogLevel,
+    /// `webhook:`: URLs livekit-server posts events to, signed with the current API key.
+    pub webhook: Option<WebhookSettings>,
+    /// `prometheus:`: the metrics port, with basic auth.
+    pub prometheus: Option<PrometheusSettings>,
+    /// `rtc.use_external_ip`: discover the public address by STUN at start (NAT'd hosts).
+    pub use_external_ip: bool,
+    /// `bind_addresses`: the addresses livekit-server listens on (empty: all); the health
+    /// probe follows them.
+    pub bind_addresses: Vec<IpAddr>,
 }
 
 impl Default for Settings {
@@ -109,6 +121,10 @@ impl Default for Settings {
             release_url: None,
             livekit_bin: None,
             log_level: LogLevel::Info,
+            webhook: None,
+            prometheus: None,
+            use_external_ip: false,
+            bind_addresses: Vec::new(),
         }
     }
 }
@@ -196,7 +212,7 @@ impl Settings {
                 crate::redact::text(url)
             )));
         }
-        Ok(())
+        crate::production::validate(self)
     }
 }
 
@@ -224,6 +240,10 @@ impl std::fmt::Debug for Settings {
             )
             .field("livekit_bin", &self.livekit_bin)
             .field("log_level", &self.log_level)
+            .field("webhook", &self.webhook)
+            .field("prometheus", &self.prometheus)
+            .field("use_external_ip", &self.use_external_ip)
+            .field("bind_addresses", &self.bind_addresses)
             .finish()
     }
 }

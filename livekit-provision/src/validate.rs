@@ -13,6 +13,8 @@
 
 use std::net::IpAddr;
 
+use crate::inputs::NodeIp;
+
 use crate::paths::StateDir;
 use crate::render::LivekitYaml;
 use crate::secret::{ApiKey, InvalidValue, Secret, validate_secret_text};
@@ -36,6 +38,7 @@ pub fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> 
         "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" => Secret::api_secret(value).map(drop),
         "LIVEKIT_REDIS_ADDRESS" => redis_address(value).map(drop),
         "LIVEKIT_REDIS_PASSWORD" => redis_password(value),
+        "LIVEKIT_PROMETHEUS_PASSWORD" => prometheus_password(value),
         "LIVEKIT_SHA256" => sha256_hex(value).map(drop),
         "LIVEKIT_ROTATION_GRACE_UNTIL" => unix_timestamp(value).map(drop),
         _ => Ok(()),
@@ -47,12 +50,43 @@ pub fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
     LivekitVersion::parse(value.trim())
 }
 
-/// `LIVEKIT_NODE_IP`: one IPv4 or IPv6 address (surrounding whitespace ignored).
-pub fn node_ip(value: &str) -> Result<IpAddr, InvalidValue> {
-    value
-        .trim()
-        .parse::<IpAddr>()
-        .map_err(|_| InvalidValue::new("is not an IP address", Some(value.to_owned())))
+/// `LIVEKIT_NODE_IP`: one IPv4 or IPv6 address, or a dual-stack pair `<ipv4>,<ipv6>` (either
+/// order, spaces around each part ignored), as livekit-server's `rtcconfig.NodeIP` parses it.
+/// Whether the pinned release accepts a pair is [`crate::production::require_version`]'s call.
+pub fn node_ip(value: &str) -> Result<NodeIp, InvalidValue> {
+    let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(value.to_owned()));
+    let why = if value.contains(',') {
+        "is not a dual-stack pair of IP addresses, `<ipv4>,<ipv6>`"
+    } else {
+        "is not an IP address"
+    };
+    let parse = |part: &str| part.trim().parse::<IpAddr>().map_err(|_| refuse(why));
+    let mut parts = value.trim().split(',');
+    let first = parse(parts.next().unwrap_or_default())?;
+    let Some(second) = parts.next() else {
+        return Ok(NodeIp {
+            primary: first,
+            ipv6: None,
+        });
+    };
+    if parts.next().is_some() {
+        return Err(refuse(
+            "has more than two addresses; a dual-stack node IP is `<ipv4>,<ipv6>`",
+        ));
+    }
+    match (first, parse(second)?) {
+        (IpAddr::V4(v4), IpAddr::V6(v6)) | (IpAddr::V6(v6), IpAddr::V4(v4))
+            if v6.to_ipv4_mapped().is_none() =>
+        {
+            Ok(NodeIp {
+                primary: IpAddr::V4(v4),
+                ipv6: Some(v6),
+            })
+        }
+        _ => Err(refuse(
+            "is not a dual-stack pair: give one IPv4 and one (not IPv4-mapped) IPv6 address, `<ipv4>,<ipv6>`",
+        )),
+    }
 }
 
 /// `LIVEKIT_REDIS_ADDRESS`: `host:port` (surrounding whitespace ignored); the trimmed text.
@@ -64,6 +98,12 @@ pub fn redis_address(value: &str) -> Result<String, InvalidValue> {
 
 /// `LIVEKIT_REDIS_PASSWORD`: secret text that survives YAML quoting; never echoed.
 pub fn redis_password(value: &str) -> Result<(), InvalidValue> {
+    validate_secret_text(value, 1)
+}
+
+/// `LIVEKIT_PROMETHEUS_PASSWORD`: secret text that survives YAML quoting and HTTP basic auth;
+/// never echoed.
+pub fn prometheus_password(value: &str) -> Result<(), InvalidValue> {
     validate_secret_text(value, 1)
 }
 
@@ -216,6 +256,36 @@ fn bounded(what: &str, value: &str, max: usize, key: &str) -> Result<(), Invalid
 mod tests {
     use super::*;
     use crate::store::KNOWN;
+
+    #[test]
+    fn node_ip_takes_one_address_or_a_dual_stack_pair() {
+        let shown = |text: &str| node_ip(text).unwrap().to_string();
+        assert_eq!(shown(" 203.0.113.7 "), "203.0.113.7");
+        assert_eq!(shown("::1"), "::1");
+        assert_eq!(shown("203.0.113.7,2001:db8::7"), "203.0.113.7,2001:db8::7");
+        assert_eq!(
+            shown(" 2001:db8::7 , 203.0.113.7"),
+            "203.0.113.7,2001:db8::7"
+        );
+        let pair = node_ip("2001:db8::7,203.0.113.7").unwrap();
+        assert!(pair.is_dual_stack());
+        assert_eq!(pair.primary, "203.0.113.7".parse::<IpAddr>().unwrap());
+        for (bad, why) in [
+            ("nope", "is not an IP address"),
+            ("1.2.3.4,5.6.7.8", "one IPv4 and one"),
+            ("::1,::2", "one IPv4 and one"),
+            ("1.2.3.4,::ffff:5.6.7.8", "IPv4-mapped"),
+            ("1.2.3.4,::1,::2", "more than two"),
+            ("1.2.3.4,", "dual-stack pair"),
+            ("1.2.3.4,nope", "dual-stack pair"),
+        ] {
+            let message = node_ip(bad).unwrap_err().to_string();
+            assert!(
+                message.contains(why) && message.contains(bad),
+                "{bad}: {message}"
+            );
+        }
+    }
 
     #[test]
     fn the_two_reported_defects_are_refused() {

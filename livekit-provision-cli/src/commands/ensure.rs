@@ -93,6 +93,9 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
                 verb("adopted", "would adopt"),
                 ctx.spec
             ),
+            Action::StoreSecret { name } => {
+                format!("{} {name} in {}", verb("stored", "would store"), ctx.spec)
+            }
             Action::WriteFile { file, reason } => format!(
                 "{} {file} ({})",
                 verb("wrote", "would write"),

@@ -18,6 +18,7 @@ fn list_redacts_secrets_and_shows_the_rest() {
         LIVEKIT_API_SECRET             ****
         LIVEKIT_REDIS_ADDRESS          (not set)
         LIVEKIT_REDIS_PASSWORD         (not set)
+        LIVEKIT_PROMETHEUS_PASSWORD    (not set)
         LIVEKIT_SHA256                 (not set)
         LIVEKIT_API_KEY_PREVIOUS       (not set)
         LIVEKIT_API_SECRET_PREVIOUS    (not set)

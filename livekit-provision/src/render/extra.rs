@@ -2,7 +2,9 @@
 //!
 //! Only top-level keys that every livekit-server from 1.7 on accepts are allowed (a key a newer
 //! version added would make an older binary refuse its config and exit 0), and none that
-//! livekit-provision manages itself: keys, ports, the node IP, Redis routing and the log level.
+//! livekit-provision manages itself: keys, ports, the node IP, Redis routing, the log level, and
+//! what provision.yaml's production settings render (bind addresses, the webhook key and URLs,
+//! metrics).
 
 use serde_yaml::{Mapping, Value};
 
@@ -12,7 +14,6 @@ use crate::inputs::ExtraOverlay;
 /// Top-level keys `extra.yaml` may set: livekit-server's safe core (accepted by every version
 /// from 1.7 on) minus the keys livekit-provision manages.
 pub const EXTRA_TOP_LEVEL_KEYS: &[&str] = &[
-    "bind_addresses",
     "rtc",
     "room",
     "turn",
@@ -20,12 +21,11 @@ pub const EXTRA_TOP_LEVEL_KEYS: &[&str] = &[
     "region",
     "logging",
     "limit",
-    "prometheus_port",
     "node_selector",
 ];
 
 /// Top-level sections merged key by key into the sections livekit-provision writes.
-const MERGED_SECTIONS: &[&str] = &["rtc", "logging"];
+const MERGED_SECTIONS: &[&str] = &["rtc", "logging", "webhook"];
 
 /// Keys (dotted paths) the overlay may not set, each with how to set it instead.
 const MANAGED: &[(&str, &str)] = &[
@@ -72,7 +72,27 @@ const MANAGED: &[(&str, &str)] = &[
     ),
     (
         "rtc.use_external_ip",
-        "livekit-provision always advertises an explicit node IP: set it with `livekit-provision secrets set LIVEKIT_NODE_IP <public address>`",
+        "set `use_external_ip: true` in provision.yaml (STUN discovery), or the node IP with `livekit-provision secrets set LIVEKIT_NODE_IP <public address>`",
+    ),
+    (
+        "bind_addresses",
+        "set `bind_addresses` in provision.yaml instead (the health probe follows it)",
+    ),
+    (
+        "webhook.api_key",
+        "webhooks are signed with the current managed API key, rendered automatically: set `webhook: {urls: [...]}` in provision.yaml",
+    ),
+    (
+        "webhook.urls",
+        "set `webhook: {urls: [...]}` in provision.yaml (the current managed API key signs them)",
+    ),
+    (
+        "prometheus",
+        "set `prometheus: {port: N}` in provision.yaml; its basic-auth password is minted into the secret store as LIVEKIT_PROMETHEUS_PASSWORD",
+    ),
+    (
+        "prometheus_port",
+        "set `prometheus: {port: N}` in provision.yaml (prometheus_port is deprecated and would override it); its basic-auth password is minted into the secret store",
     ),
     ("logging.level", "set `log_level` in provision.yaml instead"),
 ];
@@ -326,8 +346,29 @@ mod tests {
             (
                 "rtc:\n  use_external_ip: true",
                 "rtc.use_external_ip",
-                "LIVEKIT_NODE_IP",
+                "use_external_ip: true",
             ),
+            (
+                "bind_addresses: [\"::1\"]",
+                "bind_addresses",
+                "provision.yaml",
+            ),
+            (
+                "webhook:\n  api_key: APIx",
+                "webhook.api_key",
+                "provision.yaml",
+            ),
+            (
+                "webhook:\n  urls: [\"https://h\"]",
+                "webhook.urls",
+                "provision.yaml",
+            ),
+            (
+                "prometheus:\n  port: 9100",
+                "prometheus",
+                "LIVEKIT_PROMETHEUS_PASSWORD",
+            ),
+            ("prometheus_port: 9100", "prometheus_port", "provision.yaml"),
             ("logging:\n  level: debug", "logging.level", "log_level"),
         ] {
             let err = ExtraOverlay::parse(text).unwrap_err();
@@ -344,11 +385,11 @@ mod tests {
 
     #[test]
     fn unknown_top_level_keys_are_refused_listing_the_accepted_ones() {
-        for key in ["prometheus", "agents", "log_level", "api", "Port"] {
+        for key in ["agents", "log_level", "api", "Port"] {
             let err = ExtraOverlay::parse(&format!("{key}: 1\n")).unwrap_err();
             let message = err.to_string();
             assert!(message.contains(&format!("`{key}`")), "{message}");
-            assert!(message.contains("bind_addresses, rtc, room"), "{message}");
+            assert!(message.contains("rtc, room, turn"), "{message}");
         }
     }
 

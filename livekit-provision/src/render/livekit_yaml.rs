@@ -1,19 +1,23 @@
 //! `livekit.yaml`, read by livekit-server: rendering and parsing.
 //!
 //! Only keys every livekit-server from 1.7 on accepts are written (it refuses unknown keys, and
-//! then exits 0). Keys, secrets, the node IP and Redis strings are always double-quoted: a secret
-//! that YAML reads as a number or boolean would be dropped or mangled.
+//! then exits 0), except settings a later release added, which `production::require_version`
+//! refuses for an older pinned version before anything is rendered. Keys, secrets, the node IP
+//! and Redis strings are always double-quoted: a secret that YAML reads as a number or boolean
+//! would be dropped or mangled. The production sections (`node_sections.rs`) go through the
+//! emitter, which writes a string plain only when every YAML reader reads it back as that string.
 
 use std::fmt::{self, Write as _};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde_yaml::{Mapping, Value};
 
 use super::extra::kind_of;
+use super::node_sections;
 use super::yaml_emit::{double_quoted, write_mapping};
 use super::{ParseError, YamlSyntaxError};
-use crate::inputs::{Credentials, RedisRouting, RenderInputs};
+use crate::inputs::{Credentials, NodeIp, RedisRouting, RenderInputs};
 use crate::paths::ManagedFile;
 use crate::secret::{ApiKey, Secret};
 use crate::settings::{LogLevel, Settings};
@@ -48,8 +52,10 @@ pub struct LivekitYaml {
     pub enable_loopback_candidate: bool,
     /// `rtc.use_external_ip`.
     pub use_external_ip: bool,
-    /// `rtc.node_ip`.
+    /// `rtc.node_ip` (the primary address of a dual-stack pair).
     pub node_ip: Option<IpAddr>,
+    /// The IPv6 address of a dual-stack `rtc.node_ip` (`"<ipv4>,<ipv6>"`).
+    pub node_ip6: Option<Ipv6Addr>,
     /// `keys`, in file order.
     pub keys: Vec<Credentials>,
     /// `logging.level`.
@@ -76,6 +82,7 @@ impl fmt::Debug for LivekitYaml {
             .field("enable_loopback_candidate", &self.enable_loopback_candidate)
             .field("use_external_ip", &self.use_external_ip)
             .field("node_ip", &self.node_ip)
+            .field("node_ip6", &self.node_ip6)
             .field("keys", &self.keys)
             .field("log_level", &self.log_level)
             .field("redis", &self.redis)
@@ -121,8 +128,10 @@ impl LivekitYaml {
         let use_external_ip = take_bool(&mut rtc, "rtc", "use_external_ip")?.unwrap_or(false);
         let node_ip = take_string(&mut rtc, "rtc", "node_ip")?
             .map(|text| {
-                text.parse::<IpAddr>().map_err(|_| {
-                    ParseError::field(FILE, "rtc.node_ip", "is not an IP address", Some(text))
+                crate::validate::node_ip(&text).map_err(|reason| ParseError::Field {
+                    file: FILE,
+                    field: "rtc.node_ip".to_owned(),
+                    reason,
                 })
             })
             .transpose()?;
@@ -155,7 +164,8 @@ impl LivekitYaml {
             rtc_udp_port,
             enable_loopback_candidate,
             use_external_ip,
-            node_ip,
+            node_ip: node_ip.map(|ip| ip.primary),
+            node_ip6: node_ip.and_then(|ip| ip.ipv6),
             keys,
             log_level,
             redis,
@@ -208,8 +218,8 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
     if settings.rtc_enable_loopback_candidate {
         writeln!(out, "  enable_loopback_candidate: true")?;
     }
-    writeln!(out, "  use_external_ip: false")?;
-    let node_ip = double_quoted(&inputs.node_ip.to_string());
+    writeln!(out, "  use_external_ip: {}", settings.use_external_ip)?;
+    let node_ip = double_quoted(&node_ip(inputs).to_string());
     writeln!(out, "  node_ip: {node_ip}")?;
     if let Some(rtc) = section("rtc") {
         write_mapping(out, rtc, 2);
@@ -241,13 +251,24 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
             writeln!(out, "  tls:\n    enabled: true")?;
         }
     }
+    let managed = node_sections::sections(inputs);
+    write_mapping(out, &managed, 0);
     let rest: Mapping = extra
         .iter()
         .filter(|(key, _)| !matches!(key.as_str(), Some("rtc" | "logging")))
+        .filter(|(key, _)| !managed.contains_key(*key))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     write_mapping(out, &rest, 0);
     Ok(())
+}
+
+/// The node IP as rendered: the IPv6 half of a pair only beside an IPv4 primary.
+fn node_ip(inputs: &RenderInputs) -> NodeIp {
+    NodeIp {
+        primary: inputs.node_ip,
+        ipv6: inputs.node_ip6.filter(|_| inputs.node_ip.is_ipv4()),
+    }
 }
 
 pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
@@ -258,6 +279,10 @@ pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
     } else {
         settings
     };
+    let mut extra = inputs.extra.mapping().clone();
+    for (key, value) in node_sections::sections(inputs) {
+        extra.insert(key, value);
+    }
     LivekitYaml {
         port: settings.port,
         rtc_tcp_port: settings.rtc_tcp_port,
@@ -265,13 +290,14 @@ pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
         rtc_port_range_end: range.rtc_port_range_end,
         rtc_udp_port: settings.rtc_udp_port,
         enable_loopback_candidate: settings.rtc_enable_loopback_candidate,
-        use_external_ip: false,
+        use_external_ip: settings.use_external_ip,
         node_ip: Some(inputs.node_ip),
+        node_ip6: node_ip(inputs).ipv6,
         keys: key_entries(inputs).into_iter().cloned().collect(),
         log_level: Some(settings.log_level),
         redis: inputs.redis.clone(),
         key_file: None,
-        extra: inputs.extra.mapping().clone(),
+        extra,
     }
 }
 
@@ -558,9 +584,9 @@ mod tests {
                 Some("10.0.0.300"),
             ),
             (
-                "rtc:\n  node_ip: 1.2.3.4,::1",
+                "rtc:\n  node_ip: 1.2.3.4,5.6.7.8",
                 "rtc.node_ip",
-                Some("1.2.3.4,::1"),
+                Some("1.2.3.4,5.6.7.8"),
             ),
             (
                 "rtc:\n  use_external_ip: maybe",

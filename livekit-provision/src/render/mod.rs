@@ -16,6 +16,7 @@ use crate::secret::InvalidValue;
 mod backend_env;
 mod extra;
 mod livekit_yaml;
+mod node_sections;
 mod runtime_json;
 mod yaml_emit;
 
@@ -275,6 +276,7 @@ mod tests {
             credentials: credentials("APIfakeKey12345", FAKE_SECRET),
             previous: None,
             node_ip: "192.0.2.10".parse().unwrap(),
+            node_ip6: None,
             version: Some(LivekitVersion::parse("v1.7.2").unwrap()),
             settings: Settings::default(),
             redis: None,
@@ -283,6 +285,7 @@ mod tests {
             )
             .unwrap(),
             sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+            prometheus_password: None,
         }
     }
 

@@ -1,14 +1,15 @@
 //! Readiness of a media process, judged by probing it over HTTP, never by its exit code
 //! (livekit-server exits 0 when it rejects its config).
 //!
-//! `GET /` on the loopback port: livekit-server answers 200 `OK` when ready and 406 `Not Ready`
+//! `GET /` on an address the server binds ([`probe_address`]: loopback unless `bind_addresses`
+//! leaves it out): livekit-server answers 200 `OK` when ready and 406 `Not Ready`
 //! when up but not ready. A minimal HTTP/1.1 client over `std::net::TcpStream` is enough for a
 //! loopback probe; every step has a short timeout.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +51,29 @@ impl fmt::Display for Probe {
             Self::Down(why) => write!(f, "down ({why})"),
         }
     }
+}
+
+/// Where to probe a server listening on `port` at `bind_addresses` (livekit.yaml's; empty means
+/// every address): loopback when it is bound or covered by an unspecified address (`0.0.0.0`
+/// → `127.0.0.1`, `::` → `::1`), else the first bound address.
+pub fn probe_address(bind_addresses: &[IpAddr], port: u16) -> SocketAddr {
+    let loopback = |ip: &IpAddr| match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    let ip = bind_addresses
+        .iter()
+        .find(|ip| ip.is_loopback())
+        .copied()
+        .or_else(|| {
+            bind_addresses
+                .iter()
+                .find(|ip| ip.is_unspecified())
+                .map(loopback)
+        })
+        .or_else(|| bind_addresses.first().copied())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    SocketAddr::new(ip, port)
 }
 
 /// `GET /` on `addr`, with [`PROBE_TIMEOUT`] per step.
@@ -226,6 +250,23 @@ fn last_lines(file: &mut File, end: u64, n: usize) -> io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_follows_the_bind_addresses() {
+        let at = |addresses: &[&str]| {
+            let ips: Vec<IpAddr> = addresses.iter().map(|a| a.parse().unwrap()).collect();
+            probe_address(&ips, 7880).to_string()
+        };
+        assert_eq!(at(&[]), "127.0.0.1:7880", "unset: every address");
+        assert_eq!(at(&["0.0.0.0"]), "127.0.0.1:7880");
+        assert_eq!(at(&["::"]), "[::1]:7880");
+        assert_eq!(at(&["10.0.0.5", "127.0.0.1"]), "127.0.0.1:7880");
+        assert_eq!(at(&["10.0.0.5", "::1"]), "[::1]:7880");
+        assert_eq!(at(&["127.0.0.2"]), "127.0.0.2:7880");
+        assert_eq!(at(&["10.0.0.5", "0.0.0.0"]), "127.0.0.1:7880");
+        assert_eq!(at(&["10.0.0.5", "2001:db8::5"]), "10.0.0.5:7880");
+        assert_eq!(at(&["2001:db8::5"]), "[2001:db8::5]:7880");
+    }
     use std::net::TcpListener;
 
     fn serve_once(response: &'static str) -> SocketAddr {

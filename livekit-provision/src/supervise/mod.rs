@@ -47,7 +47,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use health::{LogFollow, Probe, log_tail, probe};
+pub use health::{LogFollow, Probe, log_tail, probe, probe_address};
 pub use identity::{
     Liveness, MediaProcess, PidFileState, ProcStat, ProcessIdentity, adopt, inspect, proc_stat,
     runs_another_binary,

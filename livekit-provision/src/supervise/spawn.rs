@@ -65,8 +65,9 @@ pub struct ProcessSpec {
 }
 
 impl ProcessSpec {
-    /// livekit-server: `<program> --config <state>/livekit.yaml`, probed on `127.0.0.1:<port>`.
-    pub fn livekit_server(state: &StateDir, program: PathBuf, port: u16) -> Self {
+    /// livekit-server: `<program> --config <state>/livekit.yaml`, probed on `health` (see
+    /// [`super::health::probe_address`]).
+    pub fn livekit_server(state: &StateDir, program: PathBuf, health: SocketAddr) -> Self {
         Self {
             name: LIVEKIT_SERVER.to_owned(),
             program,
@@ -75,7 +76,7 @@ impl ProcessSpec {
                 state.managed(ManagedFile::LivekitYaml).into_os_string(),
             ],
             env: BTreeMap::new(),
-            health: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            health: Some(health),
             start_timeout: DEFAULT_START_TIMEOUT,
         }
     }
@@ -304,8 +305,9 @@ mod tests {
     #[test]
     fn livekit_spec_points_at_the_config() {
         let state = StateDir::new("/s");
+        let health = SocketAddr::from(([127, 0, 0, 1], 7880));
         let spec =
-            ProcessSpec::livekit_server(&state, PathBuf::from("/s/bin/livekit-server"), 7880);
+            ProcessSpec::livekit_server(&state, PathBuf::from("/s/bin/livekit-server"), health);
         assert_eq!(
             spec.args,
             [

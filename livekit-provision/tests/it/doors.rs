@@ -26,6 +26,13 @@ fn value() -> impl Strategy<Value = String> {
         Just("1.7".to_owned()),
         Just("203.0.113.7".to_owned()),
         Just("::1".to_owned()),
+        Just("203.0.113.7,2001:db8::7".to_owned()),
+        Just(" 2001:db8::7 , 203.0.113.7 ".to_owned()),
+        Just("203.0.113.7,198.51.100.1".to_owned()),
+        Just("2001:db8::7,::1".to_owned()),
+        Just("203.0.113.7,::ffff:1.2.3.4".to_owned()),
+        Just("203.0.113.7,2001:db8::7,::1".to_owned()),
+        Just("203.0.113.7,".to_owned()),
         Just("999.1.1.1".to_owned()),
         Just("10.0.0.5:6379".to_owned()),
         Just("[::1]:6379".to_owned()),
@@ -78,6 +85,11 @@ fn ensure_accepts(name: &SecretName, value: &str) -> bool {
     let store = MemoryStore::new();
     for (n, v) in context(name) {
         put(&store, n, &v);
+    }
+    if *name == SecretName::LIVEKIT_PROMETHEUS_PASSWORD {
+        // Read only when provision.yaml asks for metrics.
+        std::fs::create_dir_all(state.root()).unwrap();
+        std::fs::write(state.settings_file(), "prometheus:\n  port: 9100\n").unwrap();
     }
     if store.set(name, &Secret::new(value)).is_err() {
         return false; // no store holds it, so ensure never reads it

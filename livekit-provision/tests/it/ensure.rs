@@ -3,8 +3,6 @@
 //! backups of what was there (invariant 4), refusal of invalid inputs before anything is written,
 //! and the binary from a `file://` mirror (the "livekit-server" there is a stand-in script).
 
-use std::error::Error as _;
-
 use livekit_provision::ensure::{Action, BinaryState, WriteReason};
 use livekit_provision::publish::{PublishOptions, StateLock, generations, prepare, publish};
 use livekit_provision::store::{FileStore, MemoryStore, StoreOp};
@@ -14,8 +12,8 @@ use livekit_provision::{
 };
 
 use crate::support::provision::{
-    FlakyStore, creds, disk_pair, fresh_state, from_mirror, get, listing, names, offline, put,
-    rendered_for, store_pair, store_with, write_plain,
+    FlakyStore, chain, creds, disk_pair, fresh_state, from_mirror, get, listing, names, offline,
+    put, rendered_for, store_pair, store_with, write_plain,
 };
 use crate::support::release_server::Release;
 
@@ -30,18 +28,6 @@ fn dry_run(state: &StateDir, store: &dyn SecretStore) -> EnsureReport {
     let mut opts = offline();
     opts.dry_run = true;
     ensure(state, store, &opts).unwrap_or_else(|e| panic!("ensure --dry-run: {}", chain(&e)))
-}
-
-/// An error and its sources, as the CLI prints them.
-fn chain(e: &EnsureError) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn writes(report: &EnsureReport) -> Vec<(ManagedFile, WriteReason)> {

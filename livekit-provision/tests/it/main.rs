@@ -10,6 +10,7 @@ mod ensure;
 mod fetch;
 mod fleet;
 mod never_rotate;
+mod production;
 mod publish;
 mod render;
 mod store;

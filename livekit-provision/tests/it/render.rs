@@ -7,9 +7,10 @@
     reason = "strategies build values that are valid by construction; a panic is a test failure"
 )]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 
+use livekit_provision::production::{PrometheusSettings, WebhookSettings};
 use livekit_provision::render::ParsedFiles;
 use livekit_provision::{
     ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RenderInputs,
@@ -53,6 +54,35 @@ fn port() -> impl Strategy<Value = u16> {
     1..=u16::MAX
 }
 
+fn webhook() -> impl Strategy<Value = Option<WebhookSettings>> {
+    let url = "https?://[a-z]{1,10}(\\.[a-z]{2,5})?(:[1-9][0-9]{0,3})?/[a-z0-9/_#-]{0,12}(\\?[a-z]=[0-9]&[a-z]=[a-z: ]{0,4})?";
+    prop::option::of(prop::collection::vec(url, 1..4).prop_map(|urls| WebhookSettings { urls }))
+}
+
+fn prometheus() -> impl Strategy<Value = Option<PrometheusSettings>> {
+    prop::option::of(
+        (port(), "[A-Za-z0-9_.-]{1,20}")
+            .prop_map(|(port, username)| PrometheusSettings { port, username }),
+    )
+}
+
+/// The networking and production keys: external IP discovery, bind addresses, webhook, metrics.
+fn production() -> impl Strategy<
+    Value = (
+        bool,
+        Vec<IpAddr>,
+        Option<WebhookSettings>,
+        Option<PrometheusSettings>,
+    ),
+> {
+    (
+        any::<bool>(),
+        prop::collection::vec(any::<IpAddr>(), 0..3),
+        webhook(),
+        prometheus(),
+    )
+}
+
 fn settings() -> impl Strategy<Value = Settings> {
     let level = prop_oneof![
         Just(LogLevel::Debug),
@@ -61,18 +91,42 @@ fn settings() -> impl Strategy<Value = Settings> {
         Just(LogLevel::Error),
     ];
     let local = (prop::option::of(port()), any::<bool>());
-    (port(), port(), port(), port(), port(), level, local).prop_map(
-        |(port, rtc_tcp_port, start, end, backend_port, log_level, (udp, loopback))| Settings {
-            port,
-            rtc_tcp_port,
-            rtc_port_range_start: start.min(end),
-            rtc_port_range_end: start.max(end),
-            rtc_udp_port: udp,
-            rtc_enable_loopback_candidate: loopback,
-            backend_port,
-            log_level,
-            ..Settings::default()
-        },
+    (
+        port(),
+        port(),
+        port(),
+        port(),
+        port(),
+        level,
+        (production(), local),
+    )
+        .prop_map(
+            |(port, rtc_tcp_port, start, end, backend_port, log_level, (production, local))| {
+                let (use_external_ip, bind_addresses, webhook, prometheus) = production;
+                let (udp, loopback) = local;
+                Settings {
+                    port,
+                    rtc_tcp_port,
+                    rtc_port_range_start: start.min(end),
+                    rtc_port_range_end: start.max(end),
+                    rtc_udp_port: udp,
+                    rtc_enable_loopback_candidate: loopback,
+                    backend_port,
+                    log_level,
+                    use_external_ip,
+                    bind_addresses,
+                    webhook,
+                    prometheus,
+                    ..Settings::default()
+                }
+            },
+        )
+}
+
+/// The IPv6 half of a dual-stack node IP (livekit-server reads an IPv4-mapped one as IPv4).
+fn node_ip6() -> impl Strategy<Value = Option<Ipv6Addr>> {
+    prop::option::of(
+        any::<Ipv6Addr>().prop_filter("IPv4-mapped", |ip| ip.to_ipv4_mapped().is_none()),
     )
 }
 
@@ -185,18 +239,22 @@ fn inputs() -> impl Strategy<Value = RenderInputs> {
         redis(),
         extra(),
         prop::collection::vec(any::<char>(), 1..30).prop_map(|c| c.into_iter().collect::<String>()),
+        (node_ip6(), prop::option::of(api_secret())),
     )
         .prop_map(
-            |(credentials, previous, node_ip, version, settings, redis, extra, sqlite)| {
+            |(credentials, previous, node_ip, version, settings, redis, extra, sqlite, more)| {
+                let (node_ip6, prometheus_password) = more;
                 RenderInputs {
                     credentials,
                     previous,
                     node_ip,
+                    node_ip6,
                     version,
                     settings,
                     redis,
                     extra,
                     sqlite_path: PathBuf::from(sqlite),
+                    prometheus_password,
                 }
             },
         )
@@ -215,8 +273,24 @@ proptest! {
         prop_assert_eq!(&got.livekit_yaml, &want.livekit_yaml, "{}", rendered.livekit_yaml);
         prop_assert_eq!(&got.backend_env, &want.backend_env, "{}", rendered.backend_env);
         prop_assert_eq!(&got.runtime_json, &want.runtime_json, "{}", rendered.runtime_json);
-        // The overlay compares as a whole above; also check it key by key, order-insensitively.
-        prop_assert_eq!(got.livekit_yaml.extra.len(), inputs.extra.mapping().len());
+        // The overlay and the rendered sections compare as a whole above; also check the
+        // production sections one by one.
+        let extra = &got.livekit_yaml.extra;
+        if let Some(webhook) = &inputs.settings.webhook {
+            prop_assert_eq!(
+                extra["webhook"]["api_key"].as_str(),
+                Some(inputs.credentials.key.as_str())
+            );
+            prop_assert_eq!(extra["webhook"]["urls"].as_sequence().map(Vec::len), Some(webhook.urls.len()));
+        }
+        if let (Some(_), Some(password)) = (&inputs.settings.prometheus, &inputs.prometheus_password) {
+            prop_assert_eq!(extra["prometheus"]["password"].as_str(), Some(password.expose()));
+        }
+        prop_assert_eq!(
+            extra.get("bind_addresses").is_some(),
+            !inputs.settings.bind_addresses.is_empty()
+        );
+        prop_assert_eq!(got.livekit_yaml.use_external_ip, inputs.settings.use_external_ip);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use livekit_provision::StateDir;
-use livekit_provision::supervise::{ProcessSpec, start_detached};
+use livekit_provision::supervise::{ProcessSpec, probe_address, start_detached};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,7 +23,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let state = StateDir::new(state);
-    let spec = ProcessSpec::livekit_server(&state, PathBuf::from(program), port);
+    let spec =
+        ProcessSpec::livekit_server(&state, PathBuf::from(program), probe_address(&[], port));
     match start_detached(
         &state,
         &spec,

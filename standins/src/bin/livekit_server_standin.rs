@@ -9,8 +9,9 @@
 //! - `--config FILE ports` (the global flag before the subcommand, as livekit-server takes it)
 //!   parses the file the same way without checking keys, prints `TCP Ports` and the ports on
 //!   stdout (or the parse error) and exits 0, without serving — as measured on 1.13.5;
-//! - `GET /` on `127.0.0.1:<port>` answers 200 `OK` (406 `Not Ready` with `STANDIN_NOT_READY=1`),
-//!   other paths 404; `GET /rtc/validate` checks HS256 tokens against the configured keys;
+//! - `GET /` on `<host>:<port>` (host: the first of `bind_addresses`, else 127.0.0.1) answers
+//!   200 `OK` (406 `Not Ready` with `STANDIN_NOT_READY=1`), other paths 404; `GET /rtc/validate`
+//!   checks HS256 tokens against the configured keys;
 //! - the first SIGTERM starts a drain and the process keeps running (unless
 //!   `STANDIN_EXIT_ON_FIRST_TERM=1`); the second SIGTERM exits;
 //! - `STANDIN_CRASH_AFTER_MS=N` makes it exit with status 2 after N ms, and
@@ -140,7 +141,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // livekit-server prints its startup errors on stdout and exits 0.
-    let (port, keys) = match parse_config(&text) {
+    let (port, keys, host) = match parse_config(&text) {
         Ok(parsed) => parsed,
         Err(message) => {
             println!("{message}");
@@ -161,7 +162,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(run(port, keys, knobs)),
+        Ok(rt) => rt.block_on(run(&host, port, keys, knobs)),
         Err(e) => {
             println!("could not start server: {e}");
             ExitCode::SUCCESS
@@ -251,8 +252,10 @@ fn parse_ports(text: &str) -> Result<String, String> {
     ))
 }
 
-/// Strict parse for a start: as [`parse_strict`], and keys are required.
-fn parse_config(text: &str) -> Result<(u16, BTreeMap<String, String>), String> {
+/// Strict parse for a start: as [`parse_strict`], and keys are required. Returns the port, the
+/// keys and the address to listen on (the first of `bind_addresses`; the real server listens on
+/// each, and on every address when none is given).
+fn parse_config(text: &str) -> Result<(u16, BTreeMap<String, String>, String), String> {
     let value = parse_strict(text)?;
     let port = match value.get("port") {
         None => 7880,
@@ -269,19 +272,25 @@ fn parse_config(text: &str) -> Result<(u16, BTreeMap<String, String>), String> {
     if keys.is_empty() {
         return Err("one of key-file or keys must be provided".into());
     }
-    Ok((port, keys))
+    let host = value
+        .get("bind_addresses")
+        .and_then(|b| b.get(0))
+        .and_then(serde_yaml::Value::as_str)
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    Ok((port, keys, host))
 }
 
-async fn run(port: u16, keys: BTreeMap<String, String>, knobs: Knobs) -> ExitCode {
+async fn run(host: &str, port: u16, keys: BTreeMap<String, String>, knobs: Knobs) -> ExitCode {
     // Handlers first, so that a SIGTERM that arrives as soon as we are ready is not fatal.
     let Ok(mut terms) = signal(SignalKind::terminate()) else {
         println!("could not start server: cannot handle SIGTERM");
         return ExitCode::SUCCESS;
     };
-    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+    let listener = match tokio::net::TcpListener::bind((host, port)).await {
         Ok(l) => l,
         Err(e) => {
-            println!("could not start server: listen tcp 127.0.0.1:{port}: {e}");
+            println!("could not start server: listen tcp {host}:{port}: {e}");
             return ExitCode::SUCCESS;
         }
     };
@@ -423,8 +432,11 @@ mod tests {
             parse_config("port: 1234\n").unwrap_err(),
             "one of key-file or keys must be provided"
         );
-        let (port, keys) = parse_config("keys:\n  APIx: \"secret\"\n").unwrap();
+        let (port, keys, host) = parse_config("keys:\n  APIx: \"secret\"\n").unwrap();
         assert_eq!(port, 7880);
         assert_eq!(keys.get("APIx").map(String::as_str), Some("secret"));
+        assert_eq!(host, "127.0.0.1");
+        let text = "keys:\n  APIx: \"secret\"\nbind_addresses:\n  - \"127.0.0.2\"\n  - \"::1\"\n";
+        assert_eq!(parse_config(text).unwrap().2, "127.0.0.2");
     }
 }

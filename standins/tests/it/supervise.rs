@@ -305,6 +305,31 @@ fn a_wrapper_script_that_execs_the_server_is_started_adopted_and_stopped() {
 }
 
 #[test]
+fn the_probe_follows_bind_addresses_that_leave_out_127_0_0_1() {
+    let node = Node::with_config(|port| {
+        format!(
+            "port: {port}\nbind_addresses:\n  - \"127.0.0.2\"\nkeys:\n  {API_KEY}: \"{API_SECRET}\"\n"
+        )
+    });
+    let bound = ["127.0.0.2".parse().unwrap()];
+    let mut spec = node.livekit_spec();
+    spec.health = Some(supervise::probe_address(&bound, node.port));
+    let mut reaper = Reaper::default();
+    let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
+    let pid = started_pid(&sup.ensure_running(&spec, Instant::now()).unwrap());
+    reaper.watch(pid);
+    assert_eq!(
+        spec.health.unwrap().to_string(),
+        format!("127.0.0.2:{}", node.port)
+    );
+    assert_eq!(supervise::probe(spec.health.unwrap()), Probe::Ready);
+    // The old probe, always 127.0.0.1, would never have seen it ready.
+    assert!(matches!(supervise::probe(node.addr()), Probe::Down(_)));
+    sup.stop(LIVEKIT_SERVER, DRAIN_GRACE).unwrap();
+    assert!(!running(pid));
+}
+
+#[test]
 fn a_rejected_config_fails_the_start_with_the_log_tail() {
     let node = Node::with_config(|port| {
         format!("port: {port}\nkeys:\n  {API_KEY}: \"{API_SECRET}\"\nturn_servers: []\n")

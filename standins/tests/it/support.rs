@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use livekit_provision::StateDir;
-use livekit_provision::supervise::{Liveness, ProcessIdentity, ProcessSpec, proc_stat};
+use livekit_provision::supervise::{
+    Liveness, ProcessIdentity, ProcessSpec, probe_address, proc_stat,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -67,7 +69,11 @@ impl Node {
     }
 
     pub fn livekit_spec(&self) -> ProcessSpec {
-        let mut spec = ProcessSpec::livekit_server(&self.state, livekit_standin(), self.port);
+        let mut spec = ProcessSpec::livekit_server(
+            &self.state,
+            livekit_standin(),
+            probe_address(&[], self.port),
+        );
         spec.start_timeout = Duration::from_secs(60);
         spec
     }

@@ -2,6 +2,7 @@
 //! download, store access by name, and snapshots of a state directory to prove "wrote nothing".
 
 use std::collections::BTreeMap;
+use std::error::Error as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,8 @@ use livekit_provision::ensure::BinaryOptions;
 use livekit_provision::store::{Added, MemoryStore, StoreError, StoreOp};
 use livekit_provision::triple::DiskTriple;
 use livekit_provision::{
-    ApiKey, Credentials, EnsureOptions, ManagedFile, Platform, RenderInputs, Rendered, Secret,
-    SecretName, SecretStore, Settings, StateDir, render,
+    ApiKey, Credentials, EnsureError, EnsureOptions, ManagedFile, Platform, RenderInputs, Rendered,
+    Secret, SecretName, SecretStore, Settings, StateDir, render,
 };
 
 /// Options that never download: offline, linux/amd64 (the shape of the test releases), and no
@@ -100,11 +101,13 @@ pub fn inputs(state: &StateDir, pair: &Credentials) -> RenderInputs {
         credentials: pair.clone(),
         previous: None,
         node_ip: "127.0.0.1".parse().unwrap(),
+        node_ip6: None,
         version: None,
         settings: Settings::default(),
         redis: None,
         extra: livekit_provision::ExtraOverlay::default(),
         sqlite_path: state.backend_sqlite(),
+        prometheus_password: None,
     }
 }
 
@@ -238,4 +241,16 @@ impl SecretStore for FlakyStore {
         self.arm(StoreOp::Set);
         self.inner.set(name, value)
     }
+}
+
+/// An error and its sources, as the CLI prints them.
+pub fn chain(e: &EnsureError) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
