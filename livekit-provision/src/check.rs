@@ -13,7 +13,7 @@ use crate::fetch;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{FixedPath, find_debris};
 use crate::render::render;
-use crate::resolve::{CredentialSource, ResolveContext, Warning, resolve};
+use crate::resolve::{CredentialSource, ResolveContext, ResolveError, Warning, resolve};
 use crate::secret::MIN_API_SECRET_LEN;
 use crate::store::SecretStore;
 use crate::triple::{DiskTriple, Parsed};
@@ -69,6 +69,9 @@ pub enum Code {
     StoreUnreadable,
     /// `provision.yaml` or `extra.yaml` is invalid.
     ConfigInvalid,
+    /// `extra.yaml` sets a key the pinned livekit-server release does not know (it would
+    /// refuse its config and exit).
+    ExtraNotInRelease,
     /// The pinned binary is not installed.
     BinaryMissing,
     /// Another version than the pinned one is installed.
@@ -434,6 +437,17 @@ fn check_against_store(
         },
     ) {
         Ok(r) => r,
+        Err(e @ ResolveError::ExtraForRelease { .. }) => {
+            let hint = e.hint();
+            out.add(
+                Code::ExtraNotInRelease,
+                Severity::Error,
+                vec![state.extra_file()],
+                e.to_string(),
+                hint.as_deref(),
+            );
+            return;
+        }
         Err(e) => {
             let hint = e.hint();
             out.add(

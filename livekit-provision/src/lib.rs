@@ -8,6 +8,7 @@ mod backoff;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod config_model;
 pub mod daemon;
 pub mod ensure;
 pub mod fetch;

@@ -15,8 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::config_model::Release;
 use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
 use crate::paths::{ManagedFile, StateDir};
+use crate::render::ExtraError;
 use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
 use crate::store::{SecretName, SecretStore, StoreError};
@@ -115,6 +117,13 @@ pub enum ResolveError {
         #[source]
         source: InvalidValue,
     },
+    /// `extra.yaml` sets a key the pinned livekit-server release does not know.
+    #[error("extra.yaml is refused for the pinned livekit-server: {source}")]
+    ExtraForRelease {
+        /// Which key, which release lacks it and which first has it.
+        #[source]
+        source: ExtraError,
+    },
     /// The OS random number generator failed.
     #[error("could not mint {name}: the OS random number generator failed: {source}")]
     Random {
@@ -137,6 +146,7 @@ impl ResolveError {
             Self::InvalidLive { name, .. } => Some(format!(
                 "store a valid value with `livekit-provision secrets set {name} <value>` (at least {MIN_API_SECRET_LEN} characters); tokens signed with the old secret will then be rejected"
             )),
+            Self::ExtraForRelease { source } => source.hint(),
             Self::Random { .. } => None,
         }
     }
@@ -185,6 +195,10 @@ pub fn resolve(
     if version.is_none() {
         warnings.push(Warning::ControlPlaneOnly);
     }
+    // Before anything is minted or written: the overlay must suit the pinned release.
+    cx.extra
+        .check_release(Release::for_version(version.as_ref()))
+        .map_err(|source| ResolveError::ExtraForRelease { source })?;
 
     let node_ip = get_parsed(store, &SecretName::LIVEKIT_NODE_IP, validate::node_ip)?;
     let node_ip = if let Some(ip) = node_ip {
