@@ -180,6 +180,41 @@ pub fn lookup(path: &str) -> Option<&'static Key> {
     found
 }
 
+/// The flags of livekit-server's own command line that read a `LIVEKIT_*` variable (cmd/server,
+/// 1.7 to 1.13), without the prefix.
+const FLAG_VARIABLES: &[&str] = &["CONFIG", "KEYS", "REGION", "TURN_CERT", "TURN_KEY"];
+
+/// Does livekit-server read environment variable `name` as a setting that overrides its config
+/// file? That is `LIVEKIT_CONFIG`, `LIVEKIT_KEYS`, `LIVEKIT_REGION`, `LIVEKIT_TURN_CERT`,
+/// `LIVEKIT_TURN_KEY`, and `LIVEKIT_<PATH>` for every config path of any modelled release
+/// (livekit-server generates a flag per path: `rtc.port_range_start` is
+/// `LIVEKIT_RTC_PORT_RANGE_START`). Other `LIVEKIT_*` variables (`LIVEKIT_CPU_REQUEST`, read by
+/// its CPU accounting) are not settings.
+///
+/// ```
+/// use livekit_provision::config_model::overrides_config;
+///
+/// assert!(overrides_config("LIVEKIT_RTC_PORT_RANGE_START"));
+/// assert!(!overrides_config("LIVEKIT_CPU_REQUEST"));
+/// ```
+pub fn overrides_config(name: &str) -> bool {
+    fn matches_path(keys: &[Key], rest: &str) -> bool {
+        keys.iter().any(|key| {
+            let segment = key.name.to_ascii_uppercase();
+            match rest.strip_prefix(segment.as_str()) {
+                Some("") => true,
+                Some(tail) => match (tail.strip_prefix('_'), key.kind) {
+                    (Some(tail), Kind::Section(children)) => matches_path(children, tail),
+                    _ => false,
+                },
+                None => false,
+            }
+        })
+    }
+    name.strip_prefix("LIVEKIT_")
+        .is_some_and(|rest| FLAG_VARIABLES.contains(&rest) || matches_path(root(), rest))
+}
+
 /// Why a YAML tree does not fit livekit-server's config. Each variant names the dotted path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -484,6 +519,39 @@ mod tests {
             "keys:\n  a: b\n",
         ] {
             assert!(check(&yaml(text), Some(Release::OLDEST)).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn config_paths_and_flags_are_the_overriding_variables() {
+        for name in [
+            "LIVEKIT_CONFIG",
+            "LIVEKIT_KEYS",
+            "LIVEKIT_TURN_CERT",
+            "LIVEKIT_PORT",
+            "LIVEKIT_RTC_PORT_RANGE_START",
+            "LIVEKIT_RTC_UDP_PORT",
+            "LIVEKIT_RTC_USE_EXTERNAL_IP",
+            "LIVEKIT_REDIS_ADDRESS",
+            "LIVEKIT_REDIS_PASSWORD",
+            "LIVEKIT_LOGGING_LEVEL",
+            "LIVEKIT_ROOM_PLAYOUT_DELAY_ENABLED",
+            "LIVEKIT_TURN_ENABLED",
+            "LIVEKIT_API_EXECUTION_TIMEOUT",
+        ] {
+            assert!(overrides_config(name), "{name}");
+        }
+        for name in [
+            "LIVEKIT_CPU_REQUEST",
+            "LIVEKIT_",
+            "LIVEKIT_RTC_",
+            "LIVEKIT_PORTX",
+            "LIVEKIT_ROOM_NOPE",
+            "LIVEKIT_rtc_tcp_port",
+            "PORT",
+            "MY_LIVEKIT_PORT",
+        ] {
+            assert!(!overrides_config(name), "{name}");
         }
     }
 
