@@ -94,17 +94,22 @@ impl ProcessSpec {
     }
 }
 
-/// Does this variable silently override livekit-server's config file (so it must not reach it)?
-/// The `LIVEKIT_*` flags and config paths ([`crate::config_model::overrides_config`]; a name that
-/// is not UTF-8 counts), `NODE_IP`, `UDP_PORT`, `REDIS_*`. Other `LIVEKIT_*` variables, such as
-/// `LIVEKIT_CPU_REQUEST`, pass.
+/// Must this variable be kept from the media processes? Those that silently override
+/// livekit-server's config file: the `LIVEKIT_*` flags and config paths
+/// ([`crate::config_model::overrides_config`]; a `LIVEKIT_` name that is not UTF-8 counts),
+/// `NODE_IP`, `UDP_PORT`, `REDIS_*`; and livekit-provision's own `LIVEKIT_PROVISION_*` (a store
+/// spec may hold a password). Other `LIVEKIT_*` variables, such as `LIVEKIT_CPU_REQUEST`, pass.
 pub fn is_overriding_variable(name: &OsStr) -> bool {
     let livekit = match name.to_str() {
         Some(text) => crate::config_model::overrides_config(text),
         None => name.as_bytes().starts_with(b"LIVEKIT_"),
     };
     let name = name.as_bytes();
-    livekit || name.starts_with(b"REDIS_") || name == b"NODE_IP" || name == b"UDP_PORT"
+    livekit
+        || name.starts_with(b"LIVEKIT_PROVISION_")
+        || name.starts_with(b"REDIS_")
+        || name == b"NODE_IP"
+        || name == b"UDP_PORT"
 }
 
 /// The base environment without the variables that override livekit-server's config.
@@ -301,6 +306,7 @@ mod tests {
             "LIVEKIT_RTC_PORT_RANGE_START",
             "LIVEKIT_REDIS_PASSWORD",
             "LIVEKIT_LOGGING_LEVEL",
+            "LIVEKIT_PROVISION_SECRETS",
         ]
         .map(|k| (OsString::from(k), OsString::from("v")));
         let mut base = base.to_vec();
