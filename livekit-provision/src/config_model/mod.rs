@@ -2,7 +2,7 @@
 //! each supported release line 1.7 to 1.13, and a checker that walks a YAML tree against it.
 //!
 //! livekit-server decodes its config strictly (an unknown key at any depth makes it exit), and a
-//! key a newer release added makes an older binary refuse the file. The tree ([`keys`]) was read
+//! key a newer release added makes an older binary refuse the file. The tree (`keys.rs`) was read
 //! from the Go structs' yaml tags of the latest patch of each minor release; a pinned earlier
 //! patch is checked against its minor's model.
 
