@@ -255,6 +255,8 @@ pub enum ModelError {
 fn availability(first: Release, last: Release) -> String {
     if last == Release::LATEST {
         format!("it first appears in {first}")
+    } else if first == last {
+        format!("only {first} knows it")
     } else {
         format!("only {first} to {last} know it")
     }
@@ -280,6 +282,10 @@ impl ModelError {
             Self::Unknown { .. } => {
                 "remove it; livekit-server refuses unknown keys at every level and exits".to_owned()
             }
+            Self::NotInRelease { release, last, .. } if release > last => format!(
+                "remove it: livekit-server {} removed it (the last release line with it is {last})",
+                Release(last.0 + 1)
+            ),
             Self::NotInRelease { first, .. } => format!(
                 "remove it, or pin a release that has it: `livekit-provision secrets set LIVEKIT_VERSION {}` or later",
                 first.modelled_tag()
@@ -482,6 +488,13 @@ mod tests {
             "{message}"
         );
         assert!(err.hint().contains("v1.10.1"), "{}", err.hint());
+        // A key a later release removed says so.
+        let removed = yaml("video:\n  stream_tracker: {}\n");
+        assert!(check(&removed, Some(Release::OLDEST)).is_ok());
+        let err = check(&removed, Some(Release(9))).unwrap_err();
+        assert_eq!(err.path(), "video.stream_tracker");
+        assert!(err.to_string().contains("only 1.7 knows it"), "{err}");
+        assert!(err.hint().contains("1.8 removed it"), "{}", err.hint());
         // A nested key added later is refused at its own path.
         let nested = yaml("agents:\n  target_load: 0.5\n");
         let err = check(&nested, Some(Release(10))).unwrap_err();
