@@ -14,7 +14,7 @@ use crate::fetch;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{FixedPath, find_debris};
 use crate::render::render;
-use crate::resolve::{CredentialSource, ResolveContext, Warning, resolve};
+use crate::resolve::{CredentialSource, ResolveContext, ResolveError, Warning, resolve};
 use crate::secret::MIN_API_SECRET_LEN;
 use crate::store::SecretStore;
 use crate::triple::{DiskTriple, Parsed};
@@ -73,6 +73,9 @@ pub enum Code {
     StoreUnreadable,
     /// `provision.yaml` or `extra.yaml` is invalid.
     ConfigInvalid,
+    /// `extra.yaml` sets a key the pinned livekit-server release does not know (it would
+    /// refuse its config and exit).
+    ExtraNotInRelease,
     /// The pinned binary is not installed.
     BinaryMissing,
     /// Another version than the pinned one is installed.
@@ -451,40 +454,9 @@ fn check_permissions(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
     }
 }
 
-fn check_against_store(
-    state: &StateDir,
-    store: &dyn SecretStore,
-    disk: &DiskTriple,
-    config: &OperatorConfig,
-    opts: &CheckOptions,
-    out: &mut Findings,
-) {
-    let resolution = match resolve(
-        store,
-        &ResolveContext {
-            state,
-            settings: &config.settings,
-            extra: &config.extra,
-            disk,
-            local_addresses: &opts.local_addresses,
-            now: opts.now,
-            dry_run: true,
-        },
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            let hint = e.hint();
-            out.add(
-                Code::StoreUnreadable,
-                Severity::Error,
-                vec![],
-                format!("{} ({})", e, store.describe()),
-                hint.as_deref(),
-            );
-            return;
-        }
-    };
-    for warning in &resolution.warnings {
+/// The resolution's warnings that `check` reports as findings.
+fn report_warnings(state: &StateDir, warnings: &[Warning], out: &mut Findings) {
+    for warning in warnings {
         match warning {
             Warning::NodeIpDefaulted => out.add(
                 Code::NodeIpDefault,
@@ -512,6 +484,53 @@ fn check_against_store(
             _ => {}
         }
     }
+}
+
+fn check_against_store(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    disk: &DiskTriple,
+    config: &OperatorConfig,
+    opts: &CheckOptions,
+    out: &mut Findings,
+) {
+    let resolution = match resolve(
+        store,
+        &ResolveContext {
+            state,
+            settings: &config.settings,
+            extra: &config.extra,
+            disk,
+            local_addresses: &opts.local_addresses,
+            now: opts.now,
+            dry_run: true,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e @ ResolveError::ExtraForRelease { .. }) => {
+            let hint = e.hint();
+            out.add(
+                Code::ExtraNotInRelease,
+                Severity::Error,
+                vec![state.extra_file()],
+                e.to_string(),
+                hint.as_deref(),
+            );
+            return;
+        }
+        Err(e) => {
+            let hint = e.hint();
+            out.add(
+                Code::StoreUnreadable,
+                Severity::Error,
+                vec![],
+                format!("{} ({})", e, store.describe()),
+                hint.as_deref(),
+            );
+            return;
+        }
+    };
+    report_warnings(state, &resolution.warnings, out);
     if let Some(lk) = disk.livekit_yaml.valid()
         && lk.keys.len() > 1
         && resolution.inputs.previous.is_none()

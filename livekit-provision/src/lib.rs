@@ -10,6 +10,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod config_diff;
+pub mod config_model;
 pub mod daemon;
 pub mod ensure;
 pub mod error_chain;

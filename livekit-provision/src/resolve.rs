@@ -15,8 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config_model::Release;
 use crate::inputs::{Credentials, ExtraOverlay, NodeIp, RedisRouting, RenderInputs};
 use crate::paths::{ManagedFile, StateDir};
+use crate::render::ExtraError;
 use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
 use crate::store::{SecretName, SecretStore, StoreError};
@@ -122,6 +124,13 @@ pub enum ResolveError {
     /// A setting the pinned livekit-server does not accept.
     #[error(transparent)]
     NeedsNewerServer(#[from] crate::production::NeedsNewerServer),
+    /// `extra.yaml` sets a key the pinned livekit-server release does not know.
+    #[error("extra.yaml is refused for the pinned livekit-server: {source}")]
+    ExtraForRelease {
+        /// Which key, which release lacks it and which first has it.
+        #[source]
+        source: ExtraError,
+    },
     /// The OS random number generator failed.
     #[error("could not mint {name}: the OS random number generator failed: {source}")]
     Random {
@@ -145,6 +154,7 @@ impl ResolveError {
                 "store a valid value with `livekit-provision secrets set {name} <value>` (at least {MIN_API_SECRET_LEN} characters); tokens signed with the old secret will then be rejected"
             )),
             Self::NeedsNewerServer(e) => Some(e.hint()),
+            Self::ExtraForRelease { source } => source.hint(),
             Self::Random { .. } => None,
         }
     }
@@ -196,6 +206,10 @@ pub fn resolve(
     if version.is_none() {
         warnings.push(Warning::ControlPlaneOnly);
     }
+    // Before anything is minted or written: the overlay must suit the pinned release.
+    cx.extra
+        .check_release(Release::for_version(version.as_ref()))
+        .map_err(|source| ResolveError::ExtraForRelease { source })?;
 
     let node_ip = get_parsed(store, &SecretName::LIVEKIT_NODE_IP, validate::node_ip)?;
     crate::production::require_version(cx.settings, node_ip.as_ref(), version.as_ref())?;

@@ -153,7 +153,8 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Cross-check the values: non-zero ports, an ordered UDP range, no port used twice.
+    /// Cross-check the values: non-zero ports, an ordered UDP range, no TCP port used twice. A
+    /// TCP port inside the UDP media range is fine: TCP and UDP ports never clash.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let named = [
             ("port", self.port),
@@ -184,18 +185,6 @@ impl Settings {
                         "{a} and {b} are both {pa}; each needs its own port"
                     )));
                 }
-            }
-            if let Some(udp) = self.rtc_udp_port {
-                if udp == *pa {
-                    return Err(SettingsError::Invalid(format!(
-                        "{a} and rtc_udp_port are both {pa}; each needs its own port"
-                    )));
-                }
-            } else if (self.rtc_port_range_start..=self.rtc_port_range_end).contains(pa) {
-                return Err(SettingsError::Invalid(format!(
-                    "{a} ({pa}) lies inside the RTC UDP range {}-{}",
-                    self.rtc_port_range_start, self.rtc_port_range_end
-                )));
             }
         }
         if let Some(address) = &self.redis_address {
@@ -302,7 +291,6 @@ mod tests {
                 "above",
             ),
             ("backend_port: 7880", "both 7880"),
-            ("port: 55000", "inside the RTC UDP range"),
             ("redis_address: nohost", "redis_address"),
             ("release_url: ftp://x", "release_url"),
             ("log_level: loud", "log_level"),
@@ -324,6 +312,23 @@ mod tests {
             let err = Settings::from_yaml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn tcp_ports_inside_the_udp_media_range_do_not_clash() {
+        let settings = Settings::from_yaml(
+            "port: 55000\nrtc_tcp_port: 50000\nbackend_port: 60000\nrtc_port_range_start: 50000\nrtc_port_range_end: 60000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (settings.port, settings.rtc_tcp_port, settings.backend_port),
+            (55000, 50000, 60000)
+        );
+        // TCP against TCP still clashes inside the range too.
+        let err = Settings::from_yaml("port: 55000\nbackend_port: 55000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both 55000"), "{err}");
     }
 
     #[test]

@@ -259,6 +259,16 @@ const CASES: &[Case] = &[
         &["ensure"],
         "nonsense_section",
     ),
+    case(
+        File("extra.yaml", "room:\n  empty_timeout_typo: 1\n"),
+        &["ensure"],
+        "room.empty_timeout_typo",
+    ),
+    case(
+        File("extra.yaml", "turn:\n  tls_port: [5349]\n"),
+        &["ensure"],
+        "turn.tls_port",
+    ),
     case(File("extra.yaml", "- a\n"), &["ensure"], "extra.yaml"),
     case(File("extra.yaml", "room: [\n"), &["ensure"], "extra.yaml"),
     case(

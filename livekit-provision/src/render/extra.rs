@@ -1,28 +1,16 @@
 //! The operator overlay `extra.yaml`: parsed, checked and normalized before anything is written.
 //!
-//! Only top-level keys that every livekit-server from 1.7 on accepts are allowed (a key a newer
-//! version added would make an older binary refuse its config and exit 0), and none that
-//! livekit-provision manages itself: keys, ports, the node IP, Redis routing, the log level, and
-//! what provision.yaml's production settings render (bind addresses, the webhook key and URLs,
-//! metrics).
+//! Every key, at every level, must be one livekit-server knows ([`crate::config_model`]) with a
+//! value of the shape it expects, and none that livekit-provision manages itself: keys, ports,
+//! the node IP, Redis routing, the log level, and what provision.yaml's production settings
+//! render (bind addresses, the webhook key and URLs, metrics). Whether the pinned release knows each key is
+//! checked once the version is known ([`ExtraOverlay::check_release`]).
 
 use serde_yaml::{Mapping, Value};
 
 use super::YamlSyntaxError;
+use crate::config_model::{self, ModelError, Release};
 use crate::inputs::ExtraOverlay;
-
-/// Top-level keys `extra.yaml` may set: livekit-server's safe core (accepted by every version
-/// from 1.7 on) minus the keys livekit-provision manages.
-pub const EXTRA_TOP_LEVEL_KEYS: &[&str] = &[
-    "rtc",
-    "room",
-    "turn",
-    "webhook",
-    "region",
-    "logging",
-    "limit",
-    "node_selector",
-];
 
 /// Top-level sections merged key by key into the sections livekit-provision writes.
 const MERGED_SECTIONS: &[&str] = &["rtc", "logging", "webhook"];
@@ -95,6 +83,10 @@ const MANAGED: &[(&str, &str)] = &[
         "set `prometheus: {port: N}` in provision.yaml (prometheus_port is deprecated and would override it); its basic-auth password is minted into the secret store",
     ),
     ("logging.level", "set `log_level` in provision.yaml instead"),
+    (
+        "log_level",
+        "set `log_level` in provision.yaml instead (livekit-server copies this deprecated key into `logging.level`)",
+    ),
 ];
 
 /// Why `extra.yaml` was refused. Every variant names the offending key.
@@ -122,21 +114,10 @@ pub enum ExtraError {
         /// How to set it instead.
         fix: &'static str,
     },
-    /// A top-level key outside livekit-server's safe core.
-    #[error(
-        "extra.yaml sets unknown top-level key `{key}`; accepted keys are: {}",
-        EXTRA_TOP_LEVEL_KEYS.join(", ")
-    )]
-    Unknown {
-        /// The key as written.
-        key: String,
-    },
-    /// `rtc` or `logging` is not a mapping, so it cannot be merged.
-    #[error("extra.yaml: `{key}` must be a mapping of settings")]
-    NotASection {
-        /// The section.
-        key: String,
-    },
+    /// A key livekit-server does not know there, a key the pinned release lacks, or a value of
+    /// the wrong shape; the error names the dotted path.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// A YAML feature livekit.yaml never needs: a YAML tag, or a key that is not a string.
     #[error("extra.yaml: `{path}` uses {what}, which livekit.yaml does not accept")]
     Unsupported {
@@ -156,11 +137,7 @@ impl ExtraError {
                 Some("write extra.yaml as `key: value` lines, e.g. `room:`".to_owned())
             }
             Self::Managed { fix, .. } => Some((*fix).to_owned()),
-            Self::Unknown { .. } => Some(format!(
-                "use only {}; other keys are not accepted by every livekit-server from 1.7 on",
-                EXTRA_TOP_LEVEL_KEYS.join(", ")
-            )),
-            Self::NotASection { key } => Some(format!("write `{key}:` followed by indented keys")),
+            Self::Model(source) => Some(source.hint()),
             Self::Unsupported { .. } => Some("use plain strings as keys and no `!tag`s".to_owned()),
         }
     }
@@ -196,8 +173,9 @@ impl ExtraOverlay {
         }
     }
 
-    /// Check an overlay given as a mapping, as [`ExtraOverlay::parse`] does. Empty `rtc:` and
-    /// `logging:` sections are dropped (they add nothing to the sections we write).
+    /// Check an overlay given as a mapping, as [`ExtraOverlay::parse`] does: against every
+    /// modelled release (the pinned one is checked by [`ExtraOverlay::check_release`]). Empty
+    /// `rtc:` and `logging:` sections are dropped (they add nothing to the sections we write).
     pub fn from_mapping(mut mapping: Mapping) -> Result<Self, ExtraError> {
         for (key, value) in &mapping {
             let Value::String(key) = key else {
@@ -207,30 +185,14 @@ impl ExtraOverlay {
                 });
             };
             check_plain(value, key)?;
-            if let Some((_, fix)) = MANAGED.iter().find(|(managed, _)| managed == key) {
-                return Err(ExtraError::Managed {
-                    key: key.clone(),
-                    fix,
-                });
-            }
-            if !EXTRA_TOP_LEVEL_KEYS.contains(&key.as_str()) {
-                return Err(ExtraError::Unknown { key: key.clone() });
-            }
-            if MERGED_SECTIONS.contains(&key.as_str()) {
-                match value {
-                    Value::Null => {}
-                    Value::Mapping(section) => {
-                        for sub in section.keys() {
-                            let path = format!("{key}.{}", scalar_name(sub));
-                            if let Some((_, fix)) = MANAGED.iter().find(|(m, _)| *m == path) {
-                                return Err(ExtraError::Managed { key: path, fix });
-                            }
-                        }
-                    }
-                    _ => return Err(ExtraError::NotASection { key: key.clone() }),
-                }
-            }
         }
+        if let Some((key, fix)) = MANAGED.iter().find(|(path, _)| sets(&mapping, path)) {
+            return Err(ExtraError::Managed {
+                key: (*key).to_owned(),
+                fix,
+            });
+        }
+        config_model::check(&mapping, None)?;
         for section in MERGED_SECTIONS {
             let empty = match mapping.get(*section) {
                 Some(Value::Null) => true,
@@ -242,6 +204,23 @@ impl ExtraOverlay {
             }
         }
         Ok(Self { mapping })
+    }
+
+    /// Check that livekit-server `release` knows every key of the overlay (a key a newer release
+    /// added makes an older binary refuse its config and exit).
+    pub fn check_release(&self, release: Release) -> Result<(), ExtraError> {
+        Ok(config_model::check(&self.mapping, Some(release))?)
+    }
+}
+
+/// Does `mapping` set the dotted `path` (`rtc.node_ip`)?
+fn sets(mapping: &Mapping, path: &str) -> bool {
+    match path.split_once('.') {
+        None => mapping.contains_key(path),
+        Some((section, rest)) => match mapping.get(section) {
+            Some(Value::Mapping(inner)) => sets(inner, rest),
+            _ => false,
+        },
     }
 }
 
@@ -270,7 +249,7 @@ fn check_plain(value: &Value, path: &str) -> Result<(), ExtraError> {
 }
 
 /// A short name for a key in an error message.
-fn scalar_name(key: &Value) -> String {
+pub(crate) fn scalar_name(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -384,13 +363,56 @@ mod tests {
     }
 
     #[test]
-    fn unknown_top_level_keys_are_refused_listing_the_accepted_ones() {
-        for key in ["agents", "log_level", "api", "Port"] {
-            let err = ExtraOverlay::parse(&format!("{key}: 1\n")).unwrap_err();
-            let message = err.to_string();
-            assert!(message.contains(&format!("`{key}`")), "{message}");
-            assert!(message.contains("rtc, room, turn"), "{message}");
+    fn unknown_keys_are_refused_at_every_depth_by_path() {
+        for (text, path, suggestion) in [
+            ("prometeus: {}\n", "prometeus", Some("prometheus")),
+            ("Port: 1\n", "Port", Some("port")),
+            (
+                "room:\n  empty_timeout_typo: 600\n",
+                "room.empty_timeout_typo",
+                Some("room.empty_timeout"),
+            ),
+            (
+                "rtc:\n  use_ice_lit: true\n",
+                "rtc.use_ice_lit",
+                Some("rtc.use_ice_lite"),
+            ),
+            (
+                "room:\n  playout_delay:\n    enabeld: true\n",
+                "room.playout_delay.enabeld",
+                Some("room.playout_delay.enabled"),
+            ),
+            ("turn:\n  secretName: x\n", "turn.secretName", None),
+        ] {
+            let err = ExtraOverlay::parse(text).unwrap_err();
+            let ExtraError::Model(ModelError::Unknown {
+                path: p,
+                suggestion: s,
+            }) = &err
+            else {
+                panic!("{text}: {err:?}");
+            };
+            assert_eq!(p, path, "{text}");
+            assert_eq!(s.as_deref(), suggestion, "{text}");
+            assert!(err.to_string().contains(&format!("`{path}`")), "{err}");
+            assert!(err.hint().is_some());
         }
+    }
+
+    #[test]
+    fn keys_of_newer_releases_parse_but_are_refused_for_an_older_pin() {
+        let overlay = ExtraOverlay::parse("agents:\n  enable_user_data_recording: true\n").unwrap();
+        assert!(overlay.check_release(Release::LATEST).is_ok());
+        let err = overlay.check_release(Release::OLDEST).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("`agents`") && message.contains("1.7"),
+            "{message}"
+        );
+        assert!(matches!(
+            err,
+            ExtraError::Model(ModelError::NotInRelease { first, .. }) if first.minor() == 9
+        ));
     }
 
     #[test]

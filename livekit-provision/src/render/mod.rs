@@ -21,7 +21,8 @@ mod runtime_json;
 mod yaml_emit;
 
 pub use backend_env::BackendEnv;
-pub use extra::{EXTRA_TOP_LEVEL_KEYS, ExtraError};
+pub use extra::ExtraError;
+pub(crate) use extra::{kind_of, scalar_name};
 
 pub use livekit_yaml::LivekitYaml;
 pub use runtime_json::RuntimeJson;

@@ -95,11 +95,19 @@ impl ProcessSpec {
     }
 }
 
-/// Does this variable silently override livekit-server's config file (so it must not reach it)?
-/// `LIVEKIT_*`, `NODE_IP`, `UDP_PORT`, `REDIS_*`.
+/// Must this variable be kept from the media processes? Those that silently override
+/// livekit-server's config file: the `LIVEKIT_*` flags and config paths
+/// ([`crate::config_model::overrides_config`]; a `LIVEKIT_` name that is not UTF-8 counts),
+/// `NODE_IP`, `UDP_PORT`, `REDIS_*`; and livekit-provision's own `LIVEKIT_PROVISION_*` (a store
+/// spec may hold a password). Other `LIVEKIT_*` variables, such as `LIVEKIT_CPU_REQUEST`, pass.
 pub fn is_overriding_variable(name: &OsStr) -> bool {
+    let livekit = match name.to_str() {
+        Some(text) => crate::config_model::overrides_config(text),
+        None => name.as_bytes().starts_with(b"LIVEKIT_"),
+    };
     let name = name.as_bytes();
-    name.starts_with(b"LIVEKIT_")
+    livekit
+        || name.starts_with(b"LIVEKIT_PROVISION_")
         || name.starts_with(b"REDIS_")
         || name == b"NODE_IP"
         || name == b"UDP_PORT"
@@ -278,6 +286,8 @@ fn resolve_program(
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStringExt;
+
     use super::*;
 
     #[test]
@@ -293,13 +303,32 @@ mod tests {
             "REDIS_PASSWORD",
             "LIVEKITX",
             "MY_NODE_IP",
+            "LIVEKIT_CPU_REQUEST",
+            "LIVEKIT_RTC_PORT_RANGE_START",
+            "LIVEKIT_REDIS_PASSWORD",
+            "LIVEKIT_LOGGING_LEVEL",
+            "LIVEKIT_PROVISION_SECRETS",
         ]
         .map(|k| (OsString::from(k), OsString::from("v")));
+        let mut base = base.to_vec();
+        base.push((
+            OsString::from_vec(b"LIVEKIT_\xff".to_vec()),
+            OsString::from("v"),
+        ));
         let kept: Vec<String> = clean_environment(base)
             .into_iter()
             .map(|(k, _)| k.into_string().unwrap())
             .collect();
-        assert_eq!(kept, ["PATH", "HOME", "LIVEKITX", "MY_NODE_IP"]);
+        assert_eq!(
+            kept,
+            [
+                "PATH",
+                "HOME",
+                "LIVEKITX",
+                "MY_NODE_IP",
+                "LIVEKIT_CPU_REQUEST"
+            ]
+        );
     }
 
     #[test]

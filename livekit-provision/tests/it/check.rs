@@ -388,6 +388,52 @@ fn config_invalid() {
 }
 
 #[test]
+fn extra_not_in_release() {
+    let node = provisioned();
+    put(&node.store, "LIVEKIT_VERSION", "1.8.4");
+    std::fs::write(node.state.extra_file(), "api:\n  execution_timeout: 2s\n").unwrap();
+    let before = listing(node.state.root());
+    let report = node.check();
+    expect(&report, Code::ExtraNotInRelease, Severity::Error);
+    let f = report.with_code(Code::ExtraNotInRelease).next().unwrap();
+    assert!(
+        f.message.contains("`api`") && f.message.contains("1.8"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.hint.as_ref().is_some_and(|h| h.contains("v1.10.1")),
+        "{:?}",
+        f.hint
+    );
+    assert_eq!(f.files, vec![node.state.extra_file()]);
+    assert_eq!(listing(node.state.root()), before);
+    // Once the pinned release has it, the finding is gone.
+    put(&node.store, "LIVEKIT_VERSION", "1.13.0");
+    assert!(
+        node.check()
+            .with_code(Code::ExtraNotInRelease)
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn config_invalid_names_a_nested_unknown_key() {
+    let node = provisioned();
+    std::fs::write(node.state.extra_file(), "turn:\n  tls_prot: 5349\n").unwrap();
+    let report = node.check();
+    expect(&report, Code::ConfigInvalid, Severity::Error);
+    let f = report.with_code(Code::ConfigInvalid).next().unwrap();
+    assert!(f.message.contains("`turn.tls_prot`"), "{}", f.message);
+    assert!(
+        f.hint.as_ref().is_some_and(|h| h.contains("turn.tls_port")),
+        "{:?}",
+        f.hint
+    );
+}
+
+#[test]
 fn binary_missing() {
     let node = provisioned();
     put(&node.store, "LIVEKIT_VERSION", "1.7.2");

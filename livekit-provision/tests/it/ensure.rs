@@ -402,6 +402,45 @@ fn extra_yaml_with_a_managed_key_is_refused_before_anything_is_written() {
 }
 
 #[test]
+fn extra_yaml_checked_against_the_config_model_is_refused_and_nothing_changes() {
+    let (_tmp, state) = fresh_state();
+    let store = MemoryStore::new();
+    run(&state, &store);
+    put(&store, "LIVEKIT_VERSION", "v1.7.2");
+    let before = listing(state.root());
+    let snapshot = store.snapshot();
+    let writes = store.writes();
+
+    // A nested typo: refused by its full path, with the key it probably meant.
+    std::fs::write(state.extra_file(), "room:\n  empty_timeout_typo: 600\n").unwrap();
+    let err = ensure(&state, &store, &offline()).unwrap_err();
+    assert!(matches!(err, EnsureError::Config(_)), "{err:?}");
+    let text = chain(&err);
+    assert!(text.contains("`room.empty_timeout_typo`"), "{text}");
+    assert!(text.contains("did you mean `room.empty_timeout`"), "{text}");
+
+    // A key the pinned release lacks (`api` first appears in 1.10): both versions are named.
+    std::fs::write(state.extra_file(), "api:\n  execution_timeout: 2s\n").unwrap();
+    let err = ensure(&state, &store, &offline()).unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.contains("`api`") && text.contains("livekit-server 1.7") && text.contains("1.10"),
+        "{text}"
+    );
+    assert!(
+        err.hint().is_some_and(|h| h.contains("v1.10.1")),
+        "{:?}",
+        err.hint()
+    );
+
+    let mut after = listing(state.root());
+    after.remove(std::path::Path::new("extra.yaml"));
+    assert_eq!(after, before);
+    assert_eq!(store.writes(), writes);
+    assert_eq!(store.snapshot(), snapshot);
+}
+
+#[test]
 fn invalid_stored_values_are_named_and_nothing_is_written_or_rotated() {
     let cases = [
         ("LIVEKIT_VERSION", "1.7.2; rm -rf", true),

@@ -10,6 +10,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 
+use livekit_provision::config_model::{self, Key, Kind, ModelError, Release};
 use livekit_provision::production::{PrometheusSettings, WebhookSettings};
 use livekit_provision::render::ParsedFiles;
 use livekit_provision::{
@@ -202,31 +203,59 @@ fn yaml_value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn section() -> impl Strategy<Value = Value> {
-    prop::collection::vec(("[a-z_]{1,12}", yaml_value()), 0..4).prop_map(|entries| {
-        Value::Mapping(
-            entries
-                .into_iter()
-                .map(|(k, v)| (Value::from(k), v))
-                .collect(),
-        )
-    })
+/// A value of the shape livekit-server expects for `kind`; sections get up to three of their
+/// keys, recursively.
+fn value_of(kind: Kind, depth: u32) -> BoxedStrategy<Value> {
+    match kind {
+        Kind::Scalar => yaml_value()
+            .prop_filter("a scalar", |v| {
+                !matches!(v, Value::Sequence(_) | Value::Mapping(_))
+            })
+            .boxed(),
+        Kind::List => prop::collection::vec(yaml_value(), 0..3)
+            .prop_map(Value::Sequence)
+            .boxed(),
+        Kind::Map => prop::collection::vec((mapping_key(), yaml_value()), 0..3)
+            .prop_map(|entries| {
+                Value::Mapping(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (Value::from(k), v))
+                        .collect(),
+                )
+            })
+            .boxed(),
+        Kind::Any => yaml_value().boxed(),
+        Kind::Section(_) if depth == 0 => Just(Value::Mapping(Mapping::new())).boxed(),
+        Kind::Section(children) => model_mapping(children, depth - 1)
+            .prop_map(Value::Mapping)
+            .boxed(),
+    }
 }
 
-/// Small overlays over the accepted top-level keys; the few that pick a managed `rtc` key are
-/// refused by `from_mapping` and dropped here.
-fn extra() -> impl Strategy<Value = ExtraOverlay> {
-    let key = prop::sample::select(livekit_provision::render::EXTRA_TOP_LEVEL_KEYS.to_vec());
-    prop::collection::vec((key, prop_oneof![section(), yaml_value()]), 0..4).prop_filter_map(
-        "overlay sets a managed key",
-        |entries| {
-            let mapping: Mapping = entries
+/// Mappings of up to three of `keys` (as any release knows them), with values of their shape.
+fn model_mapping(keys: &'static [Key], depth: u32) -> BoxedStrategy<Mapping> {
+    if keys.is_empty() {
+        return Just(Mapping::new()).boxed();
+    }
+    prop::collection::vec(prop::sample::select(keys.to_vec()), 0..4)
+        .prop_flat_map(move |picked| {
+            picked
                 .into_iter()
-                .map(|(k, v)| (Value::from(k), v))
-                .collect();
+                .map(|key| value_of(key.kind, depth).prop_map(move |v| (Value::from(key.name), v)))
+                .collect::<Vec<_>>()
+        })
+        .prop_map(|entries| entries.into_iter().collect())
+        .boxed()
+}
+
+/// Small overlays drawn from the config model; the few that set a managed key are refused by
+/// `from_mapping` and dropped here.
+fn extra() -> impl Strategy<Value = ExtraOverlay> {
+    model_mapping(config_model::root(), 2)
+        .prop_filter_map("overlay sets a managed key", |mapping| {
             ExtraOverlay::from_mapping(mapping).ok()
-        },
-    )
+        })
 }
 
 fn inputs() -> impl Strategy<Value = RenderInputs> {
@@ -305,6 +334,47 @@ proptest! {
     #[test]
     fn rendering_is_deterministic(inputs in inputs()) {
         prop_assert_eq!(render(&inputs), render(&inputs.clone()));
+    }
+
+    #[test]
+    fn every_key_the_renderer_writes_is_known_to_every_release(inputs in inputs()) {
+        let inputs = RenderInputs { extra: ExtraOverlay::default(), ..inputs };
+        let rendered: Mapping = serde_yaml::from_str(&render(&inputs).livekit_yaml).unwrap();
+        for release in Release::all() {
+            let fits = config_model::check(&rendered, Some(release));
+            prop_assert!(fits.is_ok(), "{release}: {:?}", fits);
+        }
+    }
+
+    #[test]
+    fn an_overlay_of_a_release_passes_that_release_and_is_refused_by_older_ones(
+        overlay in extra(),
+        release in prop::sample::select(Release::all().collect::<Vec<_>>()),
+    ) {
+        match overlay.check_release(release) {
+            Ok(()) => {}
+            Err(livekit_provision::ExtraError::Model(ModelError::NotInRelease { path, first, last, .. })) => {
+                let key = config_model::lookup(&path).unwrap();
+                prop_assert!(!key.in_release(release));
+                prop_assert_eq!((first, last), (key.first_release(), key.last_release()));
+            }
+            Err(other) => prop_assert!(false, "{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_by_its_path(overlay in extra(), suffix in "[a-z]{1,3}") {
+        let Some((Value::String(top), _)) = overlay.mapping().iter().next() else {
+            return Ok(());
+        };
+        let mut mapping = overlay.mapping().clone();
+        let misspelt = format!("{top}_{suffix}x");
+        let value = mapping.shift_remove(top.as_str()).unwrap();
+        mapping.insert(Value::from(misspelt.clone()), value);
+        match ExtraOverlay::from_mapping(mapping) {
+            Err(livekit_provision::ExtraError::Model(ModelError::Unknown { path, .. })) => prop_assert_eq!(path, misspelt),
+            other => prop_assert!(false, "{other:?}"),
+        }
     }
 
     #[test]

@@ -452,6 +452,8 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
         ("REDIS_HOST", "elsewhere:6379"),
         ("REDIS_PASSWORD", "nope"),
         ("KEEP_ME", "yes"),
+        ("LIVEKIT_RTC_TCP_PORT", "1"),
+        ("LIVEKIT_CPU_REQUEST", "2"),
     ]);
     let mut sup = Supervisor::new(node.state.clone(), polluted, RestartPolicy::default());
     let pid = started_pid(
@@ -461,6 +463,8 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
     reaper.watch(pid);
     let names = environ_names(pid);
     assert!(names.iter().any(|n| n == "KEEP_ME"));
+    assert!(names.iter().any(|n| n == "LIVEKIT_CPU_REQUEST"));
+    assert!(!names.iter().any(|n| n == "LIVEKIT_RTC_TCP_PORT"));
     for name in &names {
         assert!(
             !supervise::is_overriding_variable(std::ffi::OsStr::new(name)),
