@@ -124,13 +124,13 @@ fn main() -> ExitCode {
         })
     });
     let text = match &config_path {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(_) => {
+        Some(path) => {
+            let Ok(text) = std::fs::read_to_string(path) else {
                 println!("open {path}: no such file or directory");
                 return ExitCode::SUCCESS;
-            }
-        },
+            };
+            text
+        }
         None => String::new(),
     };
     if args.iter().any(|a| a == "ports") {

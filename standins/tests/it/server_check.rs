@@ -47,7 +47,7 @@ fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
                 out.push((name, target.display().to_string().into_bytes()));
             } else if meta.is_dir() {
                 stack.push(path);
-            } else if !name.ends_with(".lock") && !name.starts_with("extra.yaml") {
+            } else if path.extension().is_none_or(|ext| ext != "lock") && name != "extra.yaml" {
                 out.push((name, std::fs::read(&path).unwrap()));
             }
         }
