@@ -442,16 +442,23 @@ def test_every_overlay_section_starts_the_real_server(make_node, version, mirror
     key = node.secret("LIVEKIT_API_KEY")
     results = {}
     pids = set()
-    for section, text in overlays(key, harness.free_ports(3)).items():
+    ports = harness.free_ports(3)
+    for section, text in overlays(key, ports).items():
         (node.state / "extra.yaml").write_text(text)
         node.lp("ensure")
         last = text.splitlines()[-1].strip()
-        assert last in (node.state / "livekit.yaml").read_text(), f"{section} not rendered"
+        rendered = (node.state / "livekit.yaml").read_text().replace('"', "")
+        assert last in rendered, f"{section}: {last!r} is not in the rendered livekit.yaml"
         node.lp("restart" if results else "start")
         pid = node.track_server()
         assert pid not in pids, f"{section}: the server was not restarted"
         pids.add(pid)
         ok = harness.health(node.http) == "OK"
+        if section == "prometheus_port":
+            # The overlay is really in force: the metrics endpoint it asks for answers.
+            import urllib.request
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/metrics", timeout=5) as r:
+                ok = ok and r.status == 200 and b"livekit" in r.read()
         results[section] = ok
         log(f"overlay {section}: pid {pid} health {'OK' if ok else 'FAILED'}")
     node.lp("stop")
