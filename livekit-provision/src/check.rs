@@ -526,14 +526,12 @@ fn check_with_server(
     out: &mut Findings,
 ) {
     let program = crate::media::livekit_program(state, settings, None);
-    let scratch = state.run_dir();
-    if !program.exists() || !scratch.is_dir() {
+    if !program.exists() {
         return;
     }
     if let Err(e) = crate::server_check::check_config(
         &program,
         &rendered.livekit_yaml,
-        &scratch,
         crate::server_check::CHECK_TIMEOUT,
     ) {
         let hint = e.hint();

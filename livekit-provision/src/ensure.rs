@@ -340,9 +340,9 @@ pub fn ensure(
         .map(ReportedWarning::from)
         .collect();
 
+    check_with_server(state, &config, opts, &actions, &rendered)?;
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
-        check_with_server(state, &config, opts, &actions, &rendered)?;
         keep_unparsable(state, &disk, &mut actions)?;
         let mut published = true;
         match publish::publish(state, lock, &rendered, &opts.publish)
@@ -422,7 +422,6 @@ fn check_with_server(
         server_check::check_config(
             &program,
             &rendered.livekit_yaml,
-            &state.run_dir(),
             server_check::CHECK_TIMEOUT,
         )?;
     }

@@ -12,20 +12,24 @@
 //!   `could not parse config: …` line for a value of the wrong type);
 //! - an unreadable file: `open FILE: no such file or directory`.
 //!
-//! The check runs the binary with an empty environment (livekit-server reads `LIVEKIT_CONFIG`,
-//! `LIVEKIT_KEYS`, `NODE_IP`, … from it, which would override the file), on a private copy of the
-//! candidate (0600, in `run/`, removed afterwards), and kills it after [`CHECK_TIMEOUT`].
+//! The candidate reaches the binary as `LIVEKIT_CONFIG` (its `--config-body`, how LiveKit's Helm
+//! chart passes a config; known to every release from 1.7 on, and it wins over `--config`), the one
+//! variable of an otherwise empty environment: nothing else can override it (`LIVEKIT_KEYS`,
+//! `NODE_IP`, …), the secrets in it stay off the command line, and nothing is written — `check`
+//! stays read-only and `ensure --dry-run` can ask too. The binary is killed after
+//! [`CHECK_TIMEOUT`].
 
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::fsio::StagedFile;
-
 /// How long livekit-server may take to parse a config (it takes ~50 ms).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// livekit-server's `--config-body` flag reads this variable.
+const CONFIG_VARIABLE: &str = "LIVEKIT_CONFIG";
 
 /// The first line livekit-server's `ports` prints when it accepts the config.
 const ACCEPTED_MARKER: &str = "TCP Ports";
@@ -51,7 +55,7 @@ pub enum ServerCheckError {
         /// What livekit-server printed.
         output: String,
     },
-    /// The binary could not be run, or the candidate could not be written for it.
+    /// The binary could not be run.
     #[error("could not ask {} to check the new livekit.yaml", program.display())]
     Run {
         /// The binary.
@@ -101,30 +105,22 @@ impl ServerCheckError {
     }
 }
 
-/// Ask `program` whether it accepts `candidate` as its `livekit.yaml`. The candidate is written
-/// to a private temporary file in `scratch_dir` (a directory only we can read: it holds secrets),
-/// removed when the check ends.
+/// Ask `program` whether it accepts `candidate` as its `livekit.yaml` (`<program> ports` with
+/// the candidate in `LIVEKIT_CONFIG`; see the module documentation).
 pub fn check_config(
     program: &Path,
     candidate: &str,
-    scratch_dir: &Path,
     timeout: Duration,
 ) -> Result<(), ServerCheckError> {
     let run_error = |source| ServerCheckError::Run {
         program: program.to_owned(),
         source,
     };
-    let mut scratch = StagedFile::new_in(scratch_dir).map_err(run_error)?;
-    scratch
-        .write_all(candidate.as_bytes())
-        .and_then(|()| scratch.flush())
-        .map_err(run_error)?;
     let child = Command::new(program)
-        .arg("--config")
-        .arg(scratch.path())
         .arg("ports")
         .env_clear()
-        .current_dir(scratch_dir)
+        .env(CONFIG_VARIABLE, candidate)
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -137,7 +133,6 @@ pub fn check_config(
         },
         Collect::Io(source) => run_error(source),
     })?;
-    drop(scratch);
     judge(program, candidate, &output)
 }
 
