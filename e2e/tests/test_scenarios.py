@@ -473,6 +473,7 @@ def test_a_nested_typo_is_refused_by_the_real_binary(make_node, version, mirror)
     assert (node.state / "bin" / "livekit-server").exists()
     before = published(node.state)
     (node.state / "extra.yaml").write_text("room: {empty_timeout_typo: 5}\n")
+    dry = node.lp("ensure", "--dry-run", check=False)
     refused = node.lp("ensure", check=False)
     after = published(node.state)
     check = node.lp("--json", "check", check=False)
@@ -481,6 +482,7 @@ def test_a_nested_typo_is_refused_by_the_real_binary(make_node, version, mirror)
     figure("nested-typo", f"ensure exit {refused.returncode}: {refused.stderr.strip().splitlines()[0]}; "
                           f"check codes {codes}")
     assert refused.returncode == 1
+    assert dry.returncode == 1 and "room.empty_timeout_typo" in dry.stderr, dry.stderr
     assert "room.empty_timeout_typo" in refused.stderr, refused.stderr
     assert after == before, "the published set changed"
     assert "config-refused" in codes

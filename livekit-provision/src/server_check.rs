@@ -34,6 +34,13 @@ const CONFIG_VARIABLE: &str = "LIVEKIT_CONFIG";
 /// The first line livekit-server's `ports` prints when it accepts the config.
 const ACCEPTED_MARKER: &str = "TCP Ports";
 
+/// What livekit-server prints when it refuses a config (`NewConfig`'s and `Validate`'s errors).
+const REFUSAL_MARKERS: &[&str] = &[
+    "could not parse config",
+    "could not validate",
+    " not found in type ",
+];
+
 /// At most this many lines of livekit-server's output are kept in an error.
 const MAX_OUTPUT_LINES: usize = 12;
 
@@ -64,6 +71,18 @@ pub enum ServerCheckError {
         #[source]
         source: io::Error,
     },
+    /// The binary answered, but not as livekit-server answers `ports` (a wrapper that does not
+    /// pass its arguments on, another program): no verdict.
+    #[error(
+        "{} gave no verdict on the new livekit.yaml (expected `TCP Ports` or a config error): {output}",
+        program.display()
+    )]
+    Unrecognized {
+        /// The binary.
+        program: PathBuf,
+        /// What it printed (quoted values redacted), or a note that it printed nothing.
+        output: String,
+    },
     /// The binary did not finish in time (it was killed).
     #[error(
         "{} did not finish checking the new livekit.yaml within {} s",
@@ -79,6 +98,11 @@ pub enum ServerCheckError {
 }
 
 impl ServerCheckError {
+    /// True when livekit-server refused the config; every other error means "no verdict".
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused { .. })
+    }
+
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
@@ -89,7 +113,9 @@ impl ServerCheckError {
                 "fix extra.yaml or provision.yaml; the published files were left as they were"
                     .to_owned()
             }
-            Self::Run { program, .. } | Self::TimedOut { program, .. } => format!(
+            Self::Run { program, .. }
+            | Self::TimedOut { program, .. }
+            | Self::Unrecognized { program, .. } => format!(
                 "check that `{} --version` runs; the published files were left as they were",
                 program.display()
             ),
@@ -189,6 +215,7 @@ fn judge(program: &Path, candidate: &str, output: &str) -> Result<(), ServerChec
     if first.trim() == ACCEPTED_MARKER {
         return Ok(());
     }
+    let refused = REFUSAL_MARKERS.iter().any(|m| output.contains(m));
     let key = output.lines().find_map(|line| refused_key(candidate, line));
     let kept: Vec<&str> = output
         .lines()
@@ -200,11 +227,18 @@ fn judge(program: &Path, candidate: &str, output: &str) -> Result<(), ServerChec
     } else {
         redact_quoted(&kept.join("\n"))
     };
-    Err(ServerCheckError::Refused {
-        program: program.to_owned(),
-        key,
-        output: shown,
-    })
+    if refused {
+        Err(ServerCheckError::Refused {
+            program: program.to_owned(),
+            key,
+            output: shown,
+        })
+    } else {
+        Err(ServerCheckError::Unrecognized {
+            program: program.to_owned(),
+            output: shown,
+        })
+    }
 }
 
 /// `line N: field X not found in type config.Y` → the dotted path of `X` in `candidate`.
@@ -307,22 +341,29 @@ mod tests {
     }
 
     #[test]
-    fn other_output_is_a_refusal_without_a_key_and_quoted_values_are_redacted() {
+    fn a_wrong_value_is_a_refusal_without_a_key_and_quoted_values_are_redacted() {
         let out = "could not parse config: yaml: unmarshal errors:\n  line 1: cannot unmarshal !!str `hunter2` into uint32\n";
         let err = judge(Path::new("lk"), CANDIDATE, out).unwrap_err();
+        assert!(err.is_refusal());
         assert_eq!(err.key(), None);
         let message = err.to_string();
         assert!(
             !message.contains("hunter2") && message.contains("`****`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn output_that_is_not_livekits_gives_no_verdict() {
+        for out in ["", "starting LiveKit server\n", "usage: wrapper\n"] {
+            let err = judge(Path::new("lk"), CANDIDATE, out).unwrap_err();
+            assert!(!err.is_refusal(), "{out:?}: {err}");
+            assert!(
+                matches!(err, ServerCheckError::Unrecognized { .. }),
+                "{err}"
+            );
+        }
         let empty = judge(Path::new("lk"), CANDIDATE, "").unwrap_err();
-        assert!(empty.to_string().contains("printed nothing"));
-        let missing = judge(
-            Path::new("lk"),
-            CANDIDATE,
-            "open /x: no such file or directory\n",
-        );
-        assert!(missing.is_err());
+        assert!(empty.to_string().contains("printed nothing"), "{empty}");
     }
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use livekit_provision::ensure::BinaryOptions;
 use livekit_provision::store::MemoryStore;
-use livekit_provision::{Code, EnsureError, EnsureOptions, ManagedFile, StateDir, check, ensure};
+use livekit_provision::{
+    Code, EnsureError, EnsureOptions, ManagedFile, StateDir, Warning, check, ensure,
+};
 
 use crate::support::livekit_standin;
 
@@ -132,6 +134,49 @@ fn a_single_udp_port_and_loopback_candidates_render_and_the_binary_accepts_them(
         &state,
         Some(&store),
         &livekit_provision::CheckOptions::default(),
+    );
+    assert_eq!(
+        report.with_code(Code::ConfigRefused).count(),
+        0,
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_binary_that_gives_no_verdict_is_a_warning_and_the_files_are_published() {
+    use std::os::unix::fs::PermissionsExt;
+    // A `livekit_bin` wrapper that does not pass its arguments on: not livekit's answer.
+    let (dir, state, store) = provisioned("");
+    let wrapper = dir.path().join("wrapper.sh");
+    std::fs::write(&wrapper, "#!/bin/sh\necho 'wrapper: nothing to say'\n").unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let settings = format!("livekit_bin: {}\n", wrapper.display());
+    std::fs::write(state.settings_file(), settings).unwrap();
+    std::fs::write(state.extra_file(), "room: {empty_timeout: 7}\n").unwrap();
+
+    let report = ensure(&state, &store, &opts()).unwrap();
+    let unchecked: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| matches!(w.warning, Warning::ConfigUnchecked { .. }))
+        .collect();
+    assert_eq!(unchecked.len(), 1, "{:?}", report.warnings);
+    assert!(
+        unchecked[0].message.contains("no verdict"),
+        "{}",
+        unchecked[0].message
+    );
+    let published = std::fs::read_to_string(state.managed(ManagedFile::LivekitYaml)).unwrap();
+    assert!(published.contains("empty_timeout: 7"), "{published}");
+    let report = check(
+        &state,
+        Some(&store),
+        &livekit_provision::CheckOptions::default(),
+    );
+    assert_eq!(
+        report.with_code(Code::ConfigUnchecked).count(),
+        1,
+        "{report:?}"
     );
     assert_eq!(
         report.with_code(Code::ConfigRefused).count(),
