@@ -373,7 +373,8 @@ def test_upgrade_and_rollback(make_node, version, old_server_bin, mirror):
         await asyncio.sleep(0.5)
         last_before = c.rx.last_fresh_at
         t_restart = time.monotonic()
-        await in_thread(node.rpc, "restart", {"grace_secs": 2}, 60)
+        stopped = await in_thread(node.rpc, "restart", {"grace_secs": 2}, 60)
+        log(f"restart with two participants in the room: {stopped.get('stopped')}")
         second = await in_thread(node.wait_server_healthy)
         node.track_server()
         exe = os.readlink(f"/proc/{second}/exe")
@@ -441,16 +442,23 @@ def test_every_overlay_section_starts_the_real_server(make_node, version, mirror
     key = node.secret("LIVEKIT_API_KEY")
     results = {}
     pids = set()
-    for section, text in overlays(key, harness.free_ports(3)).items():
+    ports = harness.free_ports(3)
+    for section, text in overlays(key, ports).items():
         (node.state / "extra.yaml").write_text(text)
         node.lp("ensure")
-        first_line = text.splitlines()[0]
-        assert first_line in (node.state / "livekit.yaml").read_text(), f"{section} not rendered"
+        last = text.splitlines()[-1].strip()
+        rendered = (node.state / "livekit.yaml").read_text().replace('"', "")
+        assert last in rendered, f"{section}: {last!r} is not in the rendered livekit.yaml"
         node.lp("restart" if results else "start")
         pid = node.track_server()
         assert pid not in pids, f"{section}: the server was not restarted"
         pids.add(pid)
         ok = harness.health(node.http) == "OK"
+        if section == "prometheus_port":
+            # The overlay is really in force: the metrics endpoint it asks for answers.
+            import urllib.request
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/metrics", timeout=5) as r:
+                ok = ok and r.status == 200 and b"livekit" in r.read()
         results[section] = ok
         log(f"overlay {section}: pid {pid} health {'OK' if ok else 'FAILED'}")
     node.lp("stop")
@@ -465,6 +473,7 @@ def test_a_nested_typo_is_refused_by_the_real_binary(make_node, version, mirror)
     assert (node.state / "bin" / "livekit-server").exists()
     before = published(node.state)
     (node.state / "extra.yaml").write_text("room: {empty_timeout_typo: 5}\n")
+    dry = node.lp("ensure", "--dry-run", check=False)
     refused = node.lp("ensure", check=False)
     after = published(node.state)
     check = node.lp("--json", "check", check=False)
@@ -473,6 +482,7 @@ def test_a_nested_typo_is_refused_by_the_real_binary(make_node, version, mirror)
     figure("nested-typo", f"ensure exit {refused.returncode}: {refused.stderr.strip().splitlines()[0]}; "
                           f"check codes {codes}")
     assert refused.returncode == 1
+    assert dry.returncode == 1 and "room.empty_timeout_typo" in dry.stderr, dry.stderr
     assert "room.empty_timeout_typo" in refused.stderr, refused.stderr
     assert after == before, "the published set changed"
     assert "config-refused" in codes

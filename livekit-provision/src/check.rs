@@ -86,6 +86,9 @@ pub enum Code {
     /// overlay and secrets render (a key it does not know, at any level): `ensure` will refuse to
     /// publish it, and a server started on it would exit at once.
     ConfigRefused,
+    /// The livekit-server binary on this node gave no verdict on that `livekit.yaml` (it did not
+    /// answer `ports` as livekit-server does, or did not finish).
+    ConfigUnchecked,
     /// The Redis LiveKit routes through (`redis:` in `livekit.yaml`) does not answer or refuses
     /// us; livekit-server refuses to start then.
     RedisUnreachable,
@@ -589,24 +592,20 @@ fn check_with_server(
     if !program.exists() {
         return;
     }
-    // `check` never writes to the state directory: the candidate goes into a private (0700)
-    // directory of the system's temporary space, removed when done.
-    let Ok(scratch) = tempfile::Builder::new()
-        .prefix(".livekit-provision-check-")
-        .tempdir()
-    else {
-        return;
-    };
     if let Err(e) = crate::server_check::check_config(
         &program,
         &rendered.livekit_yaml,
-        scratch.path(),
         crate::server_check::CHECK_TIMEOUT,
     ) {
         let hint = e.hint();
+        let (code, severity) = if e.is_refusal() {
+            (Code::ConfigRefused, Severity::Error)
+        } else {
+            (Code::ConfigUnchecked, Severity::Warning)
+        };
         out.add(
-            Code::ConfigRefused,
-            Severity::Error,
+            code,
+            severity,
             vec![state.managed(ManagedFile::LivekitYaml), state.extra_file()],
             e.to_string(),
             hint.as_deref(),

@@ -352,9 +352,11 @@ pub fn ensure(
         .map(ReportedWarning::from)
         .collect();
 
+    if let Some(warning) = check_with_server(state, &config, opts, &actions, &rendered)? {
+        warnings.push(warning.into());
+    }
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
-        check_with_server(state, &config, opts, &actions, &rendered)?;
         keep_unparsable(state, &disk, &mut actions, opts.now)?;
         let publish_options = PublishOptions {
             now: opts.now,
@@ -415,14 +417,15 @@ pub fn ensure(
 }
 
 /// When livekit.yaml is about to change and a livekit-server binary is on this node (installed,
-/// or `livekit_bin`), ask it whether it accepts the new file before anything is published.
+/// or `livekit_bin`), ask it whether it accepts the new file before anything is published. A
+/// refusal is an error; a binary that gives no verdict is a warning (the file is published).
 fn check_with_server(
     state: &StateDir,
     config: &OperatorConfig,
     opts: &EnsureOptions<'_>,
     actions: &[Action],
     rendered: &Rendered,
-) -> Result<(), EnsureError> {
+) -> Result<Option<Warning>, EnsureError> {
     let changes = actions.iter().any(|a| {
         matches!(
             a,
@@ -438,15 +441,23 @@ fn check_with_server(
         opts.binary.livekit_bin.as_deref(),
     )
     .path;
-    if changes && program.exists() {
-        server_check::check_config(
-            &program,
-            &rendered.livekit_yaml,
-            &state.run_dir(),
-            server_check::CHECK_TIMEOUT,
-        )?;
+    if !changes || !program.exists() {
+        return Ok(None);
     }
-    Ok(())
+    match server_check::check_config(
+        &program,
+        &rendered.livekit_yaml,
+        server_check::CHECK_TIMEOUT,
+    ) {
+        Ok(()) => Ok(None),
+        Err(e) if e.is_refusal() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "livekit-server gave no verdict on the new livekit.yaml");
+            Ok(Some(Warning::ConfigUnchecked {
+                reason: e.to_string(),
+            }))
+        }
+    }
 }
 
 /// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run

@@ -70,6 +70,12 @@ pub enum Warning {
         /// Why (no secrets).
         reason: String,
     },
+    /// The livekit-server binary on the node gave no verdict on the new `livekit.yaml` (it did not
+    /// answer `ports` as livekit-server does, or did not finish); it was published unchecked.
+    ConfigUnchecked {
+        /// Why (no secrets).
+        reason: String,
+    },
 }
 
 impl Warning {
@@ -85,6 +91,7 @@ impl Warning {
                 disk_key.as_deref().unwrap_or("(unreadable)")
             ),
             Self::InstallFailed { reason } => format!("livekit-server was not installed: {reason}"),
+            Self::ConfigUnchecked { reason } => format!("the new livekit.yaml was published unchecked: {reason} (a `livekit_bin` wrapper must pass its arguments and environment on to livekit-server)"),
         }
     }
 }

@@ -12,23 +12,34 @@
 //!   `could not parse config: …` line for a value of the wrong type);
 //! - an unreadable file: `open FILE: no such file or directory`.
 //!
-//! The check runs the binary with an empty environment (livekit-server reads `LIVEKIT_CONFIG`,
-//! `LIVEKIT_KEYS`, `NODE_IP`, … from it, which would override the file), on a private copy of the
-//! candidate (0600, in `run/`, removed afterwards), and kills it after [`CHECK_TIMEOUT`].
+//! The candidate reaches the binary as `LIVEKIT_CONFIG` (its `--config-body`, how LiveKit's Helm
+//! chart passes a config; known to every release from 1.7 on, and it wins over `--config`), the one
+//! variable of an otherwise empty environment: nothing else can override it (`LIVEKIT_KEYS`,
+//! `NODE_IP`, …), the secrets in it stay off the command line, and nothing is written — `check`
+//! stays read-only and `ensure --dry-run` can ask too. The binary is killed after
+//! [`CHECK_TIMEOUT`].
 
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::fsio::StagedFile;
-
 /// How long livekit-server may take to parse a config (it takes ~50 ms).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// livekit-server's `--config-body` flag reads this variable.
+const CONFIG_VARIABLE: &str = "LIVEKIT_CONFIG";
+
 /// The first line livekit-server's `ports` prints when it accepts the config.
 const ACCEPTED_MARKER: &str = "TCP Ports";
+
+/// What livekit-server prints when it refuses a config (`NewConfig`'s and `Validate`'s errors).
+const REFUSAL_MARKERS: &[&str] = &[
+    "could not parse config",
+    "could not validate",
+    " not found in type ",
+];
 
 /// At most this many lines of livekit-server's output are kept in an error.
 const MAX_OUTPUT_LINES: usize = 12;
@@ -51,7 +62,7 @@ pub enum ServerCheckError {
         /// What livekit-server printed.
         output: String,
     },
-    /// The binary could not be run, or the candidate could not be written for it.
+    /// The binary could not be run.
     #[error("could not ask {} to check the new livekit.yaml", program.display())]
     Run {
         /// The binary.
@@ -59,6 +70,18 @@ pub enum ServerCheckError {
         /// Why.
         #[source]
         source: io::Error,
+    },
+    /// The binary answered, but not as livekit-server answers `ports` (a wrapper that does not
+    /// pass its arguments on, another program): no verdict.
+    #[error(
+        "{} gave no verdict on the new livekit.yaml (expected `TCP Ports` or a config error): {output}",
+        program.display()
+    )]
+    Unrecognized {
+        /// The binary.
+        program: PathBuf,
+        /// What it printed (quoted values redacted), or a note that it printed nothing.
+        output: String,
     },
     /// The binary did not finish in time (it was killed).
     #[error(
@@ -75,6 +98,11 @@ pub enum ServerCheckError {
 }
 
 impl ServerCheckError {
+    /// True when livekit-server refused the config; every other error means "no verdict".
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused { .. })
+    }
+
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
@@ -85,7 +113,9 @@ impl ServerCheckError {
                 "fix extra.yaml or provision.yaml; the published files were left as they were"
                     .to_owned()
             }
-            Self::Run { program, .. } | Self::TimedOut { program, .. } => format!(
+            Self::Run { program, .. }
+            | Self::TimedOut { program, .. }
+            | Self::Unrecognized { program, .. } => format!(
                 "check that `{} --version` runs; the published files were left as they were",
                 program.display()
             ),
@@ -101,30 +131,22 @@ impl ServerCheckError {
     }
 }
 
-/// Ask `program` whether it accepts `candidate` as its `livekit.yaml`. The candidate is written
-/// to a private temporary file in `scratch_dir` (a directory only we can read: it holds secrets),
-/// removed when the check ends.
+/// Ask `program` whether it accepts `candidate` as its `livekit.yaml` (`<program> ports` with
+/// the candidate in `LIVEKIT_CONFIG`; see the module documentation).
 pub fn check_config(
     program: &Path,
     candidate: &str,
-    scratch_dir: &Path,
     timeout: Duration,
 ) -> Result<(), ServerCheckError> {
     let run_error = |source| ServerCheckError::Run {
         program: program.to_owned(),
         source,
     };
-    let mut scratch = StagedFile::new_in(scratch_dir).map_err(run_error)?;
-    scratch
-        .write_all(candidate.as_bytes())
-        .and_then(|()| scratch.flush())
-        .map_err(run_error)?;
     let child = Command::new(program)
-        .arg("--config")
-        .arg(scratch.path())
         .arg("ports")
         .env_clear()
-        .current_dir(scratch_dir)
+        .env(CONFIG_VARIABLE, candidate)
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -137,7 +159,6 @@ pub fn check_config(
         },
         Collect::Io(source) => run_error(source),
     })?;
-    drop(scratch);
     judge(program, candidate, &output)
 }
 
@@ -194,6 +215,7 @@ fn judge(program: &Path, candidate: &str, output: &str) -> Result<(), ServerChec
     if first.trim() == ACCEPTED_MARKER {
         return Ok(());
     }
+    let refused = REFUSAL_MARKERS.iter().any(|m| output.contains(m));
     let key = output.lines().find_map(|line| refused_key(candidate, line));
     let kept: Vec<&str> = output
         .lines()
@@ -205,11 +227,18 @@ fn judge(program: &Path, candidate: &str, output: &str) -> Result<(), ServerChec
     } else {
         redact_quoted(&kept.join("\n"))
     };
-    Err(ServerCheckError::Refused {
-        program: program.to_owned(),
-        key,
-        output: shown,
-    })
+    if refused {
+        Err(ServerCheckError::Refused {
+            program: program.to_owned(),
+            key,
+            output: shown,
+        })
+    } else {
+        Err(ServerCheckError::Unrecognized {
+            program: program.to_owned(),
+            output: shown,
+        })
+    }
 }
 
 /// `line N: field X not found in type config.Y` → the dotted path of `X` in `candidate`.
@@ -312,22 +341,29 @@ mod tests {
     }
 
     #[test]
-    fn other_output_is_a_refusal_without_a_key_and_quoted_values_are_redacted() {
+    fn a_wrong_value_is_a_refusal_without_a_key_and_quoted_values_are_redacted() {
         let out = "could not parse config: yaml: unmarshal errors:\n  line 1: cannot unmarshal !!str `hunter2` into uint32\n";
         let err = judge(Path::new("lk"), CANDIDATE, out).unwrap_err();
+        assert!(err.is_refusal());
         assert_eq!(err.key(), None);
         let message = err.to_string();
         assert!(
             !message.contains("hunter2") && message.contains("`****`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn output_that_is_not_livekits_gives_no_verdict() {
+        for out in ["", "starting LiveKit server\n", "usage: wrapper\n"] {
+            let err = judge(Path::new("lk"), CANDIDATE, out).unwrap_err();
+            assert!(!err.is_refusal(), "{out:?}: {err}");
+            assert!(
+                matches!(err, ServerCheckError::Unrecognized { .. }),
+                "{err}"
+            );
+        }
         let empty = judge(Path::new("lk"), CANDIDATE, "").unwrap_err();
-        assert!(empty.to_string().contains("printed nothing"));
-        let missing = judge(
-            Path::new("lk"),
-            CANDIDATE,
-            "open /x: no such file or directory\n",
-        );
-        assert!(missing.is_err());
+        assert!(empty.to_string().contains("printed nothing"), "{empty}");
     }
 }

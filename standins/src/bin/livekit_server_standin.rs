@@ -6,8 +6,10 @@
 //!   not found in type config.RoomConfig`) on stdout and **exits 0**, as does a config without
 //!   keys (`one of key-file or keys must be provided`) and an unreadable file (`open FILE: …`,
 //!   no prefix, as livekit-server 1.13.5 prints it);
+//! - `LIVEKIT_CONFIG` (livekit's `--config-body`), when set, is the config and `--config` is not
+//!   read;
 //! - `--config FILE ports` (the global flag before the subcommand, as livekit-server takes it)
-//!   parses the file the same way without checking keys, prints `TCP Ports` and the ports on
+//!   parses the config the same way without checking keys, prints `TCP Ports` and the ports on
 //!   stdout (or the parse error) and exits 0, without serving — as measured on 1.13.5;
 //! - `GET /` on `<host>:<port>` (host: the first of `bind_addresses`, else 127.0.0.1) answers
 //!   200 `OK` (406 `Not Ready` with `STANDIN_NOT_READY=1`), other paths 404; `GET /rtc/validate`
@@ -124,14 +126,20 @@ fn main() -> ExitCode {
                 .flatten()
         })
     });
-    let text = if let Some(path) = &config_path {
-        let Ok(t) = std::fs::read_to_string(path) else {
-            println!("open {path}: no such file or directory");
-            return ExitCode::SUCCESS;
-        };
-        t
-    } else {
-        String::new()
+    // `--config-body` / `LIVEKIT_CONFIG` wins over `--config`, as in livekit-server.
+    let body = std::env::var("LIVEKIT_CONFIG")
+        .ok()
+        .filter(|b| !b.is_empty());
+    let text = match &config_path {
+        _ if body.is_some() => body.unwrap_or_default(),
+        Some(path) => {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                println!("open {path}: no such file or directory");
+                return ExitCode::SUCCESS;
+            };
+            text
+        }
+        None => String::new(),
     };
     if args.iter().any(|a| a == "ports") {
         match parse_ports(&text) {

@@ -319,7 +319,7 @@ pub fn tarball(entries: &[Entry]) -> Vec<u8> {
 /// The stand-in binary's text for `version`.
 pub fn stand_in_script(version: &str) -> Vec<u8> {
     format!(
-        "#!/bin/sh\n# stand-in for livekit-server (tests only)\nif [ \"$1\" = \"--version\" ]; then echo \"livekit-server version {version}\"; fi\n"
+        "#!/bin/sh\n# stand-in for livekit-server (tests only)\nif [ \"$1\" = \"--version\" ]; then echo \"livekit-server version {version}\"; fi\n# `ports` (the config pre-check) answers as livekit-server does for a config it accepts.\nif [ \"$1\" = \"ports\" ]; then echo \"TCP Ports\"; fi\n"
     )
     .into_bytes()
 }
