@@ -21,6 +21,7 @@ use crate::resolve::{CredentialSource, ResolveContext, ResolveError, Warning, re
 use crate::secret::Secret;
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::{DiskTriple, Parsed};
+use crate::turn::TlsIssue;
 use crate::version::LivekitVersion;
 
 /// Why a managed file is (or would be) written.
@@ -271,6 +272,10 @@ pub enum EnsureError {
         /// What disagrees.
         reason: String,
     },
+    /// The TURN/TLS certificate or key would stop livekit-server (or TURN/TLS): refused before
+    /// anything is written.
+    #[error(transparent)]
+    TurnTls(#[from] TlsIssue),
     /// An invalid `LIVEKIT_SHA256` in the store.
     #[error("secret LIVEKIT_SHA256 is not a SHA-256 hex digest")]
     InvalidPinnedDigest,
@@ -283,6 +288,7 @@ impl EnsureError {
             Self::State(e) | Self::Publish(e) => e.hint(),
             Self::Config(e) => e.hint(),
             Self::Resolve(e) => e.hint(),
+            Self::TurnTls(e) => Some(e.hint()),
             Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
             Self::InvalidPinnedDigest => Some(
                 "set it to the 64 hex digits of the release tarball's SHA-256, or remove it"
@@ -314,6 +320,7 @@ pub fn ensure(
     };
 
     let config = OperatorConfig::load(state)?;
+    let turn_warnings = turn_preflight(&config, opts.now)?;
     let disk = DiskTriple::read(state);
     let resolution = resolve(
         store,
@@ -346,6 +353,7 @@ pub fn ensure(
         .warnings
         .iter()
         .cloned()
+        .chain(turn_warnings)
         .map(ReportedWarning::from)
         .collect();
 
@@ -408,6 +416,23 @@ pub fn ensure(
         binary,
         generation,
     })
+}
+
+/// Inspect the TURN/TLS certificate and key before anything is resolved or written: the first
+/// error refuses the run, warnings are returned for the report.
+fn turn_preflight(config: &OperatorConfig, now: SystemTime) -> Result<Vec<Warning>, TlsIssue> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut warnings = Vec::new();
+    for issue in crate::turn::inspect(&config.settings.turn, now, uid) {
+        if issue.is_error() {
+            return Err(issue);
+        }
+        warnings.push(Warning::TurnTls {
+            file: issue.path().to_owned(),
+            reason: format!("{issue} ({})", issue.hint()),
+        });
+    }
+    Ok(warnings)
 }
 
 /// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run

@@ -91,12 +91,12 @@ mod tests {
     #[test]
     fn debug_of_an_overlay_shows_keys_not_values() {
         let overlay = ExtraOverlay::parse(
-            "turn:\n  enabled: true\nwebhook:\n  api_key: hunter2-webhook-key\n",
+            "rtc:\n  use_ice_lite: true\nwebhook:\n  api_key: hunter2-webhook-key\n",
         )
         .unwrap();
         let shown = format!("{overlay:?}");
         assert!(
-            shown.contains("turn") && shown.contains("webhook"),
+            shown.contains("rtc") && shown.contains("webhook"),
             "{shown}"
         );
         assert!(!shown.contains("hunter2"), "{shown}");

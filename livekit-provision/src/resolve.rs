@@ -65,6 +65,13 @@ pub enum Warning {
         /// Why (no secrets).
         reason: String,
     },
+    /// The TURN/TLS certificate expires soon, or its key has an unexpected owner.
+    TurnTls {
+        /// The certificate or key file.
+        file: std::path::PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
 }
 
 impl Warning {
@@ -79,6 +86,7 @@ impl Warning {
                 disk_key.as_deref().unwrap_or("(unreadable)")
             ),
             Self::InstallFailed { reason } => format!("livekit-server was not installed: {reason}"),
+            Self::TurnTls { reason, .. } => reason.clone(),
         }
     }
 }

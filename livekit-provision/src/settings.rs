@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::turn::{TurnSettings, TurnSettingsError};
+
 /// livekit-server's log levels, as `logging.level` accepts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,6 +85,8 @@ pub struct Settings {
     pub livekit_bin: Option<PathBuf>,
     /// livekit-server's `logging.level`. Default `info`.
     pub log_level: LogLevel,
+    /// The embedded TURN server (`turn:` in `livekit.yaml`); off by default.
+    pub turn: TurnSettings,
 }
 
 impl Default for Settings {
@@ -101,6 +105,7 @@ impl Default for Settings {
             release_url: None,
             livekit_bin: None,
             log_level: LogLevel::Info,
+            turn: TurnSettings::default(),
         }
     }
 }
@@ -115,6 +120,9 @@ pub enum SettingsError {
     /// Values that parse but do not make sense together.
     #[error("{0}")]
     Invalid(String),
+    /// The `turn:` section is refused.
+    #[error(transparent)]
+    Turn(#[from] TurnSettingsError),
 }
 
 impl Settings {
@@ -181,6 +189,7 @@ impl Settings {
                 crate::redact::text(url)
             )));
         }
+        self.turn.validate(self)?;
         Ok(())
     }
 }
@@ -204,6 +213,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("livekit_bin", &self.livekit_bin)
             .field("log_level", &self.log_level)
+            .field("turn", &self.turn)
             .finish()
     }
 }

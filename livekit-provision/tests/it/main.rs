@@ -14,3 +14,4 @@ mod publish;
 mod render;
 mod store;
 mod support;
+mod turn;

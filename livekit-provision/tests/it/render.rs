@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use livekit_provision::render::ParsedFiles;
 use livekit_provision::{
     ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RenderInputs,
-    Secret, Settings, expected, render,
+    Secret, Settings, TurnSettings, expected, render,
 };
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
@@ -60,17 +60,52 @@ fn settings() -> impl Strategy<Value = Settings> {
         Just(LogLevel::Warn),
         Just(LogLevel::Error),
     ];
-    (port(), port(), port(), port(), port(), level).prop_map(
-        |(port, rtc_tcp_port, start, end, backend_port, log_level)| Settings {
+    (port(), port(), port(), port(), port(), level, turn()).prop_map(
+        |(port, rtc_tcp_port, start, end, backend_port, log_level, turn)| Settings {
             port,
             rtc_tcp_port,
             rtc_port_range_start: start.min(end),
             rtc_port_range_end: start.max(end),
             backend_port,
             log_level,
+            turn,
             ..Settings::default()
         },
     )
+}
+
+/// The `turn:` section, enabled or not (a disabled one renders nothing managed), with any
+/// domain and paths: rendering quotes them.
+fn turn() -> impl Strategy<Value = TurnSettings> {
+    let path = || prop::option::of(any::<String>().prop_map(PathBuf::from));
+    (
+        any::<bool>(),
+        prop::option::of(prop_oneof![
+            "[a-z0-9-]{1,10}(\\.[a-z0-9-]{1,10}){1,3}".boxed(),
+            any::<String>().boxed(),
+        ]),
+        (
+            prop::option::of(port()),
+            prop::option::of(port()),
+            prop::option::of(port()),
+            prop::option::of(port()),
+        ),
+        (path(), path()),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(enabled, domain, ports, files, external_tls)| TurnSettings {
+                enabled,
+                domain,
+                tls_port: ports.0,
+                udp_port: ports.1,
+                relay_range_start: ports.2,
+                relay_range_end: ports.3,
+                cert_file: files.0,
+                key_file: files.1,
+                external_tls,
+            },
+        )
 }
 
 fn version() -> impl Strategy<Value = Option<LivekitVersion>> {
