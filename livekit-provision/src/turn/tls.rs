@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use x509_cert::der::Decode as _;
+use zeroize::Zeroizing;
 
 use super::TurnSettings;
 
@@ -319,9 +320,10 @@ fn validity(leaf: &CertificateDer<'_>, path: &Path, now: SystemTime) -> Option<T
     }
 }
 
-fn read(path: &Path, key: &'static str, issues: &mut Vec<TlsIssue>) -> Option<Vec<u8>> {
+/// The bytes of `path` (zeroized when dropped: one of the two is a private key).
+fn read(path: &Path, key: &'static str, issues: &mut Vec<TlsIssue>) -> Option<Zeroizing<Vec<u8>>> {
     match std::fs::read(path) {
-        Ok(bytes) => Some(bytes),
+        Ok(bytes) => Some(Zeroizing::new(bytes)),
         Err(e) => {
             issues.push(TlsIssue::Unreadable {
                 key,

@@ -45,14 +45,22 @@ fn check_at_now(state: &StateDir) -> livekit_provision::CheckReport {
     )
 }
 
-/// A certificate for `names`, valid from `from` to `until` (year, month, day), with its key.
-fn certificate(names: &[&str], from: (i32, u8, u8), until: (i32, u8, u8)) -> (String, KeyPair) {
-    let key = KeyPair::generate().unwrap();
+/// Certificate parameters for `names`, valid from `from` to `until` (year, month, day).
+fn params(names: &[&str], from: (i32, u8, u8), until: (i32, u8, u8)) -> CertificateParams {
     let mut params =
         CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
     params.not_before = date_time_ymd(from.0, from.1, from.2);
     params.not_after = date_time_ymd(until.0, until.1, until.2);
-    (params.self_signed(&key).unwrap().pem(), key)
+    params
+}
+
+/// A self-signed certificate for `names`, valid from `from` to `until`, with its (P-256) key.
+fn certificate(names: &[&str], from: (i32, u8, u8), until: (i32, u8, u8)) -> (String, KeyPair) {
+    let key = KeyPair::generate().unwrap();
+    (
+        params(names, from, until).self_signed(&key).unwrap().pem(),
+        key,
+    )
 }
 
 /// A certificate for `DOMAIN`, valid 2029-01-01 to 2031-01-01.
@@ -208,6 +216,40 @@ fn a_good_certificate_renders_the_turn_block() {
         "{:?}",
         report.findings
     );
+}
+
+#[test]
+fn a_chain_leaf_first_and_rsa_and_ed25519_keys_are_accepted() {
+    let node = Node::new(good_certificate());
+    // A leaf signed by a CA, the chain written leaf first as certbot's fullchain.pem is.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_pem = params(&[DOMAIN], (2029, 1, 1), (2031, 1, 1))
+        .signed_by(&leaf_key, &issuer)
+        .unwrap()
+        .pem();
+    write_pair(node.certs.path(), &format!("{leaf_pem}{ca_pem}"), &leaf_key);
+    node.ensure();
+    // CA first: livekit-server (Go's LoadX509KeyPair) takes the first certificate as the leaf.
+    write_pair(node.certs.path(), &format!("{ca_pem}{leaf_pem}"), &leaf_key);
+    node.refused_as(Code::TurnKeyMismatch, &node.key_path, "turn.key_file");
+
+    for key in [
+        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap(),
+        KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap(),
+    ] {
+        let pem = params(&[DOMAIN], (2029, 1, 1), (2031, 1, 1))
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        write_pair(node.certs.path(), &pem, &key);
+        node.ensure();
+        assert!(check_at_now(&node.state).healthy);
+    }
 }
 
 #[test]
