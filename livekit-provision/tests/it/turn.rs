@@ -362,6 +362,35 @@ fn a_world_readable_key_is_refused() {
 }
 
 #[test]
+fn a_key_of_another_user_is_a_warning() {
+    use std::os::unix::fs::MetadataExt as _;
+    let node = Node::new(good_certificate());
+    // The key must belong to neither the inspecting user nor root: as root, give it to nobody;
+    // otherwise inspect as another uid than the owner.
+    let mut owner = std::fs::metadata(&node.key_path).unwrap().uid();
+    if owner == 0 {
+        std::os::unix::fs::chown(&node.key_path, Some(65534), None).unwrap();
+        owner = 65534;
+    }
+    let uid = if owner == 65534 { 0 } else { owner + 1 };
+    let issues = livekit_provision::turn::inspect(&node.turn, now(), uid);
+    assert_eq!(
+        issues,
+        vec![TlsIssue::KeyOwner {
+            path: node.key_path.clone(),
+            owner,
+            uid
+        }]
+    );
+    assert!(!issues[0].is_error());
+    assert!(
+        issues[0].hint().starts_with("chown"),
+        "{}",
+        issues[0].hint()
+    );
+}
+
+#[test]
 fn missing_or_unusable_files_are_refused_by_name() {
     let node = Node::new(good_certificate());
     let missing = node.certs.path().join("missing.pem");
