@@ -92,6 +92,24 @@ pub enum Code {
     /// The Redis LiveKit routes through (`redis:` in `livekit.yaml`) does not answer or refuses
     /// us; livekit-server refuses to start then.
     RedisUnreachable,
+    /// `turn.cert_file` or `turn.key_file` is missing or unreadable by this user.
+    TurnTlsUnreadable,
+    /// `turn.cert_file` or `turn.key_file` holds no usable PEM certificate chain or key.
+    TurnTlsInvalid,
+    /// The TURN private key is open to every user.
+    TurnKeyPermissions,
+    /// The TURN private key belongs to another user than this one and root.
+    TurnKeyOwner,
+    /// The TURN private key is not the key of the certificate.
+    TurnKeyMismatch,
+    /// The TURN certificate does not cover `turn.domain`.
+    TurnCertDomain,
+    /// The TURN certificate has expired.
+    TurnCertExpired,
+    /// The TURN certificate is not valid yet.
+    TurnCertNotYetValid,
+    /// The TURN certificate expires within 30 days.
+    TurnCertExpiring,
 }
 
 /// One thing `check` found.
@@ -225,10 +243,44 @@ pub fn check(
             None
         }
     };
+    if let Some(config) = &config {
+        check_turn(config, opts.now, &mut out);
+    }
     if let (Some(store), Some(config)) = (store, &config) {
         check_against_store(state, store, &disk, config, opts, &mut out);
     }
     finish(state, out)
+}
+
+/// The TURN/TLS certificate and key, as `ensure` inspects them before writing.
+fn check_turn(config: &OperatorConfig, now: SystemTime, out: &mut Findings) {
+    use crate::turn::TlsIssue;
+    let uid = nix::unistd::geteuid().as_raw();
+    for issue in crate::turn::inspect(&config.settings.turn, now, uid) {
+        let code = match &issue {
+            TlsIssue::Unreadable { .. } => Code::TurnTlsUnreadable,
+            TlsIssue::KeyPermissions { .. } => Code::TurnKeyPermissions,
+            TlsIssue::KeyOwner { .. } => Code::TurnKeyOwner,
+            TlsIssue::KeyMismatch { .. } => Code::TurnKeyMismatch,
+            TlsIssue::WrongDomain { .. } => Code::TurnCertDomain,
+            TlsIssue::Expired { .. } => Code::TurnCertExpired,
+            TlsIssue::NotYetValid { .. } => Code::TurnCertNotYetValid,
+            TlsIssue::ExpiresSoon { .. } => Code::TurnCertExpiring,
+            _ => Code::TurnTlsInvalid,
+        };
+        let severity = if issue.is_error() {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        out.add(
+            code,
+            severity,
+            vec![issue.path().to_owned()],
+            issue.to_string(),
+            Some(&issue.hint()),
+        );
+    }
 }
 
 fn finish(state: &StateDir, mut out: Findings) -> CheckReport {
@@ -711,7 +763,7 @@ fn check_binary(
     }
 }
 
-fn shell_quote(path: &Path) -> String {
+pub(crate) fn shell_quote(path: &Path) -> String {
     let text = path.display().to_string();
     if text
         .chars()

@@ -23,6 +23,7 @@ use crate::secret::Secret;
 use crate::server_check::{self, ServerCheckError};
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::{DiskTriple, Parsed};
+use crate::turn::TlsIssue;
 use crate::version::LivekitVersion;
 
 /// Why a managed file is (or would be) written.
@@ -279,6 +280,10 @@ pub enum EnsureError {
         /// What disagrees.
         reason: String,
     },
+    /// The TURN/TLS certificate or key would stop livekit-server (or TURN/TLS): refused before
+    /// anything is written.
+    #[error(transparent)]
+    TurnTls(#[from] TlsIssue),
     /// An invalid `LIVEKIT_SHA256` in the store.
     #[error("secret LIVEKIT_SHA256 is not a SHA-256 hex digest")]
     InvalidPinnedDigest,
@@ -295,6 +300,7 @@ impl EnsureError {
             Self::State(e) | Self::Publish(e) => e.hint(),
             Self::Config(e) => e.hint(),
             Self::Resolve(e) => e.hint(),
+            Self::TurnTls(e) => Some(e.hint()),
             Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
             Self::ServerRefused(e) => e.hint(),
             Self::InvalidPinnedDigest => Some(
@@ -327,6 +333,7 @@ pub fn ensure(
     };
 
     let config = OperatorConfig::load(state)?;
+    let turn_warnings = turn_preflight(&config, opts.now)?;
     let disk = DiskTriple::read(state);
     let resolution = resolve(
         store,
@@ -349,6 +356,7 @@ pub fn ensure(
         .warnings
         .iter()
         .cloned()
+        .chain(turn_warnings)
         .map(ReportedWarning::from)
         .collect();
 
@@ -460,8 +468,23 @@ fn check_with_server(
     }
 }
 
-/// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run
-/// fails the way the real run would (not with an unreadable provision.yaml inside a file).
+/// Inspect the TURN/TLS certificate and key before anything is resolved or written: the first
+/// error refuses the run, warnings are returned for the report.
+fn turn_preflight(config: &OperatorConfig, now: SystemTime) -> Result<Vec<Warning>, TlsIssue> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut warnings = Vec::new();
+    for issue in crate::turn::inspect(&config.settings.turn, now, uid) {
+        if issue.is_error() {
+            return Err(issue);
+        }
+        warnings.push(Warning::TurnTls {
+            file: issue.path().to_owned(),
+            reason: format!("{issue} ({})", issue.hint()),
+        });
+    }
+    Ok(warnings)
+}
+
 /// What resolution stored (or, in a dry run, would store): the API pair, then other secrets.
 fn store_actions(resolution: &Resolution) -> Vec<Action> {
     let key = || resolution.inputs.credentials.key.to_string();
@@ -481,6 +504,8 @@ fn store_actions(resolution: &Resolution) -> Vec<Action> {
         .collect()
 }
 
+/// For a dry run: refuse what `prepare` would refuse, without creating anything, so a dry run
+/// fails the way the real run would (not with an unreadable provision.yaml inside a file).
 fn refuse_non_directory(state: &StateDir) -> Result<(), EnsureError> {
     let not_a_dir = match std::fs::metadata(state.root()) {
         Ok(meta) => !meta.is_dir(),

@@ -35,6 +35,7 @@ pub mod supervise;
 pub mod sys;
 pub mod token;
 pub mod triple;
+pub mod turn;
 pub mod validate;
 pub mod version;
 
@@ -68,4 +69,5 @@ pub use supervise::{
 };
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
 pub use triple::{DiskTriple, NotProvisioned, provisioned_credentials};
+pub use turn::{TlsIssue, TurnSettings, TurnSettingsError};
 pub use version::LivekitVersion;

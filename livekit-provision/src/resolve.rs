@@ -76,6 +76,13 @@ pub enum Warning {
         /// Why (no secrets).
         reason: String,
     },
+    /// The TURN/TLS certificate expires soon, or its key has an unexpected owner.
+    TurnTls {
+        /// The certificate or key file.
+        file: std::path::PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
 }
 
 impl Warning {
@@ -92,6 +99,7 @@ impl Warning {
             ),
             Self::InstallFailed { reason } => format!("livekit-server was not installed: {reason}"),
             Self::ConfigUnchecked { reason } => format!("the new livekit.yaml was published unchecked: {reason} (a `livekit_bin` wrapper must pass its arguments and environment on to livekit-server)"),
+            Self::TurnTls { reason, .. } => reason.clone(),
         }
     }
 }

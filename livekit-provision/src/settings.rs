@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::production::{PrometheusSettings, WebhookSettings};
+use crate::turn::{TurnSettings, TurnSettingsError};
 
 /// livekit-server's log levels, as `logging.level` accepts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -101,6 +102,8 @@ pub struct Settings {
     /// `bind_addresses`: the addresses livekit-server listens on (empty: all); the health
     /// probe follows them.
     pub bind_addresses: Vec<IpAddr>,
+    /// The embedded TURN server (`turn:` in `livekit.yaml`); off by default.
+    pub turn: TurnSettings,
 }
 
 impl Default for Settings {
@@ -125,6 +128,7 @@ impl Default for Settings {
             prometheus: None,
             use_external_ip: false,
             bind_addresses: Vec::new(),
+            turn: TurnSettings::default(),
         }
     }
 }
@@ -139,6 +143,9 @@ pub enum SettingsError {
     /// Values that parse but do not make sense together.
     #[error("{0}")]
     Invalid(String),
+    /// The `turn:` section is refused.
+    #[error(transparent)]
+    Turn(#[from] TurnSettingsError),
 }
 
 impl Settings {
@@ -201,6 +208,7 @@ impl Settings {
                 crate::redact::text(url)
             )));
         }
+        self.turn.validate(self)?;
         crate::production::validate(self)
     }
 }
@@ -233,6 +241,7 @@ impl std::fmt::Debug for Settings {
             .field("prometheus", &self.prometheus)
             .field("use_external_ip", &self.use_external_ip)
             .field("bind_addresses", &self.bind_addresses)
+            .field("turn", &self.turn)
             .finish()
     }
 }

@@ -13,7 +13,7 @@ use crate::config_model::{self, ModelError, Release};
 use crate::inputs::ExtraOverlay;
 
 /// Top-level sections merged key by key into the sections livekit-provision writes.
-const MERGED_SECTIONS: &[&str] = &["rtc", "logging", "webhook"];
+const MERGED_SECTIONS: &[&str] = &["rtc", "logging", "webhook", "turn"];
 
 /// Keys (dotted paths) the overlay may not set, each with how to set it instead.
 const MANAGED: &[(&str, &str)] = &[
@@ -83,6 +83,42 @@ const MANAGED: &[(&str, &str)] = &[
         "set `prometheus: {port: N}` in provision.yaml (prometheus_port is deprecated and would override it); its basic-auth password is minted into the secret store",
     ),
     ("logging.level", "set `log_level` in provision.yaml instead"),
+    (
+        "turn.enabled",
+        "set `enabled` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.domain",
+        "set `domain` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.tls_port",
+        "set `tls_port` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.udp_port",
+        "set `udp_port` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.relay_range_start",
+        "set `relay_range_start` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.relay_range_end",
+        "set `relay_range_end` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.cert_file",
+        "set `cert_file` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.key_file",
+        "set `key_file` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
+    (
+        "turn.external_tls",
+        "set `external_tls` in the `turn:` section of provision.yaml instead (it is checked there)",
+    ),
     (
         "log_level",
         "set `log_level` in provision.yaml instead (livekit-server copies this deprecated key into `logging.level`)",
@@ -286,13 +322,17 @@ mod tests {
     #[test]
     fn accepts_safe_core_keys_and_drops_empty_merged_sections() {
         let overlay = ExtraOverlay::parse(
-            "room:\n  empty_timeout: 600\nrtc:\n  use_ice_lite: true\nlogging: {}\nturn:\n  enabled: false\n",
+            "room:\n  empty_timeout: 600\nrtc:\n  use_ice_lite: true\nlogging: {}\nturn: {}\nwebhook:\n  urls: [http://x]\n",
         )
         .unwrap();
         let keys: Vec<_> = overlay.mapping().keys().cloned().collect();
         assert_eq!(
             keys,
-            vec![Value::from("room"), Value::from("rtc"), Value::from("turn")]
+            vec![
+                Value::from("room"),
+                Value::from("rtc"),
+                Value::from("webhook")
+            ]
         );
     }
 
@@ -349,6 +389,12 @@ mod tests {
             ),
             ("prometheus_port: 9100", "prometheus_port", "provision.yaml"),
             ("logging:\n  level: debug", "logging.level", "log_level"),
+            ("turn:\n  enabled: true", "turn.enabled", "provision.yaml"),
+            (
+                "turn:\n  cert_file: /x",
+                "turn.cert_file",
+                "`turn:` section",
+            ),
         ] {
             let err = ExtraOverlay::parse(text).unwrap_err();
             let message = err.to_string();

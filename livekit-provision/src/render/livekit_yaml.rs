@@ -21,6 +21,7 @@ use crate::inputs::{Credentials, NodeIp, RedisRouting, RenderInputs};
 use crate::paths::ManagedFile;
 use crate::secret::{ApiKey, Secret};
 use crate::settings::{LogLevel, Settings};
+use crate::turn::TurnSettings;
 
 const FILE: ManagedFile = ManagedFile::LivekitYaml;
 
@@ -65,7 +66,9 @@ pub struct LivekitYaml {
     /// `key_file`: when set, livekit-server replaces `keys` with that file's contents, so the
     /// keys above are not the ones it uses (a finding for `check`).
     pub key_file: Option<PathBuf>,
-    /// Everything not listed above, as written (unmanaged keys of `rtc`, `logging` and `redis`
+    /// The managed keys of `turn` (defaults unless `turn.enabled` is true).
+    pub turn: TurnSettings,
+    /// Everything not listed above, as written (unmanaged keys of `rtc`, `logging`, `redis` and `turn`
     /// stay in their sections; sections left empty are dropped).
     pub extra: Mapping,
 }
@@ -87,6 +90,7 @@ impl fmt::Debug for LivekitYaml {
             .field("log_level", &self.log_level)
             .field("redis", &self.redis)
             .field("key_file", &self.key_file)
+            .field("turn", &self.turn)
             .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -156,6 +160,17 @@ impl LivekitYaml {
         let redis = take_redis(&mut redis_section)?;
         put_back(&mut doc, "redis", redis_section);
 
+        let mut turn_section = take_section(&mut doc, "turn")?;
+        let turn = crate::turn::take_from(&mut turn_section).map_err(|e| {
+            ParseError::field(
+                FILE,
+                format!("turn.{}", e.key),
+                format!("is not {}", e.expected),
+                Some(shown(&e.value)),
+            )
+        })?;
+        put_back(&mut doc, "turn", turn_section);
+
         Ok(Self {
             port,
             rtc_tcp_port,
@@ -170,6 +185,7 @@ impl LivekitYaml {
             log_level,
             redis,
             key_file,
+            turn,
             extra: doc,
         })
     }
@@ -251,11 +267,12 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
             writeln!(out, "  tls:\n    enabled: true")?;
         }
     }
+    crate::turn::write_yaml(out, &settings.turn, section("turn"));
     let managed = node_sections::sections(inputs);
     write_mapping(out, &managed, 0);
     let rest: Mapping = extra
         .iter()
-        .filter(|(key, _)| !matches!(key.as_str(), Some("rtc" | "logging")))
+        .filter(|(key, _)| !matches!(key.as_str(), Some("rtc" | "logging" | "turn")))
         .filter(|(key, _)| !managed.contains_key(*key))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
@@ -297,6 +314,7 @@ pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
         log_level: Some(settings.log_level),
         redis: inputs.redis.clone(),
         key_file: None,
+        turn: crate::turn::expected(&settings.turn),
         extra,
     }
 }

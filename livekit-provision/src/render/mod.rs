@@ -26,6 +26,9 @@ pub(crate) use extra::{kind_of, scalar_name};
 
 pub use livekit_yaml::LivekitYaml;
 pub use runtime_json::RuntimeJson;
+pub(crate) use yaml_emit::{
+    double_quoted as yaml_double_quoted, write_mapping as write_yaml_mapping,
+};
 
 /// Render the three managed files. Pure and deterministic.
 ///
@@ -393,6 +396,49 @@ mod tests {
                 .contains("LIVEKIT_URL='ws://[::1]:7880'\n")
         );
         assert!(rendered.runtime_json.contains("\"version\": null,"));
+        assert_eq!(ParsedFiles::parse(&rendered).unwrap(), expected(&inputs));
+    }
+
+    #[test]
+    fn turn_block_with_the_overlay_turn_keys_merged_in() {
+        let mut inputs = typical();
+        inputs.settings.turn = crate::turn::TurnSettings {
+            enabled: true,
+            domain: Some("turn.example.com".to_owned()),
+            tls_port: Some(443),
+            udp_port: Some(3478),
+            relay_range_start: Some(30000),
+            relay_range_end: Some(31000),
+            cert_file: Some("/etc/livekit/turn.crt".into()),
+            key_file: Some("/etc/livekit/turn.key".into()),
+            external_tls: false,
+        };
+        inputs.extra = ExtraOverlay::parse("turn:\n  ttl_seconds: 600\n").unwrap();
+        let rendered = render(&inputs);
+        let turn = &rendered.livekit_yaml[rendered.livekit_yaml.find("turn:").unwrap()..];
+        insta::assert_snapshot!(turn, @r#"
+        turn:
+          enabled: true
+          domain: "turn.example.com"
+          tls_port: 443
+          udp_port: 3478
+          relay_range_start: 30000
+          relay_range_end: 31000
+          cert_file: "/etc/livekit/turn.crt"
+          key_file: "/etc/livekit/turn.key"
+          ttl_seconds: 600
+        "#);
+        assert_eq!(ParsedFiles::parse(&rendered).unwrap(), expected(&inputs));
+        // Disabled: nothing managed is written, the overlay's keys still are.
+        inputs.settings.turn.enabled = false;
+        let rendered = render(&inputs);
+        assert!(
+            rendered
+                .livekit_yaml
+                .ends_with("turn:\n  ttl_seconds: 600\n"),
+            "{}",
+            rendered.livekit_yaml
+        );
         assert_eq!(ParsedFiles::parse(&rendered).unwrap(), expected(&inputs));
     }
 

@@ -15,3 +15,4 @@ mod publish;
 mod render;
 mod store;
 mod support;
+mod turn;

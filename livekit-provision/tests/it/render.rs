@@ -15,7 +15,7 @@ use livekit_provision::production::{PrometheusSettings, WebhookSettings};
 use livekit_provision::render::ParsedFiles;
 use livekit_provision::{
     ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RenderInputs,
-    Secret, Settings, expected, render,
+    Secret, Settings, TurnSettings, expected, render,
 };
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
@@ -99,10 +99,18 @@ fn settings() -> impl Strategy<Value = Settings> {
         port(),
         port(),
         level,
-        (production(), local),
+        (production(), local, turn()),
     )
         .prop_map(
-            |(port, rtc_tcp_port, start, end, backend_port, log_level, (production, local))| {
+            |(
+                port,
+                rtc_tcp_port,
+                start,
+                end,
+                backend_port,
+                log_level,
+                (production, local, turn),
+            )| {
                 let (use_external_ip, bind_addresses, webhook, prometheus) = production;
                 let (udp, loopback) = local;
                 Settings {
@@ -118,6 +126,7 @@ fn settings() -> impl Strategy<Value = Settings> {
                     bind_addresses,
                     webhook,
                     prometheus,
+                    turn,
                     ..Settings::default()
                 }
             },
@@ -129,6 +138,40 @@ fn node_ip6() -> impl Strategy<Value = Option<Ipv6Addr>> {
     prop::option::of(
         any::<Ipv6Addr>().prop_filter("IPv4-mapped", |ip| ip.to_ipv4_mapped().is_none()),
     )
+}
+
+/// The `turn:` section, enabled or not (a disabled one renders nothing managed), with any
+/// domain and paths: rendering quotes them.
+fn turn() -> impl Strategy<Value = TurnSettings> {
+    let path = || prop::option::of(any::<String>().prop_map(PathBuf::from));
+    (
+        any::<bool>(),
+        prop::option::of(prop_oneof![
+            "[a-z0-9-]{1,10}(\\.[a-z0-9-]{1,10}){1,3}".boxed(),
+            any::<String>().boxed(),
+        ]),
+        (
+            prop::option::of(port()),
+            prop::option::of(port()),
+            prop::option::of(port()),
+            prop::option::of(port()),
+        ),
+        (path(), path()),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(enabled, domain, ports, files, external_tls)| TurnSettings {
+                enabled,
+                domain,
+                tls_port: ports.0,
+                udp_port: ports.1,
+                relay_range_start: ports.2,
+                relay_range_end: ports.3,
+                cert_file: files.0,
+                key_file: files.1,
+                external_tls,
+            },
+        )
 }
 
 fn version() -> impl Strategy<Value = Option<LivekitVersion>> {
