@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn accepts_safe_core_keys_and_drops_empty_merged_sections() {
         let overlay = ExtraOverlay::parse(
-            "room:\n  empty_timeout: 600\nrtc:\n  use_ice_lite: true\nlogging: {}\nturn: {}\nwebhook:\n  urls: [http://x]\n",
+            "room:\n  empty_timeout: 600\nrtc:\n  use_ice_lite: true\nlogging: {}\nturn: {}\nwebhook: {}\nregion: eu\n",
         )
         .unwrap();
         let keys: Vec<_> = overlay.mapping().keys().cloned().collect();
@@ -331,7 +331,7 @@ mod tests {
             vec![
                 Value::from("room"),
                 Value::from("rtc"),
-                Value::from("webhook")
+                Value::from("region")
             ]
         );
     }
