@@ -184,3 +184,52 @@ fn a_binary_that_gives_no_verdict_is_a_warning_and_the_files_are_published() {
         "{report:?}"
     );
 }
+
+#[test]
+fn a_check_that_times_out_kills_the_wrappers_children_too() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    // A wrapper that starts the server as its child (no `exec`): on `ports` it serves instead
+    // of answering. The check gives up, and must not leave that child serving.
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("child.pid");
+    let wrapper = dir.path().join("wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n'{}' & echo $! > '{}'\nwait\n",
+            livekit_standin().display(),
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = crate::support::free_port();
+    let candidate = format!("port: {port}\nkeys:\n  APIk: \"secretsecretsecretsecretsecret12\"\n");
+
+    let err = livekit_provision::server_check::check_config(
+        &wrapper,
+        &candidate,
+        Duration::from_millis(1500),
+    )
+    .unwrap_err();
+    assert!(!err.is_refusal(), "{err}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SIGKILL is delivered asynchronously: wait (bounded) for the child to be gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{child}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    };
+    while !gone() && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert!(gone(), "the wrapper's child {child} outlived the check");
+}
