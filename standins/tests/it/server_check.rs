@@ -35,6 +35,15 @@ fn provisioned(provision_yaml: &str) -> (tempfile::TempDir, StateDir, MemoryStor
     (dir, state, store)
 }
 
+/// An executable `wrapper.sh` in `dir` running `body`.
+fn script(dir: &Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("wrapper.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// Every regular file and symlink under `root` with its bytes (or link target).
 fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -144,12 +153,9 @@ fn a_single_udp_port_and_loopback_candidates_render_and_the_binary_accepts_them(
 
 #[test]
 fn a_binary_that_gives_no_verdict_is_a_warning_and_the_files_are_published() {
-    use std::os::unix::fs::PermissionsExt;
     // A `livekit_bin` wrapper that does not pass its arguments on: not livekit's answer.
     let (dir, state, store) = provisioned("");
-    let wrapper = dir.path().join("wrapper.sh");
-    std::fs::write(&wrapper, "#!/bin/sh\necho 'wrapper: nothing to say'\n").unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wrapper = script(dir.path(), "echo 'wrapper: nothing to say'");
     let settings = format!("livekit_bin: {}\n", wrapper.display());
     std::fs::write(state.settings_file(), settings).unwrap();
     std::fs::write(state.extra_file(), "room: {empty_timeout: 7}\n").unwrap();
@@ -187,23 +193,17 @@ fn a_binary_that_gives_no_verdict_is_a_warning_and_the_files_are_published() {
 
 #[test]
 fn a_check_that_times_out_kills_the_wrappers_children_too() {
-    use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, Instant};
     // A wrapper that starts the server as its child (no `exec`): on `ports` it serves instead
     // of answering. The check gives up, and must not leave that child serving.
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("child.pid");
-    let wrapper = dir.path().join("wrapper.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n'{}' & echo $! > '{}'\nwait\n",
-            livekit_standin().display(),
-            pid_file.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let body = format!(
+        "'{}' & echo $! > '{}'\nwait",
+        livekit_standin().display(),
+        pid_file.display()
+    );
+    let wrapper = script(dir.path(), &body);
     let port = crate::support::free_port();
     let candidate = format!("port: {port}\nkeys:\n  APIk: \"secretsecretsecretsecretsecret12\"\n");
 
