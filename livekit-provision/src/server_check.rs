@@ -20,10 +20,15 @@
 //! [`CHECK_TIMEOUT`].
 
 use std::io::{self, Read};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 /// How long livekit-server may take to parse a config (it takes ~50 ms).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,6 +152,8 @@ pub fn check_config(
         .env_clear()
         .env(CONFIG_VARIABLE, candidate)
         .current_dir("/")
+        // Its own process group, so that a timeout kills a wrapper's children too.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -167,45 +174,64 @@ enum Collect {
     Io(io::Error),
 }
 
-/// Wait for `child` (killed after `timeout`) and return its stdout followed by its stderr.
+/// Wait until `child` has exited and its output pipes are closed (every process that inherited
+/// them is gone), at most `timeout`; then its stdout followed by its stderr. On timeout the whole
+/// process group is killed: a wrapper script's own child (one it did not `exec`) would otherwise
+/// outlive the check, serving.
 fn collect_output(mut child: Child, timeout: Duration) -> Result<String, Collect> {
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+    let (tx, rx) = mpsc::channel();
+    for (index, pipe) in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tx = tx.clone();
         thread::spawn(move || {
             let mut text = Vec::new();
             if let Some(mut pipe) = pipe {
                 let _ = pipe.read_to_end(&mut text);
             }
-            text
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+            let _ = tx.send((index, text));
+        });
+    }
+    drop(tx);
     let deadline = Instant::now() + timeout;
+    let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
+    let mut exited = false;
     loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() >= deadline => {
-                // The child is ours and not reaped yet: its pid cannot have been reused.
+        if !exited {
+            exited = child.try_wait().map_err(Collect::Io)?.is_some();
+        }
+        if exited && outputs.iter().all(Option::is_some) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            // The group is ours (`process_group(0)`), and it is not empty while a pipe is open
+            // or the leader is unreaped, so its id cannot have been reused.
+            if let Ok(pgid) = i32::try_from(child.id()) {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            }
+            if !exited {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(Collect::TimedOut);
             }
-            Ok(None) => thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(Collect::Io(e)),
+            return Err(Collect::TimedOut);
+        }
+        if let Ok((index, text)) = rx.recv_timeout(Duration::from_millis(5)) {
+            outputs[index] = Some(text);
         }
     }
-    let mut text = stdout.join().unwrap_or_default();
-    text.extend(stderr.join().unwrap_or_default());
+    let [stdout, stderr] = outputs;
+    let mut text = stdout.unwrap_or_default();
+    text.extend(stderr.unwrap_or_default());
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 

@@ -33,6 +33,15 @@ fn provisioned(provision_yaml: &str) -> (tempfile::TempDir, StateDir, MemoryStor
     (dir, state, store)
 }
 
+/// An executable `wrapper.sh` in `dir` running `body`.
+fn script(dir: &Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("wrapper.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// Every regular file and symlink under `root` with its bytes (or link target).
 fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -154,12 +163,9 @@ fn a_single_udp_port_and_loopback_candidates_render_and_the_binary_accepts_them(
 
 #[test]
 fn a_binary_that_gives_no_verdict_is_a_warning_and_the_files_are_published() {
-    use std::os::unix::fs::PermissionsExt;
     // A `livekit_bin` wrapper that does not pass its arguments on: not livekit's answer.
     let (dir, state, store) = provisioned("");
-    let wrapper = dir.path().join("wrapper.sh");
-    std::fs::write(&wrapper, "#!/bin/sh\necho 'wrapper: nothing to say'\n").unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wrapper = script(dir.path(), "echo 'wrapper: nothing to say'");
     let settings = format!("livekit_bin: {}\n", wrapper.display());
     std::fs::write(state.settings_file(), settings).unwrap();
     std::fs::write(state.extra_file(), "room: {empty_timeout: 7}\n").unwrap();
@@ -193,4 +199,47 @@ fn a_binary_that_gives_no_verdict_is_a_warning_and_the_files_are_published() {
         0,
         "{report:?}"
     );
+}
+
+#[test]
+fn a_check_that_times_out_kills_the_wrappers_children_too() {
+    use std::time::{Duration, Instant};
+    // A wrapper that starts the server as its child (no `exec`): on `ports` it serves instead
+    // of answering. The check gives up, and must not leave that child serving.
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("child.pid");
+    let body = format!(
+        "'{}' & echo $! > '{}'\nwait",
+        livekit_standin().display(),
+        pid_file.display()
+    );
+    let wrapper = script(dir.path(), &body);
+    let port = crate::support::free_port();
+    let candidate = format!("port: {port}\nkeys:\n  APIk: \"secretsecretsecretsecretsecret12\"\n");
+
+    let err = livekit_provision::server_check::check_config(
+        &wrapper,
+        &candidate,
+        Duration::from_millis(1500),
+    )
+    .unwrap_err();
+    assert!(!err.is_refusal(), "{err}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SIGKILL is delivered asynchronously: wait (bounded) for the child to be gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{child}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    };
+    while !gone() && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert!(gone(), "the wrapper's child {child} outlived the check");
 }
