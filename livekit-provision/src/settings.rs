@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::supervise::health::HealthProbe;
+
 /// livekit-server's log levels, as `logging.level` accepts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +54,27 @@ impl fmt::Display for LogLevel {
     }
 }
 
+/// Who starts, stops and restarts the media processes (`media_owner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaOwner {
+    /// The daemon: detached start, adoption after its own restart, crash restarts (the default).
+    #[default]
+    Daemon,
+    /// An outside supervisor (systemd, hero_proc) runs `livekit-provision exec <name>`. The
+    /// daemon provisions, reports and answers health; it never starts or signals the media.
+    External,
+}
+
+impl fmt::Display for MediaOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Daemon => "daemon",
+            Self::External => "external",
+        })
+    }
+}
+
 /// The settings of `provision.yaml`, with defaults filled in and cross-checked. `Debug` shows
 /// `release_url` through [`crate::redact`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +112,11 @@ pub struct Settings {
     pub livekit_bin: Option<PathBuf>,
     /// livekit-server's `logging.level`. Default `info`.
     pub log_level: LogLevel,
+    /// Who owns the media processes: `daemon` (default) or `external`.
+    pub media_owner: MediaOwner,
+    /// How lk-backend's health is probed: `http:/path` (a GET answering 200) or `tcp` (a
+    /// connect). Default `http:/`.
+    pub backend_probe: HealthProbe,
 }
 
 impl Default for Settings {
@@ -109,6 +137,8 @@ impl Default for Settings {
             release_url: None,
             livekit_bin: None,
             log_level: LogLevel::Info,
+            media_owner: MediaOwner::Daemon,
+            backend_probe: HealthProbe::default(),
         }
     }
 }
@@ -224,6 +254,8 @@ impl std::fmt::Debug for Settings {
             )
             .field("livekit_bin", &self.livekit_bin)
             .field("log_level", &self.log_level)
+            .field("media_owner", &self.media_owner)
+            .field("backend_probe", &self.backend_probe)
             .finish()
     }
 }
@@ -263,6 +295,29 @@ mod tests {
         // Inside the (unused) range is fine once a single UDP port is set.
         let s = Settings::from_yaml("port: 55000\nrtc_udp_port: 7882\n").unwrap();
         assert_eq!(s.port, 55000);
+    }
+
+    #[test]
+    fn media_owner_and_backend_probe_parse() {
+        let s = Settings::from_yaml("media_owner: external\nbackend_probe: tcp\n").unwrap();
+        assert_eq!(s.media_owner, MediaOwner::External);
+        assert_eq!(s.backend_probe, HealthProbe::Tcp);
+        let s = Settings::from_yaml("backend_probe: http:/healthz\n").unwrap();
+        assert_eq!(
+            s.backend_probe,
+            HealthProbe::Http {
+                path: "/healthz".to_owned()
+            }
+        );
+        assert_eq!(Settings::default().media_owner, MediaOwner::Daemon);
+        for (text, needle) in [
+            ("media_owner: systemd", "media_owner"),
+            ("backend_probe: udp", "backend_probe"),
+            ("backend_probe: http:healthz", "backend_probe"),
+        ] {
+            let err = Settings::from_yaml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

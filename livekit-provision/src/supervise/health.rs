@@ -52,6 +52,84 @@ impl fmt::Display for Probe {
     }
 }
 
+/// How a process's readiness is probed: an HTTP GET of a path that must answer 200, or a TCP
+/// connect (for a backend that serves no `GET /`). Written `http:/path` or `tcp` in
+/// `provision.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum HealthProbe {
+    /// `GET <path>` answers 200.
+    Http {
+        /// The path, starting with `/`.
+        path: String,
+    },
+    /// A TCP connect succeeds.
+    Tcp,
+}
+
+impl Default for HealthProbe {
+    fn default() -> Self {
+        Self::Http {
+            path: "/".to_owned(),
+        }
+    }
+}
+
+impl TryFrom<String> for HealthProbe {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "tcp" {
+            return Ok(Self::Tcp);
+        }
+        match text.strip_prefix("http:") {
+            Some(path)
+                if path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Ok(Self::Http {
+                    path: path.to_owned(),
+                })
+            }
+            _ => Err(format!(
+                "backend_probe {text:?} must be `tcp` or `http:/path` (e.g. `http:/healthz`)"
+            )),
+        }
+    }
+}
+
+impl From<HealthProbe> for String {
+    fn from(probe: HealthProbe) -> Self {
+        probe.to_string()
+    }
+}
+
+impl fmt::Display for HealthProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Http { path } => write!(f, "http:{path}"),
+            Self::Tcp => f.write_str("tcp"),
+        }
+    }
+}
+
+/// Probe `addr` the way `how` says, with `timeout` per step.
+pub fn check(addr: SocketAddr, how: &HealthProbe, timeout: Duration) -> Probe {
+    match how {
+        HealthProbe::Http { path } => match get(addr, path, timeout) {
+            Ok((200, _)) => Probe::Ready,
+            Ok((status, body)) => Probe::NotReady {
+                status,
+                body: body.lines().next().unwrap_or_default().to_owned(),
+            },
+            Err(e) => Probe::Down(e.to_string()),
+        },
+        HealthProbe::Tcp => match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => Probe::Ready,
+            Err(e) => Probe::Down(e.to_string()),
+        },
+    }
+}
+
 /// `GET /` on `addr`, with [`PROBE_TIMEOUT`] per step.
 pub fn probe(addr: SocketAddr) -> Probe {
     probe_with_timeout(addr, PROBE_TIMEOUT)
@@ -59,14 +137,7 @@ pub fn probe(addr: SocketAddr) -> Probe {
 
 /// `GET /` on `addr`, with `timeout` per step.
 pub fn probe_with_timeout(addr: SocketAddr, timeout: Duration) -> Probe {
-    match get(addr, "/", timeout) {
-        Ok((200, _)) => Probe::Ready,
-        Ok((status, body)) => Probe::NotReady {
-            status,
-            body: body.lines().next().unwrap_or_default().to_owned(),
-        },
-        Err(e) => Probe::Down(e.to_string()),
-    }
+    check(addr, &HealthProbe::default(), timeout)
 }
 
 /// A bare HTTP/1.1 GET: returns the status and the body (lossy UTF-8, at most 16 KiB).
