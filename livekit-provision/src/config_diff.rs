@@ -73,21 +73,21 @@ pub fn named_values(text: &str) -> Option<BTreeMap<String, String>> {
         ),
         (EXTRA_FIELD, digest(extra.as_bytes())),
     ];
-    Some(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
+    Some(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// The changes between two sets of [`named_values`], one line each; a changed secret or overlay
 /// is named, never shown. At least one line when the sets differ.
-pub fn value_changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+pub fn value_changes(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<String> {
     if old == new {
         return Vec::new();
     }
-    let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_else(|| "(unset)".to_owned());
+    let get = |m: &BTreeMap<String, String>, k: &str| {
+        m.get(k).cloned().unwrap_or_else(|| "(unset)".to_owned())
+    };
     let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     let mut out = Vec::new();
     let mut secret_changed = false;

@@ -33,6 +33,7 @@ pub mod supervise;
 pub mod sys;
 pub mod token;
 pub mod triple;
+pub mod units;
 pub mod validate;
 pub mod version;
 

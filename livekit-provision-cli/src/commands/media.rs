@@ -12,6 +12,7 @@ use livekit_provision::daemon::protocol::{
 };
 use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
 use livekit_provision::media::media_specs;
+use livekit_provision::settings::MediaOwner;
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
 use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
 
@@ -53,11 +54,24 @@ fn media_names(ctx: &Ctx) -> Result<Vec<&'static str>, CliError> {
     Ok(names)
 }
 
+/// `start`, `stop` and `restart` never act on media an outside supervisor owns.
+fn refuse_if_external(ctx: &Ctx) -> Result<(), CliError> {
+    let config = OperatorConfig::load(&ctx.state)?;
+    if config.settings.media_owner == MediaOwner::External {
+        return Err(CliError::msg(
+            "the media are owned by an outside supervisor (media_owner: external in provision.yaml)",
+            Some("use the supervisor (`systemctl start|stop|restart livekit-server`), or set media_owner: daemon".to_owned()),
+        ));
+    }
+    Ok(())
+}
+
 pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
     if let Some(answer) = via_daemon::<protocol::Start>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
+    refuse_if_external(ctx)?;
     let (processes, failed) = start_here(ctx, &mut supervisor(ctx))?;
     if ctx.printer.json {
         ctx.printer.json(&StartResult { processes });
@@ -124,6 +138,7 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
+    refuse_if_external(ctx)?;
     let mut sup = supervisor(ctx);
     let mut stopped = BTreeMap::new();
     // lk-backend first: it talks to livekit-server.

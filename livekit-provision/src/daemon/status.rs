@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use super::protocol::{
     MediaProcess, MediaReport, ProvisionState, ProvisioningReport, StatusResult, VersionReport,
 };
+use crate::config::OperatorConfig;
 use crate::error_chain::ErrorReport;
 use crate::paths::StateDir;
 use crate::supervise::Supervisor;
@@ -30,6 +31,8 @@ pub struct ProvisionStatus {
     pub next_run: Option<SystemTime>,
     /// The pinned version, as of the last run.
     pub pinned_version: Option<String>,
+    /// The warnings of the last `ensure`.
+    pub warnings: Vec<String>,
 }
 
 impl Default for ProvisionStatus {
@@ -44,6 +47,7 @@ impl Default for ProvisionStatus {
             last_success_at: None,
             next_run: None,
             pinned_version: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -65,6 +69,7 @@ impl ProvisionStatus {
             next_run: self.next_run.map(rfc3339),
             next_retry: next_retry.map(rfc3339),
             next_retry_in_ms: next_retry.map(|t| millis(t.duration_since(now).unwrap_or_default())),
+            warnings: self.warnings.clone(),
         }
     }
 }
@@ -89,6 +94,9 @@ pub fn status_without_daemon(
             installed: installed_version(state),
         },
         media: MediaReport {
+            owner: OperatorConfig::load(state)
+                .map(|c| c.settings.media_owner)
+                .unwrap_or_default(),
             busy: false,
             processes,
         },
@@ -111,6 +119,7 @@ pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<Media
                 },
                 status,
                 error: None,
+                listener: None,
             },
             Err(e) => MediaProcess::unreadable(name, ErrorReport::of(&e).to_string()),
         })

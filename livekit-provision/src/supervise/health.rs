@@ -84,7 +84,8 @@ impl TryFrom<String> for HealthProbe {
         }
         match text.strip_prefix("http:") {
             Some(path)
-                if path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                if path.starts_with('/')
+                    && !path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
             {
                 Ok(Self::Http {
                     path: path.to_owned(),

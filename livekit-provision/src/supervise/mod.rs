@@ -54,14 +54,14 @@ pub use identity::{
     Liveness, MediaProcess, PidFileState, ProcStat, ProcessIdentity, adopt, inspect, proc_stat,
     runs_another_binary,
 };
-pub use port_owner::{PortOwner, listening_on};
-pub use started::StartedWith;
 pub use policy::{CrashTracker, RestartDecision, RestartPolicy};
+pub use port_owner::{PortOwner, listening_on};
 pub use signal::{StopOutcome, StopTimings, stop, stop_with};
 pub use spawn::{
     EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec, clean_environment, is_overriding_variable,
     start_detached,
 };
+pub use started::StartedWith;
 pub use supervisor::{Ensured, ProcessStatus, Supervisor};
 pub use watch::ExitWatch;
 

@@ -292,7 +292,11 @@ pub fn exec_in_place(
     }
 }
 
-fn plan(state: &StateDir, spec: &ProcessSpec, command: CommandLine) -> Result<ExecPlan, SuperviseError> {
+fn plan(
+    state: &StateDir,
+    spec: &ProcessSpec,
+    command: CommandLine,
+) -> Result<ExecPlan, SuperviseError> {
     let name = spec.name.as_str();
     let prepare = |what: &'static str, path: &Path| {
         let path = path.to_owned();

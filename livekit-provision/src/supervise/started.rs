@@ -135,14 +135,15 @@ impl StartedWith {
     pub fn changes(&self, now: &Self) -> Vec<String> {
         let mut reasons = Vec::new();
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_owned());
-        if self.node_ip != now.node_ip {
+        // With a config file, its field changes name the node IP and the key id.
+        if self.config.is_none() && self.node_ip != now.node_ip {
             reasons.push(format!(
                 "node IP changed: {} -> {}",
                 show(&self.node_ip),
                 show(&now.node_ip)
             ));
         }
-        if self.api_key != now.api_key {
+        if self.config.is_none() && self.api_key != now.api_key {
             reasons.push(format!(
                 "API key changed: {} -> {}",
                 show(&self.api_key),
@@ -168,19 +169,13 @@ impl StartedWith {
                 (Some(a), Some(b)) => crate::config_diff::value_changes(a, b),
                 _ => vec!["livekit.yaml changed".to_owned()],
             };
-            // Node IP and key id are said above already.
-            reasons.extend(
-                changes
-                    .into_iter()
-                    .filter(|c| {
-                        (!c.starts_with("rtc.node_ip:") && !c.starts_with("keys: "))
-                            || c == "keys: a secret changed"
-                    })
-                    .map(|c| format!("livekit.yaml changed: {c}")),
-            );
-            if reasons.is_empty() {
-                reasons.push("livekit.yaml changed".to_owned());
-            }
+            reasons.extend(changes.into_iter().map(|c| {
+                if c.starts_with("livekit.yaml") {
+                    c
+                } else {
+                    format!("livekit.yaml changed: {c}")
+                }
+            }));
         }
         if self.env_sha256 != now.env_sha256 && self.api_key == now.api_key {
             reasons.push("its environment (backend.env) changed".to_owned());
@@ -232,15 +227,13 @@ pub fn record_now(state: &StateDir, spec: &ProcessSpec, pid: u32) -> StartedWith
 /// (the best that can be known) and has none.
 pub fn restart_reasons(state: &StateDir, spec: &ProcessSpec, pid: u32) -> Vec<String> {
     let now = StartedWith::now(spec, pid);
-    match read(state, &spec.name, pid) {
-        Some(started) => started.changes(&now),
-        None => {
-            if let Err(e) = write(state, &spec.name, &now) {
-                tracing::warn!(name = %spec.name, error = %e, "could not record what the process runs with");
-            }
-            Vec::new()
-        }
+    if let Some(started) = read(state, &spec.name, pid) {
+        return started.changes(&now);
     }
+    if let Err(e) = write(state, &spec.name, &now) {
+        tracing::warn!(name = %spec.name, error = %e, "could not record what the process runs with");
+    }
+    Vec::new()
 }
 
 #[cfg(test)]
@@ -264,8 +257,14 @@ mod tests {
         assert_eq!(started.node_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(started.api_key.as_deref(), Some("APIa"));
         assert_eq!(read(&state, LIVEKIT, 42), Some(started.clone()));
-        assert_eq!(read(&state, LIVEKIT, 43), None, "another pid's record is stale");
-        let mode = std::fs::metadata(record_path(&state, LIVEKIT)).unwrap().mode();
+        assert_eq!(
+            read(&state, LIVEKIT, 43),
+            None,
+            "another pid's record is stale"
+        );
+        let mode = std::fs::metadata(record_path(&state, LIVEKIT))
+            .unwrap()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let text = std::fs::read_to_string(record_path(&state, LIVEKIT)).unwrap();
         assert!(!text.contains("secretsecret"), "{text}");
@@ -275,15 +274,17 @@ mod tests {
         let moved = spec(dir.path(), &YAML.replace("127.0.0.1", "10.0.0.9"));
         assert_eq!(
             restart_reasons(&state, &moved, 42),
-            ["node IP changed: 127.0.0.1 -> 10.0.0.9"]
+            ["livekit.yaml changed: rtc.node_ip: 127.0.0.1 -> 10.0.0.9"]
         );
         let rotated = spec(
             dir.path(),
-            &YAML.replace("APIa", "APIb").replace("secretsecret", "othersecrets"),
+            &YAML
+                .replace("APIa", "APIb")
+                .replace("secretsecret", "othersecrets"),
         );
         assert_eq!(
             restart_reasons(&state, &rotated, 42),
-            ["API key changed: APIa -> APIb"]
+            ["livekit.yaml changed: keys: APIa -> APIb"]
         );
         let resecret = spec(dir.path(), &YAML.replace("secretsecret", "othersecrets"));
         let reasons = restart_reasons(&state, &resecret, 42);

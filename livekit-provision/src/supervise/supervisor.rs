@@ -231,6 +231,28 @@ impl Supervisor {
         Some(decision)
     }
 
+    /// Probe `spec`'s process the way `spec` says without ever starting it (a process an
+    /// outside supervisor runs).
+    pub fn configure(&mut self, spec: &ProcessSpec) {
+        let entry = self.entries.entry(spec.name.clone()).or_default();
+        entry.health = spec.health;
+        entry.probe = spec.probe.clone();
+    }
+
+    /// Forget that `name`'s process `pid` exited without counting it as a crash (an outside
+    /// supervisor owns it). Its pid file is removed when it is still the one recorded.
+    pub fn forget(&mut self, name: &str, pid: u32) {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return;
+        };
+        if entry.process.as_ref().map(MediaProcess::pid) == Some(pid) {
+            entry.process = None;
+            if let Err(e) = adopt(&self.state, name) {
+                tracing::warn!(name, error = %e, "could not check the pid file of an exited process");
+            }
+        }
+    }
+
     /// Stop `name` (ours or adopted) with the stop sequence, and remove its pid file.
     pub fn stop(&mut self, name: &str, grace: Duration) -> Result<StopOutcome, SuperviseError> {
         let entry = self.entries.entry(name.to_owned()).or_default();
