@@ -371,3 +371,86 @@ fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_rest
     assert_eq!(e["restart_reasons"], json!([]), "{e}");
     drop(daemon);
 }
+
+/// `systemd-analyze`, when this machine has it.
+fn systemd_analyze() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("systemd-analyze"))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn the_generated_units_verify_and_say_what_they_must() {
+    let node = Node::new();
+    node.settings(&format!(
+        "media_owner: external\nbackend_command: {}\n",
+        backend_standin().display()
+    ));
+    let out_dir = node.dir.path().join("units");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = cli_command(&node, &["units", "--user", "root", "--out-dir"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
+    let server = read("livekit-server.service");
+    let backend = read("lk-backend.service");
+    let daemon = read("livekit-provision-daemon.service");
+    let cli = cli().display().to_string();
+    assert!(
+        server.contains(&format!("\nExecStart={cli} exec livekit-server\n")),
+        "{server}"
+    );
+    assert!(
+        server.contains("\nRestart=always\n") && server.contains("\nRestartPreventExitStatus=78\n")
+    );
+    assert!(server.contains("\nKillSignal=SIGTERM\n") && server.contains("\nTimeoutStopSec=1h\n"));
+    let state = format!("\nReadWritePaths={}\n", node.state.root().display());
+    for unit in [&server, &backend, &daemon] {
+        assert!(unit.contains(&state), "{unit}");
+        assert!(unit.contains("\nNoNewPrivileges=yes\n"), "{unit}");
+        assert!(unit.contains("\nProtectSystem=strict\n"), "{unit}");
+    }
+    assert!(
+        backend.contains("\nAfter=livekit-server.service\n"),
+        "{backend}"
+    );
+    assert!(
+        backend.contains("\nRequires=livekit-server.service\n"),
+        "{backend}"
+    );
+    assert!(
+        backend.contains(&format!("\nExecStart={cli} exec lk-backend\n")),
+        "{backend}"
+    );
+    assert!(daemon.contains("\nKillMode=process\n"), "{daemon}");
+
+    let Some(analyze) = systemd_analyze() else {
+        eprintln!("systemd-analyze is not installed: the units were checked by structure only");
+        return;
+    };
+    let verify = Command::new(analyze)
+        .arg("verify")
+        .args(
+            [
+                "livekit-server.service",
+                "lk-backend.service",
+                "livekit-provision-daemon.service",
+            ]
+            .map(|n| out_dir.join(n)),
+        )
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success(),
+        "systemd-analyze verify refused: {said}"
+    );
+    assert!(
+        said.trim().is_empty(),
+        "systemd-analyze verify warned: {said}"
+    );
+}
