@@ -1,6 +1,14 @@
 //! The daemon's side of supervision: which media to run, a pass of `ensure_running` over them,
 //! exit watches, and their status. Everything here blocks; it runs on tokio's blocking pool,
 //! behind one mutex.
+//!
+//! - `media_owner: external` (read from `provision.yaml` at each use): a pass only observes
+//!   (adopts the pid files `livekit-provision exec` writes, compares them with the disk);
+//!   `start` and `stop` are refused; an exit is forgotten, never counted or restarted.
+//! - A process we did not start listening on a media port is never started over: the pass
+//!   reports it (a failure with a hint, not a crash) and `status` names it (`listener`).
+//! - Restart pending: each running process's `run/<name>.started.json` compared with the disk
+//!   now, at every pass and every `status`; a new set of reasons is logged once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
