@@ -182,6 +182,24 @@ fn external_media_run_by_exec_are_reported_and_never_signalled() {
         entry(&node, "livekit-server").unwrap()["running"],
         json!(false)
     );
+
+    // A supervisor that runs the server without `exec` (no pid file): found on the port.
+    let bare = Supervised(
+        Command::new(livekit_standin())
+            .arg("--config")
+            .arg(node.state.root().join("livekit.yaml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let found = healthy_pid(&node, "livekit-server", None);
+    assert_eq!(found, bare.0.id());
+    let e = entry(&node, "livekit-server").unwrap();
+    assert_eq!(e["listener"]["pid"], json!(found), "{e}");
+    assert_eq!(e["error"], json!(null), "{e}");
+    drop(bare);
     drop(daemon);
 }
 
