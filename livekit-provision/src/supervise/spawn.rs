@@ -232,7 +232,7 @@ fn command_line(
 }
 
 /// Become `spec` in this very process, for an outside supervisor (`livekit-provision exec`):
-/// the environment prepared exactly as for a detached start ([`command_line`]), the working
+/// the environment prepared exactly as for [`start_detached`] (one preparation), the working
 /// directory the state directory, `run/<name>.pid` recording this pid and start time (an
 /// `execve` keeps both) and `run/<name>.started.json` what it starts with; then `execve`, so
 /// the supervisor's pid is the program's. Returns only when something failed (the pid file is
