@@ -236,7 +236,8 @@ fn command_line(
 /// directory the state directory, `run/<name>.pid` recording this pid and start time (an
 /// `execve` keeps both) and `run/<name>.started.json` what it starts with; then `execve`, so
 /// the supervisor's pid is the program's. Returns only when something failed (the pid file is
-/// then removed again). stdin, stdout and stderr are left as they are (the supervisor's).
+/// then removed again). The signal mask and dispositions are reset as for a detached start;
+/// stdin, stdout and stderr are left as they are (the supervisor's).
 pub fn exec_in_place(
     state: &StateDir,
     spec: &ProcessSpec,
@@ -277,6 +278,7 @@ pub fn exec_in_place(
         .iter()
         .filter_map(|entry| std::ffi::CStr::from_bytes_with_nul(entry).ok())
         .collect();
+    sys::reset_for_exec();
     let errno = match nix::unistd::execve(&command.program, &command.argv, &env) {
         Err(errno) => errno,
         Ok(never) => match never {},
