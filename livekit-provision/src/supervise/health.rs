@@ -301,20 +301,7 @@ mod tests {
     use std::net::TcpListener;
 
     fn serve_once(response: &'static str) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.ends_with(b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                assert!(n > 0, "client closed early");
-                request.extend_from_slice(&buf[..n]);
-            }
-            conn.write_all(response.as_bytes()).unwrap();
-        });
-        addr
+        serve_recording(response).0
     }
 
     #[test]
@@ -339,6 +326,43 @@ mod tests {
             .unwrap();
         let closed = closed_socket.local_addr().unwrap();
         assert!(matches!(probe(closed), Probe::Down(_)));
+    }
+
+    /// Answer one request with `response`; the request line it got comes back on the channel.
+    fn serve_recording(response: &'static str) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "client closed early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let _ = tx.send(text.lines().next().unwrap_or_default().to_owned());
+            conn.write_all(response.as_bytes()).unwrap();
+        });
+        (addr, rx)
+    }
+
+    #[test]
+    fn a_probe_gets_its_path_or_only_connects() {
+        let (addr, request) = serve_recording("HTTP/1.1 200 OK\r\n\r\nOK");
+        let healthz = HealthProbe::try_from("http:/healthz".to_owned()).unwrap();
+        assert_eq!(check(addr, &healthz, PROBE_TIMEOUT), Probe::Ready);
+        assert_eq!(request.recv().unwrap(), "GET /healthz HTTP/1.1");
+        // A server that never answers HTTP (a raw listener) is healthy for `tcp` only.
+        let raw = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = raw.local_addr().unwrap();
+        assert_eq!(check(addr, &HealthProbe::Tcp, PROBE_TIMEOUT), Probe::Ready);
+        let slash = HealthProbe::default();
+        assert_eq!(slash.to_string(), "http:/");
+        assert!(!check(addr, &slash, Duration::from_millis(200)).is_ready());
+        assert!(HealthProbe::try_from("http:/a b".to_owned()).is_err());
     }
 
     /// Add `text` at the end of the file at `path`, keeping the file (its inode).
