@@ -387,7 +387,28 @@ fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_rest
     assert_ne!(third, second);
     let e = entry(&node, "livekit-server").unwrap();
     assert_eq!(e["restart_reasons"], json!([]), "{e}");
-    drop(daemon);
+
+    // Without a daemon, the CLI's `status` compares the same record.
+    daemon.signal(Signal::SIGTERM);
+    let (code, stderr) = daemon.wait_exit();
+    assert_eq!(code.code(), Some(0), "{stderr}");
+    let set = cli_command(&node, &["secrets", "set", "LIVEKIT_NODE_IP", "192.0.2.8"])
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{set:?}");
+    let ensured = cli_command(&node, &["ensure"]).output().unwrap();
+    assert!(ensured.status.success(), "{ensured:?}");
+    let out = cli_command(&node, &["--json", "status"]).output().unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["daemon"], json!(false), "{status}");
+    let e = &status["media"]["processes"][0];
+    assert_eq!(e["pid"], json!(third), "{status}");
+    assert_eq!(e["restart_pending"], json!(true), "{status}");
+    assert_eq!(
+        e["restart_reasons"],
+        json!(["livekit.yaml changed: rtc.node_ip: 192.0.2.7 -> 192.0.2.8"]),
+        "{status}"
+    );
 }
 
 /// `systemd-analyze`, when this machine has it.

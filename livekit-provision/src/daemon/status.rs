@@ -5,10 +5,12 @@ use std::time::{Duration, SystemTime};
 use super::protocol::{
     MediaProcess, MediaReport, ProvisionState, ProvisioningReport, StatusResult, VersionReport,
 };
+use crate::binary::LivekitBinary;
 use crate::config::OperatorConfig;
 use crate::error_chain::ErrorReport;
 use crate::paths::StateDir;
-use crate::supervise::Supervisor;
+use crate::supervise::{StartedWith, Supervisor, started};
+use crate::triple::DiskTriple;
 
 /// What the daemon knows about its provisioning runs.
 #[derive(Debug, Clone)]
@@ -104,23 +106,48 @@ pub fn status_without_daemon(
 }
 
 /// The processes `names` as `supervisor` sees them (adopting them from their pid files); one
-/// that cannot be read is listed with its error.
+/// that cannot be read is listed with its error. A running process is compared with what it
+/// started with (`run/<name>.started.json`, read only), as the daemon compares it.
 pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<MediaProcess> {
+    let state = supervisor.state().clone();
+    let specs = OperatorConfig::load(&state)
+        .map(|config| {
+            let program = LivekitBinary::choose(&state, &config.settings, None).path;
+            let disk = DiskTriple::read(&state);
+            crate::media::process_specs(&state, &config.settings, program, disk.backend_env.valid())
+        })
+        .unwrap_or_default();
     names
         .iter()
         .map(|name| match supervisor.status(name) {
-            Ok(status) => MediaProcess {
-                // Without a daemon nothing recorded what the process started with: the one
-                // reason that can be seen is the binary (restart_pending compares it).
-                restart_reasons: if status.restart_pending {
-                    vec!["a new binary is installed".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                status,
-                error: None,
-                listener: None,
-            },
+            Ok(mut status) => {
+                let spec = specs.iter().find(|s| s.name == *name);
+                // The binary is judged at the path it started from: this side does not know a
+                // `--livekit-bin` the daemon or another command was given.
+                let recorded = status
+                    .pid
+                    .zip(spec)
+                    .and_then(|(pid, spec)| {
+                        let started = started::read(&state, name, pid)?;
+                        let mut spec = spec.clone();
+                        spec.program.clone_from(&started.binary.path);
+                        Some(started.changes(&StartedWith::now(&spec, pid)))
+                    })
+                    .unwrap_or_default();
+                // Without a record, the one reason that can be seen is the binary
+                // (restart_pending compares it).
+                let mut restart_reasons = recorded;
+                if status.restart_pending && restart_reasons.is_empty() {
+                    restart_reasons.push("a new binary is installed".to_owned());
+                }
+                status.restart_pending = !restart_reasons.is_empty();
+                MediaProcess {
+                    restart_reasons,
+                    status,
+                    error: None,
+                    listener: None,
+                }
+            }
             Err(e) => MediaProcess::unreadable(name, ErrorReport::of(&e).to_string()),
         })
         .collect()

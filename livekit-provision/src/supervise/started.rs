@@ -223,16 +223,18 @@ pub fn record_now(state: &StateDir, spec: &ProcessSpec, pid: u32) -> StartedWith
 }
 
 /// The reasons `spec`'s running process `pid` should be restarted: its record compared with
-/// now. A process without a record (adopted from an older version) is recorded as it is now
-/// (the best that can be known) and has none.
+/// now; `None` when it has no record. Reads only.
+pub fn changes_since_start(state: &StateDir, spec: &ProcessSpec, pid: u32) -> Option<Vec<String>> {
+    read(state, &spec.name, pid).map(|started| started.changes(&StartedWith::now(spec, pid)))
+}
+
+/// [`changes_since_start`]; a process without a record (adopted from an older version) is
+/// recorded as it is now (the best that can be known) and has none.
 pub fn restart_reasons(state: &StateDir, spec: &ProcessSpec, pid: u32) -> Vec<String> {
-    let now = StartedWith::now(spec, pid);
-    if let Some(started) = read(state, &spec.name, pid) {
-        return started.changes(&now);
+    if let Some(reasons) = changes_since_start(state, spec, pid) {
+        return reasons;
     }
-    if let Err(e) = write(state, &spec.name, &now) {
-        tracing::warn!(name = %spec.name, error = %e, "could not record what the process runs with");
-    }
+    record_now(state, spec, pid);
     Vec::new()
 }
 
