@@ -216,9 +216,11 @@ impl Media {
             self.supervisor.configure(spec);
             match self.supervisor.status(&spec.name) {
                 Ok(ProcessStatus { pid: Some(pid), .. }) => {
+                    self.errors.remove(&spec.name);
                     self.update_reasons(spec, pid);
                 }
                 Ok(_) => {
+                    self.errors.remove(&spec.name);
                     self.restart_reasons.remove(&spec.name);
                 }
                 Err(e) => {
