@@ -13,7 +13,7 @@ use livekit_provision::daemon::protocol::{
 use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
 use livekit_provision::media::media_specs;
 use livekit_provision::settings::MediaOwner;
-use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
+use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy, foreign_listener};
 use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
 
 use super::Ctx;
@@ -95,6 +95,10 @@ fn start_here(
     )?;
     let mut failed = None;
     for spec in &specs {
+        if let Some(owner) = foreign_listener(&ctx.state, spec) {
+            let (message, hint) = owner.refusal(&spec.name);
+            return Err(CliError::msg(message, Some(hint)));
+        }
         let outcome = sup.ensure_running(spec, Instant::now())?;
         let line = match &outcome {
             Ensured::Started { pid } => format!("started {} (pid {pid})", spec.name),

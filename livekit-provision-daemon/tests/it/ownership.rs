@@ -269,6 +269,19 @@ fn a_livekit_server_we_did_not_start_is_reported_never_started_over() {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
 
+    // Without a daemon, `start` refuses the same way.
+    let ensured = cli_command(&node, &["ensure"]).output().unwrap();
+    assert!(ensured.status.success(), "{ensured:?}");
+    let out = cli_command(&node, &["start"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("(pid {old}), which we did not start")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: to take it over"), "{stderr}");
+    assert!(!node.state.pid_file("livekit-server").exists());
+
     let daemon = node.start(&[]);
     let p = poll("provisioning to report the old server", || {
         let p = provisioning(&node.socket());

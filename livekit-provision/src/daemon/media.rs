@@ -27,8 +27,8 @@ use crate::settings::MediaOwner;
 use crate::settings::Settings;
 use crate::supervise::spawn::{LIVEKIT_SERVER, LK_BACKEND};
 use crate::supervise::{
-    Ensured, PidFileState, PortOwner, ProcessSpec, ProcessStatus, StopOutcome, Supervisor, health,
-    inspect, listening_on, runs_another_binary, started,
+    Ensured, PortOwner, ProcessSpec, ProcessStatus, StopOutcome, Supervisor, health, listening_on,
+    runs_another_binary, started,
 };
 use crate::triple::DiskTriple;
 
@@ -85,23 +85,12 @@ fn externally_owned() -> MediaFailure {
     }
 }
 
-/// A process we did not start holds `spec`'s port: why `spec` is not started.
+/// A process we did not start holds `name`'s port: why `name` is not started.
 fn foreign_failure(name: &str, owner: &PortOwner) -> MediaFailure {
+    let (message, hint) = owner.refusal(name);
     MediaFailure {
-        message: format!(
-            "{name} is not started: {} (pid {}), which we did not start, already listens on port {}",
-            if owner.name.is_empty() {
-                "a process"
-            } else {
-                &owner.name
-            },
-            owner.pid,
-            owner.port
-        ),
-        hint: Some(format!(
-            "to take it over, stop it (`systemctl stop <its unit>` or `kill {}`) and the daemon starts {name} on its next run (or `livekit-provision start`); to leave it to its own supervisor, set media_owner: external in provision.yaml",
-            owner.pid
-        )),
+        message,
+        hint: Some(hint),
     }
 }
 
@@ -195,7 +184,6 @@ impl Media {
 
     /// A process we did not start listening on `spec`'s port while none of ours runs.
     fn foreign_listener(&self, spec: &ProcessSpec) -> Option<PortOwner> {
-        let port = spec.health?.port();
         if self
             .supervisor
             .process(&spec.name)
@@ -203,10 +191,7 @@ impl Media {
         {
             return None;
         }
-        match inspect(self.supervisor.state(), &spec.name) {
-            Ok(PidFileState::Live(_)) | Err(_) => None,
-            Ok(_) => listening_on(port),
-        }
+        crate::supervise::foreign_listener(self.supervisor.state(), spec)
     }
 
     /// `media_owner: external`: adopt what the outside supervisor runs (from the pid files

@@ -55,7 +55,7 @@ pub use identity::{
     runs_another_binary,
 };
 pub use policy::{CrashTracker, RestartDecision, RestartPolicy};
-pub use port_owner::{PortOwner, listening_on};
+pub use port_owner::{PortOwner, foreign_listener, listening_on};
 pub use signal::{StopOutcome, StopTimings, stop, stop_with};
 pub use spawn::{
     EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec, clean_environment, is_overriding_variable,

@@ -11,6 +11,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::identity::PidFileState;
+use super::spawn::ProcessSpec;
+use crate::paths::StateDir;
+
 /// A process listening on a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortOwner {
@@ -22,6 +26,28 @@ pub struct PortOwner {
     pub name: String,
     /// Its executable, when readable.
     pub exe: Option<PathBuf>,
+}
+
+impl PortOwner {
+    /// Why `name` is not started while this process holds its port, and how to take over:
+    /// `(message, hint)`.
+    pub fn refusal(&self, name: &str) -> (String, String) {
+        let what = if self.name.is_empty() {
+            "a process"
+        } else {
+            &self.name
+        };
+        (
+            format!(
+                "{name} is not started: {what} (pid {}), which we did not start, already listens on port {}",
+                self.pid, self.port
+            ),
+            format!(
+                "to take it over, stop it (`systemctl stop <its unit>` or `kill {}`), then `livekit-provision start`; to leave it to its own supervisor, set media_owner: external in provision.yaml",
+                self.pid
+            ),
+        )
+    }
 }
 
 /// The process listening on TCP `port` (any address), if one can be seen.
@@ -46,6 +72,17 @@ pub fn listening_on(port: u16) -> Option<PortOwner> {
         name,
         exe,
     })
+}
+
+/// A process we did not start on `spec`'s health port: someone listens there while
+/// `run/<name>.pid` records no live process of `spec`'s. `None` when the port is free, when our
+/// own process runs, or when the pid file cannot be read (nothing is claimed then).
+pub fn foreign_listener(state: &StateDir, spec: &ProcessSpec) -> Option<PortOwner> {
+    let port = spec.health?.port();
+    match super::identity::inspect(state, &spec.name) {
+        Ok(PidFileState::Live(_)) | Err(_) => None,
+        Ok(_) => listening_on(port),
+    }
 }
 
 /// The inodes of the sockets listening on `port` in one `/proc/net/tcp{,6}` table.
