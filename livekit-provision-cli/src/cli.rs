@@ -43,6 +43,11 @@ pub enum Command {
     Status,
     /// Print the last lines of the media logs; --follow keeps printing new ones
     Logs(LogsArgs),
+    /// Become a media process in the foreground, for an outside supervisor (media_owner:
+    /// external); exit 78 when the state is not ready for it
+    Exec(ExecArgs),
+    /// Print systemd units for media_owner: external (livekit-server, lk-backend, the daemon)
+    Units(UnitsArgs),
     /// Print a shell completion script (e.g. `livekit-provision completions bash > ...`)
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `livekit-provision man | man -l -`
@@ -150,6 +155,23 @@ pub struct LogsArgs {
     /// Keep printing lines as they are appended (across log rotation) until interrupted
     #[arg(short, long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The media process to become
+    #[arg(value_parser = [LIVEKIT_SERVER, LK_BACKEND])]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnitsArgs {
+    /// Write the unit files into this (existing) directory instead of printing them
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// User= of the units [default: none, i.e. root]
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,10 @@ pub enum Exit {
     Failure,
     /// `ensure --dry-run`: changes are pending (Terraform's `-detailed-exitcode`).
     ChangesPending,
+    /// `exec` refused to start: not provisioned, inconsistent, or not configured for an
+    /// outside supervisor (78, `EX_CONFIG`; systemd's `RestartPreventExitStatus=78` keeps a
+    /// unit from restarting into the same refusal).
+    Refused,
 }
 
 impl From<Exit> for ExitCode {
@@ -23,6 +27,7 @@ impl From<Exit> for ExitCode {
             Exit::Success => Self::SUCCESS,
             Exit::Failure => Self::from(1),
             Exit::ChangesPending => Self::from(2),
+            Exit::Refused => Self::from(livekit_provision::units::EXIT_REFUSED),
         }
     }
 }

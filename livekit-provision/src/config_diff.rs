@@ -4,7 +4,16 @@
 //!
 //! Values are named, never secrets: a changed key pair is reported by its key names.
 
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
 use crate::render::LivekitYaml;
+
+/// The field holding a digest of the key secrets (never the secrets themselves).
+const SECRETS_FIELD: &str = "keys.secrets";
+/// The field holding a digest of the `extra.yaml` overlay.
+const EXTRA_FIELD: &str = "extra";
 
 /// The changes from `running` (the text the server started with) to `published`, one line each
 /// (`rtc.node_ip: 127.0.0.1 -> 127.0.0.2`). Empty when they are the same. Text that does not
@@ -13,76 +22,92 @@ pub fn config_changes(running: &str, published: &str) -> Vec<String> {
     if running == published {
         return Vec::new();
     }
-    let (Ok(old), Ok(new)) = (LivekitYaml::parse(running), LivekitYaml::parse(published)) else {
-        return vec!["livekit.yaml changed".to_owned()];
-    };
-    let mut fields: Vec<(&str, String, String)> = Vec::new();
-    let mut field = |name, a, b| fields.push((name, a, b));
+    match (named_values(running), named_values(published)) {
+        (Some(old), Some(new)) => value_changes(&old, &new),
+        _ => vec!["livekit.yaml changed".to_owned()],
+    }
+}
+
+/// The named values of a `livekit.yaml` text that a restart would change, as strings; the key
+/// secrets and the overlay only as SHA-256 digests. `None` when the text does not parse. This is
+/// what a started process's record keeps (`run/<name>.started.json`).
+pub fn named_values(text: &str) -> Option<BTreeMap<String, String>> {
+    let y = LivekitYaml::parse(text).ok()?;
     let show = |v: Option<String>| v.unwrap_or_else(|| "(unset)".to_owned());
-    field("port", old.port.to_string(), new.port.to_string());
-    field(
-        "rtc.node_ip",
-        show(old.node_ip.map(|ip| ip.to_string())),
-        show(new.node_ip.map(|ip| ip.to_string())),
-    );
-    field(
-        "rtc.tcp_port",
-        old.rtc_tcp_port.to_string(),
-        new.rtc_tcp_port.to_string(),
-    );
-    field(
-        "rtc.udp_port",
-        show(old.rtc_udp_port.map(|p| p.to_string())),
-        show(new.rtc_udp_port.map(|p| p.to_string())),
-    );
-    field(
-        "rtc.port_range",
-        format!("{}-{}", old.rtc_port_range_start, old.rtc_port_range_end),
-        format!("{}-{}", new.rtc_port_range_start, new.rtc_port_range_end),
-    );
-    field(
-        "rtc.enable_loopback_candidate",
-        old.enable_loopback_candidate.to_string(),
-        new.enable_loopback_candidate.to_string(),
-    );
-    field(
-        "rtc.use_external_ip",
-        old.use_external_ip.to_string(),
-        new.use_external_ip.to_string(),
-    );
-    let key_names = |y: &LivekitYaml| {
-        y.keys
-            .iter()
-            .map(|c| c.key.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+    let digest = |bytes: &[u8]| crate::hex::encode(&Sha256::digest(bytes));
+    let mut secrets = Vec::new();
+    for c in &y.keys {
+        secrets.extend_from_slice(c.key.as_str().as_bytes());
+        secrets.push(0);
+        secrets.extend_from_slice(c.secret.expose().as_bytes());
+        secrets.push(0);
+    }
+    let extra = serde_yaml::to_string(&y.extra).unwrap_or_default();
+    let fields = [
+        ("port", y.port.to_string()),
+        ("rtc.node_ip", show(y.node_ip.map(|ip| ip.to_string()))),
+        ("rtc.tcp_port", y.rtc_tcp_port.to_string()),
+        ("rtc.udp_port", show(y.rtc_udp_port.map(|p| p.to_string()))),
+        (
+            "rtc.port_range",
+            format!("{}-{}", y.rtc_port_range_start, y.rtc_port_range_end),
+        ),
+        (
+            "rtc.enable_loopback_candidate",
+            y.enable_loopback_candidate.to_string(),
+        ),
+        ("rtc.use_external_ip", y.use_external_ip.to_string()),
+        (
+            "keys",
+            y.keys
+                .iter()
+                .map(|c| c.key.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        (SECRETS_FIELD, digest(&secrets)),
+        ("logging.level", show(y.log_level.map(|l| l.to_string()))),
+        (
+            "redis.address",
+            show(y.redis.as_ref().map(|r| r.address.clone())),
+        ),
+        (EXTRA_FIELD, digest(extra.as_bytes())),
+    ];
+    Some(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// The changes between two sets of [`named_values`], one line each; a changed secret or overlay
+/// is named, never shown. At least one line when the sets differ.
+pub fn value_changes(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<String> {
+    if old == new {
+        return Vec::new();
+    }
+    let get = |m: &BTreeMap<String, String>, k: &str| {
+        m.get(k).cloned().unwrap_or_else(|| "(unset)".to_owned())
     };
-    field("keys", key_names(&old), key_names(&new));
-    field(
-        "logging.level",
-        show(old.log_level.map(|l| l.to_string())),
-        show(new.log_level.map(|l| l.to_string())),
-    );
-    field(
-        "redis.address",
-        show(old.redis.as_ref().map(|r| r.address.clone())),
-        show(new.redis.as_ref().map(|r| r.address.clone())),
-    );
-    let mut out: Vec<String> = fields
-        .into_iter()
-        .filter(|(_, a, b)| a != b)
-        .map(|(name, a, b)| format!("{name}: {a} -> {b}"))
-        .collect();
-    if old.keys.len() == new.keys.len()
-        && old
-            .keys
-            .iter()
-            .zip(&new.keys)
-            .any(|(a, b)| a.key == b.key && a.secret.expose() != b.secret.expose())
-    {
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut out = Vec::new();
+    let mut secret_changed = false;
+    let mut extra_changed = false;
+    for name in names {
+        let (a, b) = (get(old, name), get(new, name));
+        if a == b {
+            continue;
+        }
+        match name.as_str() {
+            SECRETS_FIELD => secret_changed = true,
+            EXTRA_FIELD => extra_changed = true,
+            _ => out.push(format!("{name}: {a} -> {b}")),
+        }
+    }
+    // Renamed keys already say that the pair changed.
+    if secret_changed && get(old, "keys") == get(new, "keys") {
         out.push("keys: a secret changed".to_owned());
     }
-    if old.extra != new.extra {
+    if extra_changed {
         out.push("extra.yaml overlay changed".to_owned());
     }
     if out.is_empty() {

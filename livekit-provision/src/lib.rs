@@ -36,6 +36,7 @@ pub mod sys;
 pub mod token;
 pub mod triple;
 pub mod turn;
+pub mod units;
 pub mod validate;
 pub mod version;
 

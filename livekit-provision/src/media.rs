@@ -82,6 +82,7 @@ pub fn process_specs(
             command.clone(),
             env,
             settings.backend_port,
+            settings.backend_probe.clone(),
         ));
     }
     specs

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::production::{PrometheusSettings, WebhookSettings};
+pub use crate::supervise::health::HealthProbe;
 use crate::turn::{TurnSettings, TurnSettingsError};
 
 /// livekit-server's log levels, as `logging.level` accepts them.
@@ -53,6 +54,27 @@ impl LogLevel {
 impl fmt::Display for LogLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Who starts, stops and restarts the media processes (`media_owner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaOwner {
+    /// The daemon: detached start, adoption after its own restart, crash restarts (the default).
+    #[default]
+    Daemon,
+    /// An outside supervisor (systemd, hero_proc) runs `livekit-provision exec <name>`. The
+    /// daemon provisions, reports and answers health; it never starts or signals the media.
+    External,
+}
+
+impl fmt::Display for MediaOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Daemon => "daemon",
+            Self::External => "external",
+        })
     }
 }
 
@@ -104,6 +126,11 @@ pub struct Settings {
     pub bind_addresses: Vec<IpAddr>,
     /// The embedded TURN server (`turn:` in `livekit.yaml`); off by default.
     pub turn: TurnSettings,
+    /// Who owns the media processes: `daemon` (default) or `external`.
+    pub media_owner: MediaOwner,
+    /// How lk-backend's health is probed: `http:/path` (a GET answering 200) or `tcp` (a
+    /// connect). Default `http:/`.
+    pub backend_probe: HealthProbe,
 }
 
 impl Default for Settings {
@@ -129,6 +156,8 @@ impl Default for Settings {
             use_external_ip: false,
             bind_addresses: Vec::new(),
             turn: TurnSettings::default(),
+            media_owner: MediaOwner::Daemon,
+            backend_probe: HealthProbe::default(),
         }
     }
 }
@@ -242,6 +271,8 @@ impl std::fmt::Debug for Settings {
             .field("use_external_ip", &self.use_external_ip)
             .field("bind_addresses", &self.bind_addresses)
             .field("turn", &self.turn)
+            .field("media_owner", &self.media_owner)
+            .field("backend_probe", &self.backend_probe)
             .finish()
     }
 }
@@ -281,6 +312,29 @@ mod tests {
         // Inside the (unused) range is fine once a single UDP port is set.
         let s = Settings::from_yaml("port: 55000\nrtc_udp_port: 7882\n").unwrap();
         assert_eq!(s.port, 55000);
+    }
+
+    #[test]
+    fn media_owner_and_backend_probe_parse() {
+        let s = Settings::from_yaml("media_owner: external\nbackend_probe: tcp\n").unwrap();
+        assert_eq!(s.media_owner, MediaOwner::External);
+        assert_eq!(s.backend_probe, HealthProbe::Tcp);
+        let s = Settings::from_yaml("backend_probe: http:/healthz\n").unwrap();
+        assert_eq!(
+            s.backend_probe,
+            HealthProbe::Http {
+                path: "/healthz".to_owned()
+            }
+        );
+        assert_eq!(Settings::default().media_owner, MediaOwner::Daemon);
+        for (text, needle) in [
+            ("media_owner: systemd", "media_owner"),
+            ("backend_probe: udp", "backend_probe"),
+            ("backend_probe: http:healthz", "backend_probe"),
+        ] {
+            let err = Settings::from_yaml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

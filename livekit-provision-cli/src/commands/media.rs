@@ -12,7 +12,8 @@ use livekit_provision::daemon::protocol::{
 };
 use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
 use livekit_provision::media::media_specs;
-use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
+use livekit_provision::settings::MediaOwner;
+use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy, foreign_listener};
 use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
 
 use super::Ctx;
@@ -53,11 +54,24 @@ fn media_names(ctx: &Ctx) -> Result<Vec<&'static str>, CliError> {
     Ok(names)
 }
 
+/// `start`, `stop` and `restart` never act on media an outside supervisor owns.
+fn refuse_if_external(ctx: &Ctx) -> Result<(), CliError> {
+    let config = OperatorConfig::load(&ctx.state)?;
+    if config.settings.media_owner == MediaOwner::External {
+        return Err(CliError::msg(
+            "the media are owned by an outside supervisor (media_owner: external in provision.yaml)",
+            Some("use the supervisor (`systemctl start|stop|restart livekit-server`), or set media_owner: daemon".to_owned()),
+        ));
+    }
+    Ok(())
+}
+
 pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
     if let Some(answer) = via_daemon::<protocol::Start>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
+    refuse_if_external(ctx)?;
     let (processes, failed) = start_here(ctx, &mut supervisor(ctx))?;
     if ctx.printer.json {
         ctx.printer.json(&StartResult { processes });
@@ -81,6 +95,10 @@ fn start_here(
     )?;
     let mut failed = None;
     for spec in &specs {
+        if let Some(owner) = foreign_listener(&ctx.state, spec) {
+            let (message, hint) = owner.refusal(&spec.name);
+            return Err(CliError::msg(message, Some(hint)));
+        }
         let outcome = sup.ensure_running(spec, Instant::now())?;
         let line = match &outcome {
             Ensured::Started { pid } => format!("started {} (pid {pid})", spec.name),
@@ -124,6 +142,7 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
+    refuse_if_external(ctx)?;
     let mut sup = supervisor(ctx);
     let mut stopped = BTreeMap::new();
     // lk-backend first: it talks to livekit-server.

@@ -2,6 +2,7 @@
 
 mod check;
 mod ensure;
+mod exec;
 mod generate;
 mod install;
 mod logs;
@@ -94,6 +95,8 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Restart(args) => media::stop(&ctx, &args, true),
         Command::Status => media::status(&ctx),
         Command::Logs(args) => logs::run(&ctx, &args),
+        Command::Exec(args) => Ok(exec::exec(&ctx, &args)),
+        Command::Units(args) => exec::units(&ctx, &args),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

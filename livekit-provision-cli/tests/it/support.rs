@@ -347,7 +347,8 @@ pub fn asset_arch() -> &'static str {
     }
 }
 
-/// A stand-in `livekit-server` (a shell script that answers `--version`; tests only).
+/// A stand-in `livekit-server` (a shell script that answers `--version`, and accepts any config
+/// in ensure's pre-check `--config FILE ports`; tests only).
 pub fn stand_in_script(version: &str) -> String {
     format!(
         "#!/bin/sh\n# stand-in for livekit-server (tests only)\nif [ \"$1\" = \"--version\" ]; then echo \"livekit-server version {version}\"; fi\n# `ports` (the config pre-check) answers as livekit-server does for a config it accepts.\nif [ \"$1\" = \"ports\" ]; then echo \"TCP Ports\"; fi\n"

@@ -7,6 +7,7 @@
 
 mod lifecycle;
 mod media;
+mod ownership;
 mod provisioning;
 mod rpc;
 mod security;

@@ -259,15 +259,24 @@ pub fn provisioning(socket: &Path) -> Value {
 /// demand when this crate's tests run alone.
 pub fn livekit_standin() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let path = Path::new(DAEMON).with_file_name("livekit-server-standin");
-        if !path.exists() {
-            cargo_build(&["-p", "livekit-provision-standins", "--bins"]);
-        }
-        assert!(path.exists(), "{} is missing", path.display());
-        path
-    })
-    .clone()
+    PATH.get_or_init(|| standin("livekit-server-standin"))
+        .clone()
+}
+
+/// The stand-in for lk-backend (NOT the real program).
+pub fn backend_standin() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| standin("lk-backend-standin")).clone()
+}
+
+/// The stand-in binary `name`, next to the daemon's; built when missing.
+fn standin(name: &str) -> PathBuf {
+    let path = Path::new(DAEMON).with_file_name(name);
+    if !path.exists() {
+        cargo_build(&["-p", "livekit-provision-standins", "--bins"]);
+    }
+    assert!(path.exists(), "{} is missing", path.display());
+    path
 }
 
 /// `cargo build ARGS` in this workspace; panics when it fails.

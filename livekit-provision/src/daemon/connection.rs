@@ -1,8 +1,8 @@
 //! One client connection: read request lines (at most [`MAX_LINE`] bytes each), answer each in
 //! order, and the methods themselves.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::TryLockError;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -12,12 +12,12 @@ use tokio::sync::oneshot;
 
 use super::media::{self, MediaFailure};
 use super::protocol::{
-    self, Check, Ensure, Health, HealthResult, INVALID_REQUEST, METHOD_NOT_FOUND, MediaReport,
-    Method, NOT_PROVISIONED, NoParams, Restart, RpcError, Start, StartResult, Status, StatusResult,
-    Stop, StopParams, StopResult, TokenCreate, TokenCreateParams, TokenCreateResult, VersionReport,
+    self, Check, Ensure, Health, HealthResult, INVALID_REQUEST, METHOD_NOT_FOUND, Method,
+    NOT_PROVISIONED, NoParams, Restart, RpcError, Start, StartResult, Status, StatusResult, Stop,
+    StopParams, StopResult, TokenCreate, TokenCreateParams, TokenCreateResult, VersionReport,
 };
 use super::rpc::{self, MAX_LINE, Request};
-use super::shared::{Event, Shared, livekit_yaml_digest, lock};
+use super::shared::{Event, Shared, livekit_yaml_digest, lock, media_report};
 use super::status::{installed_version, rfc3339};
 use crate::check::{CheckOptions, CheckReport, check};
 use crate::config::OperatorConfig;
@@ -162,25 +162,7 @@ fn shutting_down() -> RpcError {
 fn status(shared: &Shared) -> StatusResult {
     let now = (shared.config.clock)();
     let provisioning = lock(&shared.status).clone();
-    let media = match shared.media.try_lock() {
-        Ok(mut media) => {
-            let processes = media.statuses();
-            drop(media);
-            lock(&shared.media_cache).clone_from(&processes);
-            MediaReport {
-                busy: false,
-                processes,
-            }
-        }
-        Err(TryLockError::Poisoned(p)) => MediaReport {
-            busy: false,
-            processes: p.into_inner().statuses(),
-        },
-        Err(TryLockError::WouldBlock) => MediaReport {
-            busy: true,
-            processes: lock(&shared.media_cache).clone(),
-        },
-    };
+    let media = media_report(shared);
     StatusResult {
         daemon: true,
         state_dir: shared.config.state.root().to_owned(),
@@ -216,11 +198,19 @@ fn check_now(shared: &Shared) -> CheckReport {
 fn health(shared: &Shared) -> HealthResult {
     let in_memory = lock(&shared.published).clone();
     let on_disk = livekit_yaml_digest(shared);
+    let restart_reasons: BTreeMap<String, Vec<String>> = media_report(shared)
+        .processes
+        .into_iter()
+        .filter(|p| !p.restart_reasons.is_empty())
+        .map(|p| (p.status.name, p.restart_reasons))
+        .collect();
     HealthResult {
         config: shared.config.state.managed(ManagedFile::LivekitYaml),
         in_sync: in_memory.is_some() && in_memory == on_disk,
         in_memory,
         on_disk,
+        restart_pending: !restart_reasons.is_empty(),
+        restart_reasons,
     }
 }
 

@@ -15,7 +15,7 @@ use super::shared::{EnsureReply, Event, RunOutcome, Shared, livekit_yaml_digest,
 use super::status::ProvisionStatus;
 use super::{Command, DaemonConfig, DaemonError, connection};
 use crate::config::OperatorConfig;
-use crate::ensure::{EnsureOptions, ensure};
+use crate::ensure::{EnsureOptions, EnsureReport, ensure};
 use crate::error_chain::ErrorReport;
 use crate::resolve::Warning;
 use crate::supervise::Supervisor;
@@ -231,6 +231,17 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
     }
 }
 
+/// Keep `report`'s warnings for `status`, logging each at WARN when it is new (once per
+/// change, not every run).
+fn note_warnings(shared: &Shared, report: &EnsureReport) {
+    let messages: Vec<String> = report.warnings.iter().map(|w| w.message.clone()).collect();
+    let mut status = lock(&shared.status);
+    for message in messages.iter().filter(|m| !status.warnings.contains(m)) {
+        tracing::warn!(warning = %message, "provisioning warning");
+    }
+    status.warnings = messages;
+}
+
 /// One run, on a blocking thread: ensure, then the media.
 fn provision(shared: &Shared) -> RunOutcome {
     let config = &shared.config;
@@ -260,6 +271,7 @@ fn provision(shared: &Shared) -> RunOutcome {
         Err(e) => return failed(ErrorReport::of(&e)),
     };
     drop(store);
+    note_warnings(shared, &report);
     if !report.is_noop() {
         tracing::info!(actions = report.actions.len(), generation = ?report.generation, "provisioned");
     }

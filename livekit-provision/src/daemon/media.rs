@@ -1,6 +1,14 @@
 //! The daemon's side of supervision: which media to run, a pass of `ensure_running` over them,
 //! exit watches, and their status. Everything here blocks; it runs on tokio's blocking pool,
 //! behind one mutex.
+//!
+//! - `media_owner: external` (read from `provision.yaml` at each use): a pass only observes
+//!   (adopts the pid files `livekit-provision exec` writes, compares them with the disk);
+//!   `start` and `stop` are refused; an exit is forgotten, never counted or restarted.
+//! - A process we did not start listening on a media port is never started over: the pass
+//!   reports it (a failure with a hint, not a crash) and `status` names it (`listener`).
+//! - Restart pending: each running process's `run/<name>.started.json` compared with the disk
+//!   now, at every pass and every `status`; a new set of reasons is logged once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -11,12 +19,17 @@ use tokio::runtime::Handle;
 
 use super::protocol::MediaProcess;
 use crate::binary::{BinarySource, LivekitBinary};
+use crate::config::OperatorConfig;
 use crate::ensure::{BinaryOptions, BinaryState};
 use crate::error_chain::ErrorReport;
 use crate::paths::StateDir;
+use crate::settings::MediaOwner;
 use crate::settings::Settings;
 use crate::supervise::spawn::{LIVEKIT_SERVER, LK_BACKEND};
-use crate::supervise::{Ensured, ProcessSpec, StopOutcome, Supervisor, runs_another_binary};
+use crate::supervise::{
+    Ensured, PortOwner, ProcessSpec, ProcessStatus, StopOutcome, Supervisor, health, listening_on,
+    runs_another_binary, started,
+};
 use crate::triple::DiskTriple;
 
 /// Why a media process is not up, for `status` and the provisioning state.
@@ -56,17 +69,29 @@ pub(super) struct Media {
     watched: BTreeSet<u32>,
     on_exit: Arc<OnExit>,
     runtime: Handle,
-    /// The config text each process was started with (for an adopted one: the text on disk when
-    /// this daemon first saw it, as it cannot know better).
-    started_with: BTreeMap<String, String>,
+    /// The specs of the last pass: what `status` compares the running processes with.
+    specs: Vec<ProcessSpec>,
     /// Why a restart is pending, per process (empty: none).
     restart_reasons: BTreeMap<String, Vec<String>>,
+    /// Processes we did not start found on a media port, per name.
+    foreign: BTreeMap<String, PortOwner>,
 }
 
-/// The text of the `--config` file a spec starts with, if it has one.
-fn config_text(spec: &ProcessSpec) -> Option<String> {
-    let at = spec.args.iter().position(|a| a == "--config")?;
-    std::fs::read_to_string(spec.args.get(at + 1)?).ok()
+/// The refusal of `start`, `stop` and `restart` when an outside supervisor owns the media.
+fn externally_owned() -> MediaFailure {
+    MediaFailure {
+        message: "the media are owned by an outside supervisor (media_owner: external in provision.yaml): the daemon never starts, stops or signals them".to_owned(),
+        hint: Some("use the supervisor (`systemctl start|stop|restart livekit-server`, units from `livekit-provision units`), or set media_owner: daemon in provision.yaml".to_owned()),
+    }
+}
+
+/// A process we did not start holds `name`'s port: why `name` is not started.
+fn foreign_failure(name: &str, owner: &PortOwner) -> MediaFailure {
+    let (message, hint) = owner.refusal(name);
+    MediaFailure {
+        message,
+        hint: Some(hint),
+    }
 }
 
 impl std::fmt::Debug for Media {
@@ -117,14 +142,23 @@ impl Media {
             watched: BTreeSet::new(),
             on_exit: Arc::new(on_exit),
             runtime,
-            started_with: BTreeMap::new(),
+            specs: Vec::new(),
             restart_reasons: BTreeMap::new(),
+            foreign: BTreeMap::new(),
         }
     }
 
-    /// Why `spec`'s running process should be restarted: another binary installed, or a
-    /// published config that differs from the one it started with.
-    fn restart_reasons(&mut self, spec: &ProcessSpec, pid: u32) -> Vec<String> {
+    /// Who owns the media, from `provision.yaml` now.
+    fn owner(&self) -> Result<MediaOwner, MediaFailure> {
+        OperatorConfig::load(self.supervisor.state())
+            .map(|c| c.settings.media_owner)
+            .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))
+    }
+
+    /// Why `spec`'s running process `pid` should be restarted: another binary installed, or
+    /// what it started with (`run/<name>.started.json`) differs from what is on disk now.
+    /// Recorded in the supervisor's `restart_pending`; a new set of reasons is logged once.
+    fn update_reasons(&mut self, spec: &ProcessSpec, pid: u32) -> Vec<String> {
         let mut reasons = Vec::new();
         if runs_another_binary(pid, &spec.program) {
             reasons.push(format!(
@@ -132,55 +166,101 @@ impl Media {
                 spec.program.display()
             ));
         }
-        if let Some(now) = config_text(spec) {
-            match self.started_with.get(&spec.name) {
-                Some(started) => reasons.extend(
-                    crate::config_diff::config_changes(started, &now)
-                        .into_iter()
-                        .map(|change| format!("livekit.yaml changed: {change}")),
-                ),
-                None => {
-                    self.started_with.insert(spec.name.clone(), now);
-                }
+        for reason in started::restart_reasons(self.supervisor.state(), spec, pid) {
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
             }
         }
+        let name = spec.name.as_str();
+        if !reasons.is_empty() && self.restart_reasons.get(name) != Some(&reasons) {
+            tracing::warn!(name, pid, ?reasons, "restart pending: `restart` applies it");
+        }
+        self.supervisor
+            .set_restart_pending(name, !reasons.is_empty());
+        self.restart_reasons
+            .insert(name.to_owned(), reasons.clone());
         reasons
     }
 
-    /// Start what is down (never touching what runs), unless the operator stopped the media.
+    /// A process we did not start listening on `spec`'s port while none of ours runs.
+    fn foreign_listener(&self, spec: &ProcessSpec) -> Option<PortOwner> {
+        if self
+            .supervisor
+            .process(&spec.name)
+            .is_some_and(crate::supervise::MediaProcess::is_alive)
+        {
+            return None;
+        }
+        crate::supervise::foreign_listener(self.supervisor.state(), spec)
+    }
+
+    /// `media_owner: external`: adopt what the outside supervisor runs (from the pid files
+    /// `livekit-provision exec` writes) and compare it with the disk; start nothing.
+    fn observe(&mut self, specs: &[ProcessSpec]) {
+        for spec in specs {
+            self.supervisor.configure(spec);
+            match self.supervisor.status(&spec.name) {
+                Ok(ProcessStatus { pid: Some(pid), .. }) => {
+                    self.errors.remove(&spec.name);
+                    self.update_reasons(spec, pid);
+                }
+                Ok(_) => {
+                    self.errors.remove(&spec.name);
+                    self.restart_reasons.remove(&spec.name);
+                }
+                Err(e) => {
+                    let failure = MediaFailure::from(ErrorReport::of(&e));
+                    self.errors.insert(spec.name.clone(), failure.message);
+                }
+            }
+        }
+    }
+
+    /// Start what is down (never touching what runs), unless the operator stopped the media or
+    /// an outside supervisor owns them (then only observe).
     pub fn pass(&mut self, specs: &[ProcessSpec]) -> Pass {
         let mut pass = Pass::default();
+        self.specs = specs.to_vec();
+        match self.owner() {
+            Ok(MediaOwner::External) => {
+                self.observe(specs);
+                self.arm_watches();
+                return pass;
+            }
+            Ok(MediaOwner::Daemon) => {}
+            Err(failure) => {
+                pass.failures.push(failure);
+                return pass;
+            }
+        }
         if !self.wants_running {
             return pass;
         }
         for spec in specs {
             let name = spec.name.as_str();
+            if let Some(owner) = self.foreign_listener(spec) {
+                let failure = foreign_failure(name, &owner);
+                if self.foreign.get(name) != Some(&owner) {
+                    tracing::warn!(name, pid = owner.pid, process = %owner.name, port = owner.port, "a process we did not start holds the port; not starting");
+                }
+                self.foreign.insert(name.to_owned(), owner);
+                self.errors.insert(name.to_owned(), failure.message.clone());
+                pass.failures.push(failure);
+                continue;
+            }
+            self.foreign.remove(name);
             match self.supervisor.ensure_running(spec, Instant::now()) {
                 Ok(Ensured::Started { pid }) => {
                     tracing::info!(name, pid, "started");
                     self.errors.remove(name);
                     self.supervisor.set_restart_pending(name, false);
                     self.restart_reasons.remove(name);
-                    match config_text(spec) {
-                        Some(text) => self.started_with.insert(name.to_owned(), text),
-                        None => self.started_with.remove(name),
-                    };
+                    started::record_now(self.supervisor.state(), spec, pid);
                 }
                 Ok(Ensured::AlreadyRunning { pid, healthy }) => {
                     tracing::debug!(name, pid, healthy, "already running; left alone");
                     self.errors.remove(name);
-                    let reasons = self.restart_reasons(spec, pid);
-                    if !reasons.is_empty() {
-                        tracing::warn!(
-                            name,
-                            pid,
-                            ?reasons,
-                            "restart pending: `restart` applies it"
-                        );
-                    }
-                    self.supervisor
-                        .set_restart_pending(name, !reasons.is_empty());
-                    self.restart_reasons.insert(name.to_owned(), reasons);
+                    self.update_reasons(spec, pid);
                 }
                 Ok(Ensured::BackingOff { until }) => {
                     let wait = until.saturating_duration_since(Instant::now());
@@ -211,8 +291,15 @@ impl Media {
         pass
     }
 
-    /// `start`: forget crash history and failed marks, then a pass.
+    /// `start`: forget crash history and failed marks, then a pass. Refused when an outside
+    /// supervisor owns the media.
     pub fn start(&mut self, specs: &[ProcessSpec]) -> Pass {
+        if let Err(failure) = self.refuse_if_external() {
+            return Pass {
+                failures: vec![failure],
+                retry_at: None,
+            };
+        }
         self.wants_running = true;
         for spec in specs {
             self.supervisor.reset(&spec.name);
@@ -220,8 +307,18 @@ impl Media {
         self.pass(specs)
     }
 
-    /// `stop`: stop every media process (ours or adopted) and keep them down.
+    /// Refuse when an outside supervisor owns the media (or `provision.yaml` cannot tell).
+    fn refuse_if_external(&self) -> Result<(), MediaFailure> {
+        match self.owner()? {
+            MediaOwner::External => Err(externally_owned()),
+            MediaOwner::Daemon => Ok(()),
+        }
+    }
+
+    /// `stop`: stop every media process (ours or adopted) and keep them down. Refused when an
+    /// outside supervisor owns the media.
     pub fn stop(&mut self, grace: Duration) -> Result<BTreeMap<String, StopOutcome>, MediaFailure> {
+        self.refuse_if_external()?;
         self.wants_running = false;
         let mut outcomes = BTreeMap::new();
         for name in [LK_BACKEND, LIVEKIT_SERVER] {
@@ -232,7 +329,6 @@ impl Media {
             self.supervisor.set_restart_pending(name, false);
             self.errors.remove(name);
             self.restart_reasons.remove(name);
-            self.started_with.remove(name);
             outcomes.insert(name.to_owned(), outcome);
         }
         Ok(outcomes)
@@ -242,6 +338,16 @@ impl Media {
     /// at once after a give-up, so that the failure is reported).
     pub fn exited(&mut self, name: &str, pid: u32) -> Option<Instant> {
         self.watched.remove(&pid);
+        if self.owner().is_ok_and(|o| o == MediaOwner::External) {
+            // The outside supervisor restarts it (or not): never counted, never restarted here.
+            tracing::info!(
+                name,
+                pid,
+                "exited; left to its supervisor (media_owner: external)"
+            );
+            self.supervisor.forget(name, pid);
+            return None;
+        }
         match self.supervisor.record_exit(name, pid, Instant::now())? {
             crate::supervise::RestartDecision::RestartAt(at) => {
                 tracing::warn!(name, pid, restart_in = %seconds(at.saturating_duration_since(Instant::now())), "exited; restarting with backoff");
@@ -255,8 +361,11 @@ impl Media {
         }
     }
 
-    /// The status of each media process, for `status`.
+    /// The status of each media process, for `status`: each running one compared with what is
+    /// on disk now (restart pending and why); for one that is not running, a process we did not
+    /// start listening on its port.
     pub fn statuses(&mut self) -> Vec<MediaProcess> {
+        let external = self.owner().is_ok_and(|o| o == MediaOwner::External);
         let mut names = vec![LIVEKIT_SERVER.to_owned()];
         let list = match self.supervisor.statuses() {
             Ok(list) => list,
@@ -273,13 +382,45 @@ impl Media {
                 Some(s) => Ok(s.clone()),
                 None => self.supervisor.status(&name),
             };
-            out.push(match status {
-                Ok(status) => MediaProcess {
-                    error: self.errors.get(&name).cloned(),
-                    restart_reasons: self.restart_reasons.get(&name).cloned().unwrap_or_default(),
-                    status,
-                },
-                Err(e) => MediaProcess::unreadable(&name, ErrorReport::of(&e).to_string()),
+            let mut status = match status {
+                Ok(status) => status,
+                Err(e) => {
+                    out.push(MediaProcess::unreadable(
+                        &name,
+                        ErrorReport::of(&e).to_string(),
+                    ));
+                    continue;
+                }
+            };
+            let spec = self.specs.iter().find(|s| s.name == name).cloned();
+            let mut listener = None;
+            match (status.pid, &spec) {
+                (Some(pid), Some(spec)) => {
+                    status.restart_pending = !self.update_reasons(spec, pid).is_empty();
+                }
+                (None, Some(spec)) => {
+                    self.restart_reasons.remove(&name);
+                    listener = spec.health.and_then(|a| listening_on(a.port()));
+                    if let (true, Some(owner)) = (external, &listener) {
+                        // The supervisor's process, started without `exec` (no pid file).
+                        status.pid = Some(owner.pid);
+                        status.running = true;
+                        status.healthy = spec.health.is_some_and(|a| {
+                            health::check(a, &spec.probe, health::PROBE_TIMEOUT).is_ready()
+                        });
+                    }
+                }
+                _ => {}
+            }
+            let error = match (&listener, external) {
+                (Some(owner), false) => Some(foreign_failure(&name, owner).message),
+                _ => self.errors.get(&name).cloned(),
+            };
+            out.push(MediaProcess {
+                error,
+                restart_reasons: self.restart_reasons.get(&name).cloned().unwrap_or_default(),
+                status,
+                listener,
             });
         }
         self.arm_watches();

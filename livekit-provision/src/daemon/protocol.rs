@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckReport;
 use crate::ensure::EnsureReport;
-use crate::supervise::{ProcessStatus, StopOutcome};
+use crate::settings::MediaOwner;
+use crate::supervise::{PortOwner, ProcessStatus, StopOutcome};
 use crate::token::{self, TokenRequest, VideoGrants};
 
 /// One method of the protocol: its name and the types of its parameters and result.
@@ -254,6 +255,9 @@ pub struct ProvisioningReport {
     pub next_retry: Option<String>,
     /// Milliseconds until `next_retry`.
     pub next_retry_in_ms: Option<u64>,
+    /// The warnings of the last `ensure` (node IP defaulted, not on an interface, …).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl ProvisioningReport {
@@ -270,6 +274,7 @@ impl ProvisioningReport {
             next_run: None,
             next_retry: None,
             next_retry_in_ms: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -286,6 +291,9 @@ pub struct VersionReport {
 /// The media part of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaReport {
+    /// Who owns the media (`media_owner` of `provision.yaml`): `daemon` or `external`.
+    #[serde(default)]
+    pub owner: MediaOwner,
     /// The supervisor was busy (a start or stop in progress): `processes` is the last list read.
     pub busy: bool,
     /// Each media process.
@@ -305,6 +313,11 @@ pub struct MediaProcess {
     /// started); empty when none is.
     #[serde(default)]
     pub restart_reasons: Vec<String>,
+    /// A process we did not start that listens on this one's port (name and pid), when no
+    /// process of ours runs: an older deployment to take over, or (`media_owner: external`)
+    /// the supervisor's process without a pid file.
+    #[serde(default)]
+    pub listener: Option<PortOwner>,
 }
 
 impl MediaProcess {
@@ -321,6 +334,7 @@ impl MediaProcess {
             },
             error: Some(error),
             restart_reasons: Vec::new(),
+            listener: None,
         }
     }
 }
@@ -337,6 +351,12 @@ pub struct HealthResult {
     pub on_disk: Option<String>,
     /// Both are known and equal.
     pub in_sync: bool,
+    /// A running media process started with something else than what is on disk now.
+    #[serde(default)]
+    pub restart_pending: bool,
+    /// Why, per process (only those with reasons).
+    #[serde(default)]
+    pub restart_reasons: BTreeMap<String, Vec<String>>,
 }
 
 /// The result of `start`.

@@ -3,7 +3,7 @@
 //! It depends on [`super::media`] and [`super::status`] only, so the modules that use it do not
 //! import each other.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::DaemonConfig;
 use super::media::{Media, MediaFailure};
-use super::protocol::{MediaProcess, RpcError};
+use super::protocol::{MediaProcess, MediaReport, RpcError};
 use super::status::ProvisionStatus;
+use crate::config::OperatorConfig;
 use crate::ensure::EnsureReport;
 use crate::paths::ManagedFile;
 
@@ -62,6 +63,29 @@ pub(super) struct Shared {
 /// assignment).
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The media part of `status` (and `health`'s restart pending): read from the supervisor, or,
+/// while it is busy (a start or stop in progress), the last reading.
+pub(super) fn media_report(shared: &Shared) -> MediaReport {
+    let owner = OperatorConfig::load(&shared.config.state)
+        .map(|c| c.settings.media_owner)
+        .unwrap_or_default();
+    let (busy, processes) = match shared.media.try_lock() {
+        Ok(mut media) => {
+            let processes = media.statuses();
+            drop(media);
+            lock(&shared.media_cache).clone_from(&processes);
+            (false, processes)
+        }
+        Err(TryLockError::Poisoned(p)) => (false, p.into_inner().statuses()),
+        Err(TryLockError::WouldBlock) => (true, lock(&shared.media_cache).clone()),
+    };
+    MediaReport {
+        owner,
+        busy,
+        processes,
+    }
 }
 
 /// SHA-256 of the `livekit.yaml` at the fixed path now, hex; `None` when it cannot be read.

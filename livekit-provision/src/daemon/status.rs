@@ -5,9 +5,12 @@ use std::time::{Duration, SystemTime};
 use super::protocol::{
     MediaProcess, MediaReport, ProvisionState, ProvisioningReport, StatusResult, VersionReport,
 };
+use crate::binary::LivekitBinary;
+use crate::config::OperatorConfig;
 use crate::error_chain::ErrorReport;
 use crate::paths::StateDir;
-use crate::supervise::Supervisor;
+use crate::supervise::{StartedWith, Supervisor, started};
+use crate::triple::DiskTriple;
 
 /// What the daemon knows about its provisioning runs.
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ pub struct ProvisionStatus {
     pub next_run: Option<SystemTime>,
     /// The pinned version, as of the last run.
     pub pinned_version: Option<String>,
+    /// The warnings of the last `ensure`.
+    pub warnings: Vec<String>,
 }
 
 impl Default for ProvisionStatus {
@@ -44,6 +49,7 @@ impl Default for ProvisionStatus {
             last_success_at: None,
             next_run: None,
             pinned_version: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -65,6 +71,7 @@ impl ProvisionStatus {
             next_run: self.next_run.map(rfc3339),
             next_retry: next_retry.map(rfc3339),
             next_retry_in_ms: next_retry.map(|t| millis(t.duration_since(now).unwrap_or_default())),
+            warnings: self.warnings.clone(),
         }
     }
 }
@@ -89,6 +96,9 @@ pub fn status_without_daemon(
             installed: installed_version(state),
         },
         media: MediaReport {
+            owner: OperatorConfig::load(state)
+                .map(|c| c.settings.media_owner)
+                .unwrap_or_default(),
             busy: false,
             processes,
         },
@@ -96,22 +106,48 @@ pub fn status_without_daemon(
 }
 
 /// The processes `names` as `supervisor` sees them (adopting them from their pid files); one
-/// that cannot be read is listed with its error.
+/// that cannot be read is listed with its error. A running process is compared with what it
+/// started with (`run/<name>.started.json`, read only), as the daemon compares it.
 pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<MediaProcess> {
+    let state = supervisor.state().clone();
+    let specs = OperatorConfig::load(&state)
+        .map(|config| {
+            let program = LivekitBinary::choose(&state, &config.settings, None).path;
+            let disk = DiskTriple::read(&state);
+            crate::media::process_specs(&state, &config.settings, program, disk.backend_env.valid())
+        })
+        .unwrap_or_default();
     names
         .iter()
         .map(|name| match supervisor.status(name) {
-            Ok(status) => MediaProcess {
-                // Without a daemon nothing recorded what the process started with: the one
-                // reason that can be seen is the binary (restart_pending compares it).
-                restart_reasons: if status.restart_pending {
-                    vec!["a new binary is installed".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                status,
-                error: None,
-            },
+            Ok(mut status) => {
+                let spec = specs.iter().find(|s| s.name == *name);
+                // The binary is judged at the path it started from: this side does not know a
+                // `--livekit-bin` the daemon or another command was given.
+                let recorded = status
+                    .pid
+                    .zip(spec)
+                    .and_then(|(pid, spec)| {
+                        let started = started::read(&state, name, pid)?;
+                        let mut spec = spec.clone();
+                        spec.program.clone_from(&started.binary.path);
+                        Some(started.changes(&StartedWith::now(&spec, pid)))
+                    })
+                    .unwrap_or_default();
+                // Without a record, the one reason that can be seen is the binary
+                // (restart_pending compares it).
+                let mut restart_reasons = recorded;
+                if status.restart_pending && restart_reasons.is_empty() {
+                    restart_reasons.push("a new binary is installed".to_owned());
+                }
+                status.restart_pending = !restart_reasons.is_empty();
+                MediaProcess {
+                    restart_reasons,
+                    status,
+                    error: None,
+                    listener: None,
+                }
+            }
             Err(e) => MediaProcess::unreadable(name, ErrorReport::of(&e).to_string()),
         })
         .collect()

@@ -76,6 +76,85 @@ pub fn probe_address(bind_addresses: &[IpAddr], port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
+/// How a process's readiness is probed: an HTTP GET of a path that must answer 200, or a TCP
+/// connect (for a backend that serves no `GET /`). Written `http:/path` or `tcp` in
+/// `provision.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum HealthProbe {
+    /// `GET <path>` answers 200.
+    Http {
+        /// The path, starting with `/`.
+        path: String,
+    },
+    /// A TCP connect succeeds.
+    Tcp,
+}
+
+impl Default for HealthProbe {
+    fn default() -> Self {
+        Self::Http {
+            path: "/".to_owned(),
+        }
+    }
+}
+
+impl TryFrom<String> for HealthProbe {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "tcp" {
+            return Ok(Self::Tcp);
+        }
+        match text.strip_prefix("http:") {
+            Some(path)
+                if path.starts_with('/')
+                    && !path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Ok(Self::Http {
+                    path: path.to_owned(),
+                })
+            }
+            _ => Err(format!(
+                "backend_probe {text:?} must be `tcp` or `http:/path` (e.g. `http:/healthz`)"
+            )),
+        }
+    }
+}
+
+impl From<HealthProbe> for String {
+    fn from(probe: HealthProbe) -> Self {
+        probe.to_string()
+    }
+}
+
+impl fmt::Display for HealthProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Http { path } => write!(f, "http:{path}"),
+            Self::Tcp => f.write_str("tcp"),
+        }
+    }
+}
+
+/// Probe `addr` the way `how` says, with `timeout` per step.
+pub fn check(addr: SocketAddr, how: &HealthProbe, timeout: Duration) -> Probe {
+    match how {
+        HealthProbe::Http { path } => match get(addr, path, timeout) {
+            Ok((200, _)) => Probe::Ready,
+            Ok((status, body)) => Probe::NotReady {
+                status,
+                body: body.lines().next().unwrap_or_default().to_owned(),
+            },
+            Err(e) => Probe::Down(e.to_string()),
+        },
+        HealthProbe::Tcp => match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => Probe::Ready,
+            Err(e) => Probe::Down(e.to_string()),
+        },
+    }
+}
+
 /// `GET /` on `addr`, with [`PROBE_TIMEOUT`] per step.
 pub fn probe(addr: SocketAddr) -> Probe {
     probe_with_timeout(addr, PROBE_TIMEOUT)
@@ -83,14 +162,7 @@ pub fn probe(addr: SocketAddr) -> Probe {
 
 /// `GET /` on `addr`, with `timeout` per step.
 pub fn probe_with_timeout(addr: SocketAddr, timeout: Duration) -> Probe {
-    match get(addr, "/", timeout) {
-        Ok((200, _)) => Probe::Ready,
-        Ok((status, body)) => Probe::NotReady {
-            status,
-            body: body.lines().next().unwrap_or_default().to_owned(),
-        },
-        Err(e) => Probe::Down(e.to_string()),
-    }
+    check(addr, &HealthProbe::default(), timeout)
 }
 
 /// A bare HTTP/1.1 GET: returns the status and the body (lossy UTF-8, at most 16 KiB).
@@ -270,20 +342,7 @@ mod tests {
     use std::net::TcpListener;
 
     fn serve_once(response: &'static str) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.ends_with(b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                assert!(n > 0, "client closed early");
-                request.extend_from_slice(&buf[..n]);
-            }
-            conn.write_all(response.as_bytes()).unwrap();
-        });
-        addr
+        serve_recording(response).0
     }
 
     #[test]
@@ -308,6 +367,43 @@ mod tests {
             .unwrap();
         let closed = closed_socket.local_addr().unwrap();
         assert!(matches!(probe(closed), Probe::Down(_)));
+    }
+
+    /// Answer one request with `response`; the request line it got comes back on the channel.
+    fn serve_recording(response: &'static str) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "client closed early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let _ = tx.send(text.lines().next().unwrap_or_default().to_owned());
+            conn.write_all(response.as_bytes()).unwrap();
+        });
+        (addr, rx)
+    }
+
+    #[test]
+    fn a_probe_gets_its_path_or_only_connects() {
+        let (addr, request) = serve_recording("HTTP/1.1 200 OK\r\n\r\nOK");
+        let healthz = HealthProbe::try_from("http:/healthz".to_owned()).unwrap();
+        assert_eq!(check(addr, &healthz, PROBE_TIMEOUT), Probe::Ready);
+        assert_eq!(request.recv().unwrap(), "GET /healthz HTTP/1.1");
+        // A server that never answers HTTP (a raw listener) is healthy for `tcp` only.
+        let raw = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = raw.local_addr().unwrap();
+        assert_eq!(check(addr, &HealthProbe::Tcp, PROBE_TIMEOUT), Probe::Ready);
+        let slash = HealthProbe::default();
+        assert_eq!(slash.to_string(), "http:/");
+        assert!(!check(addr, &slash, Duration::from_millis(200)).is_ready());
+        assert!(HealthProbe::try_from("http:/a b".to_owned()).is_err());
     }
 
     /// Add `text` at the end of the file at `path`, keeping the file (its inode).

@@ -36,8 +36,10 @@
 pub mod health;
 pub mod identity;
 pub mod policy;
+pub mod port_owner;
 pub mod signal;
 pub mod spawn;
+pub mod started;
 pub mod supervisor;
 mod sys;
 pub mod watch;
@@ -47,17 +49,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use health::{LogFollow, Probe, log_tail, probe, probe_address};
+pub use health::{HealthProbe, LogFollow, Probe, log_tail, probe, probe_address};
 pub use identity::{
     Liveness, MediaProcess, PidFileState, ProcStat, ProcessIdentity, adopt, inspect, proc_stat,
     runs_another_binary,
 };
 pub use policy::{CrashTracker, RestartDecision, RestartPolicy};
+pub use port_owner::{PortOwner, foreign_listener, listening_on};
 pub use signal::{StopOutcome, StopTimings, stop, stop_with};
 pub use spawn::{
     EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec, clean_environment, is_overriding_variable,
     start_detached,
 };
+pub use started::StartedWith;
 pub use supervisor::{Ensured, ProcessStatus, Supervisor};
 pub use watch::ExitWatch;
 

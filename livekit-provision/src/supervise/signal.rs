@@ -165,6 +165,7 @@ mod tests {
                 .to_vec(),
             env: BTreeMap::new(),
             health: None,
+            probe: crate::supervise::HealthProbe::default(),
             start_timeout: DEADLINE,
         };
         let env = [(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];

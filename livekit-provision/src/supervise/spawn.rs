@@ -2,7 +2,7 @@
 //! environment, stdio, working directory) and the start itself.
 
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
+use super::health::HealthProbe;
 use super::identity::{Liveness, MediaProcess, ProcessIdentity, remove_pid_file, write_pid_file};
 use super::sys::{self, ChildStep, ExecPlan, SpawnFailure};
 use super::{StartLog, SuperviseError};
@@ -60,6 +61,8 @@ pub struct ProcessSpec {
     pub env: BTreeMap<String, EnvValue>,
     /// Where `GET /` answers 200 once it is ready; `None` means "running is ready".
     pub health: Option<SocketAddr>,
+    /// How `health` is probed (default: `GET /` answers 200).
+    pub probe: HealthProbe,
     /// How long a start may take to become ready.
     pub start_timeout: Duration,
 }
@@ -77,19 +80,26 @@ impl ProcessSpec {
             ],
             env: BTreeMap::new(),
             health: Some(health),
+            probe: HealthProbe::default(),
             start_timeout: DEFAULT_START_TIMEOUT,
         }
     }
 
     /// lk-backend: `<program>` with `backend.env`'s variables in its environment, probed on
-    /// `127.0.0.1:<port>`.
-    pub fn lk_backend(program: PathBuf, env: BTreeMap<String, EnvValue>, port: u16) -> Self {
+    /// `127.0.0.1:<port>` as `probe` says.
+    pub fn lk_backend(
+        program: PathBuf,
+        env: BTreeMap<String, EnvValue>,
+        port: u16,
+        probe: HealthProbe,
+    ) -> Self {
         Self {
             name: LK_BACKEND.to_owned(),
             program,
             args: Vec::new(),
             env,
             health: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            probe,
             start_timeout: DEFAULT_START_TIMEOUT,
         }
     }
@@ -133,10 +143,8 @@ pub fn start_detached(
     now: SystemTime,
 ) -> Result<MediaProcess, SuperviseError> {
     let name = spec.name.as_str();
-    let mut env = clean_environment(base_env);
-    let program = resolve_program(name, &spec.program, &env)?;
-    env.retain(|(k, _)| !spec.env.contains_key(&*k.to_string_lossy()));
-    let plan = plan(state, spec, &program, &env)?;
+    let (program, command) = command_line(spec, base_env)?;
+    let plan = plan(state, spec, command)?;
     let log = state.log_file(name);
     let pid = sys::spawn_detached(&plan).map_err(|failure| match failure {
         SpawnFailure::Child(step, source) => SuperviseError::Exec {
@@ -179,11 +187,126 @@ pub fn start_detached(
     }
 }
 
+/// The program, `argv` and environment entries `spec` runs with, from `base_env`: the one
+/// preparation of both the detached start and [`exec_in_place`].
+struct CommandLine {
+    program: CString,
+    argv: Vec<CString>,
+    env: Vec<Zeroizing<Vec<u8>>>,
+}
+
+/// Clean `base_env` ([`clean_environment`]), resolve the program in its `PATH`, add `spec.env`
+/// (winning over the base) and build the C strings.
+fn command_line(
+    spec: &ProcessSpec,
+    base_env: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<(PathBuf, CommandLine), SuperviseError> {
+    let name = spec.name.as_str();
+    let mut env = clean_environment(base_env);
+    let program = resolve_program(name, &spec.program, &env)?;
+    env.retain(|(k, _)| !spec.env.contains_key(&*k.to_string_lossy()));
+    let nul = |what: String| SuperviseError::NulByte {
+        name: name.to_owned(),
+        what,
+    };
+    let program_c = sys::c_string(program.as_os_str().as_bytes())
+        .ok_or_else(|| nul(format!("program {}", program.display())))?;
+    let mut argv = vec![program_c.clone()];
+    for (i, arg) in spec.args.iter().enumerate() {
+        argv.push(sys::c_string(arg.as_bytes()).ok_or_else(|| nul(format!("argument {}", i + 1)))?);
+    }
+    let mut entries = Vec::with_capacity(env.len() + spec.env.len());
+    let base = env.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+    let extra = spec.env.iter().map(|(k, v)| (k.as_bytes(), v.bytes()));
+    for (key, value) in base.chain(extra) {
+        let shown = String::from_utf8_lossy(key).into_owned();
+        if key.is_empty() || key.contains(&b'=') || key.contains(&0) || value.contains(&0) {
+            return Err(nul(format!("environment variable {shown}")));
+        }
+        let mut entry = Zeroizing::new(Vec::with_capacity(key.len() + value.len() + 2));
+        entry.extend_from_slice(key);
+        entry.push(b'=');
+        entry.extend_from_slice(value);
+        entry.push(0);
+        entries.push(entry);
+    }
+    Ok((
+        program,
+        CommandLine {
+            program: program_c,
+            argv,
+            env: entries,
+        },
+    ))
+}
+
+/// Become `spec` in this very process, for an outside supervisor (`livekit-provision exec`):
+/// the environment prepared exactly as for [`start_detached`] (one preparation), the working
+/// directory the state directory, `run/<name>.pid` recording this pid and start time (an
+/// `execve` keeps both) and `run/<name>.started.json` what it starts with; then `execve`, so
+/// the supervisor's pid is the program's. Returns only when something failed (the pid file is
+/// then removed again). The signal mask and dispositions are reset as for a detached start;
+/// stdin, stdout and stderr are left as they are (the supervisor's).
+pub fn exec_in_place(
+    state: &StateDir,
+    spec: &ProcessSpec,
+    base_env: impl IntoIterator<Item = (OsString, OsString)>,
+    now: SystemTime,
+) -> SuperviseError {
+    let name = spec.name.as_str();
+    let (program, command) = match command_line(spec, base_env) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let pid = std::process::id();
+    let inspect = |source| SuperviseError::Inspect {
+        name: name.to_owned(),
+        pid,
+        source,
+    };
+    let argv0 = program.to_string_lossy().into_owned();
+    let identity = match ProcessIdentity::of_live_process(pid, &argv0, now) {
+        Ok(Some(identity)) => identity,
+        Ok(None) => return inspect(io::Error::from(io::ErrorKind::NotFound)),
+        Err(e) => return inspect(e),
+    };
+    if let Err(e) = nix::unistd::chdir(state.root()) {
+        return SuperviseError::Prepare {
+            name: name.to_owned(),
+            what: "working directory",
+            path: state.root().to_owned(),
+            source: e.into(),
+        };
+    }
+    if let Err(e) = write_pid_file(state, name, &identity) {
+        return e;
+    }
+    super::started::record_now(state, spec, pid);
+    let env: Vec<&std::ffi::CStr> = command
+        .env
+        .iter()
+        .filter_map(|entry| std::ffi::CStr::from_bytes_with_nul(entry).ok())
+        .collect();
+    sys::reset_for_exec();
+    let errno = match nix::unistd::execve(&command.program, &command.argv, &env) {
+        Err(errno) => errno,
+        Ok(never) => match never {},
+    };
+    let _ = remove_pid_file(state, name);
+    let source = io::Error::from(errno);
+    SuperviseError::Exec {
+        name: name.to_owned(),
+        program,
+        step: ChildStep::Exec.describe(),
+        not_found: source.kind() == io::ErrorKind::NotFound,
+        source,
+    }
+}
+
 fn plan(
     state: &StateDir,
     spec: &ProcessSpec,
-    program: &Path,
-    env: &[(OsString, OsString)],
+    command: CommandLine,
 ) -> Result<ExecPlan, SuperviseError> {
     let name = spec.name.as_str();
     let prepare = |what: &'static str, path: &Path| {
@@ -211,33 +334,12 @@ fn plan(
         .and_then(|fd| fd.try_clone())
         .map_err(prepare("stdin", dev_null))?;
 
-    let program_c = sys::c_string(program.as_os_str().as_bytes())
-        .ok_or_else(|| nul(format!("program {}", program.display())))?;
-    let mut argv = vec![program_c.clone()];
-    for (i, arg) in spec.args.iter().enumerate() {
-        argv.push(sys::c_string(arg.as_bytes()).ok_or_else(|| nul(format!("argument {}", i + 1)))?);
-    }
-    let mut entries = Vec::with_capacity(env.len() + spec.env.len());
-    let base = env.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
-    let extra = spec.env.iter().map(|(k, v)| (k.as_bytes(), v.bytes()));
-    for (key, value) in base.chain(extra) {
-        let shown = String::from_utf8_lossy(key).into_owned();
-        if key.is_empty() || key.contains(&b'=') || key.contains(&0) || value.contains(&0) {
-            return Err(nul(format!("environment variable {shown}")));
-        }
-        let mut entry = Zeroizing::new(Vec::with_capacity(key.len() + value.len() + 2));
-        entry.extend_from_slice(key);
-        entry.push(b'=');
-        entry.extend_from_slice(value);
-        entry.push(0);
-        entries.push(entry);
-    }
     let cwd = sys::c_string(state.root().as_os_str().as_bytes())
         .ok_or_else(|| nul(format!("state directory {}", state.root().display())))?;
     Ok(ExecPlan {
-        program: program_c,
-        argv,
-        env: entries,
+        program: command.program,
+        argv: command.argv,
+        env: command.env,
         cwd,
         stdin,
         output,

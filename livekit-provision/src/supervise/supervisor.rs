@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::health::{self, PROBE_TIMEOUT, Probe};
+use super::health::{self, HealthProbe, PROBE_TIMEOUT, Probe};
 use super::identity::{MediaProcess, adopt, remove_pid_file};
 use super::policy::{CrashTracker, RestartDecision, RestartPolicy};
 use super::signal::{self, StopOutcome};
@@ -73,6 +73,7 @@ pub struct ProcessStatus {
 struct Entry {
     process: Option<MediaProcess>,
     health: Option<SocketAddr>,
+    probe: HealthProbe,
     tracker: CrashTracker,
     restart_pending: bool,
     failed: Option<String>,
@@ -141,6 +142,7 @@ impl Supervisor {
         }
         let entry = self.entries.entry(spec.name.clone()).or_default();
         entry.health = spec.health;
+        entry.probe = spec.probe.clone();
         if let Some(pid) = entry
             .process
             .as_ref()
@@ -149,14 +151,14 @@ impl Supervisor {
         {
             return Ok(Ensured::AlreadyRunning {
                 pid,
-                healthy: is_healthy(spec.health),
+                healthy: is_healthy(spec.health, &spec.probe),
             });
         }
         entry.process = adopt(&self.state, &spec.name)?;
         if let Some(process) = &entry.process {
             return Ok(Ensured::AlreadyRunning {
                 pid: process.pid(),
-                healthy: is_healthy(spec.health),
+                healthy: is_healthy(spec.health, &spec.probe),
             });
         }
         if let Some(reason) = &entry.failed {
@@ -229,6 +231,28 @@ impl Supervisor {
         Some(decision)
     }
 
+    /// Probe `spec`'s process the way `spec` says without ever starting it (a process an
+    /// outside supervisor runs).
+    pub fn configure(&mut self, spec: &ProcessSpec) {
+        let entry = self.entries.entry(spec.name.clone()).or_default();
+        entry.health = spec.health;
+        entry.probe = spec.probe.clone();
+    }
+
+    /// Forget that `name`'s process `pid` exited without counting it as a crash (an outside
+    /// supervisor owns it). Its pid file is removed when it is still the one recorded.
+    pub fn forget(&mut self, name: &str, pid: u32) {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return;
+        };
+        if entry.process.as_ref().map(MediaProcess::pid) == Some(pid) {
+            entry.process = None;
+            if let Err(e) = adopt(&self.state, name) {
+                tracing::warn!(name, error = %e, "could not check the pid file of an exited process");
+            }
+        }
+    }
+
     /// Stop `name` (ours or adopted) with the stop sequence, and remove its pid file.
     pub fn stop(&mut self, name: &str, grace: Duration) -> Result<StopOutcome, SuperviseError> {
         let entry = self.entries.entry(name.to_owned()).or_default();
@@ -284,7 +308,7 @@ impl Supervisor {
             name: name.to_owned(),
             pid,
             running: pid.is_some(),
-            healthy: pid.is_some() && is_healthy(entry.health),
+            healthy: pid.is_some() && is_healthy(entry.health, &entry.probe),
             restart_pending: entry.restart_pending,
             failed: entry.failed.clone(),
         })
@@ -316,8 +340,8 @@ fn give_up_reason(
     )
 }
 
-fn is_healthy(addr: Option<SocketAddr>) -> bool {
-    addr.is_none_or(|a| health::probe(a).is_ready())
+fn is_healthy(addr: Option<SocketAddr>, how: &HealthProbe) -> bool {
+    addr.is_none_or(|a| health::check(a, how, PROBE_TIMEOUT).is_ready())
 }
 
 /// Probe a fresh start until it answers 200, exits, or `spec.start_timeout` passes.
@@ -346,7 +370,7 @@ fn wait_ready(
             return Err(exited());
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let last = health::probe_with_timeout(addr, PROBE_TIMEOUT.min(left.max(READY_POLL)));
+        let last = health::check(addr, &spec.probe, PROBE_TIMEOUT.min(left.max(READY_POLL)));
         if last == Probe::Ready {
             return Ok(());
         }
@@ -399,6 +423,7 @@ mod tests {
             args: args.iter().map(OsString::from).collect(),
             env: BTreeMap::new(),
             health,
+            probe: super::health::HealthProbe::default(),
             start_timeout: DEADLINE,
         }
     }

@@ -226,7 +226,21 @@ unsafe fn grandchild(raw: &RawPlan) -> ! {
         if libc::chdir(raw.cwd) < 0 {
             fail(raw, ChildStep::Chdir);
         }
-        // The caller's signal mask and ignored signals (Rust ignores SIGPIPE) survive exec.
+        reset_for_exec();
+        libc::execve(raw.program, raw.argv, raw.envp);
+        fail(raw, ChildStep::Exec)
+    }
+}
+
+/// What must not survive into the program, done right before an `execve` (the detached start's
+/// grandchild, and `livekit-provision exec`): the caller's signal mask and ignored signals (Rust
+/// ignores SIGPIPE), and descriptors leaked without CLOEXEC (a lock, a socket) — marked
+/// close-on-exec; best effort, kernels before 5.11 lack `close_range`.
+#[allow(unsafe_code)]
+pub(super) fn reset_for_exec() {
+    // SAFETY: async-signal-safe calls on a local, zero-initialised signal set and plain integers;
+    // nothing here touches memory the caller owns.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&raw mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, ptr::null_mut());
@@ -235,16 +249,12 @@ unsafe fn grandchild(raw: &RawPlan) -> ! {
                 libc::signal(signal, libc::SIG_DFL);
             }
         }
-        // Descriptors the caller leaked without CLOEXEC (a lock, a socket) must not live on in
-        // the media process. Best effort: kernels before 5.11 lack close_range.
         libc::syscall(
             libc::SYS_close_range,
             3 as libc::c_uint,
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
-        libc::execve(raw.program, raw.argv, raw.envp);
-        fail(raw, ChildStep::Exec)
     }
 }
 

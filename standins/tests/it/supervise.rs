@@ -488,7 +488,12 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
         EnvValue::Plain(format!("ws://127.0.0.1:{}", node.port)),
     );
     env.insert("PORT".to_owned(), EnvValue::Plain(backend_port.to_string()));
-    let mut spec = ProcessSpec::lk_backend(backend_standin(), env, backend_port);
+    let mut spec = ProcessSpec::lk_backend(
+        backend_standin(),
+        env,
+        backend_port,
+        supervise::HealthProbe::default(),
+    );
     spec.start_timeout = Duration::from_secs(60);
     assert!(!format!("{spec:?}").contains(API_SECRET));
     let backend = started_pid(&sup.ensure_running(&spec, Instant::now()).unwrap());
@@ -509,7 +514,12 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
 fn a_backend_without_its_variables_fails_loudly() {
     let node = Node::new();
     let port = free_port();
-    let mut spec = ProcessSpec::lk_backend(backend_standin(), BTreeMap::new(), port);
+    let mut spec = ProcessSpec::lk_backend(
+        backend_standin(),
+        BTreeMap::new(),
+        port,
+        supervise::HealthProbe::default(),
+    );
     spec.start_timeout = Duration::from_secs(60);
     let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
     let err = sup.ensure_running(&spec, Instant::now()).unwrap_err();
