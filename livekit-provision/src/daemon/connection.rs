@@ -187,7 +187,7 @@ fn status(shared: &Shared) -> StatusResult {
 
 fn check_now(shared: &Shared) -> CheckReport {
     let config = &shared.config;
-    let store = config.store_spec.open();
+    let store = config.store.open();
     if let Err(e) = &store {
         tracing::warn!(error = %crate::error_chain::one_line(e), "check without the secret store");
     }

@@ -241,7 +241,7 @@ fn provision(shared: &Shared) -> RunOutcome {
         disabled: false,
         media_retry_at: None,
     };
-    let store = match config.store_spec.open() {
+    let store = match config.store.open() {
         Ok(store) => store,
         Err(e) => return failed(ErrorReport::of(&e)),
     };
