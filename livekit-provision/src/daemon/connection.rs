@@ -10,10 +10,12 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
+use super::admin;
 use super::media::{self, MediaFailure};
 use super::protocol::{
-    self, Check, Ensure, Health, HealthResult, INVALID_REQUEST, METHOD_NOT_FOUND, MediaReport,
-    Method, NOT_PROVISIONED, NoParams, Restart, RpcError, Start, StartResult, Status, StatusResult,
+    self, Check, Discover, Ensure, Health, HealthResult, INVALID_REQUEST, Install, LogsTail,
+    METHOD_NOT_FOUND, MediaReport, Method, NOT_PROVISIONED, NoParams, Render, Restart, Rollback,
+    RpcError, SecretsList, SecretsRotate, SecretsSet, Start, StartResult, Status, StatusResult,
     Stop, StopParams, StopResult, TokenCreate, TokenCreateParams, TokenCreateResult, VersionReport,
 };
 use super::rpc::{self, MAX_LINE, Request};
@@ -104,6 +106,25 @@ async fn dispatch(shared: &Arc<Shared>, request: Request) -> Result<Value, RpcEr
         TokenCreate::NAME => {
             answer::<TokenCreate>(shared, params, |s, p| create_token(s, &p)).await
         }
+        SecretsList::NAME => {
+            answer::<SecretsList>(shared, params, |s, NoParams {}| admin::secrets_list(s)).await
+        }
+        SecretsSet::NAME => {
+            answer::<SecretsSet>(shared, params, |s, p| admin::secrets_set(s, &p)).await
+        }
+        SecretsRotate::NAME => {
+            answer::<SecretsRotate>(shared, params, |s, p| admin::secrets_rotate(s, &p)).await
+        }
+        Install::NAME => answer::<Install>(shared, params, |s, p| admin::install(s, &p)).await,
+        Rollback::NAME => {
+            answer::<Rollback>(shared, params, |s, NoParams {}| admin::rollback(s)).await
+        }
+        Render::NAME => answer::<Render>(shared, params, |s, NoParams {}| admin::render(s)).await,
+        LogsTail::NAME => answer::<LogsTail>(shared, params, |s, p| admin::logs_tail(s, &p)).await,
+        Discover::NAME => {
+            let NoParams {} = parse_params::<<Discover as Method>::Params>(params)?;
+            to_result(super::openrpc::document())
+        }
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!(
@@ -132,9 +153,28 @@ where
     to_result(&result)
 }
 
+/// `P` from `params`; `-32602` naming the parameter at fault (serde names unknown and missing
+/// ones itself, not one whose value has the wrong type).
 fn parse_params<P: DeserializeOwned>(params: Map<String, Value>) -> Result<P, RpcError> {
-    serde_json::from_value(Value::Object(params))
-        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+    let params = Value::Object(params);
+    let error = match P::deserialize(&params) {
+        Ok(p) => return Ok(p),
+        Err(e) => e.to_string(),
+    };
+    let map = params.as_object().cloned().unwrap_or_default();
+    // The culprit is the key whose removal makes the rest parse, or only miss that key.
+    let culprit = map.keys().find(|key| {
+        let mut rest = map.clone();
+        rest.remove(*key);
+        match P::deserialize(&Value::Object(rest)) {
+            Ok(_) => true,
+            Err(e) => e.to_string().starts_with(&format!("missing field `{key}`")),
+        }
+    });
+    Err(RpcError::invalid_params(match culprit {
+        Some(key) if !error.contains(key.as_str()) => format!("invalid params: {key}: {error}"),
+        _ => format!("invalid params: {error}"),
+    }))
 }
 
 fn to_result(result: &impl serde::Serialize) -> Result<Value, RpcError> {
@@ -171,12 +211,14 @@ fn status(shared: &Shared) -> StatusResult {
             processes: lock(&shared.media_cache).clone(),
         },
     };
+    let mut report = provisioning.report(now);
+    report.progress = shared.progress.get();
     StatusResult {
         daemon: true,
         state_dir: shared.config.state.root().to_owned(),
         pid: Some(std::process::id()),
         now: rfc3339(now),
-        provisioning: provisioning.report(now),
+        provisioning: report,
         version: VersionReport {
             pinned: provisioning.pinned_version,
             installed: installed_version(&shared.config.state),

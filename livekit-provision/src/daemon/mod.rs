@@ -65,10 +65,12 @@
 //! cgroup), and the default `KillMode=control-group` would kill every call whenever the daemon is
 //! restarted or stopped. With `process`, systemd signals only the daemon.
 
+mod admin;
 pub mod client;
 mod connection;
 mod controller;
 mod media;
+pub mod openrpc;
 pub mod protocol;
 mod retry;
 pub mod rpc;

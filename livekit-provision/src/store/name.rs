@@ -123,6 +123,18 @@ pub struct KnownSecret {
     pub description: &'static str,
 }
 
+/// "known names: LIVEKIT_VERSION, …": the hint of a refused name.
+pub fn known_names_hint() -> String {
+    format!(
+        "known names: {}",
+        KNOWN
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Every name of the external contract, in the order `secrets list` shows them.
 pub const KNOWN: &[KnownSecret] = &[
     KnownSecret {
