@@ -3,7 +3,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the code map and the invariants.
 //!
 //! # Embedding
-//! A host service (hero_livekit_server, say) uses four pieces: [`ensure`] to provision a state
+//! A host service (hero_livekit_server, say) uses four pieces: [`ensure()`] to provision a state
 //! directory from any [`SecretStore`], [`provisioned_credentials`] to read what was provisioned,
 //! [`token::mint`] for access tokens, and [`daemon::run`] to serve the control plane inside the
 //! host's own tokio runtime, with the host's store and shutdown signal.
@@ -11,7 +11,7 @@
 //! (`cargo run --example embed`).
 //!
 //! ## Provision a node
-//! [`ensure`] mints the API key and secret into the store when it answers "absent" (never when
+//! [`ensure()`] mints the API key and secret into the store when it answers "absent" (never when
 //! it could not check), renders and publishes `livekit.yaml`, `backend.env` and
 //! `runtime.json` atomically, and installs the pinned binary when `LIVEKIT_VERSION` is set. A
 //! second call on a converged node changes nothing.

@@ -37,6 +37,13 @@
 //! - `token.create {identity, room?, ttl?, name?, metadata?, grants?, admin?}` → `{token,
 //!   api_key, identity, expires_at}`; `ttl` is a humantime string (`"6h"`) or seconds; signed
 //!   with the credentials the three files agree on.
+//! - `secrets.list`, `secrets.set {name, value}`, `secrets.rotate {grace?}`, `install {version?,
+//!   force?, sha256?}`, `rollback`, `render`, `logs.tail {name, lines?}`: what an admin UI needs
+//!   (`admin.rs`); secret values are never echoed.
+//! - `rpc.discover` → the OpenRPC document of all of these ([`openrpc`]).
+//!
+//! While a run (or `install`) is in flight, `status.provisioning.progress` says its phase and,
+//! during a download, the bytes received.
 //!
 //! Errors are `{code, message, data: {hint}}` ([`RpcError`]); `message` is the error and its
 //! causes on one line ([`ErrorReport`](crate::ErrorReport)).

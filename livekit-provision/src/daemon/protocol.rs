@@ -3,8 +3,8 @@
 //! and the CLI all use. Nothing on either side reads a reply by string index.
 //!
 //! Each method is a unit type implementing [`Method`] (its name and its `Params`/`Result`
-//! types), so a document describing the protocol (OpenRPC's `rpc.discover`) can be generated
-//! from these types alone. Fields are plain serde data with documented meaning; times are
+//! types, all [`JsonSchema`]), so the document describing the protocol (OpenRPC's
+//! `rpc.discover`, [`super::openrpc`]) is generated from these types alone. Fields are plain serde data with documented meaning; times are
 //! RFC 3339 strings (UTC, seconds); optional fields are always present, `null` when unset.
 //!
 //! | method | params | result |
@@ -16,6 +16,14 @@
 //! | `start` | [`NoParams`] | [`StartResult`] |
 //! | `stop`, `restart` | [`StopParams`] | [`StopResult`] |
 //! | `token.create` | [`TokenCreateParams`] | [`TokenCreateResult`] |
+//! | `secrets.list` | [`NoParams`] | [`SecretsListResult`] |
+//! | `secrets.set` | [`SecretsSetParams`] | [`SecretsSetResult`] |
+//! | `secrets.rotate` | [`RotateParams`] | [`RotateResult`] |
+//! | `install` | [`InstallParams`] | [`InstallResult`] |
+//! | `rollback` | [`NoParams`] | [`RollbackResult`] |
+//! | `render` | [`NoParams`] | [`RenderResult`] |
+//! | `logs.tail` | [`LogsTailParams`] | [`LogsTailResult`] |
+//! | `rpc.discover` | [`NoParams`] | [`OpenRpcDocument`] (see [`super::openrpc`]) |
 //!
 //! Errors are [`RpcError`]s; their `data.hint`, when present, says what to do.
 

@@ -113,3 +113,35 @@ pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
     let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
     Some(crate::hex::encode(&Sha256::digest(&bytes)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_follows_phases_and_download_bytes() {
+        let cell = ProgressCell::default();
+        assert_eq!(cell.get(), None);
+        cell.phase(Operation::Provision, Phase::Resolving);
+        assert_eq!(cell.get().map(|p| p.phase), Some(Phase::Resolving));
+        let sink = cell.fetch_sink(Operation::Install);
+        sink(&FetchEvent::Progress {
+            done: 512,
+            total: Some(2048),
+        });
+        assert_eq!(
+            cell.get(),
+            Some(Progress {
+                operation: Operation::Install,
+                phase: Phase::Downloading,
+                bytes_done: Some(512),
+                bytes_total: Some(2048),
+            })
+        );
+        // Other events leave the count alone.
+        sink(&FetchEvent::Restarted);
+        assert_eq!(cell.get().and_then(|p| p.bytes_done), Some(512));
+        cell.clear();
+        assert_eq!(cell.get(), None);
+    }
+}
