@@ -81,10 +81,10 @@ fn a_download_in_flight_shows_its_bytes_in_status() {
     );
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::new(dir.path().join("state"));
-    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
-    store
-        .set(&SecretName::LIVEKIT_VERSION, &Secret::new("1.7.2"))
-        .unwrap();
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::with_values([(
+        SecretName::LIVEKIT_VERSION,
+        Secret::new("1.7.2"),
+    )]));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
