@@ -33,6 +33,8 @@ use livekit_provision::{Secret, StateDir};
 ///   returns an error (the library mints a new secret only on `Ok(None)`).
 /// - `add_if_absent` is atomic: one lock covers the look-up and the insert.
 /// - values never appear in `Debug` (hence the hand-written impl) or in errors.
+/// - values are one non-empty line; the library validates what it writes (and the daemon's
+///   `secrets.set` what it is given) before a store sees it, so this store keeps what it gets.
 #[derive(Default)]
 pub struct HashMapStore {
     values: Mutex<HashMap<SecretName, Secret>>,
