@@ -20,7 +20,9 @@ use crate::store::SecretStore;
 use crate::triple::{DiskTriple, Parsed};
 
 /// How bad a finding is. Any `Error` makes the report unhealthy (`check` exits 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; nothing is broken.
@@ -30,7 +32,19 @@ pub enum Severity {
 }
 
 /// The stable code of a finding (serialized in kebab-case; scripts match on it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Code {
@@ -113,7 +127,7 @@ pub enum Code {
 }
 
 /// One thing `check` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable code.
     pub code: Code,
@@ -128,7 +142,7 @@ pub struct Finding {
 }
 
 /// The result of [`check`]. Serialized as the `--json` output of `check`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// The state directory checked.
     pub state_dir: PathBuf,

@@ -27,7 +27,7 @@ use crate::turn::TlsIssue;
 use crate::version::LivekitVersion;
 
 /// Why a managed file is (or would be) written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteReason {
     /// It does not exist yet.
@@ -43,7 +43,7 @@ pub enum WriteReason {
 }
 
 /// One step of the plan; after applying, what was done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "action")]
 #[non_exhaustive]
 pub enum Action {
@@ -156,6 +156,26 @@ pub struct EnsureOptions<'a> {
     pub publish: PublishOptions<'a>,
     /// Progress of a download.
     pub fetch_events: Option<fetch::EventSink>,
+    /// Called as the run enters each phase (`Resolving`, `Rendering`, `Publishing`; a download
+    /// reports through `fetch_events`).
+    pub on_phase: &'a dyn Fn(Phase),
+}
+
+/// The phase of a provisioning run, in order (the daemon's `status` reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Phase {
+    /// Reading the secret store and the files on disk.
+    Resolving,
+    /// Rendering and checking the three files.
+    Rendering,
+    /// Writing a generation and switching `current`.
+    Publishing,
+    /// Downloading (and verifying) the livekit-server release.
+    Downloading,
+    /// Starting the media that are down (the daemon, after `ensure`).
+    Starting,
 }
 
 impl std::fmt::Debug for EnsureOptions<'_> {
@@ -178,12 +198,13 @@ impl Default for EnsureOptions<'_> {
             on_lock_wait: &|_| {},
             publish: PublishOptions::default(),
             fetch_events: None,
+            on_phase: &|_| {},
         }
     }
 }
 
 /// The state of the binary after a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "state")]
 #[non_exhaustive]
 pub enum BinaryState {
@@ -207,7 +228,7 @@ pub enum BinaryState {
 }
 
 /// What a run did (or, for a dry run, would do). Serialized as the `--json` output of `ensure`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnsureReport {
     /// True for `--dry-run`.
     pub dry_run: bool,
@@ -228,7 +249,7 @@ pub struct EnsureReport {
 }
 
 /// A warning with its human message, as serialized in reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReportedWarning {
     /// The typed warning.
     #[serde(flatten)]
@@ -332,6 +353,7 @@ pub fn ensure(
         Some(StateLock::acquire(state, opts.on_lock_wait).map_err(EnsureError::State)?)
     };
 
+    (opts.on_phase)(Phase::Resolving);
     let config = OperatorConfig::load(state)?;
     let turn_warnings = turn_preflight(&config, opts.now)?;
     let disk = DiskTriple::read(state);
@@ -348,6 +370,7 @@ pub fn ensure(
         },
     )?;
     let inputs = &resolution.inputs;
+    (opts.on_phase)(Phase::Rendering);
     let rendered = render(inputs);
 
     let mut actions = store_actions(&resolution);
@@ -365,6 +388,7 @@ pub fn ensure(
     }
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
+        (opts.on_phase)(Phase::Publishing);
         keep_unparsable(state, &disk, &mut actions, opts.now)?;
         let publish_options = PublishOptions {
             now: opts.now,

@@ -123,6 +123,20 @@ pub struct RenderInputs {
     pub sqlite_path: PathBuf,
 }
 
+impl RenderInputs {
+    /// `text` (a rendered file) with every secret of these inputs (the API secret, the
+    /// previous one during a grace, the Redis password) replaced by `****`: what `render`
+    /// shows.
+    pub fn redact(&self, text: &str) -> String {
+        let mut secrets = vec![&self.credentials.secret];
+        secrets.extend(self.previous.as_ref().map(|p| &p.secret));
+        secrets.extend(self.redis.as_ref().and_then(|r| r.password.as_ref()));
+        secrets.iter().fold(text.to_owned(), |acc, s| {
+            acc.replace(s.expose(), crate::redact::MASK)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

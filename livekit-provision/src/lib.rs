@@ -1,6 +1,100 @@
 //! Provision a LiveKit media node and keep it consistent.
 //!
 //! See `ARCHITECTURE.md` at the repository root for the code map and the invariants.
+//!
+//! # Embedding
+//! A host service (hero_livekit_server, say) uses four pieces: [`ensure()`] to provision a state
+//! directory from any [`SecretStore`], [`provisioned_credentials`] to read what was provisioned,
+//! [`token::mint`] for access tokens, and [`daemon::run`] to serve the control plane inside the
+//! host's own tokio runtime, with the host's store and shutdown signal.
+//! `livekit-provision/examples/embed.rs` is a runnable host with its own in-process store
+//! (`cargo run --example embed`).
+//!
+//! ## Provision a node
+//! [`ensure()`] mints the API key and secret into the store when it answers "absent" (never when
+//! it could not check), renders and publishes `livekit.yaml`, `backend.env` and
+//! `runtime.json` atomically, and installs the pinned binary when `LIVEKIT_VERSION` is set. A
+//! second call on a converged node changes nothing.
+//!
+//! ```
+//! use livekit_provision::{EnsureOptions, StateDir, StoreSpec, ensure};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let state = StateDir::new(dir.path().join("state"));
+//! // Any `SecretStore` works; here the default: a 0600 JSON file in the state directory.
+//! let store = StoreSpec::default_for(&state).open()?;
+//! let options = EnsureOptions { local_addresses: Vec::new(), ..EnsureOptions::default() };
+//!
+//! let first = ensure(&state, store.as_ref(), &options)?;
+//! assert!(first.api_key.starts_with("API"));
+//! let again = ensure(&state, store.as_ref(), &options)?;
+//! assert!(again.is_noop(), "a converged node is left alone");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Read the provisioned credentials and mint tokens
+//! Linked services read the credentials the three files agree on ([`provisioned_credentials`]:
+//! an error when they disagree or are missing, never a guess) and sign tokens with them; the
+//! limits of the running `livekit.yaml` ([`validate::TokenLimits::provisioned`]) refuse a token
+//! livekit-server would refuse at join.
+//!
+//! ```
+//! use std::time::SystemTime;
+//!
+//! use livekit_provision::validate::TokenLimits;
+//! use livekit_provision::{
+//!     EnsureOptions, StateDir, StoreSpec, TokenRequest, VideoGrants, ensure,
+//!     provisioned_credentials, token,
+//! };
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let state = StateDir::new(dir.path().join("state"));
+//! # let store = StoreSpec::default_for(&state).open()?;
+//! # let options = EnsureOptions { local_addresses: Vec::new(), ..EnsureOptions::default() };
+//! # ensure(&state, store.as_ref(), &options)?;
+//! let creds = provisioned_credentials(&state)?;
+//! let mut request = TokenRequest::new("alice", VideoGrants::join("standup"));
+//! request.limits = TokenLimits::provisioned(&state);
+//! let now = SystemTime::now();
+//! let jwt = token::mint(&creds, &request, now)?;
+//!
+//! let claims = token::verify(&jwt, |key| (key == creds.key.as_str()).then(|| creds.secret.clone()), now)?;
+//! assert_eq!(claims.sub, "alice");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Run the control plane in the host's runtime
+//! [`daemon::run`] takes the socket (bind it first: the control plane answers before it
+//! provisions), a [`daemon::DaemonConfig`] built from the host's store (an
+//! `Arc<dyn SecretStore>`, or a [`StoreSpec`]), a command channel and the host's shutdown
+//! future. It returns when the future completes; the media it started keep running.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use livekit_provision::daemon::{self, DaemonConfig};
+//! use livekit_provision::store::{FileStore, SecretStore};
+//! use livekit_provision::StateDir;
+//!
+//! # async fn host() -> Result<(), Box<dyn std::error::Error>> {
+//! let state = StateDir::new("/var/lib/livekit-provision");
+//! // The host's own store: any `SecretStore` implementation (examples/embed.rs has one).
+//! let store: Arc<dyn SecretStore> = Arc::new(FileStore::new("/etc/host/secrets.json"));
+//! let _instance = daemon::lock_instance(&state)?; // one daemon per state directory
+//! let listener = daemon::bind(&state)?;
+//! let (commands, receiver) = daemon::command_channel(); // `Command::Reload` provisions now
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let config = DaemonConfig::new(state, store);
+//! let serving = tokio::spawn(daemon::run(listener, config, receiver, async {
+//!     let _ = stopped.await;
+//! }));
+//! // … the host runs; at its shutdown:
+//! let _ = stop.send(());
+//! serving.await??;
+//! # drop(commands);
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 

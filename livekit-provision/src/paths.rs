@@ -9,7 +9,17 @@ pub const STATE_DIR_NAME: &str = "livekit-provision";
 /// The three rendered files, each published at a fixed path in the state directory.
 /// Serialized as its file name (`"livekit.yaml"`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 pub enum ManagedFile {
     /// `livekit.yaml`, read by livekit-server.

@@ -26,7 +26,7 @@ use crate::triple::DiskTriple;
 use crate::validate;
 
 /// Where the API credentials of a run came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum CredentialSource {
     /// The secret store held both values.
@@ -41,7 +41,7 @@ pub enum CredentialSource {
 }
 
 /// Something the operator should know; never fatal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum Warning {

@@ -58,7 +58,9 @@ impl fmt::Display for LogLevel {
 }
 
 /// Who starts, stops and restarts the media processes (`media_owner`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaOwner {
     /// The daemon: detached start, adoption after its own restart, crash restarts (the default).

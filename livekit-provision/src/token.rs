@@ -26,7 +26,7 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 pub const LEEWAY: Duration = Duration::from_secs(60);
 
 /// The `video` grant. Fields left `None` are omitted from the token.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoGrants {
     /// May create and delete rooms.

@@ -27,21 +27,11 @@ pub fn run(ctx: &Ctx, args: &RenderArgs) -> Result<Exit, CliError> {
         },
     )?;
     let rendered = render(&resolution.inputs);
-    let inputs = &resolution.inputs;
-    let mut secrets: Vec<String> = vec![inputs.credentials.secret.expose().to_owned()];
-    if let Some(prev) = &inputs.previous {
-        secrets.push(prev.secret.expose().to_owned());
-    }
-    if let Some(password) = inputs.redis.as_ref().and_then(|r| r.password.as_ref()) {
-        secrets.push(password.expose().to_owned());
-    }
     let show = |text: &str| {
         if args.show_secrets {
             text.to_owned()
         } else {
-            secrets
-                .iter()
-                .fold(text.to_owned(), |acc, s| acc.replace(s.as_str(), "****"))
+            resolution.inputs.redact(text)
         }
     };
     let p = &ctx.printer;

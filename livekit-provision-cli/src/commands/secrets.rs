@@ -3,8 +3,9 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
+use livekit_provision::daemon::protocol::SecretsListResult;
 use livekit_provision::publish::{self, StateLock};
-use livekit_provision::store::KNOWN;
+use livekit_provision::store::{KNOWN, known_names_hint};
 use livekit_provision::{EnsureOptions, Secret, SecretName, sys};
 
 use super::Ctx;
@@ -18,17 +19,6 @@ pub fn run(ctx: &Ctx, cmd: SecretsCommand) -> Result<Exit, CliError> {
         SecretsCommand::Set { name, value } => set(ctx, &name, &value),
         SecretsCommand::Rotate { grace, yes } => rotate(ctx, grace, yes),
     }
-}
-
-fn known_names_hint() -> String {
-    format!(
-        "known names: {}",
-        KNOWN
-            .iter()
-            .map(|k| k.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
 }
 
 fn parse_name(name: &str) -> Result<SecretName, CliError> {
@@ -51,33 +41,17 @@ fn parse_known_name(name: &str) -> Result<SecretName, CliError> {
 
 fn list(ctx: &Ctx) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
-    let mut rows = Vec::new();
-    for known in KNOWN {
-        let value = store.get(&known.name)?;
-        let shown = match (&value, known.is_secret) {
-            (Some(_), true) => Some("****".to_owned()),
-            (Some(v), false) => Some(v.expose().to_owned()),
-            (None, _) => None,
-        };
-        rows.push(serde_json::json!({
-            "name": known.name.as_str(),
-            "set": value.is_some(),
-            "secret": known.is_secret,
-            "value": shown,
-            "description": known.description,
-        }));
-    }
+    // The daemon's `secrets.list` shape; the store shown as the spec given.
+    let mut list = SecretsListResult::of(store.as_ref())?;
+    list.store = ctx.spec.to_string();
     let p = &ctx.printer;
     if p.json {
-        p.json(&serde_json::json!({ "store": ctx.spec.to_string(), "secrets": rows }));
+        p.json(&list);
     } else {
-        p.status(format!("store: {}", ctx.spec));
-        for row in &rows {
-            let value = row["value"].as_str().unwrap_or("(not set)");
-            p.data(format!(
-                "{:<30} {value}",
-                row["name"].as_str().unwrap_or_default()
-            ));
+        p.status(format!("store: {}", list.store));
+        for row in &list.secrets {
+            let value = row.value.as_deref().unwrap_or("(not set)");
+            p.data(format!("{:<30} {value}", row.name));
         }
     }
     Ok(Exit::Success)

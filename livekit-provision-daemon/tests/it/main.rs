@@ -5,6 +5,8 @@
     reason = "test helpers outside #[test] functions fail the test by panicking on setup errors"
 )]
 
+mod discover;
+mod embed;
 mod lifecycle;
 mod media;
 mod ownership;

@@ -203,6 +203,53 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
         ("stop", json!({"grace_secs": -1}), "grace_secs"),
         ("restart", json!({"grace_secs": [1]}), "grace_secs"),
         ("start", json!({"now": true}), "now"),
+        ("secrets.list", json!({"all": true}), "all"),
+        (
+            "secrets.set",
+            json!({"name": "NOT_A_SETTING", "value": "x"}),
+            "NOT_A_SETTING",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_NODE_IP", "value": "not-an-ip"}),
+            "LIVEKIT_NODE_IP",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_API_SECRET", "value": "hunter2"}),
+            "LIVEKIT_API_SECRET",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_API_SECRET", "value": "hunter2\nhunter2"}),
+            "LIVEKIT_API_SECRET",
+        ),
+        ("secrets.set", json!({"name": "LIVEKIT_NODE_IP"}), "value"),
+        ("secrets.set", json!({"name": 5, "value": "x"}), "name"),
+        ("secrets.rotate", json!({"grace": "soon"}), "grace"),
+        ("secrets.rotate", json!({"grace": -1}), "grace"),
+        ("install", json!({"version": "latest"}), "version"),
+        (
+            "install",
+            json!({"version": "1.7.2", "sha256": "xyz"}),
+            "sha256",
+        ),
+        ("install", json!({"force": "yes"}), "force"),
+        ("rollback", json!({"to": "1.7.2"}), "to"),
+        ("render", json!({"show_secrets": true}), "show_secrets"),
+        ("logs.tail", json!({}), "name"),
+        ("logs.tail", json!({"name": "sshd"}), "name"),
+        (
+            "logs.tail",
+            json!({"name": "livekit-server", "lines": 0}),
+            "lines",
+        ),
+        (
+            "logs.tail",
+            json!({"name": "livekit-server", "lines": "all"}),
+            "lines",
+        ),
+        ("rpc.discover", json!({"x": 1}), "x"),
     ];
     let watched = [
         node.state.managed(ManagedFile::LivekitYaml),
@@ -230,6 +277,9 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
                     failures.push(format!(
                         "{method} {params}: {message:?} does not name {names}"
                     ));
+                }
+                if message.contains("hunter2") {
+                    failures.push(format!("{method}: {message:?} echoes the value"));
                 }
             }
             other => failures.push(format!("{method} {params}: expected -32602, got {other:?}")),

@@ -18,10 +18,12 @@ use nix::unistd::Pid;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{Node, alive, call, cli, free_port, livekit_standin, poll, provisioning};
+use crate::support::{
+    Daemon, Node, alive, call, cli, free_port, livekit_standin, poll, provisioning,
+};
 
 const OLD: &str = "1.7.2";
-const NEW: &str = "1.7.3";
+pub const NEW: &str = "1.7.3";
 
 /// The release asset arch of this machine, as livekit names it.
 fn asset_arch() -> &'static str {
@@ -76,6 +78,24 @@ fn pin(node: &Node, version: &str) {
     };
     secrets["LIVEKIT_VERSION"] = json!(version);
     node.secrets(&secrets);
+}
+
+/// A node with OLD pinned and its daemon, releases OLD and NEW served by a `file://` mirror
+/// (kept while the returned directory lives) at the returned URL.
+pub fn mirrored_node() -> (tempfile::TempDir, String, Node, Daemon) {
+    let mirror = tempfile::tempdir().unwrap();
+    publish(mirror.path(), OLD);
+    publish(mirror.path(), NEW);
+    let url = format!("file://{}", mirror.path().display());
+    let node = Node::new();
+    node.settings(&format!(
+        "port: {}\nrtc_tcp_port: {}\n",
+        free_port(),
+        free_port()
+    ));
+    pin(&node, OLD);
+    let daemon = node.start(&["--release-url", &url]);
+    (mirror, url, node, daemon)
 }
 
 /// The `livekit-server` entry of `status`, `None` until the daemon lists it.
@@ -138,19 +158,7 @@ fn cli_ensure(node: &Node, url: &str) -> String {
 
 #[test]
 fn a_new_version_is_restart_pending_until_restart_starts_it() {
-    let mirror = tempfile::tempdir().unwrap();
-    publish(mirror.path(), OLD);
-    publish(mirror.path(), NEW);
-    let url = format!("file://{}", mirror.path().display());
-
-    let mut node = Node::new();
-    node.settings(&format!(
-        "port: {}\nrtc_tcp_port: {}\n",
-        free_port(),
-        free_port()
-    ));
-    pin(&node, OLD);
-    let daemon = node.start(&["--release-url", &url]);
+    let (_mirror, url, mut node, daemon) = mirrored_node();
     let first = node.wait_media_healthy();
     let first_started = start_time(first);
     assert_eq!(exe(first), versioned(&node, OLD));

@@ -10,10 +10,12 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
+use super::admin;
 use super::media::{self, MediaFailure};
 use super::protocol::{
-    self, Check, Ensure, Health, HealthResult, INVALID_REQUEST, METHOD_NOT_FOUND, Method,
-    NOT_PROVISIONED, NoParams, Restart, RpcError, Start, StartResult, Status, StatusResult, Stop,
+    self, Check, Discover, Ensure, Health, HealthResult, INVALID_REQUEST, Install, LogsTail,
+    METHOD_NOT_FOUND, Method, NOT_PROVISIONED, NoParams, Render, Restart, Rollback, RpcError,
+    SecretsList, SecretsRotate, SecretsSet, Start, StartResult, Status, StatusResult, Stop,
     StopParams, StopResult, TokenCreate, TokenCreateParams, TokenCreateResult, VersionReport,
 };
 use super::rpc::{self, MAX_LINE, Request};
@@ -104,6 +106,25 @@ async fn dispatch(shared: &Arc<Shared>, request: Request) -> Result<Value, RpcEr
         TokenCreate::NAME => {
             answer::<TokenCreate>(shared, params, |s, p| create_token(s, &p)).await
         }
+        SecretsList::NAME => {
+            answer::<SecretsList>(shared, params, |s, NoParams {}| admin::secrets_list(s)).await
+        }
+        SecretsSet::NAME => {
+            answer::<SecretsSet>(shared, params, |s, p| admin::secrets_set(s, &p)).await
+        }
+        SecretsRotate::NAME => {
+            answer::<SecretsRotate>(shared, params, |s, p| admin::secrets_rotate(s, &p)).await
+        }
+        Install::NAME => answer::<Install>(shared, params, |s, p| admin::install(s, &p)).await,
+        Rollback::NAME => {
+            answer::<Rollback>(shared, params, |s, NoParams {}| admin::rollback(s)).await
+        }
+        Render::NAME => answer::<Render>(shared, params, |s, NoParams {}| admin::render(s)).await,
+        LogsTail::NAME => answer::<LogsTail>(shared, params, |s, p| admin::logs_tail(s, &p)).await,
+        Discover::NAME => {
+            let NoParams {} = parse_params::<<Discover as Method>::Params>(params)?;
+            to_result(super::openrpc::document())
+        }
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!(
@@ -163,12 +184,14 @@ fn status(shared: &Shared) -> StatusResult {
     let now = (shared.config.clock)();
     let provisioning = lock(&shared.status).clone();
     let media = media_report(shared);
+    let mut report = provisioning.report(now);
+    report.progress = shared.progress.get();
     StatusResult {
         daemon: true,
         state_dir: shared.config.state.root().to_owned(),
         pid: Some(std::process::id()),
         now: rfc3339(now),
-        provisioning: provisioning.report(now),
+        provisioning: report,
         version: VersionReport {
             pinned: provisioning.pinned_version,
             installed: installed_version(&shared.config.state),
@@ -179,7 +202,7 @@ fn status(shared: &Shared) -> StatusResult {
 
 fn check_now(shared: &Shared) -> CheckReport {
     let config = &shared.config;
-    let store = config.store_spec.open();
+    let store = config.store.open();
     if let Err(e) = &store {
         tracing::warn!(error = %crate::error_chain::one_line(e), "check without the secret store");
     }

@@ -10,8 +10,11 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::media::{self, Media, MediaFailure};
+use super::protocol::{Operation, Phase};
 use super::protocol::{ProvisionState, RpcError};
-use super::shared::{EnsureReply, Event, RunOutcome, Shared, livekit_yaml_digest, lock};
+use super::shared::{
+    EnsureReply, Event, ProgressCell, RunOutcome, Shared, livekit_yaml_digest, lock,
+};
 use super::status::ProvisionStatus;
 use super::{Command, DaemonConfig, DaemonError, connection};
 use crate::config::OperatorConfig;
@@ -79,6 +82,7 @@ pub(super) async fn run(
         status: Mutex::new(ProvisionStatus::default()),
         published: Mutex::new(None),
         events: events_tx,
+        progress: ProgressCell::default(),
     });
     tracing::info!(socket = %socket.display(), "serving");
     let mut schedule = Schedule {
@@ -165,7 +169,13 @@ fn start_run(shared: &Arc<Shared>, schedule: &mut Schedule) {
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let worker = Arc::clone(&shared);
-        let outcome = match tokio::task::spawn_blocking(move || provision(&worker)).await {
+        let outcome = match tokio::task::spawn_blocking(move || {
+            let outcome = provision(&worker);
+            worker.progress.clear();
+            outcome
+        })
+        .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 let message = format!("the provisioning run panicked: {e}");
@@ -252,18 +262,21 @@ fn provision(shared: &Shared) -> RunOutcome {
         disabled: false,
         media_retry_at: None,
     };
-    let store = match config.store_spec.open() {
+    let store = match config.store.open() {
         Ok(store) => store,
         Err(e) => return failed(ErrorReport::of(&e)),
     };
     let on_lock_wait = |pid: Option<u32>| {
         tracing::info!(?pid, "waiting for another writer of the state directory");
     };
+    let on_phase = |phase| shared.progress.phase(Operation::Provision, phase);
     let opts = EnsureOptions {
         now: (config.clock)(),
         local_addresses: (config.local_addresses)(),
         binary: config.binary.clone(),
         on_lock_wait: &on_lock_wait,
+        on_phase: &on_phase,
+        fetch_events: Some(shared.progress.fetch_sink(Operation::Provision)),
         ..EnsureOptions::default()
     };
     let report = match ensure(state, store.as_ref(), &opts) {
@@ -313,6 +326,7 @@ fn provision(shared: &Shared) -> RunOutcome {
         return outcome;
     };
     let specs = media::specs(state, &settings, program);
+    shared.progress.phase(Operation::Provision, Phase::Starting);
     let pass = lock(&shared.media).pass(&specs);
     outcome.media_retry_at = pass.retry_at;
     if !pass.failures.is_empty() {

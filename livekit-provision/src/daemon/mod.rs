@@ -10,6 +10,12 @@
 //! `ensure` call) and the provisioning timer. Blocking work (`ensure`, `check`, the supervisor)
 //! runs on tokio's blocking pool, so **the socket answers while provisioning is stalled**.
 //!
+//! # Embedding
+//! A host service runs the same loop in its own runtime: it builds a [`DaemonConfig`] from its
+//! own store ([`StoreSource::Shared`], any `Arc<dyn SecretStore>`; the binary's `--secrets` spec
+//! is [`StoreSource::Spec`]), takes the lock, binds, and passes its own shutdown future to
+//! [`run`]. `examples/embed.rs` is such a host; the crate documentation shows the calls.
+//!
 //! # Methods (JSON-RPC 2.0, one object per line)
 //! Every method's parameters and result are serde types in [`protocol`], which the server
 //! (`connection.rs`), the client ([`client::request`]) and the CLI share; [`rpc`] is the framing.
@@ -31,6 +37,13 @@
 //! - `token.create {identity, room?, ttl?, name?, metadata?, grants?, admin?}` → `{token,
 //!   api_key, identity, expires_at}`; `ttl` is a humantime string (`"6h"`) or seconds; signed
 //!   with the credentials the three files agree on.
+//! - `secrets.list`, `secrets.set {name, value}`, `secrets.rotate {grace?}`, `install {version?,
+//!   force?, sha256?}`, `rollback`, `render`, `logs.tail {name, lines?}`: what an admin UI needs
+//!   (`admin.rs`); secret values are never echoed.
+//! - `rpc.discover` → the OpenRPC document of all of these ([`openrpc`]).
+//!
+//! While a run (or `install`) is in flight, `status.provisioning.progress` says its phase and,
+//! during a download, the bytes received.
 //!
 //! Errors are `{code, message, data: {hint}}` ([`RpcError`]); `message` is the error and its
 //! causes on one line ([`ErrorReport`](crate::ErrorReport)).
@@ -59,10 +72,12 @@
 //! cgroup), and the default `KillMode=control-group` would kill every call whenever the daemon is
 //! restarted or stopped. With `process`, systemd signals only the daemon.
 
+mod admin;
 pub mod client;
 mod connection;
 mod controller;
 mod media;
+pub mod openrpc;
 pub mod protocol;
 mod retry;
 pub mod rpc;
@@ -75,6 +90,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixListener;
@@ -89,16 +105,61 @@ pub use status::{ProvisionStatus, media_processes, status_without_daemon};
 
 use crate::ensure::BinaryOptions;
 use crate::paths::StateDir;
-use crate::store::StoreSpec;
+use crate::store::{SecretStore, StoreError, StoreSpec};
 use crate::supervise::RestartPolicy;
+
+/// Where the daemon's secrets live: a store the host built, or a spec the daemon opens.
+///
+/// An embedding service passes its own store (`Arc<dyn SecretStore>`, any implementation of
+/// [`SecretStore`]); the daemon binary passes the `--secrets` spec. Both convert with `into()`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StoreSource {
+    /// A store the host owns and shares with the daemon (e.g. one backed by its process
+    /// manager). Used as is by every run and method.
+    Shared(Arc<dyn SecretStore>),
+    /// A store spec (`file:…`, `exec:…`, `redis://…`), opened afresh by every run and method
+    /// (so a store that was down is retried with a new connection).
+    Spec(StoreSpec),
+}
+
+impl StoreSource {
+    /// The store to use now.
+    pub fn open(&self) -> Result<Arc<dyn SecretStore>, StoreError> {
+        match self {
+            Self::Shared(store) => Ok(Arc::clone(store)),
+            Self::Spec(spec) => spec.open().map(Arc::from),
+        }
+    }
+
+    /// What the store is, for messages (credentials redacted).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Shared(store) => store.describe(),
+            Self::Spec(spec) => spec.to_string(),
+        }
+    }
+}
+
+impl From<StoreSpec> for StoreSource {
+    fn from(spec: StoreSpec) -> Self {
+        Self::Spec(spec)
+    }
+}
+
+impl From<Arc<dyn SecretStore>> for StoreSource {
+    fn from(store: Arc<dyn SecretStore>) -> Self {
+        Self::Shared(store)
+    }
+}
 
 /// What the daemon needs. Build it with [`DaemonConfig::new`] and adjust the fields.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     /// The state directory.
     pub state: StateDir,
-    /// The secret store, opened afresh by every run (so a store that was down is retried).
-    pub store_spec: StoreSpec,
+    /// The secret store: the host's own, or a spec opened by every run.
+    pub store: StoreSource,
     /// Release URL and `livekit_bin` overrides, `GITHUB_TOKEN`, platform.
     pub binary: BinaryOptions,
     /// The environment the media start from (the binary passes its own; variables that
@@ -119,12 +180,12 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// Defaults for `state` and `store_spec`: the documented cadence, the real clock, no media
-    /// environment.
-    pub fn new(state: StateDir, store_spec: StoreSpec) -> Self {
+    /// Defaults for `state` and `store` (an `Arc<dyn SecretStore>` or a [`StoreSpec`]): the
+    /// documented cadence, the real clock, no media environment.
+    pub fn new(state: StateDir, store: impl Into<StoreSource>) -> Self {
         Self {
             state,
-            store_spec,
+            store: store.into(),
             binary: BinaryOptions::default(),
             media_env: Vec::new(),
             retry: RetryPolicy::default(),

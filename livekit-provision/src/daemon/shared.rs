@@ -3,7 +3,7 @@
 //! It depends on [`super::media`] and [`super::status`] only, so the modules that use it do not
 //! import each other.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -11,10 +11,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::DaemonConfig;
 use super::media::{Media, MediaFailure};
-use super::protocol::{MediaProcess, MediaReport, RpcError};
+use super::protocol::{MediaProcess, MediaReport, Operation, Phase, Progress, RpcError};
 use super::status::ProvisionStatus;
 use crate::config::OperatorConfig;
 use crate::ensure::EnsureReport;
+use crate::fetch::{EventSink, FetchEvent};
 use crate::paths::ManagedFile;
 
 /// A reply to an `ensure` call.
@@ -57,6 +58,49 @@ pub(super) struct Shared {
     /// SHA-256 of the `livekit.yaml` bytes last published (or started with).
     pub published: Mutex<Option<String>>,
     pub events: mpsc::UnboundedSender<Event>,
+    /// What the run or `install` in flight is doing (`status.provisioning.progress`).
+    pub progress: ProgressCell,
+}
+
+/// The progress of the long operation in flight, shared with download callbacks.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ProgressCell(Arc<Mutex<Option<Progress>>>);
+
+impl ProgressCell {
+    /// `operation` entered `phase`.
+    pub fn phase(&self, operation: Operation, phase: Phase) {
+        *lock(&self.0) = Some(Progress {
+            operation,
+            phase,
+            bytes_done: None,
+            bytes_total: None,
+        });
+    }
+
+    /// Nothing is in flight any more.
+    pub fn clear(&self) {
+        *lock(&self.0) = None;
+    }
+
+    /// What is in flight.
+    pub fn get(&self) -> Option<Progress> {
+        lock(&self.0).clone()
+    }
+
+    /// A download sink that records the bytes received as phase `downloading` of `operation`.
+    pub fn fetch_sink(&self, operation: Operation) -> EventSink {
+        let cell = self.clone();
+        Arc::new(move |event: &FetchEvent| {
+            if let FetchEvent::Progress { done, total } = event {
+                *lock(&cell.0) = Some(Progress {
+                    operation,
+                    phase: Phase::Downloading,
+                    bytes_done: Some(*done),
+                    bytes_total: *total,
+                });
+            }
+        })
+    }
 }
 
 /// Lock `m`, ignoring poisoning (a panicked holder left consistent data: every update is one
@@ -92,4 +136,36 @@ pub(super) fn media_report(shared: &Shared) -> MediaReport {
 pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
     let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
     Some(crate::hex::encode(&Sha256::digest(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_follows_phases_and_download_bytes() {
+        let cell = ProgressCell::default();
+        assert_eq!(cell.get(), None);
+        cell.phase(Operation::Provision, Phase::Resolving);
+        assert_eq!(cell.get().map(|p| p.phase), Some(Phase::Resolving));
+        let sink = cell.fetch_sink(Operation::Install);
+        sink(&FetchEvent::Progress {
+            done: 512,
+            total: Some(2048),
+        });
+        assert_eq!(
+            cell.get(),
+            Some(Progress {
+                operation: Operation::Install,
+                phase: Phase::Downloading,
+                bytes_done: Some(512),
+                bytes_total: Some(2048),
+            })
+        );
+        // Other events leave the count alone.
+        sink(&FetchEvent::Restarted);
+        assert_eq!(cell.get().and_then(|p| p.bytes_done), Some(512));
+        cell.clear();
+        assert_eq!(cell.get(), None);
+    }
 }

@@ -55,7 +55,8 @@ impl Default for ProvisionStatus {
 }
 
 impl ProvisionStatus {
-    /// `status.provisioning`, with times as RFC 3339 and relative to `now`.
+    /// `status.provisioning`, with times as RFC 3339 and relative to `now` (the daemon adds
+    /// `progress`).
     pub fn report(&self, now: SystemTime) -> ProvisioningReport {
         let next_retry = (self.state == ProvisionState::Failed)
             .then_some(self.next_run)
@@ -72,6 +73,7 @@ impl ProvisionStatus {
             next_retry: next_retry.map(rfc3339),
             next_retry_in_ms: next_retry.map(|t| millis(t.duration_since(now).unwrap_or_default())),
             warnings: self.warnings.clone(),
+            progress: None,
         }
     }
 }

@@ -35,7 +35,7 @@ pub use exec::{EXIT_ABSENT, EXIT_PRESENT, ExecStore};
 pub use file::FileStore;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;
-pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName};
+pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName, known_names_hint};
 pub use redis::{RedisError, RedisStore, probe_routing};
 pub use spec::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisSpec, StoreSpec};
 

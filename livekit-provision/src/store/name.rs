@@ -108,6 +108,20 @@ impl serde::Serialize for SecretName {
     }
 }
 
+impl schemars::JsonSchema for SecretName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A secret name: 1 to 128 characters of A-Z, 0-9 and '_'",
+            "type": "string",
+            "pattern": "^[A-Z0-9_]{1,128}$"
+        })
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for SecretName {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -124,6 +138,18 @@ pub struct KnownSecret {
     pub is_secret: bool,
     /// One line saying what the value is.
     pub description: &'static str,
+}
+
+/// "known names: LIVEKIT_VERSION, …": the hint of a refused name.
+pub fn known_names_hint() -> String {
+    format!(
+        "known names: {}",
+        KNOWN
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// Every name of the external contract, in the order `secrets list` shows them.

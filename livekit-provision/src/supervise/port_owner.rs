@@ -16,7 +16,7 @@ use super::spawn::ProcessSpec;
 use crate::paths::StateDir;
 
 /// A process listening on a port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PortOwner {
     /// The port.
     pub port: u16,

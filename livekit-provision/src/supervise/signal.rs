@@ -39,7 +39,9 @@ impl StopTimings {
 
 /// How a stop ended. Serialized as its variant name (`"TerminatedOnSecondSignal"`): the
 /// daemon's `stop` answer carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub enum StopOutcome {
     /// It was not running (already exited) when we came to stop it.
     NotRunning,

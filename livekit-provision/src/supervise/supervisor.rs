@@ -53,7 +53,7 @@ pub enum Ensured {
 }
 
 /// The state of one media process, as `status` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ProcessStatus {
     /// Supervised name.
     pub name: String,

@@ -734,3 +734,34 @@ fn concurrent_first_runs_agree_on_one_pair() {
         assert!(run(state, &store).is_noop());
     }
 }
+
+/// A run reports its phases in order (the daemon's `status.provisioning.progress`); a converged
+/// rerun publishes nothing but still passes through them.
+#[test]
+fn a_run_reports_its_phases_in_order() {
+    use std::sync::Mutex;
+
+    use livekit_provision::ensure::Phase;
+
+    let (_tmp, state) = fresh_state();
+    let store = MemoryStore::new();
+    let seen = Mutex::new(Vec::new());
+    let on_phase = |p: Phase| seen.lock().unwrap().push(p);
+    let mut opts = offline();
+    opts.on_phase = &on_phase;
+    ensure(&state, &store, &opts).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Phase::Resolving, Phase::Rendering, Phase::Publishing]
+    );
+    let mut dry = offline();
+    dry.dry_run = true;
+    dry.on_phase = &on_phase;
+    seen.lock().unwrap().clear();
+    ensure(&state, &store, &dry).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Phase::Resolving, Phase::Rendering],
+        "a dry run publishes nothing"
+    );
+}
