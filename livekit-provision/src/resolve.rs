@@ -10,7 +10,9 @@
 //! - a minted or adopted value goes into the store with add-if-absent and the value the store
 //!   holds afterwards is used, so concurrent resolvers agree on one value.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -19,7 +21,7 @@ use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
 use crate::paths::{ManagedFile, StateDir};
 use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
-use crate::store::{SecretName, SecretStore, StoreError};
+use crate::store::{Added, SecretName, SecretStore, StoreError};
 use crate::triple::DiskTriple;
 use crate::validate;
 
@@ -180,6 +182,9 @@ pub fn resolve(
     cx: &ResolveContext<'_>,
 ) -> Result<Resolution, ResolveError> {
     let mut warnings = Vec::new();
+    // One batch for what every run reads (a Redis store: one round trip).
+    let prefetched = Prefetched::load(store, &first_reads(cx.settings))?;
+    let store: &dyn SecretStore = &prefetched;
 
     let version = get_parsed(store, &SecretName::LIVEKIT_VERSION, validate::version)?;
     if version.is_none() {
@@ -371,6 +376,78 @@ fn resolve_redis(
         db: settings.redis_db,
         tls: settings.redis_tls,
     }))
+}
+
+/// The names every resolution reads, whatever their values: fetched in one batch.
+/// `LIVEKIT_REDIS_PASSWORD` is read only when a routing address is known (from provision.yaml
+/// here; when the address comes from the store, the password is read after it), and the
+/// previous pair only during a rotation grace period.
+fn first_reads(settings: &Settings) -> Vec<SecretName> {
+    let mut names = vec![
+        SecretName::LIVEKIT_VERSION,
+        SecretName::LIVEKIT_NODE_IP,
+        SecretName::LIVEKIT_API_KEY,
+        SecretName::LIVEKIT_API_SECRET,
+        SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
+    ];
+    names.push(if settings.redis_address.is_some() {
+        SecretName::LIVEKIT_REDIS_PASSWORD
+    } else {
+        SecretName::LIVEKIT_REDIS_ADDRESS
+    });
+    names
+}
+
+/// A store whose first reads of some names were batched: each batched value is handed out once
+/// (a second read, or a read after a write to that name, goes to the store).
+#[derive(Debug)]
+struct Prefetched<'a> {
+    store: &'a dyn SecretStore,
+    values: Mutex<HashMap<SecretName, Option<Secret>>>,
+}
+
+impl<'a> Prefetched<'a> {
+    fn load(store: &'a dyn SecretStore, names: &[SecretName]) -> Result<Self, StoreError> {
+        let values = names.iter().cloned().zip(store.get_many(names)?).collect();
+        Ok(Self {
+            store,
+            values: Mutex::new(values),
+        })
+    }
+
+    #[expect(
+        clippy::option_option,
+        reason = "not in the batch (None) differs from read as absent (Some(None))"
+    )]
+    fn forget(&self, name: &SecretName) -> Option<Option<Secret>> {
+        self.values
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
+    }
+}
+
+impl SecretStore for Prefetched<'_> {
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    fn get(&self, name: &SecretName) -> Result<Option<Secret>, StoreError> {
+        match self.forget(name) {
+            Some(value) => Ok(value),
+            None => self.store.get(name),
+        }
+    }
+
+    fn add_if_absent(&self, name: &SecretName, value: &Secret) -> Result<Added, StoreError> {
+        self.forget(name);
+        self.store.add_if_absent(name, value)
+    }
+
+    fn set(&self, name: &SecretName, value: &Secret) -> Result<(), StoreError> {
+        self.forget(name);
+        self.store.set(name, value)
+    }
 }
 
 fn get_parsed<T>(

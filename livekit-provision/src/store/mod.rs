@@ -3,7 +3,7 @@
 //!
 //! [`SecretStore`] is synchronous; async callers use `spawn_blocking`. Backends: [`FileStore`]
 //! (`file:PATH`, the default), [`ExecStore`] (`exec:PROGRAM`, a git-credential-style helper),
-//! [`RedisStore`] (`redis://…`, one store for a fleet) and [`MemoryStore`] (tests).
+//! [`RedisStore`] (`redis://…`, Sentinel or Cluster: one store for a fleet) and [`MemoryStore`] (tests).
 //! [`StoreSpec`] parses `--secrets` and opens the store it names.
 //!
 //! The contract every backend keeps:
@@ -33,8 +33,10 @@ pub use exec::{EXIT_ABSENT, EXIT_PRESENT, ExecStore};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName};
-pub use redis::{RedisError, RedisStore, probe_routing};
-pub use spec::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisSpec, StoreSpec};
+pub use redis::{RedisError, RedisStore, RedisTraffic, probe_routing};
+pub use spec::{
+    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisSpec, StoreSpec, TlsFiles, Topology,
+};
 
 /// A place secrets are kept. See the [module documentation](self) for the contract.
 pub trait SecretStore: Send + Sync + fmt::Debug {
@@ -44,6 +46,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// The value stored under `name`; `Ok(None)` only when the store answered "absent".
     fn get(&self, name: &SecretName) -> Result<Option<Secret>, StoreError>;
+
+    /// The values stored under `names`, in order, each as [`get`](Self::get) would return it;
+    /// any failure fails the whole read. Backends that can batch (Redis: one round trip) do.
+    fn get_many(&self, names: &[SecretName]) -> Result<Vec<Option<Secret>>, StoreError> {
+        names.iter().map(|name| self.get(name)).collect()
+    }
 
     /// Store `value` under `name` unless a value is already there, atomically. Returns the value
     /// stored afterwards — ours, or the one that was already there — and whether we inserted it.

@@ -11,6 +11,7 @@ mod fetch;
 mod fleet;
 mod never_rotate;
 mod publish;
+mod redis_ha;
 mod render;
 mod store;
 mod support;
