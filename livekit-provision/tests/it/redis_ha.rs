@@ -217,6 +217,144 @@ fn a_three_master_cluster_serves_a_fleet_across_slots() {
     assert!(err.to_string().contains("LIVEKIT_NODE_IP"), "{err}");
 }
 
+/// Run `openssl` in `dir`; the test fails with its stderr when it does.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate, all made here.
+fn make_certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=lkp-test-ca",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        let subject = format!("/CN=lkp-test-{name}");
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+#[test]
+fn rediss_with_a_private_ca_and_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    make_certificates(&certs);
+    let tls_port = crate::support::redis_server::free_port();
+    let c = |name: &str| certs.join(name).display().to_string();
+    let server = RedisServer::start(
+        &dir.path().join("redis"),
+        &RedisConfig {
+            extra: vec![
+                format!("tls-port {tls_port}"),
+                format!("tls-cert-file {}", c("server.pem")),
+                format!("tls-key-file {}", c("server.key")),
+                format!("tls-ca-cert-file {}", c("ca.pem")),
+                "tls-auth-clients yes".to_owned(),
+            ],
+            ..RedisConfig::default()
+        },
+    );
+    let base = format!("rediss://127.0.0.1:{tls_port}");
+    let good = format!(
+        "{base}?ca={}&cert={}&key={}",
+        c("ca.pem"),
+        c("client.pem"),
+        c("client.key")
+    );
+    let node = dir.path().join("node");
+    let report = ensure(
+        &StateDir::new(&node),
+        &*open(&good),
+        &EnsureOptions::default(),
+    )
+    .unwrap();
+    let stored = server.cli(&["--raw", "GET", "livekit-provision:LIVEKIT_API_KEY"]);
+    assert_eq!(stored.trim(), report.api_key);
+
+    let cases = [
+        // The system's trust store does not know the test CA.
+        (base.clone(), "certificate"),
+        (format!("{base}?ca={}", c("nosuch.pem")), "cannot read"),
+        // The server wants a client certificate.
+        (format!("{base}?ca={}", c("ca.pem")), ""),
+    ];
+    for (url, needle) in cases {
+        let fresh = dir.path().join("fresh");
+        let err = ensure(
+            &StateDir::new(&fresh),
+            &*open(&url),
+            &EnsureOptions::default(),
+        )
+        .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(text.contains(needle), "{url}: {text}");
+        assert!(err.hint().is_some(), "{url}: {text}");
+        assert!(DiskTriple::read(&StateDir::new(&fresh)).is_empty(), "{url}");
+    }
+}
+
 #[test]
 fn a_noop_ensure_makes_at_most_two_round_trips() {
     let dir = tempfile::tempdir().unwrap();
