@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
+use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs, RoutingNodes};
 use crate::paths::{ManagedFile, StateDir};
 use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
@@ -353,35 +353,54 @@ fn resolve_redis(
     store: &dyn SecretStore,
     settings: &Settings,
 ) -> Result<Option<RedisRouting>, ResolveError> {
-    let address = match &settings.redis_address {
-        Some(a) => Some(a.clone()),
-        None => get_parsed(
-            store,
-            &SecretName::LIVEKIT_REDIS_ADDRESS,
-            validate::redis_address,
-        )?,
+    let nodes = if let Some(master_name) = &settings.redis_sentinel_master_name {
+        let password = get_parsed(store, &SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD, |s| {
+            validate::redis_password(s).map(|()| Secret::new(s))
+        })?;
+        RoutingNodes::Sentinel {
+            master_name: master_name.clone(),
+            addresses: settings.redis_sentinel_addresses.clone(),
+            username: settings.redis_sentinel_username.clone(),
+            password,
+        }
+    } else if !settings.redis_cluster_addresses.is_empty() {
+        RoutingNodes::Cluster(settings.redis_cluster_addresses.clone())
+    } else {
+        let address = match &settings.redis_address {
+            Some(a) => Some(a.clone()),
+            None => get_parsed(
+                store,
+                &SecretName::LIVEKIT_REDIS_ADDRESS,
+                validate::redis_address,
+            )?,
+        };
+        let Some(address) = address else {
+            return Ok(None);
+        };
+        RoutingNodes::Address(address)
     };
-    let Some(address) = address else {
-        return Ok(None);
-    };
-    let password = store.get(&SecretName::LIVEKIT_REDIS_PASSWORD)?;
-    if let Some(p) = &password {
-        validate::redis_password(p.expose())
-            .map_err(|source| invalid(store, &SecretName::LIVEKIT_REDIS_PASSWORD, source))?;
-    }
+    let password = get_parsed(store, &SecretName::LIVEKIT_REDIS_PASSWORD, |s| {
+        validate::redis_password(s).map(|()| Secret::new(s))
+    })?;
     Ok(Some(RedisRouting {
-        address,
+        nodes,
         username: settings.redis_username.clone(),
         password,
         db: settings.redis_db,
         tls: settings.redis_tls,
+        tls_files: crate::store::TlsFiles {
+            ca: settings.redis_tls_ca_cert_file.clone(),
+            cert: settings.redis_tls_client_cert_file.clone(),
+            key: settings.redis_tls_client_key_file.clone(),
+        },
     }))
 }
 
 /// The names every resolution reads, whatever their values: fetched in one batch.
-/// `LIVEKIT_REDIS_PASSWORD` is read only when a routing address is known (from provision.yaml
-/// here; when the address comes from the store, the password is read after it), and the
-/// previous pair only during a rotation grace period.
+/// `LIVEKIT_REDIS_PASSWORD` is read only when LiveKit's Redis is known (from provision.yaml
+/// here; when the address comes from the store, the password is read after it), the
+/// sentinels' password only with Sentinel, and the previous pair only during a rotation grace
+/// period.
 fn first_reads(settings: &Settings) -> Vec<SecretName> {
     let mut names = vec![
         SecretName::LIVEKIT_VERSION,
@@ -390,11 +409,17 @@ fn first_reads(settings: &Settings) -> Vec<SecretName> {
         SecretName::LIVEKIT_API_SECRET,
         SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
     ];
-    names.push(if settings.redis_address.is_some() {
+    let routed = settings.redis_address.is_some()
+        || settings.redis_sentinel_master_name.is_some()
+        || !settings.redis_cluster_addresses.is_empty();
+    names.push(if routed {
         SecretName::LIVEKIT_REDIS_PASSWORD
     } else {
         SecretName::LIVEKIT_REDIS_ADDRESS
     });
+    if settings.redis_sentinel_master_name.is_some() {
+        names.push(SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD);
+    }
     names
 }
 

@@ -28,6 +28,9 @@ impl SecretName {
     pub const LIVEKIT_REDIS_ADDRESS: Self = Self::known("LIVEKIT_REDIS_ADDRESS");
     /// The password of that Redis.
     pub const LIVEKIT_REDIS_PASSWORD: Self = Self::known("LIVEKIT_REDIS_PASSWORD");
+    /// The password of the sentinels of that Redis (with `redis_sentinel_*` in provision.yaml).
+    pub const LIVEKIT_REDIS_SENTINEL_PASSWORD: Self =
+        Self::known("LIVEKIT_REDIS_SENTINEL_PASSWORD");
     /// A pinned SHA-256 of the livekit-server release archive.
     pub const LIVEKIT_SHA256: Self = Self::known("LIVEKIT_SHA256");
     /// The API key being rotated out, kept during the grace period.
@@ -156,6 +159,11 @@ pub const KNOWN: &[KnownSecret] = &[
         description: "password of the Redis for LiveKit multi-node routing",
     },
     KnownSecret {
+        name: SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD,
+        is_secret: true,
+        description: "password of the sentinels of that Redis (redis_sentinel_* in provision.yaml)",
+    },
+    KnownSecret {
         name: SecretName::LIVEKIT_SHA256,
         is_secret: false,
         description: "pinned SHA-256 of the livekit-server release archive",
@@ -188,7 +196,7 @@ mod tests {
             assert_eq!(SecretName::new(k.name.as_str()).unwrap(), k.name);
             assert!(seen.insert(k.name.clone()), "{} twice", k.name);
         }
-        assert_eq!(KNOWN.len(), 10);
+        assert_eq!(KNOWN.len(), 11);
     }
 
     #[test]
@@ -197,6 +205,7 @@ mod tests {
         assert!(!SecretName::LIVEKIT_VERSION.is_secret());
         assert!(SecretName::LIVEKIT_API_SECRET.is_secret());
         assert!(SecretName::LIVEKIT_REDIS_PASSWORD.is_secret());
+        assert!(SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD.is_secret());
         assert!(SecretName::LIVEKIT_API_SECRET_PREVIOUS.is_secret());
         assert!(SecretName::new("SOMETHING_ELSE").unwrap().is_secret());
     }

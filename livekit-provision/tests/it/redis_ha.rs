@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use livekit_provision::store::{RedisStore, SecretName, SecretStore, StoreSpec};
-use livekit_provision::{DiskTriple, EnsureOptions, StateDir, ensure};
+use livekit_provision::{CheckOptions, Code, DiskTriple, EnsureOptions, StateDir, check, ensure};
 
 use crate::support::redis_server::{RedisConfig, RedisServer, Sentinel};
 
@@ -127,7 +127,54 @@ fn sentinel_failover_during_fleet_provisioning_keeps_one_pair() {
     );
     let late = dir.path().join("late");
     ensure_until_ok(&late, &url);
-    assert_all_agree(&[late], &*store);
+    assert_all_agree(std::slice::from_ref(&late), &*store);
+
+    // LiveKit's own Redis through the same sentinel: rendered, and probed by `check`.
+    std::fs::write(
+        late.join("provision.yaml"),
+        format!(
+            "redis_sentinel_master_name: {}\nredis_sentinel_addresses: [\"127.0.0.1:{}\"]\n",
+            Sentinel::MASTER,
+            sentinel.port
+        ),
+    )
+    .unwrap();
+    ensure_until_ok(&late, &url);
+    let yaml = std::fs::read_to_string(late.join("livekit.yaml")).unwrap();
+    assert!(
+        yaml.contains(&format!(
+            "sentinel_master_name: \"{}\"\n  sentinel_addresses:\n    - \"127.0.0.1:{}\"\n",
+            Sentinel::MASTER,
+            sentinel.port
+        )),
+        "{yaml}"
+    );
+    let report = check(
+        &StateDir::new(&late),
+        Some(&*store),
+        &CheckOptions::default(),
+    );
+    assert_eq!(
+        report.with_code(Code::RedisUnreachable).count(),
+        0,
+        "{report:?}"
+    );
+    std::fs::write(
+        late.join("provision.yaml"),
+        format!(
+            "redis_sentinel_master_name: other\nredis_sentinel_addresses: [\"127.0.0.1:{}\"]\n",
+            sentinel.port
+        ),
+    )
+    .unwrap();
+    ensure_until_ok(&late, &url);
+    let report = check(
+        &StateDir::new(&late),
+        Some(&*store),
+        &CheckOptions::default(),
+    );
+    let finding = report.with_code(Code::RedisUnreachable).next().unwrap();
+    assert!(finding.message.contains("\"other\""), "{finding:?}");
 }
 
 #[test]

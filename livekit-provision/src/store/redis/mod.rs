@@ -11,9 +11,9 @@ use redis::Value;
 use super::{
     Added, RedisSpec, SecretName, SecretStore, StoreError, StoreOp, check_storable, value_problem,
 };
-use crate::inputs::RedisRouting;
+use crate::inputs::{RedisRouting, RoutingNodes};
 use crate::secret::Secret;
-use crate::store::spec::{TlsFiles, Topology};
+use crate::store::spec::Topology;
 
 mod connect;
 mod error;
@@ -378,21 +378,42 @@ impl SecretStore for RedisStore {
     }
 }
 
-/// Check that the Redis LiveKit routes through (`redis:` in `livekit.yaml`) answers: connect,
-/// authenticate when a password or user name is set, select the database, `PING` — each step
-/// bounded by `timeout`. livekit-server refuses to start when it cannot reach this Redis.
+/// Check that the Redis LiveKit routes through (`redis:` in `livekit.yaml`) answers: connect
+/// (to the master the sentinels name, or to the cluster), authenticate when a password or user
+/// name is set, select the database, `PING` — each step bounded by `timeout`. livekit-server
+/// refuses to start when it cannot reach this Redis.
 pub fn probe_routing(routing: &RedisRouting, timeout: Duration) -> Result<(), RedisError> {
-    let address = routing.address.as_str();
-    let (host, port) = split_address(address).ok_or_else(|| RedisError::Connect {
-        address: address.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not host:port"),
-    })?;
-    let nodes = [(host.to_owned(), port)];
+    let split = |address: &String| {
+        split_address(address)
+            .map(|(host, port)| (host.to_owned(), port))
+            .ok_or_else(|| RedisError::Connect {
+                address: address.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not host:port"),
+            })
+    };
+    let (topology, addresses) = match &routing.nodes {
+        RoutingNodes::Address(address) => (Topology::Single, std::slice::from_ref(address)),
+        RoutingNodes::Sentinel {
+            master_name,
+            addresses,
+            username,
+            password,
+        } => (
+            Topology::Sentinel {
+                master: master_name.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            },
+            addresses.as_slice(),
+        ),
+        RoutingNodes::Cluster(addresses) => (Topology::Cluster, addresses.as_slice()),
+    };
+    let nodes = addresses.iter().map(split).collect::<Result<Vec<_>, _>>()?;
     let target = Target {
-        topology: &Topology::Single,
+        topology: &topology,
         nodes: &nodes,
         tls: routing.tls,
-        tls_files: &TlsFiles::default(),
+        tls_files: &routing.tls_files,
         username: routing.username.as_deref(),
         password: routing.password.as_ref(),
         db: routing.db,
