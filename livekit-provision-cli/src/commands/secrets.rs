@@ -75,7 +75,7 @@ fn list(ctx: &Ctx) -> Result<Exit, CliError> {
         for row in &rows {
             let value = row["value"].as_str().unwrap_or("(not set)");
             p.data(format!(
-                "{:<30} {value}",
+                "{:<32} {value}",
                 row["name"].as_str().unwrap_or_default()
             ));
         }
