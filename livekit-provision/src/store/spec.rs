@@ -42,7 +42,7 @@ impl StoreSpec {
     /// `redis+cluster://[user:pass@]h1:p1,h2:p2…` (both also as `rediss+…`).
     pub fn parse(spec: &str) -> Result<Self, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidSpec {
-            spec: crate::redact::text(spec),
+            spec: crate::redact::spec(spec),
             reason: reason.to_owned(),
         };
         if let Some(path) = spec.strip_prefix("file:") {
@@ -212,9 +212,12 @@ impl RedisSpec {
         if let Some(at) = rest.rfind('@')
             && rest[..at].contains(['/', '?'])
         {
-            return Err("the user name or password holds an unencoded '/' or '?'; \
-                 percent-encode them as %2f and %3f (and '@' as %40)"
-                .to_owned());
+            return Err(
+                "the user name or password holds an unencoded '/' or '?', or a query \
+                 value (sentinel_password=) an unencoded '@'; percent-encode them as %2f, %3f \
+                 and %40"
+                    .to_owned(),
+            );
         }
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, Some(query)),
@@ -240,8 +243,8 @@ impl RedisSpec {
             .collect::<Result<Vec<_>, _>>()?;
         if kind == Kind::Single && nodes.len() > 1 {
             return Err(
-                "redis:// names one server; for several use redis+sentinel://SENTINELS/MASTER \
-                 or redis+cluster://NODES"
+                "redis:// names one server; for several use redis+sentinel://s1,s2/master \
+                 or redis+cluster://n1,n2"
                     .to_owned(),
             );
         }
@@ -268,7 +271,7 @@ impl RedisSpec {
             return Err("the path has too many segments".to_owned());
         }
         if kind == Kind::Cluster && db.is_some_and(|db| db != 0) {
-            return Err("a Redis Cluster has only database 0".to_owned());
+            return Err("a cluster has only database 0".to_owned());
         }
         let query = parse_query(query.unwrap_or(""), kind)?;
         if kind == Kind::Cluster && query.replicas.is_some_and(|r| r > 0) {
@@ -431,7 +434,7 @@ fn parse_query(query: &str, kind: Kind) -> Result<Query, String> {
             _ => {
                 return Err(format!(
                     "unknown query parameter {}; supported: prefix=, timeout=, replicas=, ca=, \
-                     cert=, key= (TLS), sentinel_username=, sentinel_password= (Sentinel)",
+                     cert=, key= (with tls), sentinel_username=, sentinel_password= (with sentinel)",
                     quote_if_plain(key)
                 ));
             }
