@@ -201,6 +201,31 @@ fn a_sentinel_that_does_not_know_the_master_is_an_error_not_absent() {
 }
 
 #[test]
+fn a_master_without_the_replicas_asked_for_is_neither_read_nor_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(&dir.path().join("redis"), &RedisConfig::default());
+    let url = server.url("", "?replicas=1&timeout=400ms");
+    let node = dir.path().join("node");
+    let err = ensure(
+        &StateDir::new(&node),
+        &*open(&url),
+        &EnsureOptions::default(),
+    )
+    .unwrap_err();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text = format!("{text} | {cause}");
+        source = cause.source();
+    }
+    assert!(text.contains("0 of the 1 replicas"), "{text}");
+    assert!(err.hint().unwrap().contains("replicas="), "{text}");
+    assert!(DiskTriple::read(&StateDir::new(&node)).is_empty());
+    // Nothing was minted either: the read was refused before any SET NX.
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), "0");
+}
+
+#[test]
 fn a_three_master_cluster_serves_a_fleet_across_slots() {
     let dir = tempfile::tempdir().unwrap();
     let config = RedisConfig {

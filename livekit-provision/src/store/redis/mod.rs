@@ -145,10 +145,12 @@ impl RedisStore {
         }
     }
 
-    /// `WAIT replicas timeout`, when replicas are asked for.
+    /// `WAIT replicas timeout`, when replicas are asked for. The server waits at most half our
+    /// read timeout, so its answer ("only n") arrives before we give up on it.
     fn wait_command(&self) -> Option<redis::Cmd> {
         (self.spec.replicas > 0).then(|| {
-            let millis = u64::try_from(self.spec.timeout.as_millis()).unwrap_or(u64::MAX);
+            let half = self.spec.timeout.as_millis() / 2;
+            let millis = u64::try_from(half).unwrap_or(u64::MAX).max(1);
             let mut cmd = redis::cmd("WAIT");
             cmd.arg(self.spec.replicas).arg(millis);
             cmd

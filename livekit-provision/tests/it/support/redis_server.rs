@@ -250,7 +250,10 @@ impl Sentinel {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run redis-sentinel (apt-get install redis-sentinel): {e}")
+                panic!(
+                    "cannot run redis-sentinel ({e}): run scripts/test.sh, which installs it, \
+                     or `sudo apt-get install redis-sentinel`"
+                )
             });
         let sentinel = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
