@@ -60,6 +60,21 @@ fn fleet(dir: &Path, url: &str, meanwhile: impl FnOnce()) -> Vec<PathBuf> {
     states
 }
 
+/// `ensure` of a fresh `node` at `url` fails and writes nothing; its message, causes (` | `)
+/// and hint (`hint: `) on one line.
+fn refused(node: &Path, url: &str) -> String {
+    let err = ensure(&StateDir::new(node), &*open(url), &EnsureOptions::default()).unwrap_err();
+    let mut text = format!("{err} {err:?}");
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text = format!("{text} | {cause}");
+        source = cause.source();
+    }
+    assert!(DiskTriple::read(&StateDir::new(node)).is_empty(), "{text}");
+    let hint = err.hint().unwrap_or_else(|| panic!("no hint: {text}"));
+    format!("{text} | hint: {hint}")
+}
+
 /// Every node's files hold the pair `store` holds.
 fn assert_all_agree(states: &[PathBuf], store: &dyn SecretStore) {
     let key = store.get(&SecretName::LIVEKIT_API_KEY).unwrap().unwrap();
@@ -186,18 +201,10 @@ fn a_sentinel_that_does_not_know_the_master_is_an_error_not_absent() {
         "redis+sentinel://:pw-of-the-master-xyz@127.0.0.1:{}/nosuchmaster",
         sentinel.port
     );
-    let node = dir.path().join("node");
-    let err = ensure(
-        &StateDir::new(&node),
-        &*open(&url),
-        &EnsureOptions::default(),
-    )
-    .unwrap_err();
-    let text = format!("{err} {err:?} {}", err.hint().unwrap_or_default());
+    let text = refused(&dir.path().join("node"), &url);
     assert!(text.contains("nosuchmaster"), "{text}");
     assert!(text.contains("SENTINEL MASTERS"), "{text}");
     assert!(!text.contains("pw-of-the-master-xyz"), "{text}");
-    assert!(DiskTriple::read(&StateDir::new(&node)).is_empty());
 }
 
 #[test]
@@ -205,22 +212,12 @@ fn a_master_without_the_replicas_asked_for_is_neither_read_nor_written() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start(&dir.path().join("redis"), &RedisConfig::default());
     let url = server.url("", "?replicas=1&timeout=400ms");
-    let node = dir.path().join("node");
-    let err = ensure(
-        &StateDir::new(&node),
-        &*open(&url),
-        &EnsureOptions::default(),
-    )
-    .unwrap_err();
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text = format!("{text} | {cause}");
-        source = cause.source();
-    }
+    let text = refused(&dir.path().join("node"), &url);
     assert!(text.contains("0 of the 1 replicas"), "{text}");
-    assert!(err.hint().unwrap().contains("replicas="), "{text}");
-    assert!(DiskTriple::read(&StateDir::new(&node)).is_empty());
+    assert!(
+        text.contains("hint: start the replicas (or lower ?replicas=)"),
+        "{text}"
+    );
     // Nothing was minted either: the read was refused before any SET NX.
     assert_eq!(server.cli(&["DBSIZE"]).trim(), "0");
 }
@@ -413,17 +410,8 @@ fn rediss_with_a_private_ca_and_a_client_certificate() {
         (format!("{base}?ca={}", c("ca.pem")), ""),
     ];
     for (url, needle) in cases {
-        let fresh = dir.path().join("fresh");
-        let err = ensure(
-            &StateDir::new(&fresh),
-            &*open(&url),
-            &EnsureOptions::default(),
-        )
-        .unwrap_err();
-        let text = format!("{err} {err:?}");
+        let text = refused(&dir.path().join("fresh"), &url);
         assert!(text.contains(needle), "{url}: {text}");
-        assert!(err.hint().is_some(), "{url}: {text}");
-        assert!(DiskTriple::read(&StateDir::new(&fresh)).is_empty(), "{url}");
     }
 }
 
