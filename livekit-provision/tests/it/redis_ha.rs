@@ -277,6 +277,36 @@ fn a_three_master_cluster_serves_a_fleet_across_slots() {
         .collect();
     let values = store.get_many(&names).unwrap();
     assert!(values.iter().all(Option::is_some), "{values:?}");
+    // Move the API key's slot to another master under the connected store: its next read is
+    // answered MOVED by the old owner, and the client follows.
+    let key = "livekit-provision:LIVEKIT_API_KEY";
+    let before = store.get(&SecretName::LIVEKIT_API_KEY).unwrap().unwrap();
+    let slot = nodes[0].cli(&["CLUSTER", "KEYSLOT", key]).trim().to_owned();
+    let has_key = |n: &RedisServer| n.cli(&["--raw", "KEYS", "*"]).lines().any(|l| l == key);
+    let from = nodes.iter().position(has_key).unwrap();
+    let to = (from + 1) % nodes.len();
+    let id = |n: &RedisServer| n.cli(&["CLUSTER", "MYID"]).trim().to_owned();
+    let (from_id, to_id) = (id(&nodes[from]), id(&nodes[to]));
+    nodes[to].cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+    nodes[from].cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    let to_port = nodes[to].port.to_string();
+    nodes[from].cli(&[
+        "MIGRATE",
+        "127.0.0.1",
+        &to_port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        key,
+    ]);
+    for node in &nodes {
+        node.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+    }
+    assert!(has_key(&nodes[to]) && !has_key(&nodes[from]));
+    let after = store.get(&SecretName::LIVEKIT_API_KEY).unwrap().unwrap();
+    assert_eq!(after.expose(), before.expose());
+
     // A key of another type on some master is an error, never "absent".
     nodes[0].cli(&["-c", "DEL", "livekit-provision:LIVEKIT_NODE_IP"]);
     nodes[0].cli(&["-c", "HSET", "livekit-provision:LIVEKIT_NODE_IP", "f", "v"]);

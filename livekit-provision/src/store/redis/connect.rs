@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use redis::cluster::{ClusterClientBuilder, ClusterConnection};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, Value};
+use redis::{
+    ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value,
+};
 
 use super::error::{Link, RedisError};
 use crate::secret::Secret;
@@ -258,6 +260,18 @@ impl Target<'_> {
     }
 }
 
+/// A refusal as the reply value a pipeline would have held (the crate builds those only when
+/// parsing a reply).
+fn server_error(code: &str, detail: Option<&str>) -> Option<Value> {
+    let line = match detail {
+        Some(detail) => format!("-{code} {}\r\n", detail.replace(['\r', '\n'], " ")),
+        None => format!("-{code}\r\n"),
+    };
+    redis::parse_redis_value(line.as_bytes())
+        .ok()
+        .filter(|v| matches!(v, Value::ServerError(_)))
+}
+
 /// The process-wide rustls provider the `redis` crate's TLS uses: aws-lc-rs, the one already in
 /// the tree. Installing it is idempotent; a provider installed earlier stays.
 fn install_crypto_provider() {
@@ -306,40 +320,30 @@ impl Conn {
             }
             Self::Cluster { conn, address } => {
                 let map = |e: &redis::RedisError| RedisError::from_client(address, link, name, e);
-                let run = |conn: &mut ClusterConnection, commands: &[&redis::Cmd]| {
-                    let mut pipe = redis::cluster::cluster_pipe();
-                    for command in commands {
-                        pipe.add_command((*command).clone());
-                    }
-                    pipe.query::<Vec<Value>>(conn)
-                };
-                let all: Vec<&redis::Cmd> = commands.iter().collect();
-                let e = match run(conn, &all) {
+                let mut pipe = redis::cluster::cluster_pipe();
+                for command in &commands {
+                    pipe.add_command(command.clone());
+                }
+                let e = match pipe.query::<Vec<Value>>(conn) {
                     Ok(values) => return Ok(values),
                     Err(e) => e,
                 };
-                // A cluster pipeline has no "errors as values" mode: it fails whole when any
-                // command is refused, naming which. The others (reads, `SET NX`, `SET`: all
-                // repeatable) are sent again for their replies.
-                let Some(refused) = e.clone().into_server_errors() else {
+                if e.clone().into_server_errors().is_none() {
                     return Err(map(&e));
-                };
-                let others: Vec<&redis::Cmd> = commands
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !refused.iter().any(|(j, _)| j == i))
-                    .map(|(_, c)| c)
-                    .collect();
-                let mut values = if others.is_empty() {
-                    Vec::new()
-                } else {
-                    run(conn, &others).map_err(|e| map(&e))?
                 }
-                .into_iter();
-                (0..commands.len())
-                    .map(|i| match refused.iter().find(|(j, _)| *j == i) {
-                        Some((_, error)) => Ok(Value::ServerError(error.clone())),
-                        None => values.next().ok_or_else(|| map(&e)),
+                // The crate's sync cluster pipeline hands MOVED and ASK back as replies instead
+                // of following them, and fails whole when any command is refused. Send the
+                // commands one by one (each follows redirections; all of ours are repeatable:
+                // reads, `SET NX` and `SET`), keeping refusals as replies.
+                commands
+                    .iter()
+                    .map(|command| match conn.req_command(command) {
+                        Ok(value) => Ok(value),
+                        Err(e) => e
+                            .code()
+                            .filter(|_| !e.is_io_error())
+                            .and_then(|code| server_error(code, e.detail()))
+                            .ok_or_else(|| map(&e)),
                     })
                     .collect()
             }
