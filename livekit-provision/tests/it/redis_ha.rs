@@ -144,9 +144,20 @@ fn sentinel_failover_during_fleet_provisioning_keeps_one_pair() {
     ensure_until_ok(&late, &url);
     assert_all_agree(std::slice::from_ref(&late), &*store);
 
+    livekit_routes_through_the_sentinel(&sentinel, &late, &url, &*store);
+}
+
+/// LiveKit's own Redis through `sentinel` (provision.yaml): rendered on `node`, and probed by
+/// `check`, which names the master name when the sentinel does not know it.
+fn livekit_routes_through_the_sentinel(
+    sentinel: &Sentinel,
+    node: &Path,
+    url: &str,
+    store: &dyn SecretStore,
+) {
     // LiveKit's own Redis through the same sentinel: rendered, and probed by `check`.
     std::fs::write(
-        late.join("provision.yaml"),
+        node.join("provision.yaml"),
         format!(
             "redis_sentinel_master_name: {}\nredis_sentinel_addresses: [\"127.0.0.1:{}\"]\n",
             Sentinel::MASTER,
@@ -154,8 +165,8 @@ fn sentinel_failover_during_fleet_provisioning_keeps_one_pair() {
         ),
     )
     .unwrap();
-    ensure_until_ok(&late, &url);
-    let yaml = std::fs::read_to_string(late.join("livekit.yaml")).unwrap();
+    ensure_until_ok(node, url);
+    let yaml = std::fs::read_to_string(node.join("livekit.yaml")).unwrap();
     assert!(
         yaml.contains(&format!(
             "sentinel_master_name: \"{}\"\n  sentinel_addresses:\n    - \"127.0.0.1:{}\"\n",
@@ -164,32 +175,32 @@ fn sentinel_failover_during_fleet_provisioning_keeps_one_pair() {
         )),
         "{yaml}"
     );
-    let report = check(
-        &StateDir::new(&late),
-        Some(&*store),
-        &CheckOptions::default(),
-    );
+    let report = check(&StateDir::new(node), Some(store), &CheckOptions::default());
     assert_eq!(
         report.with_code(Code::RedisUnreachable).count(),
         0,
         "{report:?}"
     );
     std::fs::write(
-        late.join("provision.yaml"),
+        node.join("provision.yaml"),
         format!(
             "redis_sentinel_master_name: other\nredis_sentinel_addresses: [\"127.0.0.1:{}\"]\n",
             sentinel.port
         ),
     )
     .unwrap();
-    ensure_until_ok(&late, &url);
-    let report = check(
-        &StateDir::new(&late),
-        Some(&*store),
-        &CheckOptions::default(),
-    );
+    ensure_until_ok(node, url);
+    let report = check(&StateDir::new(node), Some(store), &CheckOptions::default());
     let finding = report.with_code(Code::RedisUnreachable).next().unwrap();
     assert!(finding.message.contains("\"other\""), "{finding:?}");
+    assert!(
+        finding
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("redis_sentinel_master_name"),
+        "{finding:?}"
+    );
 }
 
 #[test]
