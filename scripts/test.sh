@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 # The one list: add a package here when a test starts needing it.
 DEBIAN_PACKAGES=(
     "redis-server:redis-server" # fleet tests start a real redis-server (and use redis-cli)
+    "redis-sentinel:redis-sentinel" # the Sentinel failover test (tests/it/redis_ha.rs)
+    "openssl:openssl" # the rediss:// test makes its CA and certificates (tests/it/redis_ha.rs)
 )
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }

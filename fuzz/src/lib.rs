@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use arbitrary::Arbitrary;
 use livekit_provision::{
     ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RenderInputs,
-    Secret, Settings,
+    RoutingNodes, Secret, Settings,
 };
 
 /// A node as most operators run it: default ports, a pinned version, no Redis, a small overlay.
@@ -179,11 +179,12 @@ impl FuzzInputs {
                 settings.redis_username.clone_from(&r.username);
                 settings.redis_db = r.db;
                 Some(RedisRouting {
-                    address,
+                    nodes: RoutingNodes::Address(address),
                     username: r.username,
                     password: r.password.map(Secret::new),
                     db: r.db,
                     tls: r.tls,
+                    tls_files: livekit_provision::store::TlsFiles::default(),
                 })
             }
         };

@@ -689,9 +689,22 @@ fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
             "livekit-server will not start: {}",
             crate::error_chain::one_line(&e)
         );
-        let origin = "the address comes from redis_address in provision.yaml or \
-                      LIVEKIT_REDIS_ADDRESS in the secret store, the password from \
-                      LIVEKIT_REDIS_PASSWORD";
+        let origin = match &routing.nodes {
+            crate::RoutingNodes::Address(_) => {
+                "the address comes from redis_address in provision.yaml or \
+                 LIVEKIT_REDIS_ADDRESS in the secret store, the password from \
+                 LIVEKIT_REDIS_PASSWORD"
+            }
+            crate::RoutingNodes::Sentinel { .. } => {
+                "the sentinels and master name come from redis_sentinel_addresses and \
+                 redis_sentinel_master_name in provision.yaml, the passwords from \
+                 LIVEKIT_REDIS_SENTINEL_PASSWORD (sentinels) and LIVEKIT_REDIS_PASSWORD (master)"
+            }
+            crate::RoutingNodes::Cluster(_) => {
+                "the nodes come from redis_cluster_addresses in provision.yaml, the password \
+                 from LIVEKIT_REDIS_PASSWORD"
+            }
+        };
         let hint = match e.hint() {
             Some(h) => format!("{h} ({origin})"),
             None => origin.to_owned(),

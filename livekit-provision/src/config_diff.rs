@@ -69,7 +69,7 @@ pub fn named_values(text: &str) -> Option<BTreeMap<String, String>> {
         ("logging.level", show(y.log_level.map(|l| l.to_string()))),
         (
             "redis.address",
-            show(y.redis.as_ref().map(|r| r.address.clone())),
+            show(y.redis.as_ref().map(|r| r.nodes.shown())),
         ),
         (EXTRA_FIELD, digest(extra.as_bytes())),
     ];

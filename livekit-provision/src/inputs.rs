@@ -49,11 +49,12 @@ impl fmt::Display for NodeIp {
     }
 }
 
-/// Redis for LiveKit's own multi-node routing (`redis:` in `livekit.yaml`).
+/// Redis for LiveKit's own multi-node routing (`redis:` in `livekit.yaml`), in any of the
+/// layouts livekit-server's `RedisConfig` takes (the same keys from 1.7 to 1.13).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisRouting {
-    /// `host:port`.
-    pub address: String,
+    /// One server, a master found through Sentinel, or a Cluster.
+    pub nodes: RoutingNodes,
     /// Optional user name.
     pub username: Option<String>,
     /// Optional password (the `LIVEKIT_REDIS_PASSWORD` secret).
@@ -62,6 +63,39 @@ pub struct RedisRouting {
     pub db: Option<u32>,
     /// Connect with TLS.
     pub tls: bool,
+    /// The CA and client certificate files for TLS (`redis.tls.ca_cert_file`,
+    /// `client_cert_file`, `client_key_file`).
+    pub tls_files: crate::store::TlsFiles,
+}
+
+/// Where LiveKit's Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingNodes {
+    /// `redis.address`: `host:port` of one server.
+    Address(String),
+    /// `redis.sentinel_*`: the master the sentinels name.
+    Sentinel {
+        /// `sentinel_master_name`.
+        master_name: String,
+        /// `sentinel_addresses`: `host:port` of each sentinel.
+        addresses: Vec<String>,
+        /// `sentinel_username`.
+        username: Option<String>,
+        /// `sentinel_password` (the `LIVEKIT_REDIS_SENTINEL_PASSWORD` secret).
+        password: Option<Secret>,
+    },
+    /// `redis.cluster_addresses`: `host:port` of the cluster's seed nodes.
+    Cluster(Vec<String>),
+}
+
+impl RoutingNodes {
+    /// The addresses, comma-separated (for messages and `runtime.json`'s `redis_address`).
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Address(address) => address.clone(),
+            Self::Sentinel { addresses, .. } | Self::Cluster(addresses) => addresses.join(","),
+        }
+    }
 }
 
 /// The operator's `extra.yaml`, already checked: only keys livekit-server knows, none that we

@@ -144,7 +144,7 @@ pub use fetch::{
     ReleaseBase, install, installed, needs_install, rollback, verify_installed,
 };
 pub use fleet::{FleetDifference, FleetReport, fleet_check};
-pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs};
+pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs, RoutingNodes};
 pub use paths::{ManagedFile, StateDir};
 pub use publish::{
     Backup, Checkpoint, CurrentState, FixedPath, GenerationId, PublishError, PublishOptions,

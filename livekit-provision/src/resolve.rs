@@ -10,18 +10,20 @@
 //! - a minted or adopted value goes into the store with add-if-absent and the value the store
 //!   holds afterwards is used, so concurrent resolvers agree on one value.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config_model::Release;
-use crate::inputs::{Credentials, ExtraOverlay, NodeIp, RedisRouting, RenderInputs};
+use crate::inputs::{Credentials, ExtraOverlay, NodeIp, RedisRouting, RenderInputs, RoutingNodes};
 use crate::paths::{ManagedFile, StateDir};
 use crate::render::ExtraError;
 use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
 use crate::settings::Settings;
-use crate::store::{SecretName, SecretStore, StoreError};
+use crate::store::{Added, SecretName, SecretStore, StoreError};
 use crate::triple::DiskTriple;
 use crate::validate;
 
@@ -216,6 +218,9 @@ pub fn resolve(
     cx: &ResolveContext<'_>,
 ) -> Result<Resolution, ResolveError> {
     let mut warnings = Vec::new();
+    // One batch for what every run reads (a Redis store: one round trip).
+    let prefetched = Prefetched::load(store, &first_reads(cx.settings))?;
+    let store: &dyn SecretStore = &prefetched;
 
     let version = get_parsed(store, &SecretName::LIVEKIT_VERSION, validate::version)?;
     if version.is_none() {
@@ -409,28 +414,46 @@ fn resolve_redis(
     store: &dyn SecretStore,
     settings: &Settings,
 ) -> Result<Option<RedisRouting>, ResolveError> {
-    let address = match &settings.redis_address {
-        Some(a) => Some(a.clone()),
-        None => get_parsed(
-            store,
-            &SecretName::LIVEKIT_REDIS_ADDRESS,
-            validate::redis_address,
-        )?,
+    let nodes = if let Some(master_name) = &settings.redis_sentinel_master_name {
+        let password = get_parsed(store, &SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD, |s| {
+            validate::redis_password(s).map(|()| Secret::new(s))
+        })?;
+        RoutingNodes::Sentinel {
+            master_name: master_name.clone(),
+            addresses: settings.redis_sentinel_addresses.clone(),
+            username: settings.redis_sentinel_username.clone(),
+            password,
+        }
+    } else if !settings.redis_cluster_addresses.is_empty() {
+        RoutingNodes::Cluster(settings.redis_cluster_addresses.clone())
+    } else {
+        let address = match &settings.redis_address {
+            Some(a) => Some(a.clone()),
+            None => get_parsed(
+                store,
+                &SecretName::LIVEKIT_REDIS_ADDRESS,
+                validate::redis_address,
+            )?,
+        };
+        let Some(address) = address else {
+            return Ok(None);
+        };
+        RoutingNodes::Address(address)
     };
-    let Some(address) = address else {
-        return Ok(None);
-    };
-    let password = store.get(&SecretName::LIVEKIT_REDIS_PASSWORD)?;
-    if let Some(p) = &password {
-        validate::redis_password(p.expose())
-            .map_err(|source| invalid(store, &SecretName::LIVEKIT_REDIS_PASSWORD, source))?;
-    }
+    let password = get_parsed(store, &SecretName::LIVEKIT_REDIS_PASSWORD, |s| {
+        validate::redis_password(s).map(|()| Secret::new(s))
+    })?;
     Ok(Some(RedisRouting {
-        address,
+        nodes,
         username: settings.redis_username.clone(),
         password,
         db: settings.redis_db,
         tls: settings.redis_tls,
+        tls_files: crate::store::TlsFiles {
+            ca: settings.redis_tls_ca_cert_file.clone(),
+            cert: settings.redis_tls_client_cert_file.clone(),
+            key: settings.redis_tls_client_key_file.clone(),
+        },
     }))
 }
 
@@ -472,6 +495,85 @@ fn resolve_prometheus_password(
     }
     let added = store.add_if_absent(name, &candidate)?;
     Ok((Some(check(&added.value)?), added.inserted))
+}
+
+/// The names every resolution reads, whatever their values: fetched in one batch.
+/// `LIVEKIT_REDIS_PASSWORD` is read only when LiveKit's Redis is known (from provision.yaml
+/// here; when the address comes from the store, the password is read after it), the
+/// sentinels' password only with Sentinel, and the previous pair only during a rotation grace
+/// period.
+fn first_reads(settings: &Settings) -> Vec<SecretName> {
+    let mut names = vec![
+        SecretName::LIVEKIT_VERSION,
+        SecretName::LIVEKIT_NODE_IP,
+        SecretName::LIVEKIT_API_KEY,
+        SecretName::LIVEKIT_API_SECRET,
+        SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
+    ];
+    let routed = settings.redis_address.is_some()
+        || settings.redis_sentinel_master_name.is_some()
+        || !settings.redis_cluster_addresses.is_empty();
+    names.push(if routed {
+        SecretName::LIVEKIT_REDIS_PASSWORD
+    } else {
+        SecretName::LIVEKIT_REDIS_ADDRESS
+    });
+    if settings.redis_sentinel_master_name.is_some() {
+        names.push(SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD);
+    }
+    names
+}
+
+/// A store whose first reads of some names were batched: each batched value is handed out once
+/// (a second read, or a read after a write to that name, goes to the store).
+#[derive(Debug)]
+struct Prefetched<'a> {
+    store: &'a dyn SecretStore,
+    values: Mutex<HashMap<SecretName, Option<Secret>>>,
+}
+
+impl<'a> Prefetched<'a> {
+    fn load(store: &'a dyn SecretStore, names: &[SecretName]) -> Result<Self, StoreError> {
+        let values = names.iter().cloned().zip(store.get_many(names)?).collect();
+        Ok(Self {
+            store,
+            values: Mutex::new(values),
+        })
+    }
+
+    #[expect(
+        clippy::option_option,
+        reason = "not in the batch (None) differs from read as absent (Some(None))"
+    )]
+    fn forget(&self, name: &SecretName) -> Option<Option<Secret>> {
+        self.values
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
+    }
+}
+
+impl SecretStore for Prefetched<'_> {
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    fn get(&self, name: &SecretName) -> Result<Option<Secret>, StoreError> {
+        match self.forget(name) {
+            Some(value) => Ok(value),
+            None => self.store.get(name),
+        }
+    }
+
+    fn add_if_absent(&self, name: &SecretName, value: &Secret) -> Result<Added, StoreError> {
+        self.forget(name);
+        self.store.add_if_absent(name, value)
+    }
+
+    fn set(&self, name: &SecretName, value: &Secret) -> Result<(), StoreError> {
+        self.forget(name);
+        self.store.set(name, value)
+    }
 }
 
 fn get_parsed<T>(

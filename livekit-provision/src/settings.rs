@@ -111,6 +111,23 @@ pub struct Settings {
     pub redis_db: Option<u32>,
     /// Connect to LiveKit's routing Redis with TLS (`redis.tls.enabled` in `livekit.yaml`).
     pub redis_tls: bool,
+    /// LiveKit's Redis through Sentinel: the master's name (`redis.sentinel_master_name`),
+    /// with [`redis_sentinel_addresses`](Self::redis_sentinel_addresses).
+    pub redis_sentinel_master_name: Option<String>,
+    /// The sentinels, `host:port` each (`redis.sentinel_addresses`).
+    pub redis_sentinel_addresses: Vec<String>,
+    /// The sentinels' user name (`redis.sentinel_username`); their password is the
+    /// `LIVEKIT_REDIS_SENTINEL_PASSWORD` secret.
+    pub redis_sentinel_username: Option<String>,
+    /// LiveKit's Redis is a Cluster: its seed nodes, `host:port` each
+    /// (`redis.cluster_addresses`).
+    pub redis_cluster_addresses: Vec<String>,
+    /// A CA bundle for LiveKit's Redis TLS (`redis.tls.ca_cert_file`).
+    pub redis_tls_ca_cert_file: Option<PathBuf>,
+    /// A client certificate for it (`redis.tls.client_cert_file`), with its key.
+    pub redis_tls_client_cert_file: Option<PathBuf>,
+    /// The client certificate's key (`redis.tls.client_key_file`).
+    pub redis_tls_client_key_file: Option<PathBuf>,
     /// Base URL of release downloads (`https://…`, `http://…` or `file://…`).
     pub release_url: Option<String>,
     /// Use this livekit-server binary and never download one.
@@ -150,6 +167,13 @@ impl Default for Settings {
             redis_username: None,
             redis_db: None,
             redis_tls: false,
+            redis_sentinel_master_name: None,
+            redis_sentinel_addresses: Vec::new(),
+            redis_sentinel_username: None,
+            redis_cluster_addresses: Vec::new(),
+            redis_tls_ca_cert_file: None,
+            redis_tls_client_cert_file: None,
+            redis_tls_client_key_file: None,
             release_url: None,
             livekit_bin: None,
             log_level: LogLevel::Info,
@@ -229,6 +253,7 @@ impl Settings {
             crate::validate::host_port(address)
                 .map_err(|e| SettingsError::Invalid(format!("redis_address {e}")))?;
         }
+        self.validate_redis()?;
         if let Some(url) = &self.release_url
             && !["https://", "http://", "file://"]
                 .iter()
@@ -241,6 +266,68 @@ impl Settings {
         }
         self.turn.validate(self)?;
         crate::production::validate(self)
+    }
+}
+
+impl Settings {
+    /// The Redis layout keys: one layout at most, each complete, TLS files only with TLS.
+    fn validate_redis(&self) -> Result<(), SettingsError> {
+        let invalid = |m: String| Err(SettingsError::Invalid(m));
+        for (key, list) in [
+            ("redis_sentinel_addresses", &self.redis_sentinel_addresses),
+            ("redis_cluster_addresses", &self.redis_cluster_addresses),
+        ] {
+            for address in list {
+                crate::validate::host_port(address)
+                    .map_err(|e| SettingsError::Invalid(format!("{key}: {e}")))?;
+            }
+        }
+        let sentinel =
+            self.redis_sentinel_master_name.is_some() || !self.redis_sentinel_addresses.is_empty();
+        if sentinel
+            && (self.redis_sentinel_master_name.is_none()
+                || self.redis_sentinel_addresses.is_empty())
+        {
+            return invalid(
+                "redis_sentinel_master_name and redis_sentinel_addresses go together".to_owned(),
+            );
+        }
+        let layouts = [
+            ("redis_address", self.redis_address.is_some()),
+            ("redis_sentinel_addresses", sentinel),
+            (
+                "redis_cluster_addresses",
+                !self.redis_cluster_addresses.is_empty(),
+            ),
+        ];
+        let set: Vec<&str> = layouts
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| *k)
+            .collect();
+        if set.len() > 1 {
+            return invalid(format!(
+                "{} each name LiveKit's Redis; keep one",
+                set.join(" and ")
+            ));
+        }
+        if !self.redis_cluster_addresses.is_empty() && self.redis_db.is_some_and(|db| db != 0) {
+            return invalid("redis_db: a Redis Cluster has only database 0".to_owned());
+        }
+        let files = [
+            self.redis_tls_ca_cert_file.is_some(),
+            self.redis_tls_client_cert_file.is_some(),
+            self.redis_tls_client_key_file.is_some(),
+        ];
+        if files.iter().any(|f| *f) && !self.redis_tls {
+            return invalid("redis_tls_* files need redis_tls: true".to_owned());
+        }
+        if files[1] != files[2] {
+            return invalid(
+                "redis_tls_client_cert_file and redis_tls_client_key_file go together".to_owned(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -262,6 +349,19 @@ impl std::fmt::Debug for Settings {
             .field("redis_username", &self.redis_username)
             .field("redis_db", &self.redis_db)
             .field("redis_tls", &self.redis_tls)
+            .field(
+                "redis_sentinel_master_name",
+                &self.redis_sentinel_master_name,
+            )
+            .field("redis_sentinel_addresses", &self.redis_sentinel_addresses)
+            .field("redis_sentinel_username", &self.redis_sentinel_username)
+            .field("redis_cluster_addresses", &self.redis_cluster_addresses)
+            .field("redis_tls_ca_cert_file", &self.redis_tls_ca_cert_file)
+            .field(
+                "redis_tls_client_cert_file",
+                &self.redis_tls_client_cert_file,
+            )
+            .field("redis_tls_client_key_file", &self.redis_tls_client_key_file)
             .field(
                 "release_url",
                 &self.release_url.as_deref().map(crate::redact::text),
@@ -357,6 +457,24 @@ mod tests {
             ),
             ("backend_port: 7880", "both 7880"),
             ("redis_address: nohost", "redis_address"),
+            ("redis_sentinel_master_name: m", "go together"),
+            (
+                "redis_sentinel_master_name: m\nredis_sentinel_addresses: [s:1]\nredis_address: r:1",
+                "keep one",
+            ),
+            (
+                "redis_cluster_addresses: [c:1, nohost]",
+                "redis_cluster_addresses",
+            ),
+            (
+                "redis_cluster_addresses: [c:1]\nredis_db: 2",
+                "only database 0",
+            ),
+            ("redis_tls_ca_cert_file: /ca.pem", "need redis_tls"),
+            (
+                "redis_tls: true\nredis_tls_client_cert_file: /c.pem",
+                "go together",
+            ),
             ("release_url: ftp://x", "release_url"),
             ("log_level: loud", "log_level"),
             ("rtc_udp_port: 0", "rtc_udp_port must not be 0"),

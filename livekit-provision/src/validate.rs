@@ -37,7 +37,7 @@ pub fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> 
         "LIVEKIT_API_KEY" | "LIVEKIT_API_KEY_PREVIOUS" => ApiKey::new(value).map(drop),
         "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" => Secret::api_secret(value).map(drop),
         "LIVEKIT_REDIS_ADDRESS" => redis_address(value).map(drop),
-        "LIVEKIT_REDIS_PASSWORD" => redis_password(value),
+        "LIVEKIT_REDIS_PASSWORD" | "LIVEKIT_REDIS_SENTINEL_PASSWORD" => redis_password(value),
         "LIVEKIT_PROMETHEUS_PASSWORD" => prometheus_password(value),
         "LIVEKIT_SHA256" => sha256_hex(value).map(drop),
         "LIVEKIT_ROTATION_GRACE_UNTIL" => unix_timestamp(value).map(drop),
@@ -96,7 +96,8 @@ pub fn redis_address(value: &str) -> Result<String, InvalidValue> {
     Ok(trimmed.to_owned())
 }
 
-/// `LIVEKIT_REDIS_PASSWORD`: secret text that survives YAML quoting; never echoed.
+/// `LIVEKIT_REDIS_PASSWORD`, `LIVEKIT_REDIS_SENTINEL_PASSWORD`: secret text that survives YAML
+/// quoting; never echoed.
 pub fn redis_password(value: &str) -> Result<(), InvalidValue> {
     validate_secret_text(value, 1)
 }

@@ -51,7 +51,7 @@ fn list(ctx: &Ctx) -> Result<Exit, CliError> {
         p.status(format!("store: {}", list.store));
         for row in &list.secrets {
             let value = row.value.as_deref().unwrap_or("(not set)");
-            p.data(format!("{:<30} {value}", row.name));
+            p.data(format!("{:<32} {value}", row.name));
         }
     }
     Ok(Exit::Success)

@@ -12,17 +12,18 @@ fn list_redacts_secrets_and_shows_the_rest() {
     let out = node.run(&["secrets", "list"]).ok();
     node.settings().bind(|| {
         assert_snapshot!(out.stdout, @r"
-        LIVEKIT_VERSION                (not set)
-        LIVEKIT_NODE_IP                10.0.0.5
-        LIVEKIT_API_KEY                [KEY]
-        LIVEKIT_API_SECRET             ****
-        LIVEKIT_REDIS_ADDRESS          (not set)
-        LIVEKIT_REDIS_PASSWORD         (not set)
-        LIVEKIT_PROMETHEUS_PASSWORD    (not set)
-        LIVEKIT_SHA256                 (not set)
-        LIVEKIT_API_KEY_PREVIOUS       (not set)
-        LIVEKIT_API_SECRET_PREVIOUS    (not set)
-        LIVEKIT_ROTATION_GRACE_UNTIL   (not set)
+        LIVEKIT_VERSION                  (not set)
+        LIVEKIT_NODE_IP                  10.0.0.5
+        LIVEKIT_API_KEY                  [KEY]
+        LIVEKIT_API_SECRET               ****
+        LIVEKIT_REDIS_ADDRESS            (not set)
+        LIVEKIT_REDIS_PASSWORD           (not set)
+        LIVEKIT_REDIS_SENTINEL_PASSWORD  (not set)
+        LIVEKIT_PROMETHEUS_PASSWORD      (not set)
+        LIVEKIT_SHA256                   (not set)
+        LIVEKIT_API_KEY_PREVIOUS         (not set)
+        LIVEKIT_API_SECRET_PREVIOUS      (not set)
+        LIVEKIT_ROTATION_GRACE_UNTIL     (not set)
         ");
         assert_snapshot!(out.stderr, @"store: file:[TMP]/state/secrets.json");
     });

@@ -120,7 +120,7 @@ pub enum StoreSource {
     Shared(Arc<dyn SecretStore>),
     /// A store spec (`file:…`, `exec:…`, `redis://…`), opened afresh by every run and method
     /// (so a store that was down is retried with a new connection).
-    Spec(StoreSpec),
+    Spec(Box<StoreSpec>),
 }
 
 impl StoreSource {
@@ -143,7 +143,7 @@ impl StoreSource {
 
 impl From<StoreSpec> for StoreSource {
     fn from(spec: StoreSpec) -> Self {
-        Self::Spec(spec)
+        Self::Spec(Box::new(spec))
     }
 }
 

@@ -28,7 +28,7 @@ const MANAGED: &[(&str, &str)] = &[
     ),
     (
         "redis",
-        "set `redis_address`, `redis_username` and `redis_db` in provision.yaml and the password with `livekit-provision secrets set LIVEKIT_REDIS_PASSWORD`",
+        "set `redis_address` (or `redis_sentinel_master_name` and `redis_sentinel_addresses`, or `redis_cluster_addresses`), `redis_username`, `redis_db`, `redis_tls` and `redis_tls_*_file` in provision.yaml and the passwords with `livekit-provision secrets set LIVEKIT_REDIS_PASSWORD` (`LIVEKIT_REDIS_SENTINEL_PASSWORD`)",
     ),
     (
         "development",

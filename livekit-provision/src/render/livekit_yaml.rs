@@ -17,7 +17,7 @@ use super::extra::kind_of;
 use super::node_sections;
 use super::yaml_emit::{double_quoted, write_mapping};
 use super::{ParseError, YamlSyntaxError};
-use crate::inputs::{Credentials, NodeIp, RedisRouting, RenderInputs};
+use crate::inputs::{Credentials, NodeIp, RedisRouting, RenderInputs, RoutingNodes};
 use crate::paths::ManagedFile;
 use crate::secret::{ApiKey, Secret};
 use crate::settings::{LogLevel, Settings};
@@ -252,20 +252,7 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
         write_mapping(out, logging, 2);
     }
     if let Some(redis) = &inputs.redis {
-        writeln!(out, "redis:")?;
-        writeln!(out, "  address: {}", double_quoted(&redis.address))?;
-        if let Some(username) = &redis.username {
-            writeln!(out, "  username: {}", double_quoted(username))?;
-        }
-        if let Some(password) = &redis.password {
-            writeln!(out, "  password: {}", double_quoted(password.expose()))?;
-        }
-        if let Some(db) = redis.db {
-            writeln!(out, "  db: {db}")?;
-        }
-        if redis.tls {
-            writeln!(out, "  tls:\n    enabled: true")?;
-        }
+        write_redis(out, redis)?;
     }
     crate::turn::write_yaml(out, &settings.turn, section("turn"));
     let managed = node_sections::sections(inputs);
@@ -286,6 +273,63 @@ fn node_ip(inputs: &RenderInputs) -> NodeIp {
         primary: inputs.node_ip,
         ipv6: inputs.node_ip6.filter(|_| inputs.node_ip.is_ipv4()),
     }
+}
+
+/// The `redis:` section: the keys of livekit-server's `RedisConfig` (1.7 to 1.13 alike).
+fn write_redis(out: &mut String, redis: &RedisRouting) -> fmt::Result {
+    let list = |out: &mut String, key: &str, items: &[String]| -> fmt::Result {
+        writeln!(out, "  {key}:")?;
+        for item in items {
+            writeln!(out, "    - {}", double_quoted(item))?;
+        }
+        Ok(())
+    };
+    let optional = |out: &mut String, key: &str, value: Option<&str>| -> fmt::Result {
+        match value {
+            Some(value) => writeln!(out, "  {key}: {}", double_quoted(value)),
+            None => Ok(()),
+        }
+    };
+    writeln!(out, "redis:")?;
+    match &redis.nodes {
+        RoutingNodes::Address(address) => optional(out, "address", Some(address))?,
+        RoutingNodes::Sentinel {
+            master_name,
+            addresses,
+            username,
+            password,
+        } => {
+            optional(out, "sentinel_master_name", Some(master_name))?;
+            list(out, "sentinel_addresses", addresses)?;
+            optional(out, "sentinel_username", username.as_deref())?;
+            optional(
+                out,
+                "sentinel_password",
+                password.as_ref().map(Secret::expose),
+            )?;
+        }
+        RoutingNodes::Cluster(addresses) => list(out, "cluster_addresses", addresses)?,
+    }
+    optional(out, "username", redis.username.as_deref())?;
+    optional(out, "password", redis.password.as_ref().map(Secret::expose))?;
+    if let Some(db) = redis.db {
+        writeln!(out, "  db: {db}")?;
+    }
+    if redis.tls {
+        writeln!(out, "  tls:\n    enabled: true")?;
+        let files = &redis.tls_files;
+        for (key, path) in [
+            ("ca_cert_file", &files.ca),
+            ("client_cert_file", &files.cert),
+            ("client_key_file", &files.key),
+        ] {
+            if let Some(path) = path {
+                let path = path.to_string_lossy();
+                writeln!(out, "    {key}: {}", double_quoted(&path))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
@@ -381,27 +425,47 @@ fn parse_keys(keys: &Mapping) -> Result<Vec<Credentials>, ParseError> {
         .collect()
 }
 
-/// Take the `redis` settings we manage out of `section`, when it names an address.
+/// Take the `redis` settings we manage out of `section`, when it names an address, sentinels
+/// or cluster nodes.
 fn take_redis(section: &mut Mapping) -> Result<Option<RedisRouting>, ParseError> {
-    if !section.contains_key("address") {
+    let managed = ["address", "sentinel_addresses", "cluster_addresses"];
+    if !managed.iter().any(|key| section.contains_key(*key)) {
         return Ok(None);
     }
-    let Some(address) = take_string(section, "redis", "address")? else {
-        return Ok(None);
-    };
-    let username = take_string(section, "redis", "username")?;
-    let password = match section.shift_remove("password") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(password)) => Some(Secret::new(password)),
-        Some(other) => {
+    let address = take_string(section, "redis", "address")?;
+    let master_name = take_string(section, "redis", "sentinel_master_name")?;
+    let sentinels = take_strings(section, "redis", "sentinel_addresses")?;
+    let sentinel_username = take_string(section, "redis", "sentinel_username")?;
+    let sentinel_password = take_secret(section, "redis", "sentinel_password")?;
+    let cluster = take_strings(section, "redis", "cluster_addresses")?;
+    let nodes = match (address, sentinels.is_empty(), cluster.is_empty()) {
+        (Some(address), true, true) => RoutingNodes::Address(address),
+        (None, false, true) => RoutingNodes::Sentinel {
+            master_name: master_name.ok_or_else(|| {
+                ParseError::field(
+                    FILE,
+                    "redis.sentinel_master_name",
+                    "is missing; sentinel_addresses need it",
+                    None,
+                )
+            })?,
+            addresses: sentinels,
+            username: sentinel_username,
+            password: sentinel_password,
+        },
+        (None, true, false) => RoutingNodes::Cluster(cluster),
+        (None, true, true) => return Ok(None),
+        _ => {
             return Err(ParseError::field(
                 FILE,
-                "redis.password",
-                format!("is {}, not a string; quote it", kind_of(&other)),
+                "redis",
+                "names more than one of address, sentinel_addresses and cluster_addresses",
                 None,
             ));
         }
     };
+    let username = take_string(section, "redis", "username")?;
+    let password = take_secret(section, "redis", "password")?;
     let db = match section.shift_remove("db") {
         None | Some(Value::Null) => None,
         Some(value) => Some(
@@ -421,14 +485,60 @@ fn take_redis(section: &mut Mapping) -> Result<Option<RedisRouting>, ParseError>
     let use_tls = take_bool(section, "redis", "use_tls")?.unwrap_or(false);
     let mut tls_section = take_section(section, "redis.tls")?;
     let tls_enabled = take_bool(&mut tls_section, "redis.tls", "enabled")?.unwrap_or(false);
+    let mut file = |key: &str| {
+        take_string(&mut tls_section, "redis.tls", key).map(|p| p.map(std::path::PathBuf::from))
+    };
+    let tls_files = crate::store::TlsFiles {
+        ca: file("ca_cert_file")?,
+        cert: file("client_cert_file")?,
+        key: file("client_key_file")?,
+    };
     put_back(section, "tls", tls_section);
     Ok(Some(RedisRouting {
-        address,
+        nodes,
         username,
         password,
         db,
         tls: use_tls || tls_enabled,
+        tls_files,
     }))
+}
+
+/// A secret string value (never shown in the error).
+fn take_secret(map: &mut Mapping, section: &str, key: &str) -> Result<Option<Secret>, ParseError> {
+    match map.shift_remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(Secret::new(value))),
+        Some(other) => Err(ParseError::field(
+            FILE,
+            dotted(section, key),
+            format!("is {}, not a string; quote it", kind_of(&other)),
+            None,
+        )),
+    }
+}
+
+/// A list of non-secret strings; absent is empty.
+fn take_strings(map: &mut Mapping, section: &str, key: &str) -> Result<Vec<String>, ParseError> {
+    let not_list = |other: &Value| {
+        ParseError::field(
+            FILE,
+            dotted(section, key),
+            format!("is {}, not a list of strings", kind_of(other)),
+            Some(shown(other)),
+        )
+    };
+    match map.shift_remove(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Sequence(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                other => Err(not_list(&other)),
+            })
+            .collect(),
+        Some(other) => Err(not_list(&other)),
+    }
 }
 
 /// A non-secret value as it might be written, for error messages.
@@ -574,14 +684,17 @@ mod tests {
             Some(PathBuf::from("/etc/livekit/keys.yaml"))
         );
         let redis = parsed.redis.unwrap();
-        assert_eq!(redis.address, "r:6379");
+        assert_eq!(redis.nodes, RoutingNodes::Address("r:6379".to_owned()));
         assert!(redis.tls);
         let extra: Mapping =
             serde_yaml::from_str("redis: {pool_size: 5, tls: {insecure: true}}").unwrap();
         assert_eq!(parsed.extra, extra);
-        let sentinel = LivekitYaml::parse("redis:\n  sentinel_addresses: [a:1]\n").unwrap();
-        assert!(sentinel.redis.is_none());
-        assert!(sentinel.extra.contains_key("redis"));
+        let err = LivekitYaml::parse("redis:\n  sentinel_addresses: [a:1]\n").unwrap_err();
+        assert!(err.to_string().contains("sentinel_master_name"), "{err}");
+        let both = LivekitYaml::parse("redis:\n  address: r:1\n  cluster_addresses: [c:1]\n");
+        assert!(both.is_err());
+        let foreign = LivekitYaml::parse("redis:\n  pool_size: 3\n").unwrap();
+        assert!(foreign.redis.is_none() && foreign.extra.contains_key("redis"));
     }
 
     #[test]

@@ -261,7 +261,7 @@ mod tests {
     use std::net::Ipv6Addr;
 
     use super::*;
-    use crate::inputs::{Credentials, ExtraOverlay, RedisRouting};
+    use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RoutingNodes};
     use crate::secret::{ApiKey, Secret};
     use crate::settings::Settings;
     use crate::version::LivekitVersion;
@@ -359,11 +359,12 @@ mod tests {
         inputs.version = None;
         inputs.extra = ExtraOverlay::default();
         inputs.redis = Some(RedisRouting {
-            address: "redis.internal:6379".to_owned(),
+            nodes: RoutingNodes::Address("redis.internal:6379".to_owned()),
             username: Some("livekit".to_owned()),
             password: Some(Secret::new("12345")),
             db: Some(2),
             tls: true,
+            tls_files: crate::store::TlsFiles::default(),
         });
         let rendered = render(&inputs);
         insta::assert_snapshot!(rendered.livekit_yaml, @r#"
@@ -436,6 +437,59 @@ mod tests {
             rendered
                 .livekit_yaml
                 .ends_with("turn:\n  ttl_seconds: 600\n"),
+            "{}",
+            rendered.livekit_yaml
+        );
+        assert_eq!(ParsedFiles::parse(&rendered).unwrap(), expected(&inputs));
+    }
+
+    #[test]
+    fn sentinel_and_tls_files_render_as_livekit_reads_them() {
+        let mut inputs = typical();
+        inputs.extra = ExtraOverlay::default();
+        inputs.redis = Some(RedisRouting {
+            nodes: RoutingNodes::Sentinel {
+                master_name: "lk".to_owned(),
+                addresses: vec!["s1:26379".to_owned(), "[::1]:26380".to_owned()],
+                username: Some("watcher".to_owned()),
+                password: Some(Secret::new("sentinel-pw")),
+            },
+            username: None,
+            password: Some(Secret::new("master-pw")),
+            db: None,
+            tls: true,
+            tls_files: crate::store::TlsFiles {
+                ca: Some("/etc/lk/ca.pem".into()),
+                cert: Some("/etc/lk/node.pem".into()),
+                key: Some("/etc/lk/node.key".into()),
+            },
+        });
+        let rendered = render(&inputs);
+        let redis = &rendered.livekit_yaml[rendered.livekit_yaml.find("redis:").unwrap()..];
+        insta::assert_snapshot!(redis, @r#"
+        redis:
+          sentinel_master_name: "lk"
+          sentinel_addresses:
+            - "s1:26379"
+            - "[::1]:26380"
+          sentinel_username: "watcher"
+          sentinel_password: "sentinel-pw"
+          password: "master-pw"
+          tls:
+            enabled: true
+            ca_cert_file: "/etc/lk/ca.pem"
+            client_cert_file: "/etc/lk/node.pem"
+            client_key_file: "/etc/lk/node.key"
+        "#);
+        assert_eq!(ParsedFiles::parse(&rendered).unwrap(), expected(&inputs));
+
+        inputs.redis.as_mut().unwrap().nodes =
+            RoutingNodes::Cluster(vec!["c1:7000".to_owned(), "c2:7000".to_owned()]);
+        let rendered = render(&inputs);
+        assert!(
+            rendered
+                .livekit_yaml
+                .contains("cluster_addresses:\n    - \"c1:7000\"\n    - \"c2:7000\"\n"),
             "{}",
             rendered.livekit_yaml
         );

@@ -155,7 +155,7 @@ pub(crate) fn render(inputs: &RenderInputs) -> String {
             inputs
                 .redis
                 .as_ref()
-                .map_or(Value::Null, |r| Value::from(r.address.as_str())),
+                .map_or(Value::Null, |r| Value::from(r.nodes.shown())),
         ),
     ];
     let mut out = String::from("{\n");
@@ -181,7 +181,7 @@ pub(crate) fn expected(inputs: &RenderInputs) -> RuntimeJson {
         rtc_tcp_port: Some(settings.rtc_tcp_port),
         rtc_port_range_start: Some(settings.rtc_port_range_start),
         rtc_port_range_end: Some(settings.rtc_port_range_end),
-        redis_address: inputs.redis.as_ref().map(|r| r.address.clone()),
+        redis_address: inputs.redis.as_ref().map(|r| r.nodes.shown()),
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! [`SecretStore`] is synchronous; async callers use `spawn_blocking`. Backends: [`FileStore`]
 //! (`file:PATH`, the default), [`ExecStore`] (`exec:PROGRAM`, a git-credential-style helper),
-//! [`RedisStore`] (`redis://…`, one store for a fleet) and, with the `testing` feature, `MemoryStore` (tests, fault
-//! injection).
+//! [`RedisStore`] (`redis://…`, Sentinel or Cluster: one store for a fleet) and, with the
+//! `testing` feature, `MemoryStore` (tests, fault injection).
 //! [`StoreSpec`] parses `--secrets` and opens the store it names.
 //!
 //! The contract every backend keeps:
@@ -36,8 +36,10 @@ pub use file::FileStore;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;
 pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName, known_names_hint};
-pub use redis::{RedisError, RedisStore, probe_routing};
-pub use spec::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisSpec, StoreSpec};
+pub use redis::{RedisError, RedisStore, RedisTraffic, probe_routing};
+pub use spec::{
+    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisSpec, StoreSpec, TlsFiles, Topology,
+};
 
 /// A place secrets are kept. See the [module documentation](self) for the contract.
 pub trait SecretStore: Send + Sync + fmt::Debug {
@@ -47,6 +49,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// The value stored under `name`; `Ok(None)` only when the store answered "absent".
     fn get(&self, name: &SecretName) -> Result<Option<Secret>, StoreError>;
+
+    /// The values stored under `names`, in order, each as [`get`](Self::get) would return it;
+    /// any failure fails the whole read. Backends that can batch (Redis: one round trip) do.
+    fn get_many(&self, names: &[SecretName]) -> Result<Vec<Option<Secret>>, StoreError> {
+        names.iter().map(|name| self.get(name)).collect()
+    }
 
     /// Store `value` under `name` unless a value is already there, atomically. Returns the value
     /// stored afterwards — ours, or the one that was already there — and whether we inserted it.

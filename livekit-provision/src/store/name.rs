@@ -31,6 +31,9 @@ impl SecretName {
     /// The basic-auth password of the Prometheus metrics endpoint (minted when absent and
     /// provision.yaml sets `prometheus:`).
     pub const LIVEKIT_PROMETHEUS_PASSWORD: Self = Self::known("LIVEKIT_PROMETHEUS_PASSWORD");
+    /// The password of the sentinels of that Redis (with `redis_sentinel_*` in provision.yaml).
+    pub const LIVEKIT_REDIS_SENTINEL_PASSWORD: Self =
+        Self::known("LIVEKIT_REDIS_SENTINEL_PASSWORD");
     /// A pinned SHA-256 of the livekit-server release archive.
     pub const LIVEKIT_SHA256: Self = Self::known("LIVEKIT_SHA256");
     /// The API key being rotated out, kept during the grace period.
@@ -190,6 +193,11 @@ pub const KNOWN: &[KnownSecret] = &[
         description: "basic-auth password of the Prometheus metrics endpoint (minted when absent and provision.yaml sets prometheus:)",
     },
     KnownSecret {
+        name: SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD,
+        is_secret: true,
+        description: "password of the sentinels of that Redis (redis_sentinel_* in provision.yaml)",
+    },
+    KnownSecret {
         name: SecretName::LIVEKIT_SHA256,
         is_secret: false,
         description: "pinned SHA-256 of the livekit-server release archive",
@@ -222,7 +230,7 @@ mod tests {
             assert_eq!(SecretName::new(k.name.as_str()).unwrap(), k.name);
             assert!(seen.insert(k.name.clone()), "{} twice", k.name);
         }
-        assert_eq!(KNOWN.len(), 11);
+        assert_eq!(KNOWN.len(), 12);
     }
 
     #[test]
@@ -232,6 +240,7 @@ mod tests {
         assert!(SecretName::LIVEKIT_API_SECRET.is_secret());
         assert!(SecretName::LIVEKIT_REDIS_PASSWORD.is_secret());
         assert!(SecretName::LIVEKIT_PROMETHEUS_PASSWORD.is_secret());
+        assert!(SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD.is_secret());
         assert!(SecretName::LIVEKIT_API_SECRET_PREVIOUS.is_secret());
         assert!(SecretName::new("SOMETHING_ELSE").unwrap().is_secret());
     }

@@ -1,6 +1,8 @@
 //! `--secrets SPEC`: which store to use, parsed once.
 
 use std::fmt;
+#[cfg(test)]
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,22 +20,29 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A parsed secret-store spec. `Display` gives the spec back with any password as `****`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing would only complicate matching"
+)]
 pub enum StoreSpec {
     /// `file:PATH` — a JSON file.
     File(PathBuf),
     /// `exec:PROGRAM` — a credential-helper program (one path or name, no arguments).
     Exec(PathBuf),
-    /// `redis://…` or `rediss://…` — one store for a fleet.
+    /// `redis://…`, `rediss://…`, `redis+sentinel://…`, `redis+cluster://…` — one store for a
+    /// fleet.
     Redis(RedisSpec),
 }
 
 impl StoreSpec {
     /// Parse `file:PATH`, `exec:PROGRAM`,
-    /// `redis://[user:pass@]host[:port][/db][?prefix=NAME&timeout=DURATION]` or `rediss://…`
-    /// (TLS).
+    /// `redis://[user:pass@]host[:port][/db][?prefix=NAME&timeout=DURATION]`, `rediss://…` (TLS,
+    /// `?ca=&cert=&key=` for a private CA and a client certificate),
+    /// `redis+sentinel://[user:pass@]s1[:26379],s2…/MASTER[/db][?sentinel_password=…]` or
+    /// `redis+cluster://[user:pass@]h1:p1,h2:p2…` (both also as `rediss+…`).
     pub fn parse(spec: &str) -> Result<Self, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidSpec {
-            spec: crate::redact::text(spec),
+            spec: crate::redact::spec(spec),
             reason: reason.to_owned(),
         };
         if let Some(path) = spec.strip_prefix("file:") {
@@ -57,7 +66,7 @@ impl StoreSpec {
             }
             return Ok(Self::Exec(PathBuf::from(program)));
         }
-        if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        if is_redis(spec) {
             return RedisSpec::parse(spec)
                 .map(Self::Redis)
                 .map_err(|r| invalid(&r));
@@ -90,21 +99,62 @@ impl fmt::Display for StoreSpec {
     }
 }
 
-/// A `redis://` or `rediss://` URL, parsed. `Debug` and `Display` redact the password.
+/// How the Redis store is laid out. `Debug` shows a password as `****` (as [`Secret`] does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// One server (`redis://`, `rediss://`).
+    Single,
+    /// A master found through Sentinel (`redis+sentinel://`, `rediss+sentinel://`): the URL's
+    /// hosts are the sentinels, its first path segment the master's name.
+    Sentinel {
+        /// The name the sentinels monitor the master under.
+        master: String,
+        /// The user name for the sentinels (`?sentinel_username=`).
+        username: Option<String>,
+        /// The password for the sentinels (`?sentinel_password=`); the URL's password is the
+        /// master's.
+        password: Option<Secret>,
+    },
+    /// A Redis Cluster (`redis+cluster://`, `rediss+cluster://`): the URL's hosts are seed nodes.
+    Cluster,
+}
+
+/// PEM files for `rediss…://` (`?ca=`, `?cert=`, `?key=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA bundle the server's certificate is checked against, instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// A client certificate (chain) to present; with [`key`](Self::key).
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.cert.is_none() && self.key.is_none()
+    }
+}
+
+/// A `redis://`, `rediss://`, `redis+sentinel://` or `redis+cluster://` URL (the last two also
+/// with `rediss+`), parsed. `Debug` and `Display` redact every password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSpec {
     url: Secret,
-    /// `rediss://`: connect with TLS.
+    /// One server, Sentinel or Cluster.
+    pub topology: Topology,
+    /// `rediss…://`: connect with TLS (to the sentinels too).
     pub tls: bool,
+    /// The CA and client certificate for TLS.
+    pub tls_files: TlsFiles,
     /// The user name, percent-decoded.
     pub username: Option<String>,
     /// The password, percent-decoded.
     pub password: Option<Secret>,
-    /// The host name or address (IPv6 without brackets).
-    pub host: String,
-    /// The port (6379 unless given).
-    pub port: u16,
-    /// The database number, if given.
+    /// The server, the sentinels or the cluster's seed nodes: `(host, port)`, IPv6 without
+    /// brackets. Never empty.
+    pub nodes: Vec<(String, u16)>,
+    /// The database number, if given (not with Cluster, which has only database 0).
     pub db: Option<u32>,
     /// Every key is this prefix followed by the secret's name (`?prefix=`, default
     /// [`DEFAULT_REDIS_PREFIX`]), so several clusters can share one Redis.
@@ -112,6 +162,34 @@ pub struct RedisSpec {
     /// The bound on each connect, read and write (`?timeout=2s`, default
     /// [`DEFAULT_REDIS_TIMEOUT`]).
     pub timeout: Duration,
+    /// How many replicas must acknowledge a value we insert before it is used (`?replicas=`;
+    /// 1 with Sentinel, else 0): a failover then cannot lose a value a node already uses.
+    pub replicas: u32,
+}
+
+/// The schemes of a Redis store, with (TLS, topology kind).
+const SCHEMES: [(&str, bool, Kind); 6] = [
+    ("redis://", false, Kind::Single),
+    ("rediss://", true, Kind::Single),
+    ("redis+sentinel://", false, Kind::Sentinel),
+    ("rediss+sentinel://", true, Kind::Sentinel),
+    ("redis+cluster://", false, Kind::Cluster),
+    ("rediss+cluster://", true, Kind::Cluster),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Single,
+    Sentinel,
+    Cluster,
+}
+
+/// The default port of a sentinel.
+const SENTINEL_PORT: u16 = 26379;
+
+/// True when `spec` names a Redis store (of any topology).
+pub(crate) fn is_redis(spec: &str) -> bool {
+    SCHEMES.iter().any(|(scheme, ..)| spec.starts_with(scheme))
 }
 
 impl RedisSpec {
@@ -120,20 +198,26 @@ impl RedisSpec {
         &self.url
     }
 
+    #[expect(clippy::too_many_lines, reason = "one URL grammar, read top to bottom")]
     fn parse(spec: &str) -> Result<Self, String> {
-        let (tls, rest) = match spec.strip_prefix("rediss://") {
-            Some(rest) => (true, rest),
-            None => (false, spec.strip_prefix("redis://").unwrap_or(spec)),
-        };
+        let (scheme, tls, kind) = SCHEMES
+            .iter()
+            .find(|(scheme, ..)| spec.starts_with(scheme))
+            .copied()
+            .ok_or("not a Redis URL")?;
+        let rest = &spec[scheme.len()..];
         if rest.contains('#') {
             return Err("a fragment ('#') is not allowed; percent-encode '#' as %23".to_owned());
         }
         if let Some(at) = rest.rfind('@')
             && rest[..at].contains(['/', '?'])
         {
-            return Err("the user name or password holds an unencoded '/' or '?'; \
-                 percent-encode them as %2f and %3f (and '@' as %40)"
-                .to_owned());
+            return Err(
+                "the user name or password holds an unencoded '/' or '?', or a query \
+                 value (sentinel_password=) an unencoded '@'; percent-encode them as %2f, %3f \
+                 and %40"
+                    .to_owned(),
+            );
         }
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, Some(query)),
@@ -143,72 +227,172 @@ impl RedisSpec {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
-        let (userinfo, hostport) = match authority.rfind('@') {
+        let (userinfo, hostports) = match authority.rfind('@') {
             Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
             None => (None, authority),
         };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(info) => {
-                let (user, pass) = match info.split_once(':') {
-                    Some((u, p)) => (u, Some(p)),
-                    None => (info, None),
-                };
-                let user = percent_decode(user)
-                    .ok_or("the user name is not valid percent-encoded UTF-8")?;
-                let pass = pass
-                    .map(|p| {
-                        percent_decode(p).ok_or("the password is not valid percent-encoded UTF-8")
-                    })
-                    .transpose()?;
-                (
-                    Some(user).filter(|u| !u.is_empty()),
-                    pass.filter(|p| !p.is_empty()).map(Secret::new),
-                )
-            }
+        let (username, password) = split_userinfo(userinfo)?;
+        let default_port = if kind == Kind::Sentinel {
+            SENTINEL_PORT
+        } else {
+            REDIS_PORT
         };
-        let (host, port) = split_host_port(hostport)?;
-        let db = match path.strip_prefix('/') {
-            None if path.is_empty() => None,
-            Some("") => None,
+        let nodes = hostports
+            .split(',')
+            .map(|hp| split_host_port(hp, default_port))
+            .collect::<Result<Vec<_>, _>>()?;
+        if kind == Kind::Single && nodes.len() > 1 {
+            return Err(
+                "redis:// names one server; for several use redis+sentinel://s1,s2/master \
+                 or redis+cluster://n1,n2"
+                    .to_owned(),
+            );
+        }
+        let mut segments = path.strip_prefix('/').unwrap_or(path).split('/');
+        let master = if kind == Kind::Sentinel {
+            Some(segments.next().filter(|m| !m.is_empty()).ok_or(
+                "redis+sentinel:// needs the master's name as the path, as in \
+                         redis+sentinel://s1:26379,s2:26379/mymaster",
+            )?)
+            .map(|m| percent_decode(m).ok_or("the master name is not valid percent-encoding"))
+            .transpose()?
+        } else {
+            None
+        };
+        let db = match segments.next() {
+            None | Some("") => None,
             Some(db) if db.bytes().all(|b| b.is_ascii_digit()) => Some(
                 db.parse()
                     .map_err(|_| format!("database {db} is out of range"))?,
             ),
-            _ => return Err("the path must be a database number, as in /0".to_owned()),
+            Some(_) => return Err("the path must be a database number, as in /0".to_owned()),
         };
-        let (prefix, timeout) = parse_query(query.unwrap_or(""))?;
+        if segments.next().is_some() {
+            return Err("the path has too many segments".to_owned());
+        }
+        if kind == Kind::Cluster && db.is_some_and(|db| db != 0) {
+            return Err("a cluster has only database 0".to_owned());
+        }
+        let query = parse_query(query.unwrap_or(""), kind)?;
+        if kind == Kind::Cluster && query.replicas.is_some_and(|r| r > 0) {
+            return Err(
+                "replicas= is for redis:// and redis+sentinel:// (WAIT has no key to route by \
+                 in a Cluster)"
+                    .to_owned(),
+            );
+        }
+        if !tls && !query.tls_files.is_empty() {
+            return Err("ca=, cert= and key= need TLS: use rediss://".to_owned());
+        }
+        if query.tls_files.cert.is_some() != query.tls_files.key.is_some() {
+            return Err("cert= and key= go together (a client certificate and its key)".to_owned());
+        }
+        let topology = match (kind, master) {
+            (Kind::Sentinel, Some(master)) => Topology::Sentinel {
+                master,
+                username: query.sentinel_username,
+                password: query.sentinel_password,
+            },
+            (Kind::Cluster, _) => Topology::Cluster,
+            _ => Topology::Single,
+        };
         Ok(Self {
             url: Secret::new(spec),
+            replicas: query.replicas.unwrap_or(u32::from(kind == Kind::Sentinel)),
+            topology,
             tls,
+            tls_files: query.tls_files,
             username,
             password,
-            host,
-            port,
+            nodes,
             db,
-            prefix,
-            timeout,
+            prefix: query.prefix,
+            timeout: query.timeout,
         })
     }
 
-    /// `host:port` (IPv6 in brackets), for messages and connecting.
+    /// `host:port` of every node, comma-separated (IPv6 in brackets), for messages.
     pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.nodes
+            .iter()
+            .map(|(host, port)| host_port(host, *port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn scheme(&self) -> &'static str {
+        let kind = match self.topology {
+            Topology::Single => Kind::Single,
+            Topology::Sentinel { .. } => Kind::Sentinel,
+            Topology::Cluster => Kind::Cluster,
+        };
+        SCHEMES
+            .iter()
+            .find(|(_, tls, k)| *tls == self.tls && *k == kind)
+            .map_or("redis://", |(scheme, ..)| scheme)
     }
 }
 
-/// `prefix=NAME` and `timeout=DURATION` (humantime: `500ms`, `2s`); anything else is refused.
-fn parse_query(query: &str) -> Result<(String, Duration), String> {
-    let mut prefix = DEFAULT_REDIS_PREFIX.to_owned();
-    let mut timeout = DEFAULT_REDIS_TIMEOUT;
+/// `host:port`, IPv6 in brackets.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn split_userinfo(userinfo: Option<&str>) -> Result<(Option<String>, Option<Secret>), String> {
+    let Some(info) = userinfo else {
+        return Ok((None, None));
+    };
+    let (user, pass) = match info.split_once(':') {
+        Some((u, p)) => (u, Some(p)),
+        None => (info, None),
+    };
+    let user = percent_decode(user).ok_or("the user name is not valid percent-encoded UTF-8")?;
+    let pass = pass
+        .map(|p| percent_decode(p).ok_or("the password is not valid percent-encoded UTF-8"))
+        .transpose()?;
+    Ok((
+        Some(user).filter(|u| !u.is_empty()),
+        pass.filter(|p| !p.is_empty()).map(Secret::new),
+    ))
+}
+
+/// What the query of a Redis URL says.
+struct Query {
+    prefix: String,
+    timeout: Duration,
+    replicas: Option<u32>,
+    tls_files: TlsFiles,
+    sentinel_username: Option<String>,
+    sentinel_password: Option<Secret>,
+}
+
+/// `prefix=NAME`, `timeout=DURATION` (humantime: `500ms`, `2s`), `replicas=N`, `ca=`, `cert=`,
+/// `key=` (paths), and with Sentinel `sentinel_username=` and `sentinel_password=`; anything
+/// else is refused.
+fn parse_query(query: &str, kind: Kind) -> Result<Query, String> {
+    let mut out = Query {
+        prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+        timeout: DEFAULT_REDIS_TIMEOUT,
+        replicas: None,
+        tls_files: TlsFiles::default(),
+        sentinel_username: None,
+        sentinel_password: None,
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value =
             percent_decode(value).ok_or_else(|| format!("{key}= is not valid percent-encoding"))?;
+        let path = |value: String| {
+            if value.is_empty() {
+                Err(format!("{key}= needs a file path"))
+            } else {
+                Ok(Some(PathBuf::from(value)))
+            }
+        };
         match key {
             "prefix" => {
                 if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -217,10 +401,10 @@ fn parse_query(query: &str) -> Result<(String, Duration), String> {
                             .to_owned(),
                     );
                 }
-                prefix = value;
+                out.prefix = value;
             }
             "timeout" => {
-                timeout = humantime::parse_duration(&value)
+                out.timeout = humantime::parse_duration(&value)
                     .ok()
                     .filter(|t| !t.is_zero())
                     .ok_or_else(|| {
@@ -230,18 +414,36 @@ fn parse_query(query: &str) -> Result<(String, Duration), String> {
                         )
                     })?;
             }
+            "replicas" => {
+                out.replicas = Some(value.parse().map_err(|_| {
+                    format!(
+                        "replicas={} is not a number of replicas",
+                        quote_if_plain(&value)
+                    )
+                })?);
+            }
+            "ca" => out.tls_files.ca = path(value)?,
+            "cert" => out.tls_files.cert = path(value)?,
+            "key" => out.tls_files.key = path(value)?,
+            "sentinel_username" if kind == Kind::Sentinel => {
+                out.sentinel_username = Some(value).filter(|v| !v.is_empty());
+            }
+            "sentinel_password" if kind == Kind::Sentinel => {
+                out.sentinel_password = Some(value).filter(|v| !v.is_empty()).map(Secret::new);
+            }
             _ => {
                 return Err(format!(
-                    "unknown query parameter {}; only prefix= and timeout= are supported",
+                    "unknown query parameter {}; supported: prefix=, timeout=, replicas=, ca=, \
+                     cert=, key= (with tls), sentinel_username=, sentinel_password= (with sentinel)",
                     quote_if_plain(key)
                 ));
             }
         }
     }
-    Ok((prefix, timeout))
+    Ok(out)
 }
 
-fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
+fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
@@ -263,7 +465,7 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
         return Err("the host is missing".to_owned());
     }
     let port = match port {
-        None => REDIS_PORT,
+        None => default_port,
         Some(p) => p
             .parse()
             .ok()
@@ -292,7 +494,7 @@ fn percent_decode(text: &str) -> Option<String> {
 
 impl fmt::Display for RedisSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.tls { "rediss://" } else { "redis://" })?;
+        f.write_str(self.scheme())?;
         match (&self.username, &self.password) {
             (Some(user), Some(_)) => write!(f, "{user}:{MASK}@")?,
             (None, Some(_)) => write!(f, ":{MASK}@")?,
@@ -300,20 +502,48 @@ impl fmt::Display for RedisSpec {
             (None, None) => {}
         }
         f.write_str(&self.address())?;
+        if let Topology::Sentinel { master, .. } = &self.topology {
+            write!(f, "/{master}")?;
+        }
         if let Some(db) = self.db {
             write!(f, "/{db}")?;
         }
-        let mut sep = '?';
+        let mut params = Vec::new();
         if self.prefix != DEFAULT_REDIS_PREFIX {
-            write!(f, "{sep}prefix={}", self.prefix)?;
-            sep = '&';
+            params.push(format!("prefix={}", self.prefix));
         }
         if self.timeout != DEFAULT_REDIS_TIMEOUT {
-            write!(
-                f,
-                "{sep}timeout={}",
+            params.push(format!(
+                "timeout={}",
                 humantime::format_duration(self.timeout)
-            )?;
+            ));
+        }
+        let sentinel = matches!(self.topology, Topology::Sentinel { .. });
+        if self.replicas != u32::from(sentinel) {
+            params.push(format!("replicas={}", self.replicas));
+        }
+        for (name, path) in [
+            ("ca", &self.tls_files.ca),
+            ("cert", &self.tls_files.cert),
+            ("key", &self.tls_files.key),
+        ] {
+            if let Some(path) = path {
+                params.push(format!("{name}={}", path.display()));
+            }
+        }
+        if let Topology::Sentinel {
+            username, password, ..
+        } = &self.topology
+        {
+            if let Some(user) = username {
+                params.push(format!("sentinel_username={user}"));
+            }
+            if password.is_some() {
+                params.push(format!("sentinel_password={MASK}"));
+            }
+        }
+        if !params.is_empty() {
+            write!(f, "?{}", params.join("&"))?;
         }
         Ok(())
     }
@@ -388,7 +618,7 @@ mod tests {
         assert_eq!(redis.username.as_deref(), Some("admin"));
         assert_eq!(redis.password.as_ref().unwrap().expose(), "p@ss");
         assert_eq!(
-            (redis.host.as_str(), redis.port, redis.db),
+            (redis.nodes[0].0.as_str(), redis.nodes[0].1, redis.db),
             ("10.0.0.5", 6380, Some(2))
         );
         assert!(!redis.tls);
@@ -452,6 +682,60 @@ mod tests {
                 !shown.contains("hunter2") && !shown.contains("ter2"),
                 "{shown}"
             );
+        }
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_parse_and_redact() {
+        let spec = StoreSpec::parse(
+            "rediss+sentinel://app:m%40ster-pw@s1,[::1]:26380/mymaster/2?sentinel_password=sent-pw&ca=/etc/ca.pem&cert=/c.pem&key=/k.pem",
+        )
+        .unwrap();
+        let StoreSpec::Redis(redis) = &spec else {
+            panic!()
+        };
+        let Topology::Sentinel {
+            master, password, ..
+        } = &redis.topology
+        else {
+            panic!("{redis:?}")
+        };
+        assert_eq!(master, "mymaster");
+        assert_eq!(password.as_ref().unwrap().expose(), "sent-pw");
+        assert_eq!(
+            redis.nodes,
+            [("s1".to_owned(), 26379), ("::1".to_owned(), 26380)]
+        );
+        assert_eq!((redis.db, redis.replicas, redis.tls), (Some(2), 1, true));
+        assert_eq!(
+            redis.tls_files.ca.as_deref(),
+            Some(Path::new("/etc/ca.pem"))
+        );
+        let shown = format!("{spec} {spec:?}");
+        assert!(
+            !shown.contains("sent-pw") && !shown.contains("m%40ster"),
+            "{shown}"
+        );
+        assert_eq!(
+            spec.to_string(),
+            "rediss+sentinel://app:****@s1:26379,[::1]:26380/mymaster/2?ca=/etc/ca.pem&cert=/c.pem&key=/k.pem&sentinel_password=****"
+        );
+
+        let cluster = StoreSpec::parse("redis+cluster://:pw@h1:7000,h2:7001").unwrap();
+        assert_eq!(cluster.to_string(), "redis+cluster://:****@h1:7000,h2:7001");
+
+        for bad in [
+            "redis://:hunter2@h1,h2",
+            "redis+sentinel://:hunter2@s1",
+            "redis+cluster://:hunter2@h1/3",
+            "redis+cluster://:hunter2@h1?replicas=1",
+            "redis://:hunter2@h?ca=/ca.pem",
+            "rediss://:hunter2@h?cert=/c.pem",
+            "redis://:hunter2@h?sentinel_password=x",
+        ] {
+            let err = StoreSpec::parse(bad).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
         }
     }
 }

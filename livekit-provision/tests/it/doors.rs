@@ -94,6 +94,15 @@ fn ensure_accepts(name: &SecretName, value: &str) -> bool {
     if store.set(name, &Secret::new(value)).is_err() {
         return false; // no store holds it, so ensure never reads it
     }
+    if *name == SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD {
+        // Read only when provision.yaml routes LiveKit through Sentinel.
+        std::fs::create_dir_all(state.root()).unwrap();
+        std::fs::write(
+            state.root().join("provision.yaml"),
+            "redis_sentinel_master_name: lk\nredis_sentinel_addresses: [\"127.0.0.1:26379\"]\n",
+        )
+        .unwrap();
+    }
     let mut opts = offline();
     if *name == SecretName::LIVEKIT_SHA256 {
         // The pinned digest is read only when an install is attempted: from a mirror that

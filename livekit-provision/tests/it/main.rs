@@ -12,6 +12,7 @@ mod fleet;
 mod never_rotate;
 mod production;
 mod publish;
+mod redis_ha;
 mod render;
 mod store;
 mod support;

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use livekit_provision::config_model::{self, Key, Kind, ModelError, Release};
 use livekit_provision::production::{PrometheusSettings, WebhookSettings};
 use livekit_provision::render::ParsedFiles;
+use livekit_provision::store::TlsFiles;
 use livekit_provision::{
     ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RenderInputs,
-    Secret, Settings, TurnSettings, expected, render,
+    RoutingNodes, Secret, Settings, TurnSettings, expected, render,
 };
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
@@ -184,20 +185,49 @@ fn version() -> impl Strategy<Value = Option<LivekitVersion>> {
 }
 
 fn redis() -> impl Strategy<Value = Option<RedisRouting>> {
+    let address = || "[a-z][a-z0-9.-]{0,15}:[1-9][0-9]{0,4}";
+    let nodes = prop_oneof![
+        address().prop_map(RoutingNodes::Address),
+        (
+            any::<String>(),
+            prop::collection::vec(address(), 1..4),
+            prop::option::of(any::<String>()),
+            prop::option::of(any::<String>().prop_map(Secret::new)),
+        )
+            .prop_map(|(master_name, addresses, username, password)| {
+                RoutingNodes::Sentinel {
+                    master_name,
+                    addresses,
+                    username,
+                    password,
+                }
+            }),
+        prop::collection::vec(address(), 1..4).prop_map(RoutingNodes::Cluster),
+    ];
+    let file = || prop::option::of("/[a-z0-9/ ._-]{1,30}".prop_map(std::path::PathBuf::from));
     prop::option::of(
         (
-            "[a-z][a-z0-9.-]{0,15}:[1-9][0-9]{0,4}",
+            nodes,
             prop::option::of(any::<String>()),
             prop::option::of(any::<String>().prop_map(Secret::new)),
             prop::option::of(any::<u32>()),
             any::<bool>(),
+            (file(), file(), file()),
         )
-            .prop_map(|(address, username, password, db, tls)| RedisRouting {
-                address,
-                username,
-                password,
-                db,
-                tls,
+            .prop_map(|(nodes, username, password, db, tls, (ca, cert, key))| {
+                RedisRouting {
+                    nodes,
+                    username,
+                    password,
+                    db,
+                    tls,
+                    // The files are rendered under `tls:`, which only TLS writes.
+                    tls_files: if tls {
+                        TlsFiles { ca, cert, key }
+                    } else {
+                        TlsFiles::default()
+                    },
+                }
             }),
     )
 }

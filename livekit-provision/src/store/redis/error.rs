@@ -1,5 +1,6 @@
-//! What can go wrong talking to a Redis server. Addresses are `host:port`, never a URL, so no
-//! password can appear here.
+//! What can go wrong talking to a Redis server, and how the `redis` crate's errors map onto it.
+//! Addresses are `host:port` (comma-separated for several nodes), never a URL, so no password can
+//! appear here.
 
 use std::io;
 use std::time::Duration;
@@ -102,6 +103,31 @@ pub enum RedisError {
         /// The server's error line.
         message: String,
     },
+    /// No sentinel named a reachable master.
+    #[error("no sentinel at {sentinels} led to master {master:?}: {reason}")]
+    Sentinel {
+        /// The sentinels' `host:port`, comma-separated.
+        sentinels: String,
+        /// The master's name.
+        master: String,
+        /// What each attempt ended with (no credentials).
+        reason: String,
+    },
+    /// Fewer replicas than required are in sync with the master (`WAIT`): what we wrote or
+    /// read there is not used, since a failover could lose it.
+    #[error(
+        "Redis at {address} has {acknowledged} of the {wanted} replicas asked for in sync (on {key:?})"
+    )]
+    NotReplicated {
+        /// `host:port`.
+        address: String,
+        /// The full key.
+        key: String,
+        /// `?replicas=`.
+        wanted: u32,
+        /// How many did.
+        acknowledged: i64,
+    },
     /// The server's reply is not what the protocol allows here.
     #[error("Redis at {address} sent an unexpected reply to {command}: {reason}")]
     Protocol {
@@ -130,8 +156,19 @@ impl RedisError {
                 Some("check that the address is a Redis server and run again".to_owned())
             }
             Self::Tls { .. } => Some(
-                "rediss:// checks the server certificate against the system's trust store \
-                 (SSL_CERT_FILE can name a CA bundle); use redis:// for a server without TLS"
+                "rediss:// checks the server certificate against the system's trust store, or \
+                 the CA bundle named by ?ca=PATH; a server that wants a client certificate needs \
+                 ?cert=PATH&key=PATH; use redis:// for a server without TLS"
+                    .to_owned(),
+            ),
+            Self::Sentinel { .. } => Some(
+                "check the sentinel addresses, the master name (`SENTINEL MASTERS` on a \
+                 sentinel) and ?sentinel_password=; nothing was minted or changed"
+                    .to_owned(),
+            ),
+            Self::NotReplicated { .. } => Some(
+                "start the replicas (or lower ?replicas=) and run again: the value is used only \
+                 once a failover cannot lose it"
                     .to_owned(),
             ),
             Self::Auth { .. } => Some(
@@ -155,7 +192,103 @@ impl RedisError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            Self::Resolve { .. } | Self::Connect { .. } | Self::TimedOut { .. } | Self::Io { .. }
+            Self::Resolve { .. }
+                | Self::Connect { .. }
+                | Self::TimedOut { .. }
+                | Self::Io { .. }
+                | Self::Sentinel { .. }
         )
     }
+
+    /// Our error for what the client reported while talking to `address` (the node, or the
+    /// nodes, of `spec`): classified by kind, with the server's message but never a value.
+    pub(crate) fn from_client(
+        address: &str,
+        spec: &Link,
+        command: &'static str,
+        e: &redis::RedisError,
+    ) -> Self {
+        let address = address.to_owned();
+        let message = || {
+            let mut m = e.code().unwrap_or_default().to_owned();
+            if let Some(detail) = e.detail() {
+                if !m.is_empty() {
+                    m.push(' ');
+                }
+                m.push_str(detail);
+            }
+            if m.is_empty() { e.to_string() } else { m }
+        };
+        if e.is_timeout() {
+            return Self::TimedOut {
+                address,
+                timeout: spec.timeout,
+            };
+        }
+        let text = e.to_string();
+        let auth = matches!(e.kind(), redis::ErrorKind::AuthenticationFailed)
+            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+            || text.contains("Authentication required")
+            || text.contains("NOAUTH");
+        if auth {
+            return Self::Auth {
+                address,
+                message: message(),
+            };
+        }
+        if text.contains("refused to switch database") {
+            return Self::Database {
+                address,
+                db: spec.db.unwrap_or(0),
+                message: message(),
+            };
+        }
+        if e.is_connection_refusal()
+            || matches!(e.kind(), redis::ErrorKind::ClusterConnectionNotFound)
+        {
+            return Self::Connect {
+                address,
+                source: io::Error::other(e.to_string()),
+            };
+        }
+        if e.is_io_error() {
+            if spec.tls && !e.is_connection_dropped() {
+                return Self::Tls {
+                    address,
+                    reason: text,
+                };
+            }
+            return Self::Io {
+                address,
+                source: io::Error::other(text),
+            };
+        }
+        match e.kind() {
+            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType => Self::Protocol {
+                address,
+                command,
+                reason: "not a reply the command allows (is this a Redis server?)".to_owned(),
+            },
+            redis::ErrorKind::InvalidClientConfig if spec.tls => Self::Tls {
+                address,
+                reason: text,
+            },
+            _ => Self::Command {
+                address,
+                command,
+                message: message(),
+            },
+        }
+    }
+}
+
+/// What [`RedisError::from_client`] needs to know about the connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
+    /// Connected with TLS.
+    pub tls: bool,
+    /// The database asked for.
+    pub db: Option<u32>,
+    /// The bound on each step.
+    pub timeout: Duration,
 }

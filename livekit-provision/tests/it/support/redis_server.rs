@@ -32,6 +32,8 @@ pub struct RedisConfig {
     pub appendonly: bool,
     /// Extra lines of `redis.conf`.
     pub extra: Vec<String>,
+    /// A Cluster node (`cluster-enabled yes`): ready once it answers, slots or not.
+    pub cluster: bool,
 }
 
 /// A running `redis-server`. Killed by pid on drop.
@@ -74,6 +76,11 @@ impl RedisServer {
         if let Some(password) = &config.password {
             let _ = writeln!(conf, "requirepass {password}");
         }
+        if config.cluster {
+            conf.push_str(
+                "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\n",
+            );
+        }
         for line in &config.extra {
             conf.push_str(line);
             conf.push('\n');
@@ -96,7 +103,7 @@ impl RedisServer {
             if child.try_wait().unwrap().is_some() {
                 return None;
             }
-            if serves_reads(port, config.password.as_deref()) {
+            if serves_reads(port, config.password.as_deref(), config.cluster) {
                 break;
             }
             assert!(
@@ -177,8 +184,8 @@ pub fn free_port() -> u16 {
 /// True when the server on `port` serves data: it answers a read (`EXISTS`) with an integer,
 /// after `AUTH` when a password is set. Not `PING`: a restarted server answers `PING` (and
 /// `-NOAUTH`) while it is still loading its append-only file, and refuses reads with
-/// `-LOADING` until it is done.
-fn serves_reads(port: u16, password: Option<&str>) -> bool {
+/// `-LOADING` until it is done. A cluster node without slots answers `-CLUSTERDOWN`: ready too.
+fn serves_reads(port: u16, password: Option<&str>, cluster: bool) -> bool {
     let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
@@ -204,5 +211,95 @@ fn serves_reads(port: u16, password: Option<&str>) -> bool {
         return false;
     }
     line.clear();
-    reader.read_line(&mut line).is_ok() && line.starts_with(':')
+    reader.read_line(&mut line).is_ok()
+        && (line.starts_with(':') || (cluster && line.starts_with("-CLUSTERDOWN")))
+}
+
+/// A `redis-sentinel` on a free loopback port watching `master` as `mymaster` (quorum 1), in
+/// `dir`, killed by pid on drop.
+#[derive(Debug)]
+pub struct Sentinel {
+    child: Child,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Sentinel {
+    /// The name the sentinel watches the master under.
+    pub const MASTER: &'static str = "mymaster";
+
+    /// Start a sentinel watching the master on `master_port`, and wait until it knows at least
+    /// `replicas` replicas of it.
+    pub fn start(dir: &Path, master_port: u16, replicas: usize) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let conf = format!(
+            "bind 127.0.0.1\nport {port}\ndir {dir}\ndaemonize no\nlogfile {dir}/sentinel.log\n\
+             sentinel monitor {m} 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds {m} 1000\n\
+             sentinel failover-timeout {m} 10000\n",
+            dir = dir.display(),
+            m = Self::MASTER,
+        );
+        let conf_path = dir.join("sentinel.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("redis-sentinel")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-sentinel ({e}): run scripts/test.sh, which installs it, \
+                     or `sudo apt-get install redis-sentinel`"
+                )
+            });
+        let sentinel = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let known = sentinel.try_cli(&["SENTINEL", "replicas", Self::MASTER]);
+            if known.is_some_and(|out| out.matches("flags").count() >= replicas) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sentinel on port {port} never saw {replicas} replicas (see {})",
+                dir.join("sentinel.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sentinel
+    }
+
+    /// The port of the master the sentinel names now.
+    pub fn master_port(&self) -> u16 {
+        let out = self.cli(&["SENTINEL", "get-master-addr-by-name", Self::MASTER]);
+        out.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+
+    /// Run `redis-cli` against the sentinel and return its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.try_cli(args)
+            .unwrap_or_else(|| panic!("redis-cli {args:?} against the sentinel failed"))
+    }
+
+    /// Like [`cli`](Self::cli), `None` when it fails or answers an error.
+    pub fn try_cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        (out.status.success() && !text.starts_with("ERR") && !text.starts_with("NOGOOD"))
+            .then_some(text)
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
