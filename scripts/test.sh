@@ -92,6 +92,9 @@ step() {
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step test cargo test --workspace
+# The Python harnesses: they compile, and their own parsers and fail-closed rules hold (the e2e
+# suite itself needs a real livekit-server: `e2e/run.sh`, see e2e/README.md).
+step python sh -c 'python3 -m py_compile e2e/tests/*.py reliability/*.py && python3 reliability/selftest.py'
 # The fuzz workspace must at least build (its targets run with `fuzz/run.sh`).
 step fuzz-build cargo build --manifest-path fuzz/Cargo.toml --quiet
 say "all ${#passed[@]} steps passed (${passed[*]}) in $((SECONDS - started))s"

@@ -188,14 +188,14 @@ pub const KNOWN: &[KnownSecret] = &[
         description: "password of the Redis for LiveKit multi-node routing",
     },
     KnownSecret {
-        name: SecretName::LIVEKIT_PROMETHEUS_PASSWORD,
-        is_secret: true,
-        description: "basic-auth password of the Prometheus metrics endpoint (minted when absent and provision.yaml sets prometheus:)",
-    },
-    KnownSecret {
         name: SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD,
         is_secret: true,
         description: "password of the sentinels of that Redis (redis_sentinel_* in provision.yaml)",
+    },
+    KnownSecret {
+        name: SecretName::LIVEKIT_PROMETHEUS_PASSWORD,
+        is_secret: true,
+        description: "basic-auth password of the Prometheus metrics endpoint (minted when absent and provision.yaml sets prometheus:)",
     },
     KnownSecret {
         name: SecretName::LIVEKIT_SHA256,
