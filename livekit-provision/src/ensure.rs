@@ -98,7 +98,7 @@ pub enum Action {
     },
 }
 
-/// How `ensure` gets the binary. `Debug` shows `release_url` through [`crate::redact`].
+/// How `ensure` gets the binary. `Debug` shows `release_url` through `redact`.
 #[derive(Clone)]
 pub struct BinaryOptions {
     /// Overrides `release_url` of `provision.yaml` (`--release-url`, `LIVEKIT_PROVISION_RELEASE_URL`).

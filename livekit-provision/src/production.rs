@@ -25,7 +25,7 @@ pub struct WebhookSettings {
     pub urls: Vec<String>,
 }
 
-/// URLs may carry credentials: shown through [`crate::redact`].
+/// URLs may carry credentials: shown through `redact`.
 impl fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let urls: Vec<String> = self.urls.iter().map(|u| crate::redact::text(u)).collect();

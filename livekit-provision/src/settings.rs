@@ -81,7 +81,7 @@ impl fmt::Display for MediaOwner {
 }
 
 /// The settings of `provision.yaml`, with defaults filled in and cross-checked. `Debug` shows
-/// `release_url` through [`crate::redact`].
+/// `release_url` through `redact`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {

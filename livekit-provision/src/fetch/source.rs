@@ -1,6 +1,6 @@
 //! Where a release comes from: the base URL, the asset and checksum URLs built from the pinned
 //! version and the platform, and which hosts may see a GitHub token. URLs are shown through
-//! [`crate::redact`].
+//! `redact`.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -57,7 +57,7 @@ pub struct ConfigRecord {
     pub path: PathBuf,
     /// SHA-256 (hex) of its bytes; `None` when it could not be read.
     pub sha256: Option<String>,
-    /// Its named values ([`crate::config_diff::named_values`]), secrets only as digests.
+    /// Its named values (`config_diff::named_values`), secrets only as digests.
     pub values: Option<BTreeMap<String, String>>,
 }
 
