@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use livekit_provision::publish::{FixedPath, PublishOptions, StateLock, prepare, publish};
 use livekit_provision::resolve::{ResolveContext, resolve};
 use livekit_provision::store::{MemoryStore, StoreOp};
-use livekit_provision::triple::DiskTriple;
+use livekit_provision::DiskTriple;
 use livekit_provision::{
     Credentials, EnsureOptions, ExtraOverlay, ManagedFile, Rendered, SecretStore, Settings,
     StateDir, ensure, render,

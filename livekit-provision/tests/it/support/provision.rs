@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use livekit_provision::ensure::BinaryOptions;
 use livekit_provision::store::{Added, MemoryStore, StoreError, StoreOp};
-use livekit_provision::triple::DiskTriple;
+use livekit_provision::DiskTriple;
 use livekit_provision::{
     ApiKey, Credentials, EnsureError, EnsureOptions, ManagedFile, Platform, RenderInputs, Rendered,
     Secret, SecretName, SecretStore, Settings, StateDir, render,
