@@ -9,10 +9,10 @@ use std::cell::Cell;
 use std::io;
 use std::time::{Duration, UNIX_EPOCH};
 
+use livekit_provision::DiskTriple;
 use livekit_provision::publish::{FixedPath, PublishOptions, StateLock, prepare, publish};
 use livekit_provision::resolve::{ResolveContext, resolve};
 use livekit_provision::store::{MemoryStore, StoreOp};
-use livekit_provision::DiskTriple;
 use livekit_provision::{
     Credentials, EnsureOptions, ExtraOverlay, ManagedFile, Rendered, SecretStore, Settings,
     StateDir, ensure, render,

@@ -6,9 +6,9 @@ use std::error::Error as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use livekit_provision::DiskTriple;
 use livekit_provision::ensure::BinaryOptions;
 use livekit_provision::store::{Added, MemoryStore, StoreError, StoreOp};
-use livekit_provision::DiskTriple;
 use livekit_provision::{
     ApiKey, Credentials, EnsureError, EnsureOptions, ManagedFile, Platform, RenderInputs, Rendered,
     Secret, SecretName, SecretStore, Settings, StateDir, render,
