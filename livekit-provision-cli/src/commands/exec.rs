@@ -9,12 +9,11 @@
 
 use std::time::SystemTime;
 
-use livekit_provision::media::media_specs;
+use livekit_provision::OperatorConfig;
 use livekit_provision::settings::MediaOwner;
 use livekit_provision::supervise::spawn::exec_in_place;
 use livekit_provision::supervise::{PidFileState, ProcessSpec, inspect, listening_on};
 use livekit_provision::units::{UnitOptions, render};
-use livekit_provision::{DiskTriple, OperatorConfig};
 
 use super::Ctx;
 use crate::cli::{ExecArgs, UnitsArgs};
@@ -51,19 +50,15 @@ fn ready_spec(ctx: &Ctx, name: &str) -> Result<ProcessSpec, CliError> {
             )),
         ));
     }
-    let disk = DiskTriple::read(&ctx.state);
-    let specs = media_specs(
-        &ctx.state,
-        &config.settings,
-        ctx.livekit_bin.as_deref(),
-        &disk,
-    )?;
-    let spec = specs.into_iter().find(|s| s.name == name).ok_or_else(|| {
-        CliError::msg(
-            format!("{name} is not configured: provision.yaml sets no backend_command"),
-            Some("set backend_command in provision.yaml, or do not run lk-backend".to_owned()),
-        )
-    })?;
+    let spec = super::media::specs(ctx, &config.settings)?
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| {
+            CliError::msg(
+                format!("{name} is not configured: provision.yaml sets no backend_command"),
+                Some("set backend_command in provision.yaml, or do not run lk-backend".to_owned()),
+            )
+        })?;
     if let PidFileState::Live(process) = inspect(&ctx.state, name)? {
         return Err(CliError::msg(
             format!("{name} is already running (pid {})", process.pid()),

@@ -13,8 +13,9 @@ use livekit_provision::daemon::protocol::{
 use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
 use livekit_provision::media::media_specs;
 use livekit_provision::settings::MediaOwner;
+use livekit_provision::supervise::ProcessSpec;
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy, foreign_listener};
-use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Supervisor};
+use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Settings, Supervisor};
 
 use super::Ctx;
 use crate::cli::StopArgs;
@@ -79,6 +80,18 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
     failed.map_or(Ok(Exit::Success), Err)
 }
 
+/// The media processes this state directory runs (`--livekit-bin` honoured), from the files on
+/// disk now: the one list `start` and `exec` work from.
+pub(super) fn specs(ctx: &Ctx, settings: &Settings) -> Result<Vec<ProcessSpec>, CliError> {
+    let disk = DiskTriple::read(&ctx.state);
+    Ok(media_specs(
+        &ctx.state,
+        settings,
+        ctx.livekit_bin.as_deref(),
+        &disk,
+    )?)
+}
+
 /// Start the media that are down, without a daemon: the processes afterwards (the daemon's
 /// `start` result), and the error when one failed.
 fn start_here(
@@ -86,13 +99,7 @@ fn start_here(
     sup: &mut Supervisor,
 ) -> Result<(Vec<MediaProcess>, Option<CliError>), CliError> {
     let config = OperatorConfig::load(&ctx.state)?;
-    let disk = DiskTriple::read(&ctx.state);
-    let specs = media_specs(
-        &ctx.state,
-        &config.settings,
-        ctx.livekit_bin.as_deref(),
-        &disk,
-    )?;
+    let specs = specs(ctx, &config.settings)?;
     let mut failed = None;
     for spec in &specs {
         if let Some(owner) = foreign_listener(&ctx.state, spec) {
