@@ -91,6 +91,10 @@ step() {
 
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
+# The library as an embedding service builds it, without the `testing` feature: no dead code, every
+# type the API hands out nameable, the docs linking only to what they show, and the public API
+# exactly as listed in livekit-provision/public-api.txt.
+step api sh -c 'cargo clippy -p livekit-provision --lib --quiet -- -D warnings && scripts/public-api.sh'
 step test cargo test --workspace
 # The Python harnesses: they compile, and their own parsers and fail-closed rules hold (the e2e
 # suite itself needs a real livekit-server: `e2e/run.sh`, see e2e/README.md).

@@ -16,9 +16,9 @@ use livekit_provision_benches::{ConvergedNode, credentials, typical_inputs};
 fn render_and_parse(c: &mut Criterion) {
     let inputs = typical_inputs();
     c.bench_function("render triple", |b| {
-        b.iter(|| livekit_provision::render(black_box(&inputs)));
+        b.iter(|| livekit_provision::render::render(black_box(&inputs)));
     });
-    let rendered = livekit_provision::render(&inputs);
+    let rendered = livekit_provision::render::render(&inputs);
     c.bench_function("parse triple", |b| {
         b.iter(|| ParsedFiles::parse(black_box(&rendered)).expect("parses"));
     });

@@ -10,10 +10,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::SystemTime;
 
 use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::inputs::RenderInputs;
 use livekit_provision::store::MemoryStore;
 use livekit_provision::{
     ApiKey, CheckOptions, Credentials, EnsureOptions, EnsureReport, ExtraOverlay, LivekitVersion,
-    RenderInputs, Secret, SecretName, Settings, StateDir, ensure,
+    Secret, SecretName, Settings, StateDir, ensure,
 };
 
 /// A fake secret of the length livekit-server's `generate-keys` mints.
@@ -132,8 +133,8 @@ mod tests {
     #[test]
     fn typical_inputs_render_and_parse_back() {
         let inputs = typical_inputs();
-        let rendered = livekit_provision::render(&inputs);
+        let rendered = livekit_provision::render::render(&inputs);
         let parsed = livekit_provision::render::ParsedFiles::parse(&rendered).unwrap();
-        assert_eq!(parsed, livekit_provision::expected(&inputs));
+        assert_eq!(parsed, livekit_provision::render::expected(&inputs));
     }
 }

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use livekit_provision::render::ParsedFiles;
-use livekit_provision::{expected, render};
+use livekit_provision::render::{expected, render};
 use livekit_provision_fuzz::FuzzInputs;
 
 fuzz_target!(|raw: FuzzInputs| {

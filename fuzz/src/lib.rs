@@ -5,9 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use arbitrary::Arbitrary;
+use livekit_provision::inputs::RenderInputs;
 use livekit_provision::{
-    ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RenderInputs,
-    RoutingNodes, Secret, Settings,
+    ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RoutingNodes,
+    Secret, Settings,
 };
 
 /// A node as most operators run it: default ports, a pinned version, no Redis, a small overlay.

@@ -21,14 +21,22 @@ pub enum Exit {
     Refused,
 }
 
+impl Exit {
+    /// The process exit code: 0, 1, 2 and 78 (`EX_CONFIG` of sysexits.h, which the systemd
+    /// units name in `RestartPreventExitStatus=`).
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failure => 1,
+            Self::ChangesPending => 2,
+            Self::Refused => 78,
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
-        match exit {
-            Exit::Success => Self::SUCCESS,
-            Exit::Failure => Self::from(1),
-            Exit::ChangesPending => Self::from(2),
-            Exit::Refused => Self::from(livekit_provision::units::EXIT_REFUSED),
-        }
+        Self::from(exit.code())
     }
 }
 

@@ -377,7 +377,7 @@ fn check_triple(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
 }
 
 /// The production settings as `livekit.yaml` holds them: STUN discovery, the webhook key.
-fn check_node_sections(state: &StateDir, lk: &crate::LivekitYaml, out: &mut Findings) {
+fn check_node_sections(state: &StateDir, lk: &crate::render::LivekitYaml, out: &mut Findings) {
     let file = vec![state.managed(ManagedFile::LivekitYaml)];
     if lk.use_external_ip {
         out.add(
@@ -415,11 +415,11 @@ fn check_credentials(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
     let runtime = disk
         .runtime_json
         .valid()
-        .map(crate::RuntimeJson::credentials);
+        .map(crate::render::RuntimeJson::credentials);
     let backend = disk
         .backend_env
         .valid()
-        .and_then(crate::BackendEnv::credentials);
+        .and_then(crate::render::BackendEnv::credentials);
     let livekit = disk.livekit_yaml.valid();
     if let Some(lk) = livekit {
         if lk.key_file.is_some() {
@@ -565,15 +565,7 @@ fn check_against_store(
 ) {
     let resolution = match resolve(
         store,
-        &ResolveContext {
-            state,
-            settings: &config.settings,
-            extra: &config.extra,
-            disk,
-            local_addresses: &opts.local_addresses,
-            now: opts.now,
-            dry_run: true,
-        },
+        &ResolveContext::new(state, config, disk, &opts.local_addresses, opts.now),
     ) {
         Ok(r) => r,
         Err(e @ ResolveError::ExtraForRelease { .. }) => {
@@ -651,7 +643,7 @@ fn check_with_server(
     state: &StateDir,
     settings: &crate::Settings,
     flag: Option<&std::path::Path>,
-    rendered: &crate::Rendered,
+    rendered: &crate::render::Rendered,
     out: &mut Findings,
 ) {
     let program = crate::binary::LivekitBinary::choose(state, settings, flag).path;
@@ -684,7 +676,7 @@ const ROUTING_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// PING the Redis livekit-server will route through, authenticating as it will.
 fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
-    if let Err(e) = crate::fleet::probe_routing(routing, ROUTING_PROBE_TIMEOUT) {
+    if let Err(e) = crate::store::probe_routing(routing, ROUTING_PROBE_TIMEOUT) {
         let message = format!(
             "livekit-server will not start: {}",
             crate::error_chain::one_line(&e)
@@ -721,7 +713,7 @@ fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
 
 fn check_binary(
     state: &StateDir,
-    inputs: &crate::RenderInputs,
+    inputs: &crate::inputs::RenderInputs,
     settings: &crate::Settings,
     opts: &CheckOptions,
     out: &mut Findings,

@@ -14,7 +14,9 @@ use crate::error_chain::ErrorReport;
 use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Platform, Sha256Digest};
 use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
-use crate::publish::{self, FixedPath, PublishError, PublishOptions, PublishOutcome, StateLock};
+use crate::publish::{self, FixedPath, PublishError, PublishOutcome, StateLock};
+// Part of `EnsureOptions`: the generations kept, and the checkpoint hook of the crash tests.
+pub use crate::publish::{Checkpoint, PublishOptions};
 use crate::render::{Rendered, render};
 use crate::resolve::{
     CredentialSource, Resolution, ResolveContext, ResolveError, Warning, resolve,
@@ -360,13 +362,8 @@ pub fn ensure(
     let resolution = resolve(
         store,
         &ResolveContext {
-            state,
-            settings: &config.settings,
-            extra: &config.extra,
-            disk: &disk,
-            local_addresses: &opts.local_addresses,
-            now: opts.now,
             dry_run: opts.dry_run,
+            ..ResolveContext::new(state, &config, &disk, &opts.local_addresses, opts.now)
         },
     )?;
     let inputs = &resolution.inputs;
@@ -698,10 +695,9 @@ fn ensure_binary(
     }
     let pinned_sha256 = match store.get(&SecretName::LIVEKIT_SHA256)? {
         Some(hex) => Some(
-            crate::validate::sha256_hex(hex.expose())
-                .ok()
-                .and_then(|hex| Sha256Digest::from_hex(&hex))
-                .ok_or(EnsureError::InvalidPinnedDigest)?,
+            hex.expose()
+                .parse::<Sha256Digest>()
+                .map_err(|_| EnsureError::InvalidPinnedDigest)?,
         ),
         None => None,
     };

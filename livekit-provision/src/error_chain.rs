@@ -28,6 +28,7 @@ macro_rules! hint_from_inherent {
 }
 
 hint_from_inherent!(
+    crate::admin::AdminError,
     crate::EnsureError,
     crate::StoreError,
     crate::FetchError,

@@ -8,7 +8,7 @@ use crate::secret::{ApiKey, Secret};
 use crate::store::{SecretName, SecretStore};
 use crate::triple::DiskTriple;
 
-pub use crate::store::{RedisError, probe_routing};
+pub use crate::store::RedisError;
 
 /// One way this node and the fleet's store differ. Serialized with a `kind` tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -97,50 +97,68 @@
 //! ```
 
 #![deny(missing_docs)]
+// Every type the API hands out can be named by its user (checked without the `testing` feature).
+#![warn(unnameable_types)]
 
+/// Declares internal modules: `mod m;` (or `pub(crate) mod m;`) as written, or `pub mod m;`
+/// hidden from the docs with the `testing` feature, for this workspace's integration tests,
+/// benches, stand-ins and fuzz targets, which drive the mechanisms directly. An embedding service
+/// never needs them.
+macro_rules! internal {
+    ($($(#[$attr:meta])* $vis:vis mod $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        $vis mod $name;
+    )*};
+}
+
+pub mod admin;
 mod backoff;
-pub mod binary;
+mod binary;
 pub mod check;
 pub mod clock;
 mod config;
 mod config_diff;
-pub mod config_model;
 pub mod daemon;
 pub mod ensure;
 mod error_chain;
 pub mod fetch;
 pub mod fleet;
-pub mod fsio;
 mod hex;
-mod inputs;
 pub mod media;
 mod paths;
 pub mod production;
-pub mod publish;
 mod redact;
-pub mod render;
-pub mod resolve;
 pub mod rotate;
 pub mod secret;
-// The real-binary pre-check is internal; the stand-ins' tests drive it directly.
-#[cfg(feature = "testing")]
-pub mod server_check;
-#[cfg(not(feature = "testing"))]
-mod server_check;
 pub mod settings;
 pub mod store;
 pub mod supervise;
-pub mod sys;
+mod sys;
 pub mod token;
-mod triple;
 pub mod turn;
-pub mod units;
 pub mod validate;
 mod version;
+
+internal! {
+    mod config_model;
+    mod inputs;
+    mod fsio;
+    mod publish;
+    mod render;
+    mod resolve;
+    mod server_check;
+    mod triple;
+}
 
 pub use binary::{BinarySource, LivekitBinary};
 pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};
 pub use config::{ConfigError, OperatorConfig};
+pub use config_model::{ModelError, Release};
 pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};
 pub use error_chain::{ErrorReport, Hint};
 pub use fetch::{
@@ -148,16 +166,11 @@ pub use fetch::{
     ReleaseBase, install, installed, needs_install, rollback, verify_installed,
 };
 pub use fleet::{FleetDifference, FleetReport, fleet_check};
-pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs, RoutingNodes};
+pub use fsio::write_file as write_atomically;
+pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RoutingNodes};
 pub use paths::{ManagedFile, StateDir};
-pub use publish::{
-    Backup, Checkpoint, CurrentState, FixedPath, GenerationId, PublishError, PublishOptions,
-    PublishOutcome, StateLock, publish,
-};
-pub use render::{
-    BackendEnv, ExtraError, LivekitYaml, ParseError, ParsedFiles, Rendered, RuntimeJson, expected,
-    livekit_url, render,
-};
+pub use publish::PublishError;
+pub use render::{ExtraError, ParseError, YamlSyntaxError, livekit_url};
 pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use server_check::ServerCheckError;
@@ -166,7 +179,8 @@ pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
 pub use supervise::{
     Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
 };
+pub use sys::local_addresses;
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
-pub use triple::{DiskTriple, NotProvisioned, provisioned_credentials};
+pub use triple::{NotProvisioned, provisioned_credentials};
 pub use turn::{TlsIssue, TurnSettings, TurnSettingsError};
 pub use version::LivekitVersion;

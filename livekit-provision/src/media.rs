@@ -3,17 +3,24 @@
 //! same processes with the same environment.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
 
 use crate::binary::LivekitBinary;
+use crate::config::{ConfigError, OperatorConfig};
 use crate::paths::StateDir;
 use crate::render::BackendEnv;
 use crate::secret::Secret;
-use crate::settings::Settings;
-use crate::supervise::{EnvValue, ProcessSpec};
+use crate::settings::{MediaOwner, Settings};
+use crate::supervise::spawn::exec_in_place;
+use crate::supervise::{
+    Ensured, EnvValue, LIVEKIT_SERVER, PidFileState, PortOwner, ProcessSpec, SuperviseError,
+    Supervisor, adopt, foreign_listener, inspect, listening_on, runs_another_binary,
+};
 use crate::triple::DiskTriple;
 
-/// Why the media cannot be started (yet).
+/// Why the media cannot be started (yet), or were not touched.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
@@ -29,6 +36,55 @@ pub enum MediaError {
         /// Where it was looked for.
         path: PathBuf,
     },
+    /// `media_owner: external`: only the outside supervisor starts, stops or restarts them.
+    #[error(
+        "the media are owned by an outside supervisor (media_owner: external in provision.yaml)"
+    )]
+    ExternallyOwned,
+    /// `exec` while `media_owner` is `daemon`: the daemon would start it a second time.
+    #[error("{name} is owned by the daemon (media_owner: {owner}), not by an outside supervisor")]
+    DaemonOwned {
+        /// The process asked for.
+        name: String,
+        /// The owner `provision.yaml` names.
+        owner: MediaOwner,
+        /// `provision.yaml`.
+        settings_file: PathBuf,
+    },
+    /// lk-backend asked for while `backend_command` is not set.
+    #[error("{name} is not configured: provision.yaml sets no backend_command")]
+    NotConfigured {
+        /// The process asked for.
+        name: String,
+    },
+    /// `exec` of a process that already runs (its pid file names a live process).
+    #[error("{name} is already running (pid {pid})")]
+    AlreadyRunning {
+        /// The process.
+        name: String,
+        /// Its pid.
+        pid: u32,
+    },
+    /// `exec` while another process listens on the health port.
+    #[error("port {} is already in use by {} (pid {})", owner.port, owner.name, owner.pid)]
+    PortInUse {
+        /// Who listens there.
+        owner: PortOwner,
+    },
+    /// `start` while a process we did not start listens on the port: it is not touched.
+    #[error("{}", owner.refusal(name).0)]
+    ForeignListener {
+        /// The process that was not started.
+        name: String,
+        /// Who listens there.
+        owner: PortOwner,
+    },
+    /// `provision.yaml` or `extra.yaml` could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Starting, inspecting or becoming the process failed.
+    #[error(transparent)]
+    Supervise(#[from] SuperviseError),
 }
 
 impl MediaError {
@@ -37,13 +93,127 @@ impl MediaError {
         Some(match self {
             Self::NotProvisioned { .. } => "run `livekit-provision ensure` first".to_owned(),
             Self::BinaryMissing { .. } => "pin a version (`livekit-provision secrets set LIVEKIT_VERSION v1.7.2`) and run `livekit-provision ensure`, or set livekit_bin in provision.yaml".to_owned(),
+            Self::ExternallyOwned => "use the supervisor (`systemctl start|stop|restart livekit-server`), or set media_owner: daemon".to_owned(),
+            Self::DaemonOwned { settings_file, .. } => format!(
+                "set `media_owner: external` in {} (the daemon then never starts or signals the media)",
+                settings_file.display()
+            ),
+            Self::NotConfigured { .. } => {
+                "set backend_command in provision.yaml, or do not run lk-backend".to_owned()
+            }
+            Self::AlreadyRunning { pid, .. } => {
+                format!("stop it first (`kill {pid}`); only one supervisor may own it")
+            }
+            Self::PortInUse { owner } => format!(
+                "stop it first (`kill {}`), then start this unit again",
+                owner.pid
+            ),
+            Self::ForeignListener { name, owner } => owner.refusal(name).1,
+            Self::Config(e) => return e.hint(),
+            Self::Supervise(e) => return e.hint(),
         })
     }
 }
 
-/// The media processes of `state`, in start order (livekit-server first: lk-backend needs it).
+/// The media processes of `state` from the files on disk now (`override_bin`, the CLI's
+/// `--livekit-bin`, honoured): the one list `start` and `exec` work from.
+pub fn specs(
+    state: &StateDir,
+    settings: &Settings,
+    override_bin: Option<&Path>,
+) -> Result<Vec<ProcessSpec>, MediaError> {
+    media_specs(state, settings, override_bin, &DiskTriple::read(state))
+}
+
+/// `start`, `stop` and `restart` never act on media an outside supervisor owns.
+pub fn refuse_if_external(settings: &Settings) -> Result<(), MediaError> {
+    if settings.media_owner == MediaOwner::External {
+        return Err(MediaError::ExternallyOwned);
+    }
+    Ok(())
+}
+
+/// Start those of `specs` that are down, in order, without a daemon; `on_each` hears what
+/// happened to each. Refused, with nothing started from then on, when a process we did not
+/// start listens on one's port (it is never touched).
+pub fn start_missing(
+    state: &StateDir,
+    supervisor: &mut Supervisor,
+    specs: &[ProcessSpec],
+    mut on_each: impl FnMut(&ProcessSpec, &Ensured),
+) -> Result<(), MediaError> {
+    for spec in specs {
+        if let Some(owner) = foreign_listener(state, spec) {
+            return Err(MediaError::ForeignListener {
+                name: spec.name.clone(),
+                owner,
+            });
+        }
+        let outcome = supervisor.ensure_running(spec, Instant::now())?;
+        on_each(spec, &outcome);
+    }
+    Ok(())
+}
+
+/// Become media process `name` of `state` for an outside supervisor (`livekit-provision exec`):
+/// refused unless `media_owner` is `external`, the files agree, the binary is there, the
+/// process is not running and its port is free; then [`exec_in_place`](crate::supervise). Returns
+/// only when it was refused or failed.
+pub fn exec(
+    state: &StateDir,
+    name: &str,
+    override_bin: Option<&Path>,
+    base_env: impl IntoIterator<Item = (OsString, OsString)>,
+    now: SystemTime,
+) -> MediaError {
+    match ready_for_exec(state, name, override_bin) {
+        Ok(spec) => exec_in_place(state, &spec, base_env, now).into(),
+        Err(refusal) => refusal,
+    }
+}
+
+/// The spec of `name` when the state is ready for it to start under an outside supervisor.
+fn ready_for_exec(
+    state: &StateDir,
+    name: &str,
+    override_bin: Option<&Path>,
+) -> Result<ProcessSpec, MediaError> {
+    let settings = OperatorConfig::load(state)?.settings;
+    if settings.media_owner != MediaOwner::External {
+        return Err(MediaError::DaemonOwned {
+            name: name.to_owned(),
+            owner: settings.media_owner,
+            settings_file: state.settings_file(),
+        });
+    }
+    let spec = specs(state, &settings, override_bin)?
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| MediaError::NotConfigured {
+            name: name.to_owned(),
+        })?;
+    if let PidFileState::Live(process) = inspect(state, name)? {
+        return Err(MediaError::AlreadyRunning {
+            name: name.to_owned(),
+            pid: process.pid(),
+        });
+    }
+    if let Some(owner) = spec.health.and_then(|a| listening_on(a.port())) {
+        return Err(MediaError::PortInUse { owner });
+    }
+    Ok(spec)
+}
+
+/// The pid of the livekit-server of `state` when it runs another binary than the one now
+/// installed (an upgrade left a restart pending); `None` when it runs the current one or none.
+pub fn restart_pending(state: &StateDir) -> Option<u32> {
+    let process = adopt(state, LIVEKIT_SERVER).ok().flatten()?;
+    runs_another_binary(process.pid(), &state.livekit_bin()).then(|| process.pid())
+}
+
+/// The media processes of `state` with the files `disk`, in start order (livekit-server first: lk-backend needs it).
 /// Fails unless the config files exist and agree — lk-backend is only started after them.
-pub fn media_specs(
+pub(crate) fn media_specs(
     state: &StateDir,
     settings: &Settings,
     override_bin: Option<&Path>,
@@ -68,7 +238,7 @@ pub fn media_specs(
 
 /// The media processes to run with `program` as livekit-server: livekit-server, and lk-backend
 /// when `backend_command` is set, with `backend.env`'s variables in its environment.
-pub fn process_specs(
+pub(crate) fn process_specs(
     state: &StateDir,
     settings: &Settings,
     program: PathBuf,
@@ -90,7 +260,7 @@ pub fn process_specs(
 
 /// lk-backend's environment: every variable of `backend.env`. Only the key, URL, port and
 /// database path are plain; the secret and any variable we do not know stay [`EnvValue::Secret`].
-pub fn backend_environment(file: &BackendEnv) -> BTreeMap<String, EnvValue> {
+pub(crate) fn backend_environment(file: &BackendEnv) -> BTreeMap<String, EnvValue> {
     let mut vars: BTreeMap<String, EnvValue> = file
         .other
         .iter()
@@ -121,4 +291,31 @@ pub fn backend_environment(file: &BackendEnv) -> BTreeMap<String, EnvValue> {
         );
     }
     vars
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    #[test]
+    fn the_health_probe_follows_bind_addresses() {
+        let probe = |yaml: &str| {
+            let settings = Settings::from_yaml(yaml).unwrap();
+            let program = PathBuf::from("/opt/livekit-server");
+            let specs = process_specs(&StateDir::new("/s"), &settings, program, None);
+            specs[0].health.unwrap()
+        };
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert_eq!(probe(""), at("127.0.0.1:7880"));
+        assert_eq!(
+            probe("bind_addresses: [\"10.1.2.3\"]\n"),
+            at("10.1.2.3:7880")
+        );
+        assert_eq!(
+            probe("port: 9000\nbind_addresses: [\"10.1.2.3\", \"::\"]\n"),
+            at("[::1]:9000")
+        );
+    }
 }

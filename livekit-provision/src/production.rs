@@ -148,7 +148,7 @@ impl NeedsNewerServer {
 /// `prometheus:` since v1.7.1, a dual-stack `rtc.node_ip` since v1.10.0 (before, `node_ip` is
 /// one address). `bind_addresses`, `webhook` and `rtc.use_external_ip` are in every release
 /// from 1.7 on. No pinned version (control plane only) runs no server: nothing to refuse.
-pub fn require_version(
+pub(crate) fn require_version(
     settings: &Settings,
     node_ip: Option<&NodeIp>,
     version: Option<&LivekitVersion>,

@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::OperatorConfig;
 use crate::config_model::Release;
 use crate::inputs::{Credentials, ExtraOverlay, NodeIp, RedisRouting, RenderInputs, RoutingNodes};
 use crate::paths::{ManagedFile, StateDir};
@@ -184,8 +185,6 @@ pub struct Resolution {
     pub inputs: RenderInputs,
     /// Where the credentials came from.
     pub credentials_source: CredentialSource,
-    /// True when this resolution wrote to the store (mint or adopt).
-    pub store_written: bool,
     /// Secrets other than the API pair that were (with `dry_run`: would be) minted, or adopted
     /// from the live `livekit.yaml`, and stored: `LIVEKIT_PROMETHEUS_PASSWORD`.
     pub secrets_stored: Vec<SecretName>,
@@ -210,6 +209,28 @@ pub struct ResolveContext<'a> {
     pub now: SystemTime,
     /// Plan only: never write to the store. Values that would be minted are minted in memory.
     pub dry_run: bool,
+}
+
+impl<'a> ResolveContext<'a> {
+    /// A planning context (`dry_run`) for `state` with its loaded `config` and the files `disk`
+    /// holds now; a run that writes sets `dry_run: false`.
+    pub fn new(
+        state: &'a StateDir,
+        config: &'a OperatorConfig,
+        disk: &'a DiskTriple,
+        local_addresses: &'a [IpAddr],
+        now: SystemTime,
+    ) -> Self {
+        Self {
+            state,
+            settings: &config.settings,
+            extra: &config.extra,
+            disk,
+            local_addresses,
+            now,
+            dry_run: true,
+        }
+    }
 }
 
 /// Resolve the inputs of a run from `store` (invariant 1).
@@ -256,10 +277,10 @@ pub fn resolve(
         }
     };
 
-    let (credentials, credentials_source, store_written) = resolve_credentials(store, cx)?;
-    if let Some(disk_key) = cx.disk.disagreeing_key(&credentials) {
+    let (credentials, credentials_source) = resolve_credentials(store, cx)?;
+    if let Some(disagreement) = cx.disk.disagreement(&credentials) {
         warnings.push(Warning::FilesDisagreeWithStore {
-            disk_key,
+            disk_key: disagreement.disk_key,
             store_key: credentials.key.to_string(),
         });
     }
@@ -283,7 +304,6 @@ pub fn resolve(
     Ok(Resolution {
         inputs,
         credentials_source,
-        store_written: store_written || (password_stored && !cx.dry_run),
         secrets_stored: if password_stored {
             vec![SecretName::LIVEKIT_PROMETHEUS_PASSWORD]
         } else {
@@ -296,7 +316,7 @@ pub fn resolve(
 fn resolve_credentials(
     store: &dyn SecretStore,
     cx: &ResolveContext<'_>,
-) -> Result<(Credentials, CredentialSource, bool), ResolveError> {
+) -> Result<(Credentials, CredentialSource), ResolveError> {
     let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY, |s| ApiKey::new(s))?;
     let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET, |s| {
         Secret::api_secret(s)
@@ -307,7 +327,7 @@ fn resolve_credentials(
             key: key.clone(),
             secret: secret.clone(),
         };
-        return Ok((creds, CredentialSource::Store, false));
+        return Ok((creds, CredentialSource::Store));
     }
 
     // At least one half is absent. Live credentials on disk win over minting, but only when they
@@ -349,7 +369,7 @@ fn resolve_credentials(
         (Credentials { key, secret }, CredentialSource::Minted)
     };
     if cx.dry_run {
-        return Ok((candidate, source, false));
+        return Ok((candidate, source));
     }
 
     // Store before use: add-if-absent, then use whatever the store holds afterwards.
@@ -380,7 +400,7 @@ fn resolve_credentials(
     } else {
         CredentialSource::Store
     };
-    Ok((creds, source, true))
+    Ok((creds, source))
 }
 
 fn resolve_previous(

@@ -16,10 +16,10 @@ pub const MAX_SECRET_LEN: usize = 4096;
 
 /// Length of a freshly minted API secret: base62 of 32 random bytes is about 43 characters, as
 /// livekit-server's own `generate-keys` does.
-pub const MINTED_SECRET_LEN: usize = 43;
+pub(crate) const MINTED_SECRET_LEN: usize = 43;
 
 /// Length of the random part of a minted API key (`API` + 12 base62 characters).
-pub const MINTED_KEY_RANDOM_LEN: usize = 12;
+pub(crate) const MINTED_KEY_RANDOM_LEN: usize = 12;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -57,7 +57,7 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// Mint a fresh API secret from the OS RNG: [`MINTED_SECRET_LEN`] base62 characters.
+    /// Mint a fresh API secret from the OS RNG: 43 base62 characters (`MINTED_SECRET_LEN`).
     pub fn mint_api_secret() -> Result<Self, getrandom::Error> {
         Ok(Self::new(random_base62(MINTED_SECRET_LEN)?))
     }

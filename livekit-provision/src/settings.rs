@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::production::{PrometheusSettings, WebhookSettings};
-pub use crate::supervise::health::HealthProbe;
+pub use crate::supervise::HealthProbe;
 use crate::turn::{TurnSettings, TurnSettingsError};
 
 /// livekit-server's log levels, as `logging.level` accepts them.

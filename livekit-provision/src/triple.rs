@@ -36,6 +36,13 @@ impl<T> Parsed<T> {
     }
 }
 
+/// A file on disk that holds other credentials than the store's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disagreement {
+    /// The API key that file holds; `None` when it holds no usable key.
+    pub disk_key: Option<String>,
+}
+
 /// What the state directory holds now, read without a lock (the three files of our layout come
 /// from one generation even while a publish switches it).
 #[derive(Debug)]
@@ -101,25 +108,26 @@ impl DiskTriple {
             .map(|creds| (creds, ManagedFile::BackendEnv))
     }
 
-    /// When a valid file on disk holds other credentials than `creds`, the key it holds (`None`
-    /// inside when it holds no usable key). `Some` means tokens signed with the disk's secret
-    /// stop working once the files are rewritten.
-    pub fn disagreeing_key(&self, creds: &Credentials) -> Option<Option<String>> {
+    /// When a valid file on disk holds other credentials than `creds`: which key it holds.
+    /// `Some` means tokens signed with the disk's secret stop working once the files are
+    /// rewritten.
+    pub fn disagreement(&self, creds: &Credentials) -> Option<Disagreement> {
+        let disagrees = |disk_key: Option<String>| Some(Disagreement { disk_key });
         if let Some(runtime) = self.runtime_json.valid()
             && runtime.credentials() != *creds
         {
-            return Some(Some(runtime.api_key.to_string()));
+            return disagrees(Some(runtime.api_key.to_string()));
         }
         if let Some(backend) = self.backend_env.valid()
             && backend.credentials().as_ref() != Some(creds)
         {
-            return Some(backend.api_key.as_ref().map(ToString::to_string));
+            return disagrees(backend.api_key.as_ref().map(ToString::to_string));
         }
         if let Some(livekit) = self.livekit_yaml.valid()
             && !livekit.keys.is_empty()
             && !livekit.keys.contains(creds)
         {
-            return Some(livekit.keys.first().map(|c| c.key.to_string()));
+            return disagrees(livekit.keys.first().map(|c| c.key.to_string()));
         }
         None
     }

@@ -6,8 +6,8 @@
 //! refuses later (an entrance that stores or signs something invalid is a bug):
 //! - secret values by name: [`secret_value`] (the CLI's `secrets set` and `ensure`'s resolution
 //!   both go through it, and parse with the same typed parsers below);
-//! - addresses: [`host_port`], [`node_ip`];
-//! - [`sha256_hex`], [`unix_timestamp`];
+//!   (within the crate, the typed parsers behind it: `host_port`, `node_ip`, `version`,
+//!   `sha256_hex`, `unix_timestamp`, …);
 //! - token claims against LiveKit's limits: [`TokenLimits`] (room name and identity length in
 //!   *bytes*, as livekit-server counts them, honouring an overlay's `limit:` section).
 
@@ -46,14 +46,14 @@ pub fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> 
 }
 
 /// `LIVEKIT_VERSION`: `v1.7.2` or `1.7.2` (surrounding whitespace ignored).
-pub fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
+pub(crate) fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
     LivekitVersion::parse(value.trim())
 }
 
 /// `LIVEKIT_NODE_IP`: one IPv4 or IPv6 address, or a dual-stack pair `<ipv4>,<ipv6>` (either
 /// order, spaces around each part ignored), as livekit-server's `rtcconfig.NodeIP` parses it.
 /// Whether the pinned release accepts a pair is [`crate::production::require_version`]'s call.
-pub fn node_ip(value: &str) -> Result<NodeIp, InvalidValue> {
+pub(crate) fn node_ip(value: &str) -> Result<NodeIp, InvalidValue> {
     let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(value.to_owned()));
     let why = if value.contains(',') {
         "is not a dual-stack pair of IP addresses, `<ipv4>,<ipv6>`"
@@ -90,7 +90,7 @@ pub fn node_ip(value: &str) -> Result<NodeIp, InvalidValue> {
 }
 
 /// `LIVEKIT_REDIS_ADDRESS`: `host:port` (surrounding whitespace ignored); the trimmed text.
-pub fn redis_address(value: &str) -> Result<String, InvalidValue> {
+pub(crate) fn redis_address(value: &str) -> Result<String, InvalidValue> {
     let trimmed = value.trim();
     host_port(trimmed)?;
     Ok(trimmed.to_owned())
@@ -98,18 +98,18 @@ pub fn redis_address(value: &str) -> Result<String, InvalidValue> {
 
 /// `LIVEKIT_REDIS_PASSWORD`, `LIVEKIT_REDIS_SENTINEL_PASSWORD`: secret text that survives YAML
 /// quoting; never echoed.
-pub fn redis_password(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn redis_password(value: &str) -> Result<(), InvalidValue> {
     validate_secret_text(value, 1)
 }
 
 /// `LIVEKIT_PROMETHEUS_PASSWORD`: secret text that survives YAML quoting and HTTP basic auth;
 /// never echoed.
-pub fn prometheus_password(value: &str) -> Result<(), InvalidValue> {
+pub(crate) fn prometheus_password(value: &str) -> Result<(), InvalidValue> {
     validate_secret_text(value, 1)
 }
 
 /// `LIVEKIT_ROTATION_GRACE_UNTIL`: seconds since the Unix epoch.
-pub fn unix_timestamp(value: &str) -> Result<u64, InvalidValue> {
+pub(crate) fn unix_timestamp(value: &str) -> Result<u64, InvalidValue> {
     value
         .trim()
         .parse::<u64>()
@@ -117,7 +117,7 @@ pub fn unix_timestamp(value: &str) -> Result<u64, InvalidValue> {
 }
 
 /// `LIVEKIT_SHA256`: 64 hex digits (surrounding whitespace ignored), lower-cased.
-pub fn sha256_hex(value: &str) -> Result<String, InvalidValue> {
+pub(crate) fn sha256_hex(value: &str) -> Result<String, InvalidValue> {
     let trimmed = value.trim();
     if trimmed.len() != 64 || !trimmed.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(InvalidValue::new(
@@ -129,7 +129,7 @@ pub fn sha256_hex(value: &str) -> Result<String, InvalidValue> {
 }
 
 /// A `host:port` address: a host name or IP (IPv6 in brackets) and a port 1-65535.
-pub fn host_port(address: &str) -> Result<(), InvalidValue> {
+pub(crate) fn host_port(address: &str) -> Result<(), InvalidValue> {
     let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(address.to_owned()));
     let (host, port) = address
         .rsplit_once(':')
@@ -174,7 +174,7 @@ impl Default for TokenLimits {
 impl TokenLimits {
     /// The limits a `livekit.yaml` sets: its `limit:` section's two keys where present and
     /// positive (livekit-server treats 0 as "use the default"), else the defaults.
-    pub fn of_livekit_yaml(file: &LivekitYaml) -> Self {
+    pub(crate) fn of_livekit_yaml(file: &LivekitYaml) -> Self {
         Self::from_limit_section(file.extra.get("limit"))
     }
 
@@ -188,7 +188,7 @@ impl TokenLimits {
             .unwrap_or_default()
     }
 
-    /// The limits of a `limit:` section (see [`TokenLimits::of_livekit_yaml`]).
+    /// The limits of a `limit:` section (see [`TokenLimits::provisioned`]).
     pub fn from_limit_section(limit: Option<&serde_yaml::Value>) -> Self {
         let read = |key: &str| {
             limit

@@ -81,7 +81,7 @@ fn main() {
             .expect("read")
             .expect("a key");
         for state in &states {
-            let creds = livekit_provision::DiskTriple::read(&StateDir::new(state))
+            let creds = livekit_provision::triple::DiskTriple::read(&StateDir::new(state))
                 .consistent_credentials()
                 .expect("consistent files");
             assert_eq!(creds.key.as_str(), key.expose(), "{}", state.display());

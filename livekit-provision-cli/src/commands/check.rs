@@ -1,6 +1,6 @@
 //! `livekit-provision check [--fleet]`: read-only diagnosis; exit 0 healthy, 1 problems.
 
-use livekit_provision::{CheckOptions, Severity, sys};
+use livekit_provision::{CheckOptions, Severity, local_addresses};
 
 use super::Ctx;
 use crate::cli::CheckArgs;
@@ -9,7 +9,7 @@ use crate::output::{CliError, Exit};
 pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
     let opts = CheckOptions {
-        local_addresses: sys::local_addresses(),
+        local_addresses: local_addresses(),
         livekit_bin: ctx.livekit_bin.clone(),
         ..CheckOptions::default()
     };

@@ -3,8 +3,7 @@
 use std::time::SystemTime;
 
 use livekit_provision::ensure::{Action, BinaryState, WriteReason};
-use livekit_provision::supervise::{LIVEKIT_SERVER, adopt, runs_another_binary};
-use livekit_provision::{EnsureOptions, EnsureReport, sys};
+use livekit_provision::{EnsureOptions, EnsureReport, local_addresses};
 
 use super::Ctx;
 use crate::cli::EnsureArgs;
@@ -18,7 +17,7 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
     let opts = EnsureOptions {
         dry_run: args.dry_run,
         now: SystemTime::now(),
-        local_addresses: sys::local_addresses(),
+        local_addresses: local_addresses(),
         binary: ctx.binary_options(),
         on_lock_wait: &waiter,
         fetch_events: progress.as_ref().map(Progress::sink),
@@ -60,12 +59,9 @@ fn restart_pending_notice(ctx: &Ctx, report: &EnsureReport) {
     if !upgraded {
         return;
     }
-    if let Ok(Some(process)) = adopt(&ctx.state, LIVEKIT_SERVER)
-        && runs_another_binary(process.pid(), &ctx.state.livekit_bin())
-    {
+    if let Some(pid) = livekit_provision::media::restart_pending(&ctx.state) {
         ctx.printer.warn(format!(
-            "restart pending: livekit-server (pid {}) still runs the previous binary; `livekit-provision restart` drains its calls and starts the new one",
-            process.pid()
+            "restart pending: livekit-server (pid {pid}) still runs the previous binary; `livekit-provision restart` drains its calls and starts the new one"
         ));
     }
 }

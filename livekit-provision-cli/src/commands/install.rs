@@ -1,8 +1,8 @@
 //! `livekit-provision install [--version V] [--force] [--sha256 HEX]` and `rollback`.
 
+use livekit_provision::LivekitVersion;
+use livekit_provision::admin::{self, InstallChoice};
 use livekit_provision::fetch::{InstallOutcome, Sha256Digest};
-use livekit_provision::publish::{self, StateLock};
-use livekit_provision::{LivekitVersion, OperatorConfig, SecretName};
 
 use super::Ctx;
 use crate::cli::InstallArgs;
@@ -10,70 +10,54 @@ use crate::output::{CliError, Exit};
 use crate::progress::Progress;
 
 pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
-    let store = ctx.open_store()?;
-    let version = match &args.version {
-        Some(text) => LivekitVersion::parse(text).map_err(|e| {
-            CliError::msg(
-                format!("--version {e}"),
-                Some("pass e.g. --version v1.7.2".to_owned()),
-            )
-        })?,
-        None => match store.get(&SecretName::LIVEKIT_VERSION)? {
-            Some(v) => LivekitVersion::parse(v.expose().trim()).map_err(|e| {
+    let version = args
+        .version
+        .as_deref()
+        .map(|text| {
+            LivekitVersion::parse(text).map_err(|e| {
                 CliError::msg(
-                    format!("secret LIVEKIT_VERSION {e}"),
+                    format!("--version {e}"),
+                    Some("pass e.g. --version v1.7.2".to_owned()),
+                )
+            })
+        })
+        .transpose()?;
+    let sha256 = args
+        .sha256
+        .as_deref()
+        .map(|hex| {
+            hex.parse::<Sha256Digest>().map_err(|_| {
+                CliError::msg(
+                    format!("--sha256 {hex:?} is not a SHA-256 (64 hex digits)"),
                     Some(
-                        "fix it with `livekit-provision secrets set LIVEKIT_VERSION v1.7.2`"
+                        "pass the SHA-256 of the release tarball, as listed in its checksums.txt"
                             .to_owned(),
                     ),
                 )
-            })?,
-            None => {
-                return Err(CliError::msg(
-                    "no version to install: LIVEKIT_VERSION is not set",
-                    Some("pass --version v1.7.2, or pin it with `livekit-provision secrets set LIVEKIT_VERSION v1.7.2`".to_owned()),
-                ));
-            }
-        },
-    };
-    let config = OperatorConfig::load(&ctx.state)?;
-    let mut request = livekit_provision::binary::install_request(
-        version.clone(),
-        &config.settings,
-        &ctx.binary_options(),
-    )?;
-    let pinned = match &args.sha256 {
-        Some(hex) => Some(("--sha256", hex.clone())),
-        None => store
-            .get(&SecretName::LIVEKIT_SHA256)?
-            .map(|s| ("LIVEKIT_SHA256", s.expose().to_owned())),
-    };
-    if let Some((from, hex)) = pinned {
-        let digest = livekit_provision::validate::sha256_hex(&hex)
-            .ok()
-            .and_then(|hex| Sha256Digest::from_hex(&hex));
-        request.pinned_sha256 = Some(digest.ok_or_else(|| {
-            CliError::msg(
-                format!("{from} {hex:?} is not a SHA-256 (64 hex digits)"),
-                Some(
-                    "pass the SHA-256 of the release tarball, as listed in its checksums.txt"
-                        .to_owned(),
-                ),
-            )
-        })?);
-    }
-    request.force = args.force;
+            })
+        })
+        .transpose()?;
+    let store = ctx.open_store()?;
     let progress = ctx.progress();
-    request.events = progress.as_ref().map(Progress::sink);
-
-    publish::prepare(&ctx.state)?;
-    let _lock = StateLock::acquire(&ctx.state, ctx.lock_waiter())?;
+    let choice = InstallChoice {
+        version,
+        sha256,
+        force: args.force,
+        events: progress.as_ref().map(Progress::sink),
+    };
     let runtime = tokio_runtime()?;
-    let outcome = runtime.block_on(livekit_provision::install(&ctx.state, &request));
+    let installed = runtime.block_on(admin::install(
+        &ctx.state,
+        store.as_ref(),
+        choice,
+        &ctx.binary_options(),
+        ctx.lock_waiter(),
+    ));
     drop(progress);
-    let outcome = outcome?;
+    let installed = installed?;
+    let version = &installed.version;
     let p = &ctx.printer;
-    let (verb, sha) = match &outcome {
+    let (verb, sha) = match &installed.outcome {
         InstallOutcome::Installed { sha256, .. } => ("installed", Some(sha256.to_hex())),
         InstallOutcome::Reactivated { sha256, .. } => ("switched back to", Some(sha256.to_hex())),
         _ => ("already installed:", None),
@@ -83,7 +67,7 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
             "outcome": verb.trim_end_matches(':'),
             "version": version.to_string(),
             "sha256": sha,
-            "path": ctx.state.livekit_bin(),
+            "path": installed.path,
         }));
     } else {
         p.data(format!(
@@ -98,15 +82,9 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
 }
 
 pub fn rollback(ctx: &Ctx) -> Result<Exit, CliError> {
-    publish::prepare(&ctx.state)?;
-    let _lock = StateLock::acquire(&ctx.state, ctx.lock_waiter())?;
     let store = ctx.open_store()?;
-    let outcome = livekit_provision::rollback(&ctx.state)?;
-    // Pin what is now active, or the next `ensure` would upgrade straight back.
-    store.set(
-        &SecretName::LIVEKIT_VERSION,
-        &livekit_provision::Secret::new(outcome.to.tag()),
-    )?;
+    // Pins what is now active, or the next `ensure` would upgrade straight back.
+    let outcome = admin::rollback(&ctx.state, store.as_ref(), ctx.lock_waiter())?;
     let p = &ctx.printer;
     if p.json {
         p.json(&serde_json::json!({

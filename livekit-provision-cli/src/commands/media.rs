@@ -5,17 +5,15 @@
 //! detached starts. Starting never touches a process that is already running.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use livekit_provision::daemon::protocol::{
     self, MediaProcess, Method, NoParams, StartResult, StatusResult, StopParams, StopResult,
 };
 use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
-use livekit_provision::media::media_specs;
-use livekit_provision::settings::MediaOwner;
-use livekit_provision::supervise::ProcessSpec;
-use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy, foreign_listener};
-use livekit_provision::{DiskTriple, Ensured, OperatorConfig, ProcessStatus, Settings, Supervisor};
+use livekit_provision::media;
+use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
+use livekit_provision::{Ensured, OperatorConfig, ProcessStatus, Supervisor};
 
 use super::Ctx;
 use crate::cli::StopArgs;
@@ -58,13 +56,7 @@ fn media_names(ctx: &Ctx) -> Result<Vec<&'static str>, CliError> {
 /// `start`, `stop` and `restart` never act on media an outside supervisor owns.
 fn refuse_if_external(ctx: &Ctx) -> Result<(), CliError> {
     let config = OperatorConfig::load(&ctx.state)?;
-    if config.settings.media_owner == MediaOwner::External {
-        return Err(CliError::msg(
-            "the media are owned by an outside supervisor (media_owner: external in provision.yaml)",
-            Some("use the supervisor (`systemctl start|stop|restart livekit-server`), or set media_owner: daemon".to_owned()),
-        ));
-    }
-    Ok(())
+    Ok(media::refuse_if_external(&config.settings)?)
 }
 
 pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
@@ -80,18 +72,6 @@ pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
     failed.map_or(Ok(Exit::Success), Err)
 }
 
-/// The media processes this state directory runs (`--livekit-bin` honoured), from the files on
-/// disk now: the one list `start` and `exec` work from.
-pub(super) fn specs(ctx: &Ctx, settings: &Settings) -> Result<Vec<ProcessSpec>, CliError> {
-    let disk = DiskTriple::read(&ctx.state);
-    Ok(media_specs(
-        &ctx.state,
-        settings,
-        ctx.livekit_bin.as_deref(),
-        &disk,
-    )?)
-}
-
 /// Start the media that are down, without a daemon: the processes afterwards (the daemon's
 /// `start` result), and the error when one failed.
 fn start_here(
@@ -99,15 +79,10 @@ fn start_here(
     sup: &mut Supervisor,
 ) -> Result<(Vec<MediaProcess>, Option<CliError>), CliError> {
     let config = OperatorConfig::load(&ctx.state)?;
-    let specs = specs(ctx, &config.settings)?;
+    let specs = media::specs(&ctx.state, &config.settings, ctx.livekit_bin.as_deref())?;
     let mut failed = None;
-    for spec in &specs {
-        if let Some(owner) = foreign_listener(&ctx.state, spec) {
-            let (message, hint) = owner.refusal(&spec.name);
-            return Err(CliError::msg(message, Some(hint)));
-        }
-        let outcome = sup.ensure_running(spec, Instant::now())?;
-        let line = match &outcome {
+    media::start_missing(&ctx.state, sup, &specs, |spec, outcome| {
+        let line = match outcome {
             Ensured::Started { pid } => format!("started {} (pid {pid})", spec.name),
             Ensured::AlreadyRunning { pid, healthy: true } => {
                 format!("{} is already running (pid {pid}), healthy", spec.name)
@@ -129,7 +104,7 @@ fn start_here(
             }
         };
         ctx.printer.status(line);
-    }
+    })?;
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     Ok((media_processes(sup, &names), failed))
 }

@@ -2,8 +2,7 @@
 
 use std::time::SystemTime;
 
-use livekit_provision::resolve::{ResolveContext, resolve};
-use livekit_provision::{CredentialSource, DiskTriple, ManagedFile, OperatorConfig, render, sys};
+use livekit_provision::CredentialSource;
 
 use super::Ctx;
 use crate::cli::RenderArgs;
@@ -11,41 +10,26 @@ use crate::output::{CliError, Exit};
 
 pub fn run(ctx: &Ctx, args: &RenderArgs) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
-    let config = OperatorConfig::load(&ctx.state)?;
-    let disk = DiskTriple::read(&ctx.state);
-    let local = sys::local_addresses();
-    let resolution = resolve(
+    let preview = livekit_provision::admin::preview(
+        &ctx.state,
         store.as_ref(),
-        &ResolveContext {
-            state: &ctx.state,
-            settings: &config.settings,
-            extra: &config.extra,
-            disk: &disk,
-            local_addresses: &local,
-            now: SystemTime::now(),
-            dry_run: true,
-        },
+        &livekit_provision::local_addresses(),
+        SystemTime::now(),
+        args.show_secrets,
     )?;
-    let rendered = render(&resolution.inputs);
-    let show = |text: &str| {
-        if args.show_secrets {
-            text.to_owned()
-        } else {
-            resolution.inputs.redact(text)
-        }
-    };
     let p = &ctx.printer;
     if p.json {
-        let files: serde_json::Map<String, serde_json::Value> = ManagedFile::ALL
+        let files: serde_json::Map<String, serde_json::Value> = preview
+            .files
             .iter()
-            .map(|f| (f.file_name().to_owned(), show(rendered.get(*f)).into()))
+            .map(|(file, text)| (file.file_name().to_owned(), text.clone().into()))
             .collect();
         p.json(&serde_json::json!({
-            "credentials": resolution.credentials_source,
+            "credentials": preview.credentials,
             "files": files,
         }));
     } else {
-        match resolution.credentials_source {
+        match preview.credentials {
             CredentialSource::Minted => p.status(
                 "note: the secret store holds no credentials yet; `ensure` will mint them (shown here as a sample)",
             ),
@@ -54,9 +38,9 @@ pub fn run(ctx: &Ctx, args: &RenderArgs) -> Result<Exit, CliError> {
             }
             CredentialSource::Store => {}
         }
-        for file in ManagedFile::ALL {
-            p.data(format!("==> {} <==", ctx.state.managed(file).display()));
-            p.data(show(rendered.get(file)).trim_end_matches('\n'));
+        for (file, text) in &preview.files {
+            p.data(format!("==> {} <==", ctx.state.managed(*file).display()));
+            p.data(text.trim_end_matches('\n'));
         }
     }
     Ok(Exit::Success)

@@ -4,9 +4,8 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
 use livekit_provision::daemon::protocol::SecretsListResult;
-use livekit_provision::publish::{self, StateLock};
 use livekit_provision::store::{KNOWN, known_names_hint};
-use livekit_provision::{EnsureOptions, Secret, SecretName, sys};
+use livekit_provision::{EnsureOptions, SecretName, local_addresses};
 
 use super::Ctx;
 use crate::cli::SecretsCommand;
@@ -89,24 +88,16 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
     } else {
         value.to_owned()
     };
-    // The rule `ensure` applies when it reads the value back: one validator for both doors.
-    livekit_provision::validate::secret_value(&name, &value).map_err(|e| {
-        let shown = if name.is_secret() {
-            e.reason.clone()
-        } else {
-            e.to_string()
-        };
-        CliError::msg(
-            format!("{name}: {shown}"),
-            Some(format!("nothing was stored; fix the value of {name}")),
-        )
-    })?;
+    // Refused before the store is opened: nothing is touched.
+    livekit_provision::admin::validate_setting(name.as_str(), &value)?;
     let store = ctx.open_store()?;
-    // The default file store lives in the state directory: write it under the state lock.
-    publish::prepare(&ctx.state)?;
-    let lock = StateLock::acquire(&ctx.state, ctx.lock_waiter())?;
-    store.set(&name, &Secret::new(value))?;
-    drop(lock);
+    let name = livekit_provision::admin::set_setting(
+        &ctx.state,
+        store.as_ref(),
+        name.as_str(),
+        &value,
+        ctx.lock_waiter(),
+    )?;
     ctx.printer.status(format!("stored {name} in {}", ctx.spec));
     ctx.printer
         .status("apply it with `livekit-provision ensure`");
@@ -151,7 +142,7 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
         store.as_ref(),
         &EnsureOptions {
             now,
-            local_addresses: sys::local_addresses(),
+            local_addresses: local_addresses(),
             on_lock_wait: &waiter,
             binary: livekit_provision::ensure::BinaryOptions {
                 offline: true,

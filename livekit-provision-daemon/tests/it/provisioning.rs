@@ -4,7 +4,8 @@
 use std::net::TcpListener;
 use std::time::SystemTime;
 
-use livekit_provision::{DiskTriple, ManagedFile, token};
+use livekit_provision::triple::DiskTriple;
+use livekit_provision::{ManagedFile, token};
 use nix::sys::signal::Signal;
 use serde_json::json;
 

@@ -150,7 +150,8 @@ pub fn root() -> &'static [Key] {
 }
 
 /// How many keys (at every level) `release` knows.
-pub fn key_count(release: Release) -> usize {
+#[cfg(test)]
+fn key_count(release: Release) -> usize {
     fn count(keys: &[Key], release: Release) -> usize {
         keys.iter()
             .filter(|k| k.in_release(release))
@@ -166,6 +167,7 @@ pub fn key_count(release: Release) -> usize {
 }
 
 /// The model entry at a dotted path (`room.empty_timeout`), whatever the release.
+#[cfg(any(test, feature = "testing"))]
 pub fn lookup(path: &str) -> Option<&'static Key> {
     let mut keys = root();
     let mut found = None;

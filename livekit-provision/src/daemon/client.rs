@@ -106,6 +106,9 @@ pub fn call_with_timeout(
     exchange(socket, method, params, timeout)
 }
 
+/// The id of the one request a connection carries.
+const REQUEST_ID: u64 = 1;
+
 /// One request, one response line: the `result`, or the `error` as [`ClientError::Rpc`].
 fn exchange(
     socket: &Path,
@@ -127,7 +130,7 @@ fn exchange(
     stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
     stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
     (&stream)
-        .write_all(&rpc::request_line(1, method, params))
+        .write_all(&rpc::request_line(REQUEST_ID, method, params))
         .map_err(io_err)?;
     let mut line = Vec::new();
     BufReader::new(&stream)
@@ -142,6 +145,14 @@ fn exchange(
     }
     let response: Response =
         serde_json::from_slice(&line).map_err(|e| bad(format!("not a JSON-RPC response: {e}")))?;
+    // An error about a request the server could not read carries id null (JSON-RPC 2.0 §5).
+    let ours = response.id == REQUEST_ID || (response.id.is_null() && response.error.is_some());
+    if !ours {
+        return Err(bad(format!(
+            "the answer is for request id {}, not {REQUEST_ID}",
+            response.id
+        )));
+    }
     if let Some(error) = response.error {
         return Err(ClientError::Rpc {
             method: method.to_owned(),
@@ -153,4 +164,62 @@ fn exchange(
     response
         .result
         .ok_or_else(|| bad("neither result nor error".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Serve one connection on a fresh socket: read the request line, answer `answer`.
+    fn answering(
+        answer: &'static str,
+    ) -> (tempfile::TempDir, PathBuf, std::thread::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("rpc.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = String::new();
+            BufReader::new(&stream).read_line(&mut request).unwrap();
+            stream.write_all(answer.as_bytes()).unwrap();
+        });
+        (dir, socket, server)
+    }
+
+    #[test]
+    fn an_answer_to_another_request_is_refused() {
+        let (_dir, socket, server) = answering("{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
+        let err = call(&socket, "status", &json!({})).unwrap_err();
+        server.join().unwrap();
+        assert!(
+            matches!(&err, ClientError::BadResponse { reason, .. } if reason.contains("request id 2")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn our_answer_and_an_unreadable_request_error_are_taken() {
+        let (_dir, socket, server) =
+            answering("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"ok\":true}}\n");
+        assert_eq!(
+            call(&socket, "status", &json!({})).unwrap(),
+            json!({"ok": true})
+        );
+        server.join().unwrap();
+
+        let (_dir, socket, server) = answering(
+            "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"parse error\"}}\n",
+        );
+        let err = call(&socket, "status", &json!({})).unwrap_err();
+        server.join().unwrap();
+        assert!(
+            matches!(&err, ClientError::Rpc { code: -32700, .. }),
+            "{err}"
+        );
+    }
 }

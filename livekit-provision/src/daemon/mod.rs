@@ -18,7 +18,7 @@
 //!
 //! # Methods (JSON-RPC 2.0, one object per line)
 //! Every method's parameters and result are serde types in [`protocol`], which the server
-//! (`connection.rs`), the client ([`client::request`]) and the CLI share; [`rpc`] is the framing.
+//! (`connection.rs`), the client ([`client::request`]) and the CLI share; `rpc.rs` is the framing.
 //! - `status` → [`StatusResult`]: `{daemon, state_dir, pid, now, provisioning: {state, runs,
 //!   consecutive_failures, last_error, hint, last_run_at, last_success_at, next_run,
 //!   next_retry, next_retry_in_ms}, version: {pinned, installed}, media: {busy, processes:
@@ -80,7 +80,7 @@ mod media;
 pub mod openrpc;
 pub mod protocol;
 mod retry;
-pub mod rpc;
+mod rpc;
 mod shared;
 mod socket;
 mod status;
@@ -96,12 +96,12 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
-pub use crate::backoff::unit_random;
+use crate::backoff::unit_random;
 pub use client::{ClientError, call, call_with_timeout, request};
 pub use protocol::{ProvisionState, RpcError, StatusResult};
 pub use retry::RetryPolicy;
-pub use socket::{bind, lock_instance};
-pub use status::{ProvisionStatus, media_processes, status_without_daemon};
+pub use socket::{InstanceLock, bind, lock_instance};
+pub use status::{media_processes, status_without_daemon};
 
 use crate::ensure::BinaryOptions;
 use crate::paths::StateDir;

@@ -12,10 +12,18 @@ use crate::paths::StateDir;
 /// Mode of the socket: only the daemon's user may talk to it (it hands out tokens).
 const SOCKET_MODE: u32 = 0o600;
 
+/// The one daemon of a state directory: `run/daemon.lock`, held until this is dropped (or the
+/// process dies, however it dies).
+#[derive(Debug)]
+#[must_use = "the instance lock is released when this is dropped"]
+pub struct InstanceLock {
+    _lock: FileLock,
+}
+
 /// Hold `run/daemon.lock` for the daemon's lifetime (released when it exits, however it dies).
 /// A second daemon on the same state directory fails at once with [`DaemonError::AlreadyRunning`],
 /// naming the holder's pid.
-pub fn lock_instance(state: &StateDir) -> Result<FileLock, DaemonError> {
+pub fn lock_instance(state: &StateDir) -> Result<InstanceLock, DaemonError> {
     let path = state.daemon_lock_file();
     let prepare = |source| DaemonError::Prepare {
         path: state.run_dir(),
@@ -23,7 +31,7 @@ pub fn lock_instance(state: &StateDir) -> Result<FileLock, DaemonError> {
     };
     fsio::create_private_dir(&state.run_dir(), true).map_err(prepare)?;
     match FileLock::try_acquire(&path) {
-        Ok(Some(lock)) => Ok(lock),
+        Ok(Some(lock)) => Ok(InstanceLock { _lock: lock }),
         Ok(None) => Err(DaemonError::AlreadyRunning {
             lock: path.clone(),
             pid: FileLock::holder(&path),

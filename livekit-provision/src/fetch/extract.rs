@@ -205,7 +205,7 @@ pub(crate) fn extract_binary<R: Read>(
 
 /// What [`extract_to_scratch`] found: the digests and sizes the install path checks, and the bytes
 /// it wrote for the binary.
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScratchExtraction {
     /// SHA-256 of every byte read from the source.
@@ -223,7 +223,7 @@ pub struct ScratchExtraction {
 /// Run the install path's extraction pass over `source` with a staged file in `dir` (which must
 /// exist), read back what it wrote, and drop the staged file. Errors come back as their `Debug`
 /// text. A seam for the fuzz targets (`fuzz/fuzz_targets/tarball.rs`), not part of the API.
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub fn extract_to_scratch(
     source: impl Read,
     dir: &std::path::Path,

@@ -21,21 +21,27 @@ mod source;
 
 use std::path::PathBuf;
 
-pub use checksums::{ChecksumLookup, Sha256Digest, digest_for};
+pub use checksums::Sha256Digest;
 pub use error::FetchError;
-pub use extract::{ArchiveProblem, BINARY_ENTRY, SizeLimits};
-#[doc(hidden)]
-pub use extract::{ScratchExtraction, extract_to_scratch};
-pub use http::{EventSink, FetchEvent, ProxyMode, RetryPolicy, Timeouts, server_wait};
+pub use extract::{ArchiveProblem, SizeLimits};
+pub use http::{EventSink, FetchEvent, ProxyMode, RetryPolicy, Timeouts};
 pub use install::{
-    InstallManifest, InstallNeed, InstalledBinary, IntegrityReport, KEEP_VERSIONS, RollbackOutcome,
-    installed, list_installed, manifest_path, needs_install, rollback, verify_installed,
-    versioned_path,
+    InstallManifest, InstallNeed, InstalledBinary, IntegrityReport, RollbackOutcome, installed,
+    list_installed, needs_install, rollback, verify_installed,
 };
 pub use platform::Platform;
-pub use source::{
-    CHECKSUMS_FILE, GITHUB_RELEASES, ReleaseAsset, ReleaseBase, may_send_github_token,
-};
+pub use source::ReleaseBase;
+
+use install::versioned_path;
+use source::ReleaseAsset;
+
+// The fuzz targets drive the parsers and the extraction directly.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub use checksums::{ChecksumLookup, digest_for};
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub use extract::{ScratchExtraction, extract_to_scratch};
 
 use crate::clock::Clock;
 use crate::fsio::StagedFile;
@@ -269,7 +275,7 @@ async fn expected_digest(
         }
     };
     let text = String::from_utf8_lossy(&body);
-    digest_for(&text, &asset.name).map_err(|problem| FetchError::ChecksumList {
+    checksums::digest_for(&text, &asset.name).map_err(|problem| FetchError::ChecksumList {
         url: crate::redact::url(&asset.checksums_url),
         asset: asset.name.clone(),
         problem: problem.to_string(),

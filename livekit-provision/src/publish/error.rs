@@ -65,7 +65,7 @@ pub enum PublishError {
         source: io::Error,
     },
 
-    /// The checkpoint hook of [`PublishOptions`](super::PublishOptions) stopped the publish.
+    /// The checkpoint hook of `PublishOptions` stopped the publish.
     #[error("publish stopped at checkpoint {checkpoint:?}")]
     Interrupted {
         /// The step that had just completed.

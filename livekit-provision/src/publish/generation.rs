@@ -44,11 +44,6 @@ impl GenerationId {
         name.parse().ok().map(Self)
     }
 
-    /// The number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-
     pub(crate) fn next(self) -> Self {
         Self(self.0.saturating_add(1))
     }
@@ -93,14 +88,11 @@ pub enum CurrentLink {
     /// files read through it are [`FixedPath::Unreadable`]).
     Generation(GenerationId),
     /// A symlink that does not name one of our generations.
-    Foreign {
-        /// Its target, as stored in the link.
-        target: PathBuf,
-    },
+    Foreign,
     /// A file or directory, not a symlink.
     NotASymlink,
     /// It could not be inspected.
-    Unreadable(io::Error),
+    Unreadable,
 }
 
 /// What is at the fixed path of one managed file.
@@ -149,10 +141,6 @@ impl FixedPath {
         }
     }
 
-    /// Whether this is our `current/<name>` symlink.
-    pub fn is_ours(&self) -> bool {
-        matches!(self, Self::Ours { .. } | Self::OursDangling)
-    }
 }
 
 /// What the fixed paths of a state directory show, read without any lock and without writing.
@@ -225,12 +213,13 @@ fn inspect_current(state: &StateDir) -> CurrentLink {
     let path = state.current_link();
     match std::fs::symlink_metadata(&path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => CurrentLink::Missing,
-        Err(e) => CurrentLink::Unreadable(e),
+        Err(_) => CurrentLink::Unreadable,
         Ok(meta) if !meta.file_type().is_symlink() => CurrentLink::NotASymlink,
         Ok(_) => match std::fs::read_link(&path) {
-            Err(e) => CurrentLink::Unreadable(e),
-            Ok(target) => generation_of_target(&target)
-                .map_or(CurrentLink::Foreign { target }, CurrentLink::Generation),
+            Err(_) => CurrentLink::Unreadable,
+            Ok(target) => {
+                generation_of_target(&target).map_or(CurrentLink::Foreign, CurrentLink::Generation)
+            }
         },
     }
 }

@@ -27,7 +27,7 @@
 //! use livekit_provision::publish::{PublishOptions, PublishOutcome, StateLock, prepare, publish};
 //! # fn demo(
 //! #     state: &livekit_provision::StateDir,
-//! #     rendered: &livekit_provision::Rendered,
+//! #     rendered: &livekit_provision::render::Rendered,
 //! # ) -> Result<(), livekit_provision::PublishError> {
 //! prepare(state)?;
 //! let lock = StateLock::acquire(state, |pid| match pid {
@@ -56,9 +56,10 @@ use std::time::SystemTime;
 
 pub use backup::{Backup, backup};
 pub use error::PublishError;
+#[cfg(feature = "testing")]
+pub use generation::{Contents, CurrentLink};
 pub use generation::{
-    Contents, CurrentLink, CurrentState, FixedPath, GenerationId, find_debris, generations,
-    read_current,
+    CurrentState, FixedPath, GenerationId, find_debris, generations, read_current,
 };
 pub use layout::prepare;
 pub use state_lock::StateLock;
@@ -74,7 +75,7 @@ use layout::ensure_dir;
 /// How many generations [`PublishOptions::default`] keeps.
 pub const DEFAULT_KEEP_GENERATIONS: usize = 5;
 
-/// A step of [`publish`] that has just completed; see [`PublishOptions::checkpoint`].
+/// A step of a publish that has just completed; see [`PublishOptions::checkpoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Checkpoint {

@@ -29,14 +29,6 @@ impl StateLock {
             .map_err(|source| PublishError::Lock { path, source })
     }
 
-    /// Take the lock if it is free; `None` when another process holds it.
-    pub fn try_acquire(state: &StateDir) -> Result<Option<Self>, PublishError> {
-        let path = state.lock_file();
-        FileLock::try_acquire(&path)
-            .map(|lock| lock.map(|lock| Self { lock }))
-            .map_err(|source| PublishError::Lock { path, source })
-    }
-
     /// The lock file's path.
     pub fn path(&self) -> &Path {
         self.lock.path()
@@ -66,13 +58,13 @@ mod tests {
         let state = StateDir::new(tmp.path());
         super::super::prepare(&state).unwrap();
         let held = StateLock::acquire(&state, |_| panic!("free lock must not wait")).unwrap();
-        assert!(StateLock::try_acquire(&state).unwrap().is_none());
+        assert!(FileLock::try_acquire(&state.lock_file()).unwrap().is_none());
         assert_eq!(
             FileLock::holder(&state.lock_file()),
             Some(std::process::id())
         );
         drop(held);
-        assert!(StateLock::try_acquire(&state).unwrap().is_some());
+        assert!(FileLock::try_acquire(&state.lock_file()).unwrap().is_some());
     }
 
     #[test]

@@ -165,6 +165,7 @@ pub(crate) fn render(inputs: &RenderInputs) -> String {
     out
 }
 
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn expected(inputs: &RenderInputs) -> BackendEnv {
     BackendEnv {
         api_key: Some(inputs.credentials.key.clone()),

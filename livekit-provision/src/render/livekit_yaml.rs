@@ -191,6 +191,7 @@ impl LivekitYaml {
     }
 
     /// Every key pair of `keys:`, in file order.
+    #[cfg(any(test, feature = "testing"))]
     pub fn credentials(&self) -> &[Credentials] {
         &self.keys
     }
@@ -332,6 +333,7 @@ fn write_redis(out: &mut String, redis: &RedisRouting) -> fmt::Result {
     Ok(())
 }
 
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
     let settings = &inputs.settings;
     // With a single UDP port no range is written, so parsing shows livekit-server's defaults.

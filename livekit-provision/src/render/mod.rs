@@ -49,7 +49,8 @@ pub fn livekit_url(node_ip: IpAddr, port: u16) -> String {
     format!("ws://{}", SocketAddr::new(node_ip, port))
 }
 
-/// The three files, parsed.
+/// The three files, parsed: the round-trip oracle of the tests, benches and fuzz targets.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedFiles {
     /// `livekit.yaml`
@@ -60,6 +61,7 @@ pub struct ParsedFiles {
     pub runtime_json: RuntimeJson,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl ParsedFiles {
     /// Parse each of a rendered set.
     pub fn parse(rendered: &Rendered) -> Result<Self, ParseError> {
@@ -72,6 +74,7 @@ impl ParsedFiles {
 }
 
 /// What parsing `render(inputs)` gives back: the projection of the inputs onto each file.
+#[cfg(any(test, feature = "testing"))]
 pub fn expected(inputs: &RenderInputs) -> ParsedFiles {
     ParsedFiles {
         livekit_yaml: livekit_yaml::expected(inputs),

@@ -168,6 +168,7 @@ pub(crate) fn render(inputs: &RenderInputs) -> String {
     out
 }
 
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn expected(inputs: &RenderInputs) -> RuntimeJson {
     let settings = &inputs.settings;
     RuntimeJson {

@@ -19,7 +19,7 @@ const FILE_MODE: u32 = 0o600;
 ///
 /// Reads need no lock: every write replaces the file atomically ([`crate::fsio::write_file`]),
 /// so a reader sees the old or the new object. Writes (`add_if_absent`, `set`) read, modify and
-/// write under an exclusive [`crate::fsio::FileLock`] on `PATH.lock`, so of two processes
+/// write under an exclusive `FileLock` (fsio) on `PATH.lock`, so of two processes
 /// minting at once, exactly one inserts and both return its value.
 ///
 /// A missing file means every name is absent. A file that exists but is not a JSON object of

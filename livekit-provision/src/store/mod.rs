@@ -36,7 +36,8 @@ pub use file::FileStore;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;
 pub use name::{KNOWN, KnownSecret, MAX_NAME_LEN, SecretName, known_names_hint};
-pub use redis::{RedisError, RedisStore, RedisTraffic, probe_routing};
+pub(crate) use redis::probe_routing;
+pub use redis::{RedisError, RedisStore, RedisTraffic};
 pub use spec::{
     DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisSpec, StoreSpec, TlsFiles, Topology,
 };

@@ -155,14 +155,10 @@ pub fn check(addr: SocketAddr, how: &HealthProbe, timeout: Duration) -> Probe {
     }
 }
 
-/// `GET /` on `addr`, with [`PROBE_TIMEOUT`] per step.
+/// `GET /` on `addr`, with [`PROBE_TIMEOUT`] per step (the tests' probe).
+#[cfg(any(test, feature = "testing"))]
 pub fn probe(addr: SocketAddr) -> Probe {
-    probe_with_timeout(addr, PROBE_TIMEOUT)
-}
-
-/// `GET /` on `addr`, with `timeout` per step.
-pub fn probe_with_timeout(addr: SocketAddr, timeout: Duration) -> Probe {
-    check(addr, &HealthProbe::default(), timeout)
+    check(addr, &HealthProbe::default(), PROBE_TIMEOUT)
 }
 
 /// A bare HTTP/1.1 GET: returns the status and the body (lossy UTF-8, at most 16 KiB).

@@ -188,7 +188,7 @@ pub struct MediaProcess {
 impl MediaProcess {
     /// Verify `identity` against `/proc` and take hold of the process. `Ok(Err(liveness))` when it
     /// is not (or no longer) that process.
-    pub fn verify(name: &str, identity: ProcessIdentity) -> io::Result<Result<Self, Liveness>> {
+    pub(crate) fn verify(name: &str, identity: ProcessIdentity) -> io::Result<Result<Self, Liveness>> {
         let before = identity.liveness()?;
         if before != Liveness::Alive {
             return Ok(Err(before));
@@ -218,7 +218,7 @@ impl MediaProcess {
     }
 
     /// The recorded identity.
-    pub fn identity(&self) -> &ProcessIdentity {
+    pub(crate) fn identity(&self) -> &ProcessIdentity {
         &self.identity
     }
 
@@ -245,8 +245,6 @@ pub enum PidFileState {
     /// The pid file names a process that is gone, or a pid now used by another process, or it
     /// cannot be parsed. Nothing was signalled.
     Stale {
-        /// What the file recorded, if it could be parsed.
-        recorded: Option<ProcessIdentity>,
         /// Why it is stale.
         reason: String,
     },
@@ -264,7 +262,6 @@ pub fn inspect(state: &StateDir, name: &str) -> Result<PidFileState, SuperviseEr
         Ok(i) => i,
         Err(e) => {
             return Ok(PidFileState::Stale {
-                recorded: None,
                 reason: format!("{} is not a pid file we wrote: {e}", path.display()),
             });
         }
@@ -279,12 +276,8 @@ pub fn inspect(state: &StateDir, name: &str) -> Result<PidFileState, SuperviseEr
         Ok(process) => PidFileState::Live(process),
         Err(Liveness::Dead | Liveness::Alive) => PidFileState::Stale {
             reason: format!("pid {} has exited", identity.pid),
-            recorded: Some(identity),
         },
-        Err(Liveness::Recycled(reason)) => PidFileState::Stale {
-            recorded: Some(identity),
-            reason,
-        },
+        Err(Liveness::Recycled(reason)) => PidFileState::Stale { reason },
     })
 }
 
@@ -419,7 +412,7 @@ mod tests {
         std::fs::write(state.pid_file("x"), "12345\n").unwrap();
         assert!(matches!(
             inspect(&state, "x").unwrap(),
-            PidFileState::Stale { recorded: None, .. }
+            PidFileState::Stale { reason } if reason.contains("is not a pid file we wrote")
         ));
         assert!(adopt(&state, "x").unwrap().is_none());
         assert!(!state.pid_file("x").exists());

@@ -1,20 +1,20 @@
 //! Supervision of the media processes (livekit-server and, when configured, lk-backend) without
 //! ever dropping a call (docs/DESIGN.md invariant 6).
 //!
-//! - [`spawn`]: detached start. The media process leads its own session and process group and is
+//! - `spawn.rs`: detached start. The media process leads its own session and process group and is
 //!   **not a descendant of the caller**, so a supervisor that kills the daemon's process tree or
 //!   group leaves it, and every call, running. Its environment is cleaned of the variables that
 //!   override livekit's config; secrets travel only in the environment, never in arguments.
-//! - [`identity`]: `run/<name>.pid` records the identity, pid and kernel start time (and, for
+//! - `identity.rs`: `run/<name>.pid` records the identity, pid and kernel start time (and, for
 //!   information only, the executable, which a wrapper script's `exec` changes); a restarted
 //!   daemon adopts its media, and a recycled pid is **never signalled**.
-//! - [`watch`]: exit notification through a pidfd (the media are not our children, so `waitpid`
+//! - `watch.rs`: exit notification through a pidfd (the media are not our children, so `waitpid`
 //!   cannot see them).
-//! - [`health`]: readiness is an HTTP probe of `GET /`, **never an exit code** (livekit-server
+//! - `health.rs`: readiness is an HTTP probe of `GET /`, **never an exit code** (livekit-server
 //!   exits 0 when it rejects its config).
-//! - [`signal`]: the stop sequence, SIGTERM, a second SIGTERM, SIGKILL, always identity-checked.
-//! - [`policy`]: crash restarts with exponential backoff, and a give-up, as a pure state machine.
-//! - [`supervisor`]: [`Supervisor`], what the daemon drives: **it starts a process only if it is
+//! - `signal.rs`: the stop sequence, SIGTERM, a second SIGTERM, SIGKILL, always identity-checked.
+//! - `policy.rs`: crash restarts with exponential backoff, and a give-up, as a pure state machine.
+//! - `supervisor.rs`: [`Supervisor`], what the daemon drives: **it starts a process only if it is
 //!   down and never kills or restarts a healthy one.**
 //!
 //! # How the detached start works, and why
@@ -33,47 +33,50 @@
 //! pid or an exec failure; a `/bin/sh -c '… & echo $!'` helper depends on shell quoting and also
 //! loses exec failures. `nix::unistd::execve` allocates after the fork, so raw `libc` is used.
 
-pub mod health;
-pub mod identity;
-pub mod policy;
-pub mod port_owner;
-pub mod signal;
-pub mod spawn;
-pub mod started;
-pub mod supervisor;
+internal! {
+    pub(crate) mod health;
+    pub(crate) mod identity;
+    pub(crate) mod policy;
+    pub(crate) mod port_owner;
+    pub(crate) mod signal;
+    pub(crate) mod spawn;
+    pub(crate) mod started;
+    pub(crate) mod supervisor;
+    pub(crate) mod watch;
+}
 mod sys;
-pub mod watch;
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use health::{HealthProbe, LogFollow, Probe, log_tail, probe, probe_address};
-pub use identity::{
-    Liveness, MediaProcess, PidFileState, ProcStat, ProcessIdentity, adopt, inspect, proc_stat,
-    runs_another_binary,
-};
-pub use policy::{CrashTracker, RestartDecision, RestartPolicy};
-pub use port_owner::{PortOwner, foreign_listener, listening_on};
-pub use signal::{StopOutcome, StopTimings, stop, stop_with};
-pub use spawn::{
-    EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec, clean_environment, is_overriding_variable,
-    start_detached,
-};
-pub use started::StartedWith;
+// What an outside supervisor or a host needs: the supervisor and its answers, a process's
+// description, the log follower and the restart policy.
+pub use health::{HealthProbe, LogFollow, Probe};
+pub use identity::MediaProcess;
+pub use policy::{RestartDecision, RestartPolicy};
+pub use port_owner::PortOwner;
+pub use signal::StopOutcome;
+pub use spawn::{EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec};
 pub use supervisor::{Ensured, ProcessStatus, Supervisor};
 pub use watch::ExitWatch;
 
+// The mechanisms, for the rest of the crate.
+pub(crate) use health::{log_tail, probe_address};
+pub(crate) use identity::{PidFileState, adopt, inspect, runs_another_binary};
+pub(crate) use port_owner::{foreign_listener, listening_on};
+pub(crate) use started::StartedWith;
+
 /// How many log lines an error about a failed start carries.
-pub const LOG_TAIL_LINES: usize = 20;
+pub(crate) const LOG_TAIL_LINES: usize = 20;
 
 /// The log of a process that failed to start: where it is and how it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartLog {
     /// `logs/<name>.log`.
     pub path: PathBuf,
-    /// Its last [`LOG_TAIL_LINES`] lines.
+    /// Its last lines (20).
     pub tail: Vec<String>,
 }
 

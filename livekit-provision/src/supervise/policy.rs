@@ -61,7 +61,8 @@ pub struct CrashTracker {
 
 impl CrashTracker {
     /// A tracker with no history.
-    pub fn new() -> Self {
+    #[cfg(test)]
+    fn new() -> Self {
         Self::default()
     }
 
@@ -91,12 +92,14 @@ impl CrashTracker {
     }
 
     /// Has the policy given up?
-    pub fn is_failed(&self) -> bool {
+    #[cfg(test)]
+    fn is_failed(&self) -> bool {
         self.failed
     }
 
     /// Crashes counted within the window ending at `now`.
-    pub fn recent_crashes(&self, policy: &RestartPolicy, now: Instant) -> usize {
+    #[cfg(test)]
+    fn recent_crashes(&self, policy: &RestartPolicy, now: Instant) -> usize {
         self.crashes
             .iter()
             .filter(|t| now.saturating_duration_since(**t) < policy.window)

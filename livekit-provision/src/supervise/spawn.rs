@@ -69,7 +69,7 @@ pub struct ProcessSpec {
 
 impl ProcessSpec {
     /// livekit-server: `<program> --config <state>/livekit.yaml`, probed on `health` (see
-    /// [`super::health::probe_address`]).
+    /// `health::probe_address`).
     pub fn livekit_server(state: &StateDir, program: PathBuf, health: SocketAddr) -> Self {
         Self {
             name: LIVEKIT_SERVER.to_owned(),

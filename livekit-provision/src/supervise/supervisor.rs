@@ -212,7 +212,7 @@ impl Supervisor {
         }
     }
 
-    /// Report that the process `name` with `pid` exited (its [`ExitWatch`](super::ExitWatch)
+    /// Report that the process `name` with `pid` exited (its `ExitWatch`
     /// fired). A crash of the current process is counted and answered with a restart time or a
     /// give-up; `None` when `pid` is not the current process (a deliberate stop, a replaced one).
     pub fn record_exit(&mut self, name: &str, pid: u32, now: Instant) -> Option<RestartDecision> {
@@ -284,7 +284,7 @@ impl Supervisor {
             .restart_pending = pending;
     }
 
-    /// The process currently held for `name`, for an [`ExitWatch`](super::ExitWatch).
+    /// The process currently held for `name`, for an `ExitWatch`.
     pub fn process(&self, name: &str) -> Option<&MediaProcess> {
         self.entries.get(name)?.process.as_ref()
     }

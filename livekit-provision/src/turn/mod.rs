@@ -1,6 +1,6 @@
 //! livekit-server's embedded TURN server: the typed `turn:` section of `provision.yaml`, its
 //! cross-checks against the other managed ports, the `turn:` block of `livekit.yaml` (rendered
-//! and parsed here, in one place) and the inspection of the TLS certificate and key ([`tls`]).
+//! and parsed here, in one place) and the inspection of the TLS certificate and key (`tls.rs`).
 //!
 //! The keys are livekit-server's `TURNConfig` (pkg/config/config.go), identical from 1.7.2 to
 //! 1.13.5: `enabled`, `domain`, `cert_file`, `key_file`, `tls_port`, `udp_port`,
@@ -16,9 +16,12 @@ use serde_yaml::{Mapping, Value};
 
 use crate::settings::Settings;
 
-pub mod tls;
+internal! {
+    pub(crate) mod tls;
+}
 
-pub use tls::{TlsIssue, inspect};
+pub use tls::TlsIssue;
+pub(crate) use tls::inspect;
 
 /// The relay range livekit-server uses when `relay_range_start`/`relay_range_end` are unset
 /// (pkg/config/config.go `NewConfig`, outside development mode).
@@ -301,7 +304,7 @@ impl TurnSettings {
 }
 
 /// livekit-server's `IsValidDomain` (pkg/service/utils.go): `^(?i)[a-z0-9-]+(\.[a-z0-9-]+)+\.?$`.
-pub fn is_valid_domain(domain: &str) -> bool {
+pub(crate) fn is_valid_domain(domain: &str) -> bool {
     let name = domain.strip_suffix('.').unwrap_or(domain);
     let labels: Vec<&str> = name.split('.').collect();
     labels.len() >= 2
@@ -366,7 +369,7 @@ pub(crate) fn expected(turn: &TurnSettings) -> TurnSettings {
 }
 
 /// The keys of `TURNConfig` that [`TurnSettings`] holds, as written in `livekit.yaml`.
-pub const MANAGED_KEYS: &[&str] = &[
+pub(crate) const MANAGED_KEYS: &[&str] = &[
     "enabled",
     "domain",
     "tls_port",

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::TurnSettings;
 
 /// A certificate that expires within this long is reported (a warning, not a refusal).
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 
 const DAY: u64 = 24 * 3600;
 
@@ -101,7 +101,7 @@ pub enum TlsIssue {
         /// Whole days until it becomes valid.
         days: u64,
     },
-    /// The certificate expires within [`EXPIRY_WARNING`] (a warning).
+    /// The certificate expires within 30 days (`EXPIRY_WARNING`; a warning).
     #[error("turn.cert_file {} expires in {days} days", path.display())]
     ExpiresSoon {
         /// The certificate file.

@@ -5,10 +5,11 @@
 
 use livekit_provision::ensure::{Action, BinaryState, WriteReason};
 use livekit_provision::publish::{PublishOptions, StateLock, generations, prepare, publish};
+use livekit_provision::render::Rendered;
 use livekit_provision::store::{FileStore, MemoryStore, StoreOp};
 use livekit_provision::{
-    CredentialSource, EnsureError, EnsureReport, ManagedFile, Rendered, SecretStore, StateDir,
-    Warning, ensure,
+    CredentialSource, EnsureError, EnsureReport, ManagedFile, SecretStore, StateDir, Warning,
+    ensure,
 };
 
 use crate::support::provision::{

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use livekit_provision::ensure::EnsureError;
 use livekit_provision::fleet::fleet_check;
 use livekit_provision::store::{SecretName, SecretStore, StoreSpec};
+use livekit_provision::triple::DiskTriple;
 use livekit_provision::{
-    Code, CredentialSource, DiskTriple, EnsureOptions, EnsureReport, StateDir, check, ensure,
+    Code, CredentialSource, EnsureOptions, EnsureReport, StateDir, check, ensure,
 };
 
 use crate::support::redis_server::{RedisConfig, RedisServer, free_port};

@@ -9,13 +9,13 @@ use std::cell::Cell;
 use std::io;
 use std::time::{Duration, UNIX_EPOCH};
 
-use livekit_provision::DiskTriple;
 use livekit_provision::publish::{FixedPath, PublishOptions, StateLock, prepare, publish};
+use livekit_provision::render::{Rendered, render};
 use livekit_provision::resolve::{ResolveContext, resolve};
 use livekit_provision::store::{MemoryStore, StoreOp};
+use livekit_provision::triple::DiskTriple;
 use livekit_provision::{
-    Credentials, EnsureOptions, ExtraOverlay, ManagedFile, Rendered, SecretStore, Settings,
-    StateDir, ensure, render,
+    Credentials, EnsureOptions, ExtraOverlay, ManagedFile, SecretStore, Settings, StateDir, ensure,
 };
 use proptest::prelude::*;
 
@@ -264,7 +264,7 @@ fn any_credentials_on_disk(state: &StateDir) -> bool {
         || disk
             .backend_env
             .valid()
-            .and_then(livekit_provision::BackendEnv::credentials)
+            .and_then(livekit_provision::render::BackendEnv::credentials)
             .is_some()
 }
 
@@ -507,7 +507,7 @@ proptest! {
         let disk = DiskTriple::read(&state);
         prop_assert_eq!(disk.consistent_credentials(), Some(resolution.inputs.credentials.clone()));
         prop_assert_eq!(disk.live_credentials().map(|(c, _)| c), Some(resolution.inputs.credentials.clone()));
-        prop_assert_eq!(disk.disagreeing_key(&resolution.inputs.credentials), None);
+        prop_assert_eq!(disk.disagreement(&resolution.inputs.credentials), None);
         if let Some(previous) = &resolution.inputs.previous {
             prop_assert!(disk.livekit_yaml.valid().unwrap().keys.contains(previous));
         }

@@ -3,17 +3,16 @@
 //! probe follows `bind_addresses`, and every bad setting is refused by name, with a hint, before
 //! anything is written.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use livekit_provision::check::{CheckOptions, Code, Severity, check};
 use livekit_provision::ensure::Action;
+use livekit_provision::render::LivekitYaml;
 use livekit_provision::rotate::rotate;
 use livekit_provision::store::MemoryStore;
+use livekit_provision::triple::DiskTriple;
 use livekit_provision::{
-    DiskTriple, EnsureError, EnsureOptions, LivekitYaml, ManagedFile, ResolveError, SecretName,
-    Settings, StateDir, Warning, ensure, media,
+    EnsureError, EnsureOptions, ManagedFile, ResolveError, SecretName, StateDir, Warning, ensure,
 };
 
 use crate::support::provision::{chain, fresh_state, get, listing, offline, put};
@@ -219,34 +218,6 @@ fn a_dual_stack_node_ip_renders_with_the_ipv4_half_in_urls() {
 }
 
 #[test]
-fn the_health_probe_follows_bind_addresses() {
-    let program = PathBuf::from("/opt/livekit-server");
-    let probe = |yaml: &str| {
-        let settings = Settings::from_yaml(yaml).unwrap();
-        let specs = media::process_specs(&StateDir::new("/s"), &settings, program.clone(), None);
-        specs[0].health.unwrap()
-    };
-    let at = |text: &str| text.parse::<SocketAddr>().unwrap();
-    assert_eq!(probe(""), at("127.0.0.1:7880"));
-    assert_eq!(
-        probe("bind_addresses: [\"10.1.2.3\"]\n"),
-        at("10.1.2.3:7880")
-    );
-    assert_eq!(
-        probe("port: 9000\nbind_addresses: [\"10.1.2.3\", \"::\"]\n"),
-        at("[::1]:9000")
-    );
-
-    let (_tmp, state) = node_with("bind_addresses: [\"127.0.0.1\", \"::1\"]\n", None);
-    ensure(&state, &MemoryStore::new(), &offline()).unwrap();
-    let text = std::fs::read_to_string(state.managed(ManagedFile::LivekitYaml)).unwrap();
-    assert!(
-        text.contains("bind_addresses:\n  - \"127.0.0.1\"\n  - \"::1\"\n"),
-        "{text}"
-    );
-}
-
-#[test]
 fn bad_production_settings_are_refused_by_name_and_nothing_is_written() {
     for (settings, extra, names, hint) in [
         (
@@ -328,4 +299,15 @@ fn settings_an_older_server_refuses_are_refused_naming_the_version() {
             assert!(!state.managed(file).exists(), "{file} written");
         }
     }
+}
+
+#[test]
+fn bind_addresses_are_rendered() {
+    let (_tmp, state) = node_with("bind_addresses: [\"127.0.0.1\", \"::1\"]\n", None);
+    ensure(&state, &MemoryStore::new(), &offline()).unwrap();
+    let text = std::fs::read_to_string(state.managed(ManagedFile::LivekitYaml)).unwrap();
+    assert!(
+        text.contains("bind_addresses:\n  - \"127.0.0.1\"\n  - \"::1\"\n"),
+        "{text}"
+    );
 }

@@ -21,7 +21,8 @@ use livekit_provision::publish::{
     Checkpoint, CurrentLink, FixedPath, PublishError, PublishOptions, PublishOutcome, StateLock,
     find_debris, generations, prepare, publish, read_current,
 };
-use livekit_provision::{ManagedFile, Rendered, StateDir};
+use livekit_provision::render::Rendered;
+use livekit_provision::{ManagedFile, StateDir};
 
 /// A set whose every file names `marker` in its first and last line, so a reader can tell which
 /// set a file belongs to and that it is complete.
@@ -87,7 +88,9 @@ fn publish_locked(
     publish(state, &lock, set, opts)
 }
 
-fn published(outcome: Result<PublishOutcome, PublishError>) -> livekit_provision::GenerationId {
+fn published(
+    outcome: Result<PublishOutcome, PublishError>,
+) -> livekit_provision::publish::GenerationId {
     match outcome.unwrap() {
         PublishOutcome::Published { generation, .. } => generation,
         other => panic!("expected a new generation, got {other:?}"),

@@ -9,7 +9,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use livekit_provision::store::{RedisStore, SecretName, SecretStore, StoreSpec};
-use livekit_provision::{CheckOptions, Code, DiskTriple, EnsureOptions, StateDir, check, ensure};
+use livekit_provision::triple::DiskTriple;
+use livekit_provision::{CheckOptions, Code, EnsureOptions, StateDir, check, ensure};
 
 use crate::support::redis_server::{RedisConfig, RedisServer, Sentinel};
 

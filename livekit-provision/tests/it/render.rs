@@ -11,12 +11,14 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 
 use livekit_provision::config_model::{self, Key, Kind, ModelError, Release};
+use livekit_provision::inputs::RenderInputs;
 use livekit_provision::production::{PrometheusSettings, WebhookSettings};
 use livekit_provision::render::ParsedFiles;
+use livekit_provision::render::{expected, render};
 use livekit_provision::store::TlsFiles;
 use livekit_provision::{
-    ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RenderInputs,
-    RoutingNodes, Secret, Settings, TurnSettings, expected, render,
+    ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RoutingNodes,
+    Secret, Settings, TurnSettings,
 };
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
@@ -452,9 +454,9 @@ proptest! {
 
     #[test]
     fn parsers_never_panic_on_arbitrary_text(text in any::<String>()) {
-        let _ = livekit_provision::LivekitYaml::parse(&text);
-        let _ = livekit_provision::BackendEnv::parse(&text);
-        let _ = livekit_provision::RuntimeJson::parse(&text);
+        let _ = livekit_provision::render::LivekitYaml::parse(&text);
+        let _ = livekit_provision::render::BackendEnv::parse(&text);
+        let _ = livekit_provision::render::RuntimeJson::parse(&text);
         let _ = ExtraOverlay::parse(&text);
     }
 }

@@ -8,11 +8,12 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use livekit_provision::render::LivekitYaml;
 use livekit_provision::settings::SettingsError;
 use livekit_provision::store::MemoryStore;
 use livekit_provision::{
-    CheckOptions, Code, ConfigError, EnsureError, EnsureOptions, LivekitYaml, Settings, Severity,
-    StateDir, TlsIssue, TurnSettings, TurnSettingsError, Warning, check, ensure,
+    CheckOptions, Code, ConfigError, EnsureError, EnsureOptions, Settings, Severity, StateDir,
+    TlsIssue, TurnSettings, TurnSettingsError, Warning, check, ensure,
 };
 use rcgen::{CertificateParams, KeyPair, date_time_ymd};
 
@@ -374,7 +375,7 @@ fn a_key_of_another_user_is_a_warning() {
         owner = 65534;
     }
     let uid = if owner == 65534 { 0 } else { owner + 1 };
-    let issues = livekit_provision::turn::inspect(&node.turn, now(), uid);
+    let issues = livekit_provision::turn::tls::inspect(&node.turn, now(), uid);
     assert_eq!(
         issues,
         vec![TlsIssue::KeyOwner {

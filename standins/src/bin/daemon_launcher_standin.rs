@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use livekit_provision::StateDir;
-use livekit_provision::supervise::{ProcessSpec, probe_address, start_detached};
+use livekit_provision::supervise::ProcessSpec;
+use livekit_provision::supervise::health::probe_address;
+use livekit_provision::supervise::spawn::start_detached;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -9,10 +9,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use livekit_provision::Secret;
+use livekit_provision::supervise::health::{self, probe_address};
+use livekit_provision::supervise::identity::{
+    PidFileState, ProcessIdentity, adopt, inspect, proc_stat,
+};
+use livekit_provision::supervise::spawn::is_overriding_variable;
 use livekit_provision::supervise::{
-    self, Ensured, EnvValue, LIVEKIT_SERVER, PidFileState, Probe, ProcessIdentity, ProcessSpec,
-    RestartDecision, RestartPolicy, StopOutcome, SuperviseError, Supervisor, adopt, inspect,
-    proc_stat,
+    Ensured, EnvValue, LIVEKIT_SERVER, Probe, ProcessSpec, RestartDecision, RestartPolicy,
+    StopOutcome, SuperviseError, Supervisor,
 };
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -47,7 +51,7 @@ fn detached_start_is_healthy_in_its_own_session_and_not_our_descendant() {
     );
     reaper.watch(pid);
 
-    assert_eq!(supervise::probe(node.addr()), Probe::Ready);
+    assert_eq!(health::probe(node.addr()), Probe::Ready);
     let me = proc_stat(std::process::id()).unwrap().unwrap();
     let it = proc_stat(pid).unwrap().unwrap();
     assert_ne!(
@@ -138,7 +142,7 @@ fn media_survives_the_death_of_the_process_tree_that_started_it() {
         .unwrap();
     let pid: u32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
     reaper.watch(pid);
-    assert!(eventually(Duration::from_secs(60), || supervise::probe(
+    assert!(eventually(Duration::from_secs(60), || health::probe(
         node.addr()
     )
     .is_ready()));
@@ -152,7 +156,7 @@ fn media_survives_the_death_of_the_process_tree_that_started_it() {
     .unwrap();
     launcher.wait().unwrap();
     assert!(running(pid));
-    assert_eq!(supervise::probe(node.addr()), Probe::Ready);
+    assert_eq!(health::probe(node.addr()), Probe::Ready);
 
     // A new daemon adopts it from the pid file.
     let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
@@ -279,7 +283,7 @@ fn a_wrapper_script_that_execs_the_server_is_started_adopted_and_stopped() {
             other => panic!("expected a start, got {other:?}; log: {log}"),
         }
     };
-    assert_eq!(supervise::probe(node.addr()), Probe::Ready);
+    assert_eq!(health::probe(node.addr()), Probe::Ready);
     let standin = std::fs::canonicalize(crate::support::livekit_standin()).unwrap();
     let recorded: ProcessIdentity =
         serde_json::from_slice(&std::fs::read(&pid_file).unwrap()).unwrap();
@@ -313,7 +317,7 @@ fn the_probe_follows_bind_addresses_that_leave_out_127_0_0_1() {
     });
     let bound = ["127.0.0.2".parse().unwrap()];
     let mut spec = node.livekit_spec();
-    spec.health = Some(supervise::probe_address(&bound, node.port));
+    spec.health = Some(probe_address(&bound, node.port));
     let mut reaper = Reaper::default();
     let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
     let pid = started_pid(&sup.ensure_running(&spec, Instant::now()).unwrap());
@@ -322,9 +326,9 @@ fn the_probe_follows_bind_addresses_that_leave_out_127_0_0_1() {
         spec.health.unwrap().to_string(),
         format!("127.0.0.2:{}", node.port)
     );
-    assert_eq!(supervise::probe(spec.health.unwrap()), Probe::Ready);
+    assert_eq!(health::probe(spec.health.unwrap()), Probe::Ready);
     // The old probe, always 127.0.0.1, would never have seen it ready.
-    assert!(matches!(supervise::probe(node.addr()), Probe::Down(_)));
+    assert!(matches!(health::probe(node.addr()), Probe::Down(_)));
     sup.stop(LIVEKIT_SERVER, DRAIN_GRACE).unwrap();
     assert!(!running(pid));
 }
@@ -373,7 +377,7 @@ fn a_process_that_never_becomes_ready_is_reported_and_left_running() {
     reaper.watch(pid);
     assert!(!last.is_ready(), "{last}");
     assert!(eventually(Duration::from_secs(60), || matches!(
-        supervise::probe(node.addr()),
+        health::probe(node.addr()),
         Probe::NotReady { status: 406, .. }
     )));
     let status = sup.status(LIVEKIT_SERVER).unwrap();
@@ -404,7 +408,7 @@ fn a_crash_is_noticed_through_the_exit_watch_and_backs_off() {
     let watch = sup.process(LIVEKIT_SERVER).unwrap().exit_watch().unwrap();
     assert!(!watch.has_exited().unwrap());
     // The request dies with the process: no answer is expected.
-    let _ = supervise::health::get(node.addr(), "/standin/crash", Duration::from_secs(5));
+    let _ = health::get(node.addr(), "/standin/crash", Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -467,7 +471,7 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
     assert!(!names.iter().any(|n| n == "LIVEKIT_RTC_TCP_PORT"));
     for name in &names {
         assert!(
-            !supervise::is_overriding_variable(std::ffi::OsStr::new(name)),
+            !is_overriding_variable(std::ffi::OsStr::new(name)),
             "{name} reached livekit-server"
         );
     }
@@ -492,7 +496,7 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
         backend_standin(),
         env,
         backend_port,
-        supervise::HealthProbe::default(),
+        livekit_provision::supervise::HealthProbe::default(),
     );
     spec.start_timeout = Duration::from_secs(60);
     assert!(!format!("{spec:?}").contains(API_SECRET));
@@ -518,7 +522,7 @@ fn a_backend_without_its_variables_fails_loudly() {
         backend_standin(),
         BTreeMap::new(),
         port,
-        supervise::HealthProbe::default(),
+        livekit_provision::supervise::HealthProbe::default(),
     );
     spec.start_timeout = Duration::from_secs(60);
     let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
@@ -579,7 +583,7 @@ fn the_standin_validates_tokens_with_its_configured_keys() {
         .unwrap()
     };
     let validate = |t: &str| {
-        supervise::health::get(
+        health::get(
             node.addr(),
             &format!("/rtc/validate?access_token={t}"),
             Duration::from_secs(60),
@@ -603,7 +607,7 @@ fn the_standin_validates_tokens_with_its_configured_keys() {
         wrong.1
     );
     assert_eq!(
-        supervise::health::get(node.addr(), "/nope", Duration::from_secs(60))
+        health::get(node.addr(), "/nope", Duration::from_secs(60))
             .unwrap()
             .0,
         404

@@ -6,12 +6,14 @@ use std::error::Error as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use livekit_provision::DiskTriple;
 use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::inputs::RenderInputs;
+use livekit_provision::render::{Rendered, render};
 use livekit_provision::store::{Added, MemoryStore, StoreError, StoreOp};
+use livekit_provision::triple::DiskTriple;
 use livekit_provision::{
-    ApiKey, Credentials, EnsureError, EnsureOptions, ManagedFile, Platform, RenderInputs, Rendered,
-    Secret, SecretName, SecretStore, Settings, StateDir, render,
+    ApiKey, Credentials, EnsureError, EnsureOptions, ManagedFile, Platform, Secret, SecretName,
+    SecretStore, Settings, StateDir,
 };
 
 /// Options that never download: offline, linux/amd64 (the shape of the test releases), and no

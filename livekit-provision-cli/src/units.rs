@@ -19,11 +19,12 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use livekit_provision_setup::Exit;
 
 /// The exit code of `livekit-provision exec` when it refuses to start (`EX_CONFIG` of
 /// sysexits.h): not provisioned, inconsistent, not configured for an outside supervisor.
-pub const EXIT_REFUSED: u8 = 78;
+const EXIT_REFUSED: u8 = Exit::Refused.code();
 
 /// The daemon's unit name.
 pub const DAEMON_UNIT: &str = "livekit-provision-daemon.service";

@@ -1,0 +1,311 @@
+//! What an operator does to a node besides [`ensure`](crate::ensure()) and
+//! [`check`](crate::check()): store a setting, install or roll back livekit-server, preview the
+//! files `ensure` would write.
+//!
+//! The CLI's commands and the daemon's methods of the same name (`secrets set` /
+//! `secrets.set`, `install`, `rollback`, `render`) are thin doors onto these functions, so every
+//! door validates with the same rules, falls back to the same pinned values and writes under the
+//! same state lock. An embedding service calls them directly.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::binary::install_request;
+use crate::config::{ConfigError, OperatorConfig};
+use crate::ensure::BinaryOptions;
+use crate::fetch::{EventSink, FetchError, InstallOutcome, RollbackOutcome, Sha256Digest};
+use crate::paths::{ManagedFile, StateDir};
+use crate::publish::{self, PublishError, StateLock};
+use crate::resolve::{CredentialSource, ResolveContext, ResolveError, resolve};
+use crate::secret::Secret;
+use crate::store::{KNOWN, SecretName, SecretStore, StoreError, known_names_hint};
+use crate::triple::DiskTriple;
+use crate::version::LivekitVersion;
+
+/// Why an admin operation did nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// A setting name livekit-provision does not read: storing it would be a silent typo.
+    #[error("{name} is not a setting livekit-provision reads; nothing was stored")]
+    UnknownName {
+        /// The name as given (no secret: names are not values).
+        name: String,
+    },
+    /// A value its name's validator refuses (the rule `ensure` applies when it reads it back).
+    #[error("{name}: {reason}")]
+    InvalidValue {
+        /// The setting.
+        name: SecretName,
+        /// Why; a secret's value is never part of it.
+        reason: String,
+    },
+    /// `install` without a version while `LIVEKIT_VERSION` is not set.
+    #[error("no version to install: LIVEKIT_VERSION is not set")]
+    NoVersion,
+    /// A stored value (`LIVEKIT_VERSION`, `LIVEKIT_SHA256`) that does not parse.
+    #[error("secret {name} {reason}")]
+    InvalidStored {
+        /// The setting.
+        name: SecretName,
+        /// Why.
+        reason: String,
+    },
+    /// `provision.yaml` or `extra.yaml` could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The secret store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state directory could not be prepared or locked.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The download, verification, install or rollback failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The secrets could not be resolved for the preview.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+}
+
+impl AdminError {
+    /// Whether the caller gave bad input (the daemon answers "invalid params"), rather than the
+    /// node or its store failing.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownName { .. } | Self::InvalidValue { .. } | Self::NoVersion
+        )
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::UnknownName { .. } => Some(known_names_hint()),
+            Self::InvalidValue { name, .. } => {
+                Some(format!("nothing was stored; fix the value of {name}"))
+            }
+            Self::NoVersion => Some(
+                "pass a version (e.g. v1.7.2), or pin one with `livekit-provision secrets set LIVEKIT_VERSION v1.7.2`"
+                    .to_owned(),
+            ),
+            Self::InvalidStored { name, .. } => Some(format!(
+                "fix it with `livekit-provision secrets set {name} <value>`"
+            )),
+            Self::Config(e) => e.hint(),
+            Self::Store(e) => e.hint(),
+            Self::Publish(e) => e.hint(),
+            Self::Fetch(e) => e.hint(),
+            Self::Resolve(e) => e.hint(),
+        }
+    }
+}
+
+/// Prepare the state directory and take its lock (the default file store lives in it, and the
+/// binary's switch is one of its writes).
+fn lock_state(
+    state: &StateDir,
+    on_lock_wait: impl FnOnce(Option<u32>),
+) -> Result<StateLock, PublishError> {
+    publish::prepare(state)?;
+    StateLock::acquire(state, on_lock_wait)
+}
+
+/// Check `name` and `value` as `ensure` will when it reads them back: the name must be one
+/// livekit-provision reads, the value must pass its name's validator. Nothing is stored.
+pub fn validate_setting(name: &str, value: &str) -> Result<SecretName, AdminError> {
+    let name = SecretName::new(name)
+        .ok()
+        .filter(|n| KNOWN.iter().any(|k| k.name == *n))
+        .ok_or_else(|| AdminError::UnknownName {
+            name: name.to_owned(),
+        })?;
+    crate::validate::secret_value(&name, value).map_err(|e| AdminError::InvalidValue {
+        // A secret's refused value is never shown, not even in part.
+        reason: if name.is_secret() {
+            e.reason.clone()
+        } else {
+            e.to_string()
+        },
+        name: name.clone(),
+    })?;
+    Ok(name)
+}
+
+/// Store setting `name` = `value` after [`validate_setting`], under the state lock. It takes
+/// effect at the next provisioning run.
+pub fn set_setting(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    name: &str,
+    value: &str,
+    on_lock_wait: impl FnOnce(Option<u32>),
+) -> Result<SecretName, AdminError> {
+    let name = validate_setting(name, value)?;
+    let _lock = lock_state(state, on_lock_wait)?;
+    store.set(&name, &Secret::new(value.to_owned()))?;
+    Ok(name)
+}
+
+/// The version pinned in the store (`LIVEKIT_VERSION`), if any.
+fn pinned_version(store: &dyn SecretStore) -> Result<Option<LivekitVersion>, AdminError> {
+    let Some(text) = store.get(&SecretName::LIVEKIT_VERSION)? else {
+        return Ok(None);
+    };
+    LivekitVersion::parse(text.expose().trim())
+        .map(Some)
+        .map_err(|e| AdminError::InvalidStored {
+            name: SecretName::LIVEKIT_VERSION,
+            reason: e.to_string(),
+        })
+}
+
+/// The release digest pinned in the store (`LIVEKIT_SHA256`), if any: what `ensure`, `install`
+/// and the daemon's `install` verify the download against.
+pub(crate) fn pinned_sha256(store: &dyn SecretStore) -> Result<Option<Sha256Digest>, AdminError> {
+    let Some(text) = store.get(&SecretName::LIVEKIT_SHA256)? else {
+        return Ok(None);
+    };
+    text.expose()
+        .parse()
+        .map(Some)
+        .map_err(|_| AdminError::InvalidStored {
+            name: SecretName::LIVEKIT_SHA256,
+            reason: "is not a SHA-256 (64 hex digits)".to_owned(),
+        })
+}
+
+/// What to install: each field falls back to the store's pin when `None`.
+#[derive(Default, Clone)]
+pub struct InstallChoice {
+    /// The version; else `LIVEKIT_VERSION`.
+    pub version: Option<LivekitVersion>,
+    /// The digest the release tarball must have; else `LIVEKIT_SHA256`, else `checksums.txt`.
+    pub sha256: Option<Sha256Digest>,
+    /// Download again even when this version is installed and verifies.
+    pub force: bool,
+    /// Download progress.
+    pub events: Option<EventSink>,
+}
+
+impl std::fmt::Debug for InstallChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallChoice")
+            .field("version", &self.version)
+            .field("sha256", &self.sha256)
+            .field("force", &self.force)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The version now active.
+    pub version: LivekitVersion,
+    /// Installed, switched back to, or already there.
+    pub outcome: InstallOutcome,
+    /// The active binary (`bin/livekit-server`).
+    pub path: PathBuf,
+}
+
+/// Install livekit-server `choice.version` (else the pinned `LIVEKIT_VERSION`) from the release
+/// source of `provision.yaml` / `binary`, verified against `choice.sha256` (else the pinned
+/// `LIVEKIT_SHA256`, else `checksums.txt`), and switch to it under the state lock. Running media
+/// keep the binary they started with.
+pub async fn install(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    choice: InstallChoice,
+    binary: &BinaryOptions,
+    on_lock_wait: impl FnOnce(Option<u32>),
+) -> Result<Installed, AdminError> {
+    let version = match choice.version {
+        Some(version) => version,
+        None => pinned_version(store)?.ok_or(AdminError::NoVersion)?,
+    };
+    let pinned_sha256 = match choice.sha256 {
+        Some(digest) => Some(digest),
+        None => pinned_sha256(store)?,
+    };
+    let settings = OperatorConfig::load(state)?.settings;
+    let mut request = install_request(version.clone(), &settings, binary)?;
+    request.pinned_sha256 = pinned_sha256;
+    request.force = choice.force;
+    request.events = choice.events;
+    let _lock = lock_state(state, on_lock_wait)?;
+    let outcome = crate::fetch::install(state, &request).await?;
+    Ok(Installed {
+        version,
+        outcome,
+        path: state.livekit_bin(),
+    })
+}
+
+/// Switch back to the previously active livekit-server and pin it as `LIVEKIT_VERSION`, or the
+/// next provisioning run would upgrade straight back.
+pub fn rollback(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    on_lock_wait: impl FnOnce(Option<u32>),
+) -> Result<RollbackOutcome, AdminError> {
+    let _lock = lock_state(state, on_lock_wait)?;
+    let outcome = crate::fetch::rollback(state)?;
+    store.set(&SecretName::LIVEKIT_VERSION, &Secret::new(outcome.to.tag()))?;
+    Ok(outcome)
+}
+
+/// The files `ensure` would write now, and where their credentials come from.
+#[derive(Clone)]
+pub struct Preview {
+    /// The store's credentials, credentials `ensure` would adopt, or a sample it would mint.
+    pub credentials: CredentialSource,
+    /// Each managed file's text: secrets replaced by `****` unless asked for.
+    pub files: BTreeMap<ManagedFile, String>,
+}
+
+impl std::fmt::Debug for Preview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The texts may hold secrets (`show_secrets`): only their names.
+        f.debug_struct("Preview")
+            .field("credentials", &self.credentials)
+            .field("files", &self.files.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Render the files `ensure` would write, from the store, the settings and the files on disk,
+/// without writing or minting anything. Secrets are redacted unless `show_secrets`.
+pub fn preview(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    local_addresses: &[IpAddr],
+    now: SystemTime,
+    show_secrets: bool,
+) -> Result<Preview, AdminError> {
+    let config = OperatorConfig::load(state)?;
+    let disk = DiskTriple::read(state);
+    let resolution = resolve(
+        store,
+        &ResolveContext::new(state, &config, &disk, local_addresses, now),
+    )?;
+    let rendered = crate::render::render(&resolution.inputs);
+    let files = ManagedFile::ALL
+        .iter()
+        .map(|&file| {
+            let text = rendered.get(file);
+            let shown = if show_secrets {
+                text.to_owned()
+            } else {
+                resolution.inputs.redact(text)
+            };
+            (file, shown)
+        })
+        .collect();
+    Ok(Preview {
+        credentials: resolution.credentials_source,
+        files,
+    })
+}
