@@ -25,21 +25,27 @@ fn render_and_parse(c: &mut Criterion) {
 }
 
 fn converged_node(c: &mut Criterion) {
-    let node = ConvergedNode::new();
-    c.bench_function("check converged", |b| {
-        b.iter(|| {
-            let report = node.check();
-            assert!(report.healthy);
-            report
+    // The in-memory store isolates the library's own work; the file store is the default a
+    // node runs with (`secrets.json` in the state directory).
+    for (suffix, node) in [
+        ("", ConvergedNode::new()),
+        (" (file store)", ConvergedNode::with_file_store()),
+    ] {
+        c.bench_function(&format!("check converged{suffix}"), |b| {
+            b.iter(|| {
+                let report = node.check();
+                assert!(report.healthy);
+                report
+            });
         });
-    });
-    c.bench_function("ensure no-op", |b| {
-        b.iter(|| {
-            let report = node.ensure();
-            assert!(report.is_noop());
-            report
+        c.bench_function(&format!("ensure no-op{suffix}"), |b| {
+            b.iter(|| {
+                let report = node.ensure();
+                assert!(report.is_noop());
+                report
+            });
         });
-    });
+    }
 }
 
 fn token(c: &mut Criterion) {

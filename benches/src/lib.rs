@@ -11,10 +11,10 @@ use std::time::SystemTime;
 
 use livekit_provision::ensure::BinaryOptions;
 use livekit_provision::inputs::RenderInputs;
-use livekit_provision::store::MemoryStore;
+use livekit_provision::store::{FileStore, MemoryStore};
 use livekit_provision::{
     ApiKey, CheckOptions, Credentials, EnsureOptions, EnsureReport, ExtraOverlay, LivekitVersion,
-    Secret, SecretName, Settings, StateDir, ensure,
+    Secret, SecretName, SecretStore, Settings, StateDir, ensure,
 };
 
 /// A fake secret of the length livekit-server's `generate-keys` mints.
@@ -55,22 +55,35 @@ pub struct ConvergedNode {
     /// The state directory (inside [`ConvergedNode::dir`]).
     pub state: StateDir,
     /// The secret store.
-    pub store: MemoryStore,
+    pub store: Box<dyn SecretStore>,
     /// Removes the directory when dropped.
     pub dir: tempfile::TempDir,
 }
 
 impl ConvergedNode {
-    /// Create the directory, run `ensure` once, and check that a second run changes nothing.
+    /// Create the directory with an in-memory store, run `ensure` once, and check that a second
+    /// run changes nothing.
     pub fn new() -> Self {
+        Self::converged(|_| Box::new(MemoryStore::new()))
+    }
+
+    /// The same with the default store: `secrets.json` in the state directory.
+    pub fn with_file_store() -> Self {
+        Self::converged(|state| Box::new(FileStore::new(state.secrets_file())))
+    }
+
+    fn converged(store: impl FnOnce(&StateDir) -> Box<dyn SecretStore>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let state = StateDir::new(dir.path().join("state"));
+        let store = store(&state);
         let creds = credentials();
-        let store = MemoryStore::with_values([
+        for (name, value) in [
             (SecretName::LIVEKIT_API_KEY, Secret::new(creds.key.as_str())),
             (SecretName::LIVEKIT_API_SECRET, creds.secret.clone()),
             (SecretName::LIVEKIT_NODE_IP, Secret::new("127.0.0.1")),
-        ]);
+        ] {
+            store.set(&name, &value).expect("store");
+        }
         let node = Self { state, store, dir };
         let first = node.ensure();
         assert!(!first.is_noop(), "the first run writes the files");
@@ -81,12 +94,12 @@ impl ConvergedNode {
 
     /// One in-process `ensure` run (a no-op once converged).
     pub fn ensure(&self) -> EnsureReport {
-        ensure(&self.state, &self.store, &ensure_options()).expect("ensure")
+        ensure(&self.state, self.store.as_ref(), &ensure_options()).expect("ensure")
     }
 
     /// One `check` run with the store (no binary to verify).
     pub fn check(&self) -> livekit_provision::CheckReport {
-        livekit_provision::check(&self.state, Some(&self.store), &check_options())
+        livekit_provision::check(&self.state, Some(self.store.as_ref()), &check_options())
     }
 }
 
@@ -123,11 +136,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn converged_node_is_healthy_and_stays_converged() {
-        let node = ConvergedNode::new();
-        let report = node.check();
-        assert!(report.healthy, "{:?}", report.findings);
-        assert!(node.ensure().is_noop());
+    fn converged_nodes_are_healthy_and_stay_converged() {
+        for node in [ConvergedNode::new(), ConvergedNode::with_file_store()] {
+            let report = node.check();
+            assert!(report.healthy, "{:?}", report.findings);
+            assert!(node.ensure().is_noop());
+        }
     }
 
     #[test]

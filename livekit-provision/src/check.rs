@@ -12,7 +12,7 @@ use crate::binary::{BinarySource, LivekitBinary};
 use crate::config::OperatorConfig;
 use crate::fetch;
 use crate::paths::{ManagedFile, StateDir};
-use crate::publish::{FixedPath, find_debris};
+use crate::publish::{FixedPath, debris};
 use crate::render::render;
 use crate::resolve::{CredentialSource, ResolveContext, ResolveError, Warning, resolve};
 use crate::secret::MIN_API_SECRET_LEN;
@@ -231,7 +231,7 @@ pub fn check(
     let disk = DiskTriple::read(state);
     check_triple(state, &disk, &mut out);
     check_permissions(state, &disk, &mut out);
-    for path in find_debris(state) {
+    for path in debris(state, &disk.current) {
         out.add(
             Code::Debris,
             Severity::Warning,

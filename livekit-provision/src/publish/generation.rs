@@ -286,10 +286,12 @@ fn inspect_fixed(
 
 fn read_with_mode(path: &Path) -> io::Result<(Contents, u32)> {
     let mut file = File::open(path)?;
-    let mode = file.metadata()?.mode() & 0o7777;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok((Contents(bytes), mode))
+    let meta = file.metadata()?;
+    // Sized from the one `fstat` (`File::read_to_end` would ask the kernel again); one byte
+    // more, so a file that did not grow ends with a single empty read.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    io::Read::take(&mut file, u64::MAX).read_to_end(&mut bytes)?;
+    Ok((Contents(bytes), meta.mode() & 0o7777))
 }
 
 /// Whether `target` of a link in `root` stays inside `root`, judged on the path text alone
@@ -348,32 +350,28 @@ pub fn generations(state: &StateDir) -> Result<Vec<GenerationId>, PublishError> 
 }
 
 /// Leftovers of a killed writer: temp-prefixed entries in the root, `generations/` and
-/// `backups/`, and generation directories that `current` does not name and that lack one of the
-/// three files. Reads only; a missing or unreadable directory contributes nothing.
+/// `backups/`, and generation directories that `current` (as `current` shows it, read by the
+/// caller just before) does not name and that lack one of the three files. Reads only; a missing
+/// or unreadable directory contributes nothing. Each directory is listed once.
 ///
 /// Without the [`StateLock`](super::StateLock), the temp files of a publish in flight are
-/// reported too; `check` should say "debris (or a write in progress)" or take the lock with
-/// `try_acquire` first. [`publish`](super::publish) sweeps everything listed here — so any other
-/// writer of temp files into the state root must hold the lock too (if not, the worst case is
-/// that its write fails and leaves its destination untouched).
-pub fn find_debris(state: &StateDir) -> Vec<PathBuf> {
-    let mut debris = Vec::new();
-    for dir in [
-        state.root().to_owned(),
-        state.generations_dir(),
-        state.backups_dir(),
-    ] {
-        debris.extend(
-            entries(&dir)
-                .into_iter()
-                .filter(|path| has_temp_prefix(path)),
-        );
-    }
-    let live = match inspect_current(state) {
-        CurrentLink::Generation(id) => Some(id),
-        _ => None,
+/// reported too (`check` says "debris (or a write in progress)"). [`publish`](super::publish)
+/// sweeps everything listed here — so any other writer of temp files into the state root must
+/// hold the lock too (if not, the worst case is that its write fails and leaves its destination
+/// untouched).
+pub fn debris(state: &StateDir, current: &CurrentState) -> Vec<PathBuf> {
+    let temp = |dir: &Path| {
+        entries(dir)
+            .into_iter()
+            .filter(|path| has_temp_prefix(path))
     };
+    let mut debris: Vec<PathBuf> = temp(state.root()).chain(temp(&state.backups_dir())).collect();
+    let live = current.generation();
     for path in entries(&state.generations_dir()) {
+        if has_temp_prefix(&path) {
+            debris.push(path);
+            continue;
+        }
         let id = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -384,6 +382,12 @@ pub fn find_debris(state: &StateDir) -> Vec<PathBuf> {
     }
     debris.sort();
     debris
+}
+
+/// [`debris`], reading `current` first (the tests' form).
+#[cfg(any(test, feature = "testing"))]
+pub fn find_debris(state: &StateDir) -> Vec<PathBuf> {
+    debris(state, &read_current(state))
 }
 
 fn entries(dir: &Path) -> Vec<PathBuf> {

@@ -8,7 +8,7 @@
 //!
 //! Steps of [`publish`], each durable before the next (a crash between any two leaves the old
 //! set visible and, at worst, debris that the next publish sweeps):
-//! 1. sweep debris ([`find_debris`]); if the fixed paths already show these bytes, stop here;
+//! 1. sweep debris ([`debris`]); if the fixed paths already show these bytes, stop here;
 //! 2. write the three files (0600, each fsynced) into `generations/.lkp-tmp-<id>/`, fsync it,
 //!    rename it to `generations/<id>`, fsync `generations/`;
 //! 3. make each fixed path our `current/<name>` link where it is not yet (once per state
@@ -57,9 +57,9 @@ use std::time::SystemTime;
 pub use backup::{Backup, backup};
 pub use error::PublishError;
 #[cfg(feature = "testing")]
-pub use generation::{Contents, CurrentLink};
+pub use generation::{Contents, CurrentLink, find_debris};
 pub use generation::{
-    CurrentState, FixedPath, GenerationId, find_debris, generations, read_current,
+    CurrentState, FixedPath, GenerationId, debris, generations, read_current,
 };
 pub use layout::prepare;
 pub use state_lock::StateLock;
@@ -173,7 +173,7 @@ pub fn publish(
     };
 
     let before = read_current(state);
-    let swept = generation::sweep(&find_debris(state))?;
+    let swept = generation::sweep(&debris(state, &before))?;
     if !swept.is_empty() {
         reached(Checkpoint::DebrisSwept)?;
     }

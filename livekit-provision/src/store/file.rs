@@ -149,6 +149,18 @@ impl SecretStore for FileStore {
         Ok(self.load(name, StoreOp::Get)?.remove(name.as_str()))
     }
 
+    /// One read of the file for all of `names` (an error names the first).
+    fn get_many(&self, names: &[SecretName]) -> Result<Vec<Option<Secret>>, StoreError> {
+        let Some(first) = names.first() else {
+            return Ok(Vec::new());
+        };
+        let entries = self.load(first, StoreOp::Get)?;
+        Ok(names
+            .iter()
+            .map(|name| entries.get(name.as_str()).cloned())
+            .collect())
+    }
+
     fn add_if_absent(&self, name: &SecretName, value: &Secret) -> Result<Added, StoreError> {
         check_storable(&self.describe(), name, StoreOp::Add, value)?;
         self.update(name, StoreOp::Add, |entries| {
@@ -231,6 +243,36 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o600);
         let parent = std::fs::metadata(store.path().parent().unwrap()).unwrap();
         assert_eq!(parent.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn get_many_reads_once_and_answers_as_get_does() {
+        let (_dir, store) = store();
+        let key = SecretName::LIVEKIT_API_KEY;
+        let secret = SecretName::LIVEKIT_API_SECRET;
+        let unset = SecretName::LIVEKIT_VERSION;
+        assert_eq!(store.get_many(&[]).unwrap().len(), 0);
+        store.set(&key, &Secret::new("APIkey")).unwrap();
+        store.set(&secret, &Secret::new(VALUE)).unwrap();
+        let names = [secret.clone(), unset.clone(), key.clone(), secret.clone()];
+        let many = store.get_many(&names).unwrap();
+        let one_by_one: Vec<Option<Secret>> = names.iter().map(|n| store.get(n).unwrap()).collect();
+        let shown = |values: &[Option<Secret>]| {
+            values
+                .iter()
+                .map(|v| v.as_ref().map(|s| s.expose().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shown(&many), shown(&one_by_one));
+        assert_eq!(
+            shown(&many)[3].as_deref(),
+            Some(VALUE),
+            "a name asked twice"
+        );
+        // A corrupt file fails the whole read, naming the first name asked.
+        std::fs::write(store.path(), "{ not json").unwrap();
+        let err = store.get_many(&names).unwrap_err();
+        assert!(err.to_string().contains("LIVEKIT_API_SECRET"), "{err}");
     }
 
     #[test]
