@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The library's public API, as an embedding service sees it: every item `cargo doc` shows
-# without the `testing` feature, one path per line. Compared with `livekit-provision/public-api.txt`
-# so that the API only changes on purpose; `--bless` rewrites that file.
+# The library's public API, as an embedding service sees it: every item page `cargo doc` makes
+# without the `testing` feature (modules, types, traits, functions, constants), one path per
+# line. Compared with `livekit-provision/public-api.txt` so that no item appears or disappears
+# unnoticed; `--bless` rewrites that file. It does not list fields, variants or methods (a new
+# field of a public struct is not a difference here: review it in the diff), nor a re-export at
+# the root of an item listed under its module.
 #
 # Also fails on any rustdoc warning (a doc link to an internal item, a broken link).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target=${CARGO_TARGET_DIR:-target}/public-api
-RUSTDOCFLAGS="-D warnings" cargo doc -p livekit-provision --no-deps --quiet --target-dir "$target"
+target=${CARGO_TARGET_DIR:-target}
+RUSTDOCFLAGS="-D warnings" cargo doc -p livekit-provision --no-deps --quiet
 
 # all.html lists each item once, by the path of its page: `daemon/protocol/struct.Status.html`.
 current=$(grep -o '<li><a href="[^#"][^"]*"' "$target/doc/livekit_provision/all.html" |

@@ -90,32 +90,71 @@ def make_node(request, workdir, mirror, reaper):
         harness.stop_node(node)
 
 
-@pytest.fixture(scope="session")
-def redis_server(workdir):
+def _redis(workdir: Path, name: str, port: int, args: list[str], ready):
+    """Run redis-server on 127.0.0.1 with `args` until the session ends; wait for `ready()`."""
+    import time
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.skip("redis-server is not on PATH (the fleet scenario needs it)")
-    port = harness.free_port()
-    data = workdir / "redis"
+        pytest.skip("redis-server is not on PATH (the fleet scenarios need it)")
+    data = workdir / name
     data.mkdir()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(data)],
+    proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(data), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     reaper = harness.Reaper()
     reaper.track(proc.pid, "redis-server")
     try:
-        import socket
-        import time
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
+        while not ready():
+            assert proc.poll() is None, f"redis-server {' '.join(args)} exited {proc.returncode}"
+            assert time.monotonic() < deadline, "redis-server did not come up"
+            time.sleep(0.05)
+        yield
     finally:
         reaper.cleanup()
         proc.wait(timeout=5)
+
+
+def _answers_ping(port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir):
+    port = harness.free_port()
+    for _ in _redis(workdir, "redis", port, ["--port", str(port)], lambda: _answers_ping(port)):
+        yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def redis_tls_server(workdir):
+    """redis-server on TLS only, requiring a client certificate: (address, ca, cert, key)."""
+    import ssl
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not on PATH (the TLS fleet scenario makes its certificates with it)")
+    pki = harness.make_pki(workdir / "redis-pki")
+    port = harness.free_port()
+    client = ssl.create_default_context(cafile=str(pki["ca"]))
+    client.load_cert_chain(str(pki["client_cert"]), str(pki["client_key"]))
+
+    def ready() -> bool:
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw, \
+                    client.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    args = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(pki["server_cert"]),
+            "--tls-key-file", str(pki["server_key"]), "--tls-ca-cert-file", str(pki["ca"]),
+            "--tls-auth-clients", "yes"]
+    for _ in _redis(workdir, "redis-tls", port, args, ready):
+        yield f"127.0.0.1:{port}", pki["ca"], pki["client_cert"], pki["client_key"]

@@ -59,8 +59,12 @@ def server_version(binary: Path) -> str:
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
+    # Free on every address, IPv4 and IPv6: livekit-server binds `:port` unless bind_addresses
+    # narrows it, and a port taken on another address (a connection from 127.0.0.2, a socket
+    # in TIME_WAIT) fails that bind with "address already in use".
+    with socket.socket(socket.AF_INET6, kind) as s:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", 0))
         return s.getsockname()[1]
 
 
@@ -73,6 +77,38 @@ def free_ports(n: int) -> list[int]:
             u.bind(("0.0.0.0", p))
             ports.add(p)
     return sorted(ports)
+
+
+# ---------------------------------------------------------------- certificates
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """A private CA, a server certificate for 127.0.0.1 and a client certificate, made with the
+    openssl command line (keys 0600)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    d = {name: directory / name for name in
+         ("ca", "ca_key", "server_cert", "server_key", "client_cert", "client_key")}
+
+    def openssl(*args: str, ext: str | None = None) -> None:
+        extra: list[str] = []
+        if ext is not None:
+            (directory / "ext.cnf").write_text(ext + "\n")
+            extra = ["-extfile", str(directory / "ext.cnf")]
+        subprocess.run(["openssl", *args, *extra], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lp-e2e-ca",
+            "-keyout", str(d["ca_key"]), "-out", str(d["ca"]))
+    for who, subject, ext in [
+        ("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("client", "/CN=lp-e2e-node", "extendedKeyUsage=clientAuth"),
+    ]:
+        key, cert, csr = d[f"{who}_key"], d[f"{who}_cert"], directory / f"{who}.csr"
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr))
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(d["ca"]), "-CAkey", str(d["ca_key"]),
+                "-CAcreateserial", "-days", "2", "-out", str(cert), ext=ext)
+    for path in d.values():
+        path.chmod(0o600)
+    return d
 
 
 # ---------------------------------------------------------------- processes
@@ -248,7 +284,7 @@ class Node:
         self.write_settings()
 
     def write_settings(self) -> None:
-        lines = [f"{k}: {json.dumps(v) if isinstance(v, (bool, str)) else v}" for k, v in self.settings.items()]
+        lines = [f"{k}: {json.dumps(v)}" for k, v in self.settings.items()]  # JSON is YAML
         (self.state / "provision.yaml").write_text("\n".join(lines) + "\n")
 
     @property
@@ -278,6 +314,9 @@ class Node:
 
     def secret(self, name: str) -> str:
         return self.lp("secrets", "get", name).stdout.strip()
+
+    def livekit_yaml(self) -> str:
+        return (self.state / "livekit.yaml").read_text()
 
     def start_daemon(self) -> subprocess.Popen:
         logf = open(self.root / "daemon.log", "ab")  # noqa: SIM115 - closed with the process

@@ -255,7 +255,7 @@ def test_rotation_with_grace(make_node, version):
     rotated_at = time.monotonic()
     new_key = node.secret("LIVEKIT_API_KEY")
     assert new_key != old_key
-    node.rpc("ensure")
+    # No `ensure` call: the CLI's rotate asked the running daemon for a run itself.
     pending = node.media()
     assert pending["pid"] == first, "rotation touched the running server"
     node.rpc("restart", {"grace_secs": 5})
@@ -266,11 +266,21 @@ def test_rotation_with_grace(make_node, version):
     during_new = asyncio.run(joins(node.url, node.token("new", "rot")))
     assert during_old, "a token signed with the old key was refused during the grace"
     assert during_new
-    # After the grace: the next run drops the old key; a restart applies it.
+    # When the grace ends the daemon runs by itself (no `ensure` call here) and drops the old
+    # key from livekit.yaml: the running server is then restart-pending; a restart applies it.
+    grace_until = int(node.secret("LIVEKIT_ROTATION_GRACE_UNTIL"))
     remaining = grace - (time.monotonic() - rotated_at)
-    if remaining > 0:
-        time.sleep(remaining + 0.5)
-    node.rpc("ensure")
+    if remaining > 3:
+        time.sleep(remaining - 3)
+    dropped_lag = None
+    deadline = time.monotonic() + 18
+    while time.monotonic() < deadline:
+        if old_key not in node.livekit_yaml() and (node.media() or {}).get("restart_pending"):
+            dropped_lag = time.time() - grace_until
+            break
+        time.sleep(0.05)
+    assert dropped_lag is not None, "the daemon did not drop the old key when the grace ended"
+    assert dropped_lag >= 0, f"the old key was dropped {-dropped_lag:.2f} s before the grace ended"
     node.rpc("restart", {"grace_secs": 5})
     third = node.wait_server_healthy()
     node.track_server()
@@ -278,6 +288,7 @@ def test_rotation_with_grace(make_node, version):
     after_old = asyncio.run(joins(node.url, old_token))
     after_new = asyncio.run(joins(node.url, node.token("new2", "rot")))
     figure("rotation", f"grace {grace} s: old-key token joins during grace={during_old}, after={after_old}; "
+                       f"old key dropped by the daemon {dropped_lag:.2f} s after the grace ended; "
                        f"new-key token joins={after_new}; restarts via daemon: 2; "
                        f"restart pending before restart={pending.get('restart_pending')}")
     assert not after_old, "the old key still joins after the grace"
@@ -334,19 +345,46 @@ def test_fleet_two_nodes_one_redis(make_node, version, redis_server):
     assert n1.secret("LIVEKIT_API_KEY") == n2.secret("LIVEKIT_API_KEY")
     for n in (n1, n2):
         assert f'address: "{redis_server}"' in (n.state / "livekit.yaml").read_text()
+    heard = call_across(n1, n2, "fleet")
+    figure("fleet", f"A on node 1 (:{n1.port}), B on node 2 (:{n2.port}), one redis {redis_server}: "
+                    f"B heard A after {heard:.2f} s")
 
+
+def call_across(n1: harness.Node, n2: harness.Node, room: str) -> float:
+    """A joins `room` on node 1, B on node 2: the seconds until B hears A (LiveKit routes the
+    room through the Redis the nodes share)."""
     async def call():
         c = Call()
-        await c.start(n1.url, await in_thread(n1.token, "a", "fleet"),
-                      n2.url, await in_thread(n2.token, "b", "fleet"))
+        await c.start(n1.url, await in_thread(n1.token, "a", room),
+                      n2.url, await in_thread(n2.token, "b", room))
         heard = await c.wait_fresh(0)
         await c.close()
         return heard
 
     t0 = time.monotonic()
-    heard = asyncio.run(call())
-    figure("fleet", f"A on node 1 (:{n1.port}), B on node 2 (:{n2.port}), one redis {redis_server}: "
-                    f"B heard A after {heard - t0:.2f} s")
+    return asyncio.run(call()) - t0
+
+
+def test_fleet_over_tls_with_client_certificates(make_node, version, redis_tls_server):
+    # One Redis, TLS only, refusing clients without a certificate of the private CA: the secret
+    # store of both nodes and LiveKit's own routing (the rendered `redis.tls` block).
+    address, ca, cert, key = redis_tls_server
+    store = f"rediss://{address}/0?ca={ca}&cert={cert}&key={key}"
+    tls = {"redis_tls": True, "redis_tls_ca_cert_file": str(ca),
+           "redis_tls_client_cert_file": str(cert), "redis_tls_client_key_file": str(key)}
+    n1 = make_node("n1", secrets=store, settings=tls)
+    n2 = make_node("n2", secrets=store, settings=tls)
+    provision(n1, version)
+    n1.set_secret("LIVEKIT_REDIS_ADDRESS", address)
+    boot(n1)
+    boot(n2)
+    assert n1.secret("LIVEKIT_API_KEY") == n2.secret("LIVEKIT_API_KEY")
+    for n in (n1, n2):
+        text = (n.state / "livekit.yaml").read_text()
+        assert f'client_cert_file: "{cert}"' in text, text
+    heard = call_across(n1, n2, "fleet-tls")
+    figure("fleet-tls", f"A on node 1, B on node 2, one redis over TLS with client certificates "
+                        f"({address}): B heard A after {heard:.2f} s")
 
 
 # ---------------------------------------------------------------- upgrade
@@ -419,19 +457,43 @@ def test_upgrade_and_rollback(make_node, version, old_server_bin, mirror):
 # ---------------------------------------------------------------- overlays and the pre-check
 
 
-def overlays(key: str, ports: list[int]) -> dict[str, str]:
+def overlays(ports: list[int]) -> dict[str, tuple[dict, str, str]]:
+    """Each case: `provision.yaml` settings, `extra.yaml` text, and a line the rendered
+    livekit.yaml must then hold. `bind_addresses`, `turn`, `webhook` and `prometheus` are
+    managed settings of provision.yaml (extra.yaml may not set them)."""
     return {
-        "bind_addresses": "bind_addresses:\n  - 127.0.0.1\n",
-        "rtc": "rtc:\n  packet_buffer_size_audio: 200\n  congestion_control:\n    enabled: true\n",
-        "room": "room:\n  auto_create: true\n  empty_timeout: 300\n  departure_timeout: 20\n  max_participants: 50\n",
-        "turn": f"turn:\n  enabled: true\n  domain: turn.example.test\n  udp_port: {ports[0]}\n",
-        "webhook": f"webhook:\n  api_key: {key}\n  urls:\n    - http://127.0.0.1:{ports[1]}/hook\n",
-        "region": "region: e2e-local-1\n",
-        "logging": "logging:\n  json: true\n  pion_level: error\n",
-        "limit": "limit:\n  num_tracks: 100\n  bytes_per_sec: 100000000\n",
-        "prometheus_port": f"prometheus_port: {ports[2]}\n",
-        "node_selector": "node_selector:\n  kind: any\n",
+        "bind_addresses": ({"bind_addresses": ["127.0.0.1"]}, "", "- 127.0.0.1"),
+        "rtc": ({}, "rtc:\n  packet_buffer_size_audio: 200\n  congestion_control:\n    enabled: true\n",
+                "enabled: true"),
+        "room": ({}, "room:\n  auto_create: true\n  empty_timeout: 300\n  departure_timeout: 20\n"
+                     "  max_participants: 50\n", "max_participants: 50"),
+        # The relay range below the ephemeral ports the free ports come from.
+        "turn": ({"turn": {"enabled": True, "domain": "turn.example.test", "udp_port": ports[0],
+                           "relay_range_start": 20000, "relay_range_end": 20100}}, "",
+                 f"udp_port: {ports[0]}"),
+        "webhook": ({"webhook": {"urls": [f"http://127.0.0.1:{ports[1]}/hook"]}}, "",
+                    f"- http://127.0.0.1:{ports[1]}/hook"),
+        "region": ({}, "region: e2e-local-1\n", "region: e2e-local-1"),
+        "logging": ({}, "logging:\n  json: true\n  pion_level: error\n", "pion_level: error"),
+        "limit": ({}, "limit:\n  num_tracks: 100\n  bytes_per_sec: 100000000\n", "bytes_per_sec: 100000000"),
+        "prometheus": ({"prometheus": {"port": ports[2]}}, "", f"port: {ports[2]}"),
+        "node_selector": ({}, "node_selector:\n  kind: any\n", "kind: any"),
     }
+
+
+def metrics_status(port: int, auth: tuple[str, str] | None) -> int:
+    import base64
+    import urllib.error
+    import urllib.request
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status if b"livekit" in r.read() else -1
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def test_every_overlay_section_starts_the_real_server(make_node, version, mirror):
@@ -439,26 +501,31 @@ def test_every_overlay_section_starts_the_real_server(make_node, version, mirror
     node = make_node("n1", release_url=mirror.file_url)
     provision(node, version)
     node.lp("ensure")
-    key = node.secret("LIVEKIT_API_KEY")
+    base = dict(node.settings)
     results = {}
     pids = set()
     ports = harness.free_ports(3)
-    for section, text in overlays(key, ports).items():
-        (node.state / "extra.yaml").write_text(text)
+    for section, (settings, extra, expected) in overlays(ports).items():
+        node.settings = {**base, **settings}
+        node.write_settings()
+        extra_file = node.state / "extra.yaml"
+        if extra:
+            extra_file.write_text(extra)
+        else:
+            extra_file.unlink(missing_ok=True)
         node.lp("ensure")
-        last = text.splitlines()[-1].strip()
         rendered = (node.state / "livekit.yaml").read_text().replace('"', "")
-        assert last in rendered, f"{section}: {last!r} is not in the rendered livekit.yaml"
+        assert expected in rendered, f"{section}: {expected!r} is not in the rendered livekit.yaml"
         node.lp("restart" if results else "start")
         pid = node.track_server()
         assert pid not in pids, f"{section}: the server was not restarted"
         pids.add(pid)
         ok = harness.health(node.http) == "OK"
-        if section == "prometheus_port":
-            # The overlay is really in force: the metrics endpoint it asks for answers.
-            import urllib.request
-            with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/metrics", timeout=5) as r:
-                ok = ok and r.status == 200 and b"livekit" in r.read()
+        if section == "prometheus":
+            # In force, behind basic auth with the minted password.
+            password = node.secret("LIVEKIT_PROMETHEUS_PASSWORD")
+            ok = ok and metrics_status(ports[2], None) == 401
+            ok = ok and metrics_status(ports[2], ("livekit", password)) == 200
         results[section] = ok
         log(f"overlay {section}: pid {pid} health {'OK' if ok else 'FAILED'}")
     node.lp("stop")
@@ -466,23 +533,31 @@ def test_every_overlay_section_starts_the_real_server(make_node, version, mirror
     assert all(results.values()), results
 
 
-def test_a_nested_typo_is_refused_by_the_real_binary(make_node, version, mirror):
+def test_a_config_livekit_would_refuse_is_never_published(make_node, version, mirror):
     node = make_node("n1", release_url=mirror.file_url)
     provision(node, version)
     node.lp("ensure")
     assert (node.state / "bin" / "livekit-server").exists()
     before = published(node.state)
-    (node.state / "extra.yaml").write_text("room: {empty_timeout_typo: 5}\n")
-    dry = node.lp("ensure", "--dry-run", check=False)
-    refused = node.lp("ensure", check=False)
-    after = published(node.state)
-    check = node.lp("--json", "check", check=False)
-    findings = json.loads(check.stdout)["findings"]
-    codes = [f["code"] for f in findings]
-    figure("nested-typo", f"ensure exit {refused.returncode}: {refused.stderr.strip().splitlines()[0]}; "
-                          f"check codes {codes}")
-    assert refused.returncode == 1
-    assert dry.returncode == 1 and "room.empty_timeout_typo" in dry.stderr, dry.stderr
-    assert "room.empty_timeout_typo" in refused.stderr, refused.stderr
-    assert after == before, "the published set changed"
-    assert "config-refused" in codes
+    figures = []
+    # A nested typo: refused by livekit-provision's model of livekit's config (every level, every
+    # release); a value of the wrong type the model cannot judge: refused by the real binary's
+    # pre-check (`livekit-server ports` with the candidate file).
+    for extra, refused_by, code in [
+        ("room: {empty_timeout_typo: 5}\n", "room.empty_timeout_typo", "config-invalid"),
+        ("room: {empty_timeout: five}\n", "refuses the new livekit.yaml", "config-refused"),
+    ]:
+        (node.state / "extra.yaml").write_text(extra)
+        dry = node.lp("ensure", "--dry-run", check=False)
+        refused = node.lp("ensure", check=False)
+        after = published(node.state)
+        check = node.lp("--json", "check", check=False)
+        codes = [f["code"] for f in json.loads(check.stdout)["findings"]]
+        figures.append(f"{extra.strip()!r}: ensure exit {refused.returncode}: "
+                       f"{refused.stderr.strip().splitlines()[0]}; check codes {codes}")
+        assert refused.returncode == 1, refused.stderr
+        assert dry.returncode == 1 and refused_by in dry.stderr, dry.stderr
+        assert refused_by in refused.stderr, refused.stderr
+        assert after == before, "the published set changed"
+        assert code in codes, codes
+    figure("refused-config", " | ".join(figures))

@@ -24,6 +24,11 @@ impl CliError {
         Self(report)
     }
 
+    /// The one-line form (message and causes).
+    pub fn line(&self) -> String {
+        self.0.to_string()
+    }
+
     /// Print to stderr.
     pub fn report(&self) {
         livekit_provision_setup::print_error(&self.0);

@@ -248,6 +248,11 @@ pub struct EnsureReport {
     pub binary: BinaryState,
     /// The live generation of the files.
     pub generation: Option<String>,
+    /// While a rotation grace is in force (the previous key is still in `livekit.yaml`): when
+    /// it ends, in seconds since the Unix epoch. The first run after it removes that key; the
+    /// daemon runs then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<u64>,
 }
 
 /// A warning with its human message, as serialized in reports.
@@ -442,6 +447,7 @@ pub fn ensure(
         version: inputs.version.as_ref().map(ToString::to_string),
         binary,
         generation,
+        grace_until: resolution.grace_until,
     })
 }
 

@@ -116,6 +116,20 @@ macro_rules! internal {
     )*};
 }
 
+/// Declares an item of a public module that only the crate uses: `pub(crate)`, or `pub` but
+/// hidden from the docs with the `testing` feature (the workspace's tests drive it directly).
+macro_rules! internal_item {
+    ($(#[$attr:meta])* $kw:ident $($rest:tt)*) => {
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        #[doc(hidden)]
+        pub $kw $($rest)*
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        pub(crate) $kw $($rest)*
+    };
+}
+
 pub mod admin;
 mod backoff;
 mod binary;
@@ -162,8 +176,8 @@ pub use config_model::{ModelError, Release};
 pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};
 pub use error_chain::{ErrorReport, Hint};
 pub use fetch::{
-    FetchError, InstallNeed, InstallOutcome, InstallRequest, InstalledBinary, Platform,
-    ReleaseBase, install, installed, needs_install, rollback, verify_installed,
+    FetchError, InstallNeed, InstallOutcome, InstalledBinary, Platform, ReleaseBase, installed,
+    needs_install, verify_installed,
 };
 pub use fleet::{FleetDifference, FleetReport, fleet_check};
 pub use fsio::write_file as write_atomically;

@@ -190,6 +190,9 @@ pub struct Resolution {
     pub secrets_stored: Vec<SecretName>,
     /// Things to tell the operator.
     pub warnings: Vec<Warning>,
+    /// When the rotation grace in force ends (seconds since the Unix epoch): the previous pair
+    /// is in `inputs` until then.
+    pub grace_until: Option<u64>,
 }
 
 /// What resolution needs besides the store.
@@ -285,7 +288,7 @@ pub fn resolve(
         });
     }
 
-    let previous = resolve_previous(store, cx.now)?;
+    let (previous, grace_until) = resolve_previous(store, cx.now)?.unzip();
     let redis = resolve_redis(store, cx.settings)?;
     let (prometheus_password, password_stored) = resolve_prometheus_password(store, cx)?;
 
@@ -310,6 +313,7 @@ pub fn resolve(
             Vec::new()
         },
         warnings,
+        grace_until,
     })
 }
 
@@ -403,10 +407,11 @@ fn resolve_credentials(
     Ok((creds, source))
 }
 
+/// The previous pair while the rotation grace is in force, and when the grace ends.
 fn resolve_previous(
     store: &dyn SecretStore,
     now: SystemTime,
-) -> Result<Option<Credentials>, ResolveError> {
+) -> Result<Option<(Credentials, u64)>, ResolveError> {
     let Some(until) = get_parsed(
         store,
         &SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
@@ -427,7 +432,7 @@ fn resolve_previous(
     })?;
     Ok(key
         .zip(secret)
-        .map(|(key, secret)| Credentials { key, secret }))
+        .map(|(key, secret)| (Credentials { key, secret }, until)))
 }
 
 fn resolve_redis(

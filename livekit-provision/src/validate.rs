@@ -4,7 +4,8 @@
 //! `provision.yaml`, `extra.yaml`, a CLI flag or a daemon RPC parameter. Each kind of value has
 //! one function here, and every entrance calls it, so what one door accepts another never
 //! refuses later (an entrance that stores or signs something invalid is a bug):
-//! - secret values by name: [`secret_value`] (the CLI's `secrets set` and `ensure`'s resolution
+//! - secret values by name: `secret_value` (behind `admin::validate_setting`; the CLI's
+//!   `secrets set`, the daemon's `secrets.set` and `ensure`'s resolution
 //!   both go through it, and parse with the same typed parsers below);
 //!   (within the crate, the typed parsers behind it: `host_port`, `node_ip`, `version`,
 //!   `sha256_hex`, `unix_timestamp`, …);
@@ -22,11 +23,12 @@ use crate::store::SecretName;
 use crate::triple::DiskTriple;
 use crate::version::LivekitVersion;
 
+internal_item! {
 /// Check `value` as the value of the secret `name`, by the rule `ensure` applies when it reads
 /// it back. Names outside the contract are free text (the store is the operator's).
 ///
 /// Never echoes a secret value: the refusal of a secret name carries no value.
-pub fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
+fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
     // What every store can hold (one line, not empty, bounded), whatever the name.
     if let Some(reason) = crate::store::value_problem(value.as_bytes()) {
         return Err(InvalidValue::new(reason, None));
@@ -43,6 +45,7 @@ pub fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> 
         "LIVEKIT_ROTATION_GRACE_UNTIL" => unix_timestamp(value).map(drop),
         _ => Ok(()),
     }
+}
 }
 
 /// `LIVEKIT_VERSION`: `v1.7.2` or `1.7.2` (surrounding whitespace ignored).

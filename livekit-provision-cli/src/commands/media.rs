@@ -5,35 +5,19 @@
 //! detached starts. Starting never touches a process that is already running.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use livekit_provision::daemon::protocol::{
-    self, MediaProcess, Method, NoParams, StartResult, StatusResult, StopParams, StopResult,
+    self, MediaProcess, NoParams, StartResult, StatusResult, StopParams, StopResult,
 };
-use livekit_provision::daemon::{ClientError, media_processes, request, status_without_daemon};
+use livekit_provision::daemon::{media_processes, status_without_daemon};
 use livekit_provision::media;
 use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
 use livekit_provision::{Ensured, OperatorConfig, ProcessStatus, Supervisor};
 
-use super::Ctx;
+use super::{Ctx, DAEMON_TIMEOUT};
 use crate::cli::StopArgs;
 use crate::output::{CliError, Exit};
-
-/// How long `status` and `start` wait for a daemon's answer.
-const DAEMON_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Call method `M` of the daemon of this state directory; `None` when no daemon is running.
-fn via_daemon<M: Method>(
-    ctx: &Ctx,
-    params: &M::Params,
-    timeout: Duration,
-) -> Result<Option<M::Result>, CliError> {
-    match request::<M>(&ctx.state.rpc_socket(), params, timeout) {
-        Ok(result) => Ok(Some(result)),
-        Err(ClientError::NotRunning { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
 
 fn supervisor(ctx: &Ctx) -> Supervisor {
     Supervisor::new(
@@ -60,7 +44,7 @@ fn refuse_if_external(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
-    if let Some(answer) = via_daemon::<protocol::Start>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
+    if let Some(answer) = ctx.via_daemon::<protocol::Start>(&NoParams {}, DAEMON_TIMEOUT)? {
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
@@ -116,9 +100,9 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
     // The stop sequence may wait for the grace, then a second SIGTERM, then SIGKILL.
     let timeout = args.grace + DAEMON_TIMEOUT;
     let answer = if then_start {
-        via_daemon::<protocol::Restart>(ctx, &params, timeout)?
+        ctx.via_daemon::<protocol::Restart>(&params, timeout)?
     } else {
-        via_daemon::<protocol::Stop>(ctx, &params, timeout)?
+        ctx.via_daemon::<protocol::Stop>(&params, timeout)?
     };
     if let Some(answer) = answer {
         print_processes(ctx, &answer, &answer.processes);
@@ -146,7 +130,7 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
 
 /// `status`: the daemon's answer when one runs, else the same shape built here.
 pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
-    let status = match via_daemon::<protocol::Status>(ctx, &NoParams {}, DAEMON_TIMEOUT)? {
+    let status = match ctx.via_daemon::<protocol::Status>(&NoParams {}, DAEMON_TIMEOUT)? {
         Some(status) => status,
         None => status_without_daemon(
             &ctx.state,

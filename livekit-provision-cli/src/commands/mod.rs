@@ -12,13 +12,19 @@ mod secrets;
 mod token;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use livekit_provision::daemon::protocol::Method;
+use livekit_provision::daemon::{ClientError, request};
 use livekit_provision::ensure::BinaryOptions;
 use livekit_provision::{SecretStore, StateDir, StoreSpec};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::output::{CliError, Exit, Printer};
 use crate::progress::Progress;
+
+/// How long a command waits for the daemon's answer (a provisioning run may be in flight).
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What every command needs: where the state is, which store, how to print.
 pub struct Ctx {
@@ -30,6 +36,19 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Call method `M` of the daemon of this state directory; `None` when no daemon is running.
+    pub fn via_daemon<M: Method>(
+        &self,
+        params: &M::Params,
+        timeout: Duration,
+    ) -> Result<Option<M::Result>, CliError> {
+        match request::<M>(&self.state.rpc_socket(), params, timeout) {
+            Ok(result) => Ok(Some(result)),
+            Err(ClientError::NotRunning { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn new(global: &GlobalArgs) -> Result<Self, CliError> {
         let state = global.state().map_err(CliError::from_report)?;
         let spec = global.store_spec(&state).map_err(CliError::from_report)?;

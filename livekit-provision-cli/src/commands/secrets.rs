@@ -3,11 +3,11 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
-use livekit_provision::daemon::protocol::SecretsListResult;
+use livekit_provision::daemon::protocol::{self, NoParams, SecretsListResult};
 use livekit_provision::store::{KNOWN, known_names_hint};
 use livekit_provision::{EnsureOptions, SecretName, local_addresses};
 
-use super::Ctx;
+use super::{Ctx, DAEMON_TIMEOUT};
 use crate::cli::SecretsCommand;
 use crate::output::{CliError, Exit};
 
@@ -151,6 +151,19 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
             ..EnsureOptions::default()
         },
     )?;
+    // A running daemon runs too: it learns of the grace and drops the old key when it ends (and
+    // its `status` shows the restart now pending). It waits for its lock, which this run no
+    // longer holds. Best effort: the files are provisioned either way.
+    let daemon_ran = match ctx.via_daemon::<protocol::Ensure>(&NoParams {}, DAEMON_TIMEOUT) {
+        Ok(answer) => answer.is_some(),
+        Err(e) => {
+            ctx.printer.warn(format!(
+                "the daemon did not take the rotation in: {}; it will at its next run (or `livekit-provision ensure`)",
+                e.line()
+            ));
+            false
+        }
+    };
     let p = &ctx.printer;
     if p.json {
         p.json(&serde_json::json!({ "rotation": outcome, "ensure": report }));
@@ -165,7 +178,11 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
                 .unwrap_or_default()
         ));
         if outcome.grace_until.is_some() {
-            p.status("the old key stays in livekit.yaml until the grace ends; a later `ensure` removes it");
+            p.status(if daemon_ran {
+                "the old key stays in livekit.yaml until the grace ends; the daemon removes it then"
+            } else {
+                "the old key stays in livekit.yaml until the grace ends; with no daemon running, run `livekit-provision ensure` after that to remove it"
+            });
         }
         p.status("restart livekit-server to load the new keys: `livekit-provision restart`");
     }

@@ -145,3 +145,86 @@ fn check_and_ensure_answer_with_their_reports() {
     assert!(check["findings"].is_array(), "{check}");
     drop(daemon);
 }
+
+/// The Unix time of the rotation grace the store holds.
+fn grace_until(node: &Node) -> u64 {
+    let store: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(node.state.secrets_file()).unwrap()).unwrap();
+    let until = store["LIVEKIT_ROTATION_GRACE_UNTIL"].as_str();
+    assert!(
+        until.is_some(),
+        "no LIVEKIT_ROTATION_GRACE_UNTIL in the store"
+    );
+    until.unwrap_or_default().parse().unwrap()
+}
+
+/// With no call and no other trigger (the daemon's recheck is 5 minutes away), the daemon runs
+/// when the grace ends and drops `old_key`; not before.
+fn the_daemon_drops_at_the_grace_end(node: &Node, old_key: &str, new_key: &str) {
+    let livekit_yaml =
+        || std::fs::read_to_string(node.state.managed(ManagedFile::LivekitYaml)).unwrap();
+    let until = grace_until(node);
+    let text = livekit_yaml();
+    assert!(text.contains(old_key) && text.contains(new_key), "{text}");
+    poll("the previous key removed from livekit.yaml", || {
+        (!livekit_yaml().contains(old_key)).then_some(())
+    });
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        now >= until,
+        "removed at {now}, before the grace ended at {until}"
+    );
+    assert!(livekit_yaml().contains(new_key));
+}
+
+#[test]
+fn the_previous_key_leaves_livekit_yaml_when_the_grace_ends() {
+    let node = Node::new();
+    let daemon = node.start(&[]);
+    let first = call(&node.socket(), "ensure", &json!({})).unwrap();
+    let old_key = first["api_key"].as_str().unwrap().to_owned();
+    let rotated = call(&node.socket(), "secrets.rotate", &json!({ "grace": 8 })).unwrap();
+    assert_eq!(rotated["old_key"], json!(old_key), "{rotated}");
+    let new_key = rotated["new_key"].as_str().unwrap().to_owned();
+    // The run the rotation scheduled keeps both keys for the grace; its report says until when.
+    let report = call(&node.socket(), "ensure", &json!({})).unwrap();
+    assert_eq!(
+        report["grace_until"].as_u64(),
+        Some(grace_until(&node)),
+        "{report}"
+    );
+    the_daemon_drops_at_the_grace_end(&node, &old_key, &new_key);
+    let report = call(&node.socket(), "ensure", &json!({})).unwrap();
+    assert!(report.get("grace_until").is_none(), "{report}");
+    drop(daemon);
+}
+
+#[test]
+fn a_rotation_by_the_cli_reaches_the_running_daemon() {
+    let node = Node::new();
+    let daemon = node.start(&[]);
+    let first = call(&node.socket(), "ensure", &json!({})).unwrap();
+    let old_key = first["api_key"].as_str().unwrap().to_owned();
+    // The CLI rotates and provisions in its own process, then asks the daemon for a run: the
+    // daemon must learn of the grace from it, not at its recheck.
+    let out = std::process::Command::new(crate::support::cli())
+        .arg("--state-dir")
+        .arg(node.state.root())
+        .args(["secrets", "rotate", "--grace", "3s", "--yes"])
+        .env_remove("LIVEKIT_PROVISION_SECRETS")
+        .env_remove("LIVEKIT_PROVISION_STATE_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("the daemon removes it then"), "{stderr}");
+    let store: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(node.state.secrets_file()).unwrap()).unwrap();
+    let new_key = store["LIVEKIT_API_KEY"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, old_key);
+    the_daemon_drops_at_the_grace_end(&node, &old_key, &new_key);
+    drop(daemon);
+}

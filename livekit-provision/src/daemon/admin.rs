@@ -128,9 +128,8 @@ pub(super) fn install(shared: &Shared, params: &InstallParams) -> Result<Install
         force: params.force.unwrap_or(false),
         events: Some(shared.progress.fetch_sink(Operation::Install)),
     };
-    shared
-        .progress
-        .phase(Operation::Install, super::protocol::Phase::Downloading);
+    // The phase becomes `downloading` when the download starts (`FetchEvent::Started`), under
+    // the state lock: not while waiting for it, nor when the version is already there.
     let installed = tokio::runtime::Handle::current().block_on(crate::admin::install(
         &config.state,
         store.as_ref(),

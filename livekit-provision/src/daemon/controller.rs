@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use tokio::net::UnixListener;
 use tokio::runtime::Handle;
@@ -186,7 +186,7 @@ fn start_run(shared: &Arc<Shared>, schedule: &mut Schedule) {
                         hint: None,
                     }),
                     disabled: false,
-                    media_retry_at: None,
+                    run_by: None,
                 }
             }
         };
@@ -226,7 +226,7 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
         }
     };
     let mut next = Instant::now() + delay;
-    if let Some(at) = outcome.media_retry_at {
+    if let Some(at) = outcome.run_by {
         next = next.min(at);
     }
     let next = schedule.finished(next);
@@ -252,6 +252,27 @@ fn note_warnings(shared: &Shared, report: &EnsureReport) {
     status.warnings = messages;
 }
 
+/// The instant a rotation grace ending at `until` (Unix seconds, by the daemon's clock) is over:
+/// the run then drops the previous key (a little after, so its clock has passed `until`).
+/// `None` when that is beyond the recheck anyway (or beyond what the clocks can hold: the value
+/// comes from the store).
+fn grace_end(config: &DaemonConfig, until: u64) -> Option<Instant> {
+    const AFTER: Duration = Duration::from_millis(100);
+    let end = UNIX_EPOCH.checked_add(Duration::from_secs(until))?;
+    let left = end
+        .duration_since((config.clock)())
+        .unwrap_or(Duration::ZERO)
+        .saturating_add(AFTER);
+    (left < config.retry.recheck).then(|| Instant::now() + left)
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// One run, on a blocking thread: ensure, then the media.
 fn provision(shared: &Shared) -> RunOutcome {
     let config = &shared.config;
@@ -260,7 +281,7 @@ fn provision(shared: &Shared) -> RunOutcome {
         ensure: Err(RpcError::from_report(&report)),
         failure: Some(MediaFailure::from(report)),
         disabled: false,
-        media_retry_at: None,
+        run_by: None,
     };
     let store = match config.store.open() {
         Ok(store) => store,
@@ -293,7 +314,9 @@ fn provision(shared: &Shared) -> RunOutcome {
         ensure: Ok(report.clone()),
         failure: None,
         disabled: false,
-        media_retry_at: None,
+        run_by: report
+            .grace_until
+            .and_then(|until| grace_end(config, until)),
     };
     if report.is_incomplete() {
         let reasons: Vec<String> = report
@@ -328,7 +351,7 @@ fn provision(shared: &Shared) -> RunOutcome {
     let specs = media::specs(state, &settings, program);
     shared.progress.phase(Operation::Provision, Phase::Starting);
     let pass = lock(&shared.media).pass(&specs);
-    outcome.media_retry_at = pass.retry_at;
+    outcome.run_by = earliest(outcome.run_by, pass.retry_at);
     if !pass.failures.is_empty() {
         let hint = pass.failures.iter().find_map(|f| f.hint.clone());
         let message = pass
@@ -345,6 +368,30 @@ fn provision(shared: &Shared) -> RunOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grace_end_is_scheduled_only_within_the_recheck_and_never_overflows() {
+        fn at_1000_s() -> std::time::SystemTime {
+            UNIX_EPOCH + Duration::from_secs(1000)
+        }
+        let mut config = DaemonConfig::new(
+            crate::paths::StateDir::new("/nonexistent"),
+            crate::store::StoreSpec::File("/nonexistent/secrets.json".into()),
+        );
+        config.clock = at_1000_s;
+        let now = Instant::now();
+        let soon = grace_end(&config, 1010).expect("10 s away, within the 5 min recheck");
+        let left = soon.saturating_duration_since(now);
+        assert!(left >= Duration::from_secs(10), "{left:?}");
+        assert!(left < Duration::from_secs(11), "{left:?}");
+        // Already over: at once (plus the margin).
+        let over = grace_end(&config, 900).unwrap();
+        assert!(over.saturating_duration_since(now) < Duration::from_secs(1));
+        // Beyond the recheck: that run looks again.
+        assert!(grace_end(&config, 1000 + 3600).is_none());
+        // A value from the store that no clock can hold.
+        assert!(grace_end(&config, u64::MAX).is_none());
+    }
 
     fn schedule(in_flight: bool, next_run: Instant) -> Schedule {
         Schedule {

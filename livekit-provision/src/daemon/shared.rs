@@ -43,8 +43,8 @@ pub(super) struct RunOutcome {
     pub failure: Option<MediaFailure>,
     /// No version pinned and no `livekit_bin`: control plane only.
     pub disabled: bool,
-    /// A media restart is due then.
-    pub media_retry_at: Option<Instant>,
+    /// The next run must start by then: a media restart falls due, or a rotation grace ends.
+    pub run_by: Option<Instant>,
 }
 
 /// State shared by the loop, the connections and the blocking runs.
@@ -91,14 +91,17 @@ impl ProgressCell {
     pub fn fetch_sink(&self, operation: Operation) -> EventSink {
         let cell = self.clone();
         Arc::new(move |event: &FetchEvent| {
-            if let FetchEvent::Progress { done, total } = event {
-                *lock(&cell.0) = Some(Progress {
-                    operation,
-                    phase: Phase::Downloading,
-                    bytes_done: Some(*done),
-                    bytes_total: *total,
-                });
-            }
+            let (bytes_done, bytes_total) = match event {
+                FetchEvent::Started => (None, None),
+                FetchEvent::Progress { done, total } => (Some(*done), *total),
+                _ => return,
+            };
+            *lock(&cell.0) = Some(Progress {
+                operation,
+                phase: Phase::Downloading,
+                bytes_done,
+                bytes_total,
+            });
         })
     }
 }

@@ -89,6 +89,9 @@ pub enum ProxyMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FetchEvent {
+    /// A download begins (this version is not installed, or `force`): what follows is the
+    /// network.
+    Started,
     /// Bytes of the archive received so far, and its size when known.
     Progress {
         /// Bytes received.

@@ -97,7 +97,7 @@ pub enum InstallNeed {
     UpToDate,
 }
 
-/// The result of [`rollback`].
+/// The result of a rollback ([`admin::rollback`](crate::admin::rollback)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollbackOutcome {
     /// The version that was active.

@@ -1,6 +1,6 @@
 //! Download, verify and install the pinned livekit-server binary.
 //!
-//! [`install`] builds the asset URL from the pinned version and the [`Platform`] (no GitHub API
+//! `install` builds the asset URL from the pinned version and the [`Platform`] (no GitHub API
 //! call), reads the release's `checksums.txt` (or takes a pinned SHA-256), then streams the
 //! tarball once: every byte is hashed as it arrives and the `livekit-server` entry is written to
 //! a temporary file in `bin/`. **Only when the whole archive's digest matches is the binary made
@@ -8,7 +8,11 @@
 //! otherwise the temporary file is removed and the active binary is untouched
 //! (docs/DESIGN.md invariant 7). Sources may be `https://`, `http://` or `file://` directories.
 //!
-//! The caller holds the state-directory lock around [`install`] and [`rollback`].
+//! The caller holds the state-directory lock around `install` and `rollback`: both are
+//! internal, and [`admin::install`](crate::admin::install) and
+//! [`admin::rollback`](crate::admin::rollback) are the API (they take the lock, and `rollback`
+//! pins what it switched to). What is public here is what those answer and read-only queries
+//! ([`installed`], [`verify_installed`], [`list_installed`], [`needs_install`]).
 
 mod checksums;
 mod download;
@@ -23,12 +27,26 @@ use std::path::PathBuf;
 
 pub use checksums::Sha256Digest;
 pub use error::FetchError;
-pub use extract::{ArchiveProblem, SizeLimits};
-pub use http::{EventSink, FetchEvent, ProxyMode, RetryPolicy, Timeouts};
+pub use extract::ArchiveProblem;
+pub use http::{EventSink, FetchEvent};
 pub use install::{
     InstallManifest, InstallNeed, InstalledBinary, IntegrityReport, RollbackOutcome, installed,
-    list_installed, needs_install, rollback, verify_installed,
+    list_installed, needs_install, verify_installed,
 };
+// The parts of `InstallRequest`, which only `admin::install` and `ensure` build.
+#[cfg(feature = "testing")]
+pub use extract::SizeLimits;
+#[cfg(not(feature = "testing"))]
+use extract::SizeLimits;
+#[cfg(feature = "testing")]
+pub use http::{ProxyMode, RetryPolicy, Timeouts};
+#[cfg(not(feature = "testing"))]
+use http::{ProxyMode, RetryPolicy, Timeouts};
+// Unlocked and not pinning: `admin::rollback` is the API.
+#[cfg(feature = "testing")]
+pub use install::rollback;
+#[cfg(not(feature = "testing"))]
+pub(crate) use install::rollback;
 pub use platform::Platform;
 pub use source::ReleaseBase;
 
@@ -52,9 +70,10 @@ use crate::version::LivekitVersion;
 /// Largest `checksums.txt` we read.
 const MAX_CHECKSUMS_BYTES: u64 = 1 << 20;
 
+internal_item! {
 /// What to install and how to fetch it.
 #[derive(Clone)]
-pub struct InstallRequest {
+struct InstallRequest {
     /// The pinned version.
     pub version: LivekitVersion,
     /// The platform whose asset to fetch ([`Platform::current`] outside tests).
@@ -79,6 +98,7 @@ pub struct InstallRequest {
     pub events: Option<EventSink>,
     /// The wall clock (the manifest's install time, backup names, `Retry-After` dates).
     pub clock: Clock,
+}
 }
 
 impl InstallRequest {
@@ -121,7 +141,7 @@ impl std::fmt::Debug for InstallRequest {
     }
 }
 
-/// What [`install`] did.
+/// What an install did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InstallOutcome {
@@ -150,8 +170,9 @@ pub enum InstallOutcome {
     },
 }
 
+internal_item! {
 /// Install `request.version` into `state`'s `bin/` (see the module docs for the guarantees).
-pub async fn install(
+async fn install(
     state: &StateDir,
     request: &InstallRequest,
 ) -> Result<InstallOutcome, FetchError> {
@@ -161,6 +182,9 @@ pub async fn install(
         && let Some(outcome) = reuse_kept(state, request)?
     {
         return Ok(outcome);
+    }
+    if let Some(sink) = &request.events {
+        sink(&FetchEvent::Started);
     }
     let bin_dir = state.bin_dir();
     crate::fsio::create_private_dir(&bin_dir, true).map_err(|source| FetchError::Io {
@@ -221,6 +245,7 @@ pub async fn install(
         sha256: extracted.binary_sha256,
         path,
     })
+}
 }
 
 /// The already-active or kept copy of the requested version, if intact (and, with a pinned
