@@ -15,8 +15,10 @@ use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Platform, Sha2
 use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{self, FixedPath, PublishError, PublishOutcome, StateLock};
-// Part of `EnsureOptions`: the generations kept, and the checkpoint hook of the crash tests.
-pub use crate::publish::{Checkpoint, PublishOptions};
+// Part of `EnsureOptions`: the generations kept (and, for the crash tests, the checkpoint hook).
+#[cfg(feature = "testing")]
+pub use crate::publish::Checkpoint;
+pub use crate::publish::PublishOptions;
 use crate::render::{Rendered, render};
 use crate::resolve::{
     CredentialSource, Resolution, ResolveContext, ResolveError, Warning, resolve,

@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+#[cfg(feature = "testing")]
 use super::Checkpoint;
 
 /// An error of the `publish` module. Every variant names the path it acted on.
@@ -65,7 +66,8 @@ pub enum PublishError {
         source: io::Error,
     },
 
-    /// The checkpoint hook of `PublishOptions` stopped the publish.
+    /// The checkpoint hook of `PublishOptions` stopped the publish (tests only).
+    #[cfg(feature = "testing")]
     #[error("publish stopped at checkpoint {checkpoint:?}")]
     Interrupted {
         /// The step that had just completed.
@@ -111,7 +113,9 @@ impl PublishError {
                 )),
                 _ => None,
             },
-            Self::WrongLock { .. } | Self::Interrupted { .. } => None,
+            Self::WrongLock { .. } => None,
+            #[cfg(feature = "testing")]
+            Self::Interrupted { .. } => None,
         }
     }
 }

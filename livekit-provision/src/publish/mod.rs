@@ -75,9 +75,12 @@ use layout::ensure_dir;
 /// How many generations [`PublishOptions::default`] keeps.
 pub const DEFAULT_KEEP_GENERATIONS: usize = 5;
 
-/// A step of a publish that has just completed; see [`PublishOptions::checkpoint`].
+/// A step of a publish that has just completed: what the crash-safety tests' hook
+/// (`PublishOptions::checkpoint`, with the `testing` feature) is called with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+// Without the `testing` feature no hook reads the steps' payloads.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub enum Checkpoint {
     /// Debris of an earlier, killed publish was removed.
     DebrisSwept,
@@ -105,29 +108,38 @@ pub struct PublishOptions<'a> {
     /// How many generations to keep (the live one is always kept). Default 5.
     pub keep_generations: usize,
     /// Called after each step; an error stops the publish there, as a crash would (returned
-    /// as [`PublishError::Interrupted`]). A seam for crash-safety tests.
+    /// as [`PublishError::Interrupted`]). A seam for the crash-safety tests, compiled only with
+    /// the `testing` feature.
+    #[cfg(feature = "testing")]
     pub checkpoint: Option<&'a dyn Fn(Checkpoint) -> io::Result<()>>,
     /// The time that names backups (default: [`crate::clock::system`] when the options are made).
     pub now: SystemTime,
+    /// Keeps the lifetime the test hook borrows for.
+    #[cfg(not(feature = "testing"))]
+    #[doc(hidden)]
+    pub _hook: std::marker::PhantomData<&'a ()>,
 }
 
 impl Default for PublishOptions<'_> {
     fn default() -> Self {
         Self {
             keep_generations: DEFAULT_KEEP_GENERATIONS,
+            #[cfg(feature = "testing")]
             checkpoint: None,
             now: crate::clock::system(),
+            #[cfg(not(feature = "testing"))]
+            _hook: std::marker::PhantomData,
         }
     }
 }
 
 impl fmt::Debug for PublishOptions<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublishOptions")
-            .field("keep_generations", &self.keep_generations)
-            .field("checkpoint", &self.checkpoint.map(|_| "<hook>"))
-            .field("now", &self.now)
-            .finish()
+        let mut out = f.debug_struct("PublishOptions");
+        out.field("keep_generations", &self.keep_generations);
+        #[cfg(feature = "testing")]
+        out.field("checkpoint", &self.checkpoint.map(|_| "<hook>"));
+        out.field("now", &self.now).finish()
     }
 }
 
@@ -165,12 +177,15 @@ pub fn publish(
     opts: &PublishOptions<'_>,
 ) -> Result<PublishOutcome, PublishError> {
     lock.check_guards(state)?;
+    #[cfg(feature = "testing")]
     let reached = |checkpoint: Checkpoint| match opts.checkpoint {
         Some(hook) => {
             hook(checkpoint).map_err(|source| PublishError::Interrupted { checkpoint, source })
         }
         None => Ok(()),
     };
+    #[cfg(not(feature = "testing"))]
+    let reached = |_: Checkpoint| Ok::<(), PublishError>(());
 
     let before = read_current(state);
     let swept = generation::sweep(&debris(state, &before))?;
