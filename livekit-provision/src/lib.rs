@@ -6,7 +6,9 @@
 //! A host service (hero_livekit_server, say) uses four pieces: [`ensure()`] to provision a state
 //! directory from any [`SecretStore`], [`provisioned_credentials`] to read what was provisioned,
 //! [`token::mint`] for access tokens, and [`daemon::run`] to serve the control plane inside the
-//! host's own tokio runtime, with the host's store and shutdown signal.
+//! host's own tokio runtime, with the host's store and shutdown signal. What an operator does
+//! besides `ensure` (store a setting, install or roll back livekit-server, preview the files) is
+//! in [`admin`], the functions behind the CLI's and the daemon's commands of the same names.
 //! `livekit-provision/examples/embed.rs` is a runnable host with its own in-process store
 //! (`cargo run --example embed`).
 //!
