@@ -175,21 +175,23 @@ def main():
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     print(f"kill harness: seed {seed}, binary {lkp.CLI}", flush=True)
-    total_p = total_f = total_killed = 0
+    total_p = total_f = 0
+    killed = {}
     with tempfile.TemporaryDirectory(prefix="lkp-kill-") as work:
         url = lkp.make_mirror(os.path.join(work, "mirror"), ["1.0.0", "1.1.0"])
         for name in a.scenario or ["first", "rerender", "upgrade"]:
             p, f, k = run(Scenario(name, work, url), a.count, rng)
             total_p += p
             total_f += f
-            total_killed += k
+            killed[f"{name}: kills landed mid-run"] = k
         if total_f:
             # Keep the failing state directories for inspection.
             kept = work + "-failed"
             lkp.shutil.copytree(work, kept, symlinks=True)
             print(f"failing state directories copied to {kept}")
-    # Runs that all finished before their kill proved nothing about a kill mid-run.
-    return lkp.finish(total_p, total_f, {"kills landed mid-run": total_killed})
+    # Runs that all finished before their kill proved nothing about a kill mid-run: counted per
+    # scenario, so one scenario whose kills all came late fails on its own.
+    return lkp.finish(total_p, total_f, killed)
 
 
 if __name__ == "__main__":

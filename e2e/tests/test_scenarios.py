@@ -168,7 +168,10 @@ def test_calls_survive_the_control_plane(make_node, version):
             per_kind[how] = max(start_gap, c.rx.worst_fresh_gap)
         await asyncio.sleep(0.5)
         events = c.connection_events()
-        result = (kills, c.rx.worst_fresh_gap, c.rx.worst_frame_gap, events, per_kind)
+        # A gap still open now counts too: audio that never came back is the worst gap.
+        still_open = time.monotonic() - (c.rx.last_fresh_at or 0.0)
+        worst_fresh = max(c.rx.worst_fresh_gap, still_open)
+        result = (kills, worst_fresh, c.rx.worst_frame_gap, events, per_kind)
         await c.close()
         return result
 

@@ -51,8 +51,9 @@ impl ConfigError {
                 source: SettingsError::Turn(e),
             } => Some(format!("{} (in {})", e.hint(), path.display())),
             Self::Settings { path, .. } => Some(format!(
-                "edit {}: accepted keys are port, rtc_tcp_port, rtc_port_range_start, rtc_port_range_end, rtc_udp_port, rtc_enable_loopback_candidate, backend_port, backend_command, redis_address, redis_username, redis_db, release_url, livekit_bin, log_level, webhook, prometheus, use_external_ip, bind_addresses, turn",
-                path.display()
+                "edit {}: accepted keys are {}",
+                path.display(),
+                Settings::keys().join(", ")
             )),
             Self::Extra { source, .. } => source.hint(),
         }

@@ -158,14 +158,25 @@ pub struct RenderInputs {
 }
 
 impl RenderInputs {
-    /// `text` (a rendered file) with every secret of these inputs (the API secret, the
-    /// previous one during a grace, the Redis password) replaced by `****`: what `render`
-    /// shows.
-    pub fn redact(&self, text: &str) -> String {
+    /// Every secret these inputs hold: the API secret, the previous one during a grace, the
+    /// Redis password, the Sentinel password and the metrics password.
+    fn secrets(&self) -> Vec<&Secret> {
         let mut secrets = vec![&self.credentials.secret];
         secrets.extend(self.previous.as_ref().map(|p| &p.secret));
-        secrets.extend(self.redis.as_ref().and_then(|r| r.password.as_ref()));
-        secrets.iter().fold(text.to_owned(), |acc, s| {
+        if let Some(redis) = &self.redis {
+            secrets.extend(redis.password.as_ref());
+            if let RoutingNodes::Sentinel { password, .. } = &redis.nodes {
+                secrets.extend(password.as_ref());
+            }
+        }
+        secrets.extend(self.prometheus_password.as_ref());
+        secrets
+    }
+
+    /// `text` (a rendered file) with every secret of these inputs replaced by `****`: what
+    /// `render` shows.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets().iter().fold(text.to_owned(), |acc, s| {
             acc.replace(s.expose(), crate::redact::MASK)
         })
     }

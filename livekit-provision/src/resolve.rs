@@ -525,8 +525,8 @@ fn resolve_prometheus_password(
 /// The names every resolution reads, whatever their values: fetched in one batch.
 /// `LIVEKIT_REDIS_PASSWORD` is read only when LiveKit's Redis is known (from provision.yaml
 /// here; when the address comes from the store, the password is read after it), the
-/// sentinels' password only with Sentinel, and the previous pair only during a rotation grace
-/// period.
+/// sentinels' password only with Sentinel, the metrics password only with `prometheus:`, and the
+/// previous pair only during a rotation grace period.
 fn first_reads(settings: &Settings) -> Vec<SecretName> {
     let mut names = vec![
         SecretName::LIVEKIT_VERSION,
@@ -545,6 +545,9 @@ fn first_reads(settings: &Settings) -> Vec<SecretName> {
     });
     if settings.redis_sentinel_master_name.is_some() {
         names.push(SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD);
+    }
+    if settings.prometheus.is_some() {
+        names.push(SecretName::LIVEKIT_PROMETHEUS_PASSWORD);
     }
     names
 }

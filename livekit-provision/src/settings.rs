@@ -204,6 +204,17 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// The keys `provision.yaml` accepts, alphabetically: the struct's serialized fields (so
+    /// the list cannot fall behind the struct, as a hand-kept one in the hint once did).
+    pub(crate) fn keys() -> Vec<String> {
+        match serde_json::to_value(Self::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Settings {
     /// Parse and validate the text of `provision.yaml`. An empty file means all defaults.
     pub fn from_yaml(text: &str) -> Result<Self, SettingsError> {
         if text.trim().is_empty() {
@@ -382,6 +393,29 @@ impl std::fmt::Debug for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_accepted_keys_are_every_field() {
+        let keys = Settings::keys();
+        for key in [
+            "port",
+            "redis_tls",
+            "redis_sentinel_master_name",
+            "redis_tls_client_key_file",
+            "turn",
+            "media_owner",
+            "backend_probe",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+        // Each one is a key provision.yaml takes: set alone to its default, it is accepted.
+        let defaults = serde_json::to_value(Settings::default()).unwrap();
+        for key in &keys {
+            let one = serde_json::json!({ key.as_str(): defaults[key.as_str()] });
+            let yaml = serde_yaml::to_string(&one).unwrap();
+            assert!(Settings::from_yaml(&yaml).is_ok(), "{yaml}");
+        }
+    }
 
     #[test]
     fn empty_means_defaults() {

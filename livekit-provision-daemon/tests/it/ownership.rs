@@ -378,6 +378,12 @@ fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_rest
     assert_eq!(e["restart_reasons"], json!([]), "{e}");
 
     // A rotated key: rotate republishes the files; status compares them with the record.
+    let store_secret = || {
+        let secrets = std::fs::read_to_string(node.state.secrets_file()).unwrap();
+        let secrets: Value = serde_json::from_str(&secrets).unwrap();
+        secrets["LIVEKIT_API_SECRET"].as_str().unwrap().to_owned()
+    };
+    let old_secret = store_secret();
     let rotated = cli_command(&node, &["secrets", "rotate", "--yes"])
         .output()
         .unwrap();
@@ -390,10 +396,14 @@ fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_rest
         reasons.contains("livekit.yaml changed: keys: "),
         "{reasons}"
     );
-    let secrets = std::fs::read_to_string(node.state.secrets_file()).unwrap();
-    let secret: Value = serde_json::from_str(&secrets).unwrap();
-    let secret = secret["LIVEKIT_API_SECRET"].as_str().unwrap();
-    assert!(!reasons.contains(secret), "{reasons}");
+    let new_secret = store_secret();
+    assert_ne!(new_secret, old_secret);
+    for secret in [&old_secret, &new_secret] {
+        assert!(
+            !reasons.contains(secret.as_str()),
+            "a restart reason holds a secret"
+        );
+    }
     call(&node.socket(), "restart", &json!({ "grace_secs": 0.2 })).unwrap();
     node.media_pids.retain(|&p| p != second);
     let third = node.wait_media_healthy();

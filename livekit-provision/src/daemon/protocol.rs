@@ -35,6 +35,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::check::CheckReport;
 use crate::ensure::EnsureReport;
@@ -552,7 +553,28 @@ pub struct SecretsSetParams {
     /// A setting livekit-provision reads (see `secrets.list`).
     pub name: String,
     /// Its value (one line; validated as `ensure` validates it). Never echoed or logged.
+    #[serde(deserialize_with = "secret_text")]
     pub value: String,
+}
+
+/// A string parameter that may be a secret: a value of another JSON type is refused naming only
+/// its type (serde's own message would quote it, e.g. ``integer `12345678` ``).
+fn secret_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        Value::String(text) => Ok(text),
+        other => {
+            let kind = match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::Array(_) => "an array",
+                Value::Object(_) => "an object",
+                Value::String(_) => "a string",
+            };
+            Err(D::Error::custom(format!("expected a string, got {kind}")))
+        }
+    }
 }
 
 impl fmt::Debug for SecretsSetParams {

@@ -523,6 +523,30 @@ fn an_unreadable_store_is_an_error_and_never_mints() {
         assert_eq!(listing(state.root()), before);
     }
     assert!(failed >= 2, "only {failed} reads");
+
+    // The same when a secret is about to be minted: `prometheus:` is turned on, its password
+    // is not in the store yet. Until every read succeeds, nothing is minted or written.
+    std::fs::write(state.settings_file(), "prometheus:\n  port: 9100\n").unwrap();
+    let before = listing(state.root());
+    let mut failed = 0;
+    for nth in 0.. {
+        let flaky = FlakyStore::new(store.snapshot(), StoreOp::Get, nth);
+        let result = ensure(&state, &flaky, &offline());
+        if !flaky.failed() {
+            result.unwrap();
+            assert!(get(&flaky.inner, "LIVEKIT_PROMETHEUS_PASSWORD").is_some());
+            break;
+        }
+        failed += 1;
+        assert!(result.is_err(), "read {nth} failed but ensure succeeded");
+        assert_eq!(
+            flaky.inner.writes(),
+            0,
+            "read {nth} failed, yet the store was written"
+        );
+        assert_eq!(listing(state.root()), before);
+    }
+    assert!(failed >= 2, "only {failed} reads");
 }
 
 #[test]

@@ -448,8 +448,9 @@ fn rediss_with_a_private_ca_and_a_client_certificate() {
         // The system's trust store does not know the test CA.
         (base.clone(), "certificate"),
         (format!("{base}?ca={}", c("nosuch.pem")), "cannot read"),
-        // The server wants a client certificate.
-        (format!("{base}?ca={}", c("ca.pem")), ""),
+        // The server wants a client certificate: its alert, and the hint that names the fix.
+        (format!("{base}?ca={}", c("ca.pem")), "CertificateRequired"),
+        (format!("{base}?ca={}", c("ca.pem")), "?cert=PATH&key=PATH"),
     ];
     for (url, needle) in cases {
         let text = refused(&dir.path().join("fresh"), &url);

@@ -17,8 +17,8 @@ use livekit_provision::render::ParsedFiles;
 use livekit_provision::render::{expected, render};
 use livekit_provision::store::TlsFiles;
 use livekit_provision::{
-    ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, RedisRouting, RoutingNodes,
-    Secret, Settings, TurnSettings,
+    ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, ManagedFile, RedisRouting,
+    RoutingNodes, Secret, Settings, TurnSettings,
 };
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
@@ -364,6 +364,24 @@ fn inputs() -> impl Strategy<Value = RenderInputs> {
         )
 }
 
+/// The dotted path of every key of `mapping`, into the sections the model describes.
+fn key_paths(mapping: &Mapping, prefix: &str, out: &mut Vec<String>) {
+    for (key, value) in mapping {
+        let Some(key) = key.as_str() else { continue };
+        let path = if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if let (Some(model), Value::Mapping(inner)) = (config_model::lookup(&path), value)
+            && matches!(model.kind, Kind::Section(_))
+        {
+            key_paths(inner, &path, out);
+        }
+        out.push(path);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -398,6 +416,29 @@ proptest! {
     }
 
     #[test]
+    fn the_redacted_files_show_no_secret(inputs in inputs()) {
+        // Every secret the inputs hold, listed here independently of `redact`.
+        let mut secrets = vec![inputs.credentials.secret.expose().to_owned()];
+        secrets.extend(inputs.previous.as_ref().map(|p| p.secret.expose().to_owned()));
+        if let Some(redis) = &inputs.redis {
+            secrets.extend(redis.password.as_ref().map(|p| p.expose().to_owned()));
+            if let RoutingNodes::Sentinel { password: Some(p), .. } = &redis.nodes {
+                secrets.push(p.expose().to_owned());
+            }
+        }
+        secrets.extend(inputs.prometheus_password.as_ref().map(|p| p.expose().to_owned()));
+        let rendered = render(&inputs);
+        for file in ManagedFile::ALL {
+            let text = rendered.get(file);
+            let shown = inputs.redact(text);
+            // Short generated values also occur by chance in other text; real secrets are long.
+            for secret in secrets.iter().filter(|s| s.len() >= 8 && text.contains(s.as_str())) {
+                prop_assert!(!shown.contains(secret.as_str()), "{file}: a secret is shown");
+            }
+        }
+    }
+
+    #[test]
     fn the_three_files_agree_on_the_credentials(inputs in inputs()) {
         let parsed = ParsedFiles::parse(&render(&inputs)).unwrap();
         let from_yaml = parsed.livekit_yaml.credentials().first().cloned();
@@ -427,7 +468,15 @@ proptest! {
         release in prop::sample::select(Release::all().collect::<Vec<_>>()),
     ) {
         match overlay.check_release(release) {
-            Ok(()) => {}
+            Ok(()) => {
+                let mut paths = Vec::new();
+                key_paths(overlay.mapping(), "", &mut paths);
+                for path in paths {
+                    if let Some(key) = config_model::lookup(&path) {
+                        prop_assert!(key.in_release(release), "{path} passed {release}");
+                    }
+                }
+            }
             Err(livekit_provision::ExtraError::Model(ModelError::NotInRelease { path, first, last, .. })) => {
                 let key = config_model::lookup(&path).unwrap();
                 prop_assert!(!key.in_release(release));
@@ -439,9 +488,9 @@ proptest! {
 
     #[test]
     fn a_misspelt_key_is_refused_by_its_path(overlay in extra(), suffix in "[a-z]{1,3}") {
-        let Some((Value::String(top), _)) = overlay.mapping().iter().next() else {
-            return Ok(());
-        };
+        let top = overlay.mapping().keys().next().and_then(Value::as_str).map(str::to_owned);
+        prop_assume!(top.is_some(), "an empty overlay has no key to misspell");
+        let top = top.unwrap();
         let mut mapping = overlay.mapping().clone();
         let misspelt = format!("{top}_{suffix}x");
         let value = mapping.shift_remove(top.as_str()).unwrap();
