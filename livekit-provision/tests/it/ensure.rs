@@ -507,46 +507,50 @@ fn an_unreadable_store_is_an_error_and_never_mints() {
     let store = MemoryStore::new();
     run(&state, &store);
     let live = store_pair(&store).unwrap();
-    let before = listing(state.root());
-    let mut failed = 0;
-    for nth in 0.. {
-        let flaky = FlakyStore::new(store.snapshot(), StoreOp::Get, nth);
-        let result = ensure(&state, &flaky, &offline());
-        if !flaky.failed() {
-            assert!(result.unwrap().is_noop());
-            break;
-        }
-        failed += 1;
-        assert!(result.is_err(), "read {nth} failed but ensure succeeded");
-        assert_eq!(flaky.inner.writes(), 0);
-        assert_eq!(store_pair(&flaky.inner), Some(live.clone()));
-        assert_eq!(listing(state.root()), before);
-    }
+    let failed = fail_each_read(&state, &store, |report, inner| {
+        assert!(report.is_noop());
+        assert_eq!(store_pair(inner), Some(live.clone()));
+    });
     assert!(failed >= 2, "only {failed} reads");
 
     // The same when a secret is about to be minted: `prometheus:` is turned on, its password
     // is not in the store yet. Until every read succeeds, nothing is minted or written.
     std::fs::write(state.settings_file(), "prometheus:\n  port: 9100\n").unwrap();
+    let failed = fail_each_read(&state, &store, |_, inner| {
+        assert!(get(inner, "LIVEKIT_PROMETHEUS_PASSWORD").is_some());
+    });
+    assert!(failed >= 2, "only {failed} reads");
+}
+
+/// Run `ensure` on `state` over a copy of `store` once per read, the nth read failing: each
+/// such run fails, writing nothing to the store or the state directory. The run in which no
+/// read failed is handed to `succeeded`. Returns how many reads failed.
+fn fail_each_read(
+    state: &StateDir,
+    store: &MemoryStore,
+    succeeded: impl Fn(EnsureReport, &MemoryStore),
+) -> usize {
     let before = listing(state.root());
-    let mut failed = 0;
     for nth in 0.. {
         let flaky = FlakyStore::new(store.snapshot(), StoreOp::Get, nth);
-        let result = ensure(&state, &flaky, &offline());
+        let result = ensure(state, &flaky, &offline());
         if !flaky.failed() {
-            result.unwrap();
-            assert!(get(&flaky.inner, "LIVEKIT_PROMETHEUS_PASSWORD").is_some());
-            break;
+            succeeded(result.unwrap(), &flaky.inner);
+            return nth;
         }
-        failed += 1;
         assert!(result.is_err(), "read {nth} failed but ensure succeeded");
         assert_eq!(
             flaky.inner.writes(),
             0,
             "read {nth} failed, yet the store was written"
         );
-        assert_eq!(listing(state.root()), before);
+        assert_eq!(
+            listing(state.root()),
+            before,
+            "read {nth} failed, yet files changed"
+        );
     }
-    assert!(failed >= 2, "only {failed} reads");
+    unreachable!("a run without a failed read ends the loop")
 }
 
 #[test]
