@@ -77,19 +77,26 @@ pub fn rotate(
     let _lock = StateLock::acquire(state, on_lock_wait)?;
     // The `ensure` that follows must be able to publish the new pair: refuse before any write
     // if a stored value is one it would refuse.
-    for known in KNOWN {
-        if let Some(value) = store.get(&known.name)? {
-            validate::secret_value(&known.name, value.expose()).map_err(|source| {
-                RotateError::InvalidStored {
-                    name: known.name.clone(),
-                    store: store.describe(),
-                    source,
-                }
-            })?;
+    // Every stored value in one batch (one Redis round trip, one read of secrets.json).
+    let names: Vec<SecretName> = KNOWN.iter().map(|k| k.name.clone()).collect();
+    let values = store.get_many(&names)?;
+    let mut old_key = None;
+    let mut old_secret = None;
+    for (name, value) in names.into_iter().zip(values) {
+        let Some(value) = value else { continue };
+        validate::secret_value(&name, value.expose()).map_err(|source| {
+            RotateError::InvalidStored {
+                name: name.clone(),
+                store: store.describe(),
+                source,
+            }
+        })?;
+        if name == SecretName::LIVEKIT_API_KEY {
+            old_key = Some(value);
+        } else if name == SecretName::LIVEKIT_API_SECRET {
+            old_secret = Some(value);
         }
     }
-    let old_key = store.get(&SecretName::LIVEKIT_API_KEY)?;
-    let old_secret = store.get(&SecretName::LIVEKIT_API_SECRET)?;
     let new = Credentials {
         key: ApiKey::mint()?,
         secret: Secret::mint_api_secret()?,

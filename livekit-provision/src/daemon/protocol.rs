@@ -520,10 +520,13 @@ pub struct SecretsListResult {
 impl SecretsListResult {
     /// Every known setting as `store` holds it; secret values as `****`.
     pub fn of(store: &dyn SecretStore) -> Result<Self, StoreError> {
+        // One batch (one Redis round trip, one read of secrets.json) for every name.
+        let names: Vec<crate::SecretName> = KNOWN.iter().map(|k| k.name.clone()).collect();
+        let values = store.get_many(&names)?;
         let secrets = KNOWN
             .iter()
-            .map(|known| {
-                let value = store.get(&known.name)?;
+            .zip(values)
+            .map(|(known, value)| {
                 Ok(SecretEntry {
                     name: known.name.as_str().to_owned(),
                     set: value.is_some(),
