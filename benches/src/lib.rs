@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::SystemTime;
 
-use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::BinaryOptions;
 use livekit_provision::inputs::RenderInputs;
 use livekit_provision::store::{FileStore, MemoryStore};
 use livekit_provision::{

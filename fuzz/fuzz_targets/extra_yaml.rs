@@ -4,8 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use livekit_provision::{ExtraOverlay};
-use livekit_provision::inputs::{RenderInputs};
+use livekit_provision::ExtraOverlay;
+use livekit_provision::Hint;
+use livekit_provision::inputs::RenderInputs;
 use livekit_provision::render::{LivekitYaml, expected, render};
 
 fuzz_target!(|data: &[u8]| {

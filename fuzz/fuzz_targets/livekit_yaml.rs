@@ -2,6 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use livekit_provision::Hint;
 use livekit_provision::render::LivekitYaml;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND};
 pub use livekit_provision_setup::GlobalArgs;
 
 /// Turn a bare Linux server into a working LiveKit media node, and keep it working.

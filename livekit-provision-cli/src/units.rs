@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND};
 use livekit_provision_setup::Exit;
 
 /// The exit code of `livekit-provision exec` when it refuses to start (`EX_CONFIG` of

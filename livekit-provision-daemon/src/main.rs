@@ -1,5 +1,5 @@
 //! `livekit-provision-daemon`: the control plane. Parses arguments, sets up logging, the runtime
-//! and signals, and calls `livekit_provision::daemon::run`; everything else is in the library.
+//! and signals, and calls `livekit_provision_daemon::run`; everything else is in the library.
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT (the media keep running), 1 on an error (`error:`,
 //! `caused by:` and `hint:` lines on stderr). The global options, logging, error printing and
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use livekit_provision::ErrorReport;
-use livekit_provision::daemon::{self, Command, DaemonConfig};
+use livekit_provision_daemon::{self as daemon, Command, DaemonConfig};
 use livekit_provision_setup::{Exit, GlobalArgs, Logging, init_logging, print_error};
 use tokio::signal::unix::{SignalKind, signal};
 

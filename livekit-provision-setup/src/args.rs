@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::BinaryOptions;
 use livekit_provision::{ErrorReport, Platform, Secret, StateDir, StoreSpec};
 
 /// The options both binaries take (DESIGN.md: the daemon takes the CLI's global options).

@@ -2,6 +2,7 @@
 //! secret store `SECRETS_SPEC` (e.g. `redis://127.0.0.1:6379`) and prints the API key it serves.
 //! Used by `benches/fleet.sh` to start many nodes at once.
 
+use livekit_provision::Hint;
 use std::process::ExitCode;
 
 use livekit_provision::{EnsureOptions, StateDir, StoreSpec, ensure};

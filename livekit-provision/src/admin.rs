@@ -12,9 +12,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use crate::binary::BinaryOptions;
 use crate::binary::install_request;
 use crate::config::{ConfigError, OperatorConfig};
-use crate::ensure::BinaryOptions;
 use crate::fetch::{EventSink, FetchError, InstallOutcome, RollbackOutcome, Sha256Digest};
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{self, PublishError, StateLock};
@@ -79,9 +79,10 @@ impl AdminError {
             Self::UnknownName { .. } | Self::InvalidValue { .. } | Self::NoVersion
         )
     }
+}
 
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for AdminError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::UnknownName { .. } => Some(known_names_hint()),
             Self::InvalidValue { name, .. } => {

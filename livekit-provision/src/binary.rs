@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ensure::BinaryOptions;
-use crate::fetch::{FetchError, InstallRequest, ReleaseBase};
+use crate::fetch::{FetchError, InstallRequest, Platform, ReleaseBase};
 use crate::paths::StateDir;
+use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::version::LivekitVersion;
 
@@ -81,6 +81,48 @@ pub fn install_request(
     }
     request.github_token.clone_from(&options.github_token);
     Ok(request)
+}
+
+/// How the binary is chosen and obtained (`ensure`, `install`, the media specs). `Debug` shows `release_url` through `redact`.
+#[derive(Clone)]
+pub struct BinaryOptions {
+    /// Overrides `release_url` of `provision.yaml` (`--release-url`, `LIVEKIT_PROVISION_RELEASE_URL`).
+    pub release_url: Option<String>,
+    /// Overrides `livekit_bin` of `provision.yaml` (`--livekit-bin`): never download.
+    pub livekit_bin: Option<PathBuf>,
+    /// `GITHUB_TOKEN`, sent only to GitHub hosts.
+    pub github_token: Option<Secret>,
+    /// The platform whose release asset to fetch.
+    pub platform: Platform,
+    /// Do not download at all (report the need instead).
+    pub offline: bool,
+}
+
+impl std::fmt::Debug for BinaryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinaryOptions")
+            .field(
+                "release_url",
+                &self.release_url.as_deref().map(crate::redact::text),
+            )
+            .field("livekit_bin", &self.livekit_bin)
+            .field("github_token", &self.github_token)
+            .field("platform", &self.platform)
+            .field("offline", &self.offline)
+            .finish()
+    }
+}
+
+impl Default for BinaryOptions {
+    fn default() -> Self {
+        Self {
+            release_url: None,
+            livekit_bin: None,
+            github_token: None,
+            platform: Platform::current(),
+            offline: false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Hint;
 use crate::binary::{BinarySource, LivekitBinary};
 use crate::config::OperatorConfig;
 use crate::fetch;

@@ -41,9 +41,8 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
-    /// What the operator can do about it.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for ConfigError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Read { path, .. } => Some(format!("check the permissions of {}", path.display())),
             Self::Settings {

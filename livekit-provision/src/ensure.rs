@@ -8,10 +8,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::binary::LivekitBinary;
+use crate::binary::{BinaryOptions, LivekitBinary};
 use crate::config::{ConfigError, OperatorConfig};
 use crate::error_chain::ErrorReport;
-use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Platform, Sha256Digest};
+use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Sha256Digest};
 use crate::inputs::RenderInputs;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{self, FixedPath, PublishError, PublishOutcome, StateLock};
@@ -23,7 +23,6 @@ use crate::render::{Rendered, render};
 use crate::resolve::{
     CredentialSource, Resolution, ResolveContext, ResolveError, Warning, resolve,
 };
-use crate::secret::Secret;
 use crate::server_check::{self, ServerCheckError};
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::{DiskTriple, Parsed};
@@ -100,48 +99,6 @@ pub enum Action {
         /// The version.
         version: String,
     },
-}
-
-/// How `ensure` gets the binary. `Debug` shows `release_url` through `redact`.
-#[derive(Clone)]
-pub struct BinaryOptions {
-    /// Overrides `release_url` of `provision.yaml` (`--release-url`, `LIVEKIT_PROVISION_RELEASE_URL`).
-    pub release_url: Option<String>,
-    /// Overrides `livekit_bin` of `provision.yaml` (`--livekit-bin`): never download.
-    pub livekit_bin: Option<PathBuf>,
-    /// `GITHUB_TOKEN`, sent only to GitHub hosts.
-    pub github_token: Option<Secret>,
-    /// The platform whose release asset to fetch.
-    pub platform: Platform,
-    /// Do not download at all (report the need instead).
-    pub offline: bool,
-}
-
-impl std::fmt::Debug for BinaryOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BinaryOptions")
-            .field(
-                "release_url",
-                &self.release_url.as_deref().map(crate::redact::text),
-            )
-            .field("livekit_bin", &self.livekit_bin)
-            .field("github_token", &self.github_token)
-            .field("platform", &self.platform)
-            .field("offline", &self.offline)
-            .finish()
-    }
-}
-
-impl Default for BinaryOptions {
-    fn default() -> Self {
-        Self {
-            release_url: None,
-            livekit_bin: None,
-            github_token: None,
-            platform: Platform::current(),
-            offline: false,
-        }
-    }
 }
 
 /// Options of one [`ensure`] run.
@@ -323,9 +280,8 @@ pub enum EnsureError {
     ServerRefused(#[from] ServerCheckError),
 }
 
-impl EnsureError {
-    /// What the operator can do about it.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for EnsureError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::State(e) | Self::Publish(e) => e.hint(),
             Self::Config(e) => e.hint(),

@@ -10,41 +10,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// An error that can tell the operator how to fix it.
+/// An error that can tell the operator how to fix it. Each error type implements it beside its
+/// own definition (its variants and their fixes read together).
 pub trait Hint: Error {
     /// One line saying what to do about this error, when a fix is known.
     fn hint(&self) -> Option<String>;
 }
-
-/// The library's errors that know their fix: each keeps its own `hint()` next to its variants.
-macro_rules! hint_from_inherent {
-    ($($ty:ty),* $(,)?) => {$(
-        impl Hint for $ty {
-            fn hint(&self) -> Option<String> {
-                <$ty>::hint(self)
-            }
-        }
-    )*};
-}
-
-hint_from_inherent!(
-    crate::admin::AdminError,
-    crate::EnsureError,
-    crate::StoreError,
-    crate::FetchError,
-    crate::PublishError,
-    crate::ConfigError,
-    crate::ResolveError,
-    crate::TokenError,
-    crate::NotProvisioned,
-    crate::SuperviseError,
-    crate::ExtraError,
-    crate::media::MediaError,
-    crate::rotate::RotateError,
-    crate::daemon::ClientError,
-    crate::daemon::DaemonError,
-    crate::ParseError,
-);
 
 /// An error as it is shown: its message, its causes (repeats dropped) and its hint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

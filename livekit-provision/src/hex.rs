@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 /// `bytes` as lowercase hex, two digits a byte.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+pub fn encode(bytes: &[u8]) -> String {
     bytes
         .iter()
         .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {

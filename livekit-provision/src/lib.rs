@@ -3,14 +3,14 @@
 //! See `ARCHITECTURE.md` at the repository root for the code map and the invariants.
 //!
 //! # Embedding
-//! A host service (hero_livekit_server, say) uses four pieces: [`ensure()`] to provision a state
-//! directory from any [`SecretStore`], [`provisioned_credentials`] to read what was provisioned,
-//! [`token::mint`] for access tokens, and [`daemon::run`] to serve the control plane inside the
-//! host's own tokio runtime, with the host's store and shutdown signal. What an operator does
+//! A host service (hero_livekit_server, say) uses three pieces of this crate: [`ensure()`] to
+//! provision a state directory from any [`SecretStore`], [`provisioned_credentials`] to read what
+//! was provisioned, and [`token::mint`] for access tokens; the `livekit-provision-daemon` crate
+//! serves the control plane inside the host's own tokio runtime. What an operator does
 //! besides `ensure` (store a setting, install or roll back livekit-server, preview the files) is
 //! in [`admin`], the functions behind the CLI's and the daemon's commands of the same names.
-//! `livekit-provision/examples/embed.rs` is a runnable host with its own in-process store
-//! (`cargo run --example embed`).
+//! `livekit-provision-daemon/examples/embed.rs` is a runnable host with its own in-process store
+//! (`cargo run -p livekit-provision-daemon --example embed`).
 //!
 //! ## Provision a node
 //! [`ensure()`] mints the API key and secret into the store when it answers "absent" (never when
@@ -66,37 +66,8 @@
 //! ```
 //!
 //! ## Run the control plane in the host's runtime
-//! [`daemon::run`] takes the socket (bind it first: the control plane answers before it
-//! provisions), a [`daemon::DaemonConfig`] built from the host's store (an
-//! `Arc<dyn SecretStore>`, or a [`StoreSpec`]), a command channel and the host's shutdown
-//! future. It returns when the future completes; the media it started keep running.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//!
-//! use livekit_provision::daemon::{self, DaemonConfig};
-//! use livekit_provision::store::{FileStore, SecretStore};
-//! use livekit_provision::StateDir;
-//!
-//! # async fn host() -> Result<(), Box<dyn std::error::Error>> {
-//! let state = StateDir::new("/var/lib/livekit-provision");
-//! // The host's own store: any `SecretStore` implementation (examples/embed.rs has one).
-//! let store: Arc<dyn SecretStore> = Arc::new(FileStore::new("/etc/host/secrets.json"));
-//! let _instance = daemon::lock_instance(&state)?; // one daemon per state directory
-//! let listener = daemon::bind(&state)?;
-//! let (commands, receiver) = daemon::command_channel(); // `Command::Reload` provisions now
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let config = DaemonConfig::new(state, store);
-//! let serving = tokio::spawn(daemon::run(listener, config, receiver, async {
-//!     let _ = stopped.await;
-//! }));
-//! // … the host runs; at its shutdown:
-//! let _ = stop.send(());
-//! serving.await??;
-//! # drop(commands);
-//! # Ok(())
-//! # }
-//! ```
+//! The control plane — media supervision, the control loop and its JSON-RPC methods — is the
+//! `livekit-provision-daemon` crate, a library over this one (and the daemon binary).
 
 #![deny(missing_docs)]
 // Every type the API hands out can be named by its user (checked without the `testing` feature).
@@ -133,27 +104,25 @@ macro_rules! internal_item {
 }
 
 pub mod admin;
-mod backoff;
+pub mod backoff;
 mod binary;
 pub mod check;
 pub mod clock;
 mod config;
-mod config_diff;
-pub mod daemon;
+pub mod config_diff;
 pub mod ensure;
 mod error_chain;
 pub mod fetch;
 pub mod fleet;
-mod hex;
-pub mod media;
+pub mod fsio;
+pub mod hex;
 mod paths;
 pub mod production;
-mod redact;
+pub mod redact;
 pub mod rotate;
 pub mod secret;
 pub mod settings;
 pub mod store;
-pub mod supervise;
 mod sys;
 pub mod token;
 pub mod turn;
@@ -163,7 +132,6 @@ mod version;
 internal! {
     mod config_model;
     mod inputs;
-    mod fsio;
     mod publish;
     mod render;
     mod resolve;
@@ -171,12 +139,12 @@ internal! {
     mod triple;
 }
 
-pub use binary::{BinarySource, LivekitBinary};
+pub use binary::{BinaryOptions, BinarySource, LivekitBinary};
 pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};
 pub use config::{ConfigError, OperatorConfig};
-pub use config_model::{ModelError, Release};
+pub use config_model::{ModelError, Release, overrides_config};
 pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};
-pub use error_chain::{ErrorReport, Hint};
+pub use error_chain::{ErrorReport, Hint, one_line};
 pub use fetch::{
     FetchError, InstallNeed, InstallOutcome, InstalledBinary, Platform, ReleaseBase, installed,
     needs_install, verify_installed,
@@ -186,17 +154,16 @@ pub use fsio::write_file as write_atomically;
 pub use inputs::{Credentials, ExtraOverlay, RedisRouting, RoutingNodes};
 pub use paths::{ManagedFile, StateDir};
 pub use publish::PublishError;
-pub use render::{ExtraError, ParseError, YamlSyntaxError, livekit_url};
+pub use render::{
+    BackendEnv, ExtraError, LivekitYaml, ParseError, RuntimeJson, YamlSyntaxError, livekit_url,
+};
 pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use server_check::ServerCheckError;
 pub use settings::{LogLevel, Settings};
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
-pub use supervise::{
-    Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
-};
 pub use sys::local_addresses;
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
-pub use triple::{NotProvisioned, provisioned_credentials};
+pub use triple::{Disagreement, DiskTriple, NotProvisioned, Parsed, provisioned_credentials};
 pub use turn::{TlsIssue, TurnSettings, TurnSettingsError};
 pub use version::LivekitVersion;

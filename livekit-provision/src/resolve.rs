@@ -160,9 +160,8 @@ pub enum ResolveError {
     },
 }
 
-impl ResolveError {
-    /// What the operator can do about it.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for ResolveError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Store(e) => e.hint(),
             Self::InvalidStored { name, .. } => Some(format!(

@@ -49,9 +49,8 @@ pub enum RotateError {
     },
 }
 
-impl RotateError {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for RotateError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::State(e) => e.hint(),
             Self::Store(e) => e.hint(),

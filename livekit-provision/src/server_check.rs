@@ -108,8 +108,19 @@ impl ServerCheckError {
         matches!(self, Self::Refused { .. })
     }
 
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+
+
+    /// The dotted key livekit-server refused, when it named one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Refused { key, .. } => key.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl crate::Hint for ServerCheckError {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             Self::Refused { key: Some(key), .. } => format!(
                 "fix or remove `{key}` in extra.yaml (or provision.yaml); the published files were left as they were"
@@ -125,14 +136,6 @@ impl ServerCheckError {
                 program.display()
             ),
         })
-    }
-
-    /// The dotted key livekit-server refused, when it named one.
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            Self::Refused { key, .. } => key.as_deref(),
-            _ => None,
-        }
     }
 }
 

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::production::{PrometheusSettings, WebhookSettings};
-pub use crate::supervise::HealthProbe;
 use crate::turn::{TurnSettings, TurnSettingsError};
 
 /// livekit-server's log levels, as `logging.level` accepts them.
@@ -390,6 +389,67 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// How a process's readiness is probed: an HTTP GET of a path that must answer 200, or a TCP
+/// connect (for a backend that serves no `GET /`). Written `http:/path` or `tcp` in
+/// `provision.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum HealthProbe {
+    /// `GET <path>` answers 200.
+    Http {
+        /// The path, starting with `/`.
+        path: String,
+    },
+    /// A TCP connect succeeds.
+    Tcp,
+}
+
+impl Default for HealthProbe {
+    fn default() -> Self {
+        Self::Http {
+            path: "/".to_owned(),
+        }
+    }
+}
+
+impl TryFrom<String> for HealthProbe {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "tcp" {
+            return Ok(Self::Tcp);
+        }
+        match text.strip_prefix("http:") {
+            Some(path)
+                if path.starts_with('/')
+                    && !path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Ok(Self::Http {
+                    path: path.to_owned(),
+                })
+            }
+            _ => Err(format!(
+                "backend_probe {text:?} must be `tcp` or `http:/path` (e.g. `http:/healthz`)"
+            )),
+        }
+    }
+}
+
+impl From<HealthProbe> for String {
+    fn from(probe: HealthProbe) -> Self {
+        probe.to_string()
+    }
+}
+
+impl fmt::Display for HealthProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Http { path } => write!(f, "http:{path}"),
+            Self::Tcp => f.write_str("tcp"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,9 +630,9 @@ mod tests {
             !shown.contains("pa/ss") && shown.contains("@h/x"),
             "{shown}"
         );
-        let binary = crate::ensure::BinaryOptions {
+        let binary = crate::binary::BinaryOptions {
             release_url: settings.release_url,
-            ..crate::ensure::BinaryOptions::default()
+            ..crate::binary::BinaryOptions::default()
         };
         assert!(!format!("{binary:?}").contains("pa/ss"));
     }

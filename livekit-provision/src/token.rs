@@ -269,9 +269,8 @@ pub enum TokenError {
     },
 }
 
-impl TokenError {
-    /// A line telling the user how to fix this, when we know one.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for TokenError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::InvalidIdentity { .. } => Some(
                 "give a non-empty identity that fits limit.max_participant_identity_length \
@@ -423,6 +422,7 @@ fn epoch_seconds(time: SystemTime) -> Result<u64, TokenError> {
 
 #[cfg(test)]
 mod tests {
+    use crate::Hint;
     use std::collections::BTreeSet;
 
     use super::*;

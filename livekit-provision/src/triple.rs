@@ -48,7 +48,7 @@ pub struct Disagreement {
 #[derive(Debug)]
 pub struct DiskTriple {
     /// What is at each fixed path, with the raw bytes.
-    pub current: CurrentState,
+    pub(crate) current: CurrentState,
     /// `livekit.yaml`, parsed.
     pub livekit_yaml: Parsed<LivekitYaml>,
     /// `backend.env`, parsed.
@@ -179,9 +179,8 @@ pub struct NotProvisioned {
     pub state: std::path::PathBuf,
 }
 
-impl NotProvisioned {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for NotProvisioned {
+    fn hint(&self) -> Option<String> {
         Some(
             "run `livekit-provision ensure` (or `livekit-provision check` to see what is wrong)"
                 .to_owned(),

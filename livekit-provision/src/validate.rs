@@ -177,7 +177,7 @@ impl Default for TokenLimits {
 impl TokenLimits {
     /// The limits a `livekit.yaml` sets: its `limit:` section's two keys where present and
     /// positive (livekit-server treats 0 as "use the default"), else the defaults.
-    pub(crate) fn of_livekit_yaml(file: &LivekitYaml) -> Self {
+    pub fn of_livekit_yaml(file: &LivekitYaml) -> Self {
         Self::from_limit_section(file.extra.get("limit"))
     }
 

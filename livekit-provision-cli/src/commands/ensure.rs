@@ -59,7 +59,7 @@ fn restart_pending_notice(ctx: &Ctx, report: &EnsureReport) {
     if !upgraded {
         return;
     }
-    if let Some(pid) = livekit_provision::media::restart_pending(&ctx.state) {
+    if let Some(pid) = livekit_provision_daemon::media::restart_pending(&ctx.state) {
         ctx.printer.warn(format!(
             "restart pending: livekit-server (pid {pid}) still runs the previous binary; `livekit-provision restart` drains its calls and starts the new one"
         ));

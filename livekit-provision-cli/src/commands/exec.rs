@@ -20,7 +20,7 @@ use crate::output::{CliError, Exit};
 /// Become the media process `args.name`; returns (exit 78) only when that was refused or
 /// failed, after printing why.
 pub fn exec(ctx: &Ctx, args: &ExecArgs) -> Exit {
-    let error = livekit_provision::media::exec(
+    let error = livekit_provision_daemon::media::exec(
         &ctx.state,
         &args.name,
         ctx.livekit_bin.as_deref(),

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, LogFollow};
+use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND, LogFollow};
 
 use super::Ctx;
 use crate::cli::LogsArgs;

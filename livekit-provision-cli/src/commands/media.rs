@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use livekit_provision::daemon::protocol::{
+use livekit_provision::OperatorConfig;
+use livekit_provision_daemon::media;
+use livekit_provision_daemon::protocol::{
     self, MediaProcess, NoParams, StartResult, StatusResult, StopParams, StopResult,
 };
-use livekit_provision::daemon::{media_processes, status_without_daemon};
-use livekit_provision::media;
-use livekit_provision::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
-use livekit_provision::{Ensured, OperatorConfig, ProcessStatus, Supervisor};
+use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
+use livekit_provision_daemon::{Ensured, ProcessStatus, Supervisor};
+use livekit_provision_daemon::{media_processes, status_without_daemon};
 
 use super::{Ctx, DAEMON_TIMEOUT};
 use crate::cli::StopArgs;

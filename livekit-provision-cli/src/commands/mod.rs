@@ -14,10 +14,10 @@ mod token;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use livekit_provision::daemon::protocol::Method;
-use livekit_provision::daemon::{ClientError, request};
-use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::BinaryOptions;
 use livekit_provision::{SecretStore, StateDir, StoreSpec};
+use livekit_provision_daemon::protocol::Method;
+use livekit_provision_daemon::{ClientError, request};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::output::{CliError, Exit, Printer};

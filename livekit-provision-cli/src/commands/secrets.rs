@@ -3,9 +3,9 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
-use livekit_provision::daemon::protocol::{self, NoParams, SecretsListResult};
 use livekit_provision::store::{KNOWN, known_names_hint};
 use livekit_provision::{EnsureOptions, SecretName, local_addresses};
+use livekit_provision_daemon::protocol::{self, NoParams, SecretsListResult};
 
 use super::{Ctx, DAEMON_TIMEOUT};
 use crate::cli::SecretsCommand;
@@ -144,7 +144,7 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
             now,
             local_addresses: local_addresses(),
             on_lock_wait: &waiter,
-            binary: livekit_provision::ensure::BinaryOptions {
+            binary: livekit_provision::BinaryOptions {
                 offline: true,
                 ..ctx.binary_options()
             },

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use livekit_provision::daemon::protocol::METHODS;
+use livekit_provision_daemon::protocol::METHODS;
 use serde_json::{Value, json};
 
 use crate::support::{Node, call};

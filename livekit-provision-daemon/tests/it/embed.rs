@@ -1,17 +1,17 @@
-//! The embedding example (`livekit-provision/examples/embed.rs`), driven in-process: the daemon's
+//! The embedding example (`livekit-provision-daemon/examples/embed.rs`), driven in-process: the daemon's
 //! loop inside the test's own runtime, with the example's in-process store and its own shutdown
 //! signal, over stand-in media.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use livekit_provision::daemon::ProvisionState;
 use livekit_provision::store::{SecretName, SecretStore};
 use livekit_provision::{Secret, token};
+use livekit_provision_daemon::ProvisionState;
 
 use crate::support::{Node, alive, livekit_standin};
 
-#[path = "../../../livekit-provision/examples/embed.rs"]
+#[path = "../../examples/embed.rs"]
 #[expect(dead_code, reason = "the example's `main` is not called here")]
 mod example;
 

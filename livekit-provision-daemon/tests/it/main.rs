@@ -5,6 +5,7 @@
     reason = "test helpers outside #[test] functions fail the test by panicking on setup errors"
 )]
 
+mod daemon_loop;
 mod discover;
 mod embed;
 mod lifecycle;
@@ -16,3 +17,8 @@ mod security;
 mod status_shape;
 mod support;
 mod upgrade;
+
+/// The library's loopback release server, shared with its tests.
+#[path = "../../../livekit-provision/tests/it/support/release_server.rs"]
+#[allow(dead_code, reason = "this crate's tests use only part of it")]
+mod release_server;

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 
-use livekit_provision::daemon::ClientError;
+use livekit_provision_daemon::ClientError;
 use serde_json::{Value, json};
 
 use livekit_provision::ManagedFile;

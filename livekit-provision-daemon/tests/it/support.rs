@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use livekit_provision::StateDir;
-use livekit_provision::daemon::{ClientError, call_with_timeout};
+use livekit_provision_daemon::{ClientError, call_with_timeout};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};

@@ -229,9 +229,8 @@ pub enum FetchError {
     },
 }
 
-impl FetchError {
-    /// How to fix it, when we know.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for FetchError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::UnsupportedPlatform { .. } => Some(
                 "install livekit-server another way (on macOS: `brew install livekit`) and set \

@@ -155,6 +155,7 @@ pub fn may_send_github_token(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Hint;
 
     fn v(s: &str) -> LivekitVersion {
         LivekitVersion::parse(s).unwrap()

@@ -84,8 +84,11 @@ impl PublishError {
         move |source| Self::Io { op, path, source }
     }
 
-    /// What the operator can do about it, when there is something to do.
-    pub fn hint(&self) -> Option<String> {
+
+}
+
+impl crate::Hint for PublishError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::NotADirectory { path } => Some(format!(
                 "move {} aside, or pass --state-dir naming a directory",

@@ -50,6 +50,7 @@ impl StateLock {
 
 #[cfg(test)]
 mod tests {
+    use crate::Hint;
     use super::*;
 
     #[test]

@@ -164,9 +164,8 @@ pub enum ExtraError {
     },
 }
 
-impl ExtraError {
-    /// How to fix it, when there is a fix to suggest.
-    pub fn hint(&self) -> Option<String> {
+impl crate::Hint for ExtraError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Syntax { .. } => Some("fix the YAML syntax of extra.yaml".to_owned()),
             Self::NotAMapping { .. } => {
@@ -310,6 +309,7 @@ pub(crate) fn kind_of(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use crate::Hint;
     use super::*;
 
     #[test]

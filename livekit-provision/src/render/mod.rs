@@ -195,13 +195,7 @@ impl ParseError {
         }
     }
 
-    /// How to fix it.
-    pub fn hint(&self) -> Option<String> {
-        Some(format!(
-            "{} is managed by livekit-provision: `livekit-provision ensure` moves it to backups/ and writes a fresh one",
-            self.file()
-        ))
-    }
+
 
     pub(crate) fn field(
         file: ManagedFile,
@@ -214,6 +208,15 @@ impl ParseError {
             field: field.into(),
             reason: InvalidValue::new(reason, value),
         }
+    }
+}
+
+impl crate::Hint for ParseError {
+    fn hint(&self) -> Option<String> {
+        Some(format!(
+            "{} is managed by livekit-provision: `livekit-provision ensure` moves it to backups/ and writes a fresh one",
+            self.file()
+        ))
     }
 }
 

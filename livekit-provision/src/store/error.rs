@@ -217,8 +217,37 @@ fn exit_text(code: Option<i32>) -> String {
 }
 
 impl StoreError {
-    /// A line telling the operator how to fix this, when we know one.
-    pub fn hint(&self) -> Option<String> {
+    /// An I/O failure, classified as [`StoreError::Permission`] when it is one.
+    pub(crate) fn io(
+        store: &str,
+        name: &SecretName,
+        op: StoreOp,
+        path: impl Into<PathBuf>,
+        source: io::Error,
+    ) -> Self {
+        let (store, name, path) = (store.to_owned(), name.clone(), path.into());
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            Self::Permission {
+                store,
+                name,
+                op,
+                path,
+                source,
+            }
+        } else {
+            Self::Io {
+                store,
+                name,
+                op,
+                path,
+                source,
+            }
+        }
+    }
+}
+
+impl crate::Hint for StoreError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::InvalidSpec { .. } => Some(
                 "use file:PATH, exec:PROGRAM or \
@@ -255,34 +284,6 @@ impl StoreError {
             ),
             Self::HelperTimedOut { .. } => {
                 Some("check that the helper does not wait for input or a prompt".to_owned())
-            }
-        }
-    }
-
-    /// An I/O failure, classified as [`StoreError::Permission`] when it is one.
-    pub(crate) fn io(
-        store: &str,
-        name: &SecretName,
-        op: StoreOp,
-        path: impl Into<PathBuf>,
-        source: io::Error,
-    ) -> Self {
-        let (store, name, path) = (store.to_owned(), name.clone(), path.into());
-        if source.kind() == io::ErrorKind::PermissionDenied {
-            Self::Permission {
-                store,
-                name,
-                op,
-                path,
-                source,
-            }
-        } else {
-            Self::Io {
-                store,
-                name,
-                op,
-                path,
-                source,
             }
         }
     }

@@ -572,6 +572,7 @@ fn quote_if_plain(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Hint;
 
     #[test]
     fn parses_file_and_exec() {

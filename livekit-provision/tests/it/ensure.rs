@@ -3,6 +3,7 @@
 //! backups of what was there (invariant 4), refusal of invalid inputs before anything is written,
 //! and the binary from a `file://` mirror (the "livekit-server" there is a stand-in script).
 
+use livekit_provision::Hint;
 use livekit_provision::ensure::{Action, BinaryState, WriteReason};
 use livekit_provision::publish::{PublishOptions, StateLock, generations, prepare, publish};
 use livekit_provision::render::Rendered;

@@ -1,6 +1,7 @@
 //! Downloading, verifying and installing livekit-server against a loopback release server and
 //! `file://` mirrors. The "livekit-server" in these releases is a stand-in shell script.
 
+use livekit_provision::Hint;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

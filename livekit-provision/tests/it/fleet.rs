@@ -4,6 +4,7 @@
 
 #![cfg(test)]
 
+use livekit_provision::Hint;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

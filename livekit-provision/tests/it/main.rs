@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod check;
-mod daemon;
 mod doors;
 mod ensure;
 mod fetch;

@@ -9,7 +9,9 @@ use std::cell::Cell;
 use std::io;
 use std::time::{Duration, UNIX_EPOCH};
 
-use livekit_provision::publish::{FixedPath, PublishOptions, StateLock, prepare, publish};
+use livekit_provision::publish::{
+    FixedPath, PublishOptions, StateLock, prepare, publish, read_current,
+};
 use livekit_provision::render::{Rendered, render};
 use livekit_provision::resolve::{ResolveContext, resolve};
 use livekit_provision::store::{MemoryStore, StoreOp};
@@ -298,10 +300,11 @@ fn ensure_crashing_at(state: &StateDir, store: &dyn SecretStore, nth: usize) -> 
 /// What is live on disk now: nothing, or a consistent pair. Never a mix.
 fn live_or_nothing(state: &StateDir) -> Option<Pair> {
     let disk = DiskTriple::read(state);
+    let current = read_current(state);
     // On first provisioning a link placed before `current` exists dangles: still "nothing".
     let nothing = ManagedFile::ALL.iter().all(|f| {
         matches!(
-            disk.current.file(*f),
+            current.file(*f),
             FixedPath::Missing | FixedPath::OursDangling
         )
     });

@@ -3,6 +3,7 @@
 //! probe follows `bind_addresses`, and every bad setting is refused by name, with a hint, before
 //! anything is written.
 
+use livekit_provision::Hint;
 use std::time::Duration;
 
 use livekit_provision::check::{CheckOptions, Code, Severity, check};

@@ -9,6 +9,7 @@
     reason = "test helpers outside #[test] functions"
 )]
 
+use livekit_provision::Hint;
 use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};

@@ -4,6 +4,7 @@
 
 #![cfg(test)]
 
+use livekit_provision::Hint;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 // Makes clippy treat the helper functions below as test code (unwrap allowed).
 #![cfg(test)]
 
+use livekit_provision::Hint;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

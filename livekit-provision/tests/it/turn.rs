@@ -4,6 +4,7 @@
 //! naming the file or key with a hint, with nothing written (the state listing and the store are
 //! compared before and after), and reported by `check` under a stable code.
 
+use livekit_provision::Hint;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

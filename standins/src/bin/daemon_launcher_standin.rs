@@ -1,5 +1,5 @@
 //! **Test stand-in for the control-plane daemon's start path** (not the real daemon): starts
-//! `<program> --config <state>/livekit.yaml` detached through `livekit_provision::supervise`,
+//! `<program> --config <state>/livekit.yaml` detached through `livekit_provision_daemon::supervise`,
 //! prints `pid <N>` on stdout, then blocks until its stdin closes. Tests kill its whole process
 //! group to show the media process survives the death of whoever started it.
 //!
@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use livekit_provision::StateDir;
-use livekit_provision::supervise::ProcessSpec;
-use livekit_provision::supervise::health::probe_address;
-use livekit_provision::supervise::spawn::start_detached;
+use livekit_provision_daemon::supervise::ProcessSpec;
+use livekit_provision_daemon::supervise::health::probe_address;
+use livekit_provision_daemon::supervise::spawn::start_detached;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

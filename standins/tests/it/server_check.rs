@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::BinaryOptions;
 use livekit_provision::store::MemoryStore;
 use livekit_provision::{Code, EnsureOptions, ManagedFile, StateDir, Warning, check, ensure};
 

@@ -1,6 +1,7 @@
 //! Detached start, adoption, identity checks, health, stop sequence and crash detection, with
 //! real processes and signals (the media processes here are stand-ins).
 
+use livekit_provision::Hint;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -9,12 +10,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use livekit_provision::Secret;
-use livekit_provision::supervise::health::{self, probe_address};
-use livekit_provision::supervise::identity::{
+use livekit_provision_daemon::supervise::health::{self, probe_address};
+use livekit_provision_daemon::supervise::identity::{
     PidFileState, ProcessIdentity, adopt, inspect, proc_stat,
 };
-use livekit_provision::supervise::spawn::is_overriding_variable;
-use livekit_provision::supervise::{
+use livekit_provision_daemon::supervise::spawn::is_overriding_variable;
+use livekit_provision_daemon::supervise::{
     Ensured, EnvValue, LIVEKIT_SERVER, Probe, ProcessSpec, RestartDecision, RestartPolicy,
     StopOutcome, SuperviseError, Supervisor,
 };
@@ -496,7 +497,7 @@ fn the_child_environment_is_cleaned_and_secrets_stay_out_of_argv() {
         backend_standin(),
         env,
         backend_port,
-        livekit_provision::supervise::HealthProbe::default(),
+        livekit_provision_daemon::supervise::HealthProbe::default(),
     );
     spec.start_timeout = Duration::from_secs(60);
     assert!(!format!("{spec:?}").contains(API_SECRET));
@@ -522,7 +523,7 @@ fn a_backend_without_its_variables_fails_loudly() {
         backend_standin(),
         BTreeMap::new(),
         port,
-        livekit_provision::supervise::HealthProbe::default(),
+        livekit_provision_daemon::supervise::HealthProbe::default(),
     );
     spec.start_timeout = Duration::from_secs(60);
     let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());

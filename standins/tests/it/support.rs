@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use livekit_provision::StateDir;
-use livekit_provision::supervise::ProcessSpec;
-use livekit_provision::supervise::health::probe_address;
-use livekit_provision::supervise::identity::{Liveness, ProcessIdentity, proc_stat};
+use livekit_provision_daemon::supervise::ProcessSpec;
+use livekit_provision_daemon::supervise::health::probe_address;
+use livekit_provision_daemon::supervise::identity::{Liveness, ProcessIdentity, proc_stat};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

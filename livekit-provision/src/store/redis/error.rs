@@ -141,53 +141,6 @@ pub enum RedisError {
 }
 
 impl RedisError {
-    /// A line telling the operator how to fix this, when we know one.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Self::Resolve { .. } | Self::Connect { .. } => Some(
-                "start Redis or fix the host and port; nothing was minted or changed".to_owned(),
-            ),
-            Self::TimedOut { .. } => Some(
-                "check the network path to Redis, or allow more time with ?timeout=5s in the \
-                 redis:// URL; nothing was minted or changed"
-                    .to_owned(),
-            ),
-            Self::Io { .. } | Self::Protocol { .. } => {
-                Some("check that the address is a Redis server and run again".to_owned())
-            }
-            Self::Tls { .. } => Some(
-                "rediss:// checks the server certificate against the system's trust store, or \
-                 the CA bundle named by ?ca=PATH; a server that wants a client certificate needs \
-                 ?cert=PATH&key=PATH; use redis:// for a server without TLS"
-                    .to_owned(),
-            ),
-            Self::Sentinel { .. } => Some(
-                "check the sentinel addresses, the master name (`SENTINEL MASTERS` on a \
-                 sentinel) and ?sentinel_password=; nothing was minted or changed"
-                    .to_owned(),
-            ),
-            Self::NotReplicated { .. } => Some(
-                "start the replicas (or lower ?replicas=) and run again: the value is used only \
-                 once a failover cannot lose it"
-                    .to_owned(),
-            ),
-            Self::Auth { .. } => Some(
-                "check the user name and password in the URL (redis://user:password@host:port); \
-                 percent-encode special characters"
-                    .to_owned(),
-            ),
-            Self::Database { .. } => Some(
-                "use a database number the server has (see `databases` in redis.conf)".to_owned(),
-            ),
-            Self::WrongType { key, .. } | Self::BadValue { key, .. } => Some(format!(
-                "something else wrote {key:?}: inspect it with `redis-cli TYPE {key}`; delete it or \
-                 use another ?prefix= (deleting the API key or secret mints new credentials that \
-                 every client must be given)"
-            )),
-            Self::Command { .. } => None,
-        }
-    }
-
     /// True when the server could not be reached at all (as opposed to refusing something).
     pub fn is_unreachable(&self) -> bool {
         matches!(
@@ -278,6 +231,54 @@ impl RedisError {
                 command,
                 message: message(),
             },
+        }
+    }
+}
+
+impl crate::Hint for RedisError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Resolve { .. } | Self::Connect { .. } => Some(
+                "start Redis or fix the host and port; nothing was minted or changed".to_owned(),
+            ),
+            Self::TimedOut { .. } => Some(
+                "check the network path to Redis, or allow more time with ?timeout=5s in the \
+                 redis:// URL; nothing was minted or changed"
+                    .to_owned(),
+            ),
+            Self::Io { .. } | Self::Protocol { .. } => {
+                Some("check that the address is a Redis server and run again".to_owned())
+            }
+            Self::Tls { .. } => Some(
+                "rediss:// checks the server certificate against the system's trust store, or \
+                 the CA bundle named by ?ca=PATH; a server that wants a client certificate needs \
+                 ?cert=PATH&key=PATH; use redis:// for a server without TLS"
+                    .to_owned(),
+            ),
+            Self::Sentinel { .. } => Some(
+                "check the sentinel addresses, the master name (`SENTINEL MASTERS` on a \
+                 sentinel) and ?sentinel_password=; nothing was minted or changed"
+                    .to_owned(),
+            ),
+            Self::NotReplicated { .. } => Some(
+                "start the replicas (or lower ?replicas=) and run again: the value is used only \
+                 once a failover cannot lose it"
+                    .to_owned(),
+            ),
+            Self::Auth { .. } => Some(
+                "check the user name and password in the URL (redis://user:password@host:port); \
+                 percent-encode special characters"
+                    .to_owned(),
+            ),
+            Self::Database { .. } => Some(
+                "use a database number the server has (see `databases` in redis.conf)".to_owned(),
+            ),
+            Self::WrongType { key, .. } | Self::BadValue { key, .. } => Some(format!(
+                "something else wrote {key:?}: inspect it with `redis-cli TYPE {key}`; delete it or \
+                 use another ?prefix= (deleting the API key or secret mints new credentials that \
+                 every client must be given)"
+            )),
+            Self::Command { .. } => None,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::error::Error as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use livekit_provision::ensure::BinaryOptions;
+use livekit_provision::BinaryOptions;
 use livekit_provision::inputs::RenderInputs;
 use livekit_provision::render::{Rendered, render};
 use livekit_provision::store::{Added, MemoryStore, StoreError, StoreOp};

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use livekit_provision::daemon::{self, Command, DaemonConfig, call_with_timeout};
 use livekit_provision::store::{MemoryStore, SecretName, SecretStore};
 use livekit_provision::{Platform, Secret, StateDir, StoreSpec};
+use livekit_provision_daemon::{self as daemon, Command, DaemonConfig, call_with_timeout};
 use serde_json::{Value, json};
 
-use crate::support::release_server::{Release, ReleaseServer, Reply};
+use crate::release_server::{Release, ReleaseServer, Reply};
 
 fn call(socket: &std::path::Path, method: &str) -> Value {
     call_with_timeout(socket, method, &json!({}), Duration::from_secs(60)).unwrap()

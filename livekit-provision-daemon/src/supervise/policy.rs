@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::backoff;
+use livekit_provision::backoff;
 
 /// When to restart a crashed process, and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -105,7 +105,7 @@ fn params(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::protocol::METHODS;
+    use crate::protocol::METHODS;
 
     #[test]
     fn every_method_is_described_with_its_params() {

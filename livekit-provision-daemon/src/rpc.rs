@@ -146,7 +146,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::daemon::protocol::{INVALID_PARAMS, SERVER_ERROR};
+    use crate::protocol::{INVALID_PARAMS, SERVER_ERROR};
 
     fn code(line: &str) -> i64 {
         parse_request(line.as_bytes()).unwrap_err().1.code

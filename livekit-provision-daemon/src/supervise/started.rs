@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::spawn::{EnvValue, ProcessSpec};
-use crate::fsio;
-use crate::paths::StateDir;
+use super::spec::{EnvValue, ProcessSpec};
+use livekit_provision::fsio;
+use livekit_provision::StateDir;
 
 /// The identity of a binary file: its path and what changes when another file is put there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,10 +87,10 @@ impl StartedWith {
             ConfigRecord {
                 sha256: bytes
                     .as_ref()
-                    .map(|b| crate::hex::encode(&Sha256::digest(b))),
+                    .map(|b| livekit_provision::hex::encode(&Sha256::digest(b))),
                 values: bytes
                     .as_ref()
-                    .and_then(|b| crate::config_diff::named_values(&String::from_utf8_lossy(b))),
+                    .and_then(|b| livekit_provision::config_diff::named_values(&String::from_utf8_lossy(b))),
                 path,
             }
         });
@@ -125,7 +125,7 @@ impl StartedWith {
             config,
             node_ip,
             api_key,
-            env_sha256: crate::hex::encode(&env.finalize()),
+            env_sha256: livekit_provision::hex::encode(&env.finalize()),
         }
     }
 
@@ -166,7 +166,7 @@ impl StartedWith {
             && old.sha256 != new.sha256
         {
             let changes = match (&old.values, &new.values) {
-                (Some(a), Some(b)) => crate::config_diff::value_changes(a, b),
+                (Some(a), Some(b)) => livekit_provision::config_diff::value_changes(a, b),
                 _ => vec!["livekit.yaml changed".to_owned()],
             };
             reasons.extend(changes.into_iter().map(|c| {
@@ -241,7 +241,7 @@ pub fn restart_reasons(state: &StateDir, spec: &ProcessSpec, pid: u32) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use livekit_provision::secret::Secret;
 
     const YAML: &str = "port: 7880\nrtc:\n  node_ip: \"127.0.0.1\"\nkeys:\n  \"APIa\": \"secretsecretsecretsecretsecretsecret1\"\n";
 
@@ -330,5 +330,5 @@ mod tests {
         assert_eq!(reasons, ["its environment (backend.env) changed"]);
     }
 
-    const LIVEKIT: &str = super::super::spawn::LIVEKIT_SERVER;
+    const LIVEKIT: &str = super::super::spec::LIVEKIT_SERVER;
 }

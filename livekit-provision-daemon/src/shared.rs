@@ -1,6 +1,6 @@
 //! The daemon's shared state: what the loop ([`super::controller`]), the connections
 //! ([`super::connection`]) and the blocking runs all hold, and the events they send the loop.
-//! It depends on [`super::media`] and [`super::status`] only, so the modules that use it do not
+//! It depends on [`super::keeper`] and [`super::status`] only, so the modules that use it do not
 //! import each other.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
@@ -10,13 +10,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DaemonConfig;
-use super::media::{Media, MediaFailure};
+use super::keeper::{Media, MediaFailure};
 use super::protocol::{MediaProcess, MediaReport, Operation, Phase, Progress, RpcError};
 use super::status::ProvisionStatus;
-use crate::config::OperatorConfig;
-use crate::ensure::EnsureReport;
-use crate::fetch::{EventSink, FetchEvent};
-use crate::paths::ManagedFile;
+use livekit_provision::ManagedFile;
+use livekit_provision::OperatorConfig;
+use livekit_provision::ensure::EnsureReport;
+use livekit_provision::fetch::{EventSink, FetchEvent};
 
 /// A reply to an `ensure` call.
 pub(super) type EnsureReply = oneshot::Sender<Result<EnsureReport, RpcError>>;
@@ -138,7 +138,7 @@ pub(super) fn media_report(shared: &Shared) -> MediaReport {
 /// SHA-256 of the `livekit.yaml` at the fixed path now, hex; `None` when it cannot be read.
 pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
     let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
-    Some(crate::hex::encode(&Sha256::digest(&bytes)))
+    Some(livekit_provision::hex::encode(&Sha256::digest(&bytes)))
 }
 
 #[cfg(test)]

@@ -37,14 +37,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::check::CheckReport;
-use crate::ensure::EnsureReport;
-pub use crate::ensure::Phase;
-use crate::resolve::CredentialSource;
-use crate::settings::MediaOwner;
-use crate::store::{KNOWN, SecretStore, StoreError};
 use crate::supervise::{PortOwner, ProcessStatus, StopOutcome};
-use crate::token::{self, TokenRequest, VideoGrants};
+use livekit_provision::CredentialSource;
+use livekit_provision::check::CheckReport;
+use livekit_provision::ensure::EnsureReport;
+pub use livekit_provision::ensure::Phase;
+use livekit_provision::settings::MediaOwner;
+use livekit_provision::store::{KNOWN, SecretStore, StoreError};
+use livekit_provision::token::{self, TokenRequest, VideoGrants};
 
 /// One method of the protocol: its name and the types of its parameters and result.
 pub trait Method {
@@ -521,7 +521,8 @@ impl SecretsListResult {
     /// Every known setting as `store` holds it; secret values as `****`.
     pub fn of(store: &dyn SecretStore) -> Result<Self, StoreError> {
         // One batch (one Redis round trip, one read of secrets.json) for every name.
-        let names: Vec<crate::SecretName> = KNOWN.iter().map(|k| k.name.clone()).collect();
+        let names: Vec<livekit_provision::SecretName> =
+            KNOWN.iter().map(|k| k.name.clone()).collect();
         let values = store.get_many(&names)?;
         let secrets = KNOWN
             .iter()
@@ -533,7 +534,7 @@ impl SecretsListResult {
                     secret: known.is_secret,
                     value: value.map(|v| {
                         if known.is_secret {
-                            crate::redact::MASK.to_owned()
+                            livekit_provision::redact::MASK.to_owned()
                         } else {
                             v.expose().to_owned()
                         }
@@ -789,12 +790,12 @@ impl RpcError {
     }
 
     /// A method failure from an error that knows its fix: its causes on one line, its hint.
-    pub fn from_error<E: crate::Hint>(error: &E) -> Self {
-        Self::from_report(&crate::ErrorReport::of(error))
+    pub fn from_error<E: livekit_provision::Hint>(error: &E) -> Self {
+        Self::from_report(&livekit_provision::ErrorReport::of(error))
     }
 
-    /// A method failure from an [`ErrorReport`](crate::ErrorReport).
-    pub fn from_report(report: &crate::ErrorReport) -> Self {
+    /// A method failure from an [`ErrorReport`](livekit_provision::ErrorReport).
+    pub fn from_report(report: &livekit_provision::ErrorReport) -> Self {
         Self::server(report.to_string(), report.hint.clone())
     }
 

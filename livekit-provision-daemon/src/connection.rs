@@ -11,7 +11,7 @@ use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
 use super::admin;
-use super::media::{self, MediaFailure};
+use super::keeper::{self, MediaFailure};
 use super::protocol::{
     self, Check, Discover, Ensure, Health, HealthResult, INVALID_REQUEST, Install, LogsTail,
     METHOD_NOT_FOUND, Method, NOT_PROVISIONED, NoParams, Render, Restart, Rollback, RpcError,
@@ -21,13 +21,14 @@ use super::protocol::{
 use super::rpc::{self, MAX_LINE, Request};
 use super::shared::{Event, Shared, livekit_yaml_digest, lock, media_report};
 use super::status::{installed_version, rfc3339};
-use crate::check::{CheckOptions, CheckReport, check};
-use crate::config::OperatorConfig;
-use crate::error_chain::ErrorReport;
-use crate::paths::ManagedFile;
-use crate::token;
-use crate::triple::DiskTriple;
-use crate::validate::TokenLimits;
+use livekit_provision::DiskTriple;
+use livekit_provision::ErrorReport;
+use livekit_provision::Hint;
+use livekit_provision::ManagedFile;
+use livekit_provision::OperatorConfig;
+use livekit_provision::check::{CheckOptions, CheckReport, check};
+use livekit_provision::token;
+use livekit_provision::validate::TokenLimits;
 
 /// Serve one connection until the client closes it, sends an oversized line, or fails.
 pub(super) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
@@ -204,7 +205,7 @@ fn check_now(shared: &Shared) -> CheckReport {
     let config = &shared.config;
     let store = config.store.open();
     if let Err(e) = &store {
-        tracing::warn!(error = %crate::error_chain::one_line(e), "check without the secret store");
+        tracing::warn!(error = %livekit_provision::one_line(e), "check without the secret store");
     }
     check(
         &config.state,
@@ -246,14 +247,14 @@ fn start(shared: &Shared) -> Result<StartResult, RpcError> {
     let settings = OperatorConfig::load(&config.state)
         .map_err(|e| RpcError::from_error(&e))?
         .settings;
-    let program = media::livekit_program(&config.state, &settings, &config.binary, None)
+    let program = keeper::livekit_program(&config.state, &settings, &config.binary, None)
         .ok_or_else(|| {
             RpcError::new(NOT_PROVISIONED, "livekit-server is not installed").with_hint(Some(
                 "set LIVEKIT_VERSION (or livekit_bin in provision.yaml) and wait for `status` to say ready"
                     .to_owned(),
             ))
         })?;
-    let specs = media::specs(&config.state, &settings, program);
+    let specs = keeper::specs(&config.state, &settings, program);
     let mut media = lock(&shared.media);
     let pass = media.start(&specs);
     if let Some(first) = pass.failures.into_iter().next() {

@@ -1,118 +1,31 @@
 //! Detached start of a media process: what it runs with (program, arguments, a cleaned
 //! environment, stdio, working directory) and the start itself.
 
-use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-use super::health::HealthProbe;
+use super::spec::ProcessSpec;
 use super::identity::{Liveness, MediaProcess, ProcessIdentity, remove_pid_file, write_pid_file};
 use super::sys::{self, ChildStep, ExecPlan, SpawnFailure};
 use super::{StartLog, SuperviseError};
-use crate::fsio;
-use crate::paths::{ManagedFile, StateDir};
-use crate::secret::Secret;
-
-/// The supervised name of livekit-server (its pid file is `run/livekit-server.pid`).
-pub const LIVEKIT_SERVER: &str = "livekit-server";
-
-/// The supervised name of lk-backend.
-pub const LK_BACKEND: &str = "lk-backend";
-
-/// How long a fresh start may take to answer its health probe.
-pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The value of an environment variable given to a media process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvValue {
-    /// Not secret.
-    Plain(String),
-    /// Secret: only ever placed in the environment, never in arguments or messages.
-    Secret(Secret),
-}
-
-impl EnvValue {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Self::Plain(s) => s.as_bytes(),
-            Self::Secret(s) => s.expose().as_bytes(),
-        }
-    }
-}
-
-/// What to run, and how to tell that it is up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessSpec {
-    /// Supervised name: pid file `run/<name>.pid`, log `logs/<name>.log`.
-    pub name: String,
-    /// The executable. A name without `/` is looked up in the `PATH` of the environment given.
-    pub program: PathBuf,
-    /// Arguments after `argv[0]`. Never secrets.
-    pub args: Vec<OsString>,
-    /// Variables added to the cleaned environment (they win over the base environment).
-    pub env: BTreeMap<String, EnvValue>,
-    /// Where `GET /` answers 200 once it is ready; `None` means "running is ready".
-    pub health: Option<SocketAddr>,
-    /// How `health` is probed (default: `GET /` answers 200).
-    pub probe: HealthProbe,
-    /// How long a start may take to become ready.
-    pub start_timeout: Duration,
-}
-
-impl ProcessSpec {
-    /// livekit-server: `<program> --config <state>/livekit.yaml`, probed on `health` (see
-    /// `health::probe_address`).
-    pub fn livekit_server(state: &StateDir, program: PathBuf, health: SocketAddr) -> Self {
-        Self {
-            name: LIVEKIT_SERVER.to_owned(),
-            program,
-            args: vec![
-                OsString::from("--config"),
-                state.managed(ManagedFile::LivekitYaml).into_os_string(),
-            ],
-            env: BTreeMap::new(),
-            health: Some(health),
-            probe: HealthProbe::default(),
-            start_timeout: DEFAULT_START_TIMEOUT,
-        }
-    }
-
-    /// lk-backend: `<program>` with `backend.env`'s variables in its environment, probed on
-    /// `127.0.0.1:<port>` as `probe` says.
-    pub fn lk_backend(
-        program: PathBuf,
-        env: BTreeMap<String, EnvValue>,
-        port: u16,
-        probe: HealthProbe,
-    ) -> Self {
-        Self {
-            name: LK_BACKEND.to_owned(),
-            program,
-            args: Vec::new(),
-            env,
-            health: Some(SocketAddr::from(([127, 0, 0, 1], port))),
-            probe,
-            start_timeout: DEFAULT_START_TIMEOUT,
-        }
-    }
-}
+use livekit_provision::fsio;
+use livekit_provision::StateDir;
 
 /// Must this variable be kept from the media processes? Those that silently override
 /// livekit-server's config file: the `LIVEKIT_*` flags and config paths
-/// ([`crate::config_model::overrides_config`]; a `LIVEKIT_` name that is not UTF-8 counts),
+/// ([`livekit_provision::overrides_config`]; a `LIVEKIT_` name that is not UTF-8 counts),
 /// `NODE_IP`, `UDP_PORT`, `REDIS_*`; and livekit-provision's own `LIVEKIT_PROVISION_*` (a store
 /// spec may hold a password). Other `LIVEKIT_*` variables, such as `LIVEKIT_CPU_REQUEST`, pass.
 pub fn is_overriding_variable(name: &OsStr) -> bool {
     let livekit = match name.to_str() {
-        Some(text) => crate::config_model::overrides_config(text),
+        Some(text) => livekit_provision::overrides_config(text),
         None => name.as_bytes().starts_with(b"LIVEKIT_"),
     };
     let name = name.as_bytes();
@@ -390,7 +303,10 @@ fn resolve_program(
 mod tests {
     use std::os::unix::ffi::OsStringExt;
 
+    use std::net::SocketAddr;
+
     use super::*;
+    use crate::supervise::spec::ProcessSpec;
 
     #[test]
     fn cleaning_removes_every_overriding_variable() {

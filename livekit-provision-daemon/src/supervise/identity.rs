@@ -16,8 +16,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::{SuperviseError, sys};
-use crate::fsio;
-use crate::paths::StateDir;
+use livekit_provision::fsio;
+use livekit_provision::StateDir;
 
 /// The contents of `run/<name>.pid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,10 +17,11 @@ use super::health::{self, HealthProbe, PROBE_TIMEOUT, Probe};
 use super::identity::{MediaProcess, adopt, remove_pid_file};
 use super::policy::{CrashTracker, RestartDecision, RestartPolicy};
 use super::signal::{self, StopOutcome};
-use super::spawn::{ProcessSpec, start_detached};
+use super::spawn::start_detached;
+use super::spec::ProcessSpec;
 use super::{LOG_TAIL_LINES, StartLog, SuperviseError};
-use crate::clock::Clock;
-use crate::paths::StateDir;
+use livekit_provision::clock::Clock;
+use livekit_provision::StateDir;
 
 /// The pause between two readiness probes of a fresh start (spent waiting on its exit).
 const READY_POLL: Duration = Duration::from_millis(100);
@@ -102,7 +103,7 @@ impl Supervisor {
             base_env: base_env.into_iter().collect(),
             policy,
             entries: BTreeMap::new(),
-            clock: crate::clock::system,
+            clock: livekit_provision::clock::system,
         }
     }
 

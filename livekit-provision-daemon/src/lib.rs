@@ -1,6 +1,8 @@
-//! The control plane (docs/DESIGN.md "Daemon", invariants 5 and 6): serve a JSON-RPC socket at once,
-//! provision in the background forever, start the media when they are down, never disturb them
-//! when they are up.
+//! The control plane of livekit-provision (docs/DESIGN.md "Daemon", invariants 5 and 6): serve a
+//! JSON-RPC socket at once, provision in the background forever, start the media when they are
+//! down, never disturb them when they are up. Over the pure core (`livekit-provision`: secrets,
+//! settings, rendering, publish, check, fetch, tokens) it adds what a host embeds: media
+//! supervision ([`supervise`], [`media`]), the control loop and the RPC methods ([`protocol`]).
 //!
 //! # Shape
 //! The binary takes the instance lock ([`lock_instance`]), binds the socket ([`bind`]), wires
@@ -14,7 +16,40 @@
 //! A host service runs the same loop in its own runtime: it builds a [`DaemonConfig`] from its
 //! own store ([`StoreSource::Shared`], any `Arc<dyn SecretStore>`; the binary's `--secrets` spec
 //! is [`StoreSource::Spec`]), takes the lock, binds, and passes its own shutdown future to
-//! [`run`]. `examples/embed.rs` is such a host; the crate documentation shows the calls.
+//! [`run`]. `examples/embed.rs` is such a host (`cargo run -p livekit-provision-daemon
+//! --example embed`).
+//!
+//! [`run`] takes the socket (bind it first: the control plane answers before it provisions), a
+//! [`DaemonConfig`] built from the host's store (an `Arc<dyn SecretStore>`, or a `StoreSpec`), a
+//! command channel and the host's shutdown future. It returns when the future completes; the
+//! media it started keep running.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use livekit_provision::StateDir;
+//! use livekit_provision::store::{FileStore, SecretStore};
+//! use livekit_provision_daemon::{self as daemon, DaemonConfig};
+//!
+//! # async fn host() -> Result<(), Box<dyn std::error::Error>> {
+//! let state = StateDir::new("/var/lib/livekit-provision");
+//! // The host's own store: any `SecretStore` implementation (examples/embed.rs has one).
+//! let store: Arc<dyn SecretStore> = Arc::new(FileStore::new("/etc/host/secrets.json"));
+//! let _instance = daemon::lock_instance(&state)?; // one daemon per state directory
+//! let listener = daemon::bind(&state)?;
+//! let (commands, receiver) = daemon::command_channel(); // `Command::Reload` provisions now
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let config = DaemonConfig::new(state, store);
+//! let serving = tokio::spawn(daemon::run(listener, config, receiver, async {
+//!     let _ = stopped.await;
+//! }));
+//! // … the host runs; at its shutdown:
+//! let _ = stop.send(());
+//! serving.await??;
+//! # drop(commands);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Methods (JSON-RPC 2.0, one object per line)
 //! Every method's parameters and result are serde types in [`protocol`], which the server
@@ -27,8 +62,8 @@
 //!   still rendered). The CLI's `status` prints the same shape without a daemon
 //!   ([`status_without_daemon`]: `daemon: false`, state `no_daemon`).
 //! - `ensure` → runs provisioning now (after the run in flight, if any) and returns the
-//!   [`EnsureReport`](crate::EnsureReport).
-//! - `check` → the [`CheckReport`](crate::CheckReport).
+//!   [`EnsureReport`](livekit_provision::EnsureReport).
+//! - `check` → the [`CheckReport`](livekit_provision::CheckReport).
 //! - `health` → `{config, in_memory, on_disk, in_sync}`: SHA-256 of the `livekit.yaml` bytes
 //!   the daemon last published or started the media with, and of the bytes at the fixed path now.
 //! - `start` → `{processes}`; `stop {grace_secs?}`, `restart {grace_secs?}` → `{stopped: {name:
@@ -46,7 +81,7 @@
 //! during a download, the bytes received.
 //!
 //! Errors are `{code, message, data: {hint}}` ([`RpcError`]); `message` is the error and its
-//! causes on one line ([`ErrorReport`](crate::ErrorReport)).
+//! causes on one line ([`ErrorReport`](livekit_provision::ErrorReport)).
 //!
 //! # Background provisioning and its cadence
 //! A run is `ensure` (which installs the pinned binary when `LIVEKIT_VERSION` is set), then,
@@ -72,11 +107,31 @@
 //! cgroup), and the default `KillMode=control-group` would kill every call whenever the daemon is
 //! restarted or stopped. With `process`, systemd signals only the daemon.
 
+#![deny(missing_docs)]
+// Every type the API hands out can be named by its user (checked without the `testing` feature).
+#![warn(unnameable_types)]
+
+/// Declares internal modules: `mod m;` (or `pub(crate) mod m;`) as written, or `pub mod m;`
+/// hidden from the docs with the `testing` feature, for this workspace's integration tests,
+/// benches and stand-ins, which drive the mechanisms directly. A host never needs them.
+macro_rules! internal {
+    ($($(#[$attr:meta])* $vis:vis mod $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        $vis mod $name;
+    )*};
+}
+
 mod admin;
 pub mod client;
 mod connection;
 mod controller;
-mod media;
+mod keeper;
+pub mod media;
 pub mod openrpc;
 pub mod protocol;
 mod retry;
@@ -84,6 +139,7 @@ mod rpc;
 mod shared;
 mod socket;
 mod status;
+pub mod supervise;
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -96,17 +152,20 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
-use crate::backoff::unit_random;
 pub use client::{ClientError, call, call_with_timeout, request};
+use livekit_provision::backoff::unit_random;
 pub use protocol::{ProvisionState, RpcError, StatusResult};
 pub use retry::RetryPolicy;
 pub use socket::{InstanceLock, bind, lock_instance};
 pub use status::{media_processes, status_without_daemon};
+pub use supervise::{
+    Ensured, MediaProcess, ProcessSpec, ProcessStatus, SuperviseError, Supervisor,
+};
 
-use crate::ensure::BinaryOptions;
-use crate::paths::StateDir;
-use crate::store::{SecretStore, StoreError, StoreSpec};
 use crate::supervise::RestartPolicy;
+use livekit_provision::BinaryOptions;
+use livekit_provision::StateDir;
+use livekit_provision::store::{SecretStore, StoreError, StoreSpec};
 
 /// Where the daemon's secrets live: a store the host built, or a spec the daemon opens.
 ///
@@ -172,7 +231,7 @@ pub struct DaemonConfig {
     /// The grace of `stop`/`restart` when the call gives none.
     pub stop_grace: Duration,
     /// The wall clock (tokens, rotation grace, reported times, pid files).
-    pub clock: crate::clock::Clock,
+    pub clock: livekit_provision::clock::Clock,
     /// A random draw in `0.0..1.0` for the retry jitter.
     pub random: fn() -> f64,
     /// This machine's interface addresses (for ensure's NAT warning).
@@ -191,9 +250,9 @@ impl DaemonConfig {
             retry: RetryPolicy::default(),
             restart: RestartPolicy::default(),
             stop_grace: Duration::from_secs(30),
-            clock: crate::clock::system,
+            clock: livekit_provision::clock::system,
             random: unit_random,
-            local_addresses: crate::sys::local_addresses,
+            local_addresses: livekit_provision::local_addresses,
         }
     }
 }
@@ -257,9 +316,8 @@ fn pid_suffix(pid: Option<u32>) -> String {
     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
 }
 
-impl DaemonError {
-    /// What the operator can do about it.
-    pub fn hint(&self) -> Option<String> {
+impl livekit_provision::Hint for DaemonError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::AlreadyRunning { pid, .. } | Self::SocketInUse { pid, .. } => Some(match pid {
                 Some(pid) => format!(

@@ -40,6 +40,7 @@ internal! {
     pub(crate) mod port_owner;
     pub(crate) mod signal;
     pub(crate) mod spawn;
+    pub(crate) mod spec;
     pub(crate) mod started;
     pub(crate) mod supervisor;
     pub(crate) mod watch;
@@ -58,7 +59,7 @@ pub use identity::MediaProcess;
 pub use policy::{RestartDecision, RestartPolicy};
 pub use port_owner::PortOwner;
 pub use signal::StopOutcome;
-pub use spawn::{EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec};
+pub use spec::{EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec};
 pub use supervisor::{Ensured, ProcessStatus, Supervisor};
 pub use watch::ExitWatch;
 
@@ -227,8 +228,17 @@ pub enum SuperviseError {
 }
 
 impl SuperviseError {
-    /// What the operator can do about it, when there is something.
-    pub fn hint(&self) -> Option<String> {
+    /// The last lines of the process's log, for errors about a failed start.
+    pub fn log_tail(&self) -> Option<&[String]> {
+        match self {
+            Self::ExitedDuringStart { log, .. } | Self::NotReady { log, .. } => Some(&log.tail),
+            _ => None,
+        }
+    }
+}
+
+impl livekit_provision::Hint for SuperviseError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Exec {
                 program,
@@ -250,14 +260,6 @@ impl SuperviseError {
             Self::Unkillable { pid, .. } => {
                 Some(format!("inspect it with `cat /proc/{pid}/stack` or reboot"))
             }
-            _ => None,
-        }
-    }
-
-    /// The last lines of the process's log, for errors about a failed start.
-    pub fn log_tail(&self) -> Option<&[String]> {
-        match self {
-            Self::ExitedDuringStart { log, .. } | Self::NotReady { log, .. } => Some(&log.tail),
             _ => None,
         }
     }

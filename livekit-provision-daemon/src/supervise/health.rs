@@ -14,6 +14,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use livekit_provision::settings::HealthProbe;
+
 /// Timeout of one probe's connect, write and read.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -74,67 +76,6 @@ pub fn probe_address(bind_addresses: &[IpAddr], port: u16) -> SocketAddr {
         .or_else(|| bind_addresses.first().copied())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     SocketAddr::new(ip, port)
-}
-
-/// How a process's readiness is probed: an HTTP GET of a path that must answer 200, or a TCP
-/// connect (for a backend that serves no `GET /`). Written `http:/path` or `tcp` in
-/// `provision.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum HealthProbe {
-    /// `GET <path>` answers 200.
-    Http {
-        /// The path, starting with `/`.
-        path: String,
-    },
-    /// A TCP connect succeeds.
-    Tcp,
-}
-
-impl Default for HealthProbe {
-    fn default() -> Self {
-        Self::Http {
-            path: "/".to_owned(),
-        }
-    }
-}
-
-impl TryFrom<String> for HealthProbe {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        if text == "tcp" {
-            return Ok(Self::Tcp);
-        }
-        match text.strip_prefix("http:") {
-            Some(path)
-                if path.starts_with('/')
-                    && !path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-            {
-                Ok(Self::Http {
-                    path: path.to_owned(),
-                })
-            }
-            _ => Err(format!(
-                "backend_probe {text:?} must be `tcp` or `http:/path` (e.g. `http:/healthz`)"
-            )),
-        }
-    }
-}
-
-impl From<HealthProbe> for String {
-    fn from(probe: HealthProbe) -> Self {
-        probe.to_string()
-    }
-}
-
-impl fmt::Display for HealthProbe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Http { path } => write!(f, "http:{path}"),
-            Self::Tcp => f.write_str("tcp"),
-        }
-    }
 }
 
 /// Probe `addr` the way `how` says, with `timeout` per step.

@@ -17,14 +17,14 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use livekit_provision::daemon::protocol::{
-    NoParams, Status, StatusResult, TokenCreate, TokenCreateParams, TokenCreateResult,
-};
-use livekit_provision::daemon::{
-    self, ClientError, DaemonConfig, DaemonError, ProvisionState, request,
-};
 use livekit_provision::store::{Added, SecretName, SecretStore, StoreError};
 use livekit_provision::{Secret, StateDir};
+use livekit_provision_daemon::protocol::{
+    NoParams, Status, StatusResult, TokenCreate, TokenCreateParams, TokenCreateResult,
+};
+use livekit_provision_daemon::{
+    self, ClientError, DaemonConfig, DaemonError, ProvisionState, request,
+};
 
 /// A secret store kept in a `HashMap`: the smallest correct [`SecretStore`].
 ///
@@ -92,12 +92,12 @@ pub async fn serve(
     store: Arc<dyn SecretStore>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let _instance = daemon::lock_instance(&state)?;
-    let listener = daemon::bind(&state)?;
+    let _instance = livekit_provision_daemon::lock_instance(&state)?;
+    let listener = livekit_provision_daemon::bind(&state)?;
     let config = DaemonConfig::new(state, store);
     // Commands (reload, shutdown) the host could send; this host only uses `shutdown`.
-    let (_commands, receiver) = daemon::command_channel();
-    daemon::run(listener, config, receiver, shutdown).await
+    let (_commands, receiver) = livekit_provision_daemon::command_channel();
+    livekit_provision_daemon::run(listener, config, receiver, shutdown).await
 }
 
 /// What [`demo`] saw over the socket.

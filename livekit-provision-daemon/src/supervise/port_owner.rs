@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::identity::PidFileState;
-use super::spawn::ProcessSpec;
-use crate::paths::StateDir;
+use super::spec::ProcessSpec;
+use livekit_provision::StateDir;
 
 /// A process listening on a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -64,9 +64,8 @@ pub enum ClientError {
     },
 }
 
-impl ClientError {
-    /// What the operator can do about it.
-    pub fn hint(&self) -> Option<String> {
+impl livekit_provision::Hint for ClientError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::NotRunning { .. } => {
                 Some("start it with `livekit-provision-daemon` (or its systemd unit)".to_owned())

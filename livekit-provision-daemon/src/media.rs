@@ -7,18 +7,18 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use crate::binary::LivekitBinary;
-use crate::config::{ConfigError, OperatorConfig};
-use crate::paths::StateDir;
-use crate::render::BackendEnv;
-use crate::secret::Secret;
-use crate::settings::{MediaOwner, Settings};
 use crate::supervise::spawn::exec_in_place;
 use crate::supervise::{
     Ensured, EnvValue, LIVEKIT_SERVER, PidFileState, PortOwner, ProcessSpec, SuperviseError,
     Supervisor, adopt, foreign_listener, inspect, listening_on, runs_another_binary,
 };
-use crate::triple::DiskTriple;
+use livekit_provision::BackendEnv;
+use livekit_provision::DiskTriple;
+use livekit_provision::LivekitBinary;
+use livekit_provision::StateDir;
+use livekit_provision::secret::Secret;
+use livekit_provision::settings::{MediaOwner, Settings};
+use livekit_provision::{ConfigError, OperatorConfig};
 
 /// Why the media cannot be started (yet), or were not touched.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +87,8 @@ pub enum MediaError {
     Supervise(#[from] SuperviseError),
 }
 
-impl MediaError {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl livekit_provision::Hint for MediaError {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             Self::NotProvisioned { .. } => "run `livekit-provision ensure` first".to_owned(),
             Self::BinaryMissing { .. } => "pin a version (`livekit-provision secrets set LIVEKIT_VERSION v1.7.2`) and run `livekit-provision ensure`, or set livekit_bin in provision.yaml".to_owned(),

@@ -10,11 +10,12 @@ use super::protocol::{
 };
 use super::shared::{Event, Shared};
 use super::status::rfc3339;
-use crate::admin::{AdminError, InstallChoice};
-use crate::fetch::{InstallOutcome, Sha256Digest};
-use crate::store::SecretStore;
 use crate::supervise::{LIVEKIT_SERVER, LK_BACKEND};
-use crate::version::LivekitVersion;
+use livekit_provision::Hint;
+use livekit_provision::LivekitVersion;
+use livekit_provision::admin::{AdminError, InstallChoice};
+use livekit_provision::fetch::{InstallOutcome, Sha256Digest};
+use livekit_provision::store::SecretStore;
 
 /// How many lines `logs.tail` returns when the call does not say.
 const DEFAULT_LOG_LINES: usize = 100;
@@ -27,7 +28,7 @@ fn store(shared: &Shared) -> Result<std::sync::Arc<dyn SecretStore>, RpcError> {
         .map_err(|e| RpcError::from_error(&e))
 }
 
-fn failed(e: &impl crate::Hint) -> RpcError {
+fn failed(e: &impl livekit_provision::Hint) -> RpcError {
     RpcError::from_error(e)
 }
 
@@ -60,9 +61,10 @@ pub(super) fn secrets_set(
     params: &SecretsSetParams,
 ) -> Result<SecretsSetResult, RpcError> {
     // Validate before opening the store: a bad value is refused with nothing touched.
-    crate::admin::validate_setting(&params.name, &params.value).map_err(|e| admin_failed(&e))?;
+    livekit_provision::admin::validate_setting(&params.name, &params.value)
+        .map_err(|e| admin_failed(&e))?;
     let store = store(shared)?;
-    let name = crate::admin::set_setting(
+    let name = livekit_provision::admin::set_setting(
         &shared.config.state,
         store.as_ref(),
         &params.name,
@@ -88,7 +90,7 @@ pub(super) fn secrets_rotate(
         .map(|g| g.duration("grace"))
         .transpose()?;
     let store = store(shared)?;
-    let outcome = crate::rotate::rotate(
+    let outcome = livekit_provision::rotate::rotate(
         &shared.config.state,
         store.as_ref(),
         grace,
@@ -130,7 +132,7 @@ pub(super) fn install(shared: &Shared, params: &InstallParams) -> Result<Install
     };
     // The phase becomes `downloading` when the download starts (`FetchEvent::Started`), under
     // the state lock: not while waiting for it, nor when the version is already there.
-    let installed = tokio::runtime::Handle::current().block_on(crate::admin::install(
+    let installed = tokio::runtime::Handle::current().block_on(livekit_provision::admin::install(
         &config.state,
         store.as_ref(),
         choice,
@@ -154,8 +156,9 @@ pub(super) fn install(shared: &Shared, params: &InstallParams) -> Result<Install
 
 pub(super) fn rollback(shared: &Shared) -> Result<RollbackResult, RpcError> {
     let store = store(shared)?;
-    let outcome = crate::admin::rollback(&shared.config.state, store.as_ref(), lock_wait)
-        .map_err(|e| admin_failed(&e))?;
+    let outcome =
+        livekit_provision::admin::rollback(&shared.config.state, store.as_ref(), lock_wait)
+            .map_err(|e| admin_failed(&e))?;
     Ok(RollbackResult {
         from: outcome.from.to_string(),
         to: outcome.to.to_string(),
@@ -165,7 +168,7 @@ pub(super) fn rollback(shared: &Shared) -> Result<RollbackResult, RpcError> {
 pub(super) fn render(shared: &Shared) -> Result<RenderResult, RpcError> {
     let config = &shared.config;
     let store = store(shared)?;
-    let preview = crate::admin::preview(
+    let preview = livekit_provision::admin::preview(
         &config.state,
         store.as_ref(),
         &(config.local_addresses)(),

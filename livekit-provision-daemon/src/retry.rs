@@ -1,10 +1,10 @@
 //! When provisioning runs again: capped exponential backoff with jitter after a failure, a slow
-//! periodic re-check after a success (the numbers; the arithmetic is [`crate::backoff`]). Pure:
+//! periodic re-check after a success (the numbers; the arithmetic is [`livekit_provision::backoff`]). Pure:
 //! every decision takes its random draw as a parameter.
 
 use std::time::Duration;
 
-use crate::backoff;
+use livekit_provision::backoff;
 
 /// The retry cadence of background provisioning.
 ///

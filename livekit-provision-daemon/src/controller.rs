@@ -9,7 +9,7 @@ use tokio::net::UnixListener;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use super::media::{self, Media, MediaFailure};
+use super::keeper::{self, Media, MediaFailure};
 use super::protocol::{Operation, Phase};
 use super::protocol::{ProvisionState, RpcError};
 use super::shared::{
@@ -17,11 +17,11 @@ use super::shared::{
 };
 use super::status::ProvisionStatus;
 use super::{Command, DaemonConfig, DaemonError, connection};
-use crate::config::OperatorConfig;
-use crate::ensure::{EnsureOptions, EnsureReport, ensure};
-use crate::error_chain::ErrorReport;
-use crate::resolve::Warning;
 use crate::supervise::Supervisor;
+use livekit_provision::ErrorReport;
+use livekit_provision::OperatorConfig;
+use livekit_provision::Warning;
+use livekit_provision::ensure::{EnsureOptions, EnsureReport, ensure};
 
 /// The pause after a failed `accept` (out of descriptors, …) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -125,12 +125,12 @@ pub(super) async fn run(
         }
     }
     tracing::info!("shutting down; the media keep running");
-    let _ = crate::fsio::remove_file(&socket);
+    let _ = livekit_provision::fsio::remove_file(&socket);
     Ok(())
 }
 
 /// What the media's exit watches call: an [`Event::MediaExited`] for the loop.
-fn exit_sender(events: &mpsc::UnboundedSender<Event>) -> media::OnExit {
+fn exit_sender(events: &mpsc::UnboundedSender<Event>) -> keeper::OnExit {
     let events = events.clone();
     Box::new(move |name, pid| {
         let _ = events.send(Event::MediaExited { name, pid });
@@ -343,12 +343,12 @@ fn provision(shared: &Shared) -> RunOutcome {
         }
     };
     let Some(program) =
-        media::livekit_program(state, &settings, &config.binary, Some(&report.binary))
+        keeper::livekit_program(state, &settings, &config.binary, Some(&report.binary))
     else {
         outcome.disabled = true;
         return outcome;
     };
-    let specs = media::specs(state, &settings, program);
+    let specs = keeper::specs(state, &settings, program);
     shared.progress.phase(Operation::Provision, Phase::Starting);
     let pass = lock(&shared.media).pass(&specs);
     outcome.run_by = earliest(outcome.run_by, pass.retry_at);
@@ -375,8 +375,8 @@ mod tests {
             UNIX_EPOCH + Duration::from_secs(1000)
         }
         let mut config = DaemonConfig::new(
-            crate::paths::StateDir::new("/nonexistent"),
-            crate::store::StoreSpec::File("/nonexistent/secrets.json".into()),
+            livekit_provision::StateDir::new("/nonexistent"),
+            livekit_provision::store::StoreSpec::File("/nonexistent/secrets.json".into()),
         );
         config.clock = at_1000_s;
         let now = Instant::now();

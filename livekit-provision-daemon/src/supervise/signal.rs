@@ -145,8 +145,9 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::paths::StateDir;
-    use crate::supervise::spawn::{ProcessSpec, start_detached};
+    use livekit_provision::StateDir;
+    use crate::supervise::spawn::start_detached;
+    use crate::supervise::spec::ProcessSpec;
 
     /// The deadline of a wait that only bounds a failure.
     const DEADLINE: Duration = Duration::from_secs(60);
@@ -171,7 +172,7 @@ mod tests {
             start_timeout: DEADLINE,
         };
         let env = [(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
-        let leader = start_detached(&state, &spec, env, crate::clock::system()).unwrap();
+        let leader = start_detached(&state, &spec, env, livekit_provision::clock::system()).unwrap();
         let deadline = Instant::now() + DEADLINE;
         let helper = loop {
             let log = std::fs::read_to_string(state.log_file("leader")).unwrap_or_default();

@@ -5,12 +5,12 @@ use std::time::{Duration, SystemTime};
 use super::protocol::{
     MediaProcess, MediaReport, ProvisionState, ProvisioningReport, StatusResult, VersionReport,
 };
-use crate::binary::LivekitBinary;
-use crate::config::OperatorConfig;
-use crate::error_chain::ErrorReport;
-use crate::paths::StateDir;
 use crate::supervise::{StartedWith, Supervisor, started};
-use crate::triple::DiskTriple;
+use livekit_provision::DiskTriple;
+use livekit_provision::ErrorReport;
+use livekit_provision::LivekitBinary;
+use livekit_provision::OperatorConfig;
+use livekit_provision::StateDir;
 
 /// What the daemon knows about its provisioning runs.
 #[derive(Debug, Clone)]
@@ -157,7 +157,7 @@ pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<Media
 
 /// The version at `bin/livekit-server`, when one is installed.
 pub(super) fn installed_version(state: &StateDir) -> Option<String> {
-    crate::fetch::installed(state)
+    livekit_provision::fetch::installed(state)
         .ok()
         .flatten()
         .map(|b| b.version.to_string())

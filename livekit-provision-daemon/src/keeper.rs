@@ -18,19 +18,20 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use super::protocol::MediaProcess;
-use crate::binary::{BinarySource, LivekitBinary};
-use crate::config::OperatorConfig;
-use crate::ensure::{BinaryOptions, BinaryState};
-use crate::error_chain::ErrorReport;
-use crate::paths::StateDir;
-use crate::settings::MediaOwner;
-use crate::settings::Settings;
-use crate::supervise::spawn::{LIVEKIT_SERVER, LK_BACKEND};
 use crate::supervise::{
     Ensured, PortOwner, ProcessSpec, ProcessStatus, StopOutcome, Supervisor, health, listening_on,
     runs_another_binary, started,
 };
-use crate::triple::DiskTriple;
+use crate::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use livekit_provision::BinaryOptions;
+use livekit_provision::DiskTriple;
+use livekit_provision::ErrorReport;
+use livekit_provision::OperatorConfig;
+use livekit_provision::StateDir;
+use livekit_provision::ensure::BinaryState;
+use livekit_provision::settings::MediaOwner;
+use livekit_provision::settings::Settings;
+use livekit_provision::{BinarySource, LivekitBinary};
 
 /// Why a media process is not up, for `status` and the provisioning state.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::os::unix::net::UnixStream;
 use tokio::net::UnixListener;
 
 use super::DaemonError;
-use crate::fsio::{self, FileLock};
-use crate::paths::StateDir;
+use livekit_provision::StateDir;
+use livekit_provision::fsio::{self, FileLock};
 
 /// Mode of the socket: only the daemon's user may talk to it (it hands out tokens).
 const SOCKET_MODE: u32 = 0o600;
