@@ -1,0 +1,230 @@
+//! What an admin UI needs: `secrets.*`, `install`, `rollback`, `render`, `logs.tail`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use livekit_provision::CredentialSource;
+use livekit_provision::store::{KNOWN, SecretStore, StoreError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Ttl;
+
+/// One setting of `secrets.list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretEntry {
+    /// Its name (`LIVEKIT_NODE_IP`, …).
+    pub name: String,
+    /// Whether the store holds a value.
+    pub set: bool,
+    /// Whether the value is a secret (then never shown).
+    pub secret: bool,
+    /// The value: `****` for a secret that is set, the text for other settings, `null` when
+    /// unset.
+    pub value: Option<String>,
+    /// What it is for.
+    pub description: String,
+}
+
+/// The result of `secrets.list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretsListResult {
+    /// The store, credentials redacted.
+    pub store: String,
+    /// Every setting livekit-provision reads, set or not.
+    pub secrets: Vec<SecretEntry>,
+}
+
+impl SecretsListResult {
+    /// Every known setting as `store` holds it; secret values as `****`.
+    pub fn of(store: &dyn SecretStore) -> Result<Self, StoreError> {
+        // One batch (one Redis round trip, one read of secrets.json) for every name.
+        let names: Vec<livekit_provision::SecretName> =
+            KNOWN.iter().map(|k| k.name.clone()).collect();
+        let values = store.get_many(&names)?;
+        let secrets = KNOWN
+            .iter()
+            .zip(values)
+            .map(|(known, value)| {
+                Ok(SecretEntry {
+                    name: known.name.as_str().to_owned(),
+                    set: value.is_some(),
+                    secret: known.is_secret,
+                    value: value.map(|v| {
+                        if known.is_secret {
+                            livekit_provision::redact::MASK.to_owned()
+                        } else {
+                            v.expose().to_owned()
+                        }
+                    }),
+                    description: known.description.to_owned(),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self {
+            store: store.describe(),
+            secrets,
+        })
+    }
+}
+
+/// The parameters of `secrets.set`. `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSetParams {
+    /// A setting livekit-provision reads (see `secrets.list`).
+    pub name: String,
+    /// Its value (one line; validated as `ensure` validates it). Never echoed or logged.
+    #[serde(deserialize_with = "secret_text")]
+    pub value: String,
+}
+
+/// A string parameter that may be a secret: a value of another JSON type is refused naming only
+/// its type (serde's own message would quote it, e.g. ``integer `12345678` ``).
+fn secret_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        Value::String(text) => Ok(text),
+        other => {
+            let kind = match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::Array(_) => "an array",
+                Value::Object(_) => "an object",
+                Value::String(_) => "a string",
+            };
+            Err(D::Error::custom(format!("expected a string, got {kind}")))
+        }
+    }
+}
+
+impl fmt::Debug for SecretsSetParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsSetParams")
+            .field("name", &self.name)
+            .field("value", &"****")
+            .finish()
+    }
+}
+
+/// The result of `secrets.set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretsSetResult {
+    /// The setting stored.
+    pub name: String,
+    /// The store it went to, credentials redacted.
+    pub store: String,
+    /// A provisioning run was scheduled to apply it (`status` shows it).
+    pub provisioning_scheduled: bool,
+}
+
+/// The parameters of `secrets.rotate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateParams {
+    /// How long the old key stays accepted (humantime or seconds); none when absent: tokens
+    /// signed with the old secret stop working once the media restart.
+    #[serde(default)]
+    pub grace: Option<Ttl>,
+}
+
+/// The result of `secrets.rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RotateResult {
+    /// The new key.
+    pub new_key: String,
+    /// The key it replaced, when there was one.
+    pub old_key: Option<String>,
+    /// Until when the old key stays accepted (RFC 3339), when a grace was given.
+    pub grace_until: Option<String>,
+    /// A provisioning run was scheduled to publish it; the media load it at `restart`.
+    pub provisioning_scheduled: bool,
+}
+
+/// The parameters of `install`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallParams {
+    /// The version (`v1.7.2` or `1.7.2`); `LIVEKIT_VERSION` of the store when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Download again even when that version is installed.
+    #[serde(default)]
+    pub force: Option<bool>,
+    /// The release tarball's SHA-256 (64 hex digits); `LIVEKIT_SHA256` of the store, else
+    /// `checksums.txt`, when absent.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// What `install` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum InstallVerdict {
+    /// Downloaded, verified and switched to.
+    Installed,
+    /// Already on disk: switched back to it.
+    Reactivated,
+    /// It was the installed version already; nothing changed.
+    AlreadyInstalled,
+}
+
+/// The result of `install`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InstallResult {
+    /// What happened.
+    pub outcome: InstallVerdict,
+    /// The version.
+    pub version: String,
+    /// The verified SHA-256 of the release tarball, when one was downloaded or switched to.
+    pub sha256: Option<String>,
+    /// `bin/livekit-server`.
+    pub path: PathBuf,
+}
+
+/// The result of `rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RollbackResult {
+    /// The version that was active.
+    pub from: String,
+    /// The version now active, and pinned in `LIVEKIT_VERSION`.
+    pub to: String,
+}
+
+/// The result of `render`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RenderResult {
+    /// Where the credentials would come from.
+    pub credentials: CredentialSource,
+    /// Each file by name (`livekit.yaml`, `backend.env`, `runtime.json`), secrets as `****`.
+    pub files: BTreeMap<String, String>,
+}
+
+/// The most lines `logs.tail` returns.
+pub const MAX_LOG_LINES: usize = 10_000;
+
+/// The parameters of `logs.tail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsTailParams {
+    /// The media process (`livekit-server`, `lk-backend`).
+    pub name: String,
+    /// How many lines (1 to 10000); 100 when absent.
+    #[serde(default)]
+    pub lines: Option<usize>,
+}
+
+/// The result of `logs.tail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogsTailResult {
+    /// The process.
+    pub name: String,
+    /// Its log file.
+    pub path: PathBuf,
+    /// Its last lines, oldest first (empty when it has not logged yet).
+    pub lines: Vec<String>,
+}

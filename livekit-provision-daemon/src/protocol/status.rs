@@ -1,0 +1,221 @@
+//! `status` and `health`: where provisioning stands, the versions, the media.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use livekit_provision::settings::MediaOwner;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Phase;
+use crate::supervise::{PortOwner, ProcessStatus};
+
+/// Where background provisioning stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProvisionState {
+    /// No run has started yet.
+    Idle,
+    /// A run is in progress.
+    Running,
+    /// The last run converged: files, binary and media are in place.
+    Ready,
+    /// The last run failed; a retry is scheduled (`next_retry`).
+    Failed,
+    /// `LIVEKIT_VERSION` is unset: control plane only. The files are rendered, no media start.
+    Disabled,
+    /// No daemon serves the state directory (the CLI's `status` says so): nothing provisions
+    /// in the background; `livekit-provision ensure` does it by hand.
+    NoDaemon,
+}
+
+impl fmt::Display for ProvisionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Idle => "idle",
+            Self::Running => "running",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Disabled => "disabled",
+            Self::NoDaemon => "no daemon",
+        })
+    }
+}
+
+/// The result of `status`, and the `--json` output of `livekit-provision status` whether or
+/// not a daemon runs (one shape: without a daemon, `daemon` is false, `pid` is `null` and the
+/// provisioning state is `no_daemon`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusResult {
+    /// Whether a daemon answered.
+    pub daemon: bool,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The daemon's pid; `null` without a daemon.
+    pub pid: Option<u32>,
+    /// When this status was taken (RFC 3339).
+    pub now: String,
+    /// Background provisioning.
+    pub provisioning: ProvisioningReport,
+    /// The pinned and the installed livekit-server version.
+    pub version: VersionReport,
+    /// The media processes.
+    pub media: MediaReport,
+}
+
+/// The provisioning part of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProvisioningReport {
+    /// Where provisioning stands.
+    pub state: ProvisionState,
+    /// Runs started since the daemon started.
+    pub runs: u64,
+    /// Failed runs in a row (0 after a success).
+    pub consecutive_failures: u32,
+    /// Why the last run failed: the error and its causes on one line.
+    pub last_error: Option<String>,
+    /// How to fix it, when known.
+    pub hint: Option<String>,
+    /// When the last run started.
+    pub last_run_at: Option<String>,
+    /// When a run last succeeded.
+    pub last_success_at: Option<String>,
+    /// When the next run is scheduled.
+    pub next_run: Option<String>,
+    /// When the failed run is retried (only in state `failed`).
+    pub next_retry: Option<String>,
+    /// Milliseconds until `next_retry`.
+    pub next_retry_in_ms: Option<u64>,
+    /// The warnings of the last `ensure` (node IP defaulted, not on an interface, …).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// What a run (or an `install` call) in flight is doing now; `null` when none is.
+    #[serde(default)]
+    pub progress: Option<Progress>,
+}
+
+/// The progress of a long operation, in `status.provisioning.progress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Progress {
+    /// Which operation: a provisioning run, or an `install` call.
+    pub operation: Operation,
+    /// Its current phase.
+    pub phase: Phase,
+    /// During `downloading`: bytes of the release archive received so far.
+    pub bytes_done: Option<u64>,
+    /// During `downloading`: the archive's size, when the server said.
+    pub bytes_total: Option<u64>,
+}
+
+/// A long operation the daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Operation {
+    /// Background provisioning (or an `ensure`, `secrets.set`, `secrets.rotate` call).
+    Provision,
+    /// An `install` call.
+    Install,
+}
+
+impl ProvisioningReport {
+    /// The report when no daemon runs.
+    pub fn no_daemon() -> Self {
+        Self {
+            state: ProvisionState::NoDaemon,
+            runs: 0,
+            consecutive_failures: 0,
+            last_error: None,
+            hint: None,
+            last_run_at: None,
+            last_success_at: None,
+            next_run: None,
+            next_retry: None,
+            next_retry_in_ms: None,
+            warnings: Vec::new(),
+            progress: None,
+        }
+    }
+}
+
+/// The livekit-server versions of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VersionReport {
+    /// `LIVEKIT_VERSION` as of the daemon's last run; `null` when unset or without a daemon.
+    pub pinned: Option<String>,
+    /// The version at `bin/livekit-server`, when one is installed.
+    pub installed: Option<String>,
+}
+
+/// The media part of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MediaReport {
+    /// Who owns the media (`media_owner` of `provision.yaml`): `daemon` or `external`.
+    #[serde(default)]
+    pub owner: MediaOwner,
+    /// The supervisor was busy (a start or stop in progress): `processes` is the last list read.
+    pub busy: bool,
+    /// Each media process.
+    pub processes: Vec<MediaProcess>,
+}
+
+/// One media process, as `status`, `start`, `stop` and `restart` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MediaProcess {
+    /// What the supervisor knows (`name`, `pid`, `running`, `healthy`, `restart_pending`,
+    /// `failed`).
+    #[serde(flatten)]
+    pub status: ProcessStatus,
+    /// Why the last start failed, or why it could not be inspected; `null` when it did not.
+    pub error: Option<String>,
+    /// Why a restart is pending (a new binary, which livekit.yaml keys changed since it
+    /// started); empty when none is.
+    #[serde(default)]
+    pub restart_reasons: Vec<String>,
+    /// A process we did not start that listens on this one's port (name and pid), when no
+    /// process of ours runs: an older deployment to take over, or (`media_owner: external`)
+    /// the supervisor's process without a pid file.
+    #[serde(default)]
+    pub listener: Option<PortOwner>,
+}
+
+impl MediaProcess {
+    /// A process whose state could not be read.
+    pub fn unreadable(name: &str, error: String) -> Self {
+        Self {
+            status: ProcessStatus {
+                name: name.to_owned(),
+                pid: None,
+                running: false,
+                healthy: false,
+                restart_pending: false,
+                failed: None,
+            },
+            error: Some(error),
+            restart_reasons: Vec::new(),
+            listener: None,
+        }
+    }
+}
+
+/// The result of `health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthResult {
+    /// The fixed path of `livekit.yaml`.
+    pub config: PathBuf,
+    /// SHA-256 (hex) of the `livekit.yaml` bytes the daemon last published or started the media
+    /// with.
+    pub in_memory: Option<String>,
+    /// SHA-256 (hex) of the bytes at the fixed path now.
+    pub on_disk: Option<String>,
+    /// Both are known and equal.
+    pub in_sync: bool,
+    /// A running media process started with something else than what is on disk now.
+    #[serde(default)]
+    pub restart_pending: bool,
+    /// Why, per process (only those with reasons).
+    #[serde(default)]
+    pub restart_reasons: BTreeMap<String, Vec<String>>,
+}
