@@ -126,12 +126,12 @@ macro_rules! internal {
     )*};
 }
 
-mod admin;
 pub mod client;
 mod connection;
 mod controller;
 mod keeper;
 pub mod media;
+mod methods;
 pub mod openrpc;
 pub mod protocol;
 mod retry;

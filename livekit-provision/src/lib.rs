@@ -107,6 +107,7 @@ pub mod admin;
 pub mod backoff;
 mod binary;
 pub mod check;
+mod child;
 pub mod clock;
 mod config;
 pub mod config_diff;

@@ -19,19 +19,19 @@
 //! stays read-only and `ensure --dry-run` can ask too. The binary is killed after
 //! [`CHECK_TIMEOUT`].
 
-use std::io::{self, Read};
-use std::os::unix::process::CommandExt as _;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use crate::child::{self, Limits, RunError};
 
 /// How long livekit-server may take to parse a config (it takes ~50 ms).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most of each output stream kept: the verdict is in the first lines (a refusal names
+/// every unknown key on a line of its own, a few dozen at most).
+const MAX_OUTPUT: usize = 256 * 1024;
 
 /// livekit-server's `--config-body` flag reads this variable.
 const CONFIG_VARIABLE: &str = "LIVEKIT_CONFIG";
@@ -150,92 +150,28 @@ pub fn check_config(
         program: program.to_owned(),
         source,
     };
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .arg("ports")
         .env_clear()
         .env(CONFIG_VARIABLE, candidate)
-        .current_dir("/")
-        // Its own process group, so that a timeout kills a wrapper's children too.
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(run_error)?;
-    let output = collect_output(child, timeout).map_err(|e| match e {
-        Collect::TimedOut => ServerCheckError::TimedOut {
+        .current_dir("/");
+    // Its own process group (`child::run`), so that a timeout kills a wrapper's children too.
+    let limits = Limits {
+        stdout: MAX_OUTPUT,
+        stderr: MAX_OUTPUT,
+    };
+    let finished = child::run(&mut command, None, timeout, limits).map_err(|e| match e {
+        RunError::TimedOut => ServerCheckError::TimedOut {
             program: program.to_owned(),
             after: timeout,
         },
-        Collect::Io(source) => run_error(source),
+        RunError::Spawn(source) | RunError::Io(source) => run_error(source),
     })?;
+    let mut output = finished.stdout.bytes.to_vec();
+    output.extend_from_slice(&finished.stderr.bytes);
+    let output = String::from_utf8_lossy(&output);
     judge(program, candidate, &output)
-}
-
-enum Collect {
-    TimedOut,
-    Io(io::Error),
-}
-
-/// Wait until `child` has exited and its output pipes are closed (every process that inherited
-/// them is gone), at most `timeout`; then its stdout followed by its stderr. On timeout the whole
-/// process group is killed: a wrapper script's own child (one it did not `exec`) would otherwise
-/// outlive the check, serving.
-fn collect_output(mut child: Child, timeout: Duration) -> Result<String, Collect> {
-    let (tx, rx) = mpsc::channel();
-    for (index, pipe) in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let tx = tx.clone();
-        thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut text);
-            }
-            let _ = tx.send((index, text));
-        });
-    }
-    drop(tx);
-    let deadline = Instant::now() + timeout;
-    let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
-    let mut exited = false;
-    loop {
-        if !exited {
-            exited = child.try_wait().map_err(Collect::Io)?.is_some();
-        }
-        if exited && outputs.iter().all(Option::is_some) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            // The group is ours (`process_group(0)`), and it is not empty while a pipe is open
-            // or the leader is unreaped, so its id cannot have been reused.
-            if let Ok(pgid) = i32::try_from(child.id()) {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-            }
-            if !exited {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            return Err(Collect::TimedOut);
-        }
-        if let Ok((index, text)) = rx.recv_timeout(Duration::from_millis(5)) {
-            outputs[index] = Some(text);
-        }
-    }
-    let [stdout, stderr] = outputs;
-    let mut text = stdout.unwrap_or_default();
-    text.extend(stderr.unwrap_or_default());
-    Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// Read livekit-server's verdict from its output (its exit status says nothing).

@@ -1,0 +1,67 @@
+//! `install` and `rollback`: the livekit-server binary (the running media keep theirs).
+
+use livekit_provision::LivekitVersion;
+use livekit_provision::admin::InstallChoice;
+use livekit_provision::fetch::{InstallOutcome, Sha256Digest};
+
+use super::{admin_failed, lock_wait, store};
+use crate::protocol::{
+    InstallParams, InstallResult, InstallVerdict, Operation, RollbackResult, RpcError,
+};
+use crate::shared::Shared;
+
+pub(super) fn install(shared: &Shared, params: &InstallParams) -> Result<InstallResult, RpcError> {
+    let config = &shared.config;
+    let version = params
+        .version
+        .as_deref()
+        .map(LivekitVersion::parse)
+        .transpose()
+        .map_err(|e| RpcError::invalid_params(format!("version {e}")))?;
+    let sha256 = params
+        .sha256
+        .as_deref()
+        .map(str::parse::<Sha256Digest>)
+        .transpose()
+        .map_err(|_| RpcError::invalid_params("sha256 must be a SHA-256: 64 hex digits"))?;
+    let store = store(shared)?;
+    let choice = InstallChoice {
+        version,
+        sha256,
+        force: params.force.unwrap_or(false),
+        events: Some(shared.progress.fetch_sink(Operation::Install)),
+    };
+    // The phase becomes `downloading` when the download starts (`FetchEvent::Started`), under
+    // the state lock: not while waiting for it, nor when the version is already there.
+    let installed = tokio::runtime::Handle::current().block_on(livekit_provision::admin::install(
+        &config.state,
+        store.as_ref(),
+        choice,
+        &config.binary,
+        lock_wait,
+    ));
+    shared.progress.clear();
+    let installed = installed.map_err(|e| admin_failed(&e))?;
+    let (outcome, sha256) = match installed.outcome {
+        InstallOutcome::Installed { sha256, .. } => (InstallVerdict::Installed, Some(sha256)),
+        InstallOutcome::Reactivated { sha256, .. } => (InstallVerdict::Reactivated, Some(sha256)),
+        _ => (InstallVerdict::AlreadyInstalled, None),
+    };
+    Ok(InstallResult {
+        outcome,
+        version: installed.version.to_string(),
+        sha256: sha256.map(|s| s.to_hex()),
+        path: installed.path,
+    })
+}
+
+pub(super) fn rollback(shared: &Shared) -> Result<RollbackResult, RpcError> {
+    let store = store(shared)?;
+    let outcome =
+        livekit_provision::admin::rollback(&shared.config.state, store.as_ref(), lock_wait)
+            .map_err(|e| admin_failed(&e))?;
+    Ok(RollbackResult {
+        from: outcome.from.to_string(),
+        to: outcome.to.to_string(),
+    })
+}

@@ -1,0 +1,64 @@
+//! `secrets.list`, `secrets.set` and `secrets.rotate`: the settings in the secret store, each
+//! written under the state lock and followed by a provisioning run.
+
+use super::{admin_failed, failed, lock_wait, schedule_run, store};
+use crate::protocol::{
+    RotateParams, RotateResult, RpcError, SecretsListResult, SecretsSetParams, SecretsSetResult,
+};
+use crate::shared::Shared;
+use crate::status::rfc3339;
+
+pub(super) fn list(shared: &Shared) -> Result<SecretsListResult, RpcError> {
+    let store = store(shared)?;
+    SecretsListResult::of(store.as_ref()).map_err(|e| failed(&e))
+}
+
+pub(super) fn set(
+    shared: &Shared,
+    params: &SecretsSetParams,
+) -> Result<SecretsSetResult, RpcError> {
+    // Validate before opening the store: a bad value is refused with nothing touched.
+    livekit_provision::admin::validate_setting(&params.name, &params.value)
+        .map_err(|e| admin_failed(&e))?;
+    let store = store(shared)?;
+    let name = livekit_provision::admin::set_setting(
+        &shared.config.state,
+        store.as_ref(),
+        &params.name,
+        &params.value,
+        lock_wait,
+    )
+    .map_err(|e| admin_failed(&e))?;
+    tracing::info!(%name, "stored by secrets.set");
+    Ok(SecretsSetResult {
+        name: name.to_string(),
+        store: shared.config.store.describe(),
+        provisioning_scheduled: schedule_run(shared),
+    })
+}
+
+pub(super) fn rotate(shared: &Shared, params: &RotateParams) -> Result<RotateResult, RpcError> {
+    let grace = params
+        .grace
+        .as_ref()
+        .map(|g| g.duration("grace"))
+        .transpose()?;
+    let store = store(shared)?;
+    let outcome = livekit_provision::rotate::rotate(
+        &shared.config.state,
+        store.as_ref(),
+        grace,
+        (shared.config.clock)(),
+        |_| {},
+    )
+    .map_err(|e| failed(&e))?;
+    tracing::info!(new_key = %outcome.new_key, "rotated by secrets.rotate");
+    Ok(RotateResult {
+        grace_until: outcome
+            .grace_until
+            .map(|s| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))),
+        new_key: outcome.new_key,
+        old_key: outcome.old_key,
+        provisioning_scheduled: schedule_run(shared),
+    })
+}
