@@ -15,6 +15,8 @@ DEBIAN_PACKAGES=(
     "redis-server:redis-server" # fleet tests start a real redis-server (and use redis-cli)
     "redis-sentinel:redis-sentinel" # the Sentinel failover test (tests/it/redis_ha.rs)
     "openssl:openssl" # the rediss:// test makes its CA and certificates (tests/it/redis_ha.rs)
+    "chromium:chromium" # the e2e browser scenarios drive Debian's Chromium, headless (e2e/tests/browser.py)
+    "npm:npm" # the e2e suite installs livekit-client from e2e/browser/package-lock.json (npm ci)
 )
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
@@ -78,15 +80,18 @@ install_missing_components
 
 started=$SECONDS
 passed=()
+timings=()
 step() {
-    local name=$1
+    local name=$1 began=$SECONDS
     shift
     say "running: $*"
     if ! "$@"; then
-        say "FAILED at ${name} (passed: ${passed[*]:-none}) after $((SECONDS - started))s"
+        say "FAILED at ${name} after $((SECONDS - began))s (passed: ${timings[*]:-none}) after $((SECONDS - started))s in all"
         exit 1
     fi
+    say "passed: ${name} in $((SECONDS - began))s"
     passed+=("$name")
+    timings+=("${name} $((SECONDS - began))s")
 }
 
 step fmt cargo fmt --all --check
@@ -101,4 +106,8 @@ step test cargo test --workspace
 step python sh -c 'python3 -m py_compile e2e/tests/*.py reliability/*.py && python3 reliability/selftest.py'
 # The fuzz workspace must at least build (its targets run with `fuzz/run.sh`).
 step fuzz-build cargo build --manifest-path fuzz/Cargo.toml --quiet
-say "all ${#passed[@]} steps passed (${passed[*]}) in $((SECONDS - started))s"
+# The whole e2e suite on the real livekit-server (v1.13.5, and v1.13.4 for the upgrade: installed
+# by `go install` into a cache outside the repository), LiveKit's Python SDK and a real Chromium
+# running livekit-client. Without Go it prints one `e2e: SKIPPED` line and passes.
+step e2e env E2E_BROWSER_REQUIRED=1 e2e/run.sh
+say "all ${#passed[@]} steps passed (${timings[*]}) in $((SECONDS - started))s"

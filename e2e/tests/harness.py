@@ -147,6 +147,21 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group `pgid` other than its leader."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == pgid:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(entry.name))
+    return out
+
+
 def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -158,22 +173,31 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 class Reaper:
     """Every process the suite starts or makes start, stopped by pid at the end (identity checked
-    against its command line, so a recycled pid is never signalled)."""
+    against its command line, so a recycled pid is never signalled). A process tracked with
+    `group=True` leads its own process group (started with `start_new_session`): stopping it
+    stops the whole group, children included."""
 
     def __init__(self) -> None:
         self.pids: dict[int, str] = {}
+        self.groups: set[int] = set()
         self.popens: list[subprocess.Popen] = []
 
-    def track(self, pid: int, marker: str) -> None:
+    def track(self, pid: int, marker: str, group: bool = False) -> None:
         self.pids[pid] = marker
+        if group:
+            self.groups.add(pid)
 
-    def popen(self, args: list[str], marker: str, **kw) -> subprocess.Popen:
+    def popen(self, args: list[str], marker: str, group: bool = False, **kw) -> subprocess.Popen:
+        assert not group or kw.get("start_new_session"), "a group leader needs start_new_session"
         proc = subprocess.Popen(args, **kw)
         self.popens.append(proc)
-        self.track(proc.pid, marker)
+        self.track(proc.pid, marker, group)
         return proc
 
     def stop(self, pid: int, marker: str, timeout: float = 10.0) -> None:
+        if pid in self.groups:
+            self._stop_group(pid, marker, timeout)
+            return
         if not alive(pid) or marker not in cmdline(pid):
             return
         with contextlib.suppress(ProcessLookupError):
@@ -183,13 +207,33 @@ class Reaper:
                 os.kill(pid, signal.SIGKILL)
             wait_gone(pid, 5)
 
+    def _stop_group(self, pgid: int, marker: str, timeout: float) -> None:
+        # The leader is identity-checked; once it is gone, a pgid is not reused while any member
+        # of the group lives, so what is left in the group is still ours.
+        if alive(pgid) and marker in cmdline(pgid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+            wait_gone(pgid, timeout)
+        elif alive(pgid):
+            return  # a recycled pid: not ours
+        if group_members(pgid) or alive(pgid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            wait_gone(pgid, 5)
+            deadline = time.monotonic() + 5
+            while group_members(pgid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+    def _left(self, pid: int, marker: str) -> bool:
+        return (alive(pid) and marker in cmdline(pid)) or (pid in self.groups and bool(group_members(pid)))
+
     def cleanup(self) -> None:
         for pid, marker in list(self.pids.items()):
             self.stop(pid, marker)
         for proc in self.popens:
             with contextlib.suppress(Exception):
                 proc.wait(timeout=1)
-        left = [pid for pid, marker in self.pids.items() if alive(pid) and marker in cmdline(pid)]
+        left = [pid for pid, marker in self.pids.items() if self._left(pid, marker)]
         if left:
             log(f"WARNING: still alive after cleanup: {left}")
 
@@ -492,6 +536,20 @@ class Receiver:
         self.worst_fresh_gap = 0.0
 
 
+async def hear(track, rx: Receiver) -> None:
+    """Feed every frame of a subscribed audio track to `rx`."""
+    stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
+    async for ev in stream:
+        rx.on_frame(ev.frame)
+
+
+# livekit-server hands every client public STUN servers by default (Google's, Twilio's), and the
+# SDK resolves and asks them; an empty list here means "use the server's". One STUN server on
+# loopback's discard port instead: nothing answers, nothing leaves the host, and the loopback host
+# candidates are all a call on one host needs.
+LOOPBACK_ICE = rtc.RtcConfiguration(ice_servers=[rtc.IceServer(urls=["stun:127.0.0.1:9"])])
+
+
 class Participant:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -504,11 +562,22 @@ class Participant:
         self.events.append((time.monotonic(), ev))
 
     async def connect(self, url: str, token: str) -> None:
-        await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+        await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True, rtc_config=LOOPBACK_ICE))
 
     async def disconnect(self) -> None:
         with contextlib.suppress(Exception):
             await self.room.disconnect()
+
+
+async def fresh_after(rx: "Receiver", after: float, timeout: float, who) -> float:
+    """Wait until `rx` has heard fresh audio that arrived after `after` (monotonic); return when
+    it did. `who()` describes the listener (and its connection events) for the failure."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if rx.last_fresh_at is not None and rx.last_fresh_at > after:
+            return rx.last_fresh_at
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no fresh audio heard within {timeout} s (frames {rx.frames}; {who()})")
 
 
 class Call:
@@ -531,9 +600,7 @@ class Call:
                 self.resubscribed.set()
 
     async def _read(self, track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
-        async for ev in stream:
-            self.rx.on_frame(ev.frame)
+        await hear(track, self.rx)
 
     async def _pump(self) -> None:
         while True:
@@ -555,13 +622,8 @@ class Call:
 
     async def wait_fresh(self, after: float, timeout: float = 30.0) -> float:
         """Wait until B hears fresh audio that arrived after `after`; return when it did."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.rx.last_fresh_at is not None and self.rx.last_fresh_at > after:
-                return self.rx.last_fresh_at
-            await asyncio.sleep(0.005)
-        raise AssertionError(f"B heard no fresh audio within {timeout} s "
-                             f"(frames {self.rx.frames}, events A {self.a.events} B {self.b.events})")
+        return await fresh_after(self.rx, after, timeout,
+                                 lambda: f"B, events A {self.a.events} B {self.b.events}")
 
     def connection_events(self) -> list[str]:
         return [f"{p.name}:{ev}" for p in (self.a, self.b) for (_, ev) in p.events]
@@ -571,6 +633,50 @@ class Call:
             t.cancel()
         await self.a.disconnect()
         await self.b.disconnect()
+
+
+class Peer:
+    """One participant that both publishes the tone and records what it hears: the Python side
+    of a call whose other side is not ours (the browser)."""
+
+    def __init__(self, name: str) -> None:
+        self.participant = Participant(name)
+        self.rx = Receiver()
+        self.source = rtc.AudioSource(RATE, 1, queue_size_ms=100)
+        self.track = rtc.LocalAudioTrack.create_audio_track("tone", self.source)
+        self.sent = 0
+        self.tasks: list[asyncio.Task] = []
+
+        @self.participant.room.on("track_subscribed")
+        def _subscribed(track, _pub, _participant):
+            if track.kind == rtc.TrackKind.KIND_AUDIO:
+                self.tasks.append(asyncio.ensure_future(hear(track, self.rx)))
+
+    async def connect(self, url: str, token: str) -> None:
+        await self.participant.connect(url, token)
+
+    async def publish(self) -> None:
+        await self.participant.room.local_participant.publish_track(
+            self.track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        self.tasks.append(asyncio.ensure_future(self._pump()))
+
+    async def _pump(self) -> None:
+        while True:
+            await self.source.capture_frame(tone_frame(self.sent))
+            self.sent += 1
+
+    async def wait_fresh(self, after: float, timeout: float = 30.0) -> float:
+        """Wait until fresh audio that arrived after `after` (monotonic) is heard; return when."""
+        return await fresh_after(self.rx, after, timeout,
+                                 lambda: f"{self.participant.name}, events {self.participant.events}")
+
+    def connection_events(self) -> list[str]:
+        return [f"{self.participant.name}:{ev}" for (_, ev) in self.participant.events]
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await self.participant.disconnect()
 
 
 async def list_rooms(node: Node) -> list[str]:
