@@ -24,11 +24,11 @@ use super::status::{installed_version, rfc3339};
 use livekit_provision::DiskTriple;
 use livekit_provision::ErrorReport;
 use livekit_provision::Hint;
+use livekit_provision::LivekitYaml;
 use livekit_provision::ManagedFile;
 use livekit_provision::OperatorConfig;
 use livekit_provision::check::{CheckOptions, CheckReport, check};
 use livekit_provision::token;
-use livekit_provision::validate::TokenLimits;
 
 /// Serve one connection until the client closes it, sends an oversized line, or fails.
 pub(super) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
@@ -288,7 +288,7 @@ fn create_token(
     request.limits = disk
         .livekit_yaml
         .valid()
-        .map(TokenLimits::of_livekit_yaml)
+        .map(LivekitYaml::token_limits)
         .unwrap_or_default();
     let creds = disk.consistent_credentials().ok_or_else(|| {
         RpcError::new(
