@@ -248,6 +248,33 @@ mod tests {
         assert_eq!(value(&units[2].text, "User"), Some("livekit"));
     }
 
+    /// `contrib/systemd/livekit-provision-daemon.service` is this module's daemon unit for the
+    /// usual install (binaries in `/usr/local/bin`, state in `/var/lib/livekit-provision`, user
+    /// `livekit`): one renderer, so the shipped unit has the same hardening as `units` prints.
+    /// `UPDATE_CONTRIB=1 cargo test -p livekit-provision-cli contrib` rewrites it.
+    #[test]
+    fn the_contrib_unit_is_the_rendered_daemon_unit() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../contrib/systemd")
+            .join(DAEMON_UNIT);
+        let rendered = render(&options(false))
+            .into_iter()
+            .find(|u| u.name == DAEMON_UNIT)
+            .unwrap()
+            .text;
+        if std::env::var_os("UPDATE_CONTRIB").is_some() {
+            std::fs::write(&path, &rendered).unwrap();
+        }
+        let shipped = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            shipped,
+            rendered,
+            "{} differs from `livekit-provision units`; rewrite it with \
+             `UPDATE_CONTRIB=1 cargo test -p livekit-provision-cli contrib`",
+            path.display()
+        );
+    }
+
     #[test]
     fn no_backend_unit_without_a_backend() {
         let units = render(&options(false));

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -269,9 +269,9 @@ pub fn check(
 
 /// The TURN/TLS certificate and key, as `ensure` inspects them before writing.
 fn check_turn(config: &OperatorConfig, now: SystemTime, out: &mut Findings) {
-    use crate::turn::TlsIssue;
+    use crate::turn_tls::TlsIssue;
     let uid = nix::unistd::geteuid().as_raw();
-    for issue in crate::turn::inspect(&config.settings.turn, now, uid) {
+    for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
         let code = match &issue {
             TlsIssue::Unreadable { .. } => Code::TurnTlsUnreadable,
             TlsIssue::KeyPermissions { .. } => Code::TurnKeyPermissions,
@@ -518,7 +518,7 @@ fn check_permissions(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
                     path.display(),
                     mode & 0o7777
                 ),
-                Some(&format!("chmod 600 {}", shell_quote(&path))),
+                Some(&format!("chmod 600 {}", crate::shell::quote(&path))),
             );
         }
     }
@@ -780,17 +780,5 @@ fn check_binary(
                 );
             }
         }
-    }
-}
-
-pub(crate) fn shell_quote(path: &Path) -> String {
-    let text = path.display().to_string();
-    if text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-    {
-        text
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }

@@ -26,7 +26,7 @@ use crate::resolve::{
 use crate::server_check::{self, ServerCheckError};
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::{DiskTriple, Parsed};
-use crate::turn::TlsIssue;
+use crate::turn_tls::TlsIssue;
 use crate::version::LivekitVersion;
 
 /// Why a managed file is (or would be) written.
@@ -458,7 +458,7 @@ fn check_with_server(
 fn turn_preflight(config: &OperatorConfig, now: SystemTime) -> Result<Vec<Warning>, TlsIssue> {
     let uid = nix::unistd::geteuid().as_raw();
     let mut warnings = Vec::new();
-    for issue in crate::turn::inspect(&config.settings.turn, now, uid) {
+    for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
         if issue.is_error() {
             return Err(issue);
         }

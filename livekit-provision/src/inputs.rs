@@ -1,6 +1,7 @@
-//! Everything rendering needs, already parsed and validated.
+//! Everything rendering needs, already parsed and validated: [`RenderInputs`] (the
+//! `provision.yaml` [`Settings`], the credentials, the node IP, Redis routing, the checked
+//! `extra.yaml` overlay) and its parts. The overlay is parsed and checked by `render/extra.rs`.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 
@@ -15,38 +16,6 @@ pub struct Credentials {
     pub key: ApiKey,
     /// The secret tokens are signed with.
     pub secret: Secret,
-}
-
-/// `LIVEKIT_NODE_IP`: one address, or an IPv4 and an IPv6 address for a dual-stack node
-/// (`"<ipv4>,<ipv6>"`, accepted by livekit-server since v1.10.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeIp {
-    /// The address URLs use: the IPv4 one of a dual-stack pair (livekit-server's primary).
-    pub primary: IpAddr,
-    /// The IPv6 address of a dual-stack pair (then `primary` is IPv4).
-    pub ipv6: Option<Ipv6Addr>,
-}
-
-impl NodeIp {
-    /// True for an IPv4 and IPv6 pair.
-    pub fn is_dual_stack(&self) -> bool {
-        self.ipv6.is_some()
-    }
-
-    /// Every address, the primary first.
-    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> {
-        std::iter::once(self.primary).chain(self.ipv6.map(IpAddr::V6))
-    }
-}
-
-/// As `rtc.node_ip` spells it: `1.2.3.4` or `1.2.3.4,2001:db8::1`.
-impl fmt::Display for NodeIp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ipv6 {
-            Some(v6) => write!(f, "{},{v6}", self.primary),
-            None => write!(f, "{}", self.primary),
-        }
-    }
 }
 
 /// Redis for LiveKit's own multi-node routing (`redis:` in `livekit.yaml`), in any of the
@@ -130,7 +99,7 @@ impl ExtraOverlay {
     }
 }
 
-/// The complete, validated input of [`crate::render::render`].
+/// The complete, validated input of rendering (`render::render`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderInputs {
     /// The one live key/secret pair.

@@ -117,16 +117,16 @@ pub mod fetch;
 pub mod fleet;
 pub mod fsio;
 pub mod hex;
+mod node_ip;
 mod paths;
-pub mod production;
 pub mod redact;
 pub mod rotate;
 pub mod secret;
 pub mod settings;
+mod shell;
 pub mod store;
 mod sys;
 pub mod token;
-pub mod turn;
 pub mod validate;
 mod version;
 
@@ -138,6 +138,7 @@ internal! {
     mod resolve;
     mod server_check;
     mod triple;
+    mod turn_tls;
 }
 
 pub use binary::{BinaryOptions, BinarySource, LivekitBinary};
@@ -161,10 +162,10 @@ pub use render::{
 pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use server_check::ServerCheckError;
-pub use settings::{LogLevel, Settings};
+pub use settings::{LogLevel, Settings, TurnSettings, TurnSettingsError};
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
 pub use sys::local_addresses;
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};
 pub use triple::{Disagreement, DiskTriple, NotProvisioned, Parsed, provisioned_credentials};
-pub use turn::{TlsIssue, TurnSettings, TurnSettingsError};
+pub use turn_tls::TlsIssue;
 pub use version::LivekitVersion;

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::OperatorConfig;
 use crate::config_model::Release;
-use crate::inputs::{Credentials, ExtraOverlay, NodeIp, RedisRouting, RenderInputs, RoutingNodes};
+use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs, RoutingNodes};
+use crate::node_ip::NodeIp;
 use crate::paths::{ManagedFile, StateDir};
 use crate::render::ExtraError;
 use crate::secret::{ApiKey, InvalidValue, MIN_API_SECRET_LEN, Secret};
@@ -141,7 +142,7 @@ pub enum ResolveError {
     },
     /// A setting the pinned livekit-server does not accept.
     #[error(transparent)]
-    NeedsNewerServer(#[from] crate::production::NeedsNewerServer),
+    NeedsNewerServer(#[from] crate::settings::NeedsNewerServer),
     /// `extra.yaml` sets a key the pinned livekit-server release does not know.
     #[error("extra.yaml is refused for the pinned livekit-server: {source}")]
     ExtraForRelease {
@@ -255,7 +256,7 @@ pub fn resolve(
         .map_err(|source| ResolveError::ExtraForRelease { source })?;
 
     let node_ip = get_parsed(store, &SecretName::LIVEKIT_NODE_IP, validate::node_ip)?;
-    crate::production::require_version(cx.settings, node_ip.as_ref(), version.as_ref())?;
+    crate::settings::production::require_version(cx.settings, node_ip.as_ref(), version.as_ref())?;
     if cx.settings.use_external_ip {
         warnings.push(Warning::ExternalIpDiscovery);
     }

@@ -1,5 +1,6 @@
 //! The three managed files as they are on disk, read once and parsed, and what they say about
-//! the credentials: the one reader `ensure`, `check` and linked services share.
+//! the credentials and the token limits: the one reader `ensure`, `check` and linked services
+//! share.
 
 use std::io;
 
@@ -7,6 +8,7 @@ use crate::inputs::Credentials;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{CurrentState, FixedPath, read_current};
 use crate::render::{BackendEnv, LivekitYaml, ParseError, RuntimeJson};
+use crate::validate::TokenLimits;
 
 /// One managed file, read and parsed.
 #[derive(Debug)]
@@ -140,6 +142,18 @@ impl DiskTriple {
     }
 }
 
+impl TokenLimits {
+    /// The limits of the `livekit.yaml` published in `state` (what the server runs with), or
+    /// the defaults when none is published.
+    pub fn provisioned(state: &StateDir) -> Self {
+        DiskTriple::read(state)
+            .livekit_yaml
+            .valid()
+            .map(LivekitYaml::token_limits)
+            .unwrap_or_default()
+    }
+}
+
 fn parse<T>(
     current: &CurrentState,
     file: ManagedFile,
@@ -179,7 +193,7 @@ pub struct NotProvisioned {
     pub state: std::path::PathBuf,
 }
 
-impl crate::Hint for NotProvisioned {
+impl crate::error_chain::Hint for NotProvisioned {
     fn hint(&self) -> Option<String> {
         Some(
             "run `livekit-provision ensure` (or `livekit-provision check` to see what is wrong)"

@@ -7,20 +7,14 @@
 //! - secret values by name: `secret_value` (behind `admin::validate_setting`; the CLI's
 //!   `secrets set`, the daemon's `secrets.set` and `ensure`'s resolution
 //!   both go through it, and parse with the same typed parsers below);
-//!   (within the crate, the typed parsers behind it: `host_port`, `node_ip`, `version`,
-//!   `sha256_hex`, `unix_timestamp`, …);
+//!   (within the crate, the typed parsers behind it: `host_port`, `node_ip` (`NodeIp::parse`),
+//!   `version`, `sha256_hex`, `unix_timestamp`, …);
 //! - token claims against LiveKit's limits: [`TokenLimits`] (room name and identity length in
 //!   *bytes*, as livekit-server counts them, honouring an overlay's `limit:` section).
 
-use std::net::IpAddr;
-
-use crate::inputs::NodeIp;
-
-use crate::paths::StateDir;
-use crate::render::LivekitYaml;
+use crate::node_ip::NodeIp;
 use crate::secret::{ApiKey, InvalidValue, Secret, validate_secret_text};
 use crate::store::SecretName;
-use crate::triple::DiskTriple;
 use crate::version::LivekitVersion;
 
 internal_item! {
@@ -53,43 +47,9 @@ pub(crate) fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
     LivekitVersion::parse(value.trim())
 }
 
-/// `LIVEKIT_NODE_IP`: one IPv4 or IPv6 address, or a dual-stack pair `<ipv4>,<ipv6>` (either
-/// order, spaces around each part ignored), as livekit-server's `rtcconfig.NodeIP` parses it.
-/// Whether the pinned release accepts a pair is [`crate::production::require_version`]'s call.
+/// `LIVEKIT_NODE_IP`: one address or a dual-stack pair ([`NodeIp::parse`]).
 pub(crate) fn node_ip(value: &str) -> Result<NodeIp, InvalidValue> {
-    let refuse = |why: &str| InvalidValue::new(why.to_owned(), Some(value.to_owned()));
-    let why = if value.contains(',') {
-        "is not a dual-stack pair of IP addresses, `<ipv4>,<ipv6>`"
-    } else {
-        "is not an IP address"
-    };
-    let parse = |part: &str| part.trim().parse::<IpAddr>().map_err(|_| refuse(why));
-    let mut parts = value.trim().split(',');
-    let first = parse(parts.next().unwrap_or_default())?;
-    let Some(second) = parts.next() else {
-        return Ok(NodeIp {
-            primary: first,
-            ipv6: None,
-        });
-    };
-    if parts.next().is_some() {
-        return Err(refuse(
-            "has more than two addresses; a dual-stack node IP is `<ipv4>,<ipv6>`",
-        ));
-    }
-    match (first, parse(second)?) {
-        (IpAddr::V4(v4), IpAddr::V6(v6)) | (IpAddr::V6(v6), IpAddr::V4(v4))
-            if v6.to_ipv4_mapped().is_none() =>
-        {
-            Ok(NodeIp {
-                primary: IpAddr::V4(v4),
-                ipv6: Some(v6),
-            })
-        }
-        _ => Err(refuse(
-            "is not a dual-stack pair: give one IPv4 and one (not IPv4-mapped) IPv6 address, `<ipv4>,<ipv6>`",
-        )),
-    }
+    NodeIp::parse(value)
 }
 
 /// `LIVEKIT_REDIS_ADDRESS`: `host:port` (surrounding whitespace ignored); the trimmed text.
@@ -156,7 +116,8 @@ pub const DEFAULT_NAME_LIMIT: usize = 256;
 
 /// The limits livekit-server applies to the claims of a token at join time (`limit:` in
 /// livekit.yaml). A token that breaks them is refused by the server with HTTP 400, far from the
-/// cause; the product refuses to mint it instead.
+/// cause; the product refuses to mint it instead. A parsed `livekit.yaml` gives its limits
+/// (`LivekitYaml::token_limits`), the published one [`TokenLimits::provisioned`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenLimits {
     /// `limit.max_room_name_length`, in bytes.
@@ -175,23 +136,8 @@ impl Default for TokenLimits {
 }
 
 impl TokenLimits {
-    /// The limits a `livekit.yaml` sets: its `limit:` section's two keys where present and
-    /// positive (livekit-server treats 0 as "use the default"), else the defaults.
-    pub fn of_livekit_yaml(file: &LivekitYaml) -> Self {
-        Self::from_limit_section(file.extra.get("limit"))
-    }
-
-    /// The limits of the `livekit.yaml` published in `state` (what the server runs with), or
-    /// the defaults when none is published.
-    pub fn provisioned(state: &StateDir) -> Self {
-        DiskTriple::read(state)
-            .livekit_yaml
-            .valid()
-            .map(Self::of_livekit_yaml)
-            .unwrap_or_default()
-    }
-
-    /// The limits of a `limit:` section (see [`TokenLimits::provisioned`]).
+    /// The limits of a `limit:` section: its two keys where present and positive (livekit-server
+    /// treats 0 as "use the default"), else the defaults.
     pub fn from_limit_section(limit: Option<&serde_yaml::Value>) -> Self {
         let read = |key: &str| {
             limit
@@ -260,36 +206,6 @@ fn bounded(what: &str, value: &str, max: usize, key: &str) -> Result<(), Invalid
 mod tests {
     use super::*;
     use crate::store::KNOWN;
-
-    #[test]
-    fn node_ip_takes_one_address_or_a_dual_stack_pair() {
-        let shown = |text: &str| node_ip(text).unwrap().to_string();
-        assert_eq!(shown(" 203.0.113.7 "), "203.0.113.7");
-        assert_eq!(shown("::1"), "::1");
-        assert_eq!(shown("203.0.113.7,2001:db8::7"), "203.0.113.7,2001:db8::7");
-        assert_eq!(
-            shown(" 2001:db8::7 , 203.0.113.7"),
-            "203.0.113.7,2001:db8::7"
-        );
-        let pair = node_ip("2001:db8::7,203.0.113.7").unwrap();
-        assert!(pair.is_dual_stack());
-        assert_eq!(pair.primary, "203.0.113.7".parse::<IpAddr>().unwrap());
-        for (bad, why) in [
-            ("nope", "is not an IP address"),
-            ("1.2.3.4,5.6.7.8", "one IPv4 and one"),
-            ("::1,::2", "one IPv4 and one"),
-            ("1.2.3.4,::ffff:5.6.7.8", "IPv4-mapped"),
-            ("1.2.3.4,::1,::2", "more than two"),
-            ("1.2.3.4,", "dual-stack pair"),
-            ("1.2.3.4,nope", "dual-stack pair"),
-        ] {
-            let message = node_ip(bad).unwrap_err().to_string();
-            assert!(
-                message.contains(why) && message.contains(bad),
-                "{bad}: {message}"
-            );
-        }
-    }
 
     #[test]
     fn the_two_reported_defects_are_refused() {

@@ -1,7 +1,6 @@
 //! `token.create`: an access token signed with the credentials the three files agree on.
 
 use livekit_provision::token;
-use livekit_provision::validate::TokenLimits;
 use livekit_provision::{DiskTriple, ErrorReport, Hint};
 
 use crate::protocol::{NOT_PROVISIONED, RpcError, TokenCreateParams, TokenCreateResult};
@@ -19,7 +18,7 @@ pub(super) fn create(
     request.limits = disk
         .livekit_yaml
         .valid()
-        .map(TokenLimits::of_livekit_yaml)
+        .map(livekit_provision::LivekitYaml::token_limits)
         .unwrap_or_default();
     let creds = disk.consistent_credentials().ok_or_else(|| {
         RpcError::new(

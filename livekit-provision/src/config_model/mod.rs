@@ -5,6 +5,9 @@
 //! key a newer release added makes an older binary refuse the file. The tree (`keys.rs`) was read
 //! from the Go structs' yaml tags of the latest patch of each minor release; a pinned earlier
 //! patch is checked against its minor's model.
+//!
+//! Also the names of YAML values in messages (`kind_of`: "a list", `scalar_name`: a key), which
+//! the checker and the parsers in `render/` share.
 
 mod keys;
 
@@ -313,7 +316,7 @@ fn walk(
     for (name, value) in mapping {
         let name = match name {
             Value::String(s) => s.clone(),
-            other => crate::render::scalar_name(other),
+            other => scalar_name(other),
         };
         let path = if prefix.is_empty() {
             name.clone()
@@ -341,7 +344,7 @@ fn walk(
             return Err(ModelError::WrongKind {
                 path,
                 expected: key.kind.describe(),
-                found: crate::render::kind_of(value),
+                found: kind_of(value),
             });
         }
         if let (Kind::Section(children), Value::Mapping(inner)) = (key.kind, value) {
@@ -349,6 +352,30 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// A short name for a key in an error message.
+pub(crate) fn scalar_name(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_owned(),
+        Value::Sequence(_) | Value::Mapping(_) | Value::Tagged(_) => "<complex key>".to_owned(),
+    }
+}
+
+/// "a list", "a string", … for error messages.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
 }
 
 /// The known key closest to `name` by edit distance, when it is close enough to be a typo: at

@@ -266,7 +266,7 @@ fn parse_value(text: &str) -> Result<String, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use super::*;
 
     const SECRET: &str = "fake0secret0for0tests0only0000000000000000";

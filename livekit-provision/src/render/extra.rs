@@ -9,7 +9,7 @@
 use serde_yaml::{Mapping, Value};
 
 use super::YamlSyntaxError;
-use crate::config_model::{self, ModelError, Release};
+use crate::config_model::{self, ModelError, Release, kind_of, scalar_name};
 use crate::inputs::ExtraOverlay;
 
 /// Top-level sections merged key by key into the sections livekit-provision writes.
@@ -164,7 +164,7 @@ pub enum ExtraError {
     },
 }
 
-impl crate::Hint for ExtraError {
+impl crate::error_chain::Hint for ExtraError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Syntax { .. } => Some("fix the YAML syntax of extra.yaml".to_owned()),
@@ -283,33 +283,9 @@ fn check_plain(value: &Value, path: &str) -> Result<(), ExtraError> {
     }
 }
 
-/// A short name for a key in an error message.
-pub(crate) fn scalar_name(key: &Value) -> String {
-    match key {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => "null".to_owned(),
-        Value::Sequence(_) | Value::Mapping(_) | Value::Tagged(_) => "<complex key>".to_owned(),
-    }
-}
-
-/// "a list", "a string", … for error messages.
-pub(crate) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use super::*;
 
     #[test]

@@ -1,11 +1,12 @@
 //! `livekit.yaml`, read by livekit-server: rendering and parsing.
 //!
 //! Only keys every livekit-server from 1.7 on accepts are written (it refuses unknown keys, and
-//! then exits 0), except settings a later release added, which `production::require_version`
-//! refuses for an older pinned version before anything is rendered. Keys, secrets, the node IP
-//! and Redis strings are always double-quoted: a secret that YAML reads as a number or boolean
-//! would be dropped or mangled. The production sections (`node_sections.rs`) go through the
-//! emitter, which writes a string plain only when every YAML reader reads it back as that string.
+//! then exits 0), except settings a later release added, which
+//! `settings::production::require_version` refuses for an older pinned version before anything
+//! is rendered. Keys, secrets, the node IP and Redis strings are always double-quoted: a secret
+//! that YAML reads as a number or boolean would be dropped or mangled. The production sections
+//! (`node_sections.rs`) go through the emitter, which writes a string plain only when every YAML
+//! reader reads it back as that string; the `turn:` block is `turn.rs`'s.
 
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv6Addr};
@@ -13,15 +14,16 @@ use std::path::PathBuf;
 
 use serde_yaml::{Mapping, Value};
 
-use super::extra::kind_of;
 use super::node_sections;
 use super::yaml_emit::{double_quoted, write_mapping};
-use super::{ParseError, YamlSyntaxError};
-use crate::inputs::{Credentials, NodeIp, RedisRouting, RenderInputs, RoutingNodes};
+use super::{ParseError, YamlSyntaxError, turn};
+use crate::config_model::kind_of;
+use crate::inputs::{Credentials, RedisRouting, RenderInputs, RoutingNodes};
+use crate::node_ip::NodeIp;
 use crate::paths::ManagedFile;
 use crate::secret::{ApiKey, Secret};
-use crate::settings::{LogLevel, Settings};
-use crate::turn::TurnSettings;
+use crate::settings::{LogLevel, Settings, TurnSettings};
+use crate::validate::TokenLimits;
 
 const FILE: ManagedFile = ManagedFile::LivekitYaml;
 
@@ -161,7 +163,7 @@ impl LivekitYaml {
         put_back(&mut doc, "redis", redis_section);
 
         let mut turn_section = take_section(&mut doc, "turn")?;
-        let turn = crate::turn::take_from(&mut turn_section).map_err(|e| {
+        let turn = turn::take_from(&mut turn_section).map_err(|e| {
             ParseError::field(
                 FILE,
                 format!("turn.{}", e.key),
@@ -188,6 +190,12 @@ impl LivekitYaml {
             turn,
             extra: doc,
         })
+    }
+
+    /// The limits this file sets for the claims of a token: its `limit:` section's two keys
+    /// where present and positive, else livekit-server's defaults.
+    pub fn token_limits(&self) -> TokenLimits {
+        TokenLimits::from_limit_section(self.extra.get("limit"))
     }
 
     /// Every key pair of `keys:`, in file order.
@@ -255,7 +263,7 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
     if let Some(redis) = &inputs.redis {
         write_redis(out, redis)?;
     }
-    crate::turn::write_yaml(out, &settings.turn, section("turn"));
+    turn::write_yaml(out, &settings.turn, section("turn"));
     let managed = node_sections::sections(inputs);
     write_mapping(out, &managed, 0);
     let rest: Mapping = extra
@@ -360,7 +368,7 @@ pub(crate) fn expected(inputs: &RenderInputs) -> LivekitYaml {
         log_level: Some(settings.log_level),
         redis: inputs.redis.clone(),
         key_file: None,
-        turn: crate::turn::expected(&settings.turn),
+        turn: turn::expected(&settings.turn),
         extra,
     }
 }

@@ -18,17 +18,13 @@ mod extra;
 mod livekit_yaml;
 mod node_sections;
 mod runtime_json;
+mod turn;
 mod yaml_emit;
 
 pub use backend_env::BackendEnv;
 pub use extra::ExtraError;
-pub(crate) use extra::{kind_of, scalar_name};
-
 pub use livekit_yaml::LivekitYaml;
 pub use runtime_json::RuntimeJson;
-pub(crate) use yaml_emit::{
-    double_quoted as yaml_double_quoted, write_mapping as write_yaml_mapping,
-};
 
 /// Render the three managed files. Pure and deterministic.
 ///
@@ -211,7 +207,7 @@ impl ParseError {
     }
 }
 
-impl crate::Hint for ParseError {
+impl crate::error_chain::Hint for ParseError {
     fn hint(&self) -> Option<String> {
         Some(format!(
             "{} is managed by livekit-provision: `livekit-provision ensure` moves it to backups/ and writes a fresh one",
@@ -409,7 +405,7 @@ mod tests {
     #[test]
     fn turn_block_with_the_overlay_turn_keys_merged_in() {
         let mut inputs = typical();
-        inputs.settings.turn = crate::turn::TurnSettings {
+        inputs.settings.turn = crate::settings::TurnSettings {
             enabled: true,
             domain: Some("turn.example.com".to_owned()),
             tls_port: Some(443),

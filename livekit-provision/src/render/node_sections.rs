@@ -1,6 +1,7 @@
-//! The `livekit.yaml` sections of a production node, from provision.yaml (`production.rs`):
-//! `bind_addresses`, `webhook` (signed with the current managed key, so a rotation never leaves
-//! it naming a key that is gone) and `prometheus` (basic auth from the secret store).
+//! The `livekit.yaml` sections of a production node, from provision.yaml
+//! (`settings/production.rs`): `bind_addresses`, `webhook` (signed with the current managed key,
+//! so a rotation never leaves it naming a key that is gone) and `prometheus` (basic auth from the
+//! secret store).
 //!
 //! Built once as a mapping: the renderer writes it, [`super::expected`] merges it into `extra`.
 

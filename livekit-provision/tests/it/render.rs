@@ -12,9 +12,9 @@ use std::path::PathBuf;
 
 use livekit_provision::config_model::{self, Key, Kind, ModelError, Release};
 use livekit_provision::inputs::RenderInputs;
-use livekit_provision::production::{PrometheusSettings, WebhookSettings};
 use livekit_provision::render::ParsedFiles;
 use livekit_provision::render::{expected, render};
+use livekit_provision::settings::{PrometheusSettings, WebhookSettings};
 use livekit_provision::store::TlsFiles;
 use livekit_provision::{
     ApiKey, Credentials, ExtraOverlay, LivekitVersion, LogLevel, ManagedFile, RedisRouting,

@@ -376,7 +376,7 @@ fn a_key_of_another_user_is_a_warning() {
         owner = 65534;
     }
     let uid = if owner == 65534 { 0 } else { owner + 1 };
-    let issues = livekit_provision::turn::tls::inspect(&node.turn, now(), uid);
+    let issues = livekit_provision::turn_tls::inspect(&node.turn, now(), uid);
     assert_eq!(
         issues,
         vec![TlsIssue::KeyOwner {

@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::inputs::NodeIp;
-use crate::settings::{Settings, SettingsError};
+use super::{Settings, SettingsError};
+use crate::node_ip::NodeIp;
 use crate::version::LivekitVersion;
 
 /// The basic-auth user name of the metrics endpoint when `prometheus.username` is not set.

@@ -1,6 +1,7 @@
-//! The TURN/TLS certificate and key, inspected the way livekit-server will load them
-//! (`tls.LoadX509KeyPair`): readable, a PEM chain and a PEM key that belong together, a leaf that
-//! covers `turn.domain` and is valid now.
+//! The TURN/TLS certificate and key that `provision.yaml`'s `turn:` names, inspected the way
+//! livekit-server will load them (`tls.LoadX509KeyPair`): readable, a PEM chain and a PEM key
+//! that belong together, a leaf that covers `turn.domain` and is valid now. `ensure` refuses on
+//! an error before anything is written; `check` reports each issue under its code.
 //!
 //! Nothing is parsed by hand: PEM through `rustls-pki-types`, the key through rustls' aws-lc-rs
 //! provider, the key/certificate match through `CertifiedKey::keys_match` (SubjectPublicKeyInfo
@@ -16,7 +17,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use x509_cert::der::Decode as _;
 use zeroize::Zeroizing;
 
-use super::TurnSettings;
+use crate::settings::TurnSettings;
 
 /// A certificate that expires within this long is reported (a warning, not a refusal).
 pub(crate) const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -146,11 +147,11 @@ impl TlsIssue {
                 "turn.key_file must be the PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of the certificate".to_owned()
             }
             Self::KeyPermissions { path, .. } => {
-                format!("chmod o-rwx {}", crate::check::shell_quote(path))
+                format!("chmod o-rwx {}", crate::shell::quote(path))
             }
             Self::KeyOwner { path, .. } => format!(
                 "chown the key to the user livekit-server runs as (or root), e.g. chown \"$(id -u)\" {}",
-                crate::check::shell_quote(path)
+                crate::shell::quote(path)
             ),
             Self::KeyMismatch { .. } => {
                 "point turn.key_file and turn.cert_file at a key and the certificate issued for it".to_owned()

@@ -1,4 +1,8 @@
-//! Operator-owned, non-secret settings from `<state>/provision.yaml`.
+//! Operator-owned, non-secret settings from `<state>/provision.yaml`, every section of it in one
+//! home: [`Settings`] here (ports, Redis routing, release source, log level, who owns the media,
+//! the backend probe) with its cross-checks; the production sections (`webhook:`, `prometheus:`,
+//! `use_external_ip`, `bind_addresses`) and what each needs of the pinned livekit-server in
+//! `production.rs`; the `turn:` section and its checks in `turn.rs`.
 //!
 //! Every key is optional; absent keys take the defaults below, unknown keys are refused by name.
 //! The CLI and the daemon both read this one file, so they always render the same thing.
@@ -9,8 +13,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::production::{PrometheusSettings, WebhookSettings};
-use crate::turn::{TurnSettings, TurnSettingsError};
+pub(crate) mod production;
+mod turn;
+
+pub use production::{
+    DEFAULT_PROMETHEUS_USERNAME, NeedsNewerServer, PrometheusSettings, WebhookSettings,
+};
+pub use turn::{DEFAULT_RELAY_RANGE, TurnSettings, TurnSettingsError};
 
 /// livekit-server's log levels, as `logging.level` accepts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -275,7 +284,7 @@ impl Settings {
             )));
         }
         self.turn.validate(self)?;
-        crate::production::validate(self)
+        production::validate(self)
     }
 }
 
