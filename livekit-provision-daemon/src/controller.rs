@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UnixListener;
 use tokio::runtime::Handle;
@@ -19,9 +19,8 @@ use super::status::ProvisionStatus;
 use super::{Command, DaemonConfig, DaemonError, connection};
 use crate::supervise::Supervisor;
 use livekit_provision::ErrorReport;
-use livekit_provision::OperatorConfig;
 use livekit_provision::Warning;
-use livekit_provision::ensure::{EnsureOptions, EnsureReport, ensure};
+use livekit_provision::ensure::{EnsureOptions, EnsureReport, Reconciled, reconcile};
 
 /// The pause after a failed `accept` (out of descriptors, …) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -252,14 +251,12 @@ fn note_warnings(shared: &Shared, report: &EnsureReport) {
     status.warnings = messages;
 }
 
-/// The instant a rotation grace ending at `until` (Unix seconds, by the daemon's clock) is over:
-/// the run then drops the previous key (a little after, so its clock has passed `until`).
-/// `None` when that is beyond the recheck anyway (or beyond what the clocks can hold: the value
-/// comes from the store).
-fn grace_end(config: &DaemonConfig, until: u64) -> Option<Instant> {
+/// The instant a rotation grace ending at `until` (by the daemon's clock) is over: the run then
+/// drops the previous key (a little after, so its clock has passed `until`). `None` when that is
+/// beyond the recheck anyway (the value comes from the store: it may be far away).
+fn grace_end(config: &DaemonConfig, until: SystemTime) -> Option<Instant> {
     const AFTER: Duration = Duration::from_millis(100);
-    let end = UNIX_EPOCH.checked_add(Duration::from_secs(until))?;
-    let left = end
+    let left = until
         .duration_since((config.clock)())
         .unwrap_or(Duration::ZERO)
         .saturating_add(AFTER);
@@ -300,8 +297,10 @@ fn provision(shared: &Shared) -> RunOutcome {
         fetch_events: Some(shared.progress.fetch_sink(Operation::Provision)),
         ..EnsureOptions::default()
     };
-    let report = match ensure(state, store.as_ref(), &opts) {
-        Ok(report) => report,
+    // The run's snapshot (settings, the files as published, the binary) is what the media step
+    // below starts from: nothing is loaded or read again.
+    let Reconciled { report, snapshot } = match reconcile(state, store.as_ref(), &opts) {
+        Ok(run) => run,
         Err(e) => return failed(ErrorReport::of(&e)),
     };
     drop(store);
@@ -335,22 +334,13 @@ fn provision(shared: &Shared) -> RunOutcome {
         });
         return outcome;
     }
-    let settings = match OperatorConfig::load(state) {
-        Ok(c) => c.settings,
-        Err(e) => {
-            outcome.failure = Some(ErrorReport::of(&e).into());
-            return outcome;
-        }
-    };
-    let Some(program) =
-        keeper::livekit_program(state, &settings, &config.binary, Some(&report.binary))
-    else {
+    let Some(program) = keeper::livekit_program(&snapshot.binary, Some(&report.binary)) else {
         outcome.disabled = true;
         return outcome;
     };
-    let specs = keeper::specs(state, &settings, program);
+    let specs = keeper::specs(state, &snapshot, program);
     shared.progress.phase(Operation::Provision, Phase::Starting);
-    let pass = lock(&shared.media).pass(&specs);
+    let pass = lock(&shared.media).pass(&specs, snapshot.config.settings.media_owner);
     outcome.run_by = earliest(outcome.run_by, pass.retry_at);
     if !pass.failures.is_empty() {
         let hint = pass.failures.iter().find_map(|f| f.hint.clone());
@@ -372,7 +362,7 @@ mod tests {
     #[test]
     fn a_grace_end_is_scheduled_only_within_the_recheck_and_never_overflows() {
         fn at_1000_s() -> std::time::SystemTime {
-            UNIX_EPOCH + Duration::from_secs(1000)
+            std::time::UNIX_EPOCH + Duration::from_secs(1000)
         }
         let mut config = DaemonConfig::new(
             livekit_provision::StateDir::new("/nonexistent"),
@@ -380,17 +370,18 @@ mod tests {
         );
         config.clock = at_1000_s;
         let now = Instant::now();
-        let soon = grace_end(&config, 1010).expect("10 s away, within the 5 min recheck");
+        let at = livekit_provision::clock::from_unix_secs;
+        let soon = grace_end(&config, at(1010)).expect("10 s away, within the 5 min recheck");
         let left = soon.saturating_duration_since(now);
         assert!(left >= Duration::from_secs(10), "{left:?}");
         assert!(left < Duration::from_secs(11), "{left:?}");
         // Already over: at once (plus the margin).
-        let over = grace_end(&config, 900).unwrap();
+        let over = grace_end(&config, at(900)).unwrap();
         assert!(over.saturating_duration_since(now) < Duration::from_secs(1));
         // Beyond the recheck: that run looks again.
-        assert!(grace_end(&config, 1000 + 3600).is_none());
-        // A value from the store that no clock can hold.
-        assert!(grace_end(&config, u64::MAX).is_none());
+        assert!(grace_end(&config, at(1000 + 3600)).is_none());
+        // A value from the store beyond what RFC 3339 can show.
+        assert!(grace_end(&config, at(u64::MAX)).is_none());
     }
 
     fn schedule(in_flight: bool, next_run: Instant) -> Schedule {

@@ -2,7 +2,8 @@
 //! exit watches, and their status. Everything here blocks; it runs on tokio's blocking pool,
 //! behind one mutex.
 //!
-//! - `media_owner: external` (read from `provision.yaml` at each use): a pass only observes
+//! - `media_owner: external` (from `provision.yaml` as the caller read it: a run's snapshot, a
+//!   call's own reading; an exit reads it then): a pass only observes
 //!   (adopts the pid files `livekit-provision exec` writes, compares them with the disk);
 //!   `start` and `stop` are refused; an exit is forgotten, never counted or restarted.
 //! - A process we did not start listening on a media port is never started over: the pass
@@ -23,15 +24,12 @@ use crate::supervise::{
     runs_another_binary, started,
 };
 use crate::supervise::{LIVEKIT_SERVER, LK_BACKEND};
-use livekit_provision::BinaryOptions;
-use livekit_provision::DiskTriple;
 use livekit_provision::ErrorReport;
 use livekit_provision::OperatorConfig;
 use livekit_provision::StateDir;
 use livekit_provision::ensure::BinaryState;
 use livekit_provision::settings::MediaOwner;
-use livekit_provision::settings::Settings;
-use livekit_provision::{BinarySource, LivekitBinary};
+use livekit_provision::{BinarySource, LivekitBinary, NodeSnapshot};
 
 /// Why a media process is not up, for `status` and the provisioning state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +76,14 @@ pub(super) struct Media {
     foreign: BTreeMap<String, PortOwner>,
 }
 
+/// Refuse `start`, `stop` and `restart` when an outside supervisor owns the media.
+fn refuse_if_external(owner: MediaOwner) -> Result<(), MediaFailure> {
+    match owner {
+        MediaOwner::External => Err(externally_owned()),
+        MediaOwner::Daemon => Ok(()),
+    }
+}
+
 /// The refusal of `start`, `stop` and `restart` when an outside supervisor owns the media.
 fn externally_owned() -> MediaFailure {
     MediaFailure {
@@ -106,17 +112,16 @@ impl std::fmt::Debug for Media {
     }
 }
 
-/// The livekit-server program to run, if any ([`LivekitBinary::choose`]). After a run,
-/// `ensure`'s [`BinaryState`] says whether it is there: `None` when no version is pinned and no
-/// `livekit_bin` is set (control plane only) or the pinned one is not installed. Without a run
-/// (a `start` call): the operator's binary, else the installed one when it exists.
+/// The livekit-server program to run, if any, of the binary `chosen` ([`LivekitBinary::choose`],
+/// in a [`NodeSnapshot`]). After a run, `ensure`'s [`BinaryState`] says whether it is there:
+/// `None` when no version is pinned and no `livekit_bin` is set (control plane only) or the
+/// pinned one is not installed. Without a run (a `start` call): the operator's binary, else the
+/// installed one when it exists.
 pub(super) fn livekit_program(
-    state: &StateDir,
-    settings: &Settings,
-    binary: &BinaryOptions,
+    chosen: &LivekitBinary,
     after_ensure: Option<&BinaryState>,
 ) -> Option<PathBuf> {
-    let chosen = LivekitBinary::choose(state, settings, binary.livekit_bin.as_deref());
+    let chosen = chosen.clone();
     match after_ensure {
         Some(BinaryState::External { .. } | BinaryState::Installed { .. }) => Some(chosen.path),
         Some(BinaryState::NotPinned) => chosen.external(),
@@ -128,10 +133,15 @@ pub(super) fn livekit_program(
     }
 }
 
-/// The processes to supervise: see [`crate::media::process_specs`].
-pub(super) fn specs(state: &StateDir, settings: &Settings, program: PathBuf) -> Vec<ProcessSpec> {
-    let disk = DiskTriple::read(state);
-    crate::media::process_specs(state, settings, program, disk.backend_env.valid())
+/// The processes to supervise, from `node`'s settings and `backend.env`, with `program` as
+/// livekit-server: see [`crate::media::process_specs`].
+pub(super) fn specs(state: &StateDir, node: &NodeSnapshot, program: PathBuf) -> Vec<ProcessSpec> {
+    crate::media::process_specs(
+        state,
+        &node.config.settings,
+        program,
+        node.disk.backend_env.valid(),
+    )
 }
 
 impl Media {
@@ -149,7 +159,8 @@ impl Media {
         }
     }
 
-    /// Who owns the media, from `provision.yaml` now.
+    /// Who owns the media, from `provision.yaml` now (for an exit, which comes with no reading
+    /// of its own).
     fn owner(&self) -> Result<MediaOwner, MediaFailure> {
         OperatorConfig::load(self.supervisor.state())
             .map(|c| c.settings.media_owner)
@@ -218,21 +229,14 @@ impl Media {
     }
 
     /// Start what is down (never touching what runs), unless the operator stopped the media or
-    /// an outside supervisor owns them (then only observe).
-    pub fn pass(&mut self, specs: &[ProcessSpec]) -> Pass {
+    /// an outside supervisor owns them (`owner`: then only observe).
+    pub fn pass(&mut self, specs: &[ProcessSpec], owner: MediaOwner) -> Pass {
         let mut pass = Pass::default();
         self.specs = specs.to_vec();
-        match self.owner() {
-            Ok(MediaOwner::External) => {
-                self.observe(specs);
-                self.arm_watches();
-                return pass;
-            }
-            Ok(MediaOwner::Daemon) => {}
-            Err(failure) => {
-                pass.failures.push(failure);
-                return pass;
-            }
+        if owner == MediaOwner::External {
+            self.observe(specs);
+            self.arm_watches();
+            return pass;
         }
         if !self.wants_running {
             return pass;
@@ -294,8 +298,8 @@ impl Media {
 
     /// `start`: forget crash history and failed marks, then a pass. Refused when an outside
     /// supervisor owns the media.
-    pub fn start(&mut self, specs: &[ProcessSpec]) -> Pass {
-        if let Err(failure) = self.refuse_if_external() {
+    pub fn start(&mut self, specs: &[ProcessSpec], owner: MediaOwner) -> Pass {
+        if let Err(failure) = refuse_if_external(owner) {
             return Pass {
                 failures: vec![failure],
                 retry_at: None,
@@ -305,21 +309,17 @@ impl Media {
         for spec in specs {
             self.supervisor.reset(&spec.name);
         }
-        self.pass(specs)
-    }
-
-    /// Refuse when an outside supervisor owns the media (or `provision.yaml` cannot tell).
-    fn refuse_if_external(&self) -> Result<(), MediaFailure> {
-        match self.owner()? {
-            MediaOwner::External => Err(externally_owned()),
-            MediaOwner::Daemon => Ok(()),
-        }
+        self.pass(specs, owner)
     }
 
     /// `stop`: stop every media process (ours or adopted) and keep them down. Refused when an
     /// outside supervisor owns the media.
-    pub fn stop(&mut self, grace: Duration) -> Result<BTreeMap<String, StopOutcome>, MediaFailure> {
-        self.refuse_if_external()?;
+    pub fn stop(
+        &mut self,
+        grace: Duration,
+        owner: MediaOwner,
+    ) -> Result<BTreeMap<String, StopOutcome>, MediaFailure> {
+        refuse_if_external(owner)?;
         self.wants_running = false;
         let mut outcomes = BTreeMap::new();
         for name in [LK_BACKEND, LIVEKIT_SERVER] {
@@ -364,9 +364,9 @@ impl Media {
 
     /// The status of each media process, for `status`: each running one compared with what is
     /// on disk now (restart pending and why); for one that is not running, a process we did not
-    /// start listening on its port.
-    pub fn statuses(&mut self) -> Vec<MediaProcess> {
-        let external = self.owner().is_ok_and(|o| o == MediaOwner::External);
+    /// start listening on its port (unless an outside supervisor is the `owner`).
+    pub fn statuses(&mut self, owner: MediaOwner) -> Vec<MediaProcess> {
+        let external = owner == MediaOwner::External;
         let mut names = vec![LIVEKIT_SERVER.to_owned()];
         let list = match self.supervisor.statuses() {
             Ok(list) => list,

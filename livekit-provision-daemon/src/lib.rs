@@ -54,6 +54,8 @@
 //! # Methods (JSON-RPC 2.0, one object per line)
 //! Every method's parameters and result are serde types in [`protocol`], which the server
 //! (`connection.rs`), the client ([`client::request`]) and the CLI share; `rpc.rs` is the framing.
+//! The CLI's `--json` of the same operation prints the same type, built by the same function
+//! when it acts without a daemon (e.g. [`TokenCreateResult::mint`](protocol::TokenCreateResult::mint)).
 //! - `status` → [`StatusResult`]: `{daemon, state_dir, pid, now, provisioning: {state, runs,
 //!   consecutive_failures, last_error, hint, last_run_at, last_success_at, next_run,
 //!   next_retry, next_retry_in_ms}, version: {pinned, installed}, media: {busy, processes:
@@ -74,7 +76,10 @@
 //!   with the credentials the three files agree on.
 //! - `secrets.list`, `secrets.set {name, value}`, `secrets.rotate {grace?}`, `install {version?,
 //!   force?, sha256?}`, `rollback`, `render`, `logs.tail {name, lines?}`: what an admin UI needs
-//!   (`admin.rs`); secret values are never echoed.
+//!   (`methods/`); secret values are never echoed.
+//!
+//! After a provisioning run, the media step starts from the run's
+//! [`NodeSnapshot`](livekit_provision::NodeSnapshot) (settings, files, binary), read once.
 //! - `rpc.discover` → the OpenRPC document of all of these ([`openrpc`]).
 //!
 //! While a run (or `install`) is in flight, `status.provisioning.progress` says its phase and,

@@ -9,16 +9,16 @@ use std::time::{Instant, SystemTime};
 
 use crate::supervise::spawn::exec_in_place;
 use crate::supervise::{
-    Ensured, EnvValue, LIVEKIT_SERVER, PidFileState, PortOwner, ProcessSpec, SuperviseError,
-    Supervisor, adopt, foreign_listener, inspect, listening_on, runs_another_binary,
+    Ensured, EnvValue, LIVEKIT_SERVER, LK_BACKEND, PidFileState, PortOwner, ProcessSpec,
+    SuperviseError, Supervisor, adopt, foreign_listener, inspect, listening_on,
+    runs_another_binary,
 };
 use livekit_provision::BackendEnv;
-use livekit_provision::DiskTriple;
-use livekit_provision::LivekitBinary;
+use livekit_provision::ConfigError;
+use livekit_provision::NodeSnapshot;
 use livekit_provision::StateDir;
 use livekit_provision::secret::Secret;
 use livekit_provision::settings::{MediaOwner, Settings};
-use livekit_provision::{ConfigError, OperatorConfig};
 
 /// Why the media cannot be started (yet), or were not touched.
 #[derive(Debug, thiserror::Error)]
@@ -114,14 +114,36 @@ impl livekit_provision::Hint for MediaError {
     }
 }
 
-/// The media processes of `state` from the files on disk now (`override_bin`, the CLI's
-/// `--livekit-bin`, honoured): the one list `start` and `exec` work from.
-pub fn specs(
-    state: &StateDir,
-    settings: &Settings,
-    override_bin: Option<&Path>,
-) -> Result<Vec<ProcessSpec>, MediaError> {
-    media_specs(state, settings, override_bin, &DiskTriple::read(state))
+/// The media processes of `state` as `node` has it (its settings, its files, its binary: read
+/// now with the CLI's `--livekit-bin` honoured, or left by `ensure`), in start order
+/// (livekit-server first: lk-backend needs it): the one list `start` and `exec` work from.
+/// Fails unless the config files exist and agree and the binary is there.
+pub fn specs(state: &StateDir, node: &NodeSnapshot) -> Result<Vec<ProcessSpec>, MediaError> {
+    if node.disk.consistent_credentials().is_none() {
+        return Err(MediaError::NotProvisioned {
+            state: state.root().to_owned(),
+        });
+    }
+    let program = node.binary.path.clone();
+    if !program.exists() {
+        return Err(MediaError::BinaryMissing { path: program });
+    }
+    Ok(process_specs(
+        state,
+        &node.config.settings,
+        program,
+        node.disk.backend_env.valid(),
+    ))
+}
+
+/// The names of the media processes `settings` configure: livekit-server, and lk-backend when
+/// `backend_command` is set.
+pub fn names(settings: &Settings) -> Vec<&'static str> {
+    let mut names = vec![LIVEKIT_SERVER];
+    if settings.backend_command.is_some() {
+        names.push(LK_BACKEND);
+    }
+    names
 }
 
 /// `start`, `stop` and `restart` never act on media an outside supervisor owns.
@@ -177,15 +199,16 @@ fn ready_for_exec(
     name: &str,
     override_bin: Option<&Path>,
 ) -> Result<ProcessSpec, MediaError> {
-    let settings = OperatorConfig::load(state)?.settings;
-    if settings.media_owner != MediaOwner::External {
+    let node = NodeSnapshot::read(state, override_bin)?;
+    let owner = node.config.settings.media_owner;
+    if owner != MediaOwner::External {
         return Err(MediaError::DaemonOwned {
             name: name.to_owned(),
-            owner: settings.media_owner,
+            owner,
             settings_file: state.settings_file(),
         });
     }
-    let spec = specs(state, &settings, override_bin)?
+    let spec = specs(state, &node)?
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| MediaError::NotConfigured {
@@ -208,31 +231,6 @@ fn ready_for_exec(
 pub fn restart_pending(state: &StateDir) -> Option<u32> {
     let process = adopt(state, LIVEKIT_SERVER).ok().flatten()?;
     runs_another_binary(process.pid(), &state.livekit_bin()).then(|| process.pid())
-}
-
-/// The media processes of `state` with the files `disk`, in start order (livekit-server first: lk-backend needs it).
-/// Fails unless the config files exist and agree — lk-backend is only started after them.
-pub(crate) fn media_specs(
-    state: &StateDir,
-    settings: &Settings,
-    override_bin: Option<&Path>,
-    disk: &DiskTriple,
-) -> Result<Vec<ProcessSpec>, MediaError> {
-    if disk.consistent_credentials().is_none() {
-        return Err(MediaError::NotProvisioned {
-            state: state.root().to_owned(),
-        });
-    }
-    let program = LivekitBinary::choose(state, settings, override_bin).path;
-    if !program.exists() {
-        return Err(MediaError::BinaryMissing { path: program });
-    }
-    Ok(process_specs(
-        state,
-        settings,
-        program,
-        disk.backend_env.valid(),
-    ))
 }
 
 /// The media processes to run with `program` as livekit-server: livekit-server, and lk-backend

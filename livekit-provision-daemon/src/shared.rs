@@ -120,12 +120,12 @@ pub(super) fn media_report(shared: &Shared) -> MediaReport {
         .unwrap_or_default();
     let (busy, processes) = match shared.media.try_lock() {
         Ok(mut media) => {
-            let processes = media.statuses();
+            let processes = media.statuses(owner);
             drop(media);
             lock(&shared.media_cache).clone_from(&processes);
             (false, processes)
         }
-        Err(TryLockError::Poisoned(p)) => (false, p.into_inner().statuses()),
+        Err(TryLockError::Poisoned(p)) => (false, p.into_inner().statuses(owner)),
         Err(TryLockError::WouldBlock) => (true, lock(&shared.media_cache).clone()),
     };
     MediaReport {

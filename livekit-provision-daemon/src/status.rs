@@ -6,11 +6,10 @@ use super::protocol::{
     MediaProcess, MediaReport, ProvisionState, ProvisioningReport, StatusResult, VersionReport,
 };
 use crate::supervise::{StartedWith, Supervisor, started};
-use livekit_provision::DiskTriple;
 use livekit_provision::ErrorReport;
-use livekit_provision::LivekitBinary;
-use livekit_provision::OperatorConfig;
+use livekit_provision::NodeSnapshot;
 use livekit_provision::StateDir;
+use livekit_provision::clock::rfc3339;
 
 /// What the daemon knows about its provisioning runs.
 #[derive(Debug, Clone)]
@@ -79,14 +78,15 @@ impl ProvisionStatus {
 }
 
 /// `status` when no daemon serves `state` (the CLI's direct path), in the daemon's shape: the
-/// processes `names` as `supervisor` sees them, provisioning [`ProvisionState::NoDaemon`].
+/// media processes `node` configures as `supervisor` sees them, provisioning
+/// [`ProvisionState::NoDaemon`].
 pub fn status_without_daemon(
     state: &StateDir,
     supervisor: &mut Supervisor,
-    names: &[&str],
+    node: &NodeSnapshot,
     now: SystemTime,
 ) -> StatusResult {
-    let processes = media_processes(supervisor, names);
+    let processes = media_processes(supervisor, node);
     StatusResult {
         daemon: false,
         state_dir: state.root().to_owned(),
@@ -98,28 +98,26 @@ pub fn status_without_daemon(
             installed: installed_version(state),
         },
         media: MediaReport {
-            owner: OperatorConfig::load(state)
-                .map(|c| c.settings.media_owner)
-                .unwrap_or_default(),
+            owner: node.config.settings.media_owner,
             busy: false,
             processes,
         },
     }
 }
 
-/// The processes `names` as `supervisor` sees them (adopting them from their pid files); one
-/// that cannot be read is listed with its error. A running process is compared with what it
-/// started with (`run/<name>.started.json`, read only), as the daemon compares it.
-pub fn media_processes(supervisor: &mut Supervisor, names: &[&str]) -> Vec<MediaProcess> {
+/// The media processes `node` configures ([`crate::media::names`]) as `supervisor` sees them
+/// (adopting them from their pid files); one that cannot be read is listed with its error. A
+/// running process is compared with what it started with (`run/<name>.started.json`, read
+/// only) and `node`'s files, as the daemon compares it.
+pub fn media_processes(supervisor: &mut Supervisor, node: &NodeSnapshot) -> Vec<MediaProcess> {
     let state = supervisor.state().clone();
-    let specs = OperatorConfig::load(&state)
-        .map(|config| {
-            let program = LivekitBinary::choose(&state, &config.settings, None).path;
-            let disk = DiskTriple::read(&state);
-            crate::media::process_specs(&state, &config.settings, program, disk.backend_env.valid())
-        })
-        .unwrap_or_default();
-    names
+    let specs = crate::media::process_specs(
+        &state,
+        &node.config.settings,
+        node.binary.path.clone(),
+        node.disk.backend_env.valid(),
+    );
+    crate::media::names(&node.config.settings)
         .iter()
         .map(|name| match supervisor.status(name) {
             Ok(mut status) => {
@@ -161,11 +159,6 @@ pub(super) fn installed_version(state: &StateDir) -> Option<String> {
         .ok()
         .flatten()
         .map(|b| b.version.to_string())
-}
-
-/// A time as RFC 3339 (UTC, seconds).
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn millis(d: Duration) -> u64 {

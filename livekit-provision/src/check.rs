@@ -151,6 +151,9 @@ pub struct CheckReport {
     pub healthy: bool,
     /// Everything found, errors first.
     pub findings: Vec<Finding>,
+    /// With `--fleet`: this node's credentials against the store's (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetReport>,
 }
 
 impl CheckReport {
@@ -305,6 +308,7 @@ fn finish(state: &StateDir, mut out: Findings) -> CheckReport {
         state_dir: state.root().to_owned(),
         healthy: out.list.iter().all(|f| f.severity != Severity::Error),
         findings: out.list,
+        fleet: None,
     }
 }
 

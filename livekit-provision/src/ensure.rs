@@ -24,6 +24,7 @@ use crate::resolve::{
     CredentialSource, Resolution, ResolveContext, ResolveError, Warning, resolve,
 };
 use crate::server_check::{self, ServerCheckError};
+use crate::snapshot::NodeSnapshot;
 use crate::store::{SecretName, SecretStore, StoreError};
 use crate::triple::{DiskTriple, Parsed};
 use crate::turn_tls::TlsIssue;
@@ -208,10 +209,14 @@ pub struct EnsureReport {
     /// The live generation of the files.
     pub generation: Option<String>,
     /// While a rotation grace is in force (the previous key is still in `livekit.yaml`): when
-    /// it ends, in seconds since the Unix epoch. The first run after it removes that key; the
-    /// daemon runs then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grace_until: Option<u64>,
+    /// it ends (RFC 3339). The first run after it removes that key; the daemon runs then.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::clock::optional_rfc3339"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub grace_until: Option<SystemTime>,
 }
 
 /// A warning with its human message, as serialized in reports.
@@ -304,12 +309,33 @@ impl From<StoreError> for EnsureError {
 }
 
 /// Reconcile `state` with `store`: resolve the secrets, publish the three files when they differ,
-/// install the pinned binary when it is missing or another version, verify.
+/// install the pinned binary when it is missing or another version, verify. The report of
+/// [`reconcile`], for a caller that does not act on the node afterwards.
 pub fn ensure(
     state: &StateDir,
     store: &dyn SecretStore,
     opts: &EnsureOptions<'_>,
 ) -> Result<EnsureReport, EnsureError> {
+    reconcile(state, store, opts).map(|run| run.report)
+}
+
+/// A run of [`reconcile`]: what it did, and the node it left.
+#[derive(Debug)]
+pub struct Reconciled {
+    /// What the run did (or would do): the result of `ensure` (`--json`, the RPC).
+    pub report: EnsureReport,
+    /// The settings the run used, the files as they are after it (read back after publishing,
+    /// or, when nothing was published, the reading the run planned from) and the binary it
+    /// chose: what a caller that starts the media next uses instead of reading them again.
+    pub snapshot: NodeSnapshot,
+}
+
+/// [`ensure`], returning also the [`NodeSnapshot`] the run ended with.
+pub fn reconcile(
+    state: &StateDir,
+    store: &dyn SecretStore,
+    opts: &EnsureOptions<'_>,
+) -> Result<Reconciled, EnsureError> {
     let lock = if opts.dry_run {
         refuse_non_directory(state)?;
         None
@@ -321,7 +347,9 @@ pub fn ensure(
     (opts.on_phase)(Phase::Resolving);
     let config = OperatorConfig::load(state)?;
     let turn_warnings = turn_preflight(&config, opts.now)?;
-    let disk = DiskTriple::read(state);
+    let chosen = LivekitBinary::choose(state, &config.settings, opts.binary.livekit_bin.as_deref());
+    // The files as planned from; after publishing, as read back (the snapshot's).
+    let mut disk = DiskTriple::read(state);
     let resolution = resolve(
         store,
         &ResolveContext {
@@ -343,46 +371,17 @@ pub fn ensure(
         .map(ReportedWarning::from)
         .collect();
 
-    if let Some(warning) = check_with_server(state, &config, opts, &actions, &rendered)? {
+    if let Some(warning) = check_with_server(&chosen, &actions, &rendered)? {
         warnings.push(warning.into());
     }
     let mut generation = disk.current.generation().map(|g| g.to_string());
     if let Some(lock) = &lock {
         (opts.on_phase)(Phase::Publishing);
         keep_unparsable(state, &disk, &mut actions, opts.now)?;
-        let publish_options = PublishOptions {
-            now: opts.now,
-            ..opts.publish
-        };
-        let mut published = true;
-        match publish::publish(state, lock, &rendered, &publish_options)
-            .map_err(EnsureError::Publish)?
-        {
-            PublishOutcome::Unchanged { swept } => {
-                published = false;
-                if !swept.is_empty() {
-                    actions.push(Action::SweepDebris { paths: swept });
-                }
-            }
-            PublishOutcome::Published {
-                generation: id,
-                backed_up,
-                swept,
-                ..
-            } => {
-                generation = Some(id.to_string());
-                for b in backed_up {
-                    actions.push(Action::BackupFile {
-                        path: b.original,
-                        to: b.saved,
-                    });
-                }
-                if !swept.is_empty() {
-                    actions.push(Action::SweepDebris { paths: swept });
-                }
-            }
-        }
-        verify_after_publish(state, &disk, published, &rendered, inputs)?;
+        let published = publish_rendered(state, lock, &rendered, opts, &mut actions)?;
+        let changed = published.is_some();
+        generation = published.or(generation);
+        disk = verify_after_publish(state, disk, changed, &rendered, inputs)?;
     }
 
     let binary = ensure_binary(
@@ -390,13 +389,14 @@ pub fn ensure(
         store,
         inputs,
         &config.settings,
+        &chosen,
         opts,
         &mut actions,
         &mut warnings,
     )?;
     drop(lock);
 
-    Ok(EnsureReport {
+    let report = EnsureReport {
         dry_run: opts.dry_run,
         actions,
         warnings,
@@ -405,17 +405,59 @@ pub fn ensure(
         version: inputs.version.as_ref().map(ToString::to_string),
         binary,
         generation,
-        grace_until: resolution.grace_until,
+        grace_until: resolution.grace_until.map(crate::clock::from_unix_secs),
+    };
+    Ok(Reconciled {
+        report,
+        snapshot: NodeSnapshot {
+            config,
+            disk,
+            binary: chosen,
+        },
     })
+}
+
+/// Publish `rendered` (nothing when the files already are that set), adding what was backed up
+/// and swept to `actions`: the new generation, when one was published.
+fn publish_rendered(
+    state: &StateDir,
+    lock: &StateLock,
+    rendered: &Rendered,
+    opts: &EnsureOptions<'_>,
+    actions: &mut Vec<Action>,
+) -> Result<Option<String>, EnsureError> {
+    let publish_options = PublishOptions {
+        now: opts.now,
+        ..opts.publish
+    };
+    let (generation, swept) = match publish::publish(state, lock, rendered, &publish_options)
+        .map_err(EnsureError::Publish)?
+    {
+        PublishOutcome::Unchanged { swept } => (None, swept),
+        PublishOutcome::Published {
+            generation,
+            backed_up,
+            swept,
+            ..
+        } => {
+            actions.extend(backed_up.into_iter().map(|b| Action::BackupFile {
+                path: b.original,
+                to: b.saved,
+            }));
+            (Some(generation.to_string()), swept)
+        }
+    };
+    if !swept.is_empty() {
+        actions.push(Action::SweepDebris { paths: swept });
+    }
+    Ok(generation)
 }
 
 /// When livekit.yaml is about to change and a livekit-server binary is on this node (installed,
 /// or `livekit_bin`), ask it whether it accepts the new file before anything is published. A
 /// refusal is an error; a binary that gives no verdict is a warning (the file is published).
 fn check_with_server(
-    state: &StateDir,
-    config: &OperatorConfig,
-    opts: &EnsureOptions<'_>,
+    chosen: &LivekitBinary,
     actions: &[Action],
     rendered: &Rendered,
 ) -> Result<Option<Warning>, EnsureError> {
@@ -428,20 +470,11 @@ fn check_with_server(
             }
         )
     });
-    let program = crate::binary::LivekitBinary::choose(
-        state,
-        &config.settings,
-        opts.binary.livekit_bin.as_deref(),
-    )
-    .path;
+    let program = &chosen.path;
     if !changes || !program.exists() {
         return Ok(None);
     }
-    match server_check::check_config(
-        &program,
-        &rendered.livekit_yaml,
-        server_check::CHECK_TIMEOUT,
-    ) {
+    match server_check::check_config(program, &rendered.livekit_yaml, server_check::CHECK_TIMEOUT) {
         Ok(()) => Ok(None),
         Err(e) if e.is_refusal() => Err(e.into()),
         Err(e) => {
@@ -576,21 +609,23 @@ fn keep_unparsable(
     Ok(())
 }
 
-/// Verify the files after publishing. When nothing was published and `before` (read under the
-/// same lock) already is the rendered set, verify that read rather than reading and parsing the
-/// three files a second time.
+/// Verify the files after publishing, and return them as verified. When nothing was published
+/// and `before` (read under the same lock) already is the rendered set, verify that read rather
+/// than reading and parsing the three files a second time.
 fn verify_after_publish(
     state: &StateDir,
-    before: &DiskTriple,
+    before: DiskTriple,
     published: bool,
     rendered: &Rendered,
     inputs: &RenderInputs,
-) -> Result<(), EnsureError> {
-    if !published && before.current.matches(rendered) {
-        verify(state, before, rendered, inputs)
+) -> Result<DiskTriple, EnsureError> {
+    let after = if !published && before.current.matches(rendered) {
+        before
     } else {
-        verify(state, &DiskTriple::read(state), rendered, inputs)
-    }
+        DiskTriple::read(state)
+    };
+    verify(state, &after, rendered, inputs)?;
+    Ok(after)
 }
 
 /// Check that `after` (what is on disk after publishing) is the set just rendered, and that it
@@ -621,11 +656,16 @@ fn verify(
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's state, passed down rather than read again"
+)]
 fn ensure_binary(
     state: &StateDir,
     store: &dyn SecretStore,
     inputs: &RenderInputs,
     settings: &crate::settings::Settings,
+    chosen: &LivekitBinary,
     opts: &EnsureOptions<'_>,
     actions: &mut Vec<Action>,
     warnings: &mut Vec<ReportedWarning>,
@@ -633,9 +673,7 @@ fn ensure_binary(
     let Some(version) = &inputs.version else {
         return Ok(BinaryState::NotPinned);
     };
-    if let Some(path) =
-        LivekitBinary::choose(state, settings, opts.binary.livekit_bin.as_deref()).external()
-    {
+    if let Some(path) = chosen.clone().external() {
         return Ok(BinaryState::External { path });
     }
     let replaces = match fetch::needs_install(state, version) {

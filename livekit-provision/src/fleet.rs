@@ -1,7 +1,9 @@
 //! Fleet mode: many nodes, one secret store (usually `redis://`). [`fleet_check`] compares this
 //! node's live credentials with the store's, for `check --fleet`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::check::CheckReport;
 
 use crate::paths::StateDir;
 use crate::secret::{ApiKey, Secret};
@@ -11,7 +13,7 @@ use crate::triple::DiskTriple;
 pub use crate::store::RedisError;
 
 /// One way this node and the fleet's store differ. Serialized with a `kind` tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum FleetDifference {
@@ -93,7 +95,7 @@ impl FleetDifference {
 }
 
 /// A difference with its message and hint, as serialized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FleetFinding {
     /// The typed difference.
     #[serde(flatten)]
@@ -101,21 +103,22 @@ pub struct FleetFinding {
     /// One line for a human.
     pub message: String,
     /// What to do.
-    pub hint: &'static str,
+    pub hint: String,
 }
 
 impl From<FleetDifference> for FleetFinding {
     fn from(difference: FleetDifference) -> Self {
         Self {
             message: difference.message(),
-            hint: difference.hint(),
+            hint: difference.hint().to_owned(),
             difference,
         }
     }
 }
 
-/// The result of [`fleet_check`]; serialized as the `--json` output of `check --fleet`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The result of [`fleet_check`]: the `fleet` of `check --fleet`'s report
+/// ([`CheckReport::with_fleet`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FleetReport {
     /// The store compared with, credentials redacted.
     pub store: String,
@@ -127,6 +130,17 @@ pub struct FleetReport {
     pub in_sync: bool,
     /// Everything that differs; empty when in sync.
     pub differences: Vec<FleetFinding>,
+}
+
+impl CheckReport {
+    /// This report with the fleet comparison added (`check --fleet`): the node is healthy only
+    /// when it is also in sync with the store.
+    #[must_use]
+    pub fn with_fleet(mut self, fleet: FleetReport) -> Self {
+        self.healthy = self.healthy && fleet.in_sync;
+        self.fleet = Some(fleet);
+        self
+    }
 }
 
 /// Compare this node's live key and secret (from its files) with the ones in `store`. Read-only:
@@ -272,5 +286,39 @@ mod tests {
         let report = fleet_check(&state, &store);
         assert_eq!(kinds(&report), ["key_differs", "secret_differs"]);
         assert_eq!(report.store_key.as_deref(), Some("APIother"));
+    }
+
+    #[test]
+    fn check_with_the_fleet_is_one_report_healthy_only_in_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let store = MemoryStore::new();
+        ensure(&state, &store, &EnsureOptions::default()).unwrap();
+        let check =
+            || crate::check::check(&state, Some(&store), &crate::check::CheckOptions::default());
+        let plain = check();
+        assert!(plain.healthy, "{plain:?}");
+        // Without --fleet the JSON has no `fleet` key (the RPC's `check` shape).
+        assert!(serde_json::to_value(&plain).unwrap().get("fleet").is_none());
+
+        let in_sync = fleet_check(&state, &store);
+        assert!(check().with_fleet(in_sync.clone()).healthy);
+        // A healthy node whose secret is not the fleet's is not healthy.
+        let mut differs = in_sync;
+        differs.in_sync = false;
+        differs
+            .differences
+            .push(FleetDifference::SecretDiffers.into());
+        let out_of_sync = check().with_fleet(differs);
+        assert!(!out_of_sync.healthy, "a node out of sync is not healthy");
+        let json = serde_json::to_value(&out_of_sync).unwrap();
+        assert_eq!(json["healthy"], false, "{json}");
+        assert_eq!(
+            json["fleet"]["differences"][0]["kind"], "secret_differs",
+            "{json}"
+        );
+        // The one type reads back what it wrote.
+        let back: CheckReport = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
     }
 }

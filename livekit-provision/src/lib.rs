@@ -124,6 +124,7 @@ pub mod rotate;
 pub mod secret;
 pub mod settings;
 mod shell;
+mod snapshot;
 pub mod store;
 mod sys;
 pub mod token;
@@ -145,7 +146,7 @@ pub use binary::{BinaryOptions, BinarySource, LivekitBinary};
 pub use check::{CheckOptions, CheckReport, Code, Finding, Severity, check};
 pub use config::{ConfigError, OperatorConfig};
 pub use config_model::{ModelError, Release, overrides_config};
-pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, ensure};
+pub use ensure::{Action, EnsureError, EnsureOptions, EnsureReport, Reconciled, ensure, reconcile};
 pub use error_chain::{ErrorReport, Hint, one_line};
 pub use fetch::{
     FetchError, InstallNeed, InstallOutcome, InstalledBinary, Platform, ReleaseBase, installed,
@@ -163,6 +164,7 @@ pub use resolve::{CredentialSource, ResolveError, Warning};
 pub use secret::{ApiKey, InvalidValue, Secret};
 pub use server_check::ServerCheckError;
 pub use settings::{LogLevel, Settings, TurnSettings, TurnSettingsError};
+pub use snapshot::NodeSnapshot;
 pub use store::{Added, SecretName, SecretStore, StoreError, StoreSpec};
 pub use sys::local_addresses;
 pub use token::{Claims, TokenError, TokenRequest, VideoGrants};

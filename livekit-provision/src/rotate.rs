@@ -2,8 +2,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::inputs::Credentials;
 use crate::paths::StateDir;
 use crate::publish::{self, PublishError, StateLock};
@@ -11,15 +9,17 @@ use crate::secret::{ApiKey, InvalidValue, Secret};
 use crate::store::{KNOWN, SecretName, SecretStore, StoreError};
 use crate::validate;
 
-/// What a rotation did.
-#[derive(Debug, Clone, Serialize)]
+/// What a rotation did. (Its wire form, with the time as RFC 3339, is the daemon protocol's
+/// `RotateResult`, which the CLI prints too.)
+#[derive(Debug, Clone)]
 pub struct RotateOutcome {
     /// The new key.
     pub new_key: String,
     /// The key it replaced, when there was one.
     pub old_key: Option<String>,
-    /// Until when (unix seconds) the old key stays accepted, when a grace was asked for.
-    pub grace_until: Option<u64>,
+    /// Until when the old key stays accepted, when a grace was asked for (whole seconds: the
+    /// store holds `LIVEKIT_ROTATION_GRACE_UNTIL` as seconds since the Unix epoch).
+    pub grace_until: Option<SystemTime>,
 }
 
 /// Why a rotation failed. The store is unchanged unless it failed between two writes; a rerun
@@ -103,14 +103,17 @@ pub fn rotate(
     let mut grace_until = None;
     match (grace, &old_key, &old_secret) {
         (Some(grace), Some(key), Some(secret)) => {
-            let until = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) + grace.as_secs();
+            let until = now
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .saturating_add(grace.as_secs());
             store.set(&SecretName::LIVEKIT_API_KEY_PREVIOUS, key)?;
             store.set(&SecretName::LIVEKIT_API_SECRET_PREVIOUS, secret)?;
             store.set(
                 &SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
                 &Secret::new(until.to_string()),
             )?;
-            grace_until = Some(until);
+            grace_until = Some(crate::clock::from_unix_secs(until));
         }
         _ => {
             // End any earlier grace: the old pair must stop working now.

@@ -1,6 +1,8 @@
-//! `livekit-provision check [--fleet]`: read-only diagnosis; exit 0 healthy, 1 problems.
+//! `livekit-provision check [--fleet]`: read-only diagnosis; exit 0 healthy, 1 problems. The
+//! daemon's `check` result ([`CheckReport`]; with `--fleet`, its `fleet` part too), printed as
+//! JSON with `--json` and rendered otherwise.
 
-use livekit_provision::{CheckOptions, Severity, local_addresses};
+use livekit_provision::{CheckOptions, CheckReport, Severity, local_addresses};
 
 use super::Ctx;
 use crate::cli::CheckArgs;
@@ -13,61 +15,74 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Exit, CliError> {
         livekit_bin: ctx.livekit_bin.clone(),
         ..CheckOptions::default()
     };
-    let report = livekit_provision::check(&ctx.state, Some(store.as_ref()), &opts);
-    let fleet = args
-        .fleet
-        .then(|| livekit_provision::fleet_check(&ctx.state, store.as_ref()));
-    let healthy = report.healthy && fleet.as_ref().is_none_or(|f| f.in_sync);
-    let p = &ctx.printer;
-    if p.json {
-        match &fleet {
-            Some(fleet) => p.json(&serde_json::json!({
-                "state_dir": report.state_dir,
-                "healthy": healthy,
-                "findings": report.findings,
-                "fleet": fleet,
-            })),
-            None => p.json(&report),
-        }
+    let mut report = livekit_provision::check(&ctx.state, Some(store.as_ref()), &opts);
+    if args.fleet {
+        report = report.with_fleet(livekit_provision::fleet_check(&ctx.state, store.as_ref()));
+    }
+    if ctx.printer.json {
+        ctx.printer.json(&report);
     } else {
-        for f in &report.findings {
-            let severity = match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            let code = serde_json::to_value(f.code)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            p.data(format!("{severity}[{code}]: {}", f.message));
-            for file in &f.files {
-                p.data(format!("  file: {}", file.display()));
-            }
-            if let Some(hint) = &f.hint {
-                p.data(format!("  hint: {hint}"));
-            }
-        }
-        let errors = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        let warnings = report.findings.len() - errors;
-        if report.healthy {
-            p.data(format!(
-                "healthy: {} ({warnings} warning(s))",
-                ctx.state.root().display()
-            ));
-        } else {
-            p.data(format!(
-                "{errors} problem(s), {warnings} warning(s) in {}",
-                ctx.state.root().display()
-            ));
-        }
+        print_report(ctx, &report);
     }
     Ok(if report.healthy {
         Exit::Success
     } else {
         Exit::Failure
     })
+}
+
+fn print_report(ctx: &Ctx, report: &CheckReport) {
+    let p = &ctx.printer;
+    for f in &report.findings {
+        let severity = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let code = serde_json::to_value(f.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        p.data(format!("{severity}[{code}]: {}", f.message));
+        for file in &f.files {
+            p.data(format!("  file: {}", file.display()));
+        }
+        if let Some(hint) = &f.hint {
+            p.data(format!("  hint: {hint}"));
+        }
+    }
+    if let Some(fleet) = &report.fleet {
+        for d in &fleet.differences {
+            p.data(format!("error[fleet]: {}", d.message));
+            p.data(format!("  hint: {}", d.hint));
+        }
+        if fleet.in_sync {
+            p.data(format!(
+                "fleet: in sync with {} (key {})",
+                fleet.store,
+                fleet.node_key.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    let errors = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count()
+        + report.fleet.as_ref().map_or(0, |f| f.differences.len());
+    let warnings = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    if report.healthy {
+        p.data(format!(
+            "healthy: {} ({warnings} warning(s))",
+            ctx.state.root().display()
+        ));
+    } else {
+        p.data(format!(
+            "{errors} problem(s), {warnings} warning(s) in {}",
+            ctx.state.root().display()
+        ));
+    }
 }

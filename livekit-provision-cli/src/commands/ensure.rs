@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use livekit_provision::ensure::{Action, BinaryState, WriteReason};
-use livekit_provision::{EnsureOptions, EnsureReport, local_addresses};
+use livekit_provision::{EnsureOptions, EnsureReport, Reconciled, local_addresses};
 
 use super::Ctx;
 use crate::cli::EnsureArgs;
@@ -23,9 +23,9 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
         fetch_events: progress.as_ref().map(Progress::sink),
         ..EnsureOptions::default()
     };
-    let report = livekit_provision::ensure(&ctx.state, store.as_ref(), &opts);
+    let run = livekit_provision::reconcile(&ctx.state, store.as_ref(), &opts);
     drop(progress);
-    let report = report?;
+    let Reconciled { report, snapshot } = run?;
     print_report(ctx, &report);
 
     if args.dry_run {
@@ -43,7 +43,8 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
     }
     restart_pending_notice(ctx, &report);
     if args.start {
-        return super::media::start(ctx);
+        // The node this run left (settings, files, binary): not read again.
+        return super::media::start(ctx, Some(snapshot));
     }
     Ok(Exit::Success)
 }

@@ -1,8 +1,11 @@
-//! `livekit-provision install [--version V] [--force] [--sha256 HEX]` and `rollback`.
+//! `livekit-provision install [--version V] [--force] [--sha256 HEX]` and `rollback`: the
+//! daemon's `install` and `rollback` results ([`InstallResult`], [`RollbackResult`]), printed as
+//! JSON with `--json` and rendered otherwise.
 
 use livekit_provision::LivekitVersion;
 use livekit_provision::admin::{self, InstallChoice};
-use livekit_provision::fetch::{InstallOutcome, Sha256Digest};
+use livekit_provision::fetch::Sha256Digest;
+use livekit_provision_daemon::protocol::{InstallResult, InstallVerdict, RollbackResult};
 
 use super::Ctx;
 use crate::cli::InstallArgs;
@@ -54,29 +57,28 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
         ctx.lock_waiter(),
     ));
     drop(progress);
-    let installed = installed?;
-    let version = &installed.version;
+    let result = InstallResult::from(installed?);
     let p = &ctx.printer;
-    let (verb, sha) = match &installed.outcome {
-        InstallOutcome::Installed { sha256, .. } => ("installed", Some(sha256.to_hex())),
-        InstallOutcome::Reactivated { sha256, .. } => ("switched back to", Some(sha256.to_hex())),
-        _ => ("already installed:", None),
-    };
     if p.json {
-        p.json(&serde_json::json!({
-            "outcome": verb.trim_end_matches(':'),
-            "version": version.to_string(),
-            "sha256": sha,
-            "path": installed.path,
-        }));
-    } else {
-        p.data(format!(
-            "{verb} livekit-server {version}{}",
-            sha.map(|s| format!(" (sha256 {s})")).unwrap_or_default()
-        ));
-        if verb != "already installed:" {
-            p.status("running media keep the old binary until `livekit-provision restart`");
-        }
+        p.json(&result);
+        return Ok(Exit::Success);
+    }
+    let verb = match result.outcome {
+        InstallVerdict::Installed => "installed",
+        InstallVerdict::Reactivated => "switched back to",
+        _ => "already installed:",
+    };
+    p.data(format!(
+        "{verb} livekit-server {}{}",
+        result.version,
+        result
+            .sha256
+            .as_ref()
+            .map(|s| format!(" (sha256 {s})"))
+            .unwrap_or_default()
+    ));
+    if result.outcome != InstallVerdict::AlreadyInstalled {
+        p.status("running media keep the old binary until `livekit-provision restart`");
     }
     Ok(Exit::Success)
 }
@@ -84,21 +86,22 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> Result<Exit, CliError> {
 pub fn rollback(ctx: &Ctx) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
     // Pins what is now active, or the next `ensure` would upgrade straight back.
-    let outcome = admin::rollback(&ctx.state, store.as_ref(), ctx.lock_waiter())?;
+    let result = RollbackResult::from(admin::rollback(
+        &ctx.state,
+        store.as_ref(),
+        ctx.lock_waiter(),
+    )?);
     let p = &ctx.printer;
     if p.json {
-        p.json(&serde_json::json!({
-            "from": outcome.from.to_string(),
-            "to": outcome.to.to_string(),
-        }));
+        p.json(&result);
     } else {
         p.data(format!(
             "rolled back livekit-server {} -> {}",
-            outcome.from, outcome.to
+            result.from, result.to
         ));
         p.status(format!(
-            "LIVEKIT_VERSION is now pinned to {}; running media keep the old binary until `livekit-provision restart`",
-            outcome.to.tag()
+            "LIVEKIT_VERSION is now pinned to v{}; running media keep the old binary until `livekit-provision restart`",
+            result.to
         ));
     }
     Ok(Exit::Success)

@@ -1,10 +1,14 @@
 //! `livekit-provision logs [NAME] [-n N] [-f]`: the last lines of the media logs
-//! (`<state>/logs/<name>.log`), and with `--follow` every line appended after them.
+//! (`<state>/logs/<name>.log`), and with `--follow` every line appended after them. With
+//! `--json`, each log's lines are the daemon's `logs.tail` result ([`LogsTailResult`]), one
+//! compact object per line of output: the tail of each log, then (`--follow`) one per batch of
+//! appended lines.
 
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use livekit_provision_daemon::protocol::LogsTailResult;
 use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND, LogFollow};
 
 use super::Ctx;
@@ -37,7 +41,7 @@ pub fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Exit, CliError> {
             io::ErrorKind::NotFound => no_log(ctx, name),
             _ => unreadable(&path, &e),
         })?;
-        if !out.print(name, &tail)? {
+        if !out.print(name, &path, tail, true)? {
             return Ok(Exit::Success);
         }
         follows.push((name, path, follow));
@@ -48,7 +52,7 @@ pub fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Exit, CliError> {
     loop {
         for (name, path, follow) in &mut follows {
             let lines = follow.poll().map_err(|e| unreadable(path, &e))?;
-            if !out.print(name, &lines)? {
+            if !out.print(name, path, lines, false)? {
                 return Ok(Exit::Success);
             }
         }
@@ -77,37 +81,51 @@ fn unreadable(path: &Path, e: &io::Error) -> CliError {
     CliError::msg(format!("cannot read {}: {e}", path.display()), None)
 }
 
-/// Log lines on stdout: `name | line` when several logs are shown, or one JSON object per line
-/// (`{"name", "line"}`) with `--json`. Flushed at once, so `--follow` output reaches a pipe
-/// line by line.
+/// Log lines on stdout: `name | line` when several logs are shown, or, with `--json`, each batch
+/// as one compact [`LogsTailResult`] on a line. Flushed at once, so `--follow` output reaches a
+/// pipe line by line.
 struct Lines {
     json: bool,
     prefixed: bool,
 }
 
 impl Lines {
-    /// False when stdout was closed (the reader has what it wanted: stop, successfully).
-    fn print(&self, name: &str, lines: &[String]) -> Result<bool, CliError> {
-        match self.write(name, lines) {
+    /// Print `lines` of log `name` at `path`: its `tail` (in JSON, an object even when empty,
+    /// as `logs.tail` answers), or lines appended since (nothing when there are none). False
+    /// when stdout was closed (the reader has what it wanted: stop, successfully).
+    fn print(
+        &self,
+        name: &str,
+        path: &Path,
+        lines: Vec<String>,
+        tail: bool,
+    ) -> Result<bool, CliError> {
+        if lines.is_empty() && !(tail && self.json) {
+            return Ok(true);
+        }
+        let batch = LogsTailResult {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            lines,
+        };
+        match self.write(&batch) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
             Err(e) => Err(CliError::msg(format!("cannot write to stdout: {e}"), None)),
         }
     }
 
-    fn write(&self, name: &str, lines: &[String]) -> io::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
+    fn write(&self, batch: &LogsTailResult) -> io::Result<()> {
         let mut stdout = io::stdout().lock();
-        for line in lines {
-            if self.json {
-                let object = serde_json::json!({ "name": name, "line": line });
-                writeln!(stdout, "{object}")?;
-            } else if self.prefixed {
-                writeln!(stdout, "{name} | {line}")?;
-            } else {
-                writeln!(stdout, "{line}")?;
+        if self.json {
+            writeln!(stdout, "{}", serde_json::to_string(batch)?)?;
+        } else {
+            for line in &batch.lines {
+                if self.prefixed {
+                    writeln!(stdout, "{} | {line}", batch.name)?;
+                } else {
+                    writeln!(stdout, "{line}")?;
+                }
             }
         }
         stdout.flush()

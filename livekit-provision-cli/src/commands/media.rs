@@ -2,12 +2,14 @@
 //!
 //! When a daemon serves the state directory, these go through its socket (it supervises the
 //! media; acting beside it would race it). Otherwise they act directly: identity pid files,
-//! detached starts. Starting never touches a process that is already running.
+//! detached starts. Starting never touches a process that is already running. Without a daemon
+//! the node (settings, files, binary) is read once per command ([`NodeSnapshot`]), or taken from
+//! the `ensure` run before (`ensure --start`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use livekit_provision::OperatorConfig;
+use livekit_provision::NodeSnapshot;
 use livekit_provision_daemon::media;
 use livekit_provision_daemon::protocol::{
     self, MediaProcess, NoParams, StartResult, StatusResult, StopParams, StopResult,
@@ -28,43 +30,39 @@ fn supervisor(ctx: &Ctx) -> Supervisor {
     )
 }
 
-/// The names of the media of this state directory: lk-backend only when configured.
-fn media_names(ctx: &Ctx) -> Result<Vec<&'static str>, CliError> {
-    let config = OperatorConfig::load(&ctx.state)?;
-    let mut names = vec![LIVEKIT_SERVER];
-    if config.settings.backend_command.is_some() {
-        names.push(LK_BACKEND);
-    }
-    Ok(names)
+/// The node as it is now, the binary chosen with `--livekit-bin` first.
+fn read_node(ctx: &Ctx) -> Result<NodeSnapshot, CliError> {
+    Ok(NodeSnapshot::read(&ctx.state, ctx.livekit_bin.as_deref())?)
 }
 
-/// `start`, `stop` and `restart` never act on media an outside supervisor owns.
-fn refuse_if_external(ctx: &Ctx) -> Result<(), CliError> {
-    let config = OperatorConfig::load(&ctx.state)?;
-    Ok(media::refuse_if_external(&config.settings)?)
-}
-
-pub fn start(ctx: &Ctx) -> Result<Exit, CliError> {
+/// `start`: through the daemon when one runs, else here. `after_ensure` is the node the
+/// `ensure` run just before left (`ensure --start`), used instead of reading it again.
+pub fn start(ctx: &Ctx, after_ensure: Option<NodeSnapshot>) -> Result<Exit, CliError> {
     if let Some(answer) = ctx.via_daemon::<protocol::Start>(&NoParams {}, DAEMON_TIMEOUT)? {
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
-    refuse_if_external(ctx)?;
-    let (processes, failed) = start_here(ctx, &mut supervisor(ctx))?;
+    let node = match after_ensure {
+        Some(node) => node,
+        None => read_node(ctx)?,
+    };
+    // Never on media an outside supervisor owns.
+    media::refuse_if_external(&node.config.settings)?;
+    let (processes, failed) = start_here(ctx, &mut supervisor(ctx), &node)?;
     if ctx.printer.json {
         ctx.printer.json(&StartResult { processes });
     }
     failed.map_or(Ok(Exit::Success), Err)
 }
 
-/// Start the media that are down, without a daemon: the processes afterwards (the daemon's
-/// `start` result), and the error when one failed.
+/// Start the media of `node` that are down, without a daemon: the processes afterwards (the
+/// daemon's `start` result), and the error when one failed.
 fn start_here(
     ctx: &Ctx,
     sup: &mut Supervisor,
+    node: &NodeSnapshot,
 ) -> Result<(Vec<MediaProcess>, Option<CliError>), CliError> {
-    let config = OperatorConfig::load(&ctx.state)?;
-    let specs = media::specs(&ctx.state, &config.settings, ctx.livekit_bin.as_deref())?;
+    let specs = media::specs(&ctx.state, node)?;
     let mut failed = None;
     media::start_missing(&ctx.state, sup, &specs, |spec, outcome| {
         let line = match outcome {
@@ -90,8 +88,7 @@ fn start_here(
         };
         ctx.printer.status(line);
     })?;
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    Ok((media_processes(sup, &names), failed))
+    Ok((media_processes(sup, node), failed))
 }
 
 pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliError> {
@@ -109,7 +106,9 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         print_processes(ctx, &answer, &answer.processes);
         return Ok(Exit::Success);
     }
-    refuse_if_external(ctx)?;
+    let node = read_node(ctx)?;
+    // Never on media an outside supervisor owns.
+    media::refuse_if_external(&node.config.settings)?;
     let mut sup = supervisor(ctx);
     let mut stopped = BTreeMap::new();
     // lk-backend first: it talks to livekit-server.
@@ -119,9 +118,9 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         stopped.insert(name.to_owned(), outcome);
     }
     let (processes, failed) = if then_start {
-        start_here(ctx, &mut sup)?
+        start_here(ctx, &mut sup, &node)?
     } else {
-        (media_processes(&mut sup, &media_names(ctx)?), None)
+        (media_processes(&mut sup, &node), None)
     };
     if ctx.printer.json {
         ctx.printer.json(&StopResult { stopped, processes });
@@ -136,7 +135,7 @@ pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
         None => status_without_daemon(
             &ctx.state,
             &mut supervisor(ctx),
-            &media_names(ctx)?,
+            &read_node(ctx)?,
             SystemTime::now(),
         ),
     };

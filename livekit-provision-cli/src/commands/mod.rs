@@ -109,7 +109,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Rollback => install::rollback(&ctx),
         Command::Secrets(cmd) => secrets::run(&ctx, cmd),
         Command::Token(args) => token::run(&ctx, &args),
-        Command::Start => media::start(&ctx),
+        Command::Start => media::start(&ctx, None),
         Command::Stop(args) => media::stop(&ctx, &args, false),
         Command::Restart(args) => media::stop(&ctx, &args, true),
         Command::Status => media::status(&ctx),

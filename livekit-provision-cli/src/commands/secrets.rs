@@ -1,11 +1,14 @@
-//! `livekit-provision secrets list|get|set|rotate`.
+//! `livekit-provision secrets list|get|set|rotate`: `list`, `set` and `rotate` print the
+//! daemon's results of the same names (`--json`) or render them.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
 use livekit_provision::store::{KNOWN, known_names_hint};
 use livekit_provision::{EnsureOptions, SecretName, local_addresses};
-use livekit_provision_daemon::protocol::{self, NoParams, SecretsListResult};
+use livekit_provision_daemon::protocol::{
+    self, NoParams, RotateResult, SecretsListResult, SecretsSetResult,
+};
 
 use super::{Ctx, DAEMON_TIMEOUT};
 use crate::cli::SecretsCommand;
@@ -98,9 +101,18 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
         &value,
         ctx.lock_waiter(),
     )?;
-    ctx.printer.status(format!("stored {name} in {}", ctx.spec));
-    ctx.printer
-        .status("apply it with `livekit-provision ensure`");
+    let result = SecretsSetResult {
+        name: name.to_string(),
+        store: ctx.spec.to_string(),
+        provisioning_scheduled: false,
+    };
+    let p = &ctx.printer;
+    if p.json {
+        p.json(&result);
+    } else {
+        p.status(format!("stored {} in {}", result.name, result.store));
+        p.status("apply it with `livekit-provision ensure`");
+    }
     Ok(Exit::Success)
 }
 
@@ -164,25 +176,30 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
             false
         }
     };
+    let mut result = RotateResult::new(outcome, daemon_ran);
+    result.ensure = Some(report);
     let p = &ctx.printer;
     if p.json {
-        p.json(&serde_json::json!({ "rotation": outcome, "ensure": report }));
+        p.json(&result);
     } else {
         p.data(format!(
             "rotated: new API key {}{}",
-            outcome.new_key,
-            outcome
+            result.new_key,
+            result
                 .old_key
                 .as_ref()
                 .map(|k| format!(" (was {k})"))
                 .unwrap_or_default()
         ));
-        if outcome.grace_until.is_some() {
-            p.status(if daemon_ran {
-                "the old key stays in livekit.yaml until the grace ends; the daemon removes it then"
-            } else {
-                "the old key stays in livekit.yaml until the grace ends; with no daemon running, run `livekit-provision ensure` after that to remove it"
-            });
+        if let Some(until) = &result.grace_until {
+            p.status(format!(
+                "the old key stays in livekit.yaml until the grace ends ({until}); {}",
+                if result.provisioning_scheduled {
+                    "the daemon removes it then"
+                } else {
+                    "with no daemon running, run `livekit-provision ensure` after that to remove it"
+                }
+            ));
         }
         p.status("restart livekit-server to load the new keys: `livekit-provision restart`");
     }

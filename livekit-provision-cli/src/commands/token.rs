@@ -1,17 +1,17 @@
-//! `livekit-provision token --identity ID [--room R] [--ttl 6h] [--admin]`.
+//! `livekit-provision token --identity ID [--room R] [--ttl 6h] [--admin]`: the daemon's
+//! `token.create` result, made by the same function ([`TokenCreateResult::mint`]); `--json`
+//! prints it, the human output is the token alone.
 
 use std::time::SystemTime;
 
-use livekit_provision::provisioned_credentials;
-use livekit_provision::token::{TokenRequest, VideoGrants, mint};
-use livekit_provision::validate::TokenLimits;
+use livekit_provision::token::{TokenRequest, VideoGrants};
+use livekit_provision_daemon::protocol::TokenCreateResult;
 
 use super::Ctx;
 use crate::cli::TokenArgs;
 use crate::output::{CliError, Exit};
 
 pub fn run(ctx: &Ctx, args: &TokenArgs) -> Result<Exit, CliError> {
-    let creds = provisioned_credentials(&ctx.state)?;
     let grants = match (&args.room, args.admin) {
         (_, true) => {
             let mut g = VideoGrants::admin();
@@ -32,13 +32,11 @@ pub fn run(ctx: &Ctx, args: &TokenArgs) -> Result<Exit, CliError> {
     let mut request = TokenRequest::new(args.identity.clone(), grants);
     request.name.clone_from(&args.name);
     request.ttl = args.ttl;
-    request.limits = TokenLimits::provisioned(&ctx.state);
-    let token = mint(&creds, &request, SystemTime::now())?;
+    let result = TokenCreateResult::mint(&ctx.state, request, SystemTime::now())?;
     if ctx.printer.json {
-        ctx.printer
-            .json(&serde_json::json!({ "token": token, "api_key": creds.key.as_str() }));
+        ctx.printer.json(&result);
     } else {
-        ctx.printer.data(token);
+        ctx.printer.data(&result.token);
     }
     Ok(Exit::Success)
 }

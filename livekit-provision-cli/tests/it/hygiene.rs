@@ -66,3 +66,48 @@ fn no_secret_in_traces() {
         );
     }
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// One result per operation: the CLI prints the typed results the library and the RPC return,
+/// never a JSON value shaped by hand (two hand-shaped copies drift: `install` once said
+/// "switched back to" here and `reactivated` in the daemon).
+#[test]
+fn the_cli_builds_no_json_by_hand() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    // The scan sees the commands that print JSON.
+    assert!(
+        files.iter().any(|f| f.ends_with("commands/token.rs")),
+        "{files:?}"
+    );
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if ["json!", "serde_json::Map", "serde_json::Value"]
+                .iter()
+                .any(|needle| code.contains(needle))
+            {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "JSON built by hand in the CLI (print the operation's result type instead):\n{}",
+        found.join("\n")
+    );
+}

@@ -3,6 +3,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use livekit_provision_daemon::protocol::{InstallResult, InstallVerdict, RollbackResult};
+
 use crate::support::{Mirror, Node};
 
 /// A converged node pinned to v1.7.2, and a mirror serving 1.7.2 and 1.7.3.
@@ -166,5 +168,48 @@ fn start_reports_a_server_that_exits_during_startup() {
     assert!(
         status.stdout.starts_with("livekit-server  stopped"),
         "{status}"
+    );
+}
+
+/// `value` is exactly a `T` (the daemon's result type of the same operation): read as `T` and
+/// written back, the same document.
+#[track_caller]
+fn exactly<T: serde::Serialize + serde::de::DeserializeOwned>(value: &serde_json::Value) -> T {
+    let typed: T = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(&serde_json::to_value(&typed).unwrap(), value);
+    typed
+}
+
+#[test]
+fn install_and_rollback_json_are_the_rpc_results() {
+    let (node, mirror) = pinned_node();
+    let url = mirror.url();
+    node.run(&["ensure", "--release-url", &url]).ok();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json", "--release-url", url.as_str()];
+        all.extend_from_slice(args);
+        serde_json::from_str(&node.run(&all).ok().stdout).unwrap()
+    };
+
+    let installed = json(&["install", "--version", "1.7.3"]);
+    let result: InstallResult = exactly(&installed);
+    assert_eq!(result.outcome, InstallVerdict::Installed, "{installed}");
+    assert_eq!(result.version, "1.7.3");
+    assert_eq!(result.path, node.path("bin/livekit-server"));
+    assert_eq!(result.sha256.as_deref().map(str::len), Some(64));
+    // Back to the kept version (no download), then nothing to do: the RPC's words.
+    let back = json(&["install", "--version", "1.7.2"]);
+    assert_eq!(back["outcome"], "reactivated", "{back}");
+    assert!(back["sha256"].is_string(), "{back}");
+    exactly::<InstallResult>(&back);
+    let again = json(&["install", "--version", "1.7.2"]);
+    assert_eq!(again["outcome"], "already_installed", "{again}");
+    assert_eq!(again["sha256"], serde_json::Value::Null, "{again}");
+    exactly::<InstallResult>(&again);
+
+    let rolled: RollbackResult = exactly(&json(&["rollback"]));
+    assert_eq!(
+        (rolled.from.as_str(), rolled.to.as_str()),
+        ("1.7.2", "1.7.3")
     );
 }

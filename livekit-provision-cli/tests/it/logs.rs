@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use livekit_provision_daemon::protocol::LogsTailResult;
+
 use crate::support::{Node, Reaped};
 
 /// Write `<state>/logs/<name>.log`.
@@ -37,10 +39,23 @@ fn several_logs_are_prefixed_with_their_name() {
         out.stdout, "livekit-server | line 5\nlk-backend | backend up\n",
         "{out}"
     );
-    let out = node.run(&["--json", "logs", "lk-backend"]).ok();
-    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
-    assert_eq!(line["name"], "lk-backend", "{out}");
-    assert_eq!(line["line"], "backend up", "{out}");
+    // `--json`: each log's tail is a `logs.tail` result, one compact object per line.
+    let out = node.run(&["--json", "logs", "-n", "2"]).ok();
+    let results: Vec<LogsTailResult> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(results.len(), 2, "{out}");
+    assert_eq!(results[0].name, "livekit-server", "{out}");
+    assert_eq!(results[0].lines, ["line 4", "line 5"], "{out}");
+    assert_eq!(results[1].name, "lk-backend", "{out}");
+    assert_eq!(results[1].lines, ["backend up"], "{out}");
+    assert_eq!(results[1].path, node.path("logs/lk-backend.log"), "{out}");
+    // Exactly that type's keys, nothing added by hand.
+    let object: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(object, serde_json::to_value(&results[0]).unwrap(), "{out}");
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! `secrets list|get|set|rotate`.
 
+use std::time::{Duration, SystemTime};
+
 use insta::assert_snapshot;
+use livekit_provision_daemon::protocol::{RotateResult, SecretsSetResult};
 
 use crate::support::Node;
 
@@ -134,4 +137,42 @@ fn rotate_without_yes_and_without_a_terminal_refuses() {
     hint: pass --yes (tokens signed with the old secret stop working unless --grace is given)
     ");
     assert_eq!(node.listing(), before);
+}
+
+#[test]
+fn rotate_and_set_json_are_the_rpc_results() {
+    let node = Node::converged();
+    let old_key = node.key();
+    let out = node
+        .run(&["--json", "secrets", "rotate", "--grace", "1h", "--yes"])
+        .ok();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let result: RotateResult = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&result).unwrap(), value, "{out}");
+    assert_eq!(result.new_key, node.key());
+    assert_eq!(result.old_key.as_deref(), Some(old_key.as_str()));
+    // No daemon ran; the CLI's own run published the new key and says so.
+    assert!(!result.provisioning_scheduled, "{out}");
+    let report = result.ensure.as_ref().expect("the CLI's run");
+    assert_eq!(report.api_key, node.key());
+    // The grace's end: RFC 3339 in both places, the store's second.
+    let until = result.grace_until.as_deref().unwrap();
+    let stored: u64 = node.store()["LIVEKIT_ROTATION_GRACE_UNTIL"]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        humantime::parse_rfc3339(until).unwrap(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(stored),
+        "{out}"
+    );
+    assert_eq!(value["ensure"]["grace_until"], until, "{out}");
+
+    let out = node
+        .run(&["--json", "secrets", "set", "LIVEKIT_NODE_IP", "10.0.0.7"])
+        .ok();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let result: SecretsSetResult = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&result).unwrap(), value, "{out}");
+    assert_eq!(result.name, "LIVEKIT_NODE_IP");
+    assert!(!result.provisioning_scheduled);
 }

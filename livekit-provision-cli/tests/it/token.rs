@@ -5,6 +5,8 @@ use std::time::SystemTime;
 use livekit_provision::Secret;
 use livekit_provision::token::verify;
 
+use livekit_provision_daemon::protocol::TokenCreateResult;
+
 use crate::support::Node;
 
 #[test]
@@ -91,4 +93,42 @@ fn a_token_needs_a_room_or_admin() {
     let node = Node::converged();
     let out = node.run(&["token", "--identity", "alice"]).expect_code(1);
     assert!(out.stderr.contains("hint: pass --room"), "{out}");
+}
+
+#[test]
+fn token_json_is_the_rpc_token_create_result() {
+    let node = Node::converged();
+    let out = node
+        .run(&["--json", "token", "--identity", "alice", "--room", "r1"])
+        .ok();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    // The daemon's `token.create` result, key for key: read as that type and written back, the
+    // same document.
+    let result: TokenCreateResult = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&result).unwrap(), value, "{out}");
+    let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["api_key", "expires_at", "identity", "token"],
+        "{out}"
+    );
+    let (key, secret) = node.triple().consistent();
+    assert_eq!(result.api_key, key);
+    assert_eq!(result.identity, "alice");
+    let claims = verify(
+        &result.token,
+        |k| (k == key).then(|| Secret::new(secret.clone())),
+        SystemTime::now(),
+    )
+    .unwrap();
+    // `expires_at` is the token's `exp`, as RFC 3339.
+    let expires = humantime::parse_rfc3339(&result.expires_at).unwrap();
+    assert_eq!(
+        expires
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        claims.exp,
+        "{out}"
+    );
 }

@@ -12,22 +12,15 @@ use crate::shared::Shared;
 pub(super) fn render(shared: &Shared) -> Result<RenderResult, RpcError> {
     let config = &shared.config;
     let store = store(shared)?;
-    let preview = livekit_provision::admin::preview(
+    livekit_provision::admin::preview(
         &config.state,
         store.as_ref(),
         &(config.local_addresses)(),
         (config.clock)(),
         false,
     )
-    .map_err(|e| admin_failed(&e))?;
-    Ok(RenderResult {
-        credentials: preview.credentials,
-        files: preview
-            .files
-            .into_iter()
-            .map(|(file, text)| (file.file_name().to_owned(), text))
-            .collect(),
-    })
+    .map(RenderResult::from)
+    .map_err(|e| admin_failed(&e))
 }
 
 pub(super) fn logs_tail(

@@ -2,12 +2,10 @@
 
 use livekit_provision::LivekitVersion;
 use livekit_provision::admin::InstallChoice;
-use livekit_provision::fetch::{InstallOutcome, Sha256Digest};
+use livekit_provision::fetch::Sha256Digest;
 
 use super::{admin_failed, lock_wait, store};
-use crate::protocol::{
-    InstallParams, InstallResult, InstallVerdict, Operation, RollbackResult, RpcError,
-};
+use crate::protocol::{InstallParams, InstallResult, Operation, RollbackResult, RpcError};
 use crate::shared::Shared;
 
 pub(super) fn install(shared: &Shared, params: &InstallParams) -> Result<InstallResult, RpcError> {
@@ -41,27 +39,14 @@ pub(super) fn install(shared: &Shared, params: &InstallParams) -> Result<Install
         lock_wait,
     ));
     shared.progress.clear();
-    let installed = installed.map_err(|e| admin_failed(&e))?;
-    let (outcome, sha256) = match installed.outcome {
-        InstallOutcome::Installed { sha256, .. } => (InstallVerdict::Installed, Some(sha256)),
-        InstallOutcome::Reactivated { sha256, .. } => (InstallVerdict::Reactivated, Some(sha256)),
-        _ => (InstallVerdict::AlreadyInstalled, None),
-    };
-    Ok(InstallResult {
-        outcome,
-        version: installed.version.to_string(),
-        sha256: sha256.map(|s| s.to_hex()),
-        path: installed.path,
-    })
+    installed
+        .map(InstallResult::from)
+        .map_err(|e| admin_failed(&e))
 }
 
 pub(super) fn rollback(shared: &Shared) -> Result<RollbackResult, RpcError> {
     let store = store(shared)?;
-    let outcome =
-        livekit_provision::admin::rollback(&shared.config.state, store.as_ref(), lock_wait)
-            .map_err(|e| admin_failed(&e))?;
-    Ok(RollbackResult {
-        from: outcome.from.to_string(),
-        to: outcome.to.to_string(),
-    })
+    livekit_provision::admin::rollback(&shared.config.state, store.as_ref(), lock_wait)
+        .map(RollbackResult::from)
+        .map_err(|e| admin_failed(&e))
 }

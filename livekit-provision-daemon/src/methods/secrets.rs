@@ -6,7 +6,6 @@ use crate::protocol::{
     RotateParams, RotateResult, RpcError, SecretsListResult, SecretsSetParams, SecretsSetResult,
 };
 use crate::shared::Shared;
-use crate::status::rfc3339;
 
 pub(super) fn list(shared: &Shared) -> Result<SecretsListResult, RpcError> {
     let store = store(shared)?;
@@ -53,12 +52,5 @@ pub(super) fn rotate(shared: &Shared, params: &RotateParams) -> Result<RotateRes
     )
     .map_err(|e| failed(&e))?;
     tracing::info!(new_key = %outcome.new_key, "rotated by secrets.rotate");
-    Ok(RotateResult {
-        grace_until: outcome
-            .grace_until
-            .map(|s| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))),
-        new_key: outcome.new_key,
-        old_key: outcome.old_key,
-        provisioning_scheduled: schedule_run(shared),
-    })
+    Ok(RotateResult::new(outcome, schedule_run(shared)))
 }

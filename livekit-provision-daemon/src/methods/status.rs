@@ -7,7 +7,8 @@ use livekit_provision::check::{CheckOptions, CheckReport, check};
 
 use crate::protocol::{HealthResult, StatusResult, VersionReport};
 use crate::shared::{Shared, livekit_yaml_digest, lock, media_report};
-use crate::status::{installed_version, rfc3339};
+use crate::status::installed_version;
+use livekit_provision::clock::rfc3339;
 
 pub(super) fn status(shared: &Shared) -> StatusResult {
     let now = (shared.config.clock)();

@@ -5,6 +5,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 use livekit_provision::CredentialSource;
+use livekit_provision::admin::{Installed, Preview};
+use livekit_provision::ensure::EnsureReport;
+use livekit_provision::fetch::{InstallOutcome, RollbackOutcome};
+use livekit_provision::rotate::RotateOutcome;
 use livekit_provision::store::{KNOWN, SecretStore, StoreError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -110,14 +114,15 @@ impl fmt::Debug for SecretsSetParams {
     }
 }
 
-/// The result of `secrets.set`.
+/// The result of `secrets.set` (and of the CLI's `secrets set`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SecretsSetResult {
     /// The setting stored.
     pub name: String,
     /// The store it went to, credentials redacted.
     pub store: String,
-    /// A provisioning run was scheduled to apply it (`status` shows it).
+    /// A provisioning run was scheduled to apply it (`status` shows it); the CLI schedules
+    /// none (`ensure` applies it).
     pub provisioning_scheduled: bool,
 }
 
@@ -131,8 +136,8 @@ pub struct RotateParams {
     pub grace: Option<Ttl>,
 }
 
-/// The result of `secrets.rotate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The result of `secrets.rotate` (and of the CLI's `secrets rotate`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RotateResult {
     /// The new key.
     pub new_key: String,
@@ -140,8 +145,26 @@ pub struct RotateResult {
     pub old_key: Option<String>,
     /// Until when the old key stays accepted (RFC 3339), when a grace was given.
     pub grace_until: Option<String>,
-    /// A provisioning run was scheduled to publish it; the media load it at `restart`.
+    /// A daemon's provisioning run was scheduled to publish it (the CLI: a running daemon was
+    /// asked to run, and did); the media load it at `restart`.
     pub provisioning_scheduled: bool,
+    /// The provisioning run that published it, when the caller ran one itself (the CLI does;
+    /// the daemon schedules its run and answers `null`: `status` shows that run).
+    pub ensure: Option<EnsureReport>,
+}
+
+impl RotateResult {
+    /// What `outcome` did, with whether a daemon's run was scheduled; no run of the caller's
+    /// own yet (`ensure` is `None`).
+    pub fn new(outcome: RotateOutcome, provisioning_scheduled: bool) -> Self {
+        Self {
+            new_key: outcome.new_key,
+            old_key: outcome.old_key,
+            grace_until: outcome.grace_until.map(livekit_provision::clock::rfc3339),
+            provisioning_scheduled,
+            ensure: None,
+        }
+    }
 }
 
 /// The parameters of `install`.
@@ -173,7 +196,7 @@ pub enum InstallVerdict {
     AlreadyInstalled,
 }
 
-/// The result of `install`.
+/// The result of `install` (and of the CLI's `install`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InstallResult {
     /// What happened.
@@ -186,7 +209,25 @@ pub struct InstallResult {
     pub path: PathBuf,
 }
 
-/// The result of `rollback`.
+impl From<Installed> for InstallResult {
+    fn from(installed: Installed) -> Self {
+        let (outcome, sha256) = match installed.outcome {
+            InstallOutcome::Installed { sha256, .. } => (InstallVerdict::Installed, Some(sha256)),
+            InstallOutcome::Reactivated { sha256, .. } => {
+                (InstallVerdict::Reactivated, Some(sha256))
+            }
+            _ => (InstallVerdict::AlreadyInstalled, None),
+        };
+        Self {
+            outcome,
+            version: installed.version.to_string(),
+            sha256: sha256.map(|s| s.to_hex()),
+            path: installed.path,
+        }
+    }
+}
+
+/// The result of `rollback` (and of the CLI's `rollback`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RollbackResult {
     /// The version that was active.
@@ -195,13 +236,46 @@ pub struct RollbackResult {
     pub to: String,
 }
 
-/// The result of `render`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+impl From<RollbackOutcome> for RollbackResult {
+    fn from(outcome: RollbackOutcome) -> Self {
+        Self {
+            from: outcome.from.to_string(),
+            to: outcome.to.to_string(),
+        }
+    }
+}
+
+/// The result of `render` (and of the CLI's `render`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RenderResult {
     /// Where the credentials would come from.
     pub credentials: CredentialSource,
-    /// Each file by name (`livekit.yaml`, `backend.env`, `runtime.json`), secrets as `****`.
+    /// Each file by name (`livekit.yaml`, `backend.env`, `runtime.json`), secrets as `****`
+    /// (unless the CLI's `--show-secrets` asked for them).
     pub files: BTreeMap<String, String>,
+}
+
+impl From<Preview> for RenderResult {
+    fn from(preview: Preview) -> Self {
+        Self {
+            credentials: preview.credentials,
+            files: preview
+                .files
+                .into_iter()
+                .map(|(file, text)| (file.file_name().to_owned(), text))
+                .collect(),
+        }
+    }
+}
+
+/// The texts may hold secrets (`--show-secrets`): `Debug` names the files only.
+impl fmt::Debug for RenderResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderResult")
+            .field("credentials", &self.credentials)
+            .field("files", &self.files.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// The most lines `logs.tail` returns.
@@ -218,7 +292,8 @@ pub struct LogsTailParams {
     pub lines: Option<usize>,
 }
 
-/// The result of `logs.tail`.
+/// The result of `logs.tail`; the CLI's `logs --json` prints one per log (and, with
+/// `--follow`, one per batch of appended lines), a compact object per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogsTailResult {
     /// The process.

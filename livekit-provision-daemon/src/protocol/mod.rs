@@ -5,7 +5,12 @@
 //! Each method is a unit type implementing [`Method`] (its name and its `Params`/`Result`
 //! types, all [`JsonSchema`]), so the document describing the protocol (OpenRPC's
 //! `rpc.discover`, [`super::openrpc`]) is generated from these types alone. Fields are plain serde data with documented meaning; times are
-//! RFC 3339 strings (UTC, seconds); optional fields are always present, `null` when unset.
+//! RFC 3339 strings (UTC, seconds; [`livekit_provision::clock::rfc3339`]); optional fields are
+//! always present, `null` when unset.
+//!
+//! The CLI prints these results too: its `--json` of an operation the RPC has is the method's
+//! result type, built without a daemon by the same constructor the method uses
+//! ([`TokenCreateResult::mint`], `InstallResult::from`, `RenderResult::from`, …).
 //!
 //! | method | params | result |
 //! |---|---|---|

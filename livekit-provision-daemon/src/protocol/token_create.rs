@@ -1,13 +1,14 @@
 //! `token.create`: its parameters and result.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use livekit_provision::token::{self, TokenRequest, VideoGrants};
+use livekit_provision::token::{self, TokenError, TokenRequest, VideoGrants};
+use livekit_provision::{DiskTriple, ErrorReport, Hint, NotProvisioned, StateDir};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::RpcError;
+use super::{NOT_PROVISIONED, RpcError};
 
 /// A duration (a token's validity, a rotation's grace): a humantime duration (`"6h"`) or whole
 /// seconds.
@@ -106,5 +107,79 @@ impl fmt::Debug for TokenCreateResult {
             .field("identity", &self.identity)
             .field("expires_at", &self.expires_at)
             .finish()
+    }
+}
+
+impl TokenCreateResult {
+    /// A token for `request`, signed at `now` with the credentials the three files of `state`
+    /// agree on, within the limits of the `livekit.yaml` the server runs with (a token it would
+    /// refuse at join is refused here): what `token.create` answers and the CLI's `token`
+    /// prints. The files are read once.
+    pub fn mint(
+        state: &StateDir,
+        mut request: TokenRequest,
+        now: SystemTime,
+    ) -> Result<Self, TokenCreateError> {
+        let disk = DiskTriple::read(state);
+        request.limits = disk
+            .livekit_yaml
+            .valid()
+            .map(livekit_provision::LivekitYaml::token_limits)
+            .unwrap_or_default();
+        let creds = disk
+            .consistent_credentials()
+            .ok_or_else(|| NotProvisioned {
+                state: state.root().to_owned(),
+            })?;
+        let token = token::mint(&creds, &request, now)?;
+        Ok(Self {
+            token,
+            api_key: creds.key.as_str().to_owned(),
+            identity: request.identity,
+            expires_at: livekit_provision::clock::rfc3339(now + request.ttl),
+        })
+    }
+}
+
+/// Why no token was made ([`TokenCreateResult::mint`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenCreateError {
+    /// The three files are missing or disagree: there are no credentials to sign with.
+    #[error(transparent)]
+    NotProvisioned(#[from] NotProvisioned),
+    /// The request was refused (identity, room, ttl) or could not be signed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl Hint for TokenCreateError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotProvisioned(e) => e.hint(),
+            Self::Token(e) => e.hint(),
+        }
+    }
+}
+
+/// `token.create`'s errors: not provisioned yet is [`NOT_PROVISIONED`] (the caller may wait for
+/// provisioning), a refused request "invalid params", anything else a server error.
+impl From<&TokenCreateError> for RpcError {
+    fn from(e: &TokenCreateError) -> Self {
+        match e {
+            TokenCreateError::NotProvisioned(_) => RpcError::new(
+                NOT_PROVISIONED,
+                "the node has no consistent credentials on disk yet",
+            )
+            .with_hint(Some(
+                "wait for provisioning (`status`), or run `livekit-provision check`".to_owned(),
+            )),
+            TokenCreateError::Token(
+                TokenError::InvalidIdentity { .. }
+                | TokenError::InvalidRoom { .. }
+                | TokenError::InvalidTtl { .. },
+            ) => RpcError::invalid_params(e.to_string()).with_hint(e.hint()),
+            TokenCreateError::Token(_) => RpcError::from_report(&ErrorReport::of(e)),
+        }
     }
 }

@@ -55,7 +55,7 @@ impl ProcessIdentity {
             start_time: stat.start_time,
             exe,
             argv0: argv0.to_owned(),
-            started_at: humantime::format_rfc3339_seconds(now).to_string(),
+            started_at: livekit_provision::clock::rfc3339(now),
         }))
     }
 

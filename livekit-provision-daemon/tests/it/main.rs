@@ -10,6 +10,7 @@ mod discover;
 mod embed;
 mod lifecycle;
 mod media;
+mod one_result;
 mod ownership;
 mod provisioning;
 mod rpc;

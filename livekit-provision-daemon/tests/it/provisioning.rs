@@ -191,11 +191,17 @@ fn the_previous_key_leaves_livekit_yaml_when_the_grace_ends() {
     let new_key = rotated["new_key"].as_str().unwrap().to_owned();
     // The run the rotation scheduled keeps both keys for the grace; its report says until when.
     let report = call(&node.socket(), "ensure", &json!({})).unwrap();
+    let until = grace_until(&node);
     assert_eq!(
-        report["grace_until"].as_u64(),
-        Some(grace_until(&node)),
+        report["grace_until"].as_str(),
+        Some(
+            livekit_provision::clock::rfc3339(livekit_provision::clock::from_unix_secs(until))
+                .as_str()
+        ),
         "{report}"
     );
+    // The rotation's answer said the same moment.
+    assert_eq!(rotated["grace_until"], report["grace_until"], "{rotated}");
     the_daemon_drops_at_the_grace_end(&node, &old_key, &new_key);
     let report = call(&node.socket(), "ensure", &json!({})).unwrap();
     assert!(report.get("grace_until").is_none(), "{report}");

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::{Node, cli, livekit_standin};
 
 /// `livekit-provision --state-dir … ARGS --json`, parsed.
-fn cli_json(node: &Node, args: &[&str]) -> Value {
+pub fn cli_json(node: &Node, args: &[&str]) -> Value {
     let out = Command::new(cli())
         .arg("--state-dir")
         .arg(node.state.root())
@@ -30,7 +30,7 @@ fn cli_json(node: &Node, args: &[&str]) -> Value {
 
 /// Where the shapes of `a` and `b` differ: objects must have the same keys, arrays elements of
 /// one shape, scalars the same type; `null` stands for an optional scalar (an unset value).
-fn shape_differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+pub fn shape_differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
             let keys_a: Vec<_> = a.keys().collect();

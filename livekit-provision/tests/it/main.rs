@@ -11,6 +11,7 @@ mod fleet;
 mod never_rotate;
 mod production;
 mod publish;
+mod reconcile;
 mod redis_ha;
 mod render;
 mod store;
