@@ -81,7 +81,7 @@ impl AdminError {
     }
 }
 
-impl crate::Hint for AdminError {
+impl crate::error_chain::Hint for AdminError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::UnknownName { .. } => Some(known_names_hint()),

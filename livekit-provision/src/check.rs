@@ -8,9 +8,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Hint;
 use crate::binary::{BinarySource, LivekitBinary};
 use crate::config::OperatorConfig;
+use crate::error_chain::Hint;
 use crate::fetch;
 use crate::paths::{ManagedFile, StateDir};
 use crate::publish::{FixedPath, debris};
@@ -784,5 +784,16 @@ fn check_binary(
                 );
             }
         }
+    }
+}
+
+impl CheckReport {
+    /// This report with the fleet comparison added (`check --fleet`): the node is healthy only
+    /// when it is also in sync with the store.
+    #[must_use]
+    pub fn with_fleet(mut self, fleet: crate::fleet::FleetReport) -> Self {
+        self.healthy = self.healthy && fleet.in_sync;
+        self.fleet = Some(fleet);
+        self
     }
 }

@@ -41,7 +41,7 @@ pub enum ConfigError {
     },
 }
 
-impl crate::Hint for ConfigError {
+impl crate::error_chain::Hint for ConfigError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Read { path, .. } => Some(format!("check the permissions of {}", path.display())),

@@ -285,7 +285,7 @@ pub enum EnsureError {
     ServerRefused(#[from] ServerCheckError),
 }
 
-impl crate::Hint for EnsureError {
+impl crate::error_chain::Hint for EnsureError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::State(e) | Self::Publish(e) => e.hint(),

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::CheckReport;
-
 use crate::paths::StateDir;
 use crate::secret::{ApiKey, Secret};
 use crate::store::{SecretName, SecretStore};
@@ -117,7 +115,7 @@ impl From<FleetDifference> for FleetFinding {
 }
 
 /// The result of [`fleet_check`]: the `fleet` of `check --fleet`'s report
-/// ([`CheckReport::with_fleet`]).
+/// ([`CheckReport::with_fleet`](crate::check::CheckReport::with_fleet)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FleetReport {
     /// The store compared with, credentials redacted.
@@ -130,17 +128,6 @@ pub struct FleetReport {
     pub in_sync: bool,
     /// Everything that differs; empty when in sync.
     pub differences: Vec<FleetFinding>,
-}
-
-impl CheckReport {
-    /// This report with the fleet comparison added (`check --fleet`): the node is healthy only
-    /// when it is also in sync with the store.
-    #[must_use]
-    pub fn with_fleet(mut self, fleet: FleetReport) -> Self {
-        self.healthy = self.healthy && fleet.in_sync;
-        self.fleet = Some(fleet);
-        self
-    }
 }
 
 /// Compare this node's live key and secret (from its files) with the ones in `store`. Read-only:
@@ -286,39 +273,5 @@ mod tests {
         let report = fleet_check(&state, &store);
         assert_eq!(kinds(&report), ["key_differs", "secret_differs"]);
         assert_eq!(report.store_key.as_deref(), Some("APIother"));
-    }
-
-    #[test]
-    fn check_with_the_fleet_is_one_report_healthy_only_in_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::new(dir.path());
-        let store = MemoryStore::new();
-        ensure(&state, &store, &EnsureOptions::default()).unwrap();
-        let check =
-            || crate::check::check(&state, Some(&store), &crate::check::CheckOptions::default());
-        let plain = check();
-        assert!(plain.healthy, "{plain:?}");
-        // Without --fleet the JSON has no `fleet` key (the RPC's `check` shape).
-        assert!(serde_json::to_value(&plain).unwrap().get("fleet").is_none());
-
-        let in_sync = fleet_check(&state, &store);
-        assert!(check().with_fleet(in_sync.clone()).healthy);
-        // A healthy node whose secret is not the fleet's is not healthy.
-        let mut differs = in_sync;
-        differs.in_sync = false;
-        differs
-            .differences
-            .push(FleetDifference::SecretDiffers.into());
-        let out_of_sync = check().with_fleet(differs);
-        assert!(!out_of_sync.healthy, "a node out of sync is not healthy");
-        let json = serde_json::to_value(&out_of_sync).unwrap();
-        assert_eq!(json["healthy"], false, "{json}");
-        assert_eq!(
-            json["fleet"]["differences"][0]["kind"], "secret_differs",
-            "{json}"
-        );
-        // The one type reads back what it wrote.
-        let back: CheckReport = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(serde_json::to_value(&back).unwrap(), json);
     }
 }

@@ -161,7 +161,7 @@ pub enum ResolveError {
     },
 }
 
-impl crate::Hint for ResolveError {
+impl crate::error_chain::Hint for ResolveError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Store(e) => e.hint(),

@@ -49,7 +49,7 @@ pub enum RotateError {
     },
 }
 
-impl crate::Hint for RotateError {
+impl crate::error_chain::Hint for RotateError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::State(e) => e.hint(),

@@ -119,7 +119,7 @@ impl ServerCheckError {
     }
 }
 
-impl crate::Hint for ServerCheckError {
+impl crate::error_chain::Hint for ServerCheckError {
     fn hint(&self) -> Option<String> {
         Some(match self {
             Self::Refused { key: Some(key), .. } => format!(

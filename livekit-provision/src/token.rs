@@ -269,7 +269,7 @@ pub enum TokenError {
     },
 }
 
-impl crate::Hint for TokenError {
+impl crate::error_chain::Hint for TokenError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::InvalidIdentity { .. } => Some(
@@ -422,7 +422,7 @@ fn epoch_seconds(time: SystemTime) -> Result<u64, TokenError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use std::collections::BTreeSet;
 
     use super::*;

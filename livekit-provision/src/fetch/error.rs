@@ -229,7 +229,7 @@ pub enum FetchError {
     },
 }
 
-impl crate::Hint for FetchError {
+impl crate::error_chain::Hint for FetchError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::UnsupportedPlatform { .. } => Some(

@@ -155,7 +155,7 @@ pub fn may_send_github_token(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Hint;
+    use crate::error_chain::Hint;
 
     fn v(s: &str) -> LivekitVersion {
         LivekitVersion::parse(s).unwrap()

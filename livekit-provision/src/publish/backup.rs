@@ -49,7 +49,7 @@ pub fn backup(state: &StateDir, path: &Path, now: SystemTime) -> Result<Backup, 
 
 #[cfg(test)]
 mod tests {
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use super::*;
     use crate::fsio::write_file;
     use std::os::unix::fs::{PermissionsExt, symlink};

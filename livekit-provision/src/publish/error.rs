@@ -87,7 +87,7 @@ impl PublishError {
 
 }
 
-impl crate::Hint for PublishError {
+impl crate::error_chain::Hint for PublishError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::NotADirectory { path } => Some(format!(

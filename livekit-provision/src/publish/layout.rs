@@ -96,7 +96,7 @@ fn non_directory_component(dir: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

@@ -50,7 +50,7 @@ impl StateLock {
 
 #[cfg(test)]
 mod tests {
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use super::*;
 
     #[test]

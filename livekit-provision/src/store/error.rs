@@ -246,7 +246,7 @@ impl StoreError {
     }
 }
 
-impl crate::Hint for StoreError {
+impl crate::error_chain::Hint for StoreError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::InvalidSpec { .. } => Some(

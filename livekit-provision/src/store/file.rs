@@ -218,7 +218,7 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use super::*;

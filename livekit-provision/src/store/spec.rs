@@ -572,7 +572,7 @@ fn quote_if_plain(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Hint;
+    use crate::error_chain::Hint;
 
     #[test]
     fn parses_file_and_exec() {

@@ -519,3 +519,42 @@ fn binary_tampered_same_size_needs_the_hash() {
     });
     assert!(report.with_code(Code::BinaryTampered).next().is_none());
 }
+
+#[test]
+fn check_with_the_fleet_is_one_report_healthy_only_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::new(dir.path());
+    let store = MemoryStore::new();
+    ensure(&state, &store, &livekit_provision::EnsureOptions::default()).unwrap();
+    let check = || {
+        livekit_provision::check(
+            &state,
+            Some(&store),
+            &livekit_provision::CheckOptions::default(),
+        )
+    };
+    let plain = check();
+    assert!(plain.healthy, "{plain:?}");
+    // Without --fleet the JSON has no `fleet` key (the RPC's `check` shape).
+    assert!(serde_json::to_value(&plain).unwrap().get("fleet").is_none());
+
+    let in_sync = livekit_provision::fleet_check(&state, &store);
+    assert!(check().with_fleet(in_sync.clone()).healthy);
+    // A healthy node whose secret is not the fleet's is not healthy.
+    let mut differs = in_sync;
+    differs.in_sync = false;
+    differs
+        .differences
+        .push(livekit_provision::FleetDifference::SecretDiffers.into());
+    let out_of_sync = check().with_fleet(differs);
+    assert!(!out_of_sync.healthy, "a node out of sync is not healthy");
+    let json = serde_json::to_value(&out_of_sync).unwrap();
+    assert_eq!(json["healthy"], false, "{json}");
+    assert_eq!(
+        json["fleet"]["differences"][0]["kind"], "secret_differs",
+        "{json}"
+    );
+    // The one type reads back what it wrote.
+    let back: CheckReport = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
+}

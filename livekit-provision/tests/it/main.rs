@@ -7,6 +7,7 @@ mod check;
 mod doors;
 mod ensure;
 mod fetch;
+mod fetch_http;
 mod fleet;
 mod never_rotate;
 mod production;

@@ -235,7 +235,7 @@ impl RedisError {
     }
 }
 
-impl crate::Hint for RedisError {
+impl crate::error_chain::Hint for RedisError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Resolve { .. } | Self::Connect { .. } => Some(

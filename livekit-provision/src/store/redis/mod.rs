@@ -444,7 +444,7 @@ fn split_address(address: &str) -> Option<(&str, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Hint;
+    use crate::error_chain::Hint;
     use crate::store::StoreSpec;
 
     #[test]
