@@ -49,6 +49,13 @@ impl crate::error_chain::Hint for ConfigError {
                 path,
                 source: SettingsError::Turn(e),
             } => Some(format!("{} (in {})", e.hint(), path.display())),
+            Self::Settings {
+                path,
+                source: SettingsError::Changes(_),
+            } => Some(format!(
+                "edit the `changes:` section of {}: `apply: idle|window|manual`, `window: HH:MM-HH:MM` (UTC, with apply: window), `deadline:` from 1m to 30d, `drain:` from 1s to 24h (README: \"Changes and live calls\")",
+                path.display()
+            )),
             Self::Settings { path, .. } => Some(format!(
                 "edit {}: accepted keys are {}",
                 path.display(),

@@ -13,8 +13,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod changes;
 pub(crate) mod production;
 mod turn;
+
+pub use changes::{ApplyMode, ChangePolicy, DEFAULT_DRAIN, Span, Window};
 
 pub use production::{
     DEFAULT_PROMETHEUS_USERNAME, NeedsNewerServer, PrometheusSettings, WebhookSettings,
@@ -158,6 +161,9 @@ pub struct Settings {
     /// How lk-backend's health is probed: `http:/path` (a GET answering 200) or `tcp` (a
     /// connect). Default `http:/`.
     pub backend_probe: HealthProbe,
+    /// When changes that need livekit-server restarted are applied (`changes:`): at the first
+    /// moment the node has no participant by default.
+    pub changes: ChangePolicy,
 }
 
 impl Default for Settings {
@@ -192,6 +198,7 @@ impl Default for Settings {
             turn: TurnSettings::default(),
             media_owner: MediaOwner::Daemon,
             backend_probe: HealthProbe::default(),
+            changes: ChangePolicy::default(),
         }
     }
 }
@@ -209,6 +216,9 @@ pub enum SettingsError {
     /// The `turn:` section is refused.
     #[error(transparent)]
     Turn(#[from] TurnSettingsError),
+    /// The `changes:` section is refused (the message names the key).
+    #[error("{0}")]
+    Changes(String),
 }
 
 impl Settings {
@@ -284,6 +294,7 @@ impl Settings {
             )));
         }
         self.turn.validate(self)?;
+        self.changes.validate().map_err(SettingsError::Changes)?;
         production::validate(self)
     }
 }
@@ -394,6 +405,7 @@ impl std::fmt::Debug for Settings {
             .field("turn", &self.turn)
             .field("media_owner", &self.media_owner)
             .field("backend_probe", &self.backend_probe)
+            .field("changes", &self.changes)
             .finish()
     }
 }
