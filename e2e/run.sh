@@ -66,8 +66,8 @@ else
     say "npm is not on PATH: the browser scenarios will skip (install Node.js and npm)"
 fi
 
-# E2E_PROFILE: a cargo profile (release by default; `debug` is cargo's `dev`).
-profile=${E2E_PROFILE:-release}
+# E2E_PROFILE: a cargo profile (`dist` by default: what ships; `debug` is cargo's `dev`).
+profile=${E2E_PROFILE:-dist}
 [ "$profile" = debug ] && profile=dev
 (cd "$root" && cargo build --quiet --profile "$profile" -p livekit-provision-cli -p livekit-provision-daemon)
 target_dir=$(cd "$root" && cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')

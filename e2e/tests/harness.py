@@ -28,7 +28,7 @@ import numpy as np
 from livekit import api, rtc
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGET = Path(os.environ.get("E2E_TARGET_DIR", ROOT / "target" / "release"))
+TARGET = Path(os.environ.get("E2E_TARGET_DIR", ROOT / "target" / "dist"))
 CLI = TARGET / "livekit-provision"
 DAEMON = TARGET / "livekit-provision-daemon"
 
