@@ -58,7 +58,7 @@ pub use health::{HealthProbe, LogFollow, Probe};
 pub use identity::MediaProcess;
 pub use policy::{RestartDecision, RestartPolicy};
 pub use port_owner::PortOwner;
-pub use signal::StopOutcome;
+pub use signal::{Ending, StopOutcome};
 pub use spec::{EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec};
 pub use supervisor::{Ensured, ProcessStatus, Supervisor};
 pub use watch::ExitWatch;

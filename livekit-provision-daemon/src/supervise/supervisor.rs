@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::health::{self, HealthProbe, PROBE_TIMEOUT, Probe};
 use super::identity::{MediaProcess, adopt, remove_pid_file};
 use super::policy::{CrashTracker, RestartDecision, RestartPolicy};
-use super::signal::{self, StopOutcome};
+use super::signal::{self, StopOutcome, StopTimings};
 use super::spawn::start_detached;
 use super::spec::ProcessSpec;
 use super::{LOG_TAIL_LINES, StartLog, SuperviseError};
@@ -254,8 +254,24 @@ impl Supervisor {
         }
     }
 
-    /// Stop `name` (ours or adopted) with the stop sequence, and remove its pid file.
+    /// Stop `name` (ours or adopted) for good with the stop sequence (a drain that outlasts
+    /// `grace` ends with a second SIGTERM: the participants are told to leave), and remove its
+    /// pid file.
     pub fn stop(&mut self, name: &str, grace: Duration) -> Result<StopOutcome, SuperviseError> {
+        self.stop_with(name, StopTimings::with_grace(grace))
+    }
+
+    /// Stop `name` before a start: a drain that outlasts `grace` ends with SIGKILL, so that the
+    /// participants reconnect to the server started next ([`Ending::Rejoin`](signal::Ending::Rejoin)).
+    pub fn stop_for_restart(
+        &mut self,
+        name: &str,
+        grace: Duration,
+    ) -> Result<StopOutcome, SuperviseError> {
+        self.stop_with(name, StopTimings::for_restart(grace))
+    }
+
+    fn stop_with(&mut self, name: &str, timings: StopTimings) -> Result<StopOutcome, SuperviseError> {
         let entry = self.entries.entry(name.to_owned()).or_default();
         let process = match entry.process.take() {
             Some(p) => Some(p),
@@ -264,7 +280,7 @@ impl Supervisor {
         let Some(process) = process else {
             return Ok(StopOutcome::NotRunning);
         };
-        let outcome = signal::stop(&process, grace)?;
+        let outcome = signal::stop_with(&process, timings)?;
         remove_pid_file(&self.state, name)?;
         Ok(outcome)
     }

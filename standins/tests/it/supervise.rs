@@ -104,6 +104,33 @@ fn detached_start_is_healthy_in_its_own_session_and_not_our_descendant() {
     assert!(log.contains("draining"), "{log}");
 }
 
+/// A stop before a start ends a drain that outlasted its grace with SIGKILL, never a second
+/// SIGTERM: livekit-server answers a second signal by telling every participant to leave, and
+/// after SIGKILL they rejoin the next server (measured: e2e `test_drain_endings`).
+#[test]
+fn a_stop_for_restart_ends_the_drain_with_sigkill_not_a_second_sigterm() {
+    let node = Node::new();
+    let mut reaper = Reaper::default();
+    let mut sup = Supervisor::new(node.state.clone(), env_with(&[]), RestartPolicy::default());
+    let pid = started_pid(
+        &sup.ensure_running(&node.livekit_spec(), Instant::now())
+            .unwrap(),
+    );
+    reaper.watch(pid);
+    let outcome = sup.stop_for_restart(LIVEKIT_SERVER, DRAIN_GRACE).unwrap();
+    let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap();
+    assert_eq!(outcome, StopOutcome::Killed, "{log}");
+    assert!(!running(pid));
+    assert!(
+        log.contains("draining"),
+        "the first SIGTERM must start a drain: {log}"
+    );
+    assert!(
+        !log.contains("forcing stop"),
+        "a restart must not send the second SIGTERM: {log}"
+    );
+}
+
 #[test]
 fn a_process_that_exits_on_the_first_sigterm_stops_at_once() {
     let node = Node::new();
