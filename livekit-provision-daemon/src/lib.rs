@@ -140,6 +140,7 @@ mod methods;
 pub mod openrpc;
 pub mod protocol;
 mod retry;
+pub mod rooms;
 mod rpc;
 mod shared;
 mod socket;

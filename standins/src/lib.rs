@@ -2,9 +2,10 @@
 //! real livekit-server cannot be fetched on the build machines. They are not the real programs:
 //! they reproduce only the behaviour supervision depends on (see docs/DESIGN.md, "Facts about
 //! livekit-server we rely on"): strict config parsing that prints its error and exits 0, `GET /` health,
-//! token validation, drain on the first SIGTERM.
+//! token validation, the RoomService's `ListRooms`/`ListParticipants`, drain on the first SIGTERM.
 //!
-//! This library holds the tiny HTTP/1.1 server both binaries share.
+//! This library holds the tiny HTTP/1.1 server both binaries share: it reads a request's head and
+//! its body (by `Content-Length`), and answers with a status, a content type and a body.
 
 use std::future::Future;
 
@@ -13,6 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// The largest request head a stand-in reads.
 const MAX_HEAD: usize = 16 * 1024;
+
+/// The largest request body a stand-in reads.
+const MAX_BODY: usize = 1024 * 1024;
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +29,40 @@ pub struct Request {
     pub query: String,
     /// Header names (lower-cased) and values.
     pub headers: Vec<(String, String)>,
+    /// The body (lossy UTF-8; empty without a `Content-Length`).
+    pub body: String,
+}
+
+/// An answer: status, `Content-Type`, body. A `(status, body)` pair is plain text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// A JSON answer (`application/json`, as Twirp writes it).
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.into(),
+        }
+    }
+}
+
+impl From<(u16, String)> for Reply {
+    fn from((status, body): (u16, String)) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body,
+        }
+    }
 }
 
 impl Request {
@@ -62,14 +100,17 @@ pub fn parse_head(head: &str) -> Option<Request> {
         path: path.to_owned(),
         query: query.to_owned(),
         headers,
+        body: String::new(),
     })
 }
 
-/// Accept connections forever, answering each request with `handler`'s `(status, body)`.
-pub async fn serve<H, F>(listener: TcpListener, handler: H)
+/// Accept connections forever, answering each request with `handler`'s [`Reply`] (or plain
+/// `(status, body)`).
+pub async fn serve<H, F, R>(listener: TcpListener, handler: H)
 where
     H: Fn(Request) -> F + Clone + Send + 'static,
-    F: Future<Output = (u16, String)> + Send,
+    F: Future<Output = R> + Send,
+    R: Into<Reply>,
 {
     loop {
         let Ok((conn, _)) = listener.accept().await else {
@@ -82,34 +123,64 @@ where
     }
 }
 
-async fn answer<H, F>(mut conn: TcpStream, handler: H) -> std::io::Result<()>
+async fn answer<H, F, R>(mut conn: TcpStream, handler: H) -> std::io::Result<()>
 where
     H: Fn(Request) -> F,
-    F: Future<Output = (u16, String)>,
+    F: Future<Output = R>,
+    R: Into<Reply>,
 {
-    let mut head = Vec::new();
+    let mut raw = Vec::new();
     let mut buf = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+    let end = loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        if raw.len() >= MAX_HEAD {
+            return Ok(());
+        }
         let n = conn.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    let (status, body) = match parse_head(text.split("\r\n\r\n").next().unwrap_or_default()) {
-        Some(request) => handler(request).await,
-        None => (400, "bad request".to_owned()),
+        raw.extend_from_slice(&buf[..n]);
     };
+    let text = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let reply: Reply = match parse_head(&text) {
+        Some(mut request) => {
+            let length = request
+                .header("content-length")
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(0)
+                .min(MAX_BODY);
+            let mut body = raw.split_off(end + 4);
+            while body.len() < length {
+                let n = conn.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&buf[..n]);
+            }
+            body.truncate(length);
+            request.body = String::from_utf8_lossy(&body).into_owned();
+            handler(request).await.into()
+        }
+        None => (400, "bad request".to_owned()).into(),
+    };
+    let Reply {
+        status,
+        content_type,
+        body,
+    } = reply;
     let reason = match status {
         200 => "OK",
+        400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         406 => "Not Acceptable",
         _ => "Status",
     };
     let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     conn.write_all(response.as_bytes()).await?;

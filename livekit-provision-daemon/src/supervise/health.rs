@@ -4,7 +4,8 @@
 //! `GET /` on an address the server binds ([`probe_address`]: loopback unless `bind_addresses`
 //! leaves it out): livekit-server answers 200 `OK` when ready and 406 `Not Ready`
 //! when up but not ready. A minimal HTTP/1.1 client over `std::net::TcpStream` is enough for a
-//! loopback probe; every step has a short timeout.
+//! loopback probe; every step has a short timeout. The same client makes the RoomService's POSTs
+//! ([`post`], for `rooms.rs`): one home for talking HTTP to the node on loopback.
 
 use std::fmt;
 use std::fs::File;
@@ -12,7 +13,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use livekit_provision::settings::HealthProbe;
 
@@ -114,6 +115,183 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<(u16, 
     let mut raw = Vec::new();
     stream.take(MAX_RESPONSE).read_to_end(&mut raw)?;
     parse_response(&raw)
+}
+
+/// An answer to [`post`]: its status, header fields (names lower-cased) and body (de-chunked,
+/// cut to its `Content-Length`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// Header names (lower-cased) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first header called `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A bare HTTP/1.1 POST of `body` to `path` with `headers` (`Content-Length`, `Host` and
+/// `Connection: close` are added). The whole exchange, connect to last byte, takes at most
+/// `timeout`; an answer longer than `max_answer` bytes, shorter than its `Content-Length`, or not
+/// HTTP is an `InvalidData` error (a stall or a refused connection keeps its own kind). Header
+/// values are never echoed in an error: one may be a bearer token.
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+    max_answer: usize,
+) -> io::Result<Answer> {
+    let deadline = Instant::now() + timeout;
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: livekit-provision\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        if [name, value].iter().any(|t| t.contains(['\r', '\n'])) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the value of header {name:?} holds a line break"),
+            ));
+        }
+        for part in [*name, ": ", *value, "\r\n"] {
+            head.push_str(part);
+        }
+    }
+    head.push_str("\r\n");
+    // A socket timeout surfaces as `WouldBlock` ("Resource temporarily unavailable"): say it.
+    let stalled = |e: io::Error| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer within {}", humantime::format_duration(timeout)),
+        ),
+        _ => e,
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(stalled)?;
+    stream.set_write_timeout(Some(remaining(deadline)?))?;
+    // Head and body in one write, so that they arrive together. A server that answers from the
+    // head alone (livekit's auth middleware refusing a token) and closes its socket while the
+    // body is still on its way resets the connection, and the reset discards the answer we
+    // had received (1 call in 400 on livekit-server 1.13.5 when written in two).
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).map_err(stalled)?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        stream.set_read_timeout(Some(remaining(deadline).map_err(stalled)?))?;
+        let n = stream.read(&mut buf).map_err(stalled)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if raw.len() > max_answer.saturating_add(MAX_RESPONSE_HEAD) {
+            return Err(invalid(format!("answer larger than {max_answer} bytes")));
+        }
+    }
+    let answer = parse_answer(&raw)?;
+    if answer.body.len() > max_answer {
+        return Err(invalid(format!("answer larger than {max_answer} bytes")));
+    }
+    Ok(answer)
+}
+
+/// Room for the status line and header fields beyond a POST's body limit.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+
+/// What is left until `deadline`, or a `TimedOut` error when nothing is.
+fn remaining(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+    }
+    Ok(left)
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// A whole answer read to the end of the connection: status line, header fields, and the body
+/// as its framing says (chunked, `Content-Length`, or up to the end).
+fn parse_answer(raw: &[u8]) -> io::Result<Answer> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("incomplete HTTP response".to_owned()))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let rest = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let mut status_line = lines.next().unwrap_or_default().split_whitespace();
+    let status = match (status_line.next(), status_line.next()) {
+        (Some(version), Some(code)) if version.starts_with("HTTP/1.") => code
+            .parse()
+            .map_err(|_| invalid("bad HTTP status code".to_owned()))?,
+        _ => return Err(invalid("not an HTTP response".to_owned())),
+    };
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut answer = Answer {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if answer
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        answer.body = dechunk(rest)?;
+    } else if let Some(length) = answer.header("content-length") {
+        let length: usize = length
+            .parse()
+            .map_err(|_| invalid("bad Content-Length".to_owned()))?;
+        if rest.len() < length {
+            return Err(invalid(format!(
+                "truncated answer: {} of {length} bytes",
+                rest.len()
+            )));
+        }
+        answer.body = rest[..length].to_vec();
+    } else {
+        answer.body = rest.to_vec();
+    }
+    Ok(answer)
+}
+
+/// A chunked body, joined (trailers ignored); a missing last chunk is an error.
+fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| invalid("truncated chunked answer".to_owned()))?;
+        let size_text = String::from_utf8_lossy(&rest[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| invalid("bad chunk size".to_owned()))?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if rest.len() < size + 2 {
+            return Err(invalid("truncated chunked answer".to_owned()));
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
 }
 
 fn parse_response(raw: &[u8]) -> io::Result<(u16, String)> {
@@ -256,9 +434,128 @@ fn last_lines(file: &mut File, end: u64, n: usize) -> io::Result<Vec<String>> {
     Ok(lines[skip..].iter().map(|l| (*l).to_owned()).collect())
 }
 
+/// A loopback server for tests: it reads one request (head and `Content-Length` body), sends it
+/// back on the channel, then writes `response` (`None`: answers nothing and holds the connection
+/// until the test's client gives up).
+#[cfg(test)]
+pub(crate) fn answer_one(
+    response: Option<Vec<u8>>,
+) -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |l| l.trim().parse().unwrap());
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(request);
+        match response {
+            // The client may have given up (an answer too large): not this thread's failure.
+            Some(response) => {
+                let _ = conn.write_all(&response);
+            }
+            // Hold the connection open, unanswered, until the client closes it.
+            None => while conn.read(&mut buf).is_ok_and(|n| n > 0) {},
+        }
+    });
+    (addr, rx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn post_to(addr: SocketAddr, max: usize) -> io::Result<Answer> {
+        post(
+            addr,
+            "/twirp/x",
+            &[("Content-Type", "application/json"), ("Authorization", "Bearer t0k")],
+            b"{\"room\":\"r\"}",
+            Duration::from_secs(5),
+            max,
+        )
+    }
+
+    #[test]
+    fn post_sends_its_headers_and_body_and_reads_the_answer_by_its_length() {
+        let (addr, request) = answer_one(Some(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}junk".to_vec(),
+        ));
+        let answer = post_to(addr, 1024).unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+        assert_eq!(answer.body, b"{}");
+        let request = String::from_utf8(request.recv().unwrap()).unwrap();
+        assert!(request.starts_with("POST /twirp/x HTTP/1.1\r\n"), "{request}");
+        assert!(request.contains("\r\nContent-Length: 12\r\n"), "{request}");
+        assert!(request.contains("\r\nAuthorization: Bearer t0k\r\n"), "{request}");
+        assert!(request.ends_with("\r\n\r\n{\"room\":\"r\"}"), "{request}");
+    }
+
+    #[test]
+    fn post_reads_chunked_and_unframed_answers() {
+        let (addr, _) = answer_one(Some(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n".to_vec(),
+        ));
+        assert_eq!(post_to(addr, 1024).unwrap().body, b"hello world");
+        let (addr, _) = answer_one(Some(b"HTTP/1.0 401 Unauthorized\r\n\r\nto the end".to_vec()));
+        let answer = post_to(addr, 1024).unwrap();
+        assert_eq!((answer.status, answer.body.as_slice()), (401, &b"to the end"[..]));
+    }
+
+    #[test]
+    fn post_refuses_truncated_oversized_and_non_http_answers() {
+        for (response, max, why) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"[..], 1024, "truncated answer: 3 of 10 bytes"),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", 1024, "truncated chunked answer"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world", 10, "answer larger than 10 bytes"),
+            (b"SSH-2.0-OpenSSH\r\n\r\n", 1024, "not an HTTP response"),
+            (b"HTTP/1.1 200 OK\r\nContent-Le", 1024, "incomplete HTTP response"),
+        ] {
+            let (addr, _) = answer_one(Some(response.to_vec()));
+            let err = post_to(addr, max).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{why}: {err}");
+            assert_eq!(err.to_string(), why);
+        }
+        // Far more than the limit: refused while reading, not after.
+        let mut huge = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        huge.resize(200 * 1024, b'x');
+        let (addr, _) = answer_one(Some(huge));
+        assert_eq!(post_to(addr, 10).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_post_without_an_answer_times_out_and_says_so() {
+        let (addr, _) = answer_one(None);
+        let err = post(addr, "/", &[], b"", Duration::from_millis(300), 1024).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "no answer within 300ms");
+    }
+
+    #[test]
+    fn a_header_value_cannot_add_lines() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let err = post(addr, "/", &[("X", "a\r\nEvil: 1")], b"", PROBE_TIMEOUT, 1).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(!err.to_string().contains("Evil"), "{err}");
+    }
 
     #[test]
     fn the_probe_follows_the_bind_addresses() {

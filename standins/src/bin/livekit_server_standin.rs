@@ -14,6 +14,19 @@
 //! - `GET /` on `<host>:<port>` (host: the first of `bind_addresses`, else 127.0.0.1) answers
 //!   200 `OK` (406 `Not Ready` with `STANDIN_NOT_READY=1`), other paths 404; `GET /rtc/validate`
 //!   checks HS256 tokens against the configured keys;
+//! - every request's token (`Authorization: Bearer`, else `access_token`) goes through livekit's
+//!   auth middleware as 1.13.5 answers it: 401 in plain text, `invalid API key: <key>`,
+//!   `invalid token: <jwt>, error: token signature is invalid: signature is invalid` (or
+//!   `token has invalid claims: token is expired` / `… is not valid yet`, a minute of leeway);
+//! - the RoomService's `ListRooms` and `ListParticipants` (`POST /twirp/livekit.RoomService/…`,
+//!   JSON bodies only; no protobuf) answer with 1.13.5's JSON shapes (every field written,
+//!   64-bit integers as strings), check the grants as livekit does (`roomList`; `roomAdmin` and
+//!   `room` naming the room, else 401 `{"code":"unauthenticated","msg":"permissions denied"}`)
+//!   and answer Twirp's `bad_route` (404) and `malformed` (400) errors as measured;
+//! - **stand-in only:** `POST /standin/participants` with `{"room": R, "identities": [..]}`
+//!   makes room R hold those participants (no WebRTC needed; `[]` leaves the room listed and
+//!   empty, as livekit keeps an emptied room for its `departure_timeout`), and `{"room": R}`
+//!   ends the room;
 //! - the first SIGTERM starts a drain and the process keeps running (unless
 //!   `STANDIN_EXIT_ON_FIRST_TERM=1`); the second SIGTERM exits;
 //! - `STANDIN_CRASH_AFTER_MS=N` makes it exit with status 2 after N ms, and
@@ -21,10 +34,11 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use livekit_provision_standins::{Request, serve};
+use livekit_provision_standins::{Reply, Request, serve};
+use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 
 const DEFAULT_VERSION: &str = "1.7.2";
@@ -303,16 +317,20 @@ async fn run(host: &str, port: u16, keys: BTreeMap<String, String>, knobs: Knobs
         }
     };
     println!("starting LiveKit server (STAND-IN) portHttp={port}");
-    let keys = Arc::new(keys);
-    let (not_ready, crash_endpoint) = (knobs.not_ready, knobs.crash_endpoint);
+    let node = Arc::new(Node {
+        keys,
+        rooms: Mutex::new(BTreeMap::new()),
+        not_ready: knobs.not_ready,
+    });
+    let crash_endpoint = knobs.crash_endpoint;
     tokio::spawn(serve(listener, move |request| {
-        let keys = Arc::clone(&keys);
+        let node = Arc::clone(&node);
         async move {
             if crash_endpoint && request.path == "/standin/crash" {
                 println!("stand-in crashing as asked (GET /standin/crash)");
                 std::process::exit(2);
             }
-            route(&request, &keys, not_ready)
+            node.route(&request)
         }
     }));
     if let Some(after) = knobs.crash_after {
@@ -333,62 +351,291 @@ async fn run(host: &str, port: u16, keys: BTreeMap<String, String>, knobs: Knobs
     ExitCode::SUCCESS
 }
 
-fn route(request: &Request, keys: &BTreeMap<String, String>, not_ready: bool) -> (u16, String) {
-    match request.path.as_str() {
-        "/" if not_ready => (
-            406,
-            "Not Ready\nNode Updated At 0001-01-01 (stand-in)".into(),
-        ),
-        "/" => (200, "OK".into()),
-        "/rtc/validate" | "/rtc/v1/validate" => validate(request, keys),
-        _ => (404, "404 page not found".into()),
+/// What the serving stand-in knows: its keys, its rooms, its readiness.
+struct Node {
+    keys: BTreeMap<String, String>,
+    rooms: Mutex<BTreeMap<String, Room>>,
+    not_ready: bool,
+}
+
+/// A room and who is in it (set through `POST /standin/participants`).
+struct Room {
+    sid: String,
+    created_ms: u64,
+    identities: Vec<String>,
+}
+
+impl Node {
+    fn route(&self, request: &Request) -> Reply {
+        match request.path.as_str() {
+            "/" if self.not_ready => (
+                406,
+                "Not Ready\nNode Updated At 0001-01-01 (stand-in)".to_owned(),
+            )
+                .into(),
+            "/" => (200, "OK".to_owned()).into(),
+            "/standin/participants" => self.set_participants(request),
+            // livekit's auth middleware runs before every handler below.
+            path => match authenticate(request, &self.keys) {
+                Err(refusal) => refusal,
+                Ok(claims) if path == "/rtc/validate" || path == "/rtc/v1/validate" => {
+                    validate(claims.as_ref())
+                }
+                Ok(claims) if path.starts_with("/twirp/") => self.twirp(request, claims.as_ref()),
+                Ok(_) => (404, "404 page not found".to_owned()).into(),
+            },
+        }
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Room>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stand-in only: `{"room": R, "identities": [..]}` sets who is in R (creating it);
+    /// `{"room": R}` ends R.
+    fn set_participants(&self, request: &Request) -> Reply {
+        let Ok(body) = serde_json::from_str::<Value>(&request.body) else {
+            return (400, "stand-in: the body is not JSON".to_owned()).into();
+        };
+        let Some(name) = body.get("room").and_then(Value::as_str) else {
+            return (400, "stand-in: no \"room\"".to_owned()).into();
+        };
+        let mut rooms = self.rooms();
+        match body.get("identities").and_then(Value::as_array) {
+            None => {
+                rooms.remove(name);
+            }
+            Some(identities) => {
+                let identities = identities
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect();
+                let count = rooms.len();
+                rooms
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Room {
+                        sid: format!("RM_standin{count:05}"),
+                        created_ms: now_ms(),
+                        identities: Vec::new(),
+                    })
+                    .identities = identities;
+            }
+        }
+        Reply::json(200, "{}")
+    }
+
+    /// livekit's RoomService over Twirp, JSON only: routing errors, then the body, then the
+    /// grants, as livekit-server 1.13.5 answers them.
+    fn twirp(&self, request: &Request, claims: Option<&Value>) -> Reply {
+        let route = format!("{} {}", request.method, request.path);
+        let bad_route = |msg: String| {
+            let body =
+                json!({"code": "bad_route", "msg": msg, "meta": {"twirp_invalid_route": route}});
+            Reply::json(404, body.to_string())
+        };
+        if request.method != "POST" {
+            return bad_route(format!(
+                "unsupported method {:?} (only POST is allowed)",
+                request.method
+            ));
+        }
+        let Some(method @ ("ListRooms" | "ListParticipants")) =
+            request.path.strip_prefix("/twirp/livekit.RoomService/")
+        else {
+            return bad_route(format!("no handler for path {:?}", request.path));
+        };
+        let content_type = request.header("content-type").unwrap_or_default();
+        if !content_type.starts_with("application/json") {
+            return bad_route(format!("unexpected Content-Type: {content_type:?}"));
+        }
+        let Ok(Value::Object(body)) = serde_json::from_str::<Value>(&request.body) else {
+            return Reply::json(
+                400,
+                json!({"code": "malformed", "msg": "the json request could not be decoded"})
+                    .to_string(),
+            );
+        };
+        let video = claims.and_then(|c| c.get("video"));
+        let grant = |name: &str| {
+            video
+                .and_then(|v| v.get(name))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let denied = || {
+            Reply::json(
+                401,
+                json!({"code": "unauthenticated", "msg": "permissions denied"}).to_string(),
+            )
+        };
+        let rooms = self.rooms();
+        if method == "ListRooms" {
+            if !grant("roomList") {
+                return denied();
+            }
+            let names: Vec<&str> = body
+                .get("names")
+                .and_then(Value::as_array)
+                .map(|n| n.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let listed: Vec<Value> = rooms
+                .iter()
+                .filter(|(name, _)| names.is_empty() || names.contains(&name.as_str()))
+                .map(|(name, room)| room_json(name, room))
+                .collect();
+            return Reply::json(200, json!({ "rooms": listed }).to_string());
+        }
+        let room = body.get("room").and_then(Value::as_str).unwrap_or_default();
+        let granted_room = video
+            .and_then(|v| v.get("room"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !grant("roomAdmin") || granted_room != room {
+            return denied();
+        }
+        let participants: Vec<Value> = rooms
+            .get(room)
+            .map(|r| {
+                r.identities
+                    .iter()
+                    .enumerate()
+                    .map(|(i, identity)| participant_json(i, identity, r.created_ms))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Reply::json(200, json!({ "participants": participants }).to_string())
     }
 }
 
-fn validate(request: &Request, keys: &BTreeMap<String, String>) -> (u16, String) {
+/// livekit-server 1.13.5's `livekit.Room` in JSON: every field, 64-bit integers as strings, and
+/// `num_participants` the count of participants.
+fn room_json(name: &str, room: &Room) -> Value {
+    json!({
+        "sid": room.sid,
+        "name": name,
+        "empty_timeout": 300,
+        "departure_timeout": 20,
+        "max_participants": 0,
+        "creation_time": (room.created_ms / 1000).to_string(),
+        "creation_time_ms": room.created_ms.to_string(),
+        "turn_password": "stand-in",
+        "enabled_codecs": [{"mime": "audio/opus", "fmtp_line": ""}, {"mime": "video/VP8", "fmtp_line": ""}],
+        "metadata": "",
+        "num_participants": room.identities.len(),
+        "num_publishers": 0,
+        "active_recording": false,
+        "version": null,
+    })
+}
+
+/// livekit-server 1.13.5's `livekit.ParticipantInfo` in JSON (a subscriber that publishes
+/// nothing).
+fn participant_json(index: usize, identity: &str, joined_ms: u64) -> Value {
+    json!({
+        "sid": format!("PA_standin{index:05}"),
+        "identity": identity,
+        "state": "ACTIVE",
+        "tracks": [],
+        "metadata": "",
+        "joined_at": (joined_ms / 1000).to_string(),
+        "joined_at_ms": joined_ms.to_string(),
+        "name": "",
+        "version": 2,
+        "permission": {
+            "can_subscribe": true, "can_publish": true, "can_publish_data": true,
+            "can_publish_sources": [], "hidden": false, "recorder": false,
+            "can_update_metadata": false, "agent": false, "can_subscribe_metrics": false,
+            "can_manage_agent_session": false,
+        },
+        "region": "",
+        "is_publisher": false,
+        "kind": "STANDARD",
+        "attributes": {},
+        "disconnect_reason": "UNKNOWN_REASON",
+        "kind_details": [],
+        "data_tracks": [],
+        "client_protocol": 2,
+        "capabilities": [],
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// livekit's auth middleware (pkg/service/auth.go) as 1.13.5 answers: the token from
+/// `Authorization: Bearer`, else `access_token`; none → no claims (the handler decides); a
+/// refusal is a plain-text 401.
+fn authenticate(
+    request: &Request,
+    keys: &BTreeMap<String, String>,
+) -> Result<Option<Value>, Reply> {
+    let refuse = |words: String| -> Reply { (401, words).into() };
     let token = match request.header("authorization") {
         Some(h) => match h.strip_prefix("Bearer ") {
             Some(t) => t.to_owned(),
             None => {
-                return (
-                    401,
-                    "invalid authorization header. Must start with Bearer ".into(),
-                );
+                return Err(refuse(
+                    "invalid authorization header. Must start with Bearer ".to_owned(),
+                ));
             }
         },
         None => match request.query_param("access_token") {
             Some(t) => t.to_owned(),
-            None => return (401, "permissions denied".into()),
+            None => return Ok(None),
         },
     };
-    let Ok(unverified) =
-        jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token.as_bytes())
-    else {
-        return (401, "invalid authorization token".into());
+    let Ok(unverified) = jsonwebtoken::dangerous::insecure_decode::<Value>(token.as_bytes()) else {
+        return Err(refuse("invalid authorization token".to_owned()));
     };
     let issuer = unverified
         .claims
         .get("iss")
-        .and_then(|v| v.as_str())
+        .and_then(Value::as_str)
         .unwrap_or_default();
     let Some(secret) = keys.get(issuer) else {
-        return (401, "invalid API key".into());
+        return Err(refuse(format!("invalid API key: {issuer}")));
     };
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.validate_aud = false;
+    validation.validate_nbf = true;
+    validation.leeway = 60;
+    // 1.13.5 accepts a token without `exp` (livekit/protocol requires it only from 2026-08).
+    validation.set_required_spec_claims::<&str>(&[]);
     validation.set_issuer(&[issuer]);
     let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
-    match jsonwebtoken::decode::<serde_json::Value>(token.as_bytes(), &key, &validation) {
-        Ok(data)
-            if data
-                .claims
-                .get("video")
-                .is_some_and(serde_json::Value::is_object) =>
-        {
-            (200, "success".into())
+    match jsonwebtoken::decode::<Value>(token.as_bytes(), &key, &validation) {
+        Ok(data) => Ok(Some(data.claims)),
+        Err(e) => {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::InvalidSignature => {
+                    "token signature is invalid: signature is invalid".to_owned()
+                }
+                ErrorKind::ExpiredSignature => {
+                    "token has invalid claims: token is expired".to_owned()
+                }
+                ErrorKind::ImmatureSignature => {
+                    "token has invalid claims: token is not valid yet".to_owned()
+                }
+                _ => e.to_string(),
+            };
+            Err(refuse(format!("invalid token: {token}, error: {why}")))
         }
-        Ok(_) => (401, "permissions denied".into()),
-        Err(e) => (401, format!("invalid authorization token: {e}")),
+    }
+}
+
+/// `/rtc/validate`: a token with a video grant is valid.
+fn validate(claims: Option<&Value>) -> Reply {
+    match claims {
+        None => (401, "no permissions to access the room".to_owned()).into(),
+        Some(c) if c.get("video").is_some_and(Value::is_object) => {
+            (200, "success".to_owned()).into()
+        }
+        Some(_) => (401, "permissions denied".to_owned()).into(),
     }
 }
 

@@ -5,6 +5,7 @@
     reason = "test helpers outside #[test] functions fail the test by panicking on setup errors"
 )]
 
+mod rooms;
 mod server_check;
 mod supervise;
 mod support;
