@@ -4,86 +4,34 @@
 //! `cargo run --example embed [STATE_DIR]` provisions `STATE_DIR` (a temporary directory when
 //! absent) from an in-process [`HashMapStore`], serves the daemon's JSON-RPC socket inside this
 //! program's tokio runtime, asks it for its `status` and a token over the socket like any client,
-//! then shuts it down with its own signal and prints what it saw. No `LIVEKIT_VERSION` is set, so
-//! no media start: the files are rendered and the control plane serves ("disabled").
+//! then shuts it down with its own signal and prints what it saw. This host opts in to
+//! provisioning without a version ([`Provision::Always`], as the daemon binary does): with no
+//! `LIVEKIT_VERSION` set, no media start, but credentials are minted into its store, the files
+//! are rendered and the control plane serves ("disabled"). Without that opt-in
+//! ([`DaemonConfig::new`]'s gate) nothing would be provisioned until `LIVEKIT_VERSION` is set.
 //!
 //! The pieces a host needs are [`HashMapStore`] (any [`SecretStore`]) and [`serve`]; `main` is
-//! the demonstration. The daemon's integration tests run [`demo`] too.
+//! the demonstration. The daemon's integration tests run [`demo`] too. A host with an RPC server
+//! of its own serves the methods there instead, with no second socket: `hero_host.rs`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use livekit_provision::store::{Added, SecretName, SecretStore, StoreError};
-use livekit_provision::{Secret, StateDir};
+use livekit_provision::StateDir;
+use livekit_provision::store::{SecretName, SecretStore};
 use livekit_provision_daemon::protocol::{
     NoParams, Status, StatusResult, TokenCreate, TokenCreateParams, TokenCreateResult,
 };
 use livekit_provision_daemon::{
-    self, ClientError, DaemonConfig, DaemonError, ProvisionState, request,
+    self, ClientError, DaemonConfig, DaemonError, Provision, ProvisionState, request,
 };
 
-/// A secret store kept in a `HashMap`: the smallest correct [`SecretStore`].
-///
-/// The contract every store keeps (see `livekit_provision::store`):
-/// - `get` answers `Ok(None)` only when it *knows* the name is absent; when it cannot check, it
-///   returns an error (the library mints a new secret only on `Ok(None)`).
-/// - `add_if_absent` is atomic: one lock covers the look-up and the insert.
-/// - values never appear in `Debug` (hence the hand-written impl) or in errors.
-/// - values are one non-empty line; the library validates what it writes (and the daemon's
-///   `secrets.set` what it is given) before a store sees it, so this store keeps what it gets.
-#[derive(Default)]
-pub struct HashMapStore {
-    values: Mutex<HashMap<SecretName, Secret>>,
-}
-
-impl std::fmt::Debug for HashMapStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = self.lock().len();
-        f.debug_struct("HashMapStore")
-            .field("values", &names)
-            .finish()
-    }
-}
-
-impl HashMapStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretName, Secret>> {
-        self.values.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl SecretStore for HashMapStore {
-    fn describe(&self) -> String {
-        "memory:embed-example".to_owned()
-    }
-
-    fn get(&self, name: &SecretName) -> Result<Option<Secret>, StoreError> {
-        Ok(self.lock().get(name).cloned())
-    }
-
-    fn add_if_absent(&self, name: &SecretName, value: &Secret) -> Result<Added, StoreError> {
-        let mut values = self.lock();
-        if let Some(stored) = values.get(name) {
-            return Ok(Added {
-                value: stored.clone(),
-                inserted: false,
-            });
-        }
-        values.insert(name.clone(), value.clone());
-        Ok(Added {
-            value: value.clone(),
-            inserted: true,
-        })
-    }
-
-    fn set(&self, name: &SecretName, value: &Secret) -> Result<(), StoreError> {
-        self.lock().insert(name.clone(), value.clone());
-        Ok(())
-    }
-}
+#[path = "support/hash_map_store.rs"]
+mod hash_map_store;
+pub use hash_map_store::HashMapStore;
 
 /// Run the control plane for `state` with the host's `store` until `shutdown` completes: take
 /// the instance lock, bind the socket, run the loop. The media keep running afterwards.
@@ -94,7 +42,9 @@ pub async fn serve(
 ) -> Result<(), DaemonError> {
     let _instance = livekit_provision_daemon::lock_instance(&state)?;
     let listener = livekit_provision_daemon::bind(&state)?;
-    let config = DaemonConfig::new(state, store);
+    let mut config = DaemonConfig::new(state, store);
+    // Provision without a version too (control plane only); the default waits for one.
+    config.provision = Provision::Always;
     // Commands (reload, shutdown) the host could send; this host only uses `shutdown`.
     let (_commands, receiver) = livekit_provision_daemon::command_channel();
     livekit_provision_daemon::run(listener, config, receiver, shutdown).await

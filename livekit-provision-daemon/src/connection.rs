@@ -49,9 +49,8 @@ pub(super) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
         }
         let answer = match rpc::parse_request(&line) {
             Ok(request) => {
-                let id = request.id.clone();
-                let result = methods::dispatch(&shared, request).await;
-                id.map(|id| rpc::response_line(&id, result))
+                let result = methods::dispatch(&shared, &request.method, request.params).await;
+                request.id.map(|id| rpc::response_line(&id, result))
             }
             Err((id, error)) => Some(rpc::response_line(&id, Err(error))),
         };

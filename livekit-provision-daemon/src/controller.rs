@@ -9,6 +9,7 @@ use tokio::net::UnixListener;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+use super::gate::{self, Disabled};
 use super::keeper::{self, Media, MediaFailure};
 use super::protocol::{Operation, Phase};
 use super::protocol::{ProvisionState, RpcError};
@@ -56,20 +57,16 @@ impl Schedule {
     }
 }
 
-pub(super) async fn run(
-    listener: UnixListener,
-    config: DaemonConfig,
-    mut commands: mpsc::Receiver<Command>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), DaemonError> {
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+/// The state a loop shares with its connections and handles, and the receiver of its events.
+/// Within a tokio runtime (exit watches are spawned on it).
+pub(super) fn prepare(config: DaemonConfig) -> (Arc<Shared>, mpsc::UnboundedReceiver<Event>) {
+    let (events_tx, events) = mpsc::unbounded_channel();
     let supervisor = Supervisor::new(
         config.state.clone(),
         config.media_env.clone(),
         config.restart,
     )
     .with_clock(config.clock);
-    let socket = config.state.rpc_socket();
     let shared = Arc::new(Shared {
         media: Mutex::new(Media::new(
             supervisor,
@@ -83,7 +80,45 @@ pub(super) async fn run(
         events: events_tx,
         progress: ProgressCell::default(),
     });
-    tracing::info!(socket = %socket.display(), "serving");
+    (shared, events)
+}
+
+/// The next connection on `listener`; never, without one (a host serves the methods).
+async fn accept(
+    listener: Option<&UnixListener>,
+) -> std::io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next command; never, without a channel.
+async fn next_command(commands: Option<&mut mpsc::Receiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(commands) => commands.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The loop: serve `listener` (when there is one), take `commands` (when there are), run
+/// provisioning, until `shutdown` completes or [`Command::Shutdown`] arrives.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    listener: Option<UnixListener>,
+    mut commands: Option<mpsc::Receiver<Command>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let socket = listener.as_ref().map(|_| shared.config.state.rpc_socket());
+    if let Some(socket) = &socket {
+        tracing::info!(socket = %socket.display(), "serving");
+    } else {
+        tracing::info!(
+            state = %shared.config.state.root().display(),
+            "control plane running; its methods are served by the host"
+        );
+    }
     let mut schedule = Schedule {
         in_flight: false,
         run_now: true,
@@ -92,7 +127,6 @@ pub(super) async fn run(
         current: Vec::new(),
         queued: Vec::new(),
     };
-    let mut commands_open = true;
     tokio::pin!(shutdown);
     loop {
         if schedule.run_now && !schedule.in_flight {
@@ -102,15 +136,15 @@ pub(super) async fn run(
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            command = commands.recv(), if commands_open => match command {
+            command = next_command(commands.as_mut()), if commands.is_some() => match command {
                 Some(Command::Reload) => {
                     tracing::info!("reload: provisioning again");
                     schedule.run_now = true;
                 }
                 Some(Command::Shutdown) => break,
-                None => commands_open = false,
+                None => commands = None,
             },
-            accepted = listener.accept() => match accepted {
+            accepted = accept(listener.as_ref()), if listener.is_some() => match accepted {
                 Ok((stream, _)) => {
                     tokio::spawn(connection::serve(stream, Arc::clone(&shared)));
                 }
@@ -124,7 +158,9 @@ pub(super) async fn run(
         }
     }
     tracing::info!("shutting down; the media keep running");
-    let _ = livekit_provision::fsio::remove_file(&socket);
+    if let Some(socket) = socket {
+        let _ = livekit_provision::fsio::remove_file(&socket);
+    }
     Ok(())
 }
 
@@ -184,7 +220,7 @@ fn start_run(shared: &Arc<Shared>, schedule: &mut Schedule) {
                         message,
                         hint: None,
                     }),
-                    disabled: false,
+                    disabled: None,
                     run_by: None,
                 }
             }
@@ -199,11 +235,17 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
     let mut status = lock(&shared.status);
     let delay = match &outcome.failure {
         None => {
-            status.state = if outcome.disabled {
+            if let Some(disabled) = outcome.disabled
+                && status.disabled != Some(disabled)
+            {
+                tracing::info!(reason = disabled.reason(), "provisioning disabled");
+            }
+            status.state = if outcome.disabled.is_some() {
                 ProvisionState::Disabled
             } else {
                 ProvisionState::Ready
             };
+            status.disabled = outcome.disabled;
             status.consecutive_failures = 0;
             status.last_error = None;
             status.last_hint = None;
@@ -212,6 +254,7 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
         }
         Some(failure) => {
             status.state = ProvisionState::Failed;
+            status.disabled = None;
             status.consecutive_failures = status.consecutive_failures.saturating_add(1);
             status.last_error = Some(failure.message.clone());
             status.last_hint.clone_from(&failure.hint);
@@ -233,6 +276,10 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
         Some((shared.config.clock)() + next.saturating_duration_since(Instant::now()));
     if let Ok(report) = &outcome.ensure {
         status.pinned_version.clone_from(&report.version);
+    } else if outcome.disabled == Some(Disabled::Gated) {
+        // Nothing ran: no version, and no warnings of a run.
+        status.pinned_version = None;
+        status.warnings.clear();
     }
     drop(status);
     for reply in schedule.current.drain(..) {
@@ -277,13 +324,26 @@ fn provision(shared: &Shared) -> RunOutcome {
     let failed = |report: ErrorReport| RunOutcome {
         ensure: Err(RpcError::from_report(&report)),
         failure: Some(MediaFailure::from(report)),
-        disabled: false,
+        disabled: None,
         run_by: None,
     };
     let store = match config.store.open() {
         Ok(store) => store,
         Err(e) => return failed(ErrorReport::of(&e)),
     };
+    // The gate first: one read of LIVEKIT_VERSION; nothing is minted or written before it.
+    match gate::open(config.provision, store.as_ref()) {
+        Ok(true) => {}
+        Ok(false) => {
+            return RunOutcome {
+                ensure: Err(Disabled::Gated.ensure_error()),
+                failure: None,
+                disabled: Some(Disabled::Gated),
+                run_by: None,
+            };
+        }
+        Err(e) => return failed(ErrorReport::of(&e)),
+    }
     let on_lock_wait = |pid: Option<u32>| {
         tracing::info!(?pid, "waiting for another writer of the state directory");
     };
@@ -312,7 +372,7 @@ fn provision(shared: &Shared) -> RunOutcome {
     let mut outcome = RunOutcome {
         ensure: Ok(report.clone()),
         failure: None,
-        disabled: false,
+        disabled: None,
         run_by: report
             .grace_until
             .and_then(|until| grace_end(config, until)),
@@ -335,7 +395,7 @@ fn provision(shared: &Shared) -> RunOutcome {
         return outcome;
     }
     let Some(program) = keeper::livekit_program(&snapshot.binary, Some(&report.binary)) else {
-        outcome.disabled = true;
+        outcome.disabled = Some(Disabled::NotPinned);
         return outcome;
     };
     let specs = keeper::specs(state, &snapshot, program);

@@ -10,15 +10,19 @@
 //!   reports it (a failure with a hint, not a crash) and `status` names it (`listener`).
 //! - Restart pending: each running process's `run/<name>.started.json` compared with the disk
 //!   now, at every pass and every `status`; a new set of reasons is logged once.
+//! - The operator's stop is kept on disk (`run/media.stopped`, [`crate::stop_record`]): `stop`
+//!   writes it before signalling anything, `start` removes it before starting anything, and a
+//!   pass leaves the media down while it exists, after a restart of the control plane too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::runtime::Handle;
 
 use super::protocol::MediaProcess;
+use crate::stop_record;
 use crate::supervise::{
     Ensured, PortOwner, ProcessSpec, ProcessStatus, StopOutcome, Supervisor, health, listening_on,
     runs_another_binary, started,
@@ -59,11 +63,10 @@ pub(super) struct Pass {
     pub retry_at: Option<Instant>,
 }
 
-/// The supervisor with what the daemon adds: the operator's wish, start errors, exit watches.
+/// The supervisor with what the daemon adds: start errors, exit watches (the operator's stop
+/// is on disk: [`crate::stop_record`]).
 pub(super) struct Media {
     supervisor: Supervisor,
-    /// False after a `stop` call: background runs leave the media down.
-    pub wants_running: bool,
     errors: BTreeMap<String, String>,
     watched: BTreeSet<u32>,
     on_exit: Arc<OnExit>,
@@ -105,7 +108,6 @@ impl std::fmt::Debug for Media {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Media")
             .field("supervisor", &self.supervisor)
-            .field("wants_running", &self.wants_running)
             .field("errors", &self.errors)
             .field("watched", &self.watched)
             .finish_non_exhaustive()
@@ -148,7 +150,6 @@ impl Media {
     pub fn new(supervisor: Supervisor, on_exit: OnExit, runtime: Handle) -> Self {
         Self {
             supervisor,
-            wants_running: true,
             errors: BTreeMap::new(),
             watched: BTreeSet::new(),
             on_exit: Arc::new(on_exit),
@@ -228,8 +229,8 @@ impl Media {
         }
     }
 
-    /// Start what is down (never touching what runs), unless the operator stopped the media or
-    /// an outside supervisor owns them (`owner`: then only observe).
+    /// Start what is down (never touching what runs), unless the operator stopped the media
+    /// (`run/media.stopped`) or an outside supervisor owns them (`owner`: then only observe).
     pub fn pass(&mut self, specs: &[ProcessSpec], owner: MediaOwner) -> Pass {
         let mut pass = Pass::default();
         self.specs = specs.to_vec();
@@ -238,7 +239,7 @@ impl Media {
             self.arm_watches();
             return pass;
         }
-        if !self.wants_running {
+        if stop_record::read(self.supervisor.state()).is_some() {
             return pass;
         }
         for spec in specs {
@@ -296,31 +297,37 @@ impl Media {
         pass
     }
 
-    /// `start`: forget crash history and failed marks, then a pass. Refused when an outside
-    /// supervisor owns the media.
+    /// `start`: forget the operator's stop, crash history and failed marks, then a pass.
+    /// Refused when an outside supervisor owns the media.
     pub fn start(&mut self, specs: &[ProcessSpec], owner: MediaOwner) -> Pass {
+        let refused = |failure| Pass {
+            failures: vec![failure],
+            retry_at: None,
+        };
         if let Err(failure) = refuse_if_external(owner) {
-            return Pass {
-                failures: vec![failure],
-                retry_at: None,
-            };
+            return refused(failure);
         }
-        self.wants_running = true;
+        if let Err(e) = crate::media::clear_stop(self.supervisor.state()) {
+            return refused(MediaFailure::from(ErrorReport::of(&e)));
+        }
         for spec in specs {
             self.supervisor.reset(&spec.name);
         }
         self.pass(specs, owner)
     }
 
-    /// `stop`: stop every media process (ours or adopted) and keep them down. Refused when an
-    /// outside supervisor owns the media.
+    /// `stop`: record the operator's stop at `now` (nothing is signalled when it cannot be),
+    /// then stop every media process (ours or adopted); they stay down until `start`. Refused
+    /// when an outside supervisor owns the media.
     pub fn stop(
         &mut self,
         grace: Duration,
         owner: MediaOwner,
+        now: SystemTime,
     ) -> Result<BTreeMap<String, StopOutcome>, MediaFailure> {
         refuse_if_external(owner)?;
-        self.wants_running = false;
+        crate::media::record_stop(self.supervisor.state(), now)
+            .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
         let mut outcomes = BTreeMap::new();
         for name in [LK_BACKEND, LIVEKIT_SERVER] {
             let outcome = self

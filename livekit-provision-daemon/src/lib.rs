@@ -12,12 +12,70 @@
 //! `ensure` call) and the provisioning timer. Blocking work (`ensure`, `check`, the supervisor)
 //! runs on tokio's blocking pool, so **the socket answers while provisioning is stalled**.
 //!
-//! # Embedding
-//! A host service runs the same loop in its own runtime: it builds a [`DaemonConfig`] from its
-//! own store ([`StoreSource::Shared`], any `Arc<dyn SecretStore>`; the binary's `--secrets` spec
-//! is [`StoreSource::Spec`]), takes the lock, binds, and passes its own shutdown future to
-//! [`run`]. `examples/embed.rs` is such a host (`cargo run -p livekit-provision-daemon
-//! --example embed`).
+//! # Embedding in a host with its own RPC server (Hero)
+//! A host such as hero_livekit_server has its own runtime, its own OpenRPC server on its own
+//! socket and its own secret store. It runs the control plane without our socket: a
+//! [`ControlPlane`] (a cloneable handle) and its [`ControlLoop`] (spawned on the host's
+//! runtime; it holds the instance lock until it returns). The host mounts our methods under a
+//! prefix of its own: it strips the prefix and hands the rest to [`ControlPlane::call`], which
+//! answers through the socket's own dispatcher (same names, results and errors), and answers
+//! `<prefix>rpc.discover` with [`ControlPlane::discover`]. `examples/hero_host.rs` is such a
+//! host, tested.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use livekit_provision::StateDir;
+//! use livekit_provision::store::SecretStore;
+//! use livekit_provision_daemon::protocol::METHOD_NOT_FOUND;
+//! use livekit_provision_daemon::{ControlPlane, DaemonConfig, RpcError};
+//! use serde_json::Value;
+//!
+//! # async fn host(store: Arc<dyn SecretStore>) -> Result<(), Box<dyn std::error::Error>> {
+//! let state = StateDir::hero_location(|k| std::env::var_os(k)).ok_or("HOME is not set")?;
+//! let config = DaemonConfig::new(state, store) // the gate: nothing until LIVEKIT_VERSION is set
+//!     .with_media_env(std::env::vars_os()); // what the media see: the host decides
+//! let (plane, control) = ControlPlane::new(config)?;
+//! tokio::spawn(control.run(async { /* the host's shutdown signal */ }));
+//! // In the host's RPC handler, for every method it receives:
+//! async fn route(plane: &ControlPlane, method: &str, params: Value) -> Result<Value, RpcError> {
+//!     match method.strip_prefix("livekit.") {
+//!         Some("rpc.discover") => serde_json::to_value(plane.discover("livekit."))
+//!             .map_err(|e| RpcError::server(e.to_string(), None)),
+//!         Some(ours) => plane.call(ours, params).await,
+//!         // … the host's own methods, then:
+//!         None => Err(RpcError::new(METHOD_NOT_FOUND, format!("no method {method}"))),
+//!     }
+//! }
+//! # let _ = route(&plane, "livekit.status", Value::Null).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What a host gets from [`DaemonConfig::new`], and how it changes it:
+//! - **The seed's gate** ([`Provision::WhenVersionPinned`]): until the store holds
+//!   `LIVEKIT_VERSION`, a run mints nothing, writes nothing (the instance lock
+//!   `run/daemon.lock` aside), downloads and starts nothing; `status` says `disabled` with a
+//!   `disabled_reason` naming `LIVEKIT_VERSION`, and `ensure` answers `-32001`. Asking is one
+//!   `get` of the store: a store that cannot be read fails the run (retried), it is never
+//!   taken for "unset". `secrets.set LIVEKIT_VERSION …` opens the gate at once.
+//!   [`Provision::Always`] is the daemon binary's behaviour (the control-plane files rendered
+//!   without a version).
+//! - **The media environment**: `PATH` = [`DEFAULT_MEDIA_PATH`] and nothing else; the host
+//!   passes what the media should see with [`DaemonConfig::with_media_env`]. The variables that
+//!   override livekit's config are removed whatever is passed.
+//! - **A durable `stop`**: `run/media.stopped` holds the media down across restarts of the
+//!   host (or the daemon) until `start` or `restart`; `status.media.stopped_on_purpose` and
+//!   `stopped_since` say so.
+//! - **The Hero layout**: [`StateDir::hero_location`](livekit_provision::StateDir::hero_location)
+//!   is `~/hero/var/hero_livekit`, where the three files have always been.
+//!
+//! # Embedding with our socket
+//! A host service can also run the loop with our socket in its own runtime: it builds a
+//! [`DaemonConfig`] from its own store ([`StoreSource::Shared`], any `Arc<dyn SecretStore>`;
+//! the binary's `--secrets` spec is [`StoreSource::Spec`]), takes the lock, binds, and passes
+//! its own shutdown future to [`run`]. `examples/embed.rs` is such a host (`cargo run -p
+//! livekit-provision-daemon --example embed`).
 //!
 //! [`run`] takes the socket (bind it first: the control plane answers before it provisions), a
 //! [`DaemonConfig`] built from the host's store (an `Arc<dyn SecretStore>`, or a `StoreSpec`), a
@@ -60,8 +118,11 @@
 //!   consecutive_failures, last_error, hint, last_run_at, last_success_at, next_run,
 //!   next_retry, next_retry_in_ms}, version: {pinned, installed}, media: {busy, processes:
 //!   [{name, pid, running, healthy, restart_pending, failed, error}]}}`; `state` is `idle`,
-//!   `running`, `ready`, `failed` or `disabled` (no `LIVEKIT_VERSION`: control plane only, files
-//!   still rendered). The CLI's `status` prints the same shape without a daemon
+//!   `running`, `ready`, `failed` or `disabled` (no `LIVEKIT_VERSION`: with the daemon binary,
+//!   control plane only, files still rendered; with a host's default gate, nothing provisioned;
+//!   `provisioning.disabled_reason` says which). `media.stopped_on_purpose` and
+//!   `media.stopped_since` say the media were stopped by `stop` and stay down. The CLI's
+//!   `status` prints the same shape without a daemon
 //!   ([`status_without_daemon`]: `daemon: false`, state `no_daemon`).
 //! - `ensure` → runs provisioning now (after the run in flight, if any) and returns the
 //!   [`EnsureReport`](livekit_provision::EnsureReport).
@@ -69,8 +130,9 @@
 //! - `health` → `{config, in_memory, on_disk, in_sync}`: SHA-256 of the `livekit.yaml` bytes
 //!   the daemon last published or started the media with, and of the bytes at the fixed path now.
 //! - `start` → `{processes}`; `stop {grace_secs?}`, `restart {grace_secs?}` → `{stopped: {name:
-//!   outcome}, processes}`: drive the supervisor. `stop` keeps the media down (background runs
-//!   no longer start them) until `start` or `restart`, or until the daemon restarts.
+//!   outcome}, processes}`: drive the supervisor. `stop` keeps the media down (runs no longer
+//!   start them) until `start` or `restart`, across restarts of the control plane
+//!   (`run/media.stopped`).
 //! - `token.create {identity, room?, ttl?, name?, metadata?, grants?, admin?}` → `{token,
 //!   api_key, identity, expires_at}`; `ttl` is a humantime string (`"6h"`) or seconds; signed
 //!   with the credentials the three files agree on.
@@ -134,10 +196,12 @@ macro_rules! internal {
 pub mod client;
 mod connection;
 mod controller;
+mod gate;
 mod keeper;
 pub mod media;
 mod methods;
 pub mod openrpc;
+mod plane;
 pub mod protocol;
 mod retry;
 pub mod rooms;
@@ -145,6 +209,7 @@ mod rpc;
 mod shared;
 mod socket;
 mod status;
+mod stop_record;
 pub mod supervise;
 
 use std::ffi::OsString;
@@ -159,7 +224,9 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
 pub use client::{ClientError, call, call_with_timeout, request};
+pub use gate::Provision;
 use livekit_provision::backoff::unit_random;
+pub use plane::{ControlLoop, ControlPlane};
 pub use protocol::{ProvisionState, RpcError, StatusResult};
 pub use retry::RetryPolicy;
 pub use socket::{InstanceLock, bind, lock_instance};
@@ -218,17 +285,30 @@ impl From<Arc<dyn SecretStore>> for StoreSource {
     }
 }
 
+/// The `PATH` the media get when the host passes no environment of its own: systemd's default
+/// for services. [`DaemonConfig::new`] gives the media this variable and nothing else.
+pub const DEFAULT_MEDIA_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// What the daemon needs. Build it with [`DaemonConfig::new`] and adjust the fields.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the media environment by variable names only.
+#[derive(Clone)]
 pub struct DaemonConfig {
     /// The state directory.
     pub state: StateDir,
     /// The secret store: the host's own, or a spec opened by every run.
     pub store: StoreSource,
+    /// When runs provision: [`Provision::WhenVersionPinned`] from [`DaemonConfig::new`] (the
+    /// seed's gate: nothing until the store holds `LIVEKIT_VERSION`); the daemon binary sets
+    /// [`Provision::Always`].
+    pub provision: Provision,
     /// Release URL and `livekit_bin` overrides, `GITHUB_TOKEN`, platform.
     pub binary: BinaryOptions,
-    /// The environment the media start from (the binary passes its own; variables that
-    /// override livekit's config are removed by the supervisor).
+    /// The environment the media start from: from [`DaemonConfig::new`], `PATH` =
+    /// [`DEFAULT_MEDIA_PATH`] and nothing else; set it with
+    /// [`with_media_env`](DaemonConfig::with_media_env) (the daemon binary passes its own
+    /// environment). Variables that override livekit's config (`LIVEKIT_*`, `NODE_IP`,
+    /// `UDP_PORT`, `REDIS_*`) are removed by the supervisor whatever is given.
     pub media_env: Vec<(OsString, OsString)>,
     /// Background provisioning cadence.
     pub retry: RetryPolicy,
@@ -245,14 +325,19 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// Defaults for `state` and `store` (an `Arc<dyn SecretStore>` or a [`StoreSpec`]): the
-    /// documented cadence, the real clock, no media environment.
+    /// Defaults for `state` and `store` (an `Arc<dyn SecretStore>` or a [`StoreSpec`]): what a
+    /// host gets. The seed's gate ([`Provision::WhenVersionPinned`]: nothing is minted, written,
+    /// downloaded or started until the store holds `LIVEKIT_VERSION`), a media environment of
+    /// `PATH` = [`DEFAULT_MEDIA_PATH`] only (no variable of this process reaches the media
+    /// unless passed with [`with_media_env`](DaemonConfig::with_media_env)), the documented
+    /// cadence, the real clock.
     pub fn new(state: StateDir, store: impl Into<StoreSource>) -> Self {
         Self {
             state,
             store: store.into(),
+            provision: Provision::WhenVersionPinned,
             binary: BinaryOptions::default(),
-            media_env: Vec::new(),
+            media_env: vec![(OsString::from("PATH"), OsString::from(DEFAULT_MEDIA_PATH))],
             retry: RetryPolicy::default(),
             restart: RestartPolicy::default(),
             stop_grace: Duration::from_secs(30),
@@ -260,6 +345,35 @@ impl DaemonConfig {
             random: unit_random,
             local_addresses: livekit_provision::local_addresses,
         }
+    }
+
+    /// The media start from `env` (e.g. `std::env::vars_os()`, or the few variables the host
+    /// chooses), with `PATH` = [`DEFAULT_MEDIA_PATH`] added when `env` has none (a program
+    /// named without `/`, such as `backend_command: lk-backend`, is looked up in it). Variables
+    /// that override livekit's config are removed by the supervisor.
+    #[must_use]
+    pub fn with_media_env(mut self, env: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        self.media_env = env.into_iter().collect();
+        if !self.media_env.iter().any(|(name, _)| name == "PATH") {
+            self.media_env
+                .push((OsString::from("PATH"), OsString::from(DEFAULT_MEDIA_PATH)));
+        }
+        self
+    }
+}
+
+impl std::fmt::Debug for DaemonConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonConfig")
+            .field("state", &self.state)
+            .field("store", &self.store)
+            .field("provision", &self.provision)
+            .field("binary", &self.binary)
+            .field("media_env", &supervise::spawn::env_names(&self.media_env))
+            .field("retry", &self.retry)
+            .field("restart", &self.restart)
+            .field("stop_grace", &self.stop_grace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -341,12 +455,65 @@ impl livekit_provision::Hint for DaemonError {
 /// Serve `listener` and provision `config.state` until `shutdown` completes or a
 /// [`Command::Shutdown`] arrives. Returns `Ok(())` on shutdown; the media keep running.
 ///
-/// The caller holds the instance lock ([`lock_instance`]) for as long as this runs.
+/// The caller holds the instance lock ([`lock_instance`]) for as long as this runs. A host that
+/// serves the methods on its own RPC server uses [`ControlPlane`] instead: the same loop and
+/// the same methods, without this socket.
 pub async fn run(
     listener: UnixListener,
     config: DaemonConfig,
     commands: mpsc::Receiver<Command>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    controller::run(listener, config, commands, shutdown).await
+    let (shared, events) = controller::prepare(config);
+    controller::run(shared, events, Some(listener), Some(commands), shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> DaemonConfig {
+        DaemonConfig::new(
+            StateDir::new("/nonexistent"),
+            StoreSpec::File("/nonexistent/secrets.json".into()),
+        )
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn a_host_gets_the_gate_and_a_path_only_media_environment() {
+        let config = config();
+        assert_eq!(config.provision, Provision::WhenVersionPinned);
+        assert_eq!(config.media_env, env(&[("PATH", DEFAULT_MEDIA_PATH)]));
+        let config = config.with_media_env(env(&[("LANG", "C.UTF-8")]));
+        assert_eq!(
+            config.media_env,
+            env(&[("LANG", "C.UTF-8"), ("PATH", DEFAULT_MEDIA_PATH)]),
+            "PATH is added when the host gives none"
+        );
+        let config = config.with_media_env(env(&[("PATH", "/opt/bin")]));
+        assert_eq!(config.media_env, env(&[("PATH", "/opt/bin")]));
+    }
+
+    #[test]
+    fn the_media_environment_is_debugged_by_names_only() {
+        let config = config().with_media_env(env(&[("GITHUB_TOKEN", "ghp_do_not_show")]));
+        let shown = format!("{config:?}");
+        assert!(shown.contains("GITHUB_TOKEN"), "{shown}");
+        assert!(!shown.contains("ghp_do_not_show"), "{shown}");
+        let supervisor = Supervisor::new(
+            config.state.clone(),
+            config.media_env.clone(),
+            RestartPolicy::default(),
+        );
+        let shown = format!("{supervisor:?}");
+        assert!(shown.contains("GITHUB_TOKEN"), "{shown}");
+        assert!(!shown.contains("ghp_do_not_show"), "{shown}");
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use livekit_provision::ErrorReport;
-use livekit_provision_daemon::{self as daemon, Command, DaemonConfig};
+use livekit_provision_daemon::{self as daemon, Command, DaemonConfig, Provision};
 use livekit_provision_setup::{Exit, GlobalArgs, Logging, init_logging, print_error};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -45,9 +45,12 @@ fn main() -> ExitCode {
 fn config(cli: &Cli) -> Result<DaemonConfig, ErrorReport> {
     let state = cli.global.state()?;
     let store_spec = cli.global.store_spec(&state)?;
-    let mut config = DaemonConfig::new(state, store_spec);
+    // The media get this process's environment, and every run provisions: without
+    // LIVEKIT_VERSION the control-plane files are still rendered (docs/DESIGN.md 4.7). A host
+    // embedding the control plane gets neither unless it asks (`DaemonConfig::new`).
+    let mut config = DaemonConfig::new(state, store_spec).with_media_env(std::env::vars_os());
+    config.provision = Provision::Always;
     config.binary = cli.global.binary_options();
-    config.media_env = std::env::vars_os().collect();
     if let Some(ms) = cli.backoff_ms {
         config.retry.initial = Duration::from_millis(ms);
         config.retry.max = Duration::from_millis(ms.saturating_mul(4));

@@ -79,6 +79,25 @@ pub enum MediaError {
         /// Who listens there.
         owner: PortOwner,
     },
+    /// The record of the operator's stop (`run/media.stopped`) could not be written or
+    /// removed: nothing was stopped or started.
+    #[error("could not update {}", path.display())]
+    StopRecord {
+        /// The record.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A control plane holds the state directory's instance lock but serves no socket: it is
+    /// embedded in a host service, which serves its methods. Acting beside it would race it.
+    #[error("a control plane (pid {pid}) supervises {} without a socket: it is embedded in a host service", state.display())]
+    Hosted {
+        /// The state directory.
+        state: PathBuf,
+        /// The host's pid.
+        pid: u32,
+    },
     /// `provision.yaml` or `extra.yaml` could not be loaded.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -108,6 +127,10 @@ impl livekit_provision::Hint for MediaError {
                 owner.pid
             ),
             Self::ForeignListener { name, owner } => owner.refusal(name).1,
+            Self::StopRecord { .. } => {
+                "check that the state directory is writable by this user".to_owned()
+            }
+            Self::Hosted { .. } => "ask the host through its own RPC (hero_livekit_server: its `livekit.start`, `livekit.stop`, `livekit.status` methods)".to_owned(),
             Self::Config(e) => return e.hint(),
             Self::Supervise(e) => return e.hint(),
         })
@@ -152,6 +175,36 @@ pub fn refuse_if_external(settings: &Settings) -> Result<(), MediaError> {
         return Err(MediaError::ExternallyOwned);
     }
     Ok(())
+}
+
+/// Record that the operator stopped the media at `now` (`run/media.stopped`), before anything
+/// is signalled: until [`clear_stop`], a control plane (started now or later) leaves them down,
+/// and `status` says they were stopped on purpose. The daemon's `stop` and the CLI's both do.
+pub fn record_stop(state: &StateDir, now: SystemTime) -> Result<(), MediaError> {
+    crate::stop_record::write(state, now).map_err(|source| MediaError::StopRecord {
+        path: crate::stop_record::path(state),
+        source,
+    })
+}
+
+/// Forget the operator's stop, before a start (`start`, `restart`, `ensure --start`).
+pub fn clear_stop(state: &StateDir) -> Result<(), MediaError> {
+    crate::stop_record::clear(state).map_err(|source| MediaError::StopRecord {
+        path: crate::stop_record::path(state),
+        source,
+    })
+}
+
+/// Refuse to start or stop the media without a daemon while a control plane embedded in a host
+/// supervises `state` (it holds `run/daemon.lock`; no socket answered, so it serves none).
+pub fn refuse_if_hosted(state: &StateDir) -> Result<(), MediaError> {
+    match livekit_provision::fsio::FileLock::holder(&state.daemon_lock_file()) {
+        Some(pid) if pid != std::process::id() => Err(MediaError::Hosted {
+            state: state.root().to_owned(),
+            pid,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Start those of `specs` that are down, in order, without a daemon; `on_each` hears what

@@ -18,6 +18,29 @@ use super::protocol::{Method, MethodVisitor, OpenRpcDocument, visit_methods};
 /// The OpenRPC version of the document.
 pub const OPENRPC_VERSION: &str = "1.3.2";
 
+/// What the document says the protocol is.
+const DESCRIPTION: &str = "The control plane of a LiveKit media node: JSON-RPC 2.0 over a Unix socket (run/rpc.sock in the state directory), one request object per line.";
+
+/// The document as a host serves it, every method named `prefix` + its name (`livekit.status`
+/// for the prefix `livekit.`); the schemas are unchanged. An empty prefix gives [`document`].
+pub(crate) fn document_with_prefix(prefix: &str) -> OpenRpcDocument {
+    let mut doc = document().clone();
+    if prefix.is_empty() {
+        return doc;
+    }
+    if let Some(methods) = doc.0["methods"].as_array_mut() {
+        for method in methods {
+            if let Some(name) = method["name"].as_str() {
+                method["name"] = Value::String(format!("{prefix}{name}"));
+            }
+        }
+    }
+    doc.0["info"]["description"] = Value::String(format!(
+        "The control plane of a LiveKit media node, its methods served by this host under the prefix {prefix:?} (JSON-RPC 2.0)."
+    ));
+    doc
+}
+
 /// Where the named schemas live in the document.
 const COMPONENTS: &str = "/components/schemas";
 
@@ -43,7 +66,7 @@ fn build() -> OpenRpcDocument {
         "info": {
             "title": "livekit-provision-daemon",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The control plane of a LiveKit media node: JSON-RPC 2.0 over a Unix socket (run/daemon.sock in the state directory), one request object per line.",
+            "description": DESCRIPTION,
             "license": {"name": "Apache-2.0"},
         },
         "methods": describer.methods,
@@ -132,5 +155,25 @@ mod tests {
             "#/components/schemas/StatusResult"
         );
         assert!(doc["components"]["schemas"]["EnsureReport"].is_object());
+    }
+
+    #[test]
+    fn a_prefix_renames_every_method_and_nothing_else() {
+        let plain = &document().0;
+        let mounted = document_with_prefix("livekit.").0;
+        let names: Vec<&str> = mounted["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["name"].as_str())
+            .collect();
+        let expected: Vec<String> = METHODS.iter().map(|m| format!("livekit.{m}")).collect();
+        assert_eq!(names, expected);
+        assert_eq!(mounted["components"], plain["components"]);
+        assert_eq!(
+            mounted["methods"][0]["result"],
+            plain["methods"][0]["result"]
+        );
+        assert_eq!(&document_with_prefix("").0, plain);
     }
 }

@@ -59,17 +59,18 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     let Some(Value::String(method)) = obj.remove("method") else {
         return Err(invalid("\"method\" must be a string"));
     };
-    let params = match obj.remove("params") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map,
-        Some(_) => {
-            return Err((
-                answer_id,
-                RpcError::invalid_params("params must be an object"),
-            ));
-        }
-    };
+    let params = params_object(obj.remove("params")).map_err(|e| (answer_id, e))?;
     Ok(Request { id, method, params })
+}
+
+/// A request's `params`: an object (absent or `null` become an empty object); anything else
+/// is `-32602`. The socket and a host's [`ControlPlane`](crate::ControlPlane) read them alike.
+pub fn params_object(params: Option<Value>) -> Result<Map<String, Value>, RpcError> {
+    match params {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(RpcError::invalid_params("params must be an object")),
+    }
 }
 
 /// A response as the server writes it: `result` or `error`, never both.

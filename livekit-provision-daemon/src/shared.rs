@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DaemonConfig;
+use super::gate::Disabled;
 use super::keeper::{Media, MediaFailure};
 use super::protocol::{MediaProcess, MediaReport, Operation, Phase, Progress, RpcError};
 use super::status::ProvisionStatus;
@@ -41,8 +42,8 @@ pub(super) struct RunOutcome {
     pub ensure: Result<EnsureReport, RpcError>,
     /// Why the run as a whole failed (ensure, install, or media).
     pub failure: Option<MediaFailure>,
-    /// No version pinned and no `livekit_bin`: control plane only.
-    pub disabled: bool,
+    /// Why no media were provisioned: no version pinned (and no `livekit_bin`), or the gate.
+    pub disabled: Option<Disabled>,
     /// The next run must start by then: a media restart falls due, or a rotation grace ends.
     pub run_by: Option<Instant>,
 }
@@ -128,10 +129,13 @@ pub(super) fn media_report(shared: &Shared) -> MediaReport {
         Err(TryLockError::Poisoned(p)) => (false, p.into_inner().statuses(owner)),
         Err(TryLockError::WouldBlock) => (true, lock(&shared.media_cache).clone()),
     };
+    let stopped = crate::stop_record::read(&shared.config.state);
     MediaReport {
         owner,
         busy,
         processes,
+        stopped_on_purpose: stopped.is_some(),
+        stopped_since: stopped.and_then(crate::stop_record::Stopped::since_rfc3339),
     }
 }
 

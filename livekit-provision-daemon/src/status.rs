@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use super::protocol::{
     MediaProcess, MediaReport, ProvisionState, ProvisioningReport, StatusResult, VersionReport,
 };
+use crate::gate::Disabled;
 use crate::supervise::{StartedWith, Supervisor, started};
 use livekit_provision::ErrorReport;
 use livekit_provision::NodeSnapshot;
@@ -24,6 +25,8 @@ pub struct ProvisionStatus {
     pub last_error: Option<String>,
     /// How to fix it, when known.
     pub last_hint: Option<String>,
+    /// Why the last run provisioned no media (state `disabled`).
+    pub disabled: Option<Disabled>,
     /// When the last run started.
     pub last_run_at: Option<SystemTime>,
     /// When a run last succeeded.
@@ -44,6 +47,7 @@ impl Default for ProvisionStatus {
             consecutive_failures: 0,
             last_error: None,
             last_hint: None,
+            disabled: None,
             last_run_at: None,
             last_success_at: None,
             next_run: None,
@@ -65,7 +69,11 @@ impl ProvisionStatus {
             runs: self.runs,
             consecutive_failures: self.consecutive_failures,
             last_error: self.last_error.clone(),
-            hint: self.last_hint.clone(),
+            hint: self
+                .last_hint
+                .clone()
+                .or_else(|| self.disabled.map(|d| d.hint().to_owned())),
+            disabled_reason: self.disabled.map(|d| d.reason().to_owned()),
             last_run_at: self.last_run_at.map(rfc3339),
             last_success_at: self.last_success_at.map(rfc3339),
             next_run: self.next_run.map(rfc3339),
@@ -87,6 +95,7 @@ pub fn status_without_daemon(
     now: SystemTime,
 ) -> StatusResult {
     let processes = media_processes(supervisor, node);
+    let stopped = crate::stop_record::read(state);
     StatusResult {
         daemon: false,
         state_dir: state.root().to_owned(),
@@ -101,6 +110,8 @@ pub fn status_without_daemon(
             owner: node.config.settings.media_owner,
             busy: false,
             processes,
+            stopped_on_purpose: stopped.is_some(),
+            stopped_since: stopped.and_then(crate::stop_record::Stopped::since_rfc3339),
         },
     }
 }

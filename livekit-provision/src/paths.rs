@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 /// Name of the state directory under `$XDG_STATE_HOME` or `~/.local/state`.
 pub const STATE_DIR_NAME: &str = "livekit-provision";
 
+/// Where Hero keeps hero_livekit's state, under the home directory (`~/hero/var/hero_livekit`).
+const HERO_STATE_DIR: &str = "hero/var/hero_livekit";
+
 /// The three rendered files, each published at a fixed path in the state directory.
 /// Serialized as its file name (`"livekit.yaml"`).
 #[derive(
@@ -74,6 +77,17 @@ impl StateDir {
             return Some(Self::new(xdg.join(STATE_DIR_NAME)));
         }
         absolute("HOME").map(|home| Self::new(home.join(".local/state").join(STATE_DIR_NAME)))
+    }
+
+    /// The Hero layout: `$HOME/hero/var/hero_livekit`, where hero_livekit has always kept
+    /// `livekit.yaml`, `backend.env` and `runtime.json` (so a host embedding the control plane,
+    /// and `livekit-provision --state-dir ~/hero/var/hero_livekit`, find the files there).
+    /// `env` is the process environment seam. `None` when `HOME` is not an absolute path.
+    pub fn hero_location(env: impl Fn(&str) -> Option<OsString>) -> Option<Self> {
+        env("HOME")
+            .map(PathBuf::from)
+            .filter(|home| home.is_absolute())
+            .map(|home| Self::new(home.join(HERO_STATE_DIR)))
     }
 
     /// The directory itself.
@@ -196,5 +210,18 @@ mod tests {
             Path::new("/h/.local/state/livekit-provision")
         );
         assert!(StateDir::default_location(env(&[])).is_none());
+    }
+
+    #[test]
+    fn the_hero_layout_is_under_home() {
+        let env = |home: &'static str| move |k: &str| (k == "HOME").then(|| OsString::from(home));
+        let hero = StateDir::hero_location(env("/home/ops")).unwrap();
+        assert_eq!(hero.root(), Path::new("/home/ops/hero/var/hero_livekit"));
+        assert_eq!(
+            hero.managed(ManagedFile::LivekitYaml),
+            Path::new("/home/ops/hero/var/hero_livekit/livekit.yaml")
+        );
+        assert!(StateDir::hero_location(env("relative")).is_none());
+        assert!(StateDir::hero_location(|_| None).is_none());
     }
 }

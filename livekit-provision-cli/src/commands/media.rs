@@ -46,8 +46,11 @@ pub fn start(ctx: &Ctx, after_ensure: Option<NodeSnapshot>) -> Result<Exit, CliE
         Some(node) => node,
         None => read_node(ctx)?,
     };
-    // Never on media an outside supervisor owns.
+    // Never on media an outside supervisor owns, nor beside a control plane a host embeds.
     media::refuse_if_external(&node.config.settings)?;
+    media::refuse_if_hosted(&ctx.state)?;
+    // A start ends the operator's stop: a control plane started later keeps them up.
+    media::clear_stop(&ctx.state)?;
     let (processes, failed) = start_here(ctx, &mut supervisor(ctx), &node)?;
     if ctx.printer.json {
         ctx.printer.json(&StartResult { processes });
@@ -107,8 +110,12 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         return Ok(Exit::Success);
     }
     let node = read_node(ctx)?;
-    // Never on media an outside supervisor owns.
+    // Never on media an outside supervisor owns, nor beside a control plane a host embeds.
     media::refuse_if_external(&node.config.settings)?;
+    media::refuse_if_hosted(&ctx.state)?;
+    // Kept on disk before anything is signalled: a control plane started later leaves them
+    // down until `start` (a restart starts them again at once).
+    media::record_stop(&ctx.state, SystemTime::now())?;
     let mut sup = supervisor(ctx);
     let mut stopped = BTreeMap::new();
     // lk-backend first: it talks to livekit-server.
@@ -118,6 +125,7 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         stopped.insert(name.to_owned(), outcome);
     }
     let (processes, failed) = if then_start {
+        media::clear_stop(&ctx.state)?;
         start_here(ctx, &mut sup, &node)?
     } else {
         (media_processes(&mut sup, &node), None)
@@ -160,10 +168,28 @@ fn print_status(ctx: &Ctx, status: &StatusResult) {
             .as_ref()
             .map(|r| format!(", next retry {r}"))
             .unwrap_or_default();
-        ctx.printer
-            .data(format!("daemon: provisioning {}{error}{retry}", prov.state));
+        let reason = prov
+            .disabled_reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        ctx.printer.data(format!(
+            "daemon: provisioning {}{error}{reason}{retry}",
+            prov.state
+        ));
     }
     print_processes(ctx, status, &status.media.processes);
+    if status.media.stopped_on_purpose {
+        let since = status
+            .media
+            .stopped_since
+            .as_ref()
+            .map(|s| format!(" since {s}"))
+            .unwrap_or_default();
+        ctx.printer.data(format!(
+            "media stopped on purpose{since}: they stay down until `livekit-provision start`"
+        ));
+    }
 }
 
 fn status_line(s: &ProcessStatus) -> String {

@@ -40,7 +40,7 @@ pub(super) fn stop(
     let grace = params.grace()?.unwrap_or(shared.config.stop_grace);
     let owner = media_owner(shared)?;
     let stopped = lock(&shared.media)
-        .stop(grace, owner)
+        .stop(grace, owner, (shared.config.clock)())
         .map_err(media_error)?;
     let processes = if restart {
         start(shared)?.processes

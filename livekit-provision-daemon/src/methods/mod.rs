@@ -27,12 +27,16 @@ use super::protocol::{
     Render, Restart, Rollback, RpcError, SecretsList, SecretsRotate, SecretsSet, Start, Status,
     Stop, TokenCreate,
 };
-use super::rpc::Request;
 use super::shared::{Event, Shared};
 
-pub(super) async fn dispatch(shared: &Arc<Shared>, request: Request) -> Result<Value, RpcError> {
-    let Request { method, params, .. } = request;
-    match method.as_str() {
+/// Answer `method` with `params`: the one dispatcher behind the socket
+/// ([`connection`](super::connection)) and a host's [`ControlPlane`](crate::ControlPlane).
+pub(super) async fn dispatch(
+    shared: &Arc<Shared>,
+    method: &str,
+    params: Map<String, Value>,
+) -> Result<Value, RpcError> {
+    match method {
         Status::NAME => {
             answer::<Status>(shared, params, |s, NoParams {}| Ok(status::status(s))).await
         }

@@ -38,6 +38,15 @@ pub struct ErrorData {
     pub hint: Option<String>,
 }
 
+/// The message (`data.hint` is separate: [`RpcError::hint`]).
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RpcError {}
+
 impl RpcError {
     /// An error with `code` and `message`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {

@@ -103,7 +103,7 @@ methods! {
     Health = "health" (NoParams) -> HealthResult;
     /// Start the media that are down; forget crash history.
     Start = "start" (NoParams) -> StartResult;
-    /// Stop the media and keep them down (until `start`, `restart` or a daemon restart).
+    /// Stop the media and keep them down, across control-plane restarts, until `start` or `restart`.
     Stop = "stop" (StopParams) -> StopResult;
     /// Stop the media, then start them.
     Restart = "restart" (StopParams) -> StopResult;

@@ -24,7 +24,9 @@ pub enum ProvisionState {
     Ready,
     /// The last run failed; a retry is scheduled (`next_retry`).
     Failed,
-    /// `LIVEKIT_VERSION` is unset: control plane only. The files are rendered, no media start.
+    /// No `LIVEKIT_VERSION`: with the daemon binary, control plane only (the files are
+    /// rendered, no media start); with a host's default gate, nothing at all is provisioned.
+    /// `disabled_reason` says which, and `hint` how to turn it on.
     Disabled,
     /// No daemon serves the state directory (the CLI's `status` says so): nothing provisions
     /// in the background; `livekit-provision ensure` does it by hand.
@@ -76,8 +78,11 @@ pub struct ProvisioningReport {
     pub consecutive_failures: u32,
     /// Why the last run failed: the error and its causes on one line.
     pub last_error: Option<String>,
-    /// How to fix it, when known.
+    /// How to fix it, when known; in state `disabled`, how to turn provisioning on.
     pub hint: Option<String>,
+    /// In state `disabled`: what is off and why (it names `LIVEKIT_VERSION`); `null` otherwise.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
     /// When the last run started.
     pub last_run_at: Option<String>,
     /// When a run last succeeded.
@@ -129,6 +134,7 @@ impl ProvisioningReport {
             consecutive_failures: 0,
             last_error: None,
             hint: None,
+            disabled_reason: None,
             last_run_at: None,
             last_success_at: None,
             next_run: None,
@@ -157,6 +163,14 @@ pub struct MediaReport {
     pub owner: MediaOwner,
     /// The supervisor was busy (a start or stop in progress): `processes` is the last list read.
     pub busy: bool,
+    /// The media were stopped on purpose (`stop`): runs leave them down, across restarts of
+    /// the control plane, until `start` or `restart` (the record is `run/media.stopped`).
+    #[serde(default)]
+    pub stopped_on_purpose: bool,
+    /// When they were stopped on purpose (RFC 3339); `null` when they were not (or the record
+    /// holds no readable time).
+    #[serde(default)]
+    pub stopped_since: Option<String>,
     /// Each media process.
     pub processes: Vec<MediaProcess>,
 }

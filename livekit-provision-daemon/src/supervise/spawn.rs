@@ -45,6 +45,12 @@ pub fn clean_environment(
         .collect()
 }
 
+/// The names of `env`'s variables, for a `Debug` that must not show their values (the
+/// environment a host hands over may hold a token).
+pub(crate) fn env_names(env: &[(OsString, OsString)]) -> Vec<std::borrow::Cow<'_, str>> {
+    env.iter().map(|(name, _)| name.to_string_lossy()).collect()
+}
+
 /// Start `spec` detached: its own session and process group, not a descendant of the caller,
 /// stdin from `/dev/null`, stdout and stderr appended to `logs/<name>.log`, cwd the state
 /// directory, environment `base_env` cleaned by [`clean_environment`] plus `spec.env`. Records

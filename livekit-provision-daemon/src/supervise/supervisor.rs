@@ -81,13 +81,24 @@ struct Entry {
 }
 
 /// Supervises the media processes of one state directory.
-#[derive(Debug)]
 pub struct Supervisor {
     state: StateDir,
     base_env: Vec<(OsString, OsString)>,
     policy: RestartPolicy,
     entries: BTreeMap<String, Entry>,
     clock: Clock,
+}
+
+/// The base environment by names only: its values may hold secrets.
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("state", &self.state)
+            .field("base_env", &super::spawn::env_names(&self.base_env))
+            .field("policy", &self.policy)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Supervisor {

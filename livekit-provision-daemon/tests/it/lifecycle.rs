@@ -63,9 +63,14 @@ fn sighup_runs_ensure_again() {
     poll("runtime.json with port 17001", || {
         (port() == Some(17001)).then_some(())
     });
-    poll("the first run to finish", || {
-        (provisioning(&node.socket())["state"] == "disabled").then_some(())
+    let first = poll("the first run to finish", || {
+        let p = provisioning(&node.socket());
+        (p["state"] == "disabled").then_some(p)
     });
+    // The daemon binary provisions without a version (control plane only), and says so.
+    let reason = first["disabled_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("control plane only"), "{first}");
+    assert!(reason.contains("LIVEKIT_VERSION"), "{first}");
     node.settings("port: 17002\n");
     daemon.signal(Signal::SIGHUP);
     poll("runtime.json with port 17002", || {

@@ -4,10 +4,15 @@
     clippy::unwrap_used,
     reason = "test helpers outside #[test] functions fail the test by panicking on setup errors"
 )]
+#![expect(
+    clippy::duplicate_mod,
+    reason = "both example hosts (embed.rs, hero_host.rs) are compiled here, each with the store they share (examples/support/hash_map_store.rs)"
+)]
 
 mod daemon_loop;
 mod discover;
 mod embed;
+mod hero_host;
 mod lifecycle;
 mod media;
 mod one_result;

@@ -181,3 +181,82 @@ fn stop_start_and_restart_calls_drive_the_media() {
     assert!(!alive(second));
     drop(daemon);
 }
+
+/// The media part of `status`.
+fn media_status(node: &Node) -> serde_json::Value {
+    call(&node.socket(), "status", &json!({})).unwrap()["media"].clone()
+}
+
+/// Wait for the first run of a daemon just started to finish.
+fn wait_ready(node: &Node) {
+    poll("the first run", || {
+        (provisioning(&node.socket())["state"] == "ready").then_some(())
+    });
+}
+
+#[test]
+fn a_stop_is_kept_across_a_daemon_restart_until_start() {
+    let mut node = Node::with_media(&livekit_standin());
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    call(&node.socket(), "stop", &json!({ "grace_secs": 1 })).unwrap();
+    assert!(!alive(first));
+    let media = media_status(&node);
+    assert_eq!(media["stopped_on_purpose"], true, "{media}");
+    let since = media["stopped_since"].as_str().unwrap().to_owned();
+    kill_daemon(daemon, Kill::Term);
+
+    // The next daemon's runs leave them down, and its status says why and since when.
+    let daemon = node.start(&[]);
+    wait_ready(&node);
+    call(&node.socket(), "ensure", &json!({})).unwrap();
+    assert_eq!(node.livekit_status()["running"], json!(false));
+    let media = media_status(&node);
+    assert_eq!(media["stopped_on_purpose"], true, "{media}");
+    assert_eq!(media["stopped_since"], json!(since));
+
+    // `start` ends the hold, for this daemon and the next.
+    call(&node.socket(), "start", &json!({})).unwrap();
+    let second = node.wait_media_healthy();
+    assert_eq!(media_status(&node)["stopped_on_purpose"], false);
+    kill_daemon(daemon, Kill::Term);
+    let daemon = node.start(&[]);
+    wait_ready(&node);
+    assert_eq!(node.wait_media_healthy(), second, "adopted, not stopped");
+    drop(daemon);
+}
+
+#[test]
+fn a_stop_by_the_cli_without_a_daemon_holds_the_next_daemon() {
+    let mut node = Node::with_media(&livekit_standin());
+    let daemon = node.start(&[]);
+    let pid = node.wait_media_healthy();
+    kill_daemon(daemon, Kill::Term);
+    assert!(alive(pid));
+
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::cli())
+            .arg("--state-dir")
+            .arg(node.state.root())
+            .args(args)
+            .env_remove("LIVEKIT_PROVISION_SECRETS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    cli(&["stop", "--grace", "1s"]);
+    assert!(!alive(pid));
+    let shown = cli(&["status"]);
+    assert!(shown.contains("media stopped on purpose since"), "{shown}");
+
+    let daemon = node.start(&[]);
+    wait_ready(&node);
+    assert_eq!(node.livekit_status()["running"], json!(false));
+    assert_eq!(media_status(&node)["stopped_on_purpose"], true);
+    drop(daemon);
+}

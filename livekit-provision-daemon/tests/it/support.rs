@@ -186,9 +186,28 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The media processes this node's pid files name that still run in its state directory
+    /// (their working directory): started by a daemon or host here, whether or not the test
+    /// got to record them (a test that fails early has not).
+    fn recorded_media(&self) -> Vec<u32> {
+        ["livekit-server", "lk-backend"]
+            .iter()
+            .filter_map(|name| {
+                let bytes = std::fs::read(self.state.pid_file(name)).ok()?;
+                let pid = serde_json::from_slice::<Value>(&bytes).ok()?["pid"].as_u64()?;
+                let pid = u32::try_from(pid).ok()?;
+                let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+                (cwd == self.state.root()).then_some(pid)
+            })
+            .collect()
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
-        for &pid in &self.media_pids {
+        let recorded = self.recorded_media();
+        for &pid in self.media_pids.iter().chain(&recorded) {
             let _ = kill(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL);
         }
     }
