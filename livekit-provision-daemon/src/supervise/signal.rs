@@ -165,6 +165,30 @@ pub fn stop_with(
     })
 }
 
+/// End a drain already under way (its SIGTERM was sent): SIGKILL at once, never a second
+/// SIGTERM ([`Ending::Rejoin`]). Blocks until the process is gone.
+pub fn kill_draining(process: &MediaProcess) -> Result<StopOutcome, SuperviseError> {
+    let exited = |timeout: Duration| {
+        process
+            .wait_exit(timeout)
+            .map_err(|source| SuperviseError::Inspect {
+                name: process.name().to_owned(),
+                pid: process.pid(),
+                source,
+            })
+    };
+    if !send(process, Signal::SIGKILL)? {
+        return Ok(StopOutcome::NotRunning);
+    }
+    if exited(KILL_WAIT)? {
+        return Ok(StopOutcome::Killed);
+    }
+    Err(SuperviseError::Unkillable {
+        name: process.name().to_owned(),
+        pid: process.pid(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -78,6 +78,9 @@ struct Entry {
     tracker: CrashTracker,
     restart_pending: bool,
     failed: Option<String>,
+    /// Since when it drains before a restart ([`Supervisor::begin_drain`]): its exit is then
+    /// expected, not a crash.
+    draining: Option<Instant>,
 }
 
 /// Supervises the media processes of one state directory.
@@ -236,6 +239,10 @@ impl Supervisor {
         if let Err(e) = remove_pid_file(&self.state, name) {
             tracing::warn!(name, error = %e, "could not remove the pid file of an exited process");
         }
+        if entry.draining.take().is_some() {
+            // It drained and left, as asked before a restart: start it again now, no crash.
+            return Some(RestartDecision::RestartAt(now));
+        }
         let decision = entry.tracker.record_crash(&self.policy, now);
         if let RestartDecision::GiveUp { crashes } = decision {
             entry.failed = Some(give_up_reason(&self.state, &self.policy, name, crashes, ""));
@@ -263,6 +270,53 @@ impl Supervisor {
                 tracing::warn!(name, error = %e, "could not check the pid file of an exited process");
             }
         }
+    }
+
+    /// Start draining `name` before a restart: one SIGTERM (livekit-server refuses new rooms,
+    /// lets the calls in progress go on, and exits by itself when its last participant has
+    /// left). Its exit is then expected: [`record_exit`](Self::record_exit) asks for a start at
+    /// once and counts no crash. `Ok(false)` when it is not running (nothing to drain).
+    pub fn begin_drain(&mut self, name: &str, now: Instant) -> Result<bool, SuperviseError> {
+        let entry = self.entries.entry(name.to_owned()).or_default();
+        if entry.process.is_none() {
+            entry.process = adopt(&self.state, name)?;
+        }
+        let Some(process) = entry.process.as_ref() else {
+            return Ok(false);
+        };
+        if !signal::send(process, nix::sys::signal::Signal::SIGTERM)? {
+            return Ok(false);
+        }
+        entry.draining.get_or_insert(now);
+        Ok(true)
+    }
+
+    /// Since when `name` drains ([`begin_drain`](Self::begin_drain)), while it does.
+    pub fn draining(&self, name: &str) -> Option<Instant> {
+        self.entries.get(name)?.draining
+    }
+
+    /// Mark `name`'s adopted process as draining since `since` (a restarted control plane
+    /// takes over a drain its predecessor began).
+    pub fn resume_drain(&mut self, name: &str, since: Instant) {
+        self.entries.entry(name.to_owned()).or_default().draining = Some(since);
+    }
+
+    /// End `name`'s drain now: SIGKILL, so that its participants rejoin the server started next
+    /// (a second SIGTERM would tell them to leave). Its pid file is removed; a start follows.
+    pub fn end_drain(&mut self, name: &str) -> Result<StopOutcome, SuperviseError> {
+        let entry = self.entries.entry(name.to_owned()).or_default();
+        entry.draining = None;
+        let process = match entry.process.take() {
+            Some(p) => Some(p),
+            None => adopt(&self.state, name)?,
+        };
+        let Some(process) = process else {
+            return Ok(StopOutcome::NotRunning);
+        };
+        let outcome = signal::kill_draining(&process)?;
+        remove_pid_file(&self.state, name)?;
+        Ok(outcome)
     }
 
     /// Stop `name` (ours or adopted) for good with the stop sequence (a drain that outlasts
