@@ -34,8 +34,7 @@ pub(super) fn check_rotation(
             ),
             Some(
                 "run `livekit-provision ensure`, restart livekit-server when no call is in progress \
-                 (`livekit-provision restart`), then `livekit-provision secrets rotate --promote` \
-                 (a daemon that drives rotations does these steps itself)",
+                 (`livekit-provision restart`), then `livekit-provision secrets rotate --promote`",
             ),
         );
     }
