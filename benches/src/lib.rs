@@ -34,6 +34,7 @@ pub fn typical_inputs() -> RenderInputs {
     RenderInputs {
         credentials: credentials(),
         previous: None,
+        next: None,
         node_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
         node_ip6: None,
         version: Some(LivekitVersion::parse("v1.7.2").expect("valid version")),

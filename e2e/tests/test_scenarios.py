@@ -254,21 +254,29 @@ def test_rotation_with_grace(make_node, version):
     old_key = node.secret("LIVEKIT_API_KEY")
     old_token = node.token("old", "rot")
     grace = 20
+    # Stage: the new key joins livekit.yaml; every signer keeps the old key, so a token from the
+    # CLI still joins the running server (which has not loaded the new key).
     node.lp("secrets", "rotate", "--grace", f"{grace}s", "--yes")
-    rotated_at = time.monotonic()
-    new_key = node.secret("LIVEKIT_API_KEY")
+    new_key = node.secret("LIVEKIT_API_KEY_NEXT")
     assert new_key != old_key
+    assert node.secret("LIVEKIT_API_KEY") == old_key, "staging changed the current key"
     # No `ensure` call: the CLI's rotate asked the running daemon for a run itself.
     pending = node.media()
     assert pending["pid"] == first, "rotation touched the running server"
+    staged_joins = asyncio.run(joins(node.url, node.token("staged", "rot")))
+    assert staged_joins, "a token signed after staging was refused by the running server"
+    # Load: the server restarts with both keys; then promote: every signer switches.
     node.rpc("restart", {"grace_secs": 5})
     second = node.wait_server_healthy()
     node.track_server()
     assert second != first
+    node.lp("secrets", "rotate", "--promote", "--yes")
+    rotated_at = time.monotonic()
+    assert node.secret("LIVEKIT_API_KEY") == new_key
     during_old = asyncio.run(joins(node.url, old_token))
     during_new = asyncio.run(joins(node.url, node.token("new", "rot")))
     assert during_old, "a token signed with the old key was refused during the grace"
-    assert during_new
+    assert during_new, "a token signed with the promoted key was refused"
     # When the grace ends the daemon runs by itself (no `ensure` call here) and drops the old
     # key from livekit.yaml: the running server is then restart-pending; a restart applies it.
     grace_until = int(node.secret("LIVEKIT_ROTATION_GRACE_UNTIL"))
@@ -290,10 +298,11 @@ def test_rotation_with_grace(make_node, version):
     assert third != second
     after_old = asyncio.run(joins(node.url, old_token))
     after_new = asyncio.run(joins(node.url, node.token("new2", "rot")))
-    figure("rotation", f"grace {grace} s: old-key token joins during grace={during_old}, after={after_old}; "
+    figure("rotation", f"grace {grace} s: token signed after staging joins={staged_joins}; "
+                       f"old-key token joins during grace={during_old}, after={after_old}; "
                        f"old key dropped by the daemon {dropped_lag:.2f} s after the grace ended; "
                        f"new-key token joins={after_new}; restarts via daemon: 2; "
-                       f"restart pending before restart={pending.get('restart_pending')}")
+                       f"restart pending after staging={pending.get('restart_pending')}")
     assert not after_old, "the old key still joins after the grace"
     assert after_new
 

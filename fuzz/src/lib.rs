@@ -20,6 +20,7 @@ pub fn typical_inputs() -> RenderInputs {
                 .expect("valid secret"),
         },
         previous: None,
+        next: None,
         node_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
         node_ip6: None,
         version: Some(LivekitVersion::parse("v1.7.2").expect("valid version")),
@@ -107,6 +108,7 @@ pub struct FuzzInputs {
     key: Text,
     secret: Text,
     previous: Option<(Text, Text)>,
+    next: Option<(Text, Text)>,
     node_ip: Ip,
     version: Option<Version>,
     ports: [u16; 5],
@@ -131,13 +133,15 @@ impl FuzzInputs {
             key: self.key.key()?,
             secret: self.secret.api_secret()?,
         };
-        let previous = match self.previous {
-            Some((key, secret)) => Some(Credentials {
+        let pair = |pair: Option<(Text, Text)>| match pair {
+            Some((key, secret)) => Some(Some(Credentials {
                 key: key.key()?,
                 secret: secret.api_secret()?,
-            }),
-            None => None,
+            })),
+            None => Some(None),
         };
+        let previous = pair(self.previous)?;
+        let next = pair(self.next)?;
         let node_ip = match self.node_ip {
             Ip::V4(b) => IpAddr::V4(Ipv4Addr::from(b)),
             Ip::V6(b) => IpAddr::V6(Ipv6Addr::from(b)),
@@ -201,6 +205,7 @@ impl FuzzInputs {
         Some(RenderInputs {
             credentials,
             previous,
+            next,
             node_ip,
             node_ip6: None,
             version,

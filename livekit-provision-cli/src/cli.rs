@@ -107,15 +107,54 @@ pub enum SecretsCommand {
         /// The value, or `-` to read it from stdin (keeps it out of shell history and `ps`)
         value: String,
     },
-    /// Mint a new API key/secret pair and re-render the files
-    Rotate {
-        /// Keep the old key accepted for this long (e.g. 1h), so issued tokens keep working
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        grace: Option<std::time::Duration>,
-        /// Do not ask for confirmation
-        #[arg(long, short = 'y')]
-        yes: bool,
-    },
+    /// Rotate the API key: stage a new pair, then --promote it once livekit-server has loaded it
+    ///
+    /// Staging lists the new key in livekit.yaml beside the current one; nothing signs with it
+    /// yet. livekit-server loads it when it restarts (`livekit-provision restart` when no call is
+    /// in progress); then `--promote` switches every signer to it, and the previous key stays
+    /// accepted for --grace. --force does both at once.
+    Rotate(RotateArgs),
+}
+
+/// `secrets rotate`: stage (default), `--promote` or `--force`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Once the new key is promoted, keep the previous one accepted this long (e.g. 1h, at most
+    /// 30 days), so tokens already issued keep working
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    pub grace: Option<std::time::Duration>,
+    /// Retire the previous key by this long from now at the latest (e.g. 1d, at most 30 days):
+    /// its grace is never extended past it, accepting that participants must rejoin
+    #[arg(long, value_name = "DURATION", value_parser = parse_retire_by)]
+    pub retire_by: Option<std::time::Duration>,
+    /// Promote the staged key now: every signer switches to it. Verifies nothing but that
+    /// livekit.yaml lists it; run it once livekit-server has loaded it (after a restart)
+    #[arg(long, conflicts_with_all = ["grace", "retire_by", "force"])]
+    pub promote: bool,
+    /// Replace the key at once (stage and promote): tokens signed with the new key are
+    /// refused until livekit-server restarts
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    parse_bounded(text, livekit_provision::rotate::ScheduleParam::Grace)
+}
+
+fn parse_retire_by(text: &str) -> Result<std::time::Duration, String> {
+    parse_bounded(text, livekit_provision::rotate::ScheduleParam::RetireBy)
+}
+
+/// A duration, refused beyond the longest grace as the RPC refuses it.
+fn parse_bounded(
+    text: &str,
+    param: livekit_provision::rotate::ScheduleParam,
+) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    livekit_provision::rotate::check_duration(param, duration).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

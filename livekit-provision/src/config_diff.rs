@@ -37,8 +37,11 @@ pub fn named_values(text: &str) -> Option<BTreeMap<String, String>> {
     let y = LivekitYaml::parse(text).ok()?;
     let show = |v: Option<String>| v.unwrap_or_else(|| "(unset)".to_owned());
     let digest = |bytes: &[u8]| crate::hex::encode(&Sha256::digest(bytes));
+    // The key set, whatever the order the file lists it in (livekit-server reads a map).
+    let mut keys: Vec<&crate::inputs::Credentials> = y.keys.iter().collect();
+    keys.sort_by(|a, b| a.key.cmp(&b.key));
     let mut secrets = Vec::new();
-    for c in &y.keys {
+    for c in &keys {
         secrets.extend_from_slice(c.key.as_str().as_bytes());
         secrets.push(0);
         secrets.extend_from_slice(c.secret.expose().as_bytes());
@@ -61,8 +64,7 @@ pub fn named_values(text: &str) -> Option<BTreeMap<String, String>> {
         ("rtc.use_external_ip", y.use_external_ip.to_string()),
         (
             "keys",
-            y.keys
-                .iter()
+            keys.iter()
                 .map(|c| c.key.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
@@ -136,6 +138,14 @@ mod tests {
             config_changes(BASE, &new),
             ["rtc.node_ip: 127.0.0.1 -> 127.0.0.2"]
         );
+    }
+
+    #[test]
+    fn the_order_of_keys_is_no_change() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let listed = format!("keys:\n  \"APIa\": \"{a}\"\n  \"APIb\": \"{b}\"\n");
+        let swapped = format!("keys:\n  \"APIb\": \"{b}\"\n  \"APIa\": \"{a}\"\n");
+        assert_eq!(config_changes(&listed, &swapped), Vec::<String>::new());
     }
 
     #[test]

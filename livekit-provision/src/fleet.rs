@@ -150,6 +150,16 @@ pub fn fleet_check(state: &StateDir, store: &dyn SecretStore) -> FleetReport {
     let secret = read(store, &SecretName::LIVEKIT_API_SECRET, |v| {
         Secret::api_secret(v.expose()).ok()
     });
+    // A promotion stopped between its writes reads as done, as `ensure` reads it (the recovery
+    // rule of `keyring.rs`).
+    let finished = crate::keyring::Keyring::load(store)
+        .ok()
+        .filter(crate::keyring::Keyring::promotion_interrupted)
+        .and_then(|ring| ring.current());
+    let (key, secret) = match finished {
+        Some(c) => (Ok(Stored::Valid(c.key)), Ok(Stored::Valid(c.secret))),
+        None => (key, secret),
+    };
     let mut store_key = None;
     match (key, secret) {
         (Err(reason), _) | (_, Err(reason)) => {

@@ -102,10 +102,13 @@ impl ExtraOverlay {
 /// The complete, validated input of rendering (`render::render`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderInputs {
-    /// The one live key/secret pair.
+    /// The live key/secret pair: every signer uses it.
     pub credentials: Credentials,
     /// A previous pair kept in `keys:` during a declared rotation grace period.
     pub previous: Option<Credentials>,
+    /// A staged pair (`LIVEKIT_API_KEY_NEXT`): listed in `keys:` so livekit-server loads it
+    /// before anything signs with it; in no other file.
+    pub next: Option<Credentials>,
     /// The address this node advertises (`rtc.node_ip`), used in URLs; with a dual-stack
     /// `LIVEKIT_NODE_IP`, its IPv4 half.
     pub node_ip: IpAddr,
@@ -127,11 +130,22 @@ pub struct RenderInputs {
 }
 
 impl RenderInputs {
-    /// Every secret these inputs hold: the API secret, the previous one during a grace, the
-    /// Redis password, the Sentinel password and the metrics password.
+    /// The key `webhook.api_key` names: the previous key during a grace, else the current one.
+    /// So a promotion (staged → grace) leaves `livekit.yaml` byte for byte as it was, and the
+    /// key it names is always one of `keys:`.
+    pub fn webhook_key(&self) -> &ApiKey {
+        match &self.previous {
+            Some(previous) => &previous.key,
+            None => &self.credentials.key,
+        }
+    }
+
+    /// Every secret these inputs hold: the API secret, the previous and the staged one during a
+    /// rotation, the Redis password, the Sentinel password and the metrics password.
     fn secrets(&self) -> Vec<&Secret> {
         let mut secrets = vec![&self.credentials.secret];
         secrets.extend(self.previous.as_ref().map(|p| &p.secret));
+        secrets.extend(self.next.as_ref().map(|p| &p.secret));
         if let Some(redis) = &self.redis {
             secrets.extend(redis.password.as_ref());
             if let RoutingNodes::Sentinel { password, .. } = &redis.nodes {

@@ -117,6 +117,7 @@ pub mod fetch;
 pub mod fleet;
 pub mod fsio;
 pub mod hex;
+mod keyring;
 mod node_ip;
 mod paths;
 pub mod redact;

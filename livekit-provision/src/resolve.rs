@@ -8,18 +8,22 @@
 //! - before minting, credentials already live on disk are adopted (a wiped store must not rotate
 //!   live credentials);
 //! - a minted or adopted value goes into the store with add-if-absent and the value the store
-//!   holds afterwards is used, so concurrent resolvers agree on one value.
+//!   holds afterwards is used, so concurrent resolvers agree on one value;
+//! - the names of a rotation are read together (`keyring.rs`): a staged pair joins
+//!   `livekit.yaml`'s `keys:` only, the previous pair while its grace is in force, and a
+//!   promotion stopped between two writes reads as done (the recovery rule).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::OperatorConfig;
 use crate::config_model::Release;
 use crate::inputs::{Credentials, ExtraOverlay, RedisRouting, RenderInputs, RoutingNodes};
+use crate::keyring::{self, Keyring, KeyringError};
 use crate::node_ip::NodeIp;
 use crate::paths::{ManagedFile, StateDir};
 use crate::render::ExtraError;
@@ -191,8 +195,11 @@ pub struct Resolution {
     /// Things to tell the operator.
     pub warnings: Vec<Warning>,
     /// When the rotation grace in force ends (seconds since the Unix epoch): the previous pair
-    /// is in `inputs` until then.
+    /// is in `inputs` until then. (A staged pair is `inputs.next`.)
     pub grace_until: Option<u64>,
+    /// The previous key whose grace is over: `livekit.yaml` no longer lists it (`check` reports
+    /// a file on disk that still does).
+    pub retired: Option<ApiKey>,
 }
 
 /// What resolution needs besides the store.
@@ -280,7 +287,9 @@ pub fn resolve(
         }
     };
 
-    let (credentials, credentials_source) = resolve_credentials(store, cx)?;
+    let ring = Keyring::load_names(store, &keyring::PAIR_NAMES)
+        .map_err(|e| keyring_error(store, e))?;
+    let (credentials, credentials_source) = resolve_credentials(store, cx, &ring)?;
     if let Some(disagreement) = cx.disk.disagreement(&credentials) {
         warnings.push(Warning::FilesDisagreeWithStore {
             disk_key: disagreement.disk_key,
@@ -288,13 +297,16 @@ pub fn resolve(
         });
     }
 
-    let (previous, grace_until) = resolve_previous(store, cx.now)?.unzip();
+    let (previous, grace_until) = ring.previous_in_grace(&credentials, cx.now).unzip();
+    let next = ring.next_for(&credentials);
+    let retired = ring.retired_key(&credentials, cx.now);
     let redis = resolve_redis(store, cx.settings)?;
     let (prometheus_password, password_stored) = resolve_prometheus_password(store, cx)?;
 
     let inputs = RenderInputs {
         credentials,
         previous,
+        next,
         node_ip: node_ip.primary,
         node_ip6: node_ip.ipv6,
         version,
@@ -314,25 +326,22 @@ pub fn resolve(
         },
         warnings,
         grace_until,
+        retired,
     })
 }
 
+/// The current pair: the store's (through the recovery rule of `keyring.rs`: a promotion stopped
+/// between its writes reads as done); else adopted from disk or minted, then stored.
 fn resolve_credentials(
     store: &dyn SecretStore,
     cx: &ResolveContext<'_>,
+    ring: &Keyring,
 ) -> Result<(Credentials, CredentialSource), ResolveError> {
-    let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY, |s| ApiKey::new(s))?;
-    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET, |s| {
-        Secret::api_secret(s)
-    })?;
-
-    if let (Some(key), Some(secret)) = (&key, &secret) {
-        let creds = Credentials {
-            key: key.clone(),
-            secret: secret.clone(),
-        };
+    if let Some(creds) = ring.current() {
         return Ok((creds, CredentialSource::Store));
     }
+    let key = ring.key.clone();
+    let secret = ring.secret.clone();
 
     // At least one half is absent. Live credentials on disk win over minting, but only when they
     // do not contradict the half the store already holds (a crash between the two add-if-absent
@@ -405,34 +414,6 @@ fn resolve_credentials(
         CredentialSource::Store
     };
     Ok((creds, source))
-}
-
-/// The previous pair while the rotation grace is in force, and when the grace ends.
-fn resolve_previous(
-    store: &dyn SecretStore,
-    now: SystemTime,
-) -> Result<Option<(Credentials, u64)>, ResolveError> {
-    let Some(until) = get_parsed(
-        store,
-        &SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
-        validate::unix_timestamp,
-    )?
-    else {
-        return Ok(None);
-    };
-    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if now_secs >= until {
-        return Ok(None);
-    }
-    let key = get_parsed(store, &SecretName::LIVEKIT_API_KEY_PREVIOUS, |s| {
-        ApiKey::new(s)
-    })?;
-    let secret = get_parsed(store, &SecretName::LIVEKIT_API_SECRET_PREVIOUS, |s| {
-        Secret::api_secret(s)
-    })?;
-    Ok(key
-        .zip(secret)
-        .map(|(key, secret)| (Credentials { key, secret }, until)))
 }
 
 fn resolve_redis(
@@ -525,16 +506,12 @@ fn resolve_prometheus_password(
 /// The names every resolution reads, whatever their values: fetched in one batch.
 /// `LIVEKIT_REDIS_PASSWORD` is read only when LiveKit's Redis is known (from provision.yaml
 /// here; when the address comes from the store, the password is read after it), the
-/// sentinels' password only with Sentinel, the metrics password only with `prometheus:`, and the
-/// previous pair only during a rotation grace period.
+/// sentinels' password only with Sentinel, the metrics password only with `prometheus:`; the
+/// three pairs of a rotation and the end of its grace always (the recovery rule reads them
+/// together).
 fn first_reads(settings: &Settings) -> Vec<SecretName> {
-    let mut names = vec![
-        SecretName::LIVEKIT_VERSION,
-        SecretName::LIVEKIT_NODE_IP,
-        SecretName::LIVEKIT_API_KEY,
-        SecretName::LIVEKIT_API_SECRET,
-        SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
-    ];
+    let mut names = vec![SecretName::LIVEKIT_VERSION, SecretName::LIVEKIT_NODE_IP];
+    names.extend(keyring::PAIR_NAMES);
     let routed = settings.redis_address.is_some()
         || settings.redis_sentinel_master_name.is_some()
         || !settings.redis_cluster_addresses.is_empty();
@@ -614,6 +591,13 @@ fn get_parsed<T>(
         Some(value) => parse(value.expose())
             .map(Some)
             .map_err(|source| invalid(store, name, source)),
+    }
+}
+
+fn keyring_error(store: &dyn SecretStore, e: KeyringError) -> ResolveError {
+    match e {
+        KeyringError::Store(e) => ResolveError::Store(e),
+        KeyringError::Invalid { name, source } => invalid(store, &name, source),
     }
 }
 

@@ -8,7 +8,7 @@
 //!   `secrets set`, the daemon's `secrets.set` and `ensure`'s resolution
 //!   both go through it, and parse with the same typed parsers below);
 //!   (within the crate, the typed parsers behind it: `host_port`, `node_ip` (`NodeIp::parse`),
-//!   `version`, `sha256_hex`, `unix_timestamp`, …);
+//!   `version`, `sha256_hex`, `unix_timestamp`, `grace_seconds`, …);
 //! - token claims against LiveKit's limits: [`TokenLimits`] (room name and identity length in
 //!   *bytes*, as livekit-server counts them, honouring an overlay's `limit:` section).
 
@@ -30,13 +30,20 @@ fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
     match name.as_str() {
         "LIVEKIT_VERSION" => version(value).map(drop),
         "LIVEKIT_NODE_IP" => node_ip(value).map(drop),
-        "LIVEKIT_API_KEY" | "LIVEKIT_API_KEY_PREVIOUS" => ApiKey::new(value).map(drop),
-        "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" => Secret::api_secret(value).map(drop),
+        "LIVEKIT_API_KEY" | "LIVEKIT_API_KEY_PREVIOUS" | "LIVEKIT_API_KEY_NEXT" => {
+            ApiKey::new(value).map(drop)
+        }
+        "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" | "LIVEKIT_API_SECRET_NEXT" => {
+            Secret::api_secret(value).map(drop)
+        }
         "LIVEKIT_REDIS_ADDRESS" => redis_address(value).map(drop),
         "LIVEKIT_REDIS_PASSWORD" | "LIVEKIT_REDIS_SENTINEL_PASSWORD" => redis_password(value),
         "LIVEKIT_PROMETHEUS_PASSWORD" => prometheus_password(value),
         "LIVEKIT_SHA256" => sha256_hex(value).map(drop),
-        "LIVEKIT_ROTATION_GRACE_UNTIL" => unix_timestamp(value).map(drop),
+        "LIVEKIT_ROTATION_GRACE_UNTIL" | "LIVEKIT_ROTATION_DEADLINE" => {
+            unix_timestamp(value).map(drop)
+        }
+        "LIVEKIT_ROTATION_GRACE" => grace_seconds(value).map(drop),
         _ => Ok(()),
     }
 }
@@ -77,6 +84,22 @@ pub(crate) fn unix_timestamp(value: &str) -> Result<u64, InvalidValue> {
         .trim()
         .parse::<u64>()
         .map_err(|_| InvalidValue::new("is not a unix timestamp", Some(value.to_owned())))
+}
+
+/// `LIVEKIT_ROTATION_GRACE`: whole seconds, at most [`crate::rotate::MAX_GRACE`].
+pub(crate) fn grace_seconds(value: &str) -> Result<u64, InvalidValue> {
+    let max = crate::rotate::MAX_GRACE.as_secs();
+    match value.trim().parse::<u64>() {
+        Ok(secs) if secs <= max => Ok(secs),
+        Ok(_) => Err(InvalidValue::new(
+            format!("is longer than the longest grace, {max} seconds (30 days)"),
+            Some(value.to_owned()),
+        )),
+        Err(_) => Err(InvalidValue::new(
+            "is not a number of seconds",
+            Some(value.to_owned()),
+        )),
+    }
 }
 
 /// `LIVEKIT_SHA256`: 64 hex digits (surrounding whitespace ignored), lower-cased.

@@ -1,9 +1,11 @@
 //! `livekit-provision secrets list|get|set|rotate`: `list`, `set` and `rotate` print the
-//! daemon's results of the same names (`--json`) or render them.
+//! daemon's results of the same names (`--json`) or render them. `rotate` stages a new key,
+//! `--promote` promotes it, `--force` does both at once (`livekit_provision::rotate`).
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
+use livekit_provision::rotate::{self, Epoch, RotateAction, Schedule, ScheduleParam};
 use livekit_provision::store::{KNOWN, known_names_hint};
 use livekit_provision::{EnsureOptions, SecretName, local_addresses};
 use livekit_provision_daemon::protocol::{
@@ -11,7 +13,7 @@ use livekit_provision_daemon::protocol::{
 };
 
 use super::{Ctx, DAEMON_TIMEOUT};
-use crate::cli::SecretsCommand;
+use crate::cli::{RotateArgs, SecretsCommand};
 use crate::output::{CliError, Exit};
 
 pub fn run(ctx: &Ctx, cmd: SecretsCommand) -> Result<Exit, CliError> {
@@ -19,7 +21,7 @@ pub fn run(ctx: &Ctx, cmd: SecretsCommand) -> Result<Exit, CliError> {
         SecretsCommand::List => list(ctx),
         SecretsCommand::Get { name } => get(ctx, &name),
         SecretsCommand::Set { name, value } => set(ctx, &name, &value),
-        SecretsCommand::Rotate { grace, yes } => rotate(ctx, grace, yes),
+        SecretsCommand::Rotate(args) => rotate(ctx, &args),
     }
 }
 
@@ -116,38 +118,46 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
-fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Exit, CliError> {
-    if !yes {
-        if !io::stdin().is_terminal() {
-            return Err(CliError::msg(
-                "refusing to rotate the API credentials without confirmation",
-                Some("pass --yes (tokens signed with the old secret stop working unless --grace is given)".to_owned()),
-            ));
-        }
-        eprint!(
-            "Rotate the API key and secret of {}? Tokens signed with the old secret {}. [y/N] ",
-            ctx.state.root().display(),
-            grace.map_or_else(
-                || "stop working at once".to_owned(),
-                |g| format!("keep working for {}", humantime::format_duration(g))
-            )
-        );
-        let _ = io::stderr().flush();
-        let mut answer = String::new();
-        let _ = io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Err(CliError::msg("rotation cancelled", None));
-        }
-    }
+fn rotate(ctx: &Ctx, args: &RotateArgs) -> Result<Exit, CliError> {
+    // Checked before anything is asked or opened: nothing is touched on bad flags.
+    let schedule = Schedule::new(args.grace, args.retire_by).map_err(|e| {
+        let flag = match e.param() {
+            ScheduleParam::Grace => "--grace",
+            _ => "--retire-by",
+        };
+        CliError::msg(format!("{flag}: {e}"), None)
+    })?;
+    confirm_rotation(ctx, args)?;
     let store = ctx.open_store()?;
     let now = SystemTime::now();
-    let outcome = livekit_provision::rotate::rotate(
-        &ctx.state,
-        store.as_ref(),
-        grace,
-        now,
-        ctx.lock_waiter(),
-    )?;
+    let outcome = if args.promote {
+        rotate::promote(&ctx.state, store.as_ref(), now, ctx.lock_waiter())?
+    } else if args.force {
+        rotate::rotate_now(
+            &ctx.state,
+            store.as_ref(),
+            &schedule,
+            now,
+            ctx.lock_waiter(),
+        )?
+    } else {
+        rotate::stage(
+            &ctx.state,
+            store.as_ref(),
+            &schedule,
+            now,
+            ctx.lock_waiter(),
+        )?
+    };
+    if outcome.action == RotateAction::NothingStaged {
+        return Err(CliError::msg(
+            format!(
+                "no key is staged, nothing was promoted (current key {})",
+                outcome.epoch.current_key().unwrap_or("none")
+            ),
+            Some("stage one with `livekit-provision secrets rotate`".to_owned()),
+        ));
+    }
     let waiter = ctx.lock_waiter();
     let report = livekit_provision::ensure(
         &ctx.state,
@@ -163,9 +173,10 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
             ..EnsureOptions::default()
         },
     )?;
-    // A running daemon runs too: it learns of the grace and drops the old key when it ends (and
-    // its `status` shows the restart now pending). It waits for its lock, which this run no
-    // longer holds. Best effort: the files are provisioned either way.
+    // A running daemon runs too: it publishes the same files, learns of the grace and drops
+    // the previous key when it ends (and its `status` shows the restart now pending). It waits
+    // for its lock, which this run no longer holds. Best effort: the files are provisioned
+    // either way.
     let daemon_ran = match ctx.via_daemon::<protocol::Ensure>(&NoParams {}, DAEMON_TIMEOUT) {
         Ok(answer) => answer.is_some(),
         Err(e) => {
@@ -178,22 +189,82 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
     };
     let mut result = RotateResult::new(outcome, daemon_ran);
     result.ensure = Some(report);
+    print_rotation(ctx, &result, args.force);
+    Ok(Exit::Success)
+}
+
+fn confirm_rotation(ctx: &Ctx, args: &RotateArgs) -> Result<(), CliError> {
+    if args.yes {
+        return Ok(());
+    }
+    if !io::stdin().is_terminal() {
+        return Err(CliError::msg(
+            "refusing to rotate the API credentials without confirmation",
+            Some("pass --yes".to_owned()),
+        ));
+    }
+    let root = ctx.state.root().display();
+    if args.promote {
+        eprint!(
+            "Promote the staged API key of {root}? Every signer switches to it: livekit-server must have loaded it (restarted since it was staged). [y/N] "
+        );
+    } else if args.force {
+        eprint!(
+            "Replace the API key of {root} at once? Tokens signed with the new key are refused until livekit-server restarts. [y/N] "
+        );
+    } else {
+        eprint!(
+            "Stage a new API key for {root}? livekit.yaml lists it beside the current key; nothing signs with it until it is promoted. [y/N] "
+        );
+    }
+    let _ = io::stderr().flush();
+    let mut answer = String::new();
+    let _ = io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::msg("rotation cancelled", None))
+    }
+}
+
+/// The human form of a rotation's result: what happened, then the next step.
+fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
     let p = &ctx.printer;
     if p.json {
-        p.json(&result);
-    } else {
-        p.data(format!(
-            "rotated: new API key {}{}",
-            result.new_key,
-            result
-                .old_key
-                .as_ref()
-                .map(|k| format!(" (was {k})"))
-                .unwrap_or_default()
-        ));
-        if let Some(until) = &result.grace_until {
+        p.json(result);
+        return;
+    }
+    let current = result.current_key.as_deref().unwrap_or("none");
+    match (&result.action, &result.epoch) {
+        (RotateAction::Staged | RotateAction::AlreadyStaged, Epoch::Staged { next_key, .. }) => {
+            let done = if result.action == RotateAction::Staged {
+                "staged"
+            } else {
+                "already staged (nothing minted)"
+            };
+            p.data(format!(
+                "{done}: API key {next_key}; {current} keeps signing until it is promoted"
+            ));
+            p.status(
+                "next: livekit-server must load the new key before anything signs with it: \
+                 `livekit-provision restart` when no call is in progress, then \
+                 `livekit-provision secrets rotate --promote`",
+            );
+        }
+        (
+            _,
+            Epoch::Grace {
+                previous_key,
+                until,
+                ..
+            },
+        ) => {
+            p.data(format!(
+                "promoted: API key {current} signs from now on (was {previous_key})"
+            ));
             p.status(format!(
-                "the old key stays in livekit.yaml until the grace ends ({until}); {}",
+                "the previous key stays in livekit.yaml until the grace ends ({}); {}",
+                livekit_provision::clock::rfc3339(*until),
                 if result.provisioning_scheduled {
                     "the daemon removes it then"
                 } else {
@@ -201,7 +272,17 @@ fn rotate(ctx: &Ctx, grace: Option<std::time::Duration>, yes: bool) -> Result<Ex
                 }
             ));
         }
-        p.status("restart livekit-server to load the new keys: `livekit-provision restart`");
+        _ => {
+            p.data(format!("promoted: API key {current} signs from now on"));
+            p.status(
+                "the previous key has left livekit.yaml (no grace); livekit-server accepts it until it restarts",
+            );
+        }
     }
-    Ok(Exit::Success)
+    if forced {
+        p.status(
+            "tokens signed with the new key are refused until livekit-server restarts: \
+             `livekit-provision restart`",
+        );
+    }
 }

@@ -77,6 +77,39 @@ const CASES: &[Case] = &[
         &["secrets", "rotate", "--grace", "banana", "--yes"],
         "--grace",
     ),
+    case(
+        Flags,
+        &["secrets", "rotate", "--grace", "31d", "--yes"],
+        "--grace",
+    ),
+    case(
+        Flags,
+        &["secrets", "rotate", "--retire-by", "40d", "--yes"],
+        "--retire-by",
+    ),
+    case(
+        Flags,
+        &[
+            "secrets",
+            "rotate",
+            "--grace",
+            "2h",
+            "--retire-by",
+            "1h",
+            "--yes",
+        ],
+        "--retire-by",
+    ),
+    case(
+        Flags,
+        &["secrets", "rotate", "--promote", "--grace", "1h", "--yes"],
+        "--grace",
+    ),
+    case(
+        Flags,
+        &["secrets", "rotate", "--promote", "--yes"],
+        "no key is staged",
+    ),
     case(Flags, &["install", "--version", "banana"], "banana"),
     case(
         Flags,
@@ -171,6 +204,21 @@ const CASES: &[Case] = &[
         Flags,
         &["secrets", "set", "LIVEKIT_ROTATION_GRACE_UNTIL", "tomorrow"],
         "LIVEKIT_ROTATION_GRACE_UNTIL",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_ROTATION_GRACE", "99999999"],
+        "LIVEKIT_ROTATION_GRACE",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_ROTATION_DEADLINE", "tomorrow"],
+        "LIVEKIT_ROTATION_DEADLINE",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_API_SECRET_NEXT", "x"],
+        "LIVEKIT_API_SECRET_NEXT",
     ),
     case(
         Flags,
@@ -311,6 +359,16 @@ const CASES: &[Case] = &[
         Stored("LIVEKIT_NODE_IP", "nope"),
         &["secrets", "rotate", "--yes"],
         "LIVEKIT_NODE_IP",
+    ),
+    case(
+        Stored("LIVEKIT_ROTATION_GRACE", "forever"),
+        &["secrets", "rotate", "--yes"],
+        "LIVEKIT_ROTATION_GRACE",
+    ),
+    case(
+        Stored("LIVEKIT_API_KEY_NEXT", "a b"),
+        &["ensure"],
+        "LIVEKIT_API_KEY_NEXT",
     ),
     case(StoreFile("{not json"), &["ensure"], "secrets.json"),
     case(StoreFile("[1, 2]"), &["ensure"], "secrets.json"),

@@ -55,15 +55,20 @@ fn no_secret_in_traces() {
         );
     }
 
-    // Rotation: neither the old nor the new secret is traced.
-    let out = traced(&node, &["secrets", "rotate", "--grace", "1h", "--yes"]).ok();
-    let new = node.secret();
+    // Rotation, each step: neither the old nor the new secret is traced.
+    let staged = traced(&node, &["secrets", "rotate", "--grace", "1h", "--yes"]).ok();
+    let promoted = traced(&node, &["secrets", "rotate", "--promote", "--yes"]).ok();
+    let forced = traced(&node, &["secrets", "rotate", "--force", "--yes"]).ok();
+    let new = node.store()["LIVEKIT_API_SECRET_PREVIOUS"].clone();
+    let newest = node.secret();
     assert_ne!(new, secret);
-    for s in [&secret, &new] {
-        assert!(
-            !out.stderr.contains(s.as_str()) && !out.stdout.contains(s.as_str()),
-            "{out}"
-        );
+    for out in [&staged, &promoted, &forced] {
+        for s in [&secret, &new, &newest] {
+            assert!(
+                !out.stderr.contains(s.as_str()) && !out.stdout.contains(s.as_str()),
+                "{out}"
+            );
+        }
     }
 }
 

@@ -27,6 +27,10 @@ fn list_redacts_secrets_and_shows_the_rest() {
         LIVEKIT_API_KEY_PREVIOUS         (not set)
         LIVEKIT_API_SECRET_PREVIOUS      (not set)
         LIVEKIT_ROTATION_GRACE_UNTIL     (not set)
+        LIVEKIT_API_KEY_NEXT             (not set)
+        LIVEKIT_API_SECRET_NEXT          (not set)
+        LIVEKIT_ROTATION_GRACE           (not set)
+        LIVEKIT_ROTATION_DEADLINE        (not set)
         ");
         assert_snapshot!(out.stderr, @"store: file:[TMP]/state/secrets.json");
     });
@@ -71,21 +75,56 @@ fn set_dash_reads_the_value_from_stdin() {
 }
 
 #[test]
-fn rotate_mints_a_new_pair_and_rerenders() {
+fn rotate_stages_and_promote_switches_the_signers() {
     let node = Node::converged();
     let (old_key, old_secret) = node.triple().consistent();
     let out = node.run(&["secrets", "rotate", "--yes"]).ok();
-    let (key, secret) = node.triple().consistent();
-    assert_ne!(key, old_key);
-    assert_ne!(secret, old_secret);
-    assert_eq!((key.clone(), secret), (node.key(), node.secret()));
+    let store = node.store();
+    let (next_key, next_secret) = (
+        store["LIVEKIT_API_KEY_NEXT"].clone(),
+        store["LIVEKIT_API_SECRET_NEXT"].clone(),
+    );
+    assert_ne!(next_key, old_key);
     assert_eq!(
         out.stdout,
-        format!("rotated: new API key {key} (was {old_key})\n")
+        format!("staged: API key {next_key}; {old_key} keeps signing until it is promoted\n")
     );
+    assert!(out.stderr.contains("secrets rotate --promote"), "{out}");
+    // Staged: livekit.yaml lists both keys; every signer keeps the current one.
+    let triple = node.triple();
+    assert_eq!(triple.runtime, (old_key.clone(), old_secret.clone()));
+    assert_eq!(triple.backend, (old_key.clone(), old_secret.clone()));
+    assert_eq!(triple.yaml_keys.len(), 2, "{:?}", triple.yaml_keys.keys());
+    assert_eq!(triple.yaml_keys[&next_key], next_secret);
+    assert_eq!(
+        (node.key(), node.secret()),
+        (old_key.clone(), old_secret.clone())
+    );
+    node.run(&["check"]).ok();
+
+    // A rerun stages nothing new.
+    let out = node.run(&["secrets", "rotate", "--yes"]).ok();
+    assert!(out.stdout.starts_with("already staged"), "{out}");
+    assert_eq!(node.store(), store);
+
+    // Promoted (no grace): the signers switch; the previous key leaves livekit.yaml.
+    let out = node.run(&["secrets", "rotate", "--promote", "--yes"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("promoted: API key {next_key} signs from now on\n")
+    );
+    assert_eq!(node.triple().consistent(), (next_key.clone(), next_secret));
+    assert_eq!((node.key(), node.secret()), node.triple().consistent());
     assert!(!node.read("livekit.yaml").contains(&old_secret));
     assert!(!node.read("livekit.yaml").contains(&old_key));
     node.run(&["check"]).ok();
+    // Nothing is staged any more: promoting again is refused, and changes nothing.
+    let before = node.listing();
+    let out = node
+        .run(&["secrets", "rotate", "--promote", "--yes"])
+        .expect_code(1);
+    assert!(out.stderr.contains("no key is staged"), "{out}");
+    assert_eq!(node.listing(), before);
 }
 
 #[test]
@@ -94,6 +133,10 @@ fn rotate_with_grace_keeps_the_old_key_accepted() {
     let (old_key, old_secret) = node.triple().consistent();
     node.run(&["secrets", "rotate", "--grace", "1h", "--yes"])
         .ok();
+    let staged_yaml = node.read("livekit.yaml");
+    node.run(&["secrets", "rotate", "--promote", "--yes"]).ok();
+    // The promotion changed no byte of livekit.yaml: no restart is needed for it.
+    assert_eq!(node.read("livekit.yaml"), staged_yaml);
     let keys = node.yaml_keys();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert_eq!(keys[&old_key], old_secret);
@@ -128,13 +171,64 @@ fn rotate_with_grace_keeps_the_old_key_accepted() {
 }
 
 #[test]
+fn promote_refuses_a_key_livekit_yaml_does_not_list() {
+    let node = Node::converged();
+    // Staged in the store by hand, never published.
+    node.run(&["secrets", "set", "LIVEKIT_API_SECRET_NEXT", &"N".repeat(43)])
+        .ok();
+    node.run(&["secrets", "set", "LIVEKIT_API_KEY_NEXT", "APInextUnlisted"])
+        .ok();
+    let store = node.store();
+    let out = node
+        .run(&["secrets", "rotate", "--promote", "--yes"])
+        .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("the staged key APInextUnlisted is not in"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("hint: run `livekit-provision ensure`"),
+        "{out}"
+    );
+    assert_eq!(node.store(), store);
+    // `check` says the same.
+    let out = node.run(&["check", "--json"]).ok();
+    assert!(out.stdout.contains("next-key-not-listed"), "{out}");
+}
+
+#[test]
+fn rotate_force_replaces_the_key_at_once() {
+    let node = Node::converged();
+    let (old_key, old_secret) = node.triple().consistent();
+    let out = node
+        .run(&["secrets", "rotate", "--force", "--grace", "1h", "--yes"])
+        .ok();
+    // Both keys listed (the grace); the signers on the new one at once.
+    let triple = node.triple();
+    assert_eq!(triple.backend, triple.runtime);
+    let (key, secret) = triple.runtime;
+    assert_ne!(key, old_key);
+    assert_eq!((key.clone(), secret), (node.key(), node.secret()));
+    assert_eq!(
+        out.stdout,
+        format!("promoted: API key {key} signs from now on (was {old_key})\n")
+    );
+    assert!(
+        out.stderr.contains("refused until livekit-server restarts"),
+        "{out}"
+    );
+    assert_eq!(node.yaml_keys()[&old_key], old_secret);
+}
+
+#[test]
 fn rotate_without_yes_and_without_a_terminal_refuses() {
     let node = Node::converged();
     let before = node.listing();
     let out = node.run(&["secrets", "rotate"]).expect_code(1);
     assert_snapshot!(out.stderr, @r"
     error: refusing to rotate the API credentials without confirmation
-    hint: pass --yes (tokens signed with the old secret stop working unless --grace is given)
+    hint: pass --yes
     ");
     assert_eq!(node.listing(), before);
 }
@@ -149,14 +243,29 @@ fn rotate_and_set_json_are_the_rpc_results() {
     let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let result: RotateResult = serde_json::from_value(value.clone()).unwrap();
     assert_eq!(serde_json::to_value(&result).unwrap(), value, "{out}");
-    assert_eq!(result.new_key, node.key());
-    assert_eq!(result.old_key.as_deref(), Some(old_key.as_str()));
-    // No daemon ran; the CLI's own run published the new key and says so.
+    assert_eq!(value["action"], "staged", "{out}");
+    assert_eq!(result.current_key.as_deref(), Some(old_key.as_str()));
+    let staged = node.store()["LIVEKIT_API_KEY_NEXT"].clone();
+    assert_eq!(result.staged_key.as_deref(), Some(staged.as_str()));
+    assert_eq!(value["epoch"]["phase"], "staged", "{out}");
+    assert_eq!(value["epoch"]["grace_secs"], 3600, "{out}");
+    // No daemon ran; the CLI's own run published the staged key and says so.
     assert!(!result.provisioning_scheduled, "{out}");
     let report = result.ensure.as_ref().expect("the CLI's run");
-    assert_eq!(report.api_key, node.key());
+    assert_eq!(report.api_key, old_key);
+
+    let out = node
+        .run(&["--json", "secrets", "rotate", "--promote", "--yes"])
+        .ok();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let result: RotateResult = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(value["action"], "promoted", "{out}");
+    assert_eq!(result.current_key.as_deref(), Some(staged.as_str()));
+    assert_eq!(result.staged_key, None);
+    assert_eq!(value["epoch"]["phase"], "grace", "{out}");
+    assert_eq!(value["epoch"]["previous_key"], old_key.as_str(), "{out}");
     // The grace's end: RFC 3339 in both places, the store's second.
-    let until = result.grace_until.as_deref().unwrap();
+    let until = value["epoch"]["until"].as_str().unwrap();
     let stored: u64 = node.store()["LIVEKIT_ROTATION_GRACE_UNTIL"]
         .parse()
         .unwrap();
@@ -166,6 +275,7 @@ fn rotate_and_set_json_are_the_rpc_results() {
         "{out}"
     );
     assert_eq!(value["ensure"]["grace_until"], until, "{out}");
+    assert_eq!(value["ensure"]["api_key"], staged.as_str(), "{out}");
 
     let out = node
         .run(&["--json", "secrets", "set", "LIVEKIT_NODE_IP", "10.0.0.7"])

@@ -36,21 +36,22 @@ pub(super) fn set(
     })
 }
 
+/// Stage a new pair (the daemon's own driving promotes it once livekit-server has loaded it).
 pub(super) fn rotate(shared: &Shared, params: &RotateParams) -> Result<RotateResult, RpcError> {
-    let grace = params
-        .grace
-        .as_ref()
-        .map(|g| g.duration("grace"))
-        .transpose()?;
+    let schedule = params.schedule()?;
     let store = store(shared)?;
-    let outcome = livekit_provision::rotate::rotate(
+    let outcome = livekit_provision::rotate::stage(
         &shared.config.state,
         store.as_ref(),
-        grace,
+        &schedule,
         (shared.config.clock)(),
-        |_| {},
+        lock_wait,
     )
     .map_err(|e| failed(&e))?;
-    tracing::info!(new_key = %outcome.new_key, "rotated by secrets.rotate");
+    tracing::info!(
+        action = ?outcome.action,
+        staged_key = outcome.epoch.next_key(),
+        "secrets.rotate"
+    );
     Ok(RotateResult::new(outcome, schedule_run(shared)))
 }

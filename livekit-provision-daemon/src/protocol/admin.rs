@@ -8,13 +8,13 @@ use livekit_provision::CredentialSource;
 use livekit_provision::admin::{Installed, Preview};
 use livekit_provision::ensure::EnsureReport;
 use livekit_provision::fetch::{InstallOutcome, RollbackOutcome};
-use livekit_provision::rotate::RotateOutcome;
+use livekit_provision::rotate::{Epoch, RotateAction, RotateOutcome, Schedule, ScheduleParam};
 use livekit_provision::store::{KNOWN, SecretStore, StoreError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Ttl;
+use super::{RpcError, Ttl};
 
 /// One setting of `secrets.list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -126,27 +126,61 @@ pub struct SecretsSetResult {
     pub provisioning_scheduled: bool,
 }
 
-/// The parameters of `secrets.rotate`.
+/// The parameters of `secrets.rotate`: it stages a new pair (the current one is untouched; the
+/// staged key is promoted once livekit-server has loaded it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateParams {
-    /// How long the old key stays accepted (humantime or seconds); none when absent: tokens
-    /// signed with the old secret stop working once the media restart.
+    /// How long the previous key stays accepted once the staged key is promoted (humantime or
+    /// seconds, at most 30 days); none when absent: the previous key leaves `livekit.yaml` at
+    /// the promotion, and livekit-server drops it at its next restart.
     #[serde(default)]
     pub grace: Option<Ttl>,
+    /// The operator's deadline for retiring the previous key, counted from now (humantime or
+    /// seconds, at most 30 days, no shorter than `grace`): the grace is never extended past it,
+    /// accepting that participants still connected must rejoin.
+    #[serde(default)]
+    pub retire_by: Option<Ttl>,
 }
 
-/// The result of `secrets.rotate` (and of the CLI's `secrets rotate`).
+impl RotateParams {
+    /// The schedule these parameters ask for; `-32602` naming the parameter at fault.
+    pub fn schedule(&self) -> Result<Schedule, RpcError> {
+        let grace = self
+            .grace
+            .as_ref()
+            .map(|g| g.duration("grace"))
+            .transpose()?;
+        let retire_by = self
+            .retire_by
+            .as_ref()
+            .map(|r| r.duration("retire_by"))
+            .transpose()?;
+        Schedule::new(grace, retire_by).map_err(|e| {
+            let param = match e.param() {
+                ScheduleParam::Grace => "grace",
+                _ => "retire_by",
+            };
+            RpcError::invalid_params(format!("{param}: {e}"))
+        })
+    }
+}
+
+/// The result of `secrets.rotate` (and of the CLI's `secrets rotate`, with or without
+/// `--promote`/`--force`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RotateResult {
-    /// The new key.
-    pub new_key: String,
-    /// The key it replaced, when there was one.
-    pub old_key: Option<String>,
-    /// Until when the old key stays accepted (RFC 3339), when a grace was given.
-    pub grace_until: Option<String>,
+    /// What the call did: `staged`, `already_staged` (nothing minted), `promoted`,
+    /// `nothing_staged`.
+    pub action: RotateAction,
+    /// The staged key, while one waits for its promotion.
+    pub staged_key: Option<String>,
+    /// The key every signer uses.
+    pub current_key: Option<String>,
+    /// Where the rotation stands after the call (`phase`: `stable`, `staged`, `grace`).
+    pub epoch: Epoch,
     /// A daemon's provisioning run was scheduled to publish it (the CLI: a running daemon was
-    /// asked to run, and did); the media load it at `restart`.
+    /// asked to run, and did).
     pub provisioning_scheduled: bool,
     /// The provisioning run that published it, when the caller ran one itself (the CLI does;
     /// the daemon schedules its run and answers `null`: `status` shows that run).
@@ -158,9 +192,10 @@ impl RotateResult {
     /// own yet (`ensure` is `None`).
     pub fn new(outcome: RotateOutcome, provisioning_scheduled: bool) -> Self {
         Self {
-            new_key: outcome.new_key,
-            old_key: outcome.old_key,
-            grace_until: outcome.grace_until.map(livekit_provision::clock::rfc3339),
+            action: outcome.action,
+            staged_key: outcome.epoch.next_key().map(str::to_owned),
+            current_key: outcome.epoch.current_key().map(str::to_owned),
+            epoch: outcome.epoch,
             provisioning_scheduled,
             ensure: None,
         }

@@ -53,15 +53,15 @@ fn params_schema(method: &Value) -> Value {
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
 }
 
-/// No answer holds a secret: neither the one `render` saw (the previous one once the rotation
-/// that came after it is done) nor the rotated one.
+/// No answer holds a secret: neither the one `render` saw (still the current one: the rotation
+/// that came after it only staged a pair) nor the staged one.
 fn assert_no_secret_in(node: &Node, results: &std::collections::BTreeMap<&str, Value>) {
     let store: Value =
         serde_json::from_slice(&std::fs::read(node.state.secrets_file()).unwrap()).unwrap();
     let yaml = results["render"]["files"]["livekit.yaml"].as_str().unwrap();
     assert!(yaml.contains("****"), "{yaml}");
     let answers = serde_json::to_string(results).unwrap();
-    for name in ["LIVEKIT_API_SECRET", "LIVEKIT_API_SECRET_PREVIOUS"] {
+    for name in ["LIVEKIT_API_SECRET", "LIVEKIT_API_SECRET_NEXT"] {
         let secret = store[name].as_str().unwrap_or_default();
         assert!(secret.len() >= 32, "{name} is not in the store");
         assert!(!answers.contains(secret), "an answer holds {name}");

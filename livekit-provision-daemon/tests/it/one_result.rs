@@ -134,10 +134,15 @@ fn rotate_render_and_secrets_list_json_are_the_rpc_results() {
     assert!(cli_result.provisioning_scheduled, "{cli}");
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&cli), keys(&rpc));
-    // The grace's end is RFC 3339 on both doors.
-    for until in [&cli_result.grace_until, &rpc_result.grace_until] {
-        let until = until.as_deref().unwrap_or_default();
-        assert!(humantime::parse_rfc3339(until).is_ok(), "{until:?}");
+    // The RPC staged a key; the CLI's rerun found it staged and minted nothing.
+    assert_eq!(rpc["action"], json!("staged"), "{rpc}");
+    assert_eq!(cli["action"], json!("already_staged"), "{cli}");
+    assert!(rpc_result.staged_key.is_some(), "{rpc}");
+    assert_eq!(cli_result.staged_key, rpc_result.staged_key);
+    assert_eq!(cli_result.current_key, rpc_result.current_key);
+    for epoch in [&cli["epoch"], &rpc["epoch"]] {
+        assert_eq!(epoch["phase"], json!("staged"), "{epoch}");
+        assert_eq!(epoch["grace_secs"], json!(3600), "{epoch}");
     }
 
     let rpc = call(&node.socket(), "render", &json!({})).unwrap();

@@ -1,7 +1,7 @@
 //! Who owns the media, and honesty about what runs (issue 12, sections 2 and 4), through the
 //! daemon: lk-backend supervised like livekit-server, `media_owner: external` with the media
 //! run by `livekit-provision exec` under a supervisor (this test), a livekit-server we did not
-//! start found on the port, and restart pending after a node IP change or a key rotation.
+//! start found on the port, and restart pending after a node IP change or a staged key.
 //! The media are the STAND-INS (not the real programs).
 
 use std::process::{Child, Command, Stdio};
@@ -377,13 +377,13 @@ fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_rest
     assert_eq!(e["restart_pending"], json!(false), "{e}");
     assert_eq!(e["restart_reasons"], json!([]), "{e}");
 
-    // A rotated key: rotate republishes the files; status compares them with the record.
-    let store_secret = || {
+    // A staged key: rotate republishes livekit.yaml with it; status compares it with the record.
+    let store_secret = |name: &str| {
         let secrets = std::fs::read_to_string(node.state.secrets_file()).unwrap();
         let secrets: Value = serde_json::from_str(&secrets).unwrap();
-        secrets["LIVEKIT_API_SECRET"].as_str().unwrap().to_owned()
+        secrets[name].as_str().unwrap().to_owned()
     };
-    let old_secret = store_secret();
+    let old_secret = store_secret("LIVEKIT_API_SECRET");
     let rotated = cli_command(&node, &["secrets", "rotate", "--yes"])
         .output()
         .unwrap();
@@ -396,7 +396,7 @@ fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_rest
         reasons.contains("livekit.yaml changed: keys: "),
         "{reasons}"
     );
-    let new_secret = store_secret();
+    let new_secret = store_secret("LIVEKIT_API_SECRET_NEXT");
     assert_ne!(new_secret, old_secret);
     for secret in [&old_secret, &new_secret] {
         assert!(

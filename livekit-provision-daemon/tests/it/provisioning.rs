@@ -180,6 +180,23 @@ fn the_daemon_drops_at_the_grace_end(node: &Node, old_key: &str, new_key: &str) 
     assert!(livekit_yaml().contains(new_key));
 }
 
+/// `livekit-provision secrets ARGS --yes` against `node`'s state directory; its stderr.
+fn cli_rotate(node: &Node, args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::support::cli())
+        .arg("--state-dir")
+        .arg(node.state.root())
+        .arg("secrets")
+        .args(args)
+        .arg("--yes")
+        .env_remove("LIVEKIT_PROVISION_SECRETS")
+        .env_remove("LIVEKIT_PROVISION_STATE_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
 fn the_previous_key_leaves_livekit_yaml_when_the_grace_ends() {
     let node = Node::new();
@@ -187,10 +204,19 @@ fn the_previous_key_leaves_livekit_yaml_when_the_grace_ends() {
     let first = call(&node.socket(), "ensure", &json!({})).unwrap();
     let old_key = first["api_key"].as_str().unwrap().to_owned();
     let rotated = call(&node.socket(), "secrets.rotate", &json!({ "grace": 8 })).unwrap();
-    assert_eq!(rotated["old_key"], json!(old_key), "{rotated}");
-    let new_key = rotated["new_key"].as_str().unwrap().to_owned();
-    // The run the rotation scheduled keeps both keys for the grace; its report says until when.
+    assert_eq!(rotated["action"], json!("staged"), "{rotated}");
+    assert_eq!(rotated["current_key"], json!(old_key), "{rotated}");
+    assert_eq!(rotated["epoch"]["grace_secs"], json!(8), "{rotated}");
+    let new_key = rotated["staged_key"].as_str().unwrap().to_owned();
+    // The run the staging scheduled lists the staged key; nothing signs with it yet.
     let report = call(&node.socket(), "ensure", &json!({})).unwrap();
+    assert_eq!(report["api_key"], json!(old_key), "{report}");
+    let text = std::fs::read_to_string(node.state.managed(ManagedFile::LivekitYaml)).unwrap();
+    assert!(text.contains(&new_key), "{text}");
+    // Promoted by hand (the CLI asks the running daemon for a run): the grace starts.
+    cli_rotate(&node, &["rotate", "--promote"]);
+    let report = call(&node.socket(), "ensure", &json!({})).unwrap();
+    assert_eq!(report["api_key"], json!(new_key), "{report}");
     let until = grace_until(&node);
     assert_eq!(
         report["grace_until"].as_str(),
@@ -200,8 +226,6 @@ fn the_previous_key_leaves_livekit_yaml_when_the_grace_ends() {
         ),
         "{report}"
     );
-    // The rotation's answer said the same moment.
-    assert_eq!(rotated["grace_until"], report["grace_until"], "{rotated}");
     the_daemon_drops_at_the_grace_end(&node, &old_key, &new_key);
     let report = call(&node.socket(), "ensure", &json!({})).unwrap();
     assert!(report.get("grace_until").is_none(), "{report}");
@@ -214,18 +238,11 @@ fn a_rotation_by_the_cli_reaches_the_running_daemon() {
     let daemon = node.start(&[]);
     let first = call(&node.socket(), "ensure", &json!({})).unwrap();
     let old_key = first["api_key"].as_str().unwrap().to_owned();
-    // The CLI rotates and provisions in its own process, then asks the daemon for a run: the
-    // daemon must learn of the grace from it, not at its recheck.
-    let out = std::process::Command::new(crate::support::cli())
-        .arg("--state-dir")
-        .arg(node.state.root())
-        .args(["secrets", "rotate", "--grace", "3s", "--yes"])
-        .env_remove("LIVEKIT_PROVISION_SECRETS")
-        .env_remove("LIVEKIT_PROVISION_STATE_DIR")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    // The CLI stages, promotes and provisions in its own process, then asks the daemon for a
+    // run: the daemon must learn of the grace from it, not at its recheck.
+    let stderr = cli_rotate(&node, &["rotate", "--grace", "5s"]);
+    assert!(stderr.contains("secrets rotate --promote"), "{stderr}");
+    let stderr = cli_rotate(&node, &["rotate", "--promote"]);
     assert!(stderr.contains("the daemon removes it then"), "{stderr}");
     let store: serde_json::Value =
         serde_json::from_slice(&std::fs::read(node.state.secrets_file()).unwrap()).unwrap();

@@ -233,6 +233,17 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
         ),
         ("secrets.rotate", json!({"grace": "soon"}), "grace"),
         ("secrets.rotate", json!({"grace": -1}), "grace"),
+        ("secrets.rotate", json!({"grace": "31d"}), "grace"),
+        (
+            "secrets.rotate",
+            json!({"retire_by": 2_678_400}),
+            "retire_by",
+        ),
+        (
+            "secrets.rotate",
+            json!({"grace": "2h", "retire_by": "1h"}),
+            "retire_by",
+        ),
         ("install", json!({"version": "latest"}), "version"),
         (
             "install",

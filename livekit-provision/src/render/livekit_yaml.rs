@@ -205,14 +205,21 @@ impl LivekitYaml {
     }
 }
 
-/// The pairs `keys:` lists: the current one, then the previous one during a rotation grace.
+/// The pairs `keys:` lists — the current one, the staged one and the previous one during a
+/// grace — sorted by key, so the file does not depend on which of them is current (a promotion
+/// changes no byte). A key is listed once: the current pair wins, then the staged one (a YAML
+/// mapping cannot hold one key twice).
 fn key_entries(inputs: &RenderInputs) -> Vec<&Credentials> {
     let mut entries = vec![&inputs.credentials];
-    if let Some(previous) = &inputs.previous
-        && previous.key != inputs.credentials.key
+    for other in [inputs.next.as_ref(), inputs.previous.as_ref()]
+        .into_iter()
+        .flatten()
     {
-        entries.push(previous);
+        if entries.iter().all(|e| e.key != other.key) {
+            entries.push(other);
+        }
     }
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
     entries
 }
 

@@ -28,9 +28,10 @@ pub use runtime_json::RuntimeJson;
 
 /// Render the three managed files. Pure and deterministic.
 ///
-/// `inputs.previous`, when set, is listed in `livekit.yaml`'s `keys:` after the current pair (a
-/// declared rotation grace); it is left out when its key equals the current key, since a YAML
-/// mapping cannot hold one key twice and the current pair wins.
+/// `inputs.next` (a staged key) and `inputs.previous` (a declared rotation grace), when set, are
+/// listed in `livekit.yaml`'s `keys:` beside the current pair, every pair sorted by key; one
+/// whose key equals the current key is left out, since a YAML mapping cannot hold one key twice
+/// and the current pair wins. `backend.env` and `runtime.json` hold the current pair only.
 pub fn render(inputs: &RenderInputs) -> Rendered {
     Rendered {
         livekit_yaml: livekit_yaml::render(inputs),
@@ -281,6 +282,7 @@ mod tests {
         RenderInputs {
             credentials: credentials("APIfakeKey12345", FAKE_SECRET),
             previous: None,
+            next: None,
             node_ip: "192.0.2.10".parse().unwrap(),
             node_ip6: None,
             version: Some(LivekitVersion::parse("v1.7.2").unwrap()),

@@ -1,7 +1,8 @@
 //! The `livekit.yaml` sections of a production node, from provision.yaml
-//! (`settings/production.rs`): `bind_addresses`, `webhook` (signed with the current managed key,
-//! so a rotation never leaves it naming a key that is gone) and `prometheus` (basic auth from the
-//! secret store).
+//! (`settings/production.rs`): `bind_addresses`, `webhook` (signed with a managed key that
+//! `keys:` lists — the previous one during a rotation's grace, else the current one — so a
+//! rotation never leaves it naming a key that is gone, and a promotion changes no byte) and
+//! `prometheus` (basic auth from the secret store).
 //!
 //! Built once as a mapping: the renderer writes it, [`super::expected`] merges it into `extra`.
 
@@ -24,7 +25,7 @@ pub(super) fn sections(inputs: &RenderInputs) -> Mapping {
     }
     if let Some(webhook) = &settings.webhook {
         let mut section = Mapping::new();
-        section.insert("api_key".into(), inputs.credentials.key.as_str().into());
+        section.insert("api_key".into(), inputs.webhook_key().as_str().into());
         let urls = webhook
             .urls
             .iter()

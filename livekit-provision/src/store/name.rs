@@ -42,6 +42,16 @@ impl SecretName {
     pub const LIVEKIT_API_SECRET_PREVIOUS: Self = Self::known("LIVEKIT_API_SECRET_PREVIOUS");
     /// When the rotation grace period ends (the previous key is then dropped).
     pub const LIVEKIT_ROTATION_GRACE_UNTIL: Self = Self::known("LIVEKIT_ROTATION_GRACE_UNTIL");
+    /// The API key staged by `secrets rotate`: listed in `livekit.yaml`, not signed with until
+    /// it is promoted. Equal to `LIVEKIT_API_KEY` (or absent): nothing is staged.
+    pub const LIVEKIT_API_KEY_NEXT: Self = Self::known("LIVEKIT_API_KEY_NEXT");
+    /// The API secret of the staged key.
+    pub const LIVEKIT_API_SECRET_NEXT: Self = Self::known("LIVEKIT_API_SECRET_NEXT");
+    /// The grace of the staged rotation, in seconds: at promotion, the grace ends that long after.
+    pub const LIVEKIT_ROTATION_GRACE: Self = Self::known("LIVEKIT_ROTATION_GRACE");
+    /// The operator's deadline for retiring the previous key (seconds since the Unix epoch; `0`:
+    /// none): the grace is never extended past it.
+    pub const LIVEKIT_ROTATION_DEADLINE: Self = Self::known("LIVEKIT_ROTATION_DEADLINE");
 
     /// Validate a name.
     pub fn new(name: impl Into<String>) -> Result<Self, InvalidValue> {
@@ -215,7 +225,27 @@ pub const KNOWN: &[KnownSecret] = &[
     KnownSecret {
         name: SecretName::LIVEKIT_ROTATION_GRACE_UNTIL,
         is_secret: false,
-        description: "end of the rotation grace period (RFC 3339)",
+        description: "end of the rotation grace period (seconds since the Unix epoch)",
+    },
+    KnownSecret {
+        name: SecretName::LIVEKIT_API_KEY_NEXT,
+        is_secret: false,
+        description: "API key staged by `secrets rotate`: in livekit.yaml, signed with once promoted (equal to LIVEKIT_API_KEY: nothing staged)",
+    },
+    KnownSecret {
+        name: SecretName::LIVEKIT_API_SECRET_NEXT,
+        is_secret: true,
+        description: "API secret of the staged key",
+    },
+    KnownSecret {
+        name: SecretName::LIVEKIT_ROTATION_GRACE,
+        is_secret: false,
+        description: "grace of the staged rotation in seconds, applied at promotion",
+    },
+    KnownSecret {
+        name: SecretName::LIVEKIT_ROTATION_DEADLINE,
+        is_secret: false,
+        description: "latest retirement of the previous key, accepting that participants must rejoin (seconds since the Unix epoch; 0: none)",
     },
 ];
 
@@ -230,7 +260,7 @@ mod tests {
             assert_eq!(SecretName::new(k.name.as_str()).unwrap(), k.name);
             assert!(seen.insert(k.name.clone()), "{} twice", k.name);
         }
-        assert_eq!(KNOWN.len(), 12);
+        assert_eq!(KNOWN.len(), 16);
     }
 
     #[test]
@@ -242,6 +272,10 @@ mod tests {
         assert!(SecretName::LIVEKIT_PROMETHEUS_PASSWORD.is_secret());
         assert!(SecretName::LIVEKIT_REDIS_SENTINEL_PASSWORD.is_secret());
         assert!(SecretName::LIVEKIT_API_SECRET_PREVIOUS.is_secret());
+        assert!(SecretName::LIVEKIT_API_SECRET_NEXT.is_secret());
+        assert!(!SecretName::LIVEKIT_API_KEY_NEXT.is_secret());
+        assert!(!SecretName::LIVEKIT_ROTATION_GRACE.is_secret());
+        assert!(!SecretName::LIVEKIT_ROTATION_DEADLINE.is_secret());
         assert!(SecretName::new("SOMETHING_ELSE").unwrap().is_secret());
     }
 

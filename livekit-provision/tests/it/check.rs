@@ -287,6 +287,46 @@ fn multiple_keys() {
 }
 
 #[test]
+fn a_staged_key_not_in_livekit_yaml_and_a_retired_key_still_in_it() {
+    use livekit_provision::rotate::{Schedule, promote, stage};
+    use std::time::Duration;
+
+    let node = provisioned();
+    let now = std::time::SystemTime::now();
+    let schedule = Schedule::new(Some(Duration::from_secs(60)), None).unwrap();
+    stage(&node.state, &node.store, &schedule, now, |_| {}).unwrap();
+    // Staged, not published yet.
+    let report = node.check();
+    expect(&report, Code::NextKeyNotListed, Severity::Warning);
+    assert!(report.healthy);
+    let hint = report
+        .with_code(Code::NextKeyNotListed)
+        .next()
+        .unwrap()
+        .hint
+        .clone();
+    assert!(hint.unwrap().contains("secrets rotate --promote"));
+    ensure(&node.state, &node.store, &offline()).unwrap();
+    assert!(
+        node.check()
+            .with_code(Code::NextKeyNotListed)
+            .next()
+            .is_none()
+    );
+    promote(&node.state, &node.store, now, |_| {}).unwrap();
+    ensure(&node.state, &node.store, &offline()).unwrap();
+    let report = node.check();
+    assert_eq!(codes(&report), [Code::NodeIpDefault]);
+    // The grace is over, but nothing has published since: the previous key is still listed.
+    let later = node.check_with(&CheckOptions {
+        now: now + Duration::from_secs(120),
+        ..CheckOptions::default()
+    });
+    expect(&later, Code::RetiredKeyListed, Severity::Warning);
+    assert!(later.with_code(Code::MultipleKeys).next().is_none());
+}
+
+#[test]
 fn key_file() {
     let node = provisioned();
     node.edit(ManagedFile::LivekitYaml, |t| {

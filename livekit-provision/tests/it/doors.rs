@@ -79,7 +79,8 @@ fn context(name: &SecretName) -> Vec<(&'static str, String)> {
 }
 
 /// Whether `ensure` accepts `value` stored under `name`: it may fail for other reasons (an
-/// unreachable mirror is only a warning), but not by refusing that value.
+/// unreachable mirror is only a warning), but not by refusing that value. (The two names only
+/// the rotation commands read are read back by `rotate::epoch`.)
 fn ensure_accepts(name: &SecretName, value: &str) -> bool {
     let (tmp, state) = fresh_state();
     let store = MemoryStore::new();
@@ -102,6 +103,22 @@ fn ensure_accepts(name: &SecretName, value: &str) -> bool {
             "redis_sentinel_master_name: lk\nredis_sentinel_addresses: [\"127.0.0.1:26379\"]\n",
         )
         .unwrap();
+    }
+    if matches!(
+        name.as_str(),
+        "LIVEKIT_ROTATION_GRACE" | "LIVEKIT_ROTATION_DEADLINE"
+    ) {
+        // A rotation's schedule is read back by the rotation commands, not by `ensure`.
+        return match livekit_provision::rotate::epoch(&store, std::time::SystemTime::now()) {
+            Ok(_) => true,
+            Err(livekit_provision::rotate::RotateError::InvalidStored {
+                name: refused, ..
+            }) => {
+                assert_eq!(&refused, name, "another value than the one under test");
+                false
+            }
+            Err(other) => panic!("epoch failed for another reason: {other}"),
+        };
     }
     let mut opts = offline();
     if *name == SecretName::LIVEKIT_SHA256 {

@@ -15,6 +15,7 @@ mod publish;
 mod reconcile;
 mod redis_ha;
 mod render;
+mod rotate;
 mod store;
 mod support;
 mod turn;

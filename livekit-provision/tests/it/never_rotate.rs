@@ -438,7 +438,10 @@ fn resolved_store() -> impl Strategy<Value = (MemoryStore, Settings)> {
     (
         key,
         secret,
-        prop::option::of((key, secret)),
+        (
+            prop::option::of((key, secret)),
+            prop::option::of((key, secret)),
+        ),
         prop::option::of((any::<bool>(), 0u32..20, 0u32..20, 0u32..40).prop_map(
             |(v, major, minor, patch)| {
                 format!("{}{major}.{minor}.{patch}", if v { "v" } else { "" })
@@ -451,7 +454,7 @@ fn resolved_store() -> impl Strategy<Value = (MemoryStore, Settings)> {
         (1024u16..7000, 0u16..100),
     )
         .prop_map(
-            |(key, secret, previous, version, node_ip, (port, offset))| {
+            |(key, secret, (previous, next), version, node_ip, (port, offset))| {
                 let store = MemoryStore::new();
                 put(&store, "LIVEKIT_API_KEY", &key);
                 put(&store, "LIVEKIT_API_SECRET", &secret);
@@ -463,6 +466,10 @@ fn resolved_store() -> impl Strategy<Value = (MemoryStore, Settings)> {
                         "LIVEKIT_ROTATION_GRACE_UNTIL",
                         &u64::MAX.to_string(),
                     );
+                }
+                if let Some((nkey, nsecret)) = next {
+                    put(&store, "LIVEKIT_API_KEY_NEXT", &nkey);
+                    put(&store, "LIVEKIT_API_SECRET_NEXT", &nsecret);
                 }
                 if let Some(v) = version {
                     put(&store, "LIVEKIT_VERSION", &v);
@@ -511,8 +518,12 @@ proptest! {
         prop_assert_eq!(disk.consistent_credentials(), Some(resolution.inputs.credentials.clone()));
         prop_assert_eq!(disk.live_credentials().map(|(c, _)| c), Some(resolution.inputs.credentials.clone()));
         prop_assert_eq!(disk.disagreement(&resolution.inputs.credentials), None);
-        if let Some(previous) = &resolution.inputs.previous {
-            prop_assert!(disk.livekit_yaml.valid().unwrap().keys.contains(previous));
+        let inputs = &resolution.inputs;
+        // A key is listed once (the staged pair wins over a previous one of the same key).
+        let previous = inputs.previous.as_ref().filter(|p| inputs.next.as_ref().is_none_or(|n| n.key != p.key));
+        for other in [previous, inputs.next.as_ref()].into_iter().flatten() {
+            prop_assert!(disk.livekit_yaml.valid().unwrap().keys.contains(other));
+            prop_assert!(other.key != inputs.credentials.key);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! A production node's settings end to end: the webhook key follows a rotation, the metrics
+//! A production node's settings end to end: the webhook key follows a rotation (and stays put
+//! across its promotion), the metrics
 //! password is minted once and kept, NAT discovery and dual-stack node IPs render, the health
 //! probe follows `bind_addresses`, and every bad setting is refused by name, with a hint, before
 //! anything is written.
@@ -9,7 +10,7 @@ use std::time::Duration;
 use livekit_provision::check::{CheckOptions, Code, Severity, check};
 use livekit_provision::ensure::Action;
 use livekit_provision::render::LivekitYaml;
-use livekit_provision::rotate::rotate;
+use livekit_provision::rotate::{RotateAction, Schedule, promote, stage};
 use livekit_provision::store::MemoryStore;
 use livekit_provision::triple::DiskTriple;
 use livekit_provision::{
@@ -61,19 +62,34 @@ fn the_webhook_key_follows_a_rotation_through_its_grace() {
     assert_eq!(file.extra["webhook"]["urls"][0].as_str(), Some(HOOK));
 
     let now = livekit_provision::clock::system();
-    let outcome = rotate(&state, &store, Some(Duration::from_secs(3600)), now, |_| {}).unwrap();
-    assert!(outcome.grace_until.is_some());
     let opts = EnsureOptions { now, ..offline() };
+    let schedule = Schedule::new(Some(Duration::from_secs(3600)), None).unwrap();
+    stage(&state, &store, &schedule, now, |_| {}).unwrap();
+    ensure(&state, &store, &opts).unwrap();
+    let staged = std::fs::read(state.managed(ManagedFile::LivekitYaml)).unwrap();
+    let next = get(&store, "LIVEKIT_API_KEY_NEXT").unwrap();
+    let file = livekit_yaml(&state);
+    assert_eq!(webhook_key(&file), first, "staged: the current key");
+    let mut both = vec![first.clone(), next.clone()];
+    both.sort();
+    assert_eq!(keys(&file), both, "sorted by key");
+
+    let outcome = promote(&state, &store, now, |_| {}).unwrap();
+    assert_eq!(outcome.action, RotateAction::Promoted);
     ensure(&state, &store, &opts).unwrap();
     let file = livekit_yaml(&state);
     let current = get(&store, "LIVEKIT_API_KEY").unwrap();
-    assert_ne!(current, first);
+    assert_eq!(current, next);
     assert_eq!(
         webhook_key(&file),
-        current,
-        "during the grace: the current key"
+        first,
+        "during the grace: the previous key, so the promotion changes no byte"
     );
-    assert_eq!(keys(&file), [current.clone(), first.clone()]);
+    assert_eq!(
+        std::fs::read(state.managed(ManagedFile::LivekitYaml)).unwrap(),
+        staged
+    );
+    assert_eq!(keys(&file), both);
     let report = check(
         &state,
         Some(&store),

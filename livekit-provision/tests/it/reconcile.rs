@@ -98,16 +98,16 @@ fn the_grace_end_is_rfc3339_on_the_wire() {
     let store = MemoryStore::new();
     run(&state, &store, false);
     let now = std::time::SystemTime::now();
-    let rotated = livekit_provision::rotate::rotate(
-        &state,
-        &store,
-        Some(Duration::from_secs(3600)),
-        now,
-        |_| {},
-    )
-    .unwrap();
+    let schedule =
+        livekit_provision::rotate::Schedule::new(Some(Duration::from_secs(3600)), None).unwrap();
+    livekit_provision::rotate::stage(&state, &store, &schedule, now, |_| {}).unwrap();
+    run(&state, &store, false);
+    let rotated = livekit_provision::rotate::promote(&state, &store, now, |_| {}).unwrap();
+    let livekit_provision::rotate::Epoch::Grace { until, .. } = rotated.epoch else {
+        panic!("{rotated:?}");
+    };
     let report = run(&state, &store, false).report;
-    assert_eq!(report.grace_until, rotated.grace_until);
+    assert_eq!(report.grace_until, Some(until));
     let json = serde_json::to_value(&report).unwrap();
     let text = json["grace_until"].as_str().unwrap();
     assert_eq!(

@@ -343,14 +343,19 @@ fn inputs() -> impl Strategy<Value = RenderInputs> {
         redis(),
         extra(),
         prop::collection::vec(any::<char>(), 1..30).prop_map(|c| c.into_iter().collect::<String>()),
-        (node_ip6(), prop::option::of(api_secret())),
+        (
+            node_ip6(),
+            prop::option::of(api_secret()),
+            prop::option::of(credentials()),
+        ),
     )
         .prop_map(
             |(credentials, previous, node_ip, version, settings, redis, extra, sqlite, more)| {
-                let (node_ip6, prometheus_password) = more;
+                let (node_ip6, prometheus_password, next) = more;
                 RenderInputs {
                     credentials,
                     previous,
+                    next,
                     node_ip,
                     node_ip6,
                     version,
@@ -401,8 +406,9 @@ proptest! {
         if let Some(webhook) = &inputs.settings.webhook {
             prop_assert_eq!(
                 extra["webhook"]["api_key"].as_str(),
-                Some(inputs.credentials.key.as_str())
+                Some(inputs.webhook_key().as_str())
             );
+            prop_assert!(got.livekit_yaml.keys.iter().any(|c| c.key == *inputs.webhook_key()));
             prop_assert_eq!(extra["webhook"]["urls"].as_sequence().map(Vec::len), Some(webhook.urls.len()));
         }
         if let (Some(_), Some(password)) = (&inputs.settings.prometheus, &inputs.prometheus_password) {
@@ -420,6 +426,7 @@ proptest! {
         // Every secret the inputs hold, listed here independently of `redact`.
         let mut secrets = vec![inputs.credentials.secret.expose().to_owned()];
         secrets.extend(inputs.previous.as_ref().map(|p| p.secret.expose().to_owned()));
+        secrets.extend(inputs.next.as_ref().map(|p| p.secret.expose().to_owned()));
         if let Some(redis) = &inputs.redis {
             secrets.extend(redis.password.as_ref().map(|p| p.expose().to_owned()));
             if let RoutingNodes::Sentinel { password: Some(p), .. } = &redis.nodes {
@@ -441,10 +448,30 @@ proptest! {
     #[test]
     fn the_three_files_agree_on_the_credentials(inputs in inputs()) {
         let parsed = ParsedFiles::parse(&render(&inputs)).unwrap();
-        let from_yaml = parsed.livekit_yaml.credentials().first().cloned();
-        prop_assert_eq!(from_yaml.as_ref(), Some(&inputs.credentials));
+        prop_assert!(parsed.livekit_yaml.credentials().contains(&inputs.credentials));
         prop_assert_eq!(parsed.backend_env.credentials(), Some(inputs.credentials.clone()));
         prop_assert_eq!(&parsed.runtime_json.credentials(), &inputs.credentials);
+    }
+
+    #[test]
+    fn keys_lists_current_staged_and_previous_once_each_sorted(inputs in inputs()) {
+        let parsed = ParsedFiles::parse(&render(&inputs)).unwrap();
+        let keys: Vec<&str> = parsed.livekit_yaml.credentials().iter().map(|c| c.key.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        prop_assert_eq!(&keys, &sorted, "not sorted, or a key twice");
+        for pair in [inputs.next.as_ref(), inputs.previous.as_ref()].into_iter().flatten() {
+            prop_assert!(keys.contains(&pair.key.as_str()));
+        }
+        let want = 1 + [inputs.next.as_ref(), inputs.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.key.as_str())
+            .filter(|k| *k != inputs.credentials.key.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        prop_assert_eq!(keys.len(), want);
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub fn inputs(state: &StateDir, pair: &Credentials) -> RenderInputs {
     RenderInputs {
         credentials: pair.clone(),
         previous: None,
+        next: None,
         node_ip: "127.0.0.1".parse().unwrap(),
         node_ip6: None,
         version: None,

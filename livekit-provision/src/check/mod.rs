@@ -20,6 +20,8 @@ use crate::secret::MIN_API_SECRET_LEN;
 use crate::store::SecretStore;
 use crate::triple::{DiskTriple, Parsed};
 
+mod rotation;
+
 /// How bad a finding is. Any `Error` makes the report unhealthy (`check` exits 1).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
@@ -67,8 +69,13 @@ pub enum Code {
     SymlinkOutside,
     /// A fixed path is a plain file of an older layout (ensure imports it).
     LegacyLayout,
-    /// More than one key in `keys:` without a declared rotation.
+    /// More than one key in `keys:`, one of which no rotation declares.
     MultipleKeys,
+    /// A key is staged (`LIVEKIT_API_KEY_NEXT`) but the `livekit.yaml` on disk does not list
+    /// it: livekit-server cannot load it, and it cannot be promoted.
+    NextKeyNotListed,
+    /// The grace of the previous key is over but the `livekit.yaml` on disk still lists it.
+    RetiredKeyListed,
     /// `key_file` is set: livekit-server ignores `keys:`.
     KeyFile,
     /// A secret shorter than 32 characters.
@@ -597,21 +604,7 @@ fn check_against_store(
         }
     };
     report_warnings(state, &resolution.warnings, out);
-    if let Some(lk) = disk.livekit_yaml.valid()
-        && lk.keys.len() > 1
-        && resolution.inputs.previous.is_none()
-    {
-        out.add(
-            Code::MultipleKeys,
-            Severity::Warning,
-            vec![state.managed(ManagedFile::LivekitYaml)],
-            format!(
-                "livekit.yaml has {} keys but no rotation grace is declared",
-                lk.keys.len()
-            ),
-            Some(ENSURE_HINT),
-        );
-    }
+    rotation::check_rotation(state, disk, &resolution, out);
     // Drift is only meaningful against credentials the store really holds.
     if resolution.credentials_source == CredentialSource::Store {
         let rendered = render(&resolution.inputs);
