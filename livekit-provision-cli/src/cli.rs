@@ -178,9 +178,15 @@ pub struct TokenArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// How long livekit-server may drain participants before a second SIGTERM
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub grace: std::time::Duration,
+    /// How long livekit-server may drain its calls (no new rooms; the calls go on) before it is
+    /// ended: for `restart` with SIGKILL, after which the participants reconnect [default:
+    /// 30s; a forced restart with participants connected: `changes.drain` of provision.yaml]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub grace: Option<std::time::Duration>,
+    /// Go ahead although participants are in a call (refused otherwise): `restart` drains
+    /// first and restarts when the calls end or the grace is over; `stop` stops anyway
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

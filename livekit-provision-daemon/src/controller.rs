@@ -79,6 +79,7 @@ pub(super) fn prepare(config: DaemonConfig) -> (Arc<Shared>, mpsc::UnboundedRece
         published: Mutex::new(None),
         events: events_tx,
         progress: ProgressCell::default(),
+        applier: Mutex::new(super::apply::Applier::default()),
     });
     (shared, events)
 }
@@ -127,6 +128,7 @@ pub(super) async fn run(
         current: Vec::new(),
         queued: Vec::new(),
     };
+    let ticker = tokio::spawn(tick_forever(Arc::clone(&shared)));
     tokio::pin!(shutdown);
     loop {
         if schedule.run_now && !schedule.in_flight {
@@ -157,11 +159,26 @@ pub(super) async fn run(
             () = timer, if !schedule.in_flight => schedule.run_now = true,
         }
     }
+    ticker.abort();
     tracing::info!("shutting down; the media keep running");
     if let Some(socket) = socket {
         let _ = livekit_provision::fsio::remove_file(&socket);
     }
     Ok(())
+}
+
+/// Look at the node once a second ([`super::apply::tick`]): its rooms, pending changes applied
+/// by the policy, key epochs. One tick at a time, on the blocking pool.
+async fn tick_forever(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(super::apply::TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let shared = Arc::clone(&shared);
+        if let Err(e) = tokio::task::spawn_blocking(move || super::apply::tick(&shared)).await {
+            tracing::warn!(error = %e, "a tick failed");
+        }
+    }
 }
 
 /// What the media's exit watches call: an [`Event::MediaExited`] for the loop.
@@ -282,6 +299,8 @@ fn finish_run(shared: &Shared, schedule: &mut Schedule, outcome: &RunOutcome) {
         status.warnings.clear();
     }
     drop(status);
+    // A run may have published a staged or retired key: the next tick reads the epoch again.
+    lock(&shared.applier).invalidate_epoch();
     for reply in schedule.current.drain(..) {
         let _ = reply.send(outcome.ensure.clone());
     }

@@ -342,6 +342,77 @@ impl Media {
         Ok(outcomes)
     }
 
+    /// `name`'s running process and why a restart is pending for it (empty: none); `None`
+    /// when it does not run or no pass has described it yet.
+    pub fn pending(&mut self, name: &str) -> Option<(u32, Vec<String>)> {
+        let spec = self.specs.iter().find(|s| s.name == name)?.clone();
+        let pid = self.supervisor.status(name).ok()?.pid?;
+        let reasons = self.update_reasons(&spec, pid);
+        Some((pid, reasons))
+    }
+
+    /// Begin draining `name` before a restart (one SIGTERM; its exit then starts it again).
+    pub fn begin_drain(&mut self, name: &str) -> Result<(), MediaFailure> {
+        match self.supervisor.begin_drain(name, Instant::now()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MediaFailure {
+                message: format!("{name} is not running"),
+                hint: None,
+            }),
+            Err(e) => Err(MediaFailure::from(ErrorReport::of(&e))),
+        }
+    }
+
+    /// Whether `name` drains.
+    pub fn draining(&self, name: &str) -> bool {
+        self.supervisor.draining(name).is_some()
+    }
+
+    /// Take over the drain of `name`'s running process that an earlier control plane began.
+    pub fn resume_drain(&mut self, name: &str) {
+        self.supervisor.resume_drain(name, Instant::now());
+    }
+
+    /// End `name`'s drain now (SIGKILL: its participants rejoin the next start).
+    pub fn end_drain(&mut self, name: &str) -> Result<StopOutcome, MediaFailure> {
+        let outcome = self
+            .supervisor
+            .end_drain(name)
+            .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
+        self.supervisor.set_restart_pending(name, false);
+        self.restart_reasons.remove(name);
+        Ok(outcome)
+    }
+
+    /// `restart`: stop every media process before a start (a drain that outlasts `grace` ends
+    /// with SIGKILL, so that its participants rejoin), forget the operator's stop and the crash
+    /// history, then a pass. Refused when an outside supervisor owns the media.
+    pub fn restart(
+        &mut self,
+        specs: &[ProcessSpec],
+        grace: Duration,
+        owner: MediaOwner,
+    ) -> Result<(BTreeMap<String, StopOutcome>, Pass), MediaFailure> {
+        refuse_if_external(owner)?;
+        crate::media::clear_stop(self.supervisor.state())
+            .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
+        let mut outcomes = BTreeMap::new();
+        for name in [LK_BACKEND, LIVEKIT_SERVER] {
+            let outcome = self
+                .supervisor
+                .stop_for_restart(name, grace)
+                .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
+            self.supervisor.set_restart_pending(name, false);
+            self.errors.remove(name);
+            self.restart_reasons.remove(name);
+            outcomes.insert(name.to_owned(), outcome);
+        }
+        for spec in specs {
+            self.supervisor.reset(&spec.name);
+        }
+        Ok((outcomes, self.pass(specs, owner)))
+    }
+
     /// Record the exit of `pid`; when it was a crash, when to run next (the restart backoff, or
     /// at once after a give-up, so that the failure is reported).
     pub fn exited(&mut self, name: &str, pid: u32) -> Option<Instant> {
@@ -356,7 +427,15 @@ impl Media {
             self.supervisor.forget(name, pid);
             return None;
         }
+        if self.supervisor.draining(name).is_some() {
+            tracing::info!(
+                name,
+                pid,
+                "drained and exited, as asked: starting it again now"
+            );
+        }
         match self.supervisor.record_exit(name, pid, Instant::now())? {
+            crate::supervise::RestartDecision::RestartAt(at) if at <= Instant::now() => Some(at),
             crate::supervise::RestartDecision::RestartAt(at) => {
                 tracing::warn!(name, pid, restart_in = %seconds(at.saturating_duration_since(Instant::now())), "exited; restarting with backoff");
                 Some(at)

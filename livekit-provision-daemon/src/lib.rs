@@ -193,6 +193,7 @@ macro_rules! internal {
     )*};
 }
 
+mod apply;
 pub mod client;
 mod connection;
 mod controller;

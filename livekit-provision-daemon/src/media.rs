@@ -98,6 +98,22 @@ pub enum MediaError {
         /// The host's pid.
         pid: u32,
     },
+    /// Participants are in a call: a restart or a stop now would cut them.
+    #[error("{} in a call on this node: {}", people(*participants), if *restart { "a restart now would cut them" } else { "stopping livekit-server would end their calls" })]
+    Occupied {
+        /// How many.
+        participants: u32,
+        /// A restart (else a stop).
+        restart: bool,
+    },
+    /// livekit-server could not say who is in a call, so a restart or stop might cut calls.
+    #[error("could not ask livekit-server who is in a call, so a {} might cut calls: {error}", if *restart { "restart" } else { "stop" })]
+    OccupancyUnknown {
+        /// Why.
+        error: String,
+        /// A restart (else a stop).
+        restart: bool,
+    },
     /// `provision.yaml` or `extra.yaml` could not be loaded.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -131,10 +147,55 @@ impl livekit_provision::Hint for MediaError {
                 "check that the state directory is writable by this user".to_owned()
             }
             Self::Hosted { .. } => "ask the host through its own RPC (hero_livekit_server: its `livekit.start`, `livekit.stop`, `livekit.status` methods)".to_owned(),
+            Self::Occupied { restart: true, .. } => "changes that need a restart apply by themselves when the node is idle (`livekit-provision status` says what waits and when); `restart --force` drains livekit-server first (no new rooms; the calls go on) and restarts it when they end, at the latest after the grace (they then reconnect)".to_owned(),
+            Self::Occupied { restart: false, .. } => "wait until the node is idle (`livekit-provision status` lists the rooms), or `stop --force`".to_owned(),
+            Self::OccupancyUnknown { restart, .. } => format!(
+                "fix what the error says, or `{} --force` to go ahead anyway",
+                if *restart { "restart" } else { "stop" }
+            ),
             Self::Config(e) => return e.hint(),
             Self::Supervise(e) => return e.hint(),
         })
     }
+}
+
+fn people(n: u32) -> String {
+    if n == 1 {
+        "1 participant is".to_owned()
+    } else {
+        format!("{n} participants are")
+    }
+}
+
+/// Refuse a `restart` (or a `stop`) of livekit-server while anyone is in a call on the node,
+/// unless `force`: `participants` is what the server said (`Err`: it could not be asked).
+pub fn refuse_if_occupied(
+    participants: &Result<u32, String>,
+    restart: bool,
+    force: bool,
+) -> Result<(), MediaError> {
+    match (participants, force) {
+        (Ok(0), _) | (_, true) => Ok(()),
+        (Ok(n), false) => Err(MediaError::Occupied {
+            participants: *n,
+            restart,
+        }),
+        (Err(error), false) => Err(MediaError::OccupancyUnknown {
+            error: error.clone(),
+            restart,
+        }),
+    }
+}
+
+/// How many participants are in a call on the node of `state` (asked of its livekit-server,
+/// RoomService, at the address `settings` make it answer on, with the keys of `livekit.yaml`).
+pub fn participants(
+    state: &StateDir,
+    settings: &Settings,
+    now: std::time::SystemTime,
+) -> Result<u32, String> {
+    let addr = crate::supervise::probe_address(&settings.bind_addresses, settings.port);
+    crate::apply::read_occupancy(state, addr, now).map(|o| o.participants)
 }
 
 /// The media processes of `state` as `node` has it (its settings, its files, its binary: read

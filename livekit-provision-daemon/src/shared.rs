@@ -61,6 +61,8 @@ pub(super) struct Shared {
     pub events: mpsc::UnboundedSender<Event>,
     /// What the run or `install` in flight is doing (`status.provisioning.progress`).
     pub progress: ProgressCell,
+    /// Pending changes, the node's rooms, drains and key epochs ([`super::apply`]).
+    pub applier: Mutex<super::apply::Applier>,
 }
 
 /// The progress of the long operation in flight, shared with download callbacks.

@@ -88,14 +88,31 @@ impl ProvisionStatus {
 /// `status` when no daemon serves `state` (the CLI's direct path), in the daemon's shape: the
 /// media processes `node` configures as `supervisor` sees them, provisioning
 /// [`ProvisionState::NoDaemon`].
+///
+/// It also asks a running livekit-server who is in a call, says what waits for a restart (from
+/// the processes' `restart_reasons`, and the record a daemon left), and takes `keys`, the key
+/// epoch the caller read from its store (`None` when it could not).
 pub fn status_without_daemon(
     state: &StateDir,
     supervisor: &mut Supervisor,
     node: &NodeSnapshot,
+    keys: Option<livekit_provision::rotate::Epoch>,
     now: SystemTime,
 ) -> StatusResult {
     let processes = media_processes(supervisor, node);
     let stopped = crate::stop_record::read(state);
+    let server = processes
+        .iter()
+        .find(|p| p.status.name == crate::supervise::LIVEKIT_SERVER);
+    let (occupancy, changes) = crate::apply::report_without_daemon(
+        state,
+        &node.config.settings,
+        server
+            .map(|p| p.restart_reasons.clone())
+            .unwrap_or_default(),
+        server.is_some_and(|p| p.status.running),
+        now,
+    );
     StatusResult {
         daemon: false,
         state_dir: state.root().to_owned(),
@@ -113,6 +130,9 @@ pub fn status_without_daemon(
             stopped_on_purpose: stopped.is_some(),
             stopped_since: stopped.and_then(crate::stop_record::Stopped::since_rfc3339),
         },
+        occupancy,
+        changes,
+        keys,
     }
 }
 

@@ -38,13 +38,17 @@ pub fn rfc3339(t: SystemTime) -> String {
 
 /// An optional time as an RFC 3339 string in serde (`#[serde(with = …)]`): what [`rfc3339`]
 /// prints, read back by any RFC 3339 parser.
-pub(crate) mod optional_rfc3339 {
+pub mod optional_rfc3339 {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    #[expect(clippy::ref_option, reason = "the signature serde's `with` calls")]
-    pub(crate) fn serialize<S: Serializer>(
+    /// Serialize `t` as [`rfc3339`](super::rfc3339) text, or `null`.
+    #[allow(
+        clippy::ref_option,
+        reason = "the signature serde's `with` calls (clippy flags it only while the module is private)"
+    )]
+    pub fn serialize<S: Serializer>(
         t: &Option<SystemTime>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -54,7 +58,8 @@ pub(crate) mod optional_rfc3339 {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+    /// Read RFC 3339 text, or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<SystemTime>, D::Error> {
         Option::<String>::deserialize(deserializer)?
@@ -64,21 +69,18 @@ pub(crate) mod optional_rfc3339 {
 }
 
 /// A time as an RFC 3339 string in serde (`#[serde(with = …)]`), like [`optional_rfc3339`].
-pub(crate) mod rfc3339_serde {
+pub mod rfc3339_serde {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(
-        t: &SystemTime,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    /// Serialize `t` as [`rfc3339`](super::rfc3339) text.
+    pub fn serialize<S: Serializer>(t: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&super::rfc3339(*t))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<SystemTime, D::Error> {
+    /// Read RFC 3339 text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(deserializer)?;
         humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
     }

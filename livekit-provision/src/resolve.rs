@@ -290,14 +290,20 @@ pub fn resolve(
     let ring = Keyring::load_names(store, &keyring::PAIR_NAMES)
         .map_err(|e| keyring_error(store, e))?;
     let (credentials, credentials_source) = resolve_credentials(store, cx, &ring)?;
-    if let Some(disagreement) = cx.disk.disagreement(&credentials) {
+    let (previous, grace_until) = ring.previous_in_grace(&credentials, cx.now).unzip();
+    // Files that still sign with the previous key of a promotion, in its grace, are the
+    // rotation doing its work (livekit-server keeps accepting that key): not a disagreement.
+    if let Some(disagreement) = cx.disk.disagreement(&credentials)
+        && !previous.as_ref().is_some_and(|p| {
+            disagreement.disk_key.as_deref() == Some(p.key.as_str())
+        })
+    {
         warnings.push(Warning::FilesDisagreeWithStore {
             disk_key: disagreement.disk_key,
             store_key: credentials.key.to_string(),
         });
     }
 
-    let (previous, grace_until) = ring.previous_in_grace(&credentials, cx.now).unzip();
     let next = ring.next_for(&credentials);
     let retired = ring.retired_key(&credentials, cx.now);
     let redis = resolve_redis(store, cx.settings)?;

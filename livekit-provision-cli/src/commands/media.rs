@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use livekit_provision::NodeSnapshot;
+use livekit_provision::rotate::Epoch;
 use livekit_provision_daemon::media;
 use livekit_provision_daemon::protocol::{
     self, MediaProcess, NoParams, StartResult, StatusResult, StopParams, StopResult,
@@ -94,12 +95,16 @@ fn start_here(
     Ok((media_processes(sup, node), failed))
 }
 
+/// The grace of a stop or restart when none is given.
+const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliError> {
     let params = StopParams {
-        grace_secs: Some(args.grace.as_secs_f64()),
+        grace_secs: args.grace.map(|g| g.as_secs_f64()),
+        force: args.force.then_some(true),
     };
     // The stop sequence may wait for the grace, then a second SIGTERM, then SIGKILL.
-    let timeout = args.grace + DAEMON_TIMEOUT;
+    let timeout = args.grace.unwrap_or(DEFAULT_GRACE) + DAEMON_TIMEOUT;
     let answer = if then_start {
         ctx.via_daemon::<protocol::Restart>(&params, timeout)?
     } else {
@@ -107,20 +112,42 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
     };
     if let Some(answer) = answer {
         print_processes(ctx, &answer, &answer.processes);
+        if let Some(drain) = &answer.draining {
+            ctx.printer.status(format!(
+                "livekit-server drains: no new rooms, the calls in progress go on; it restarts when they end, at the latest {} (its participants then reconnect)",
+                drain.until
+            ));
+        }
         return Ok(Exit::Success);
     }
     let node = read_node(ctx)?;
     // Never on media an outside supervisor owns, nor beside a control plane a host embeds.
     media::refuse_if_external(&node.config.settings)?;
     media::refuse_if_hosted(&ctx.state)?;
-    // Kept on disk before anything is signalled: a control plane started later leaves them
-    // down until `start` (a restart starts them again at once).
-    media::record_stop(&ctx.state, SystemTime::now())?;
     let mut sup = supervisor(ctx);
+    // Who is in a call, asked of the server itself: a restart or stop that would cut them is
+    // refused unless forced.
+    if sup.status(LIVEKIT_SERVER)?.running {
+        let participants =
+            media::participants(&ctx.state, &node.config.settings, SystemTime::now());
+        media::refuse_if_occupied(&participants, then_start, args.force)?;
+    }
+    let grace = args.grace.unwrap_or(DEFAULT_GRACE);
+    if !then_start {
+        // Kept on disk before anything is signalled: a control plane started later leaves them
+        // down until `start`.
+        media::record_stop(&ctx.state, SystemTime::now())?;
+    }
     let mut stopped = BTreeMap::new();
     // lk-backend first: it talks to livekit-server.
     for name in [LK_BACKEND, LIVEKIT_SERVER] {
-        let outcome = sup.stop(name, args.grace)?;
+        // Before a start, a drain that outlasts the grace ends with SIGKILL (the participants
+        // rejoin the new server); for good, with a second SIGTERM (they are told to leave).
+        let outcome = if then_start {
+            sup.stop_for_restart(name, grace)?
+        } else {
+            sup.stop(name, grace)?
+        };
         ctx.printer.status(format!("{name}: {outcome}"));
         stopped.insert(name.to_owned(), outcome);
     }
@@ -131,22 +158,35 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         (media_processes(&mut sup, &node), None)
     };
     if ctx.printer.json {
-        ctx.printer.json(&StopResult { stopped, processes });
+        ctx.printer.json(&StopResult {
+            stopped,
+            processes,
+            draining: None,
+        });
     }
     failed.map_or(Ok(Exit::Success), Err)
 }
 
 /// `status`: the daemon's answer when one runs, else the same shape built here.
 pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
-    let status = match ctx.via_daemon::<protocol::Status>(&NoParams {}, DAEMON_TIMEOUT)? {
-        Some(status) => status,
-        None => status_without_daemon(
-            &ctx.state,
-            &mut supervisor(ctx),
-            &read_node(ctx)?,
-            SystemTime::now(),
-        ),
-    };
+    let status =
+        if let Some(status) = ctx.via_daemon::<protocol::Status>(&NoParams {}, DAEMON_TIMEOUT)? {
+            status
+        } else {
+            let now = SystemTime::now();
+            // The key epoch from the store, when it can be read (status never fails for it).
+            let keys = ctx
+                .open_store()
+                .ok()
+                .and_then(|store| livekit_provision::rotate::epoch(store.as_ref(), now).ok());
+            status_without_daemon(
+                &ctx.state,
+                &mut supervisor(ctx),
+                &read_node(ctx)?,
+                keys,
+                now,
+            )
+        };
     if ctx.printer.json {
         ctx.printer.json(&status);
     } else {
@@ -189,6 +229,77 @@ fn print_status(ctx: &Ctx, status: &StatusResult) {
         ctx.printer.data(format!(
             "media stopped on purpose{since}: they stay down until `livekit-provision start`"
         ));
+    }
+    print_calls(ctx, status);
+}
+
+/// Who is in a call, what waits for livekit-server to restart and when it applies, and where a
+/// key rotation stands.
+fn print_calls(ctx: &Ctx, status: &StatusResult) {
+    if let Some(occupancy) = &status.occupancy {
+        match (&occupancy.participants, &occupancy.error) {
+            (Some(0), _) => ctx.printer.data("calls: none (the node is idle)"),
+            (Some(n), _) => {
+                let rooms: Vec<String> = occupancy
+                    .rooms
+                    .iter()
+                    .filter(|r| r.participants > 0)
+                    .map(|r| format!("{} ({})", r.name, r.participants))
+                    .collect();
+                ctx.printer.data(format!(
+                    "calls: {n} participant{} in {}",
+                    if *n == 1 { "" } else { "s" },
+                    rooms.join(", ")
+                ));
+            }
+            (None, Some(e)) => ctx.printer.data(format!("calls: unknown ({e})")),
+            (None, None) => {}
+        }
+    }
+    if let Some(changes) = status.changes.as_ref().filter(|c| c.pending) {
+        ctx.printer.data(format!(
+            "pending (needs livekit-server restarted): {}",
+            changes.reasons.join("; ")
+        ));
+        if let Some(applies) = &changes.applies {
+            ctx.printer.data(format!("  applies {applies}"));
+        }
+    }
+    if let Some(applied) = status
+        .changes
+        .as_ref()
+        .and_then(|c| c.last_applied.as_ref())
+    {
+        let cut = if applied.ended_by_kill {
+            format!(
+                "; the drain was ended with {} participant(s), who reconnected",
+                applied.participants
+            )
+        } else {
+            String::new()
+        };
+        ctx.printer.data(format!(
+            "last applied {}: {}{cut}",
+            applied.at,
+            applied.reasons.join("; ")
+        ));
+    }
+    let rotation = match &status.keys {
+        Some(Epoch::Staged { next_key, .. }) => Some(format!(
+            "key rotation: {next_key} is staged; livekit-server loads it when it next restarts (at idle), then it signs"
+        )),
+        Some(Epoch::Grace {
+            previous_key,
+            until,
+            ..
+        }) => Some(format!(
+            "key rotation: {previous_key} is still accepted until {} (longer while calls are in progress)",
+            livekit_provision::clock::rfc3339(*until)
+        )),
+        _ => None,
+    };
+    if let Some(line) = rotation {
+        ctx.printer.data(line);
     }
 }
 

@@ -16,6 +16,7 @@ pub(super) fn status(shared: &Shared) -> StatusResult {
     let media = media_report(shared);
     let mut report = provisioning.report(now);
     report.progress = shared.progress.get();
+    let (occupancy, changes, keys) = crate::apply::report(shared, now);
     StatusResult {
         daemon: true,
         state_dir: shared.config.state.root().to_owned(),
@@ -27,6 +28,9 @@ pub(super) fn status(shared: &Shared) -> StatusResult {
             installed: installed_version(&shared.config.state),
         },
         media,
+        occupancy,
+        changes,
+        keys,
     }
 }
 

@@ -21,6 +21,13 @@ pub struct StopParams {
     /// (0 to 3600); the daemon's default (30 s) when absent.
     #[serde(default)]
     pub grace_secs: Option<f64>,
+    /// Go ahead although participants are connected: `restart` then drains livekit-server
+    /// (no new rooms; the calls in progress go on) for the grace, or `changes.drain`, and
+    /// restarts it when they end or at the end of the grace (they reconnect to the next
+    /// server); `stop` stops it for good. Without it both are refused while anyone is
+    /// connected.
+    #[serde(default)]
+    pub force: Option<bool>,
 }
 
 impl StopParams {
@@ -53,6 +60,10 @@ pub struct StopResult {
     pub stopped: BTreeMap<String, StopOutcome>,
     /// Each media process afterwards (for `restart`: after the new start).
     pub processes: Vec<MediaProcess>,
+    /// A forced `restart` with participants connected: the drain it began (livekit-server
+    /// restarts when its calls end, at the latest at `until`); `null` otherwise.
+    #[serde(default)]
+    pub draining: Option<super::DrainReport>,
 }
 
 /// How the CLI and the daemon's log say it.

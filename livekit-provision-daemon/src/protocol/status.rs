@@ -65,6 +65,77 @@ pub struct StatusResult {
     pub version: VersionReport,
     /// The media processes.
     pub media: MediaReport,
+    /// Who is in a call on this node: its rooms and participants, asked of livekit-server
+    /// (RoomService); `null` when livekit-server does not run or no daemon answered.
+    pub occupancy: Option<OccupancyReport>,
+    /// Changes waiting for livekit-server to restart, and when they apply (`changes:` of
+    /// `provision.yaml`); `null` without a daemon.
+    pub changes: Option<ChangesReport>,
+    /// Where a key rotation stands (`null` when the store could not be read yet).
+    pub keys: Option<livekit_provision::rotate::Epoch>,
+}
+
+/// Who is in a call on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OccupancyReport {
+    /// When it was asked (RFC 3339).
+    pub checked_at: String,
+    /// Participants in all rooms; `null` when the server could not be asked.
+    pub participants: Option<u32>,
+    /// The live rooms.
+    pub rooms: Vec<crate::rooms::RoomOccupancy>,
+    /// Why the server could not be asked.
+    pub error: Option<String>,
+}
+
+/// Changes waiting for livekit-server to restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangesReport {
+    /// The policy (`changes:` of `provision.yaml`).
+    pub policy: livekit_provision::settings::ChangePolicy,
+    /// Whether a change waits.
+    pub pending: bool,
+    /// What waits (as `restart_reasons` says).
+    pub reasons: Vec<String>,
+    /// Since when (RFC 3339); the deadline counts from it.
+    pub pending_since: Option<String>,
+    /// When it applies, in words (`when the node is idle: 3 participants in 1 room now`).
+    pub applies: Option<String>,
+    /// The earliest it may apply by itself (RFC 3339): now for `apply: idle`, the next window
+    /// opening, the deadline; `null` for `apply: manual` without a deadline.
+    pub next_chance: Option<String>,
+    /// When it applies anyway, draining first (RFC 3339), when a deadline is set.
+    pub deadline_at: Option<String>,
+    /// A drain in progress: livekit-server refuses new rooms and restarts when its calls end.
+    pub draining: Option<DrainReport>,
+    /// What was last applied.
+    pub last_applied: Option<AppliedReport>,
+}
+
+/// A drain in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DrainReport {
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// When livekit-server is ended if calls remain (SIGKILL: they rejoin the next one).
+    pub until: String,
+    /// Applied anyway, with participants connected (a deadline or `restart --force`).
+    pub forced: bool,
+    /// What it applies.
+    pub reasons: Vec<String>,
+}
+
+/// What was last applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AppliedReport {
+    /// When livekit-server stopped for it (RFC 3339).
+    pub at: String,
+    /// What it applied.
+    pub reasons: Vec<String>,
+    /// Participants connected when its drain began (0: nobody was cut).
+    pub participants: u32,
+    /// Whether the drain had to be ended: its participants then reconnected to the next server.
+    pub ended_by_kill: bool,
 }
 
 /// The provisioning part of `status`.

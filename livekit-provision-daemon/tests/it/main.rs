@@ -9,6 +9,7 @@
     reason = "both example hosts (embed.rs, hero_host.rs) are compiled here, each with the store they share (examples/support/hash_map_store.rs)"
 )]
 
+mod changes;
 mod daemon_loop;
 mod discover;
 mod embed;

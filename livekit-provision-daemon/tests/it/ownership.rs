@@ -321,8 +321,10 @@ fn a_livekit_server_we_did_not_start_is_reported_never_started_over() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one story: three changes, two daemons, the CLI")]
 fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_restart() {
     let mut node = Node::with_media(&livekit_standin());
+    node.manual_changes();
     node.secrets(&json!({ "LIVEKIT_VERSION": "1.7.2", "LIVEKIT_NODE_IP": "127.0.0.1" }));
     let daemon = node.start(&[]);
     let first = node.wait_media_healthy();

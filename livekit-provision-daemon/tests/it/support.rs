@@ -91,6 +91,19 @@ impl Node {
         std::fs::write(self.state.settings_file(), yaml).unwrap();
     }
 
+    /// Add `yaml` (whole lines) to `provision.yaml`.
+    pub fn add_settings(&self, yaml: &str) {
+        let mut text = std::fs::read_to_string(self.state.settings_file()).unwrap_or_default();
+        text.push_str(yaml);
+        self.settings(&text);
+    }
+
+    /// Changes wait for an explicit `restart` (`changes: {apply: manual}`): for the tests of
+    /// what is pending; the daemon would otherwise apply them at once on an idle stand-in.
+    pub fn manual_changes(&self) {
+        self.add_settings("changes:\n  apply: manual\n");
+    }
+
     /// A node whose media are `program` (`livekit_bin`) on free ports, with a version pinned
     /// and fast media restarts.
     pub fn with_media(program: &Path) -> Self {

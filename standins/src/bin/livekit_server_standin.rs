@@ -27,8 +27,11 @@
 //!   makes room R hold those participants (no WebRTC needed; `[]` leaves the room listed and
 //!   empty, as livekit keeps an emptied room for its `departure_timeout`), and `{"room": R}`
 //!   ends the room;
-//! - the first SIGTERM starts a drain and the process keeps running (unless
-//!   `STANDIN_EXIT_ON_FIRST_TERM=1`); the second SIGTERM exits;
+//! - the first SIGTERM starts a drain, as livekit-server 1.13.5 does (measured): with no
+//!   participant it exits at once (6–18 ms on the real one); with participants it keeps serving
+//!   and looks again every 5 s (`STANDIN_DRAIN_POLL_MS` shortens it for tests), exiting when the
+//!   last one has left; the second SIGTERM exits at once ("forcing stop").
+//!   `STANDIN_EXIT_ON_FIRST_TERM=1` exits on the first SIGTERM whoever is connected;
 //! - `STANDIN_CRASH_AFTER_MS=N` makes it exit with status 2 after N ms, and
 //!   `STANDIN_CRASH_ENDPOINT=1` makes `GET /standin/crash` exit it with status 2 at once.
 
@@ -124,6 +127,7 @@ struct Knobs {
     crash_endpoint: bool,
     exit_on_first_term: bool,
     crash_after: Option<Duration>,
+    drain_poll: Duration,
 }
 
 fn main() -> ExitCode {
@@ -179,6 +183,10 @@ fn main() -> ExitCode {
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis),
+        drain_poll: std::env::var("STANDIN_DRAIN_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(5), Duration::from_millis),
     };
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -323,8 +331,9 @@ async fn run(host: &str, port: u16, keys: BTreeMap<String, String>, knobs: Knobs
         not_ready: knobs.not_ready,
     });
     let crash_endpoint = knobs.crash_endpoint;
+    let serving = Arc::clone(&node);
     tokio::spawn(serve(listener, move |request| {
-        let node = Arc::clone(&node);
+        let node = Arc::clone(&serving);
         async move {
             if crash_endpoint && request.path == "/standin/crash" {
                 println!("stand-in crashing as asked (GET /standin/crash)");
@@ -346,8 +355,19 @@ async fn run(host: &str, port: u16, keys: BTreeMap<String, String>, knobs: Knobs
         return ExitCode::SUCCESS;
     }
     println!("draining: waiting for participants to leave (send SIGTERM again to force)");
-    terms.recv().await;
-    println!("exit requested, forcing stop");
+    // livekit-server's Stop(false): no wait when nobody is connected, else a look every 5 s.
+    let mut poll = tokio::time::interval(knobs.drain_poll);
+    poll.tick().await;
+    while node.participants() > 0 {
+        tokio::select! {
+            _ = terms.recv() => {
+                println!("exit requested, forcing stop");
+                return ExitCode::SUCCESS;
+            }
+            _ = poll.tick() => println!("waiting for participants to exit"),
+        }
+    }
+    println!("drained: no participant left; exiting");
     ExitCode::SUCCESS
 }
 
@@ -385,6 +405,11 @@ impl Node {
                 Ok(_) => (404, "404 page not found".to_owned()).into(),
             },
         }
+    }
+
+    /// Everyone in every room.
+    fn participants(&self) -> usize {
+        self.rooms().values().map(|r| r.identities.len()).sum()
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Room>> {

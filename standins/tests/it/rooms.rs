@@ -14,7 +14,9 @@ use livekit_provision_daemon::rooms::{
 use livekit_provision_daemon::supervise::health;
 use livekit_provision_daemon::supervise::{Ensured, LIVEKIT_SERVER, RestartPolicy, Supervisor};
 
-use crate::support::{API_KEY, API_SECRET, Node, Reaper, env_with, free_port};
+use crate::support::{
+    API_KEY, API_SECRET, Node, Reaper, env_with, free_port, standin_participants,
+};
 
 const SECOND_KEY: &str = "APIsecondkey5678";
 const SECOND_SECRET: &str = "s3condS3condS3condS3condS3condS3cond99";
@@ -66,20 +68,7 @@ impl Server {
 
     /// Stand-in only: `identities` in `room` (`None`: the room ends).
     fn set(&self, room: &str, identities: Option<&[&str]>) {
-        let body = match identities {
-            Some(ids) => serde_json::json!({"room": room, "identities": ids}),
-            None => serde_json::json!({"room": room}),
-        };
-        let answer = health::post(
-            self.addr(),
-            "/standin/participants",
-            &[("Content-Type", "application/json")],
-            body.to_string().as_bytes(),
-            Duration::from_secs(30),
-            1024,
-        )
-        .unwrap();
-        assert_eq!(answer.status, 200);
+        standin_participants(self.addr(), room, identities);
     }
 
     /// A raw Twirp call with a token for `grants`.

@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 
 use crate::support::{
     API_KEY, API_SECRET, Node, Reaper, backend_standin, env_with, eventually, free_port,
-    launcher_standin, running,
+    launcher_standin, running, standin_participants,
 };
 
 const GRACE: Duration = Duration::from_millis(300);
@@ -94,7 +94,9 @@ fn detached_start_is_healthy_in_its_own_session_and_not_our_descendant() {
     assert!(status.running && status.healthy && status.failed.is_none());
     assert_eq!(status.pid, Some(pid));
 
-    // The stand-in drains on the first SIGTERM, like livekit-server: the second one stops it.
+    // The stand-in drains on the first SIGTERM, like livekit-server: with someone in a call it
+    // keeps serving, and the second SIGTERM stops it.
+    standin_participants(node.addr(), "call", Some(&["alice"]));
     let outcome = sup.stop(LIVEKIT_SERVER, DRAIN_GRACE).unwrap();
     let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap();
     assert_eq!(outcome, StopOutcome::TerminatedOnSecondSignal, "{log}");
@@ -117,6 +119,7 @@ fn a_stop_for_restart_ends_the_drain_with_sigkill_not_a_second_sigterm() {
             .unwrap(),
     );
     reaper.watch(pid);
+    standin_participants(node.addr(), "call", Some(&["alice"]));
     let outcome = sup.stop_for_restart(LIVEKIT_SERVER, DRAIN_GRACE).unwrap();
     let log = std::fs::read_to_string(node.state.log_file(LIVEKIT_SERVER)).unwrap();
     assert_eq!(outcome, StopOutcome::Killed, "{log}");

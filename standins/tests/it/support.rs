@@ -79,6 +79,25 @@ impl Node {
     }
 }
 
+/// Stand-in only (`POST /standin/participants`): `identities` in `room` of the stand-in at
+/// `addr` (`None`: the room ends). A participant keeps a drain going, as on livekit-server.
+pub fn standin_participants(addr: SocketAddr, room: &str, identities: Option<&[&str]>) {
+    let body = match identities {
+        Some(ids) => serde_json::json!({"room": room, "identities": ids}),
+        None => serde_json::json!({"room": room}),
+    };
+    let answer = livekit_provision_daemon::supervise::health::post(
+        addr,
+        "/standin/participants",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+        Duration::from_secs(30),
+        1024,
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200);
+}
+
 /// The test process's environment plus `extra`.
 pub fn env_with(extra: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
