@@ -35,7 +35,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{AppliedReport, ChangesReport, DrainReport, OccupancyReport};
+use crate::protocol::{
+    AppliedReport, ChangesReport, DrainReport, FleetMember, NodeReport, OccupancyReport,
+};
 use crate::rooms::{self, Occupancy};
 use crate::shared::{Event, Shared, lock};
 use crate::supervise::{LIVEKIT_SERVER, probe_address};
@@ -112,7 +114,32 @@ pub(super) struct Applier {
     epoch: Option<(Instant, Epoch)>,
     /// The last key-epoch step that failed, said once.
     epoch_error: Option<String>,
+    /// The store, opened once (a fleet's Redis: its coordination too); reopened after an error.
+    store: Option<std::sync::Arc<dyn livekit_provision::SecretStore>>,
+    /// This node in its fleet, and the fleet as last read.
+    pub fleet: Fleet,
+    /// The staged key the running server accepts (asked of it), for the fleet's report.
+    next_loaded: Option<String>,
 }
+
+/// This node's place in a fleet that shares a store with coordination (Redis).
+#[derive(Debug, Default)]
+pub(super) struct Fleet {
+    /// This node's name in the fleet (`<hostname>:<port>`).
+    pub node: String,
+    /// The other nodes' reports, as last read.
+    pub others: Vec<(String, NodeReport)>,
+    /// Whether this node holds the rolling-restart lease.
+    pub leased: bool,
+    /// Whether the store coordinates a fleet at all.
+    pub coordinated: bool,
+}
+
+/// The lease a node holds while it drains and restarts, so that a fleet changes one node at a
+/// time.
+const ROLLING_LEASE: &str = "restart";
+/// How long a report or the lease lives unless refreshed (refreshed every tick).
+const FLEET_TTL: Duration = Duration::from_secs(15);
 
 impl Applier {
     /// Since when a change is pending.
@@ -184,6 +211,7 @@ fn record_path(state: &StateDir) -> std::path::PathBuf {
 /// What the node's livekit-server is now, for a tick.
 struct Server {
     pid: u32,
+    healthy: bool,
     addr: SocketAddr,
     reasons: Vec<String>,
 }
@@ -251,27 +279,206 @@ pub(super) fn tick(shared: &Shared) {
     applier.occupancy = Some((now, occupancy.clone()));
     applier.reasons.clone_from(&server.reasons);
     let participants = occupancy.as_ref().ok().map(|o| o.participants);
+    exchange(shared, &mut applier, &settings, &server, participants);
     if settings.media_owner == MediaOwner::Daemon {
-        apply(
-            shared,
-            &mut applier,
-            &settings.changes,
-            &server,
-            participants,
-            now,
-        );
+        if applier.fleet.coordinated && routed(state) || applier.fleet.leased {
+            roll(
+                shared,
+                &mut applier,
+                &settings.changes,
+                &server,
+                participants,
+                now,
+            );
+        } else {
+            apply(
+                shared,
+                &mut applier,
+                &settings.changes,
+                &server,
+                participants,
+                now,
+            );
+        }
     }
     drop(applier);
     keys(shared, &server, participants, now);
+}
+
+/// The store, opened once and kept (reopened after an error).
+fn store(
+    shared: &Shared,
+    applier: &mut Applier,
+) -> Option<std::sync::Arc<dyn livekit_provision::SecretStore>> {
+    if applier.store.is_none() {
+        applier.store = shared.config.store.open().ok();
+    }
+    applier.store.clone()
+}
+
+/// Whether livekit-server routes rooms through Redis (`redis:` in livekit.yaml): then a
+/// draining node's new rooms go to the other nodes.
+fn routed(state: &StateDir) -> bool {
+    DiskTriple::read(state)
+        .livekit_yaml
+        .valid()
+        .is_some_and(|y| y.redis.is_some())
+}
+
+/// Publish this node's report to its fleet and read the others' (a store with coordination).
+fn exchange(
+    shared: &Shared,
+    applier: &mut Applier,
+    settings: &livekit_provision::Settings,
+    server: &Server,
+    participants: Option<u32>,
+) {
+    let Some(store) = store(shared, applier) else {
+        return;
+    };
+    let Some(coordinator) = store.coordinator() else {
+        applier.fleet.coordinated = false;
+        return;
+    };
+    applier.fleet.coordinated = true;
+    if applier.fleet.node.is_empty() {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "node".to_owned());
+        applier.fleet.node = format!("{host}:{}", settings.port);
+    }
+    let report = NodeReport {
+        serving: server.healthy && applier.drain().is_none(),
+        draining: applier.drain().is_some(),
+        participants,
+        version: crate::status::installed_version(&shared.config.state),
+        next_loaded: applier.next_loaded.clone(),
+        pending: !server.reasons.is_empty(),
+    };
+    let node = applier.fleet.node.clone();
+    let published = serde_json::to_string(&report)
+        .map_err(|e| e.to_string())
+        .and_then(|json| {
+            coordinator
+                .report(&node, &json, FLEET_TTL)
+                .map_err(|e| livekit_provision::one_line(&e))
+        });
+    let read = coordinator
+        .reports()
+        .map_err(|e| livekit_provision::one_line(&e));
+    match (published, read) {
+        (Ok(()), Ok(reports)) => {
+            applier.fleet.others = reports
+                .into_iter()
+                .filter(|(name, _)| *name != node)
+                .filter_map(|(name, json)| Some((name, serde_json::from_str(&json).ok()?)))
+                .collect();
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "cannot reach the fleet's store; changes wait");
+            applier.store = None;
+            applier.fleet.others.clear();
+        }
+    }
+}
+
+/// A fleet's rolling change: one node at a time (the lease), each draining — its calls go on,
+/// new rooms go to the other nodes — and restarting when they end (or at the drain's end).
+fn roll(
+    shared: &Shared,
+    applier: &mut Applier,
+    policy: &ChangePolicy,
+    server: &Server,
+    participants: Option<u32>,
+    now: SystemTime,
+) {
+    let state = &shared.config.state;
+    let Some(store) = store(shared, applier) else {
+        return;
+    };
+    let Some(coordinator) = store.coordinator() else {
+        return;
+    };
+    let node = applier.fleet.node.clone();
+    if applier.fleet.leased {
+        let done = applier.drain().is_none() && server.reasons.is_empty() && server.healthy;
+        if done {
+            // Serving again on the new config: the next node may go.
+            if let Err(e) = coordinator.release(ROLLING_LEASE, &node) {
+                tracing::warn!(error = %livekit_provision::one_line(&e), "could not release the rolling lease (it expires by itself)");
+            }
+            applier.fleet.leased = false;
+            tracing::info!(node = %node, "serving on the new config; the next node of the fleet may go");
+            return;
+        }
+        match coordinator.lease(ROLLING_LEASE, &node, FLEET_TTL) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(node = %node, "the rolling lease was lost; waiting to take it again");
+                applier.fleet.leased = false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %livekit_provision::one_line(&e), "could not renew the rolling lease");
+            }
+        }
+    }
+    if applier.drain().is_some() {
+        // Ended as on a single node: the server left, or the drain reached its end.
+        apply(shared, applier, policy, server, participants, now);
+        return;
+    }
+    if server.reasons.is_empty() {
+        if applier.record.pending_since.take().is_some() {
+            applier.save(state);
+        }
+        return;
+    }
+    let since = *applier.record.pending_since.get_or_insert(now);
+    applier.save(state);
+    // The policy's time (a window, manual) holds for a fleet too. Being idle is not needed
+    // while another node serves: the calls go on through the drain and the other nodes take the
+    // new rooms. With no other node serving, this node waits for idle like a node alone.
+    let others_serving = applier.fleet.others.iter().any(|(_, r)| r.serving);
+    let busy = if others_serving {
+        0
+    } else {
+        participants.unwrap_or(u32::MAX)
+    };
+    if policy.decide(now, since, busy).is_none() {
+        return;
+    }
+    match coordinator.lease(ROLLING_LEASE, &node, FLEET_TTL) {
+        Ok(true) => {
+            applier.fleet.leased = true;
+            if let Err(e) = begin_drain(
+                shared,
+                applier,
+                server.pid,
+                server.reasons.clone(),
+                policy.drain.0,
+                false,
+                participants.unwrap_or(0),
+                now,
+            ) {
+                tracing::warn!(error = %e.message, "could not drain for the rolling change");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %livekit_provision::one_line(&e), "could not take the rolling lease");
+        }
+    }
 }
 
 /// livekit-server as the keeper sees it now: pid, the address to ask, what waits for a
 /// restart. `None` when it does not run.
 fn server_now(shared: &Shared, settings: &livekit_provision::Settings) -> Option<Server> {
     let mut media = lock(&shared.media);
-    let (pid, reasons) = media.pending(LIVEKIT_SERVER)?;
+    let (pid, healthy, reasons) = media.pending(LIVEKIT_SERVER)?;
     Some(Server {
         pid,
+        healthy,
         addr: probe_address(&settings.bind_addresses, settings.port),
         reasons,
     })
@@ -409,9 +616,8 @@ fn keys(shared: &Shared, server: &Server, participants: Option<u32>, now: System
     if !due {
         return;
     }
-    let store = match config.store.open() {
-        Ok(store) => store,
-        Err(e) => return epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string()),
+    let Some(store) = store(shared, &mut lock(&shared.applier)) else {
+        return epoch_failed(shared, "the secret store cannot be opened");
     };
     let epoch = match rotate::epoch(store.as_ref(), now) {
         Ok(epoch) => epoch,
@@ -443,6 +649,7 @@ fn keys(shared: &Shared, server: &Server, participants: Option<u32>, now: System
             }
             match rotate::promote(&config.state, store.as_ref(), now, on_lock_wait) {
                 Ok(_) => {
+                    lock(&shared.applier).next_loaded = None;
                     tracing::info!(key = %next_key, "livekit-server accepts the staged key: promoted; the signers switch to it");
                     lock(&shared.applier).epoch = None;
                     let _ = shared.events.send(Event::Ensure(None));
@@ -493,16 +700,26 @@ fn epoch_failed(shared: &Shared, message: &str) {
 /// What `status` says of the node's rooms, its pending changes and the key epoch.
 pub(super) fn report(
     shared: &Shared,
+    livekit_running: bool,
     now: SystemTime,
 ) -> (
     Option<OccupancyReport>,
     Option<ChangesReport>,
     Option<Epoch>,
 ) {
-    let policy = OperatorConfig::load(&shared.config.state)
-        .map(|c| c.settings.changes)
+    let settings = OperatorConfig::load(&shared.config.state)
+        .map(|c| c.settings)
         .unwrap_or_default();
+    let policy = settings.changes.clone();
+    // Before the first tick asked: ask now (the same shape as every later status).
+    let fresh = (livekit_running && lock(&shared.applier).occupancy.is_none()).then(|| {
+        let addr = probe_address(&settings.bind_addresses, settings.port);
+        (now, read_occupancy(&shared.config.state, addr, now))
+    });
     let mut applier = lock(&shared.applier);
+    if applier.occupancy.is_none() {
+        applier.occupancy = fresh;
+    }
     if applier.epoch.is_none() {
         // Before the first tick read it: from the store now (a status never fails for it).
         if let Some(epoch) = shared
@@ -583,7 +800,23 @@ fn changes_report(
             "only by `livekit-provision restart` while no daemon runs (a daemon applies it by itself by the policy of provision.yaml, changes:)".to_owned()
         }
     });
+    let fleet = applier.fleet.coordinated.then(|| {
+        let mut members: Vec<FleetMember> = applier
+            .fleet
+            .others
+            .iter()
+            .map(|(node, report)| FleetMember {
+                node: node.clone(),
+                this_node: false,
+                report: report.clone(),
+            })
+            .collect();
+        members.sort_by(|a, b| a.node.cmp(&b.node));
+        members
+    });
     ChangesReport {
+        fleet,
+        rolling_lease: applier.fleet.coordinated.then_some(applier.fleet.leased),
         policy: policy.clone(),
         pending,
         reasons: applier.reasons.clone(),

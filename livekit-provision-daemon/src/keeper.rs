@@ -342,13 +342,14 @@ impl Media {
         Ok(outcomes)
     }
 
-    /// `name`'s running process and why a restart is pending for it (empty: none); `None`
-    /// when it does not run or no pass has described it yet.
-    pub fn pending(&mut self, name: &str) -> Option<(u32, Vec<String>)> {
+    /// `name`'s running process, whether it answers its health probe, and why a restart is
+    /// pending for it (empty: none); `None` when it does not run or no pass has described it.
+    pub fn pending(&mut self, name: &str) -> Option<(u32, bool, Vec<String>)> {
         let spec = self.specs.iter().find(|s| s.name == name)?.clone();
-        let pid = self.supervisor.status(name).ok()?.pid?;
+        let status = self.supervisor.status(name).ok()?;
+        let pid = status.pid?;
         let reasons = self.update_reasons(&spec, pid);
-        Some((pid, reasons))
+        Some((pid, status.healthy, reasons))
     }
 
     /// Begin draining `name` before a restart (one SIGTERM; its exit then starts it again).

@@ -59,7 +59,7 @@ pub(super) fn stop(
             draining: None,
         });
     }
-    if let (Some((pid, reasons)), Ok(n @ 1..)) = (server, &occupied) {
+    if let (Some((pid, _, reasons)), Ok(n @ 1..)) = (server, &occupied) {
         // Forced, with people in calls: drain, and restart when they are done (or at the end).
         let drain = grace.unwrap_or(node.config.settings.changes.drain.0);
         let mut applier = lock(&shared.applier);

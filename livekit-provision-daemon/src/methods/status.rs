@@ -16,7 +16,11 @@ pub(super) fn status(shared: &Shared) -> StatusResult {
     let media = media_report(shared);
     let mut report = provisioning.report(now);
     report.progress = shared.progress.get();
-    let (occupancy, changes, keys) = crate::apply::report(shared, now);
+    let livekit_running = media
+        .processes
+        .iter()
+        .any(|p| p.status.name == crate::supervise::LIVEKIT_SERVER && p.status.running);
+    let (occupancy, changes, keys) = crate::apply::report(shared, livekit_running, now);
     StatusResult {
         daemon: true,
         state_dir: shared.config.state.root().to_owned(),

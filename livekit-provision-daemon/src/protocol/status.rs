@@ -110,6 +110,41 @@ pub struct ChangesReport {
     pub draining: Option<DrainReport>,
     /// What was last applied.
     pub last_applied: Option<AppliedReport>,
+    /// The other nodes of the fleet sharing this node's store (Redis), as they last reported;
+    /// `null` for a node alone.
+    pub fleet: Option<Vec<FleetMember>>,
+    /// Whether this node holds the fleet's rolling-restart lease (one node changes at a time);
+    /// `null` for a node alone.
+    pub rolling_lease: Option<bool>,
+}
+
+/// What a node publishes to its fleet (no secrets: key names, versions, counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeReport {
+    /// Its livekit-server answers its health probe and is not draining.
+    pub serving: bool,
+    /// It drains before a restart.
+    pub draining: bool,
+    /// Participants in calls on it.
+    pub participants: Option<u32>,
+    /// The installed livekit-server release.
+    pub version: Option<String>,
+    /// The staged key its running server accepts (asked of it), if any.
+    pub next_loaded: Option<String>,
+    /// A change waits for its livekit-server to restart.
+    pub pending: bool,
+}
+
+/// Another node of the fleet, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetMember {
+    /// Its name (`<hostname>:<port>`).
+    pub node: String,
+    /// Whether it is this node (always `false`: the others are listed).
+    pub this_node: bool,
+    /// What it reported.
+    #[serde(flatten)]
+    pub report: NodeReport,
 }
 
 /// A drain in progress.

@@ -248,3 +248,106 @@ fn a_staged_key_is_loaded_at_idle_verified_then_signs_and_the_grace_waits_for_th
         livekit_provision::clock::rfc3339(extended)
     );
 }
+
+/// A fleet of two nodes sharing one real redis-server (the store, and LiveKit's routing): a
+/// change pending on both is applied one node at a time — the rolling lease — each draining
+/// while its call goes on, and the next one only once the first serves again.
+#[test]
+fn a_fleet_changes_one_node_at_a_time() {
+    use crate::redis_server::{RedisConfig, RedisServer};
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&dir.path().join("redis"), &RedisConfig::default());
+    let url = redis.url("", "/0?prefix=roll:");
+    let address = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut nodes: Vec<(Node, u16)> = (0..2)
+        .map(|_| {
+            let (mut node, port) = node_with(&format!("redis_address: {address}\n"));
+            node.env
+                .push(("STANDIN_DRAIN_POLL_MS".to_owned(), "100".to_owned()));
+            (node, port)
+        })
+        .collect();
+    let daemons: Vec<_> = nodes
+        .iter()
+        .map(|(node, _)| node.start(&["--secrets", &url]))
+        .collect();
+    for (node, _) in &nodes {
+        call(
+            &node.socket(),
+            "secrets.set",
+            &json!({"name": "LIVEKIT_VERSION", "value": "1.7.2"}),
+        )
+        .unwrap();
+    }
+    let first: Vec<u32> = nodes
+        .iter_mut()
+        .map(|(n, _)| n.wait_media_healthy())
+        .collect();
+    for (i, (_, port)) in nodes.iter().enumerate() {
+        participants(*port, &format!("call{i}"), Some(&["alice", "bob"]));
+    }
+    // One change for the whole fleet: the node IP in the shared store.
+    call(
+        &nodes[0].0.socket(),
+        "secrets.set",
+        &json!({"name": "LIVEKIT_NODE_IP", "value": "127.0.0.2"}),
+    )
+    .unwrap();
+    for (node, _) in &nodes {
+        call(&node.socket(), "ensure", &json!({})).unwrap();
+    }
+    let draining = |node: &Node| status(node)["changes"]["draining"].is_object();
+    // One node drains (its call goes on), the other waits for the lease.
+    let (a, b) = poll("one node draining", || {
+        match (draining(&nodes[0].0), draining(&nodes[1].0)) {
+            (true, false) => Some((0, 1)),
+            (false, true) => Some((1, 0)),
+            (true, true) => panic!("both nodes drain at once"),
+            (false, false) => None,
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !draining(&nodes[b].0),
+        "the second node waits for the lease"
+    );
+    assert!(alive(first[a]), "the draining node's call goes on");
+    assert_eq!(status(&nodes[a].0)["changes"]["rolling_lease"], json!(true));
+    let fleet = status(&nodes[b].0)["changes"]["fleet"].clone();
+    assert_eq!(fleet.as_array().map(Vec::len), Some(1), "{fleet}");
+    assert_eq!(fleet[0]["draining"], json!(true), "{fleet}");
+
+    // Its call ends: it restarts, serves, and hands over; then the second node goes.
+    participants(nodes[a].1, &format!("call{a}"), Some(&[]));
+    poll(
+        "the second node draining after the first serves again",
+        || {
+            let s = status(&nodes[b].0);
+            s["changes"]["draining"].is_object().then_some(())
+        },
+    );
+    // (A status may answer from its last reading while the supervisor is busy: poll.)
+    poll("the first node restarted on the new config", || {
+        let p = server(&status(&nodes[a].0));
+        (p["pid"] != json!(first[a]) && p["restart_reasons"] == json!([])).then_some(())
+    });
+    assert!(!draining(&nodes[a].0));
+    participants(nodes[b].1, &format!("call{b}"), Some(&[]));
+    for (i, (node, _)) in nodes.iter_mut().enumerate() {
+        let pid = poll("every node on the new config", || {
+            let p = server(&status(node));
+            (p["pid"] != json!(first[i])
+                && p["running"] == true
+                && p["restart_reasons"] == json!([]))
+            .then(|| p["pid"].as_u64())
+            .flatten()
+        });
+        node.media_pids.push(u32::try_from(pid).unwrap());
+    }
+    drop(daemons);
+}

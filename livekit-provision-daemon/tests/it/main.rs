@@ -29,3 +29,8 @@ mod upgrade;
 #[path = "../../../livekit-provision/tests/it/support/release_server.rs"]
 #[allow(dead_code, reason = "this crate's tests use only part of it")]
 mod release_server;
+
+/// The library's real redis-server for tests, shared with its tests.
+#[path = "../../../livekit-provision/tests/it/support/redis_server.rs"]
+#[allow(dead_code, reason = "this crate's tests use only part of it")]
+mod redis_server;

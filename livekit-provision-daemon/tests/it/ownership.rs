@@ -321,7 +321,10 @@ fn a_livekit_server_we_did_not_start_is_reported_never_started_over() {
 }
 
 #[test]
-#[expect(clippy::too_many_lines, reason = "one story: three changes, two daemons, the CLI")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one story: three changes, two daemons, the CLI"
+)]
 fn node_ip_and_key_changes_are_restart_pending_across_daemon_restarts_until_restart() {
     let mut node = Node::with_media(&livekit_standin());
     node.manual_changes();

@@ -100,6 +100,17 @@ pub enum StoreError {
         #[source]
         source: Box<super::RedisError>,
     },
+    /// A fleet coordination step (a node's report, a lease) failed on Redis.
+    #[error("could not {what} in {store}")]
+    Coordination {
+        /// The store, password redacted.
+        store: String,
+        /// What was being done (`publish this node's report`, `take the lease restart`).
+        what: String,
+        /// What Redis did.
+        #[source]
+        source: Box<super::RedisError>,
+    },
     /// Reading or writing the store's files failed.
     #[error("could not {op} secret {name} in {store}: I/O error on {}", path.display())]
     Io {
@@ -257,7 +268,7 @@ impl crate::error_chain::Hint for StoreError {
             Self::NotSupported { .. } => {
                 Some("use a file:PATH, exec:PROGRAM or redis:// secret store".to_owned())
             }
-            Self::Redis { source, .. } => source.hint(),
+            Self::Redis { source, .. } | Self::Coordination { source, .. } => source.hint(),
             Self::InvalidValue { .. } => {
                 Some("values must be one non-empty line of at most 4096 bytes".to_owned())
             }

@@ -21,6 +21,7 @@ use std::fmt;
 
 use crate::secret::{MAX_SECRET_LEN, Secret};
 
+mod coordinate;
 mod error;
 mod exec;
 mod file;
@@ -30,6 +31,7 @@ mod name;
 mod redis;
 mod spec;
 
+pub use coordinate::Coordinator;
 pub use error::{StoreError, StoreOp};
 pub use exec::{EXIT_ABSENT, EXIT_PRESENT, ExecStore};
 pub use file::FileStore;
@@ -64,6 +66,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// Store `value` under `name`, replacing any value (an explicit overwrite, e.g. `secrets set`
     /// or `secrets rotate`).
     fn set(&self, name: &SecretName, value: &Secret) -> Result<(), StoreError>;
+
+    /// What the nodes sharing this store coordinate through: reports and leases. `None` (the
+    /// default) for a store that serves one node.
+    fn coordinator(&self) -> Option<&dyn Coordinator> {
+        None
+    }
 }
 
 /// The outcome of [`SecretStore::add_if_absent`].

@@ -452,3 +452,70 @@ fn routing_redis_from_the_store_is_rendered_and_probed_by_check() {
     let yaml = std::fs::read_to_string(node.join("livekit.yaml")).unwrap();
     assert!(yaml.contains("tls:\n    enabled: true"), "{yaml}");
 }
+
+/// The fleet's coordination on a real redis-server: reports expire unless refreshed, a lease
+/// has one holder at a time, is renewed by it, and is free once released or expired.
+#[test]
+fn reports_expire_and_a_lease_has_one_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path(), &RedisConfig::default());
+    let url = server.url("", "/0?prefix=coord:");
+    let a = open(&url);
+    let b = open(&url);
+    let (ca, cb) = (a.coordinator().unwrap(), b.coordinator().unwrap());
+
+    ca.report("node-a", r#"{"serving":true}"#, Duration::from_secs(30))
+        .unwrap();
+    cb.report("node-b", r#"{"serving":false}"#, Duration::from_millis(300))
+        .unwrap();
+    let mut seen = ca.reports().unwrap();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("node-a".to_owned(), r#"{"serving":true}"#.to_owned()),
+            ("node-b".to_owned(), r#"{"serving":false}"#.to_owned())
+        ]
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let names: Vec<String> = ca.reports().unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["node-a"], "an expired report is gone");
+
+    assert!(
+        ca.lease("restart", "node-a", Duration::from_secs(30))
+            .unwrap()
+    );
+    assert!(
+        !cb.lease("restart", "node-b", Duration::from_secs(30))
+            .unwrap()
+    );
+    assert!(
+        ca.lease("restart", "node-a", Duration::from_secs(30))
+            .unwrap(),
+        "renewed"
+    );
+    assert_eq!(cb.holder("restart").unwrap().as_deref(), Some("node-a"));
+    cb.release("restart", "node-b").unwrap();
+    assert_eq!(
+        cb.holder("restart").unwrap().as_deref(),
+        Some("node-a"),
+        "not b's to release"
+    );
+    ca.release("restart", "node-a").unwrap();
+    assert!(
+        cb.lease("restart", "node-b", Duration::from_millis(300))
+            .unwrap()
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        ca.lease("restart", "node-a", Duration::from_secs(30))
+            .unwrap(),
+        "expired: free"
+    );
+    // A store of one node has no coordinator.
+    let file = StoreSpec::parse(&format!("file:{}", dir.path().join("s.json").display()))
+        .unwrap()
+        .open()
+        .unwrap();
+    assert!(file.coordinator().is_none());
+}

@@ -9,7 +9,8 @@ use std::time::Duration;
 use redis::Value;
 
 use super::{
-    Added, RedisSpec, SecretName, SecretStore, StoreError, StoreOp, check_storable, value_problem,
+    Added, Coordinator, RedisSpec, SecretName, SecretStore, StoreError, StoreOp, check_storable,
+    value_problem,
 };
 use crate::inputs::{RedisRouting, RoutingNodes};
 use crate::secret::Secret;
@@ -134,6 +135,14 @@ impl RedisStore {
             *slot = Some(conn);
         }
         result
+    }
+
+    fn coordination(&self, what: &str, source: RedisError) -> StoreError {
+        StoreError::Coordination {
+            store: self.describe(),
+            what: what.to_owned(),
+            source: Box::new(source),
+        }
     }
 
     fn error(&self, name: &SecretName, op: StoreOp, source: RedisError) -> StoreError {
@@ -378,6 +387,148 @@ impl SecretStore for RedisStore {
         })
         .map_err(|e| self.error(name, StoreOp::Set, e))
     }
+
+    fn coordinator(&self) -> Option<&dyn Coordinator> {
+        Some(self)
+    }
+}
+
+/// The fleet's keys: `<prefix>fleet:nodes` (a set of node names) and `<prefix>fleet:node:<name>`
+/// (its report, with a TTL); `<prefix>fleet:lease:<name>` (the holder, with a TTL). Renewing and
+/// releasing a lease read its holder first and then write: a holder that let its lease expire
+/// in between could overwrite the next one's, so leases are renewed well within their TTL.
+impl Coordinator for RedisStore {
+    fn report(&self, node: &str, report: &str, ttl: Duration) -> Result<(), StoreError> {
+        let prefix = &self.spec.prefix;
+        let ttl_ms = millis(ttl);
+        self.with_connection(|conn, link| {
+            let mut set = redis::cmd("SET");
+            set.arg(format!("{prefix}fleet:node:{node}"))
+                .arg(report)
+                .arg("PX")
+                .arg(ttl_ms);
+            let mut add = redis::cmd("SADD");
+            add.arg(format!("{prefix}fleet:nodes")).arg(node);
+            for reply in conn.pipeline(vec![set, add], link)? {
+                if let Value::ServerError(e) = &reply {
+                    return Err(refused(conn, "SET", e));
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| self.coordination("publish this node's report", e))
+    }
+
+    fn reports(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = &self.spec.prefix;
+        self.with_connection(|conn, link| {
+            let mut members = redis::cmd("SMEMBERS");
+            members.arg(format!("{prefix}fleet:nodes"));
+            let names: Vec<String> = match conn.pipeline(vec![members], link)?.pop() {
+                Some(Value::Array(items) | Value::Set(items)) => items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::BulkString(b) => String::from_utf8(b).ok(),
+                        _ => None,
+                    })
+                    .collect(),
+                Some(Value::ServerError(e)) => return Err(refused(conn, "SMEMBERS", &e)),
+                Some(other) => return Err(unexpected(conn, "SMEMBERS", &other)),
+                None => Vec::new(),
+            };
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            let gets = names
+                .iter()
+                .map(|n| get_command(&format!("{prefix}fleet:node:{n}")))
+                .collect();
+            let replies = conn.pipeline(gets, link)?;
+            let mut live = Vec::new();
+            let mut gone = Vec::new();
+            for (name, reply) in names.into_iter().zip(replies) {
+                match reply {
+                    Value::BulkString(b) => {
+                        live.push((name, String::from_utf8_lossy(&b).into_owned()));
+                    }
+                    Value::Nil => gone.push(name),
+                    Value::ServerError(e) => return Err(refused(conn, "GET", &e)),
+                    other => return Err(unexpected(conn, "GET", &other)),
+                }
+            }
+            if !gone.is_empty() {
+                // Reports that expired: their nodes left the fleet (or stopped reporting).
+                let mut remove = redis::cmd("SREM");
+                remove.arg(format!("{prefix}fleet:nodes")).arg(&gone);
+                let _ = conn.pipeline(vec![remove], link)?;
+            }
+            Ok(live)
+        })
+        .map_err(|e| self.coordination("read the fleet's reports", e))
+    }
+
+    fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = format!("{}fleet:lease:{name}", self.spec.prefix);
+        let ttl_ms = millis(ttl);
+        self.with_connection(|conn, link| {
+            let mut take = redis::cmd("SET");
+            take.arg(&key).arg(holder).arg("NX").arg("PX").arg(ttl_ms);
+            let replies = conn.pipeline(vec![take, get_command(&key)], link)?;
+            match replies.first() {
+                Some(Value::Okay | Value::SimpleString(_)) => return Ok(true),
+                Some(Value::Nil) => {}
+                Some(Value::ServerError(e)) => return Err(refused(conn, "SET", e)),
+                Some(other) => return Err(unexpected(conn, "SET", other)),
+                None => return Err(unexpected(conn, "SET", &Value::Nil)),
+            }
+            let held_by_us =
+                matches!(replies.get(1), Some(Value::BulkString(b)) if b == holder.as_bytes());
+            if !held_by_us {
+                return Ok(false);
+            }
+            let mut renew = redis::cmd("SET");
+            renew.arg(&key).arg(holder).arg("XX").arg("PX").arg(ttl_ms);
+            match conn.pipeline(vec![renew], link)?.pop() {
+                Some(Value::Okay | Value::SimpleString(_)) => Ok(true),
+                Some(Value::Nil) => Ok(false),
+                Some(Value::ServerError(e)) => Err(refused(conn, "SET", &e)),
+                Some(other) => Err(unexpected(conn, "SET", &other)),
+                None => Err(unexpected(conn, "SET", &Value::Nil)),
+            }
+        })
+        .map_err(|e| self.coordination(&format!("take the lease {name}"), e))
+    }
+
+    fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let key = format!("{}fleet:lease:{name}", self.spec.prefix);
+        self.with_connection(|conn, link| {
+            let held = conn.pipeline(vec![get_command(&key)], link)?;
+            if matches!(held.first(), Some(Value::BulkString(b)) if b == holder.as_bytes()) {
+                let mut del = redis::cmd("DEL");
+                del.arg(&key);
+                let _ = conn.pipeline(vec![del], link)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| self.coordination(&format!("release the lease {name}"), e))
+    }
+
+    fn holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}fleet:lease:{name}", self.spec.prefix);
+        self.with_connection(|conn, link| {
+            match conn.pipeline(vec![get_command(&key)], link)?.pop() {
+                Some(Value::BulkString(b)) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+                Some(Value::Nil) | None => Ok(None),
+                Some(Value::ServerError(e)) => Err(refused(conn, "GET", &e)),
+                Some(other) => Err(unexpected(conn, "GET", &other)),
+            }
+        })
+        .map_err(|e| self.coordination(&format!("read the lease {name}"), e))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Check that the Redis LiveKit routes through (`redis:` in `livekit.yaml`) answers: connect
