@@ -294,6 +294,45 @@ const CASES: &[Case] = &[
         &["render", "--no-such-flag"],
         "--no-such-flag",
     ),
+    // `changes:` (when a restart may apply): an unknown mode, a bad window, absurd durations.
+    case(
+        File("provision.yaml", "changes:\n  apply: idel\n"),
+        &["ensure"],
+        "idel",
+    ),
+    case(
+        File("provision.yaml", "changes:\n  apply: window\n"),
+        &["ensure"],
+        "changes.window",
+    ),
+    case(
+        File(
+            "provision.yaml",
+            "changes:\n  apply: window\n  window: 2am-4am\n",
+        ),
+        &["ensure"],
+        "changes.window",
+    ),
+    case(
+        File("provision.yaml", "changes:\n  deadline: -5m\n"),
+        &["ensure"],
+        "-5m",
+    ),
+    case(
+        File("provision.yaml", "changes:\n  deadline: 1000y\n"),
+        &["ensure"],
+        "changes.deadline",
+    ),
+    case(
+        File("provision.yaml", "changes:\n  drain: 0s\n"),
+        &["ensure"],
+        "changes.drain",
+    ),
+    case(
+        File("provision.yaml", "changes:\n  window: 02:00-04:00\n"),
+        &["ensure"],
+        "changes.window",
+    ),
     // --- extra.yaml ----------------------------------------------------------------------------
     case(File("extra.yaml", "keys: {a: b}\n"), &["ensure"], "keys"),
     case(File("extra.yaml", "port: 1\n"), &["ensure"], "port"),
