@@ -647,6 +647,26 @@ fn keys(shared: &Shared, server: &Server, participants: Option<u32>, now: System
                     );
                 }
             }
+            {
+                let mut applier = lock(&shared.applier);
+                // Reported to the fleet: this node's server accepts the staged key.
+                applier.next_loaded = Some(next_key.clone());
+                // Every node of the fleet must have loaded it before anything signs with it.
+                let waiting: Vec<&str> = applier
+                    .fleet
+                    .others
+                    .iter()
+                    .filter(|(_, r)| r.next_loaded.as_deref() != Some(next_key.as_str()))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                if !waiting.is_empty() {
+                    tracing::debug!(
+                        ?waiting,
+                        "the staged key waits for the other nodes to load it"
+                    );
+                    return;
+                }
+            }
             match rotate::promote(&config.state, store.as_ref(), now, on_lock_wait) {
                 Ok(_) => {
                     lock(&shared.applier).next_loaded = None;

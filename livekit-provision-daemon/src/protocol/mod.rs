@@ -1,5 +1,5 @@
 //! The daemon's protocol: every JSON-RPC method's name, parameters and result, and the error
-//! object, as serde types that the server (`daemon/connection.rs`), the client ([`super::client`])
+//! object, as serde types that the server (`methods/`), the client ([`super::client`])
 //! and the CLI all use. Nothing on either side reads a reply by string index.
 //!
 //! Each method is a unit type implementing [`Method`] (its name and its `Params`/`Result`
@@ -113,7 +113,7 @@ methods! {
     SecretsList = "secrets.list" (NoParams) -> SecretsListResult;
     /// Store one setting (validated as `ensure` reads it; never echoed), then provision.
     SecretsSet = "secrets.set" (SecretsSetParams) -> SecretsSetResult;
-    /// Rotate the API key and secret (the old ones accepted for `grace`), then provision.
+    /// Stage a new API key and secret (the daemon loads it at idle, promotes it once livekit-server accepts it; the old pair stays accepted for `grace`), then provision.
     SecretsRotate = "secrets.rotate" (RotateParams) -> RotateResult;
     /// Download, verify and switch to a livekit-server release (the running media keep theirs).
     Install = "install" (InstallParams) -> InstallResult;

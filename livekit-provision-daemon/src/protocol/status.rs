@@ -66,10 +66,10 @@ pub struct StatusResult {
     /// The media processes.
     pub media: MediaReport,
     /// Who is in a call on this node: its rooms and participants, asked of livekit-server
-    /// (RoomService); `null` when livekit-server does not run or no daemon answered.
+    /// (RoomService, also without a daemon); `null` when livekit-server does not run.
     pub occupancy: Option<OccupancyReport>,
     /// Changes waiting for livekit-server to restart, and when they apply (`changes:` of
-    /// `provision.yaml`); `null` without a daemon.
+    /// `provision.yaml`; without a daemon: what waits, and that only `restart` applies it).
     pub changes: Option<ChangesReport>,
     /// Where a key rotation stands (`null` when the store could not be read yet).
     pub keys: Option<livekit_provision::rotate::Epoch>,
