@@ -451,6 +451,45 @@ class Node:
         return self.rpc("token.create", {"identity": identity, "room": room})["token"]
 
 
+def parse_time(text: str) -> float:
+    """An RFC 3339 time of `status` (whole seconds, `Z`) as Unix seconds."""
+    from datetime import datetime
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def wait_idle(node: Node, timeout: float = 30.0) -> dict:
+    """Wait until the daemon's own reading of who is in a call (`status.occupancy`, asked of
+    livekit-server every second) says nobody, in a reading taken after this call began; return
+    that status. A participant that has just left may still be listed for a moment, and
+    `restart` refuses while anyone is."""
+    since = time.time()
+
+    def idle():
+        status = node.try_rpc("status")
+        occupancy = (status or {}).get("occupancy") or {}
+        fresh = occupancy.get("checked_at") and parse_time(occupancy["checked_at"]) > since
+        return fresh and occupancy.get("participants") == 0 and status
+    return node.wait_for("the daemon to see the node idle", idle, timeout, 0.05)
+
+
+def wait_new_server(node: Node, old: int, timeout: float = 60.0) -> tuple[int, float, float]:
+    """Until livekit-server `old` is gone and another one is healthy (polled every 20 ms):
+    (new pid, when `old` was seen gone, when the new one was seen healthy), monotonic."""
+    gone_at = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if gone_at is None and not alive(old):
+            gone_at = now
+        p = node.media() or {}
+        if p.get("pid") not in (None, old) and p.get("running") and p.get("healthy"):
+            node.track_server()
+            return p["pid"], gone_at or now, now
+        time.sleep(0.02)
+    raise AssertionError(f"no new livekit-server within {timeout} s (old pid {old}); "
+                         f"daemon log tail:\n{node.log_tail()}")
+
+
 def stop_node(node: Node) -> None:
     """Stop a node's daemon and its media, by pid."""
     node.track_server()
@@ -511,7 +550,10 @@ class Receiver:
     last_symbol: int | None = None
     worst_frame_gap: float = 0.0
     worst_fresh_gap: float = 0.0
+    worst_fresh_gap_end: float | None = None
     window_start: float | None = None
+    # Each gap in fresh audio longer than 50 ms in the window: (when it ended, how long).
+    long_gaps: list[tuple[float, float]] = field(default_factory=list)
 
     def on_frame(self, frame: rtc.AudioFrame) -> None:
         now = time.monotonic()
@@ -526,7 +568,12 @@ class Receiver:
             if self.first_fresh_at is None:
                 self.first_fresh_at = now
             if self.last_fresh_at is not None and self.window_start is not None:
-                self.worst_fresh_gap = max(self.worst_fresh_gap, now - self.last_fresh_at)
+                gap = now - self.last_fresh_at
+                if gap > self.worst_fresh_gap:
+                    self.worst_fresh_gap = gap
+                    self.worst_fresh_gap_end = now
+                if gap > 0.050:
+                    self.long_gaps.append((now, gap))
             self.last_fresh_at = now
             self.last_symbol = symbol
 
@@ -534,6 +581,8 @@ class Receiver:
         self.window_start = time.monotonic()
         self.worst_frame_gap = 0.0
         self.worst_fresh_gap = 0.0
+        self.worst_fresh_gap_end = None
+        self.long_gaps = []
 
 
 async def hear(track, rx: Receiver) -> None:
@@ -565,8 +614,10 @@ class Participant:
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True, rtc_config=LOOPBACK_ICE))
 
     async def disconnect(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self.room.disconnect()
+        except Exception as e:  # noqa: BLE001 - leaving is best effort; said, not raised
+            log(f"{self.name}: disconnect raised {e!r}")
 
 
 async def fresh_after(rx: "Receiver", after: float, timeout: float, who) -> float:
