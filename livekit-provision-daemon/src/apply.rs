@@ -605,7 +605,6 @@ fn finished(applier: &mut Applier, drain: Drain, now: SystemTime, killed: bool) 
 /// Step 4 of the module documentation: promote a staged key the server has loaded; extend a
 /// grace while the node has participants.
 fn keys(shared: &Shared, server: &Server, participants: Option<u32>, now: SystemTime) {
-    let config = &shared.config;
     let due = {
         let applier = lock(&shared.applier);
         match &applier.epoch {
@@ -624,58 +623,9 @@ fn keys(shared: &Shared, server: &Server, participants: Option<u32>, now: System
         Err(e) => return epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string()),
     };
     lock(&shared.applier).epoch = Some((Instant::now(), epoch.clone()));
-    let on_lock_wait = |pid: Option<u32>| {
-        tracing::info!(?pid, "waiting for another writer of the state directory");
-    };
     match epoch {
         Epoch::Staged { next_key, .. } => {
-            let disk = DiskTriple::read(&config.state);
-            let Some(next) = disk
-                .livekit_yaml
-                .valid()
-                .and_then(|y| y.keys.iter().find(|k| k.key.as_str() == next_key).cloned())
-            else {
-                return; // not rendered yet: the next run lists it
-            };
-            match rooms::key_accepted(server.addr, &next, now) {
-                Ok(true) => {}
-                Ok(false) => return, // not loaded yet: a restart (at idle) loads it
-                Err(e) => {
-                    return epoch_failed(
-                        shared,
-                        &livekit_provision::ErrorReport::of(&e).to_string(),
-                    );
-                }
-            }
-            {
-                let mut applier = lock(&shared.applier);
-                // Reported to the fleet: this node's server accepts the staged key.
-                applier.next_loaded = Some(next_key.clone());
-                // Every node of the fleet must have loaded it before anything signs with it.
-                let waiting: Vec<&str> = applier
-                    .fleet
-                    .others
-                    .iter()
-                    .filter(|(_, r)| r.next_loaded.as_deref() != Some(next_key.as_str()))
-                    .map(|(name, _)| name.as_str())
-                    .collect();
-                if !waiting.is_empty() {
-                    tracing::debug!(
-                        ?waiting,
-                        "the staged key waits for the other nodes to load it"
-                    );
-                    return;
-                }
-            }
-            match rotate::promote(&config.state, store.as_ref(), now, on_lock_wait) {
-                Ok(_) => {
-                    lock(&shared.applier).next_loaded = None;
-                    tracing::info!(key = %next_key, "livekit-server accepts the staged key: promoted; the signers switch to it");
-                    lock(&shared.applier).epoch = None;
-                    let _ = shared.events.send(Event::Ensure(None));
-                }
-                Err(e) => epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string()),
-            }
+            promote_if_loaded(shared, store.as_ref(), server, &next_key, now);
         }
         Epoch::Grace {
             until,
@@ -683,29 +633,100 @@ fn keys(shared: &Shared, server: &Server, participants: Option<u32>, now: System
             ..
         } => {
             let occupied = participants != Some(0);
-            if !occupied
-                || until
-                    .duration_since(now)
-                    .is_ok_and(|left| left > GRACE_MARGIN)
-            {
-                return;
-            }
-            match rotate::extend_grace(
-                &config.state,
-                store.as_ref(),
-                now + 2 * GRACE_MARGIN,
-                now,
-                on_lock_wait,
-            ) {
-                Ok(GraceExtension::Extended { until, at_deadline }) => {
-                    tracing::info!(key = %previous_key, until = %livekit_provision::clock::rfc3339(until), at_deadline, participants = ?participants, "the node has participants: the previous key stays accepted longer");
-                    lock(&shared.applier).epoch = None;
-                }
-                Ok(_) => {}
-                Err(e) => epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string()),
+            let far = until
+                .duration_since(now)
+                .is_ok_and(|left| left > GRACE_MARGIN);
+            if occupied && !far {
+                extend(shared, store.as_ref(), &previous_key, participants, now);
             }
         }
         _ => {}
+    }
+}
+
+fn lock_wait(pid: Option<u32>) {
+    tracing::info!(?pid, "waiting for another writer of the state directory");
+}
+
+/// Promote `next_key` once the running server (and, in a fleet, every node's) accepts it.
+fn promote_if_loaded(
+    shared: &Shared,
+    store: &dyn livekit_provision::SecretStore,
+    server: &Server,
+    next_key: &str,
+    now: SystemTime,
+) {
+    let config = &shared.config;
+    let disk = DiskTriple::read(&config.state);
+    let Some(next) = disk
+        .livekit_yaml
+        .valid()
+        .and_then(|y| y.keys.iter().find(|k| k.key.as_str() == next_key).cloned())
+    else {
+        return; // not rendered yet: the next run lists it
+    };
+    match rooms::key_accepted(server.addr, &next, now) {
+        Ok(true) => {}
+        // Not loaded yet (a restart at idle loads it), or restarting: asked again next tick.
+        Ok(false) | Err(rooms::RoomsError::Unreachable { .. }) => return,
+        Err(e) => {
+            return epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string());
+        }
+    }
+    {
+        let mut applier = lock(&shared.applier);
+        // Reported to the fleet: this node's server accepts the staged key.
+        applier.next_loaded = Some(next_key.to_owned());
+        // Every node of the fleet must have loaded it before anything signs with it.
+        let waiting: Vec<&str> = applier
+            .fleet
+            .others
+            .iter()
+            .filter(|(_, r)| r.next_loaded.as_deref() != Some(next_key))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            tracing::debug!(
+                ?waiting,
+                "the staged key waits for the other nodes to load it"
+            );
+            return;
+        }
+    }
+    match rotate::promote(&config.state, store, now, lock_wait) {
+        Ok(_) => {
+            let mut applier = lock(&shared.applier);
+            applier.next_loaded = None;
+            applier.epoch = None;
+            drop(applier);
+            tracing::info!(key = %next_key, "livekit-server accepts the staged key: promoted; the signers switch to it");
+            let _ = shared.events.send(Event::Ensure(None));
+        }
+        Err(e) => epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string()),
+    }
+}
+
+/// The node has participants near the end of a grace: keep the previous key accepted longer.
+fn extend(
+    shared: &Shared,
+    store: &dyn livekit_provision::SecretStore,
+    previous_key: &str,
+    participants: Option<u32>,
+    now: SystemTime,
+) {
+    match rotate::extend_grace(
+        &shared.config.state,
+        store,
+        now + 2 * GRACE_MARGIN,
+        now,
+        lock_wait,
+    ) {
+        Ok(GraceExtension::Extended { until, at_deadline }) => {
+            tracing::info!(key = %previous_key, until = %livekit_provision::clock::rfc3339(until), at_deadline, participants = ?participants, "the node has participants: the previous key stays accepted longer");
+            lock(&shared.applier).epoch = None;
+        }
+        Ok(_) => {}
+        Err(e) => epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string()),
     }
 }
 

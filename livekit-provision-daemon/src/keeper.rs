@@ -15,6 +15,7 @@
 //!   pass leaves the media down while it exists, after a restart of the control plane too.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -184,9 +185,27 @@ impl Media {
                 reasons.push(reason);
             }
         }
+        // Name the release a new binary is, when it is the installed one.
+        if let Some(version) = livekit_provision::fetch::installed(self.supervisor.state())
+            .ok()
+            .flatten()
+            .filter(|b| b.active && spec.program == self.supervisor.state().livekit_bin())
+            .map(|b| b.version)
+        {
+            for reason in &mut reasons {
+                if reason.starts_with("a new binary is installed at") && !reason.ends_with(')') {
+                    let _ = write!(reason, " (livekit-server {version})");
+                }
+            }
+        }
         let name = spec.name.as_str();
         if !reasons.is_empty() && self.restart_reasons.get(name) != Some(&reasons) {
-            tracing::warn!(name, pid, ?reasons, "restart pending: `restart` applies it");
+            tracing::warn!(
+                name,
+                pid,
+                ?reasons,
+                "restart pending: applied by the changes: policy of provision.yaml (idle by default), or by `restart`"
+            );
         }
         self.supervisor
             .set_restart_pending(name, !reasons.is_empty());

@@ -245,11 +245,19 @@ fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
             p.data(format!(
                 "{done}: API key {next_key}; {current} keeps signing until it is promoted"
             ));
-            p.status(
-                "next: livekit-server must load the new key before anything signs with it: \
-                 `livekit-provision restart` when no call is in progress, then \
-                 `livekit-provision secrets rotate --promote`",
-            );
+            if result.provisioning_scheduled {
+                p.status(
+                    "next: the daemon restarts livekit-server to load the new key at the first \
+                     moment no call is in progress, asks it whether it accepts the key, then \
+                     promotes it (`livekit-provision status` shows each step)",
+                );
+            } else {
+                p.status(
+                    "next (no daemon runs): livekit-server must load the new key before anything \
+                     signs with it: `livekit-provision restart` when no call is in progress (it \
+                     refuses otherwise), then `livekit-provision secrets rotate --promote`",
+                );
+            }
         }
         (
             _,
