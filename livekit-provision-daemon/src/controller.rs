@@ -79,7 +79,7 @@ pub(super) fn prepare(config: DaemonConfig) -> (Arc<Shared>, mpsc::UnboundedRece
         published: Mutex::new(None),
         events: events_tx,
         progress: ProgressCell::default(),
-        applier: Mutex::new(super::apply::Applier::default()),
+        applier: Mutex::new(super::apply::state::Applier::default()),
     });
     (shared, events)
 }

@@ -201,6 +201,7 @@ mod gate;
 mod keeper;
 pub mod media;
 mod methods;
+mod occupancy;
 pub mod openrpc;
 mod plane;
 pub mod protocol;

@@ -195,7 +195,7 @@ pub fn participants(
     now: std::time::SystemTime,
 ) -> Result<u32, String> {
     let addr = crate::supervise::probe_address(&settings.bind_addresses, settings.port);
-    crate::apply::read_occupancy(state, addr, now).map(|o| o.participants)
+    crate::occupancy::read_occupancy(state, addr, now).map(|o| o.participants)
 }
 
 /// The media processes of `state` as `node` has it (its settings, its files, its binary: read

@@ -62,7 +62,7 @@ pub(super) struct Shared {
     /// What the run or `install` in flight is doing (`status.provisioning.progress`).
     pub progress: ProgressCell,
     /// Pending changes, the node's rooms, drains and key epochs ([`super::apply`]).
-    pub applier: Mutex<super::apply::Applier>,
+    pub applier: Mutex<super::apply::state::Applier>,
 }
 
 /// The progress of the long operation in flight, shared with download callbacks.

@@ -104,7 +104,7 @@ pub fn status_without_daemon(
     let server = processes
         .iter()
         .find(|p| p.status.name == crate::supervise::LIVEKIT_SERVER);
-    let (occupancy, changes) = crate::apply::report_without_daemon(
+    let (occupancy, changes) = crate::apply::report::report_without_daemon(
         state,
         &node.config.settings,
         server

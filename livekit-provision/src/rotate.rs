@@ -34,8 +34,7 @@ use crate::store::{KNOWN, SecretName, SecretStore, StoreError};
 use crate::triple::DiskTriple;
 use crate::validate;
 
-/// The longest grace, and the furthest deadline, a rotation accepts: 30 days.
-pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub use crate::validate::MAX_GRACE;
 
 /// How a rotation retires the key it replaces: the grace the previous key gets at promotion,
 /// and an optional deadline after which the grace is never extended. Both are checked against

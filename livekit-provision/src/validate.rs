@@ -17,6 +17,10 @@ use crate::secret::{ApiKey, InvalidValue, Secret, validate_secret_text};
 use crate::store::SecretName;
 use crate::version::LivekitVersion;
 
+/// The longest grace, and the furthest deadline, a key rotation accepts: 30 days (re-exported
+/// as `rotate::MAX_GRACE`, where rotations are scheduled).
+pub const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 internal_item! {
 /// Check `value` as the value of the secret `name`, by the rule `ensure` applies when it reads
 /// it back. Names outside the contract are free text (the store is the operator's).
@@ -86,9 +90,9 @@ pub(crate) fn unix_timestamp(value: &str) -> Result<u64, InvalidValue> {
         .map_err(|_| InvalidValue::new("is not a unix timestamp", Some(value.to_owned())))
 }
 
-/// `LIVEKIT_ROTATION_GRACE`: whole seconds, at most [`crate::rotate::MAX_GRACE`].
+/// `LIVEKIT_ROTATION_GRACE`: whole seconds, at most [`MAX_GRACE`].
 pub(crate) fn grace_seconds(value: &str) -> Result<u64, InvalidValue> {
-    let max = crate::rotate::MAX_GRACE.as_secs();
+    let max = MAX_GRACE.as_secs();
     match value.trim().parse::<u64>() {
         Ok(secs) if secs <= max => Ok(secs),
         Ok(_) => Err(InvalidValue::new(
