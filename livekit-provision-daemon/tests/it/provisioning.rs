@@ -241,7 +241,10 @@ fn a_rotation_by_the_cli_reaches_the_running_daemon() {
     // The CLI stages, promotes and provisions in its own process, then asks the daemon for a
     // run: the daemon must learn of the grace from it, not at its recheck.
     let stderr = cli_rotate(&node, &["rotate", "--grace", "5s"]);
-    assert!(stderr.contains("secrets rotate --promote"), "{stderr}");
+    assert!(
+        stderr.contains("the daemon restarts livekit-server to load the new key"),
+        "{stderr}"
+    );
     let stderr = cli_rotate(&node, &["rotate", "--promote"]);
     assert!(stderr.contains("the daemon removes it then"), "{stderr}");
     let store: serde_json::Value =
