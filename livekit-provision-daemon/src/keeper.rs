@@ -298,12 +298,16 @@ impl Media {
                     });
                     pass.retry_at = Some(pass.retry_at.map_or(until, |t| t.min(until)));
                 }
-                Ok(Ensured::Failed { reason }) => pass.failures.push(MediaFailure {
-                    message: reason,
-                    hint: Some(format!(
-                        "fix the cause, then `livekit-provision start` to try {name} again"
-                    )),
-                }),
+                Ok(Ensured::CrashLooping { reason, retry_at }) => {
+                    pass.failures.push(MediaFailure {
+                        message: reason,
+                        hint: Some(format!(
+                            "it is started again in {} by itself; fix the cause, then `livekit-provision start` to try {name} again at once",
+                            seconds(retry_at.saturating_duration_since(Instant::now()))
+                        )),
+                    });
+                    pass.retry_at = Some(pass.retry_at.map_or(retry_at, |t| t.min(retry_at)));
+                }
                 Err(e) => {
                     let failure = MediaFailure::from(ErrorReport::of(&e));
                     tracing::warn!(name, error = %failure.message, "could not start");
@@ -433,6 +437,59 @@ impl Media {
         Ok((outcomes, self.pass(specs, owner)))
     }
 
+    /// Whether `name` answered nothing at its last probe.
+    pub fn unresponsive(&self, name: &str) -> bool {
+        self.supervisor
+            .unresponsive_for(name, Instant::now())
+            .is_some()
+    }
+
+    /// Heal `name` when it has answered nothing for `hung_after` (`None`: never): SIGKILL and a
+    /// start after the crash backoff, or only a warning when an outside supervisor owns it (or
+    /// it drains: the drain has its own end). When to run the next pass, when one is due.
+    pub fn heal(
+        &mut self,
+        name: &str,
+        hung_after: Option<Duration>,
+        owner: MediaOwner,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        let silent = self.supervisor.unresponsive_for(name, now)?;
+        let after = hung_after?;
+        if silent < after {
+            return None;
+        }
+        if owner == MediaOwner::External {
+            if !self.errors.contains_key(name) {
+                tracing::warn!(name, silent = %seconds(silent), "answers nothing; left to its supervisor (media_owner: external)");
+            }
+            self.errors.insert(
+                name.to_owned(),
+                format!("{name} has answered nothing for {}; its supervisor owns it (media_owner: external)", seconds(silent)),
+            );
+            return None;
+        }
+        let pid = self.supervisor.process(name).map(crate::supervise::MediaProcess::pid);
+        match self.supervisor.replace_hung(name, silent, now) {
+            Ok(Some(decision)) => {
+                tracing::warn!(name, pid, silent = %seconds(silent), "hung: answered nothing to its health probe; killed (SIGKILL, so that its participants rejoin the next one) to start it again");
+                self.restart_reasons.remove(name);
+                self.supervisor.set_restart_pending(name, false);
+                match decision {
+                    crate::supervise::RestartDecision::RestartAt(at) => Some(at),
+                    crate::supervise::RestartDecision::CrashLoop { .. } => Some(now),
+                }
+            }
+            Ok(None) => None,
+            Err(e) => {
+                let failure = MediaFailure::from(ErrorReport::of(&e));
+                tracing::warn!(name, error = %failure.message, "could not replace a hung process");
+                self.errors.insert(name.to_owned(), failure.message);
+                None
+            }
+        }
+    }
+
     /// Record the exit of `pid`; when it was a crash, when to run next (the restart backoff, or
     /// at once after a give-up, so that the failure is reported).
     pub fn exited(&mut self, name: &str, pid: u32) -> Option<Instant> {
@@ -460,9 +517,10 @@ impl Media {
                 tracing::warn!(name, pid, restart_in = %seconds(at.saturating_duration_since(Instant::now())), "exited; restarting with backoff");
                 Some(at)
             }
-            crate::supervise::RestartDecision::GiveUp { crashes } => {
-                tracing::error!(name, pid, crashes, "crashed too often; marked failed");
-                // A run now reports it (the provisioning state turns `failed`).
+            crate::supervise::RestartDecision::CrashLoop { crashes, retry_at } => {
+                tracing::error!(name, pid, crashes, retry_in = %seconds(retry_at.saturating_duration_since(Instant::now())), "crash-looping: started again after the longest backoff, each time");
+                // A run now reports it (the provisioning state turns `failed`) and schedules
+                // the next start.
                 Some(Instant::now())
             }
         }

@@ -82,7 +82,7 @@ fn start_here(
                 spec.name
             ),
             Ensured::BackingOff { .. } => format!("{} is backing off after a crash", spec.name),
-            Ensured::Failed { reason } => {
+            Ensured::CrashLooping { reason, .. } => {
                 failed = Some(CliError::msg(
                     format!("{} failed: {reason}", spec.name),
                     Some("see the log in logs/ of the state directory".to_owned()),
@@ -304,12 +304,29 @@ fn print_calls(ctx: &Ctx, status: &StatusResult) {
 }
 
 fn status_line(s: &ProcessStatus) -> String {
-    let state = match (s.running, s.healthy, &s.failed) {
-        (_, _, Some(why)) => format!("failed: {why}"),
-        (true, true, _) => "running, healthy".to_owned(),
-        (true, false, _) => "running, not ready".to_owned(),
-        (false, _, _) => "stopped".to_owned(),
+    use livekit_provision_daemon::supervise::Condition;
+    let since = s
+        .since
+        .as_deref()
+        .map(|t| format!(" since {t}"))
+        .unwrap_or_default();
+    let mut state = match (s.condition, &s.failed) {
+        (Condition::CrashLooping, Some(why)) | (Condition::Stopped, Some(why)) => {
+            format!("crash-looping{since}: {why}")
+        }
+        (Condition::Serving, _) => "running, healthy".to_owned(),
+        (Condition::Unhealthy, _) => {
+            format!("running, answering but not ready{since} (never restarted for it)")
+        }
+        (Condition::Unresponsive, _) => format!("running, answering nothing{since}"),
+        (Condition::Draining, _) => format!("draining{since}"),
+        (Condition::Restarting, _) => format!("restarting{since}"),
+        (_, _) if s.running => "running".to_owned(),
+        _ => "stopped".to_owned(),
     };
+    if let Some(healed) = &s.healed {
+        state.push_str(&format!("; healed at {}: {}", healed.at, healed.action));
+    }
     let pid = s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
     let pending = if s.restart_pending {
         ", restart pending"

@@ -25,6 +25,9 @@
 //!    the previous key leaves `livekit.yaml` only once nobody can hold a token signed with it
 //!    (livekit-server re-signs connected participants' tokens with a random configured key).
 //!
+//! Before all that, each tick heals a hung server ([`heal`]): one that has answered nothing for
+//! `healing.hung_after` is replaced; while it answers nothing, nothing else is asked of it.
+//!
 //! What it must remember across a restart of the control plane — since when a change is
 //! pending (the deadline counts from it) and a drain in progress (its end) — is in
 //! `run/changes.json`. Nothing here runs with `media_owner: external`: the outside supervisor
@@ -75,6 +78,10 @@ pub(super) fn tick(shared: &Shared) {
         }
     };
     let server = server_now(shared, &settings);
+    if server.is_some() && heal(shared, &settings) {
+        // Hung: replaced now, or answering nothing still (every question would only wait).
+        return;
+    }
     // Asked before the applier is locked: `status` reads it meanwhile.
     let occupancy = server
         .as_ref()
@@ -117,6 +124,21 @@ pub(super) fn tick(shared: &Shared) {
     }
     drop(applier);
     keys::keys(shared, &server, participants, now);
+}
+
+/// Heal a livekit-server that answers nothing: replaced once that lasted `healing.hung_after`
+/// (a pass starts the next one after the crash backoff). `true` while it answers nothing.
+fn heal(shared: &Shared, settings: &livekit_provision::Settings) -> bool {
+    let mut media = lock(&shared.media);
+    if let Some(at) = media.heal(
+        LIVEKIT_SERVER,
+        settings.healing.hung_after.0,
+        settings.media_owner,
+    ) {
+        let _ = shared.events.send(Event::RunBy(at));
+        return true;
+    }
+    media.unresponsive(LIVEKIT_SERVER)
 }
 
 /// livekit-server as the keeper sees it now: pid, the address to ask, what waits for a

@@ -12,8 +12,12 @@
 //!   cannot see them).
 //! - `health.rs`: readiness is an HTTP probe of `GET /`, **never an exit code** (livekit-server
 //!   exits 0 when it rejects its config).
+//! - `condition.rs`: the health model `status` reports: serving, unhealthy (answers, not 200:
+//!   never restarted for it), unresponsive (answers nothing: replaced after
+//!   `healing.hung_after`), draining, restarting, crash-looping, stopped.
 //! - `signal.rs`: the stop sequence, SIGTERM, a second SIGTERM, SIGKILL, always identity-checked.
-//! - `policy.rs`: crash restarts with exponential backoff, and a give-up, as a pure state machine.
+//! - `policy.rs`: crash restarts with exponential backoff, and a crash loop retried at the
+//!   longest backoff, as a pure state machine.
 //! - `supervisor.rs`: [`Supervisor`], what the daemon drives: **it starts a process only if it is
 //!   down and never kills or restarts a healthy one.**
 //!
@@ -34,6 +38,7 @@
 //! loses exec failures. `nix::unistd::execve` allocates after the fork, so raw `libc` is used.
 
 internal! {
+    pub(crate) mod condition;
     pub(crate) mod health;
     pub(crate) mod identity;
     pub(crate) mod policy;
@@ -54,6 +59,7 @@ use std::time::Duration;
 
 // What an outside supervisor or a host needs: the supervisor and its answers, a process's
 // description, the log follower and the restart policy.
+pub use condition::{Condition, Healed};
 pub use health::{HealthProbe, LogFollow, Probe};
 pub use identity::MediaProcess;
 pub use policy::{RestartDecision, RestartPolicy};

@@ -1,6 +1,9 @@
 //! Crash restart policy as a pure state machine: every decision takes `now` as a parameter, so it
 //! is tested without sleeping. Restarts back off exponentially (1 s, 2 s, 4 s, … capped at 60 s);
-//! after too many crashes within a window the process is marked failed instead of looping.
+//! after too many crashes within a window the process is **crash-looping**: reported so (with
+//! the last lines of its log), and still started again every `max_backoff`, so that a node whose
+//! cause went away (a foreign process that held the port, a Redis back) heals by itself. Only an
+//! operator's `stop` keeps it down.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,7 +17,7 @@ pub struct RestartPolicy {
     pub initial_backoff: Duration,
     /// The longest wait between restarts.
     pub max_backoff: Duration,
-    /// This many crashes within `window` mark the process failed.
+    /// This many crashes within `window` make the process crash-looping.
     pub max_crashes: usize,
     /// The window over which crashes are counted; older ones are forgotten.
     pub window: Duration,
@@ -44,10 +47,13 @@ impl RestartPolicy {
 pub enum RestartDecision {
     /// Start it again at this instant (not before).
     RestartAt(Instant),
-    /// Too many crashes: leave it down and report it failed.
-    GiveUp {
+    /// Too many crashes: report it crash-looping, and start it again at `retry_at` (after the
+    /// longest backoff).
+    CrashLoop {
         /// Crashes counted within the window.
         crashes: usize,
+        /// When to try again.
+        retry_at: Instant,
     },
 }
 
@@ -56,7 +62,7 @@ pub enum RestartDecision {
 pub struct CrashTracker {
     crashes: VecDeque<Instant>,
     next_start: Option<Instant>,
-    failed: bool,
+    looping: bool,
 }
 
 impl CrashTracker {
@@ -71,19 +77,23 @@ impl CrashTracker {
         self.forget_old(policy, now);
         self.crashes.push_back(now);
         let count = self.crashes.len();
-        if count >= policy.max_crashes {
-            self.failed = true;
-            self.next_start = None;
-            return RestartDecision::GiveUp { crashes: count };
+        self.looping = count >= policy.max_crashes;
+        if self.looping {
+            let retry_at = now + policy.max_backoff;
+            self.next_start = Some(retry_at);
+            return RestartDecision::CrashLoop {
+                crashes: count,
+                retry_at,
+            };
         }
         let at = now + policy.backoff(count);
         self.next_start = Some(at);
         RestartDecision::RestartAt(at)
     }
 
-    /// May a start happen at `now`? `false` while backing off and once failed.
+    /// May a start happen at `now`? `false` while backing off.
     pub fn may_start(&self, now: Instant) -> bool {
-        !self.failed && self.next_start.is_none_or(|at| now >= at)
+        self.next_start.is_none_or(|at| now >= at)
     }
 
     /// When the next start is allowed, if a backoff is in force.
@@ -92,9 +102,10 @@ impl CrashTracker {
     }
 
     /// Has the policy given up?
+    /// Whether the last crash made it crash-looping.
     #[cfg(test)]
-    fn is_failed(&self) -> bool {
-        self.failed
+    fn is_looping(&self) -> bool {
+        self.looping
     }
 
     /// Crashes counted within the window ending at `now`.
@@ -137,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn crashes_back_off_then_give_up() {
+    fn crashes_back_off_then_loop_at_the_longest_backoff() {
         let p = RestartPolicy::default();
         let t0 = Instant::now();
         let mut t = CrashTracker::new();
@@ -156,14 +167,21 @@ mod tests {
                 RestartDecision::RestartAt(_)
             ));
         }
+        let t5 = t0 + 50 * S;
         assert_eq!(
-            t.record_crash(&p, t0 + 50 * S),
-            RestartDecision::GiveUp { crashes: 5 }
+            t.record_crash(&p, t5),
+            RestartDecision::CrashLoop {
+                crashes: 5,
+                retry_at: t5 + 60 * S
+            }
         );
-        assert!(t.is_failed());
-        assert!(!t.may_start(t0 + 10_000 * S));
+        assert!(t.is_looping());
+        // Bounded: tried again after the longest backoff, never left down for good.
+        assert!(!t.may_start(t5 + 59 * S));
+        assert!(t.may_start(t5 + 60 * S));
         t.reset();
-        assert!(t.may_start(t0 + 50 * S));
+        assert!(!t.is_looping());
+        assert!(t.may_start(t5));
     }
 
     #[test]
@@ -174,12 +192,12 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut t = CrashTracker::new();
-        // One crash every 200 s never accumulates: always the first backoff, never failed.
+        // One crash every 200 s never accumulates: always the first backoff, never looping.
         for k in 0..20 {
             let now = t0 + k * 200 * S;
             assert_eq!(t.record_crash(&p, now), RestartDecision::RestartAt(now + S));
             assert_eq!(t.recent_crashes(&p, now), 1);
         }
-        assert!(!t.is_failed());
+        assert!(!t.is_looping());
     }
 }

@@ -1,5 +1,6 @@
 //! The supervisor the daemon drives: start a media process only if it is down, adopt what is
-//! already running, never kill or restart a healthy process, restart crashes with backoff.
+//! already running, never kill or restart a healthy process, restart crashes with backoff, and
+//! replace a process that answers nothing ([`Supervisor::replace_hung`], the daemon decides when).
 //!
 //! Blocking: `ensure_running` waits up to the spec's start timeout for readiness, and `stop` for
 //! the stop sequence. An async caller runs them on a blocking thread and awaits exits with
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::condition::{Condition, Healed, Held};
 use super::health::{self, HealthProbe, PROBE_TIMEOUT, Probe};
 use super::identity::{MediaProcess, adopt, remove_pid_file};
 use super::policy::{CrashTracker, RestartDecision, RestartPolicy};
@@ -25,6 +27,10 @@ use livekit_provision::StateDir;
 
 /// The pause between two readiness probes of a fresh start (spent waiting on its exit).
 const READY_POLL: Duration = Duration::from_millis(100);
+
+/// How long a hung process may take to be gone after SIGKILL (a process in uninterruptible
+/// sleep dies only when its I/O returns).
+const HUNG_KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// What [`Supervisor::ensure_running`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +52,13 @@ pub enum Ensured {
         /// When a start is allowed again.
         until: Instant,
     },
-    /// It crashed too often; it stays down until [`Supervisor::reset`].
-    Failed {
+    /// It crashes too often: it is started again at `retry_at` (the longest backoff), or at
+    /// once after [`Supervisor::reset`].
+    CrashLooping {
         /// Why, with the last lines of its log.
         reason: String,
+        /// When a start is allowed again.
+        retry_at: Instant,
     },
 }
 
@@ -66,8 +75,20 @@ pub struct ProcessStatus {
     pub healthy: bool,
     /// Set by the caller when a new binary version waits for a restart.
     pub restart_pending: bool,
-    /// Why it was given up on, when it was.
+    /// While it is crash-looping: how often it crashed, with the last lines of its log.
     pub failed: Option<String>,
+    /// What it is doing: `serving`, `unhealthy` (answers, not 200: never restarted for it),
+    /// `unresponsive` (answers nothing: replaced after `healing.hung_after`), `draining`,
+    /// `restarting`, `crash-looping` or `stopped`.
+    #[serde(default)]
+    pub condition: Condition,
+    /// Since when `condition` holds (RFC 3339, UTC), as far as this control plane has seen.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The last thing the supervisor did by itself to heal it (a hung process replaced, a
+    /// crash loop), when it did.
+    #[serde(default)]
+    pub healed: Option<Healed>,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +102,12 @@ struct Entry {
     /// Since when it drains before a restart ([`Supervisor::begin_drain`]): its exit is then
     /// expected, not a crash.
     draining: Option<Instant>,
+    /// Down after a crash (or a hung process replaced): a start is due.
+    awaiting_restart: bool,
+    /// Its condition and since when, as last read by [`Supervisor::status`].
+    held: Option<Held>,
+    /// The last healing action.
+    healed: Option<Healed>,
 }
 
 /// Supervises the media processes of one state directory.
@@ -176,17 +203,18 @@ impl Supervisor {
                 healthy: is_healthy(spec.health, &spec.probe),
             });
         }
-        if let Some(reason) = &entry.failed {
-            return Ok(Ensured::Failed {
-                reason: reason.clone(),
-            });
-        }
         if let Some(until) = entry
             .tracker
             .next_start()
             .filter(|_| !entry.tracker.may_start(now))
         {
-            return Ok(Ensured::BackingOff { until });
+            return Ok(match &entry.failed {
+                Some(reason) => Ensured::CrashLooping {
+                    reason: reason.clone(),
+                    retry_at: until,
+                },
+                None => Ensured::BackingOff { until },
+            });
         }
         let process = start_detached(
             &self.state,
@@ -206,11 +234,16 @@ impl Supervisor {
             Ok(process) => {
                 let pid = process.pid();
                 entry.process = Some(process);
+                entry.awaiting_restart = false;
+                // It answered its probe: no longer crash-looping (its crashes stay counted, so
+                // the next one within the window loops again at once).
+                entry.failed = None;
                 Ok(Ensured::Started { pid })
             }
             Err(e @ SuperviseError::ExitedDuringStart { .. }) => {
                 remove_pid_file(&self.state, &spec.name)?;
-                if let RestartDecision::GiveUp { crashes } =
+                entry.awaiting_restart = true;
+                if let RestartDecision::CrashLoop { crashes, .. } =
                     entry.tracker.record_crash(&self.policy, now)
                 {
                     entry.failed = Some(give_up_reason(
@@ -243,11 +276,85 @@ impl Supervisor {
             // It drained and left, as asked before a restart: start it again now, no crash.
             return Some(RestartDecision::RestartAt(now));
         }
+        entry.awaiting_restart = true;
         let decision = entry.tracker.record_crash(&self.policy, now);
-        if let RestartDecision::GiveUp { crashes } = decision {
+        if let RestartDecision::CrashLoop { crashes, .. } = decision {
             entry.failed = Some(give_up_reason(&self.state, &self.policy, name, crashes, ""));
         }
         Some(decision)
+    }
+
+    /// How long `name` has answered nothing, as [`status`](Self::status) last saw it; `None`
+    /// unless it is running and unresponsive.
+    pub fn unresponsive_for(&self, name: &str, now: Instant) -> Option<Duration> {
+        let held = self.entries.get(name)?.held?;
+        (held.condition == Condition::Unresponsive)
+            .then(|| now.saturating_duration_since(held.since_instant))
+    }
+
+    /// Replace `name`'s hung process: SIGKILL (identity-checked: a recycled pid is never
+    /// signalled; SIGKILL so that its participants rejoin the next server), wait for its exit,
+    /// count it as a crash and answer when to start it again. `None` when it is not running.
+    pub fn replace_hung(
+        &mut self,
+        name: &str,
+        silent_for: Duration,
+        now: Instant,
+    ) -> Result<Option<RestartDecision>, SuperviseError> {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return Ok(None);
+        };
+        let Some(process) = entry.process.take() else {
+            return Ok(None);
+        };
+        let pid = process.pid();
+        if signal::send(&process, nix::sys::signal::Signal::SIGKILL)? {
+            let gone = process
+                .wait_exit(HUNG_KILL_WAIT)
+                .map_err(|source| SuperviseError::Inspect {
+                    name: name.to_owned(),
+                    pid,
+                    source,
+                });
+            if !gone? {
+                // Not gone yet (stuck in the kernel): kept, and tried again next time.
+                entry.process = Some(process);
+                return Ok(None);
+            }
+        }
+        remove_pid_file(&self.state, name)?;
+        entry.awaiting_restart = true;
+        entry.held = None;
+        let decision = entry.tracker.record_crash(&self.policy, now);
+        let again = match decision {
+            RestartDecision::RestartAt(at) => format!(
+                "started again in {}",
+                humantime::format_duration(Duration::from_secs(
+                    at.saturating_duration_since(now).as_secs()
+                ))
+            ),
+            RestartDecision::CrashLoop { crashes, .. } => {
+                entry.failed = Some(give_up_reason(
+                    &self.state,
+                    &self.policy,
+                    name,
+                    crashes,
+                    " (the last time hung)",
+                ));
+                format!(
+                    "crash-looping: started again every {}",
+                    humantime::format_duration(self.policy.max_backoff)
+                )
+            }
+        };
+        entry.healed = Some(Healed {
+            at: livekit_provision::clock::rfc3339((self.clock)()),
+            action: format!(
+                "replaced a hung {name} (pid {pid} answered nothing for {}; SIGKILL); {again}",
+                humantime::format_duration(Duration::from_secs(silent_for.as_secs()))
+            ),
+        });
+        Ok(Some(decision))
     }
 
     /// Probe `spec`'s process the way `spec` says without ever starting it (a process an
@@ -307,6 +414,7 @@ impl Supervisor {
     pub fn end_drain(&mut self, name: &str) -> Result<StopOutcome, SuperviseError> {
         let entry = self.entries.entry(name.to_owned()).or_default();
         entry.draining = None;
+        entry.awaiting_restart = false;
         let process = match entry.process.take() {
             Some(p) => Some(p),
             None => adopt(&self.state, name)?,
@@ -338,6 +446,7 @@ impl Supervisor {
 
     fn stop_with(&mut self, name: &str, timings: StopTimings) -> Result<StopOutcome, SuperviseError> {
         let entry = self.entries.entry(name.to_owned()).or_default();
+        entry.awaiting_restart = false;
         let process = match entry.process.take() {
             Some(p) => Some(p),
             None => adopt(&self.state, name)?,
@@ -355,6 +464,7 @@ impl Supervisor {
         let entry = self.entries.entry(name.to_owned()).or_default();
         entry.tracker.reset();
         entry.failed = None;
+        entry.awaiting_restart = false;
     }
 
     /// Mark that `name` should be restarted (for instance: a new binary is installed). Only
@@ -386,13 +496,27 @@ impl Supervisor {
             .as_ref()
             .filter(|p| p.is_alive())
             .map(MediaProcess::pid);
+        let now = ((self.clock)(), Instant::now());
+        let probe = pid.and(entry.health).map(|a| health::check(a, &entry.probe, PROBE_TIMEOUT));
+        let condition = match pid {
+            Some(_) => Condition::of_running(probe.as_ref(), entry.draining.is_some()),
+            None if entry.failed.is_some() => Condition::CrashLooping,
+            None if entry.awaiting_restart => Condition::Restarting,
+            None => Condition::Stopped,
+        };
+        // `since` is when the probe began: a hung process was silent at least that long.
+        let held = Held::update(entry.held, condition, now);
+        entry.held = Some(held);
         Ok(ProcessStatus {
             name: name.to_owned(),
             pid,
             running: pid.is_some(),
-            healthy: pid.is_some() && is_healthy(entry.health, &entry.probe),
+            healthy: pid.is_some() && probe.as_ref().is_none_or(Probe::is_ready),
             restart_pending: entry.restart_pending,
             failed: entry.failed.clone(),
+            condition,
+            since: Some(livekit_provision::clock::rfc3339(held.since)),
+            healed: entry.healed.clone(),
         })
     }
 
@@ -475,8 +599,9 @@ fn wait_ready(
 
 #[cfg(test)]
 mod tests {
-    //! Crash accounting with real (tiny) processes. The policy has no backoff, so nothing
-    //! waits on time; each process is either gone by itself or killed here by pid.
+    //! Crash accounting with real (tiny) processes. The policy has no backoff before the crash
+    //! loop and 5 minutes after it, so nothing waits on time; each process is either gone by
+    //! itself or killed here by pid.
 
     use std::collections::BTreeMap;
 
@@ -491,7 +616,8 @@ mod tests {
     fn supervisor(dir: &tempfile::TempDir) -> Supervisor {
         let policy = RestartPolicy {
             initial_backoff: Duration::ZERO,
-            max_backoff: Duration::ZERO,
+            // Shorter than the window (600 s): a crash after the longest backoff still counts.
+            max_backoff: Duration::from_secs(300),
             ..RestartPolicy::default()
         };
         let env = [(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))];
@@ -543,14 +669,38 @@ mod tests {
             let decision = sup.record_exit("crasher", pid, Instant::now());
             if n < 5 {
                 assert!(matches!(decision, Some(RestartDecision::RestartAt(_))));
+                assert_eq!(sup.status("crasher").unwrap().condition, Condition::Restarting);
             } else {
-                assert_eq!(decision, Some(RestartDecision::GiveUp { crashes: 5 }));
+                assert!(
+                    matches!(decision, Some(RestartDecision::CrashLoop { crashes: 5, .. })),
+                    "{decision:?}"
+                );
             }
         }
-        let failed = sup.status("crasher").unwrap().failed.unwrap();
+        let status = sup.status("crasher").unwrap();
+        assert_eq!(status.condition, Condition::CrashLooping);
+        let failed = status.failed.unwrap();
         assert!(failed.contains("crasher crashed 5 times"), "{failed}");
         let ensured = sup.ensure_running(&spec, Instant::now()).unwrap();
-        assert_eq!(ensured, Ensured::Failed { reason: failed });
+        assert!(
+            matches!(&ensured, Ensured::CrashLooping { reason, .. } if *reason == failed),
+            "{ensured:?}"
+        );
+        // Bounded: after the longest backoff it is started again, and serving ends the loop.
+        let later = Instant::now() + Duration::from_secs(300);
+        let Ensured::Started { pid } = sup.ensure_running(&spec, later).unwrap() else {
+            panic!("expected a start after the longest backoff");
+        };
+        let status = sup.status("crasher").unwrap();
+        assert_eq!((status.condition, status.failed), (Condition::Serving, None));
+        kill(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL).unwrap();
+        assert!(sup.process("crasher").unwrap().wait_exit(DEADLINE).unwrap());
+        // Its crashes are still counted: the next one loops again at once.
+        let decision = sup.record_exit("crasher", pid, later);
+        assert!(
+            matches!(decision, Some(RestartDecision::CrashLoop { crashes: 6, .. })),
+            "{decision:?}"
+        );
     }
 
     #[test]
@@ -563,8 +713,8 @@ mod tests {
             pids.push(start_and_crash(&mut sup, &spec));
         }
         let ensured = sup.ensure_running(&spec, Instant::now()).unwrap();
-        let Ensured::Failed { reason } = ensured else {
-            panic!("expected failed, got {ensured:?}");
+        let Ensured::CrashLooping { reason, .. } = ensured else {
+            panic!("expected crash-looping, got {ensured:?}");
         };
         assert!(reason.contains("crasher crashed 5 times"), "{reason}");
         // A late report of an exit already counted changes nothing.
@@ -587,12 +737,75 @@ mod tests {
             }
         }
         let ensured = sup.ensure_running(&spec, Instant::now()).unwrap();
-        let Ensured::Failed { reason } = ensured else {
-            panic!("expected failed, got {ensured:?}");
+        let Ensured::CrashLooping { reason, .. } = ensured else {
+            panic!("expected crash-looping, got {ensured:?}");
         };
         assert!(reason.contains("crasher crashed 5 times"), "{reason}");
         assert!(reason.contains("during startup"), "{reason}");
         assert!(reason.contains("refusing the config"), "{reason}");
         assert_eq!(sup.status("crasher").unwrap().failed, Some(reason));
+    }
+
+    #[test]
+    fn a_process_that_answers_nothing_is_replaced_and_one_that_answers_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = supervisor(&dir);
+        // A listener that never accepts: the kernel completes the TCP handshake into its
+        // backlog, and no HTTP answer ever comes (a stopped or deadlocked server).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut spec = spec("/bin/sleep", &["600"], Some(silent.local_addr().unwrap()));
+        spec.start_timeout = Duration::ZERO;
+        let pid = match sup.ensure_running(&spec, Instant::now()) {
+            Err(SuperviseError::NotReady { pid, .. }) => pid,
+            other => panic!("expected a start that never answers, got {other:?}"),
+        };
+        let status = sup.status("crasher").unwrap();
+        assert_eq!(status.condition, Condition::Unresponsive, "{status:?}");
+        assert!(status.running && !status.healthy);
+        let later = Instant::now() + Duration::from_secs(30);
+        assert!(sup.unresponsive_for("crasher", later).unwrap() >= Duration::from_secs(30));
+        let decision = sup
+            .replace_hung("crasher", Duration::from_secs(30), later)
+            .unwrap();
+        assert_eq!(decision, Some(RestartDecision::RestartAt(later)));
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+            // A zombie until init reaps it: not running any more either way.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+        });
+        let status = sup.status("crasher").unwrap();
+        assert_eq!(status.condition, Condition::Restarting, "{status:?}");
+        let healed = status.healed.unwrap();
+        assert!(
+            healed.action.contains(&format!("pid {pid} answered nothing for 30s")),
+            "{healed:?}"
+        );
+
+        // One that answers, even "not ready", is never unresponsive.
+        let answering = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = answering.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in answering.incoming().flatten() {
+                let mut stream = stream;
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 406 Not Acceptable\r\nContent-Length: 9\r\n\r\nNot Ready",
+                );
+            }
+        });
+        let spec = ProcessSpec {
+            name: "answering".to_owned(),
+            health: Some(addr),
+            ..spec
+        };
+        let pid = match sup.ensure_running(&spec, Instant::now()) {
+            Err(SuperviseError::NotReady { pid, .. }) => pid,
+            other => panic!("expected a start that is not ready, got {other:?}"),
+        };
+        let status = sup.status("answering").unwrap();
+        assert_eq!(status.condition, Condition::Unhealthy, "{status:?}");
+        assert_eq!(sup.unresponsive_for("answering", later), None);
+        sup.stop("answering", Duration::from_secs(5)).unwrap();
+        assert!(!std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap().is_empty());
     }
 }

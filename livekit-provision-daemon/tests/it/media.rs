@@ -90,23 +90,35 @@ fn a_killed_media_process_is_restarted() {
 }
 
 #[test]
-fn a_crash_loop_is_marked_failed_and_the_daemon_stays_up() {
+fn a_crash_loop_is_reported_retried_with_a_bound_and_the_daemon_stays_up() {
     let mut node = Node::with_media(&livekit_standin());
     node.env
         .push(("STANDIN_CRASH_AFTER_MS".to_owned(), "150".to_owned()));
     let daemon = node.start(&[]);
     // Polled without `livekit_status()`, which panics while the daemon has not listed the
     // process yet (right after start): that made this test flaky.
-    let failed = poll("livekit-server marked failed", || {
+    let livekit = || {
         let status = call(&node.socket(), "status", &json!({})).ok()?;
-        let process = status["media"]["processes"]
+        status["media"]["processes"]
             .as_array()?
             .iter()
-            .find(|p| p["name"] == "livekit-server")?
-            .clone();
-        process["failed"].as_str().map(str::to_owned)
+            .find(|p| p["name"] == "livekit-server")
+            .cloned()
+    };
+    let looping = poll("livekit-server crash-looping", || {
+        livekit().filter(|p| p["condition"] == "crash-looping")
     });
-    assert!(failed.contains("crashed"), "{failed}");
+    let failed = looping["failed"].as_str().unwrap_or_default();
+    assert!(failed.contains("crashed"), "{looping}");
+    assert!(looping["since"].is_string(), "{looping}");
+    // Bounded, not given up on: it is started again after the longest backoff (200 ms here).
+    let mut pids = std::collections::BTreeSet::new();
+    poll("more starts after the crash loop began", || {
+        if let Some(pid) = livekit().and_then(|p| p["pid"].as_u64()) {
+            pids.insert(pid);
+        }
+        (pids.len() >= 2).then_some(())
+    });
     // The daemon is fine and says so.
     let p = poll("provisioning failed", || {
         let p = provisioning(&node.socket());
@@ -114,6 +126,58 @@ fn a_crash_loop_is_marked_failed_and_the_daemon_stays_up() {
     });
     assert!(p["last_error"].is_string());
     call(&node.socket(), "health", &json!({})).unwrap();
+    drop(daemon);
+}
+
+#[test]
+fn a_hung_server_is_replaced_and_the_node_serves_again() {
+    let mut node = Node::with_media(&livekit_standin());
+    node.add_settings("healing:\n  hung_after: 3s\n");
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    // Stopped, as a deadlocked or frozen server: it still holds its port, and the kernel
+    // still completes connections into its backlog, but nothing answers.
+    kill(pid(first), Signal::SIGSTOP).unwrap();
+    let silent = poll("livekit-server reported unresponsive", || {
+        let s = node.livekit_status();
+        (s["condition"] == "unresponsive").then_some(s)
+    });
+    assert_eq!(silent["pid"], json!(first), "{silent}");
+    assert_eq!(silent["running"], json!(true), "{silent}");
+    let second = node.wait_media_healthy();
+    assert_ne!(second, first);
+    assert!(!alive(first), "the hung server is gone");
+    let status = node.livekit_status();
+    assert_eq!(status["condition"], json!("serving"), "{status}");
+    let action = status["healed"]["action"].as_str().unwrap_or_default();
+    assert!(
+        action.contains(&format!("replaced a hung livekit-server (pid {first} answered nothing for")),
+        "{status}"
+    );
+    assert!(status["healed"]["at"].is_string(), "{status}");
+    drop(daemon);
+}
+
+#[test]
+fn a_server_that_answers_nothing_is_left_alone_with_healing_off() {
+    let mut node = Node::with_media(&livekit_standin());
+    node.add_settings("healing:\n  hung_after: off\n");
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    kill(pid(first), Signal::SIGSTOP).unwrap();
+    poll("livekit-server reported unresponsive", || {
+        (node.livekit_status()["condition"] == "unresponsive").then_some(())
+    });
+    // Past the default `hung_after` (5 s) and a few probes more: still the same process.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let status = node.livekit_status();
+    assert_eq!(status["pid"], json!(first), "{status}");
+    assert_eq!(status["condition"], json!("unresponsive"), "{status}");
+    assert_eq!(status["healed"], json!(null), "{status}");
+    kill(pid(first), Signal::SIGCONT).unwrap();
+    poll("livekit-server serving again by itself", || {
+        (node.livekit_status()["condition"] == "serving").then_some(())
+    });
     drop(daemon);
 }
 

@@ -14,10 +14,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 mod changes;
+mod healing;
 pub(crate) mod production;
 mod turn;
 
 pub use changes::{ApplyMode, ChangePolicy, DEFAULT_DRAIN, Span, Window};
+pub use healing::{DEFAULT_HUNG_AFTER, Healing, HungAfter};
 
 pub use production::{
     DEFAULT_PROMETHEUS_USERNAME, NeedsNewerServer, PrometheusSettings, WebhookSettings,
@@ -164,6 +166,9 @@ pub struct Settings {
     /// When changes that need livekit-server restarted are applied (`changes:`): at the first
     /// moment the node has no participant by default.
     pub changes: ChangePolicy,
+    /// How a media process that stopped serving is healed (`healing:`): a livekit-server that
+    /// answers nothing for `hung_after` (5 s by default) is replaced.
+    pub healing: Healing,
 }
 
 impl Default for Settings {
@@ -199,6 +204,7 @@ impl Default for Settings {
             media_owner: MediaOwner::Daemon,
             backend_probe: HealthProbe::default(),
             changes: ChangePolicy::default(),
+            healing: Healing::default(),
         }
     }
 }
@@ -216,7 +222,7 @@ pub enum SettingsError {
     /// The `turn:` section is refused.
     #[error(transparent)]
     Turn(#[from] TurnSettingsError),
-    /// The `changes:` section is refused (the message names the key).
+    /// The `changes:` or `healing:` section is refused (the message names the key).
     #[error("{0}")]
     Changes(String),
 }
@@ -295,6 +301,7 @@ impl Settings {
         }
         self.turn.validate(self)?;
         self.changes.validate().map_err(SettingsError::Changes)?;
+        self.healing.validate().map_err(SettingsError::Changes)?;
         production::validate(self)
     }
 }
@@ -406,6 +413,7 @@ impl std::fmt::Debug for Settings {
             .field("media_owner", &self.media_owner)
             .field("backend_probe", &self.backend_probe)
             .field("changes", &self.changes)
+            .field("healing", &self.healing)
             .finish()
     }
 }

@@ -1,0 +1,80 @@
+"""Issue 22: the daemon heals its node's faults by itself. Each scenario runs the real
+livekit-server under the real daemon with LiveKit Python SDK participants in the call, and prints
+what a listener hears (the worst gap in fresh audio) and who was cut, with the time to heal.
+
+A hung server (SIGSTOP: alive, holding its port, the kernel still completing connections into
+its backlog, nothing answering) is told apart from one that answers "not ready": only the first
+is replaced (`healing.hung_after`, 5 s by default), with SIGKILL so that the participants rejoin
+the next server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import harness
+from harness import figure, log
+from test_changes import Crowd, in_thread, load, room_identities
+from test_scenarios import boot, provision
+
+
+def test_hung_media_replaced(make_node, version):
+    node = make_node("n1")
+    provision(node, version)
+    first = boot(node)
+    key, secret = node.secret("LIVEKIT_API_KEY"), node.secret("LIVEKIT_API_SECRET")
+    load_before = load()
+
+    async def scenario():
+        crowd = Crowd(silent=6)
+        await crowd.join(node, "hung")
+        n = len(crowd.everyone)
+        stopped = time.monotonic()
+        os.kill(first, signal.SIGSTOP)
+
+        def unresponsive():
+            p = node.media() or {}
+            return p.get("condition") == "unresponsive" and p
+
+        seen = await in_thread(node.wait_for, "livekit-server reported unresponsive", unresponsive, 30, 0.05)
+        detected = time.monotonic()
+        new, gone, serving = await in_thread(harness.wait_new_server, node, first, 60)
+        back: list[str] = []
+        while time.monotonic() - stopped < 60:
+            back = await room_identities(node, key, secret, "hung")
+            if back == crowd.identities:
+                break
+            await asyncio.sleep(0.1)
+        all_back = time.monotonic()
+        heard = await crowd.call.wait_fresh(serving, timeout=30)
+        await asyncio.sleep(1.0)
+        heard = crowd.call.rx.worst_fresh_gap_end or heard
+        gap = crowd.call.rx.worst_fresh_gap
+        status = await in_thread(node.media)
+        states = {p.name: [e for (_, e) in p.events] for p in crowd.everyone}
+        cut = crowd.cut()
+        await crowd.leave()
+        return dict(n=n, seen=seen, detected=detected - stopped, killed=gone - stopped,
+                    serving=serving - stopped, new=new, back=back, all_back=all_back - stopped,
+                    heard=heard - stopped, gap=gap, status=status, states=states, cut=cut,
+                    identities=crowd.identities)
+
+    r = asyncio.run(scenario())
+    figure("hung-server", f"{r['n']} participants; livekit-server SIGSTOPped: reported unresponsive after "
+                          f"{r['detected']:.2f} s, killed after {r['killed']:.2f} s, the next one serving after "
+                          f"{r['serving']:.2f} s (pid {r['seen']['pid']} -> {r['new']}); {len(r['back'])}/{r['n']} "
+                          f"back in the room by themselves after {r['all_back']:.2f} s; B heard A again after "
+                          f"{r['heard']:.2f} s (worst gap in fresh audio {r['gap']:.2f} s); participants cut "
+                          f"for good {len(r['cut'])}; healed {r['status'].get('healed')}; events {r['states']}; "
+                          f"load {load_before} -> {load()}")
+    assert r["seen"]["pid"] == first and r["seen"]["running"], r["seen"]
+    assert not harness.alive(first), "the hung server is still there"
+    assert r["back"] == r["identities"], f"back: {r['back']}; events {r['states']}"
+    assert r["cut"] == [], r["cut"]
+    healed = r["status"].get("healed") or {}
+    assert f"pid {first} answered nothing" in healed.get("action", ""), r["status"]
+    assert r["status"]["condition"] == "serving", r["status"]
+    log(f"healed: {healed}")
