@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 
 import harness
@@ -78,3 +79,77 @@ def test_hung_media_replaced(make_node, version):
     assert f"pid {first} answered nothing" in healed.get("action", ""), r["status"]
     assert r["status"]["condition"] == "serving", r["status"]
     log(f"healed: {healed}")
+
+
+def test_crash_loop_taken_back(make_node, version):
+    """A change that passes every check (livekit-server's own parse too) yet makes the server
+    exit at every start: `rtc_tcp_port` moved to a port another process holds. The daemon
+    applies it at idle, the server crash-loops, and the daemon takes the set back to the files
+    it served on; a rerun does not bring the loop back; fixing the input ends the hold."""
+    node = make_node("n1")
+    provision(node, version)
+    first = boot(node)
+    old_tcp = node.settings["rtc_tcp_port"]
+    served = os.readlink(node.state / "current").rsplit("/", 1)[-1]
+    node.wait_for("the generation served on recorded",
+                  lambda: (node.state / "run/served.json").exists()
+                  and served in (node.state / "run/served.json").read_text(), 30, 0.1)
+    foreign = socket.socket()
+    foreign.bind(("0.0.0.0", 0))
+    foreign.listen()
+    taken = foreign.getsockname()[1]
+    try:
+        node.settings["rtc_tcp_port"] = taken
+        node.write_settings()
+        changed = time.monotonic()
+        node.lp("ensure")
+
+        def held():
+            media = node.rpc("status")["media"]
+            return media.get("held") and media
+
+        media = node.wait_for("the crash-looping set taken back", held, 120, 0.1)
+        taken_back = time.monotonic()
+        new, _, serving = harness.wait_new_server(node, first, 60)
+        log(f"held: {media['held']}")
+        livekit = node.media()
+        assert f"listen tcp :{taken}: bind: address already in use" in media["held"]["reason"], media
+        assert media["held"]["served"] == served, media
+        bad = media["held"]["generation"]
+        assert f"tcp_port: {old_tcp}" in node.livekit_yaml()
+        assert f"tcp_port: {taken}" in (node.state / "generations" / bad / "livekit.yaml").read_text()
+        # The node serves: a call on it hears fresh audio.
+        async def call() -> float:
+            c = harness.Call()
+            await c.start(node.url, await in_thread(node.token, "a", "back"),
+                          node.url, await in_thread(node.token, "b", "back"))
+            t = time.monotonic()
+            await c.wait_fresh(t)
+            heard = time.monotonic() - t
+            await c.close()
+            return heard
+        heard = asyncio.run(call())
+        # A rerun does not bring the loop back.
+        rerun = node.lp("ensure")
+        said = rerun.stdout + rerun.stderr
+        assert "not published" in said and f"generation {bad}" in said, said
+        status_text = node.lp("status").stdout
+        assert "held back since" in status_text, status_text
+        assert node.media()["pid"] == new
+        # Fixing the input ends the hold; the fix is applied at idle as usual.
+        fixed = harness.free_port()
+        node.settings["rtc_tcp_port"] = fixed
+        node.write_settings()
+        node.lp("ensure")
+        node.wait_for("the hold ended", lambda: node.rpc("status")["media"].get("held") is None, 30, 0.1)
+        final, _, _ = harness.wait_new_server(node, new, 60)
+        assert f"tcp_port: {fixed}" in node.livekit_yaml()
+    finally:
+        foreign.close()
+    figure("crash-loop-taken-back", f"rtc_tcp_port moved onto a port another process holds: livekit-server "
+                                    f"crash-looped ({media['held']['reason']!r}); the set was taken back "
+                                    f"{taken_back - changed:.2f} s after `ensure` and the node served again "
+                                    f"{serving - changed:.2f} s after it (pid {first} -> {new}, generation "
+                                    f"{bad} held, {served} republished as {media['held']['republished']}); a "
+                                    f"call on it heard fresh audio after {heard:.2f} s; healed: "
+                                    f"{livekit.get('healed')}; after the fix: pid {final}")

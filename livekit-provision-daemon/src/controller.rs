@@ -80,6 +80,7 @@ pub(super) fn prepare(config: DaemonConfig) -> (Arc<Shared>, mpsc::UnboundedRece
         events: events_tx,
         progress: ProgressCell::default(),
         applier: Mutex::new(super::apply::state::Applier::default()),
+        heal: Mutex::new(super::heal::HealState::default()),
     });
     (shared, events)
 }

@@ -313,6 +313,11 @@ impl Media {
                     tracing::warn!(name, error = %failure.message, "could not start");
                     self.errors.insert(name.to_owned(), failure.message.clone());
                     pass.failures.push(failure);
+                    // An exit during startup is a crash: the next start follows its backoff,
+                    // not the provisioning retries.
+                    if let Some(at) = self.supervisor.next_start(name) {
+                        pass.retry_at = Some(pass.retry_at.map_or(at, |t| t.min(at)));
+                    }
                 }
             }
         }
@@ -437,6 +442,25 @@ impl Media {
         Ok((outcomes, self.pass(specs, owner)))
     }
 
+    /// The crash-loop report of `name` (with the last lines of its log), while it crash-loops.
+    pub fn crash_looping(&mut self, name: &str) -> Option<String> {
+        let status = self.supervisor.status(name).ok()?;
+        (status.condition == crate::supervise::Condition::CrashLooping)
+            .then_some(status.failed)
+            .flatten()
+    }
+
+    /// Record what healing did to `name` (`status` shows it as `healed`).
+    pub fn healed(&mut self, name: &str, action: String) {
+        self.supervisor.record_healed(name, action);
+    }
+
+    /// Forget `name`'s crash history (its cause was taken away): a start may follow at once.
+    pub fn reset(&mut self, name: &str) {
+        self.supervisor.reset(name);
+        self.errors.remove(name);
+    }
+
     /// Whether `name` answered nothing at its last probe.
     pub fn unresponsive(&self, name: &str) -> bool {
         self.supervisor
@@ -469,7 +493,10 @@ impl Media {
             );
             return None;
         }
-        let pid = self.supervisor.process(name).map(crate::supervise::MediaProcess::pid);
+        let pid = self
+            .supervisor
+            .process(name)
+            .map(crate::supervise::MediaProcess::pid);
         match self.supervisor.replace_hung(name, silent, now) {
             Ok(Some(decision)) => {
                 tracing::warn!(name, pid, silent = %seconds(silent), "hung: answered nothing to its health probe; killed (SIGKILL, so that its participants rejoin the next one) to start it again");

@@ -198,6 +198,7 @@ pub mod client;
 mod connection;
 mod controller;
 mod gate;
+mod heal;
 mod keeper;
 pub mod media;
 mod methods;

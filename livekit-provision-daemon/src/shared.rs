@@ -63,6 +63,8 @@ pub(super) struct Shared {
     pub progress: ProgressCell,
     /// Pending changes, the node's rooms, drains and key epochs ([`super::apply`]).
     pub applier: Mutex<super::apply::state::Applier>,
+    /// What self-healing remembers between ticks ([`super::heal`]).
+    pub heal: Mutex<super::heal::HealState>,
 }
 
 /// The progress of the long operation in flight, shared with download callbacks.
@@ -138,6 +140,7 @@ pub(super) fn media_report(shared: &Shared) -> MediaReport {
         processes,
         stopped_on_purpose: stopped.is_some(),
         stopped_since: stopped.and_then(crate::stop_record::Stopped::since_rfc3339),
+        held: livekit_provision::hold::held(&shared.config.state),
     }
 }
 

@@ -129,6 +129,7 @@ pub fn status_without_daemon(
             processes,
             stopped_on_purpose: stopped.is_some(),
             stopped_since: stopped.and_then(crate::stop_record::Stopped::since_rfc3339),
+            held: livekit_provision::hold::held(state),
         },
         occupancy,
         changes,

@@ -375,13 +375,29 @@ pub fn reconcile(
         warnings.push(warning.into());
     }
     let mut generation = disk.current.generation().map(|g| g.to_string());
+    // The set livekit-server crash-looped on is kept out until an input changes.
+    let held = crate::hold::holds_back(state, &rendered, opts.dry_run);
+    if let Some(held) = &held {
+        actions.retain(|a| !matches!(a, Action::WriteFile { .. }));
+        warnings.push(
+            Warning::HeldBack {
+                generation: held.generation.clone(),
+                served: held.served.clone(),
+                since: held.since.clone(),
+                reason: held.reason.clone(),
+            }
+            .into(),
+        );
+    }
     if let Some(lock) = &lock {
         (opts.on_phase)(Phase::Publishing);
-        keep_unparsable(state, &disk, &mut actions, opts.now)?;
-        let published = publish_rendered(state, lock, &rendered, opts, &mut actions)?;
-        let changed = published.is_some();
-        generation = published.or(generation);
-        disk = verify_after_publish(state, disk, changed, &rendered, inputs)?;
+        if held.is_none() {
+            keep_unparsable(state, &disk, &mut actions, opts.now)?;
+            let published = publish_rendered(state, lock, &rendered, opts, &mut actions)?;
+            let changed = published.is_some();
+            generation = published.or(generation);
+            disk = verify_after_publish(state, disk, changed, &rendered, inputs)?;
+        }
     }
 
     let binary = ensure_binary(

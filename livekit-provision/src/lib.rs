@@ -117,6 +117,7 @@ pub mod fetch;
 pub mod fleet;
 pub mod fsio;
 pub mod hex;
+pub mod hold;
 mod keyring;
 mod node_ip;
 mod paths;

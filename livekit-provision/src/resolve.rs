@@ -91,6 +91,18 @@ pub enum Warning {
         /// What is wrong, and what to do.
         reason: String,
     },
+    /// The files as rendered now are a set livekit-server crash-looped on: the control plane
+    /// took it back ([`crate::hold`]) and it is not published again until an input changes.
+    HeldBack {
+        /// The generation taken back.
+        generation: String,
+        /// The generation whose files were published again.
+        served: String,
+        /// Since when (RFC 3339).
+        since: String,
+        /// Why: livekit-server's last words.
+        reason: String,
+    },
 }
 
 impl Warning {
@@ -108,6 +120,7 @@ impl Warning {
             Self::InstallFailed { reason } => format!("livekit-server was not installed: {reason}"),
             Self::ConfigUnchecked { reason } => format!("the new livekit.yaml was published unchecked: {reason} (a `livekit_bin` wrapper must pass its arguments and environment on to livekit-server)"),
             Self::TurnTls { reason, .. } => reason.clone(),
+            Self::HeldBack { generation, served, since, reason } => format!("not published: these files are generation {generation}, on which livekit-server crash-looped ({reason}); since {since} the node serves the files of generation {served} again. Change the setting that made it exit, and the next run publishes"),
         }
     }
 }

@@ -230,6 +230,12 @@ fn print_status(ctx: &Ctx, status: &StatusResult) {
             "media stopped on purpose{since}: they stay down until `livekit-provision start`"
         ));
     }
+    if let Some(held) = &status.media.held {
+        ctx.printer.data(format!(
+            "held back since {}: generation {} made livekit-server crash-loop ({}); serving the files of generation {} again (as {}). Change the setting that made it exit; the next run publishes it",
+            held.since, held.generation, held.reason, held.served, held.republished
+        ));
+    }
     print_calls(ctx, status);
 }
 

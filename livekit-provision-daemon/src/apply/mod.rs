@@ -25,8 +25,9 @@
 //!    the previous key leaves `livekit.yaml` only once nobody can hold a token signed with it
 //!    (livekit-server re-signs connected participants' tokens with a random configured key).
 //!
-//! Before all that, each tick heals a hung server ([`heal`]): one that has answered nothing for
-//! `healing.hung_after` is replaced; while it answers nothing, nothing else is asked of it.
+//! Before all that, each tick heals what it can ([`crate::heal`]): a hung server is replaced, a
+//! crash loop on freshly published files takes them back; while the server answers nothing,
+//! nothing else is asked of it.
 //!
 //! What it must remember across a restart of the control plane — since when a change is
 //! pending (the deadline counts from it) and a drain in progress (its end) — is in
@@ -58,11 +59,11 @@ use crate::supervise::{LIVEKIT_SERVER, probe_address};
 pub(super) const TICK: Duration = Duration::from_secs(1);
 
 /// What the node's livekit-server is now, for a tick.
-pub(super) struct Server {
-    pid: u32,
-    healthy: bool,
+pub(crate) struct Server {
+    pub(crate) pid: u32,
+    pub(crate) healthy: bool,
     addr: SocketAddr,
-    reasons: Vec<String>,
+    pub(crate) reasons: Vec<String>,
 }
 
 /// One tick, on a blocking thread.
@@ -78,8 +79,9 @@ pub(super) fn tick(shared: &Shared) {
         }
     };
     let server = server_now(shared, &settings);
-    if server.is_some() && heal(shared, &settings) {
-        // Hung: replaced now, or answering nothing still (every question would only wait).
+    if crate::heal::heal(shared, &settings, server.as_ref(), now) {
+        // Hung (replaced now, or answering nothing still: every question would only wait), or
+        // down.
         return;
     }
     // Asked before the applier is locked: `status` reads it meanwhile.
@@ -124,21 +126,6 @@ pub(super) fn tick(shared: &Shared) {
     }
     drop(applier);
     keys::keys(shared, &server, participants, now);
-}
-
-/// Heal a livekit-server that answers nothing: replaced once that lasted `healing.hung_after`
-/// (a pass starts the next one after the crash backoff). `true` while it answers nothing.
-fn heal(shared: &Shared, settings: &livekit_provision::Settings) -> bool {
-    let mut media = lock(&shared.media);
-    if let Some(at) = media.heal(
-        LIVEKIT_SERVER,
-        settings.healing.hung_after.0,
-        settings.media_owner,
-    ) {
-        let _ = shared.events.send(Event::RunBy(at));
-        return true;
-    }
-    media.unresponsive(LIVEKIT_SERVER)
 }
 
 /// livekit-server as the keeper sees it now: pid, the address to ask, what waits for a

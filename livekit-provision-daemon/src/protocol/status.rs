@@ -279,6 +279,11 @@ pub struct MediaReport {
     pub stopped_since: Option<String>,
     /// Each media process.
     pub processes: Vec<MediaProcess>,
+    /// A published set livekit-server crash-looped on, taken back (`run/held.json`): the node
+    /// serves the files of the generation it served on before, and the held set is not
+    /// published again until an input changes. `null` when none is held.
+    #[serde(default)]
+    pub held: Option<livekit_provision::hold::Held>,
 }
 
 /// One media process, as `status`, `start`, `stop` and `restart` report it.

@@ -459,6 +459,23 @@ impl Supervisor {
         Ok(outcome)
     }
 
+    /// When `name` may be started again after a crash, while it waits for that.
+    pub fn next_start(&self, name: &str) -> Option<Instant> {
+        let entry = self.entries.get(name)?;
+        entry
+            .tracker
+            .next_start()
+            .filter(|_| entry.awaiting_restart && entry.process.is_none())
+    }
+
+    /// Record what was done by itself to heal `name` (`status` shows it as `healed`).
+    pub fn record_healed(&mut self, name: &str, action: String) {
+        self.entries.entry(name.to_owned()).or_default().healed = Some(Healed {
+            at: livekit_provision::clock::rfc3339((self.clock)()),
+            action,
+        });
+    }
+
     /// Forget the crash history and the failed mark of `name`: an operator asked for a start.
     pub fn reset(&mut self, name: &str) {
         let entry = self.entries.entry(name.to_owned()).or_default();

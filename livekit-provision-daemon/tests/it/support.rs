@@ -304,9 +304,9 @@ pub fn backend_standin() -> PathBuf {
 /// The stand-in binary `name`, next to the daemon's; built when missing.
 fn standin(name: &str) -> PathBuf {
     let path = Path::new(DAEMON).with_file_name(name);
-    if !path.exists() {
-        cargo_build(&["-p", "livekit-provision-standins", "--bins"]);
-    }
+    // Built once per test run, even when present: a stale stand-in would test old behaviour.
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| cargo_build(&["-p", "livekit-provision-standins", "--bins"]));
     assert!(path.exists(), "{} is missing", path.display());
     path
 }

@@ -43,7 +43,9 @@ impl TryFrom<String> for HungAfter {
         humantime::parse_duration(text.trim())
             .map(|d| Self(Some(d)))
             .map_err(|e| {
-                format!("hung_after {text:?} is not a duration such as `5s` or `1m`, nor `off`: {e}")
+                format!(
+                    "hung_after {text:?} is not a duration such as `5s` or `1m`, nor `off`: {e}"
+                )
             })
     }
 }

@@ -33,7 +33,11 @@
 //!   last one has left; the second SIGTERM exits at once ("forcing stop").
 //!   `STANDIN_EXIT_ON_FIRST_TERM=1` exits on the first SIGTERM whoever is connected;
 //! - `STANDIN_CRASH_AFTER_MS=N` makes it exit with status 2 after N ms, and
-//!   `STANDIN_CRASH_ENDPOINT=1` makes `GET /standin/crash` exit it with status 2 at once.
+//!   `STANDIN_CRASH_ENDPOINT=1` makes `GET /standin/crash` exit it with status 2 at once;
+//! - `STANDIN_BIND_RTC_TCP=1` makes it hold `rtc.tcp_port` as the real server does, and fail to
+//!   start as 1.13.5 does when another process holds it (measured: it prints
+//!   `listen tcp :PORT: bind: address already in use` and exits 0 within 0.25 s). Off by
+//!   default, so that tests on the default 7881 do not collide.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -174,6 +178,21 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if std::env::var_os("STANDIN_BIND_RTC_TCP").is_some_and(|v| v == "1") {
+        let tcp = rtc_tcp_port(&text);
+        match std::net::TcpListener::bind(("0.0.0.0", tcp)) {
+            // Held for the life of the process, as the real server holds it.
+            Ok(listener) => std::mem::forget(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                println!("listen tcp :{tcp}: bind: address already in use");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                println!("listen tcp :{tcp}: {e}");
+                return ExitCode::SUCCESS;
+            }
+        }
+    }
     let knobs = Knobs {
         not_ready: std::env::var_os("STANDIN_NOT_READY").is_some_and(|v| v == "1"),
         crash_endpoint: std::env::var_os("STANDIN_CRASH_ENDPOINT").is_some_and(|v| v == "1"),
@@ -256,6 +275,15 @@ fn line_of(text: &str, section: &str, key: &str) -> usize {
                 && (l.starts_with([' ', '\t']) || l.starts_with(&format!("{section}:")))
         })
         .map_or(start + 1, |(i, _)| i + 1)
+}
+
+/// `rtc.tcp_port` of a config (default 7881).
+fn rtc_tcp_port(text: &str) -> u16 {
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .ok()
+        .and_then(|v| v.get("rtc")?.get("tcp_port")?.as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(7881)
 }
 
 /// What `livekit-server --config FILE ports` prints (livekit-server 1.13.5's layout; a single

@@ -1,0 +1,178 @@
+//! Self-healing through the daemon (issue 22), with the livekit-server STAND-IN (not the real
+//! program; e2e/tests/test_healing.py runs the same faults on the real one): a hung server
+//! replaced, one left alone with healing off, a crash loop on freshly published files taken
+//! back to the files that served.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use crate::support::{Node, alive, call, free_port, livekit_standin, poll};
+
+fn pid(p: u32) -> Pid {
+    Pid::from_raw(p.cast_signed())
+}
+
+#[test]
+fn a_hung_server_is_replaced_and_the_node_serves_again() {
+    let mut node = Node::with_media(&livekit_standin());
+    node.add_settings("healing:\n  hung_after: 3s\n");
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    // Stopped, as a deadlocked or frozen server: it still holds its port, and the kernel
+    // still completes connections into its backlog, but nothing answers.
+    kill(pid(first), Signal::SIGSTOP).unwrap();
+    let silent = poll("livekit-server reported unresponsive", || {
+        let s = node.livekit_status();
+        (s["condition"] == "unresponsive").then_some(s)
+    });
+    assert_eq!(silent["pid"], json!(first), "{silent}");
+    assert_eq!(silent["running"], json!(true), "{silent}");
+    let second = node.wait_media_healthy();
+    assert_ne!(second, first);
+    assert!(!alive(first), "the hung server is gone");
+    let status = node.livekit_status();
+    assert_eq!(status["condition"], json!("serving"), "{status}");
+    let action = status["healed"]["action"].as_str().unwrap_or_default();
+    assert!(
+        action.contains(&format!(
+            "replaced a hung livekit-server (pid {first} answered nothing for"
+        )),
+        "{status}"
+    );
+    assert!(status["healed"]["at"].is_string(), "{status}");
+    drop(daemon);
+}
+
+#[test]
+fn a_server_that_answers_nothing_is_left_alone_with_healing_off() {
+    let mut node = Node::with_media(&livekit_standin());
+    node.add_settings("healing:\n  hung_after: off\n");
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    kill(pid(first), Signal::SIGSTOP).unwrap();
+    poll("livekit-server reported unresponsive", || {
+        (node.livekit_status()["condition"] == "unresponsive").then_some(())
+    });
+    // Past the default `hung_after` (5 s) and a few probes more: still the same process.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let status = node.livekit_status();
+    assert_eq!(status["pid"], json!(first), "{status}");
+    assert_eq!(status["condition"], json!("unresponsive"), "{status}");
+    assert_eq!(status["healed"], json!(null), "{status}");
+    kill(pid(first), Signal::SIGCONT).unwrap();
+    poll("livekit-server serving again by itself", || {
+        (node.livekit_status()["condition"] == "serving").then_some(())
+    });
+    drop(daemon);
+}
+
+/// `provision.yaml` with its `rtc_tcp_port` line replaced.
+fn with_rtc_tcp_port(node: &Node, port: u16) {
+    let path = node.state.settings_file();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("rtc_tcp_port:") {
+                format!("rtc_tcp_port: {port}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    node.settings(&(text.join("\n") + "\n"));
+}
+
+fn live_generation(node: &Node) -> String {
+    let target = std::fs::read_link(node.state.root().join("current")).unwrap();
+    target.file_name().unwrap().to_str().unwrap().to_owned()
+}
+
+fn media(node: &Node) -> Value {
+    call(&node.socket(), "status", &json!({})).unwrap()["media"].clone()
+}
+
+#[test]
+fn a_crash_loop_on_new_files_takes_them_back_until_an_input_changes() {
+    let mut node = Node::with_media(&livekit_standin());
+    node.env
+        .push(("STANDIN_BIND_RTC_TCP".to_owned(), "1".to_owned()));
+    let daemon = node.start(&[]);
+    let first = node.wait_media_healthy();
+    let served = live_generation(&node);
+    poll("the generation served on recorded", || {
+        let text = std::fs::read_to_string(node.state.run_dir().join("served.json")).ok()?;
+        text.contains(&served).then_some(())
+    });
+    // A port another process holds: it passes every check (livekit-server's own parse too),
+    // and the server exits at every start, as livekit-server 1.13.5 does.
+    let foreign = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let taken = foreign.local_addr().unwrap().port();
+    with_rtc_tcp_port(&node, taken);
+    call(&node.socket(), "ensure", &json!({})).unwrap();
+    let held = poll("the crash-looping set taken back", || {
+        let media = media(&node);
+        (!media["held"].is_null()).then_some(media)
+    });
+    let held = &held["held"];
+    assert_eq!(held["served"], json!(served), "{held}");
+    let bad = held["generation"].as_str().unwrap().to_owned();
+    assert_ne!(bad, served);
+    assert!(
+        held["reason"].as_str().unwrap().contains(&format!(
+            "listen tcp :{taken}: bind: address already in use"
+        )),
+        "{held}"
+    );
+    // Serving again, on the files that served; the bad set kept for inspection.
+    let second = node.wait_media_healthy();
+    assert_ne!(second, first);
+    let status = node.livekit_status();
+    assert_eq!(status["condition"], json!("serving"), "{status}");
+    let action = status["healed"]["action"].as_str().unwrap_or_default();
+    assert!(
+        action.contains(&format!("crash-looped on generation {bad}")),
+        "{status}"
+    );
+    let live = node.state.root().join("livekit.yaml");
+    assert!(
+        !std::fs::read_to_string(&live)
+            .unwrap()
+            .contains(&format!("tcp_port: {taken}"))
+    );
+    let kept = node.state.generations_dir().join(&bad).join("livekit.yaml");
+    assert!(
+        std::fs::read_to_string(kept)
+            .unwrap()
+            .contains(&format!("tcp_port: {taken}"))
+    );
+    // A rerun does not bring the loop back: it says why and publishes nothing.
+    let republished = live_generation(&node);
+    let report = call(&node.socket(), "ensure", &json!({})).unwrap();
+    let warnings = report["warnings"].to_string();
+    assert!(warnings.contains("held_back"), "{report}");
+    assert_eq!(live_generation(&node), republished);
+    assert_eq!(node.wait_media_healthy(), second);
+    // The operator changes the input: published as usual, the hold ends by itself.
+    let fixed = free_port();
+    with_rtc_tcp_port(&node, fixed);
+    call(&node.socket(), "ensure", &json!({})).unwrap();
+    poll("the hold ended", || {
+        media(&node)["held"].is_null().then_some(())
+    });
+    assert_ne!(live_generation(&node), republished);
+    assert!(
+        std::fs::read_to_string(&live)
+            .unwrap()
+            .contains(&format!("tcp_port: {fixed}"))
+    );
+    let third = poll("livekit-server on the fixed port", || {
+        let s = node.livekit_status();
+        let p = u32::try_from(s["pid"].as_u64()?).ok()?;
+        (p != second && s["condition"] == "serving").then_some(p)
+    });
+    node.media_pids.push(third);
+    drop(foreign);
+    drop(daemon);
+}
