@@ -803,6 +803,9 @@ mod tests {
         std::thread::spawn(move || {
             for stream in answering.incoming().flatten() {
                 let mut stream = stream;
+                // The request first: closing with it unread would reset the connection.
+                let mut request = [0u8; 1024];
+                let _ = std::io::Read::read(&mut stream, &mut request);
                 let _ = std::io::Write::write_all(
                     &mut stream,
                     b"HTTP/1.1 406 Not Acceptable\r\nContent-Length: 9\r\n\r\nNot Ready",
