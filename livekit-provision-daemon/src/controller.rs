@@ -81,6 +81,7 @@ pub(super) fn prepare(config: DaemonConfig) -> (Arc<Shared>, mpsc::UnboundedRece
         progress: ProgressCell::default(),
         applier: Mutex::new(super::apply::state::Applier::default()),
         heal: Mutex::new(super::heal::HealState::default()),
+        store_health: Mutex::new(super::shared::StoreHealth::default()),
     });
     (shared, events)
 }
@@ -347,9 +348,15 @@ fn provision(shared: &Shared) -> RunOutcome {
         disabled: None,
         run_by: None,
     };
+    let store_failed = |_: &dyn std::error::Error| {
+        super::shared::probe_store(shared, (config.clock)());
+    };
     let store = match config.store.open() {
         Ok(store) => store,
-        Err(e) => return failed(ErrorReport::of(&e)),
+        Err(e) => {
+            store_failed(&e);
+            return failed(ErrorReport::of(&e));
+        }
     };
     // The gate first: one read of LIVEKIT_VERSION; nothing is minted or written before it.
     match gate::open(config.provision, store.as_ref()) {
@@ -362,7 +369,10 @@ fn provision(shared: &Shared) -> RunOutcome {
                 run_by: None,
             };
         }
-        Err(e) => return failed(ErrorReport::of(&e)),
+        Err(e) => {
+            store_failed(&e);
+            return failed(ErrorReport::of(&e));
+        }
     }
     let on_lock_wait = |pid: Option<u32>| {
         tracing::info!(?pid, "waiting for another writer of the state directory");
@@ -381,8 +391,12 @@ fn provision(shared: &Shared) -> RunOutcome {
     // below starts from: nothing is loaded or read again.
     let Reconciled { report, snapshot } = match reconcile(state, store.as_ref(), &opts) {
         Ok(run) => run,
-        Err(e) => return failed(ErrorReport::of(&e)),
+        Err(e) => {
+            store_failed(&e);
+            return failed(ErrorReport::of(&e));
+        }
     };
+    lock(&shared.store_health).ok((config.clock)());
     drop(store);
     note_warnings(shared, &report);
     if !report.is_noop() {

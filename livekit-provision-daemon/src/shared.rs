@@ -65,6 +65,73 @@ pub(super) struct Shared {
     pub applier: Mutex<super::apply::state::Applier>,
     /// What self-healing remembers between ticks ([`super::heal`]).
     pub heal: Mutex<super::heal::HealState>,
+    /// Whether the secret store answers ([`StoreHealth`]).
+    pub store_health: Mutex<StoreHealth>,
+}
+
+/// Whether the secret store answers: every provisioning run and every read of the key epoch
+/// (every 10 s, every second while a rotation is under way) says. While it does not, the media
+/// run on the last published files and nothing is minted, rotated or published.
+#[derive(Debug, Default, Clone)]
+pub(super) struct StoreHealth {
+    unreachable_since: Option<std::time::SystemTime>,
+    error: Option<String>,
+    last_ok: Option<std::time::SystemTime>,
+}
+
+impl StoreHealth {
+    /// A read succeeded at `now`. `true` when the store was unreachable until then.
+    pub fn ok(&mut self, now: std::time::SystemTime) -> bool {
+        self.error = None;
+        self.last_ok = Some(now);
+        let back = self.unreachable_since.take();
+        if let Some(since) = back {
+            tracing::info!(since = %livekit_provision::clock::rfc3339(since), "the secret store answers again");
+        }
+        back.is_some()
+    }
+
+    /// A read failed at `now` with `error` (one line; store errors never carry a secret).
+    pub fn failed(&mut self, now: std::time::SystemTime, error: String) {
+        if self.unreachable_since.is_none() {
+            tracing::warn!(error = %error, "the secret store does not answer: the media keep running on the last published files; nothing is minted, rotated or published until it does");
+            self.unreachable_since = Some(now);
+        }
+        self.error = Some(error);
+    }
+
+    /// What `status.store` says.
+    pub fn report(&self) -> super::protocol::StoreReport {
+        use livekit_provision::clock::rfc3339;
+        super::protocol::StoreReport {
+            reachable: self.error.is_none(),
+            unreachable_since: self.unreachable_since.map(rfc3339),
+            error: self.error.clone(),
+            last_ok: self.last_ok.map(rfc3339),
+        }
+    }
+}
+
+/// Whether the secret store answers now, recorded in `shared`: one read of
+/// `LIVEKIT_VERSION`. Asked after a run or a key-epoch read failed, whose errors do not say
+/// whether the store or something else failed.
+pub(super) fn probe_store(shared: &Shared, now: std::time::SystemTime) -> bool {
+    let read = shared
+        .config
+        .store
+        .open()
+        .and_then(|store| store.get(&livekit_provision::SecretName::LIVEKIT_VERSION));
+    let mut health = lock(&shared.store_health);
+    match read {
+        Ok(_) => {
+            health.ok(now);
+            true
+        }
+        Err(e) => {
+            health.failed(now, livekit_provision::one_line(&e));
+            false
+        }
+    }
 }
 
 /// The progress of the long operation in flight, shared with download callbacks.

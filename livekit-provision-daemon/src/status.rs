@@ -91,14 +91,20 @@ impl ProvisionStatus {
 ///
 /// It also asks a running livekit-server who is in a call, says what waits for a restart (from
 /// the processes' `restart_reasons`, and the record a daemon left), and takes `keys`, the key
-/// epoch the caller read from its store (`None` when it could not).
+/// epoch the caller read from its store (or why it could not: `store` says it).
 pub fn status_without_daemon(
     state: &StateDir,
     supervisor: &mut Supervisor,
     node: &NodeSnapshot,
-    keys: Option<livekit_provision::rotate::Epoch>,
+    keys: Result<livekit_provision::rotate::Epoch, String>,
     now: SystemTime,
 ) -> StatusResult {
+    let store = crate::protocol::StoreReport {
+        reachable: keys.is_ok(),
+        unreachable_since: None,
+        error: keys.as_ref().err().cloned(),
+        last_ok: None,
+    };
     let processes = media_processes(supervisor, node);
     let stopped = crate::stop_record::read(state);
     let server = processes
@@ -133,7 +139,8 @@ pub fn status_without_daemon(
         },
         occupancy,
         changes,
-        keys,
+        keys: keys.ok(),
+        store: Some(store),
     }
 }
 

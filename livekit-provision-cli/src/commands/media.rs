@@ -175,10 +175,10 @@ pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
         } else {
             let now = SystemTime::now();
             // The key epoch from the store, when it can be read (status never fails for it).
-            let keys = ctx
-                .open_store()
-                .ok()
-                .and_then(|store| livekit_provision::rotate::epoch(store.as_ref(), now).ok());
+            let keys = ctx.open_store().map_err(|e| e.line()).and_then(|store| {
+                livekit_provision::rotate::epoch(store.as_ref(), now)
+                    .map_err(|e| livekit_provision::one_line(&e))
+            });
             status_without_daemon(
                 &ctx.state,
                 &mut supervisor(ctx),
@@ -228,6 +228,17 @@ fn print_status(ctx: &Ctx, status: &StatusResult) {
             .unwrap_or_default();
         ctx.printer.data(format!(
             "media stopped on purpose{since}: they stay down until `livekit-provision start`"
+        ));
+    }
+    if let Some(store) = status.store.as_ref().filter(|s| !s.reachable) {
+        let since = store
+            .unreachable_since
+            .as_ref()
+            .map(|s| format!(" since {s}"))
+            .unwrap_or_default();
+        ctx.printer.data(format!(
+            "secret store: unreachable{since} ({}); the media run on the last published files, nothing is minted, rotated or published until it answers",
+            store.error.as_deref().unwrap_or("no answer")
         ));
     }
     if let Some(held) = &status.media.held {

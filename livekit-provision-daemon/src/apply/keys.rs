@@ -34,12 +34,20 @@ pub(super) fn keys(shared: &Shared, server: &Server, participants: Option<u32>, 
         return;
     }
     let Some(store) = store(shared, &mut lock(&shared.applier)) else {
+        lock(&shared.store_health).failed(now, "the secret store cannot be opened".to_owned());
         return epoch_failed(shared, "the secret store cannot be opened");
     };
     let epoch = match rotate::epoch(store.as_ref(), now) {
         Ok(epoch) => epoch,
-        Err(e) => return epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string()),
+        Err(e) => {
+            crate::shared::probe_store(shared, now);
+            return epoch_failed(shared, &livekit_provision::ErrorReport::of(&e).to_string());
+        }
     };
+    if lock(&shared.store_health).ok(now) {
+        // Back: provision now rather than at the next retry of a run that failed meanwhile.
+        let _ = shared.events.send(Event::RunBy(Instant::now()));
+    }
     lock(&shared.applier).epoch = Some((Instant::now(), epoch.clone()));
     match epoch {
         Epoch::Staged { next_key, .. } => {

@@ -35,6 +35,7 @@ pub(super) fn status(shared: &Shared) -> StatusResult {
         occupancy,
         changes,
         keys,
+        store: Some(lock(&shared.store_health).report()),
     }
 }
 

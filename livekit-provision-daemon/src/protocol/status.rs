@@ -73,6 +73,24 @@ pub struct StatusResult {
     pub changes: Option<ChangesReport>,
     /// Where a key rotation stands (`null` when the store could not be read yet).
     pub keys: Option<livekit_provision::rotate::Epoch>,
+    /// Whether the secret store answers, and since when it does not. While it does not, the
+    /// media keep running on the last published files; nothing is minted, rotated or
+    /// published, and everything converges by itself once it answers again.
+    #[serde(default)]
+    pub store: Option<StoreReport>,
+}
+
+/// Whether the secret store answers (`status.store`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StoreReport {
+    /// Whether its last read succeeded.
+    pub reachable: bool,
+    /// Since when it has not answered (RFC 3339), while it does not; `null` without a daemon.
+    pub unreachable_since: Option<String>,
+    /// Why its last read failed, while it fails (no secret: store errors never carry one).
+    pub error: Option<String>,
+    /// When a read last succeeded (RFC 3339); `null` without a daemon.
+    pub last_ok: Option<String>,
 }
 
 /// Who is in a call on the node.

@@ -176,3 +176,73 @@ fn a_crash_loop_on_new_files_takes_them_back_until_an_input_changes() {
     drop(foreign);
     drop(daemon);
 }
+
+#[test]
+fn with_the_store_away_the_media_run_on_and_all_converges_when_it_returns() {
+    use crate::redis_server::{RedisConfig, RedisServer};
+    let dir = tempfile::tempdir().unwrap();
+    let config = RedisConfig {
+        appendonly: true,
+        ..RedisConfig::default()
+    };
+    let mut redis = RedisServer::start(&dir.path().join("redis"), &config);
+    let url = redis.url("", "/0");
+    let mut node = Node::with_media(&livekit_standin());
+    let daemon = node.start(&["--secrets", &url]);
+    call(
+        &node.socket(),
+        "secrets.set",
+        &json!({"name": "LIVEKIT_VERSION", "value": "1.7.2"}),
+    )
+    .unwrap();
+    let server = node.wait_media_healthy();
+    let key = |node: &Node| {
+        let text = std::fs::read_to_string(node.state.root().join("livekit.yaml")).unwrap();
+        text.lines()
+            .skip_while(|l| !l.starts_with("keys:"))
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    let before = key(&node);
+    let status = call(&node.socket(), "status", &json!({})).unwrap();
+    assert_eq!(
+        status["store"]["reachable"],
+        json!(true),
+        "{}",
+        status["store"]
+    );
+
+    redis.stop();
+    // A provisioning run now (as any change or retry would make one) finds the store away.
+    let _ = call(&node.socket(), "ensure", &json!({}));
+    let away = poll("the store reported unreachable", || {
+        let status = call(&node.socket(), "status", &json!({})).ok()?;
+        (status["store"]["reachable"] == json!(false)).then_some(status)
+    });
+    assert!(
+        away["store"]["unreachable_since"].is_string(),
+        "{}",
+        away["store"]
+    );
+    assert!(away["store"]["error"].is_string(), "{}", away["store"]);
+    // The media run on, untouched, on the files last published; nothing minted or rotated.
+    let media = node.livekit_status();
+    assert_eq!(media["pid"], json!(server), "{media}");
+    assert_eq!(media["condition"], json!("serving"), "{media}");
+    assert_eq!(key(&node), before);
+
+    redis.restart();
+    let url_again = redis.url("", "/0");
+    assert_eq!(url_again, url, "redis came back on another port");
+    let back = poll("the store reachable again, provisioning converged", || {
+        let status = call(&node.socket(), "status", &json!({})).ok()?;
+        (status["store"]["reachable"] == json!(true)
+            && status["provisioning"]["state"] == json!("ready"))
+        .then_some(status)
+    });
+    assert!(back["store"]["last_ok"].is_string(), "{}", back["store"]);
+    assert_eq!(node.livekit_status()["pid"], json!(server));
+    assert_eq!(key(&node), before, "a key was minted or rotated");
+    drop(daemon);
+}
