@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import harness
@@ -153,3 +154,110 @@ def test_crash_loop_taken_back(make_node, version):
                                     f"{bad} held, {served} republished as {media['held']['republished']}); a "
                                     f"call on it heard fresh audio after {heard:.2f} s; healed: "
                                     f"{livekit.get('healed')}; after the fix: pid {final}")
+
+
+class OwnRedis:
+    """A redis-server of this test alone (append-only, so that a restart keeps the store's
+    secrets, as a production Redis does), stopped and started again on the same port."""
+
+    def __init__(self, workdir, reaper: harness.Reaper, name: str) -> None:
+        self.dir = workdir / name
+        self.dir.mkdir()
+        self.port = harness.free_port()
+        self.reaper = reaper
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = self.reaper.popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)],
+            marker="redis-server", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not self.answers():
+            assert self.proc.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not come up"
+            time.sleep(0.05)
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def test_store_away(make_node, version, workdir, reaper):
+    """The Redis that holds the node's secrets and routes its rooms is killed under a call: the
+    server answers `GET /` 406 (measured on 1.13.5: 200 for 3.5 s, then 406, alive throughout)
+    and is never restarted for it; the call goes on; `status` says the store is away and
+    since when; when Redis is back everything converges by itself, with nothing minted or
+    rotated."""
+    redis = OwnRedis(workdir, reaper, "store-away-redis")
+    node = make_node("n1", secrets=f"redis://{redis.address}/0")
+    provision(node, version)
+    node.set_secret("LIVEKIT_REDIS_ADDRESS", redis.address)
+    server = boot(node)
+    key = node.secret("LIVEKIT_API_KEY")
+    away_for = 25.0
+    load_before = load()
+
+    async def scenario():
+        crowd = Crowd(silent=2)
+        await crowd.join(node, "away")
+        killed = time.monotonic()
+        await in_thread(redis.kill)
+        conditions: list[tuple[float, str]] = []
+        store_seen = None
+        while time.monotonic() - killed < away_for:
+            status = await in_thread(node.rpc, "status")
+            p = next(p for p in status["media"]["processes"] if p["name"] == "livekit-server")
+            assert p["pid"] == server, f"livekit-server was replaced while Redis was away: {p}"
+            if not conditions or conditions[-1][1] != p["condition"]:
+                conditions.append((time.monotonic() - killed, p["condition"]))
+            if store_seen is None and status["store"] and not status["store"]["reachable"]:
+                store_seen = (time.monotonic() - killed, status["store"])
+            await asyncio.sleep(0.5)
+        gap_away = crowd.worst_gap()
+        cut_away = crowd.cut()
+        back_at = time.monotonic()
+        await in_thread(redis.start)
+
+        def converged():
+            status = node.rpc("status")
+            p = next(p for p in status["media"]["processes"] if p["name"] == "livekit-server")
+            return (status["store"]["reachable"] and status["provisioning"]["state"] == "ready"
+                    and p["condition"] == "serving" and status)
+
+        status = await in_thread(node.wait_for, "everything converged", converged, 60, 0.2)
+        converged_after = time.monotonic() - back_at
+        await asyncio.sleep(1.0)
+        gap, cut, events = crowd.worst_gap(), crowd.cut(), crowd.events()
+        await crowd.leave()
+        return dict(conditions=conditions, store_seen=store_seen, gap_away=gap_away,
+                    cut_away=cut_away, converged=converged_after, status=status, gap=gap,
+                    cut=cut, events=events)
+
+    r = asyncio.run(scenario())
+    figure("store-away", f"Redis (store and routing) killed under a call of 4 for {away_for:.0f} s: "
+                         f"livekit-server conditions {r['conditions']} (same pid {server} throughout); "
+                         f"`status.store` unreachable after {r['store_seen'][0] if r['store_seen'] else None} s; "
+                         f"worst gap in fresh audio while away {r['gap_away'] * 1000:.0f} ms, participants cut "
+                         f"{len(r['cut_away'])}; Redis back -> converged in {r['converged']:.2f} s; "
+                         f"worst gap overall {r['gap'] * 1000:.0f} ms; cut {len(r['cut'])}; events "
+                         f"{r['events'] or 'none'}; load {load_before} -> {load()}")
+    assert r["store_seen"], "status never said the store was unreachable"
+    assert r["store_seen"][1]["unreachable_since"], r["store_seen"]
+    assert r["cut"] == [], r["cut"]
+    assert node.secret("LIVEKIT_API_KEY") == key, "a key was minted or rotated"
+    assert r["status"]["media"]["processes"][0]["pid"] == server
