@@ -84,6 +84,19 @@ pub enum Warning {
         /// Why (no secrets).
         reason: String,
     },
+    /// What `check` would report about the node's own files (a secret-bearing file open beyond
+    /// its owner, a `livekit_bin` that cannot run, an unreadable Redis TLS file), reported by
+    /// `ensure` too so an operator who runs only `ensure` learns of it.
+    Check {
+        /// The code `check` reports it under.
+        code: crate::check::Code,
+        /// The files involved.
+        files: Vec<std::path::PathBuf>,
+        /// What is wrong (never a secret value).
+        reason: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
     /// The TURN/TLS certificate expires soon, or its key has an unexpected owner.
     TurnTls {
         /// The certificate or key file.
@@ -108,6 +121,10 @@ impl Warning {
             Self::InstallFailed { reason } => format!("livekit-server was not installed: {reason}"),
             Self::ConfigUnchecked { reason } => format!("the new livekit.yaml was published unchecked: {reason} (a `livekit_bin` wrapper must pass its arguments and environment on to livekit-server)"),
             Self::TurnTls { reason, .. } => reason.clone(),
+            Self::Check { reason, hint, .. } => match hint {
+                Some(hint) => format!("{reason} ({hint})"),
+                None => reason.clone(),
+            },
         }
     }
 }
