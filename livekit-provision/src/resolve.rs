@@ -611,7 +611,10 @@ fn get_parsed<T>(
 ) -> Result<Option<T>, ResolveError> {
     match store.get(name)? {
         None => Ok(None),
-        Some(value) => parse(value.expose())
+        // The rule of every door first (bounded, one line, this name's validator), then the
+        // typed parse: the store refuses what `secrets set` refuses, for the same reason.
+        Some(value) => validate::secret_value(name, value.expose())
+            .and_then(|_| parse(value.expose()))
             .map(Some)
             .map_err(|source| invalid(store, name, source)),
     }
