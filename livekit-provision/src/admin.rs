@@ -167,7 +167,8 @@ const LIVE_PAIR: [SecretName; 2] = [SecretName::LIVEKIT_API_KEY, SecretName::LIV
 /// Store setting `name` = `value` after [`validate_setting`], under the state lock, as every
 /// reader reads it (normalized: `LIVEKIT_VERSION '1.7.2 '` is stored as `1.7.2`). It takes
 /// effect at the next provisioning run. The live API key or secret is replaced only with
-/// [`WhenLive::Replace`]; setting it on a store that has none (seeding a node) is not a change.
+/// [`WhenLive::Replace`]; setting it on a store that has none (seeding a node), or over an
+/// invalid one (a repair), is not a change.
 pub fn set_setting(
     state: &StateDir,
     store: &dyn SecretStore,
@@ -186,7 +187,10 @@ pub fn set_setting(
     let _lock = lock_state(state, on_lock_wait)?;
     if when_live == WhenLive::Refuse
         && LIVE_PAIR.contains(&name)
-        && store.get(&name)?.is_some_and(|live| live != stored)
+        && store.get(&name)?.is_some_and(|live| {
+            // An invalid stored value signs nothing: replacing it is a repair, not a change.
+            live != stored && crate::validate::secret_value(&name, live.expose()).is_ok()
+        })
     {
         return Err(AdminError::LiveCredential { name });
     }

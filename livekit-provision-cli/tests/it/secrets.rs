@@ -286,3 +286,45 @@ fn rotate_and_set_json_are_the_rpc_results() {
     assert_eq!(result.name, "LIVEKIT_NODE_IP");
     assert!(!result.provisioning_scheduled);
 }
+
+/// Issue 24, item 9: a value is stored as every reader reads it (one validator, normalizing).
+#[test]
+fn set_stores_the_value_as_it_is_read() {
+    let node = Node::converged();
+    node.run(&["secrets", "set", "LIVEKIT_VERSION", "1.7.2 "])
+        .ok();
+    assert_eq!(node.store()["LIVEKIT_VERSION"], "1.7.2");
+    node.run(&["secrets", "set", "LIVEKIT_NODE_IP", " 10.0.0.5"])
+        .ok();
+    assert_eq!(node.store()["LIVEKIT_NODE_IP"], "10.0.0.5");
+}
+
+/// Issue 24, item 10: the live secret is not replaced by `secrets set` (every token in use would
+/// fail) unless forced; seeding an empty store, and repairing an invalid value, are allowed.
+#[test]
+fn set_of_the_live_secret_is_refused_unless_forced() {
+    let node = Node::converged();
+    let live = node.secret();
+    let new = "ReplacementSecretReplacementSecret0123456";
+    let out = node
+        .run(&["secrets", "set", "LIVEKIT_API_SECRET", new])
+        .expect_code(1);
+    assert!(out.stderr.contains("secrets rotate"), "{out}");
+    assert!(
+        !out.stderr.contains(new) && !out.stderr.contains(&live),
+        "{out}"
+    );
+    assert_eq!(node.secret(), live);
+    node.run(&["secrets", "set", "LIVEKIT_API_SECRET", &live])
+        .ok();
+    node.run(&["secrets", "set", "--force", "LIVEKIT_API_SECRET", new])
+        .ok();
+    assert_eq!(node.secret(), new);
+    // A fresh node: nothing is live yet, the value seeds it.
+    let fresh = Node::new();
+    fresh
+        .run(&["secrets", "set", "LIVEKIT_API_KEY", "APIseeded"])
+        .ok();
+    fresh.run(&["ensure"]).ok();
+    assert_eq!(fresh.key(), "APIseeded");
+}

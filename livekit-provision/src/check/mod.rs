@@ -264,7 +264,7 @@ pub fn check(
                 Code::ConfigInvalid,
                 Severity::Error,
                 vec![],
-                e.to_string(),
+                crate::error_chain::one_line(&e),
                 hint.as_deref(),
             );
             None

@@ -283,14 +283,13 @@ impl Settings {
                 .map_err(|e| SettingsError::Invalid(format!("redis_address {e}")))?;
         }
         self.validate_redis()?;
+        // The rule `--release-url` and LIVEKIT_PROVISION_RELEASE_URL meet at install.
         if let Some(url) = &self.release_url
-            && !["https://", "http://", "file://"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme))
+            && let Err(crate::fetch::FetchError::InvalidBaseUrl { url, reason }) =
+                crate::fetch::ReleaseBase::parse(url)
         {
             return Err(SettingsError::Invalid(format!(
-                "release_url {:?} must start with https://, http:// or file://",
-                crate::redact::text(url)
+                "release_url {url:?} {reason}"
             )));
         }
         self.turn.validate(self)?;
