@@ -86,7 +86,10 @@ impl AdminError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Self::UnknownName { .. } | Self::InvalidValue { .. } | Self::NoVersion
+            Self::UnknownName { .. }
+                | Self::InvalidValue { .. }
+                | Self::LiveCredential { .. }
+                | Self::NoVersion
         )
     }
 }

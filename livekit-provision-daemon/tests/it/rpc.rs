@@ -266,6 +266,53 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
             "lines",
         ),
         ("rpc.discover", json!({"x": 1}), "`x`"),
+        // Round 3 (issue 24).
+        (
+            "token.create",
+            json!({"identity": "a", "grants": {"roomJoin": true, "roomjoin": true, "room": "r"}}),
+            "roomjoin",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_API_SECRET", "value": "hunter2hunter2hunter2hunter2hunter2hunter2"}),
+            "is live",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_API_KEY", "value": "APIhunter2"}),
+            "is live",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_NODE_IP", "value": "1".repeat(5000)}),
+            "LIVEKIT_NODE_IP",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_NODE_IP", "value": "10.0.0.1\nExecStartPre=/bin/id"}),
+            "LIVEKIT_NODE_IP",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_ROTATION_GRACE_UNTIL", "value": "2026-01-01T00:00:00Z"}),
+            "LIVEKIT_ROTATION_GRACE_UNTIL",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_VERSION", "value": "1.7.2", "forse": true}),
+            "forse",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_VERSION", "value": "1.7.2", "force": "yes"}),
+            "force",
+        ),
+        ("secrets.rotate", json!({"grace": "1000000000y"}), "grace"),
+        (
+            "secrets.rotate",
+            json!({"grace": 100_000_000_000_u64}),
+            "grace",
+        ),
     ];
     let watched = [
         node.state.managed(ManagedFile::LivekitYaml),
@@ -296,6 +343,9 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
                 }
                 if message.contains("hunter2") || message.contains("3141592653589793") {
                     failures.push(format!("{method}: {message:?} echoes the value"));
+                }
+                if message.len() > 1024 {
+                    failures.push(format!("{method}: a {}-byte message", message.len()));
                 }
             }
             other => failures.push(format!("{method} {params}: expected -32602, got {other:?}")),
