@@ -105,6 +105,7 @@ pub enum SecretsCommand {
         /// Secret name, e.g. LIVEKIT_VERSION
         name: String,
         /// The value, or `-` to read it from stdin (keeps it out of shell history and `ps`)
+        #[arg(allow_hyphen_values = true)]
         value: String,
         /// Replace the live LIVEKIT_API_KEY or LIVEKIT_API_SECRET at once (every token in use
         /// then fails); without it that is refused, and `secrets rotate` is the safe way

@@ -63,6 +63,58 @@ fn secret_value(name: &SecretName, value: &str) -> Result<String, InvalidValue> 
 }
 }
 
+/// Values of every shape the contract's names take, their near misses, whitespace around them,
+/// injections and sizes, for the tests that prove every door (CLI, RPC, store) agrees: each door
+/// is fed each `(name, value)` of `KNOWN` × these, and must accept exactly what
+/// [`secret_value`] accepts, storing what it returns.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub fn door_samples() -> Vec<String> {
+    let mut out: Vec<String> = [
+        "v1.7.2",
+        "1.7.2 ",
+        " 1.13.5",
+        "1.7",
+        "203.0.113.7",
+        " 203.0.113.7 ",
+        "203.0.113.7,2001:db8::7",
+        "203.0.113.7,198.51.100.1",
+        "999.1.1.1",
+        "10.0.0.1\nExecStartPre=/bin/id",
+        "10.0.0.5:6379",
+        "10.0.0.5:6379 ",
+        "h:99999",
+        "4102444800",
+        " 4102444800",
+        "2026-01-01T00:00:00Z",
+        "3600",
+        "99999999",
+        "-1",
+        "APIdoorsKey1",
+        "API doors",
+        "doorsSecretdoorsSecretdoorsSecretdoorsSecret",
+        "doorsSecretdoorsSecretdoorsSecretdoorsSecret'",
+        "-doorsSecretdoorsSecretdoorsSecretdoorsSecret",
+        "short",
+        "pw with spaces",
+        "",
+        " ",
+        "tab\there",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    out.push("a".repeat(64));
+    out.push("A".repeat(64));
+    out.push("g".repeat(64));
+    out.push("1".repeat(OVERSIZED_SAMPLE));
+    out
+}
+
+/// A value just over what every store holds (4096 bytes).
+#[cfg(any(test, feature = "testing"))]
+const OVERSIZED_SAMPLE: usize = crate::secret::MAX_SECRET_LEN + 1;
+
 /// `LIVEKIT_VERSION`: `v1.7.2` or `1.7.2` (surrounding whitespace ignored).
 pub(crate) fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
     LivekitVersion::parse(value.trim())

@@ -328,3 +328,38 @@ fn set_of_the_live_secret_is_refused_unless_forced() {
     fresh.run(&["ensure"]).ok();
     assert_eq!(fresh.key(), "APIseeded");
 }
+
+/// Issue 24: the CLI door agrees with the others. For every name of the contract and every
+/// sample value, `secrets set --force` accepts exactly what `admin::validate_setting` accepts
+/// (the rule the RPC and the store readers apply, `tests/it/doors.rs` of the core and the
+/// daemon's `rpc.rs`), and stores what `validate::secret_value` returns.
+#[test]
+fn secrets_set_agrees_with_the_rpc_and_the_store_for_every_name() {
+    use livekit_provision::store::KNOWN;
+    use livekit_provision::validate;
+
+    let node = Node::new();
+    let mut checked = 0;
+    for known in KNOWN {
+        let name = known.name.as_str();
+        for value in validate::door_samples() {
+            let out = node.run(&["secrets", "set", "--force", name, &value]);
+            let accepts = livekit_provision::admin::validate_setting(name, &value).is_ok();
+            assert_eq!(out.code == 0, accepts, "{name} = {value:?}: {out}");
+            if accepts {
+                assert_eq!(
+                    node.store()[name],
+                    validate::secret_value(&known.name, &value).unwrap(),
+                    "{name} = {value:?}"
+                );
+            } else {
+                assert!(out.stderr.contains(name), "{out}");
+                if known.is_secret {
+                    assert!(value.len() < 8 || !out.stderr.contains(&value), "{out}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= KNOWN.len() * 30, "{checked} pairs checked");
+}

@@ -356,3 +356,51 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     drop(daemon);
 }
+
+/// Issue 24: the RPC door agrees with the others. For every name of the contract and every
+/// sample value, `secrets.set` (with `force`, so the live pair is not refused as live) accepts
+/// exactly what `admin::validate_setting` — the CLI's `secrets set` — accepts, and stores what
+/// `validate::secret_value` returns (what `ensure` reads back). The node runs no media and has no
+/// release source, so the runs the daemon schedules after each `set` touch no network.
+#[test]
+fn secrets_set_over_rpc_agrees_with_the_cli_and_the_store() {
+    use livekit_provision::store::KNOWN;
+    use livekit_provision::validate;
+
+    let node = Node::new();
+    node.settings("media_owner: external\nlivekit_bin: /nonexistent/livekit-server\n");
+    let daemon = node.start(&[]);
+    let socket = node.socket();
+    let mut checked = 0;
+    for known in KNOWN {
+        let name = known.name.as_str();
+        for value in validate::door_samples() {
+            let params = json!({"name": name, "value": value, "force": true});
+            let cli = livekit_provision::admin::validate_setting(name, &value).is_ok();
+            match call(&socket, "secrets.set", &params) {
+                Ok(_) => {
+                    assert!(cli, "{name} = {value:?}: RPC accepts, the CLI refuses");
+                    let stored: Value =
+                        serde_json::from_slice(&std::fs::read(node.state.secrets_file()).unwrap())
+                            .unwrap();
+                    assert_eq!(
+                        stored[name].as_str(),
+                        Some(
+                            validate::secret_value(&known.name, &value)
+                                .unwrap()
+                                .as_str()
+                        ),
+                        "{name} = {value:?}: stored otherwise than the store reads it"
+                    );
+                }
+                Err(ClientError::Rpc { code: -32602, .. }) => {
+                    assert!(!cli, "{name} = {value:?}: RPC refuses, the CLI accepts");
+                }
+                Err(other) => panic!("{name} = {value:?}: {other:?}"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= KNOWN.len() * 30, "{checked} pairs checked");
+    drop(daemon);
+}
