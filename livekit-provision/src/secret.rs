@@ -139,8 +139,8 @@ pub struct InvalidValue {
 }
 
 impl InvalidValue {
-    /// A refusal with its reason and, for non-secret values, the value, clipped to
-    /// [`SHOWN_VALUE_CHARS`] characters (a 10 MB value is not echoed whole).
+    /// A refusal with its reason and, for non-secret values, the value, clipped to 64
+    /// characters (a 10 MB value is not echoed whole).
     pub fn new(reason: impl Into<String>, value: Option<String>) -> Self {
         Self {
             reason: reason.into(),
@@ -151,7 +151,7 @@ impl InvalidValue {
 
 /// The most characters of a refused value an error shows; the rest is replaced by
 /// `… (N bytes in all)`.
-pub const SHOWN_VALUE_CHARS: usize = 64;
+pub(crate) const SHOWN_VALUE_CHARS: usize = 64;
 
 fn clip(value: String) -> String {
     match value.char_indices().nth(SHOWN_VALUE_CHARS) {

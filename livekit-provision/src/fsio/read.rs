@@ -20,7 +20,8 @@ use zeroize::Zeroizing;
 pub const MAX_FILE: u64 = 4 << 20;
 
 /// Why a file was not read: it is not a regular file, or it is larger than [`MAX_FILE`]. Carried
-/// as the inner error of an [`io::Error`] of kind `InvalidInput`; [`hint`] says what to do.
+/// as the inner error of an [`io::Error`] of kind `InvalidInput`; the errors of the files it
+/// refuses carry a hint saying what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReadRefusal {
