@@ -122,7 +122,7 @@ impl Warning {
             Self::ConfigUnchecked { reason } => format!("the new livekit.yaml was published unchecked: {reason} (a `livekit_bin` wrapper must pass its arguments and environment on to livekit-server)"),
             Self::TurnTls { reason, .. } => reason.clone(),
             Self::Check { reason, hint, .. } => match hint {
-                Some(hint) => format!("{reason} ({hint})"),
+                Some(hint) => format!("{reason}; {hint}"),
                 None => reason.clone(),
             },
         }
