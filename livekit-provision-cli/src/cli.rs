@@ -105,7 +105,12 @@ pub enum SecretsCommand {
         /// Secret name, e.g. LIVEKIT_VERSION
         name: String,
         /// The value, or `-` to read it from stdin (keeps it out of shell history and `ps`)
+        #[arg(allow_hyphen_values = true)]
         value: String,
+        /// Replace the live LIVEKIT_API_KEY or LIVEKIT_API_SECRET at once (every token in use
+        /// then fails); without it that is refused, and `secrets rotate` is the safe way
+        #[arg(long)]
+        force: bool,
     },
     /// Rotate the API key: stage a new pair, then --promote it once livekit-server has loaded it
     ///

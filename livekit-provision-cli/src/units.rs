@@ -53,24 +53,168 @@ pub struct Unit {
     pub text: String,
 }
 
-/// The units: livekit-server, lk-backend (when wanted), the daemon.
-pub fn render(opts: &UnitOptions) -> Vec<Unit> {
-    let mut units = vec![media_unit(opts, LIVEKIT_SERVER)];
-    if opts.backend {
-        units.push(media_unit(opts, LK_BACKEND));
+/// A value `units` will not write: systemd would read it otherwise than meant (a newline starts
+/// a new directive, an empty `User=` runs the service as root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitValueError {
+    /// The option or flag (`--user`, `the state directory`, …).
+    pub what: &'static str,
+    /// The value, escaped for a terminal.
+    pub shown: String,
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for UnitValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} cannot go into a systemd unit: {}",
+            self.what, self.shown, self.reason
+        )
     }
-    units.push(daemon_unit(opts));
-    units
+}
+
+impl std::error::Error for UnitValueError {}
+
+/// Where a value goes in a unit: each kind is read back differently by systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// A path in an `Exec*=` line: `$` expands, `%` is a specifier, spaces split words.
+    ExecPath,
+    /// A path in a list setting (`ReadWritePaths=`): `%` is a specifier, spaces split.
+    ListPath,
+    /// The value of an `Environment=` assignment (`NAME=value`, as one quoted word).
+    Environment,
+    /// `User=`: a user name or a numeric uid, as systemd accepts it.
+    User,
+}
+
+/// `value` as it must be written in a unit for systemd to read it back as one word, exactly:
+/// the one quoting and validation of every value `units` writes. Refused: any control
+/// character (a newline would start a new directive), `"` and `\\` in paths (systemd would
+/// unescape them), relative paths, an empty or malformed user name. Escaped: `%` (`%%`), `$` in
+/// an exec line (`$$`); quoted (`"…"`) when it holds a space.
+fn systemd_value(what: &'static str, value: &str, field: Field) -> Result<String, UnitValueError> {
+    let refuse = |reason| UnitValueError {
+        what,
+        shown: format!("{value:?}"),
+        reason,
+    };
+    if value.chars().any(char::is_control) {
+        return Err(refuse(
+            "it holds a control character (a newline would start a new directive)",
+        ));
+    }
+    if field == Field::User {
+        if value.is_empty() {
+            return Err(refuse(
+                "it is empty (`User=` with no name runs the service as root); leave --user out \
+                 to run as root on purpose",
+            ));
+        }
+        let name_ok = value.len() <= 32
+            && (value.bytes().all(|b| b.is_ascii_digit())
+                || (value
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))));
+        if !name_ok {
+            return Err(refuse(
+                "it is not a user name systemd accepts (letters, digits, '_', '-', '.', at most 32, \
+                 not starting with a digit or '-'), nor a numeric uid",
+            ));
+        }
+        return Ok(value.to_owned());
+    }
+    if value.contains(['"', '\\']) {
+        return Err(refuse(
+            "it holds '\"' or '\\', which systemd would unescape",
+        ));
+    }
+    let body = match field {
+        Field::Environment => value.split_once('=').map_or(value, |(_, v)| v),
+        _ => value,
+    };
+    if !body.starts_with('/') {
+        return Err(refuse("it is not an absolute path"));
+    }
+    let mut out = value.replace('%', "%%");
+    if field == Field::ExecPath {
+        out = out.replace('$', "$$");
+    }
+    if out.contains([' ', '\'']) {
+        out = format!("\"{out}\"");
+    }
+    Ok(out)
+}
+
+/// The values of [`UnitOptions`] as written in the units, each through [`systemd_value`].
+struct Values {
+    cli: String,
+    daemon: String,
+    state: String,
+    environment: String,
+    user: Option<String>,
+    backend: bool,
+}
+
+impl Values {
+    fn of(opts: &UnitOptions) -> Result<Self, UnitValueError> {
+        let path = |what, path: &std::path::Path, field| {
+            let text = path.to_str().ok_or_else(|| UnitValueError {
+                what,
+                shown: format!("{:?}", path.display().to_string()),
+                reason: "it is not UTF-8",
+            })?;
+            systemd_value(what, text, field)
+        };
+        let state_text = opts.state.display().to_string();
+        Ok(Self {
+            cli: path("the livekit-provision binary", &opts.cli, Field::ExecPath)?,
+            daemon: path(
+                "the livekit-provision-daemon binary",
+                &opts.daemon,
+                Field::ExecPath,
+            )?,
+            state: path("the state directory", &opts.state, Field::ListPath)?,
+            environment: systemd_value(
+                "the state directory",
+                &format!("LIVEKIT_PROVISION_STATE_DIR={state_text}"),
+                Field::Environment,
+            )?,
+            user: opts
+                .user
+                .as_deref()
+                .map(|user| systemd_value("--user", user, Field::User))
+                .transpose()?,
+            backend: opts.backend,
+        })
+    }
+}
+
+/// The units: livekit-server, lk-backend (when wanted), the daemon. A value systemd would read
+/// otherwise than meant is refused ([`UnitValueError`]) and nothing is rendered.
+pub fn render(opts: &UnitOptions) -> Result<Vec<Unit>, UnitValueError> {
+    let values = Values::of(opts)?;
+    let mut units = vec![media_unit(&values, LIVEKIT_SERVER)];
+    if values.backend {
+        units.push(media_unit(&values, LK_BACKEND));
+    }
+    units.push(daemon_unit(&values));
+    Ok(units)
 }
 
 /// The `[Service]` lines both media units and the daemon share: user, state directory,
 /// hardening.
-fn common_service(opts: &UnitOptions, out: &mut String) {
-    let state = opts.state.display();
-    if let Some(user) = &opts.user {
+fn common_service(values: &Values, out: &mut String) {
+    if let Some(user) = &values.user {
         let _ = writeln!(out, "User={user}");
     }
-    let _ = writeln!(out, "Environment=LIVEKIT_PROVISION_STATE_DIR={state}");
+    let _ = writeln!(out, "Environment={}", values.environment);
     out.push_str(
         "# Secrets may come from another store, e.g.:\n\
          # Environment=LIVEKIT_PROVISION_SECRETS=redis://10.0.0.5:6379/0\n\
@@ -78,7 +222,7 @@ fn common_service(opts: &UnitOptions, out: &mut String) {
          NoNewPrivileges=yes\n\
          ProtectSystem=strict\n",
     );
-    let _ = writeln!(out, "ReadWritePaths={state}");
+    let _ = writeln!(out, "ReadWritePaths={}", values.state);
     out.push_str(
         "ProtectHome=read-only\n\
          PrivateTmp=yes\n\
@@ -94,8 +238,8 @@ fn common_service(opts: &UnitOptions, out: &mut String) {
     );
 }
 
-fn media_unit(opts: &UnitOptions, name: &str) -> Unit {
-    let cli = opts.cli.display();
+fn media_unit(values: &Values, name: &str) -> Unit {
+    let cli = &values.cli;
     let server = name == LIVEKIT_SERVER;
     let mut out = format!(
         "# {name}, run by systemd (media_owner: external in provision.yaml).\n\
@@ -117,7 +261,7 @@ fn media_unit(opts: &UnitOptions, name: &str) -> Unit {
         );
     }
     out.push_str("\n[Service]\nType=exec\n");
-    common_service(opts, &mut out);
+    common_service(values, &mut out);
     let _ = write!(
         out,
         "# The config exists and agrees before `exec` looks at it.\n\
@@ -148,8 +292,8 @@ fn media_unit(opts: &UnitOptions, name: &str) -> Unit {
     }
 }
 
-fn daemon_unit(opts: &UnitOptions) -> Unit {
-    let daemon = opts.daemon.display();
+fn daemon_unit(values: &Values) -> Unit {
+    let daemon = &values.daemon;
     let mut out = String::from(
         "# livekit-provision-daemon: provisions the node, reports and answers health.\n\
          # Generated by `livekit-provision units`. Install: copy to /etc/systemd/system/, then\n\
@@ -162,7 +306,7 @@ fn daemon_unit(opts: &UnitOptions) -> Unit {
          [Service]\n\
          Type=simple\n",
     );
-    common_service(opts, &mut out);
+    common_service(values, &mut out);
     let _ = write!(
         out,
         "ExecStart={daemon}\n\
@@ -209,7 +353,7 @@ mod tests {
 
     #[test]
     fn the_media_units_exec_restart_and_drain() {
-        let units = render(&options(true));
+        let units = render(&options(true)).unwrap();
         let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(
             names,
@@ -258,6 +402,7 @@ mod tests {
             .join("../contrib/systemd")
             .join(DAEMON_UNIT);
         let rendered = render(&options(false))
+            .unwrap()
             .into_iter()
             .find(|u| u.name == DAEMON_UNIT)
             .unwrap()
@@ -277,8 +422,67 @@ mod tests {
 
     #[test]
     fn no_backend_unit_without_a_backend() {
-        let units = render(&options(false));
+        let units = render(&options(false)).unwrap();
         assert!(units.iter().all(|u| u.name != "lk-backend.service"));
         assert_eq!(units.len(), 2);
+    }
+
+    #[test]
+    fn every_value_goes_through_one_quoting_and_is_refused_when_systemd_would_misread_it() {
+        let with = |change: &dyn Fn(&mut UnitOptions)| {
+            let mut opts = options(true);
+            change(&mut opts);
+            render(&opts)
+        };
+        // A newline in --user would inject a directive; an empty one runs as root.
+        for user in [
+            "livekit\nExecStartPre=/bin/sh -c id",
+            "",
+            "a b",
+            "-x",
+            "1abc",
+        ] {
+            let err = with(&|o| o.user = Some(user.to_owned())).unwrap_err();
+            assert_eq!(err.what, "--user", "{user:?}");
+        }
+        assert!(with(&|o| o.user = Some("1000".to_owned())).is_ok());
+        let err =
+            with(&|o| o.state = PathBuf::from("/var/lib/lk\nExecStartPre=/bin/id")).unwrap_err();
+        assert_eq!(err.what, "the state directory");
+        assert!(with(&|o| o.state = PathBuf::from("relative/state")).is_err());
+        assert!(with(&|o| o.cli = PathBuf::from("/opt/\"q\"/lkp")).is_err());
+        // A space is quoted where systemd would split, `%` and `$` escaped.
+        let units = with(&|o| {
+            o.state = PathBuf::from("/srv/live kit/100%");
+            o.cli = PathBuf::from("/opt/my tools/$lkp");
+        })
+        .unwrap();
+        let server = &units[0].text;
+        assert_eq!(
+            value(server, "ReadWritePaths"),
+            Some("\"/srv/live kit/100%%\"")
+        );
+        assert_eq!(
+            value(server, "Environment"),
+            Some("\"LIVEKIT_PROVISION_STATE_DIR=/srv/live kit/100%%\"")
+        );
+        assert_eq!(
+            value(server, "ExecStart"),
+            Some("\"/opt/my tools/$$lkp\" exec livekit-server")
+        );
+        // Every line of every unit is a comment, a section, a blank or one `Key=value`.
+        for unit in &units {
+            for line in unit.text.lines() {
+                assert!(
+                    line.is_empty()
+                        || line.starts_with('#')
+                        || line.starts_with('[')
+                        || line.split_once('=').is_some_and(|(k, _)| {
+                            !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric())
+                        }),
+                    "{line:?}"
+                );
+            }
+        }
     }
 }

@@ -213,7 +213,10 @@ pub(super) fn media_report(shared: &Shared) -> MediaReport {
 
 /// SHA-256 of the `livekit.yaml` at the fixed path now, hex; `None` when it cannot be read.
 pub(super) fn livekit_yaml_digest(shared: &Shared) -> Option<String> {
-    let bytes = std::fs::read(shared.config.state.managed(ManagedFile::LivekitYaml)).ok()?;
+    let bytes = livekit_provision::fsio::read_regular(
+        &shared.config.state.managed(ManagedFile::LivekitYaml),
+    )
+    .ok()?;
     Some(livekit_provision::hex::encode(&Sha256::digest(&bytes)))
 }
 

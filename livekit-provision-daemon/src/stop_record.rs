@@ -74,8 +74,8 @@ pub(crate) fn clear(state: &StateDir) -> io::Result<()> {
 /// The operator's stop, when the media are held down by one.
 pub(crate) fn read(state: &StateDir) -> Option<Stopped> {
     let path = path(state);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
+    let bytes = match livekit_provision::fsio::read_regular(&path) {
+        Ok(bytes) => bytes.to_vec(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read the record of the operator's stop; the media stay down");

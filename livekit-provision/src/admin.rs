@@ -42,6 +42,16 @@ pub enum AdminError {
         /// Why; a secret's value is never part of it.
         reason: String,
     },
+    /// `secrets set` of the live API key or secret (the store holds another value) without
+    /// [`WhenLive::Replace`]: every token in use would fail at once. `secrets rotate` changes the
+    /// pair safely (stage, promote, retire after a grace).
+    #[error(
+        "{name} is live on this node: replacing it at once makes every token in use fail; nothing was stored"
+    )]
+    LiveCredential {
+        /// `LIVEKIT_API_KEY` or `LIVEKIT_API_SECRET`.
+        name: SecretName,
+    },
     /// `install` without a version while `LIVEKIT_VERSION` is not set.
     #[error("no version to install: LIVEKIT_VERSION is not set")]
     NoVersion,
@@ -76,7 +86,10 @@ impl AdminError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Self::UnknownName { .. } | Self::InvalidValue { .. } | Self::NoVersion
+            Self::UnknownName { .. }
+                | Self::InvalidValue { .. }
+                | Self::LiveCredential { .. }
+                | Self::NoVersion
         )
     }
 }
@@ -88,6 +101,12 @@ impl crate::error_chain::Hint for AdminError {
             Self::InvalidValue { name, .. } => {
                 Some(format!("nothing was stored; fix the value of {name}"))
             }
+            Self::LiveCredential { name } => Some(format!(
+                "change the pair with `livekit-provision secrets rotate` (the new key is staged, \
+                 promoted once livekit-server has loaded it, and the old one stays accepted for \
+                 a grace); or replace {name} at once with `secrets set --force` (RPC: \
+                 `\"force\": true`)"
+            )),
             Self::NoVersion => Some(
                 "pass a version (e.g. v1.7.2), or pin one with `livekit-provision secrets set LIVEKIT_VERSION v1.7.2`"
                     .to_owned(),
@@ -135,18 +154,50 @@ pub fn validate_setting(name: &str, value: &str) -> Result<SecretName, AdminErro
     Ok(name)
 }
 
-/// Store setting `name` = `value` after [`validate_setting`], under the state lock. It takes
-/// effect at the next provisioning run.
+/// What `secrets set` does when it is asked to change the live API key or secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenLive {
+    /// Refuse ([`AdminError::LiveCredential`]): `secrets rotate` is the safe way.
+    #[default]
+    Refuse,
+    /// Replace it at once (`--force`): every token signed with the old pair fails.
+    Replace,
+}
+
+/// The names `secrets set` does not replace while they are live ([`WhenLive`]).
+const LIVE_PAIR: [SecretName; 2] = [SecretName::LIVEKIT_API_KEY, SecretName::LIVEKIT_API_SECRET];
+
+/// Store setting `name` = `value` after [`validate_setting`], under the state lock, as every
+/// reader reads it (normalized: `LIVEKIT_VERSION '1.7.2 '` is stored as `1.7.2`). It takes
+/// effect at the next provisioning run. The live API key or secret is replaced only with
+/// [`WhenLive::Replace`]; setting it on a store that has none (seeding a node), or over an
+/// invalid one (a repair), is not a change.
 pub fn set_setting(
     state: &StateDir,
     store: &dyn SecretStore,
     name: &str,
     value: &str,
+    when_live: WhenLive,
     on_lock_wait: impl FnOnce(Option<u32>),
 ) -> Result<SecretName, AdminError> {
     let name = validate_setting(name, value)?;
+    let stored =
+        crate::validate::secret_value(&name, value).map_err(|e| AdminError::InvalidValue {
+            reason: e.reason,
+            name: name.clone(),
+        })?;
+    let stored = Secret::new(stored);
     let _lock = lock_state(state, on_lock_wait)?;
-    store.set(&name, &Secret::new(value.to_owned()))?;
+    if when_live == WhenLive::Refuse
+        && LIVE_PAIR.contains(&name)
+        && store.get(&name)?.is_some_and(|live| {
+            // An invalid stored value signs nothing: replacing it is a repair, not a change.
+            live != stored && crate::validate::secret_value(&name, live.expose()).is_ok()
+        })
+    {
+        return Err(AdminError::LiveCredential { name });
+    }
+    store.set(&name, &stored)?;
     Ok(name)
 }
 

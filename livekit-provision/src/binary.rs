@@ -57,6 +57,34 @@ impl LivekitBinary {
         }
     }
 
+    /// What stops an operator's own binary (`--livekit-bin`, `livekit_bin`) from running: it
+    /// does not exist, is not a regular file (a directory, a device), or is not executable. The
+    /// installed one is judged by its manifest instead (`fetch::needs_install`): `None` for it.
+    pub fn problem(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        if self.source == BinarySource::Installed {
+            return None;
+        }
+        let shown = self.path.display();
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(format!("livekit-server {shown} does not exist"))
+            }
+            Err(e) => Some(format!("livekit-server {shown} cannot be inspected: {e}")),
+            Ok(meta) if meta.is_dir() => Some(format!(
+                "livekit-server {shown} is a directory, not an executable file"
+            )),
+            Ok(meta) if !meta.is_file() => {
+                Some(format!("livekit-server {shown} is not a regular file"))
+            }
+            Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Some(format!(
+                "livekit-server {shown} is not executable (mode {:04o})",
+                meta.permissions().mode() & 0o7777
+            )),
+            Ok(_) => None,
+        }
+    }
+
     /// The operator's own binary (never downloaded), or `None` when it is the installed one.
     pub fn external(self) -> Option<PathBuf> {
         (self.source != BinarySource::Installed).then_some(self.path)

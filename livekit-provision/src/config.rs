@@ -44,7 +44,8 @@ pub enum ConfigError {
 impl crate::error_chain::Hint for ConfigError {
     fn hint(&self) -> Option<String> {
         match self {
-            Self::Read { path, .. } => Some(format!("check the permissions of {}", path.display())),
+            Self::Read { path, source } => crate::fsio::read_hint(source, path)
+                .or_else(|| Some(format!("check the permissions of {}", path.display()))),
             Self::Settings {
                 path,
                 source: SettingsError::Turn(e),
@@ -99,8 +100,8 @@ impl OperatorConfig {
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
+    match crate::fsio::read_text(path) {
+        Ok(text) => Ok(Some(text.to_string())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(ConfigError::Read {
             path: path.to_owned(),

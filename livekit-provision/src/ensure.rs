@@ -411,6 +411,24 @@ pub fn reconcile(
         &mut warnings,
     )?;
     drop(lock);
+    // What `check` would say about the node's own files, as warnings.
+    warnings.extend(
+        crate::check::node_findings(
+            state,
+            &disk,
+            Some(&config.settings),
+            opts.binary.livekit_bin.as_deref(),
+        )
+        .into_iter()
+        .map(|f| {
+            ReportedWarning::from(Warning::Check {
+                code: f.code,
+                files: f.files,
+                reason: f.message,
+                hint: f.hint,
+            })
+        }),
+    );
 
     let report = EnsureReport {
         dry_run: opts.dry_run,

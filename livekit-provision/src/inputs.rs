@@ -159,9 +159,17 @@ impl RenderInputs {
     /// `text` (a rendered file) with every secret of these inputs replaced by `****`: what
     /// `render` shows.
     pub fn redact(&self, text: &str) -> String {
-        self.secrets().iter().fold(text.to_owned(), |acc, s| {
+        let text = self.secrets().iter().fold(text.to_owned(), |acc, s| {
             acc.replace(s.expose(), crate::redact::MASK)
-        })
+        });
+        // URLs that may carry credentials (`https://user:pw@…`, a token in the query), shown by
+        // the one rule of `redact`. They are validated to hold no character the YAML emitter
+        // escapes, so the rendered text holds each one verbatim.
+        self.settings
+            .webhook
+            .iter()
+            .flat_map(|w| &w.urls)
+            .fold(text, |acc, url| acc.replace(url.as_str(), &crate::redact::text(url)))
     }
 }
 

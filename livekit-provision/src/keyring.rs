@@ -205,6 +205,8 @@ impl Keyring {
                 name: name.clone(),
                 source,
             };
+            // The rule of every door (`secrets set` applies the same), then the typed value.
+            validate::secret_value(&name, text).map_err(invalid)?;
             match name.as_str() {
                 "LIVEKIT_API_KEY" => ring.key = Some(ApiKey::new(text).map_err(invalid)?),
                 "LIVEKIT_API_SECRET" => {

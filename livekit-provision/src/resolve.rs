@@ -84,6 +84,19 @@ pub enum Warning {
         /// Why (no secrets).
         reason: String,
     },
+    /// What `check` would report about the node's own files (a secret-bearing file open beyond
+    /// its owner, a `livekit_bin` that cannot run, an unreadable Redis TLS file), reported by
+    /// `ensure` too so an operator who runs only `ensure` learns of it.
+    Check {
+        /// The code `check` reports it under.
+        code: crate::check::Code,
+        /// The files involved.
+        files: Vec<std::path::PathBuf>,
+        /// What is wrong (never a secret value).
+        reason: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
     /// The TURN/TLS certificate expires soon, or its key has an unexpected owner.
     TurnTls {
         /// The certificate or key file.
@@ -121,6 +134,10 @@ impl Warning {
             Self::ConfigUnchecked { reason } => format!("the new livekit.yaml was published unchecked: {reason} (a `livekit_bin` wrapper must pass its arguments and environment on to livekit-server)"),
             Self::TurnTls { reason, .. } => reason.clone(),
             Self::HeldBack { generation, served, since, reason } => format!("not published: these files are generation {generation}, on which livekit-server crash-looped ({reason}); since {since} the node serves the files of generation {served} again. Change the setting that made it exit, and the next run publishes"),
+            Self::Check { reason, hint, .. } => match hint {
+                Some(hint) => format!("{reason}; {hint}"),
+                None => reason.clone(),
+            },
         }
     }
 }
@@ -607,7 +624,10 @@ fn get_parsed<T>(
 ) -> Result<Option<T>, ResolveError> {
     match store.get(name)? {
         None => Ok(None),
-        Some(value) => parse(value.expose())
+        // The rule of every door first (bounded, one line, this name's validator), then the
+        // typed parse: the store refuses what `secrets set` refuses, for the same reason.
+        Some(value) => validate::secret_value(name, value.expose())
+            .and_then(|_| parse(value.expose()))
             .map(Some)
             .map_err(|source| invalid(store, name, source)),
     }

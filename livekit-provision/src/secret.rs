@@ -139,12 +139,24 @@ pub struct InvalidValue {
 }
 
 impl InvalidValue {
-    /// A refusal with its reason and, for non-secret values, the value.
+    /// A refusal with its reason and, for non-secret values, the value, clipped to 64
+    /// characters (a 10 MB value is not echoed whole).
     pub fn new(reason: impl Into<String>, value: Option<String>) -> Self {
         Self {
             reason: reason.into(),
-            value,
+            value: value.map(clip),
         }
+    }
+}
+
+/// The most characters of a refused value an error shows; the rest is replaced by
+/// `… (N bytes in all)`.
+pub(crate) const SHOWN_VALUE_CHARS: usize = 64;
+
+fn clip(value: String) -> String {
+    match value.char_indices().nth(SHOWN_VALUE_CHARS) {
+        None => value,
+        Some((end, _)) => format!("{}… ({} bytes in all)", &value[..end], value.len()),
     }
 }
 
@@ -204,6 +216,17 @@ fn random_base62(len: usize) -> Result<String, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_value_is_shown_clipped() {
+        let huge = "1".repeat(10 << 20);
+        let err = InvalidValue::new("is not an IP address", Some(huge));
+        let shown = err.to_string();
+        assert!(shown.len() < 200, "{} bytes shown", shown.len());
+        assert!(shown.contains("10485760 bytes in all"), "{shown}");
+        let short = InvalidValue::new("is short", Some("1.2.3".to_owned()));
+        assert_eq!(short.value.as_deref(), Some("1.2.3"));
+    }
 
     #[test]
     fn secret_never_prints_its_value() {

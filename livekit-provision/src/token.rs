@@ -26,8 +26,11 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 pub const LEEWAY: Duration = Duration::from_secs(60);
 
 /// The `video` grant. Fields left `None` are omitted from the token.
+///
+/// An unknown field is refused, not dropped: a misspelt grant (`roomjoin`) must not yield a
+/// token without it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VideoGrants {
     /// May create and delete rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -323,8 +323,8 @@ fn validity(leaf: &CertificateDer<'_>, path: &Path, now: SystemTime) -> Option<T
 
 /// The bytes of `path` (zeroized when dropped: one of the two is a private key).
 fn read(path: &Path, key: &'static str, issues: &mut Vec<TlsIssue>) -> Option<Zeroizing<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Some(Zeroizing::new(bytes)),
+    match crate::fsio::read_regular(path) {
+        Ok(bytes) => Some(bytes),
         Err(e) => {
             issues.push(TlsIssue::Unreadable {
                 key,

@@ -23,35 +23,97 @@ pub const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(30 * 2
 
 internal_item! {
 /// Check `value` as the value of the secret `name`, by the rule `ensure` applies when it reads
-/// it back. Names outside the contract are free text (the store is the operator's).
+/// it back, and return it as it is stored: normalized the way every reader reads it (surrounding
+/// whitespace dropped where the reader trims it, a digest lower-cased). Names outside the
+/// contract are free text (the store is the operator's), stored as given.
 ///
-/// Never echoes a secret value: the refusal of a secret name carries no value.
-fn secret_value(name: &SecretName, value: &str) -> Result<(), InvalidValue> {
+/// Every door calls it: `secrets set` (CLI and RPC, through `admin::validate_setting`), and the
+/// readers of the store (`resolve`, the keyring) before their typed parse, so a value refused
+/// at one door is refused at all, for the same reason.
+///
+/// Never echoes a secret value: the refusal of a secret name carries no value, and a shown value
+/// is clipped ([`InvalidValue::new`]).
+fn secret_value(name: &SecretName, value: &str) -> Result<String, InvalidValue> {
     // What every store can hold (one line, not empty, bounded), whatever the name.
     if let Some(reason) = crate::store::value_problem(value.as_bytes()) {
         return Err(InvalidValue::new(reason, None));
     }
+    let trimmed = || value.trim().to_owned();
     match name.as_str() {
-        "LIVEKIT_VERSION" => version(value).map(drop),
-        "LIVEKIT_NODE_IP" => node_ip(value).map(drop),
+        "LIVEKIT_VERSION" => version(value).map(|_| trimmed()),
+        "LIVEKIT_NODE_IP" => node_ip(value).map(|_| trimmed()),
         "LIVEKIT_API_KEY" | "LIVEKIT_API_KEY_PREVIOUS" | "LIVEKIT_API_KEY_NEXT" => {
-            ApiKey::new(value).map(drop)
+            ApiKey::new(value).map(|k| k.as_str().to_owned())
         }
         "LIVEKIT_API_SECRET" | "LIVEKIT_API_SECRET_PREVIOUS" | "LIVEKIT_API_SECRET_NEXT" => {
-            Secret::api_secret(value).map(drop)
+            Secret::api_secret(value).map(|_| value.to_owned())
         }
-        "LIVEKIT_REDIS_ADDRESS" => redis_address(value).map(drop),
-        "LIVEKIT_REDIS_PASSWORD" | "LIVEKIT_REDIS_SENTINEL_PASSWORD" => redis_password(value),
-        "LIVEKIT_PROMETHEUS_PASSWORD" => prometheus_password(value),
-        "LIVEKIT_SHA256" => sha256_hex(value).map(drop),
+        "LIVEKIT_REDIS_ADDRESS" => redis_address(value),
+        "LIVEKIT_REDIS_PASSWORD" | "LIVEKIT_REDIS_SENTINEL_PASSWORD" => {
+            redis_password(value).map(|()| value.to_owned())
+        }
+        "LIVEKIT_PROMETHEUS_PASSWORD" => prometheus_password(value).map(|()| value.to_owned()),
+        "LIVEKIT_SHA256" => sha256_hex(value),
         "LIVEKIT_ROTATION_GRACE_UNTIL" | "LIVEKIT_ROTATION_DEADLINE" => {
-            unix_timestamp(value).map(drop)
+            unix_timestamp(value).map(|secs| secs.to_string())
         }
-        "LIVEKIT_ROTATION_GRACE" => grace_seconds(value).map(drop),
-        _ => Ok(()),
+        "LIVEKIT_ROTATION_GRACE" => grace_seconds(value).map(|secs| secs.to_string()),
+        _ => Ok(value.to_owned()),
     }
 }
 }
+
+/// Values of every shape the contract's names take, their near misses, whitespace around them,
+/// injections and sizes, for the tests that prove every door (CLI, RPC, store) agrees: each door
+/// is fed each `(name, value)` of `KNOWN` × these, and must accept exactly what
+/// [`secret_value`] accepts, storing what it returns.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub fn door_samples() -> Vec<String> {
+    let mut out: Vec<String> = [
+        "v1.7.2",
+        "1.7.2 ",
+        " 1.13.5",
+        "1.7",
+        "203.0.113.7",
+        " 203.0.113.7 ",
+        "203.0.113.7,2001:db8::7",
+        "203.0.113.7,198.51.100.1",
+        "999.1.1.1",
+        "10.0.0.1\nExecStartPre=/bin/id",
+        "10.0.0.5:6379",
+        "10.0.0.5:6379 ",
+        "h:99999",
+        "4102444800",
+        " 4102444800",
+        "2026-01-01T00:00:00Z",
+        "3600",
+        "99999999",
+        "-1",
+        "APIdoorsKey1",
+        "API doors",
+        "doorsSecretdoorsSecretdoorsSecretdoorsSecret",
+        "doorsSecretdoorsSecretdoorsSecretdoorsSecret'",
+        "-doorsSecretdoorsSecretdoorsSecretdoorsSecret",
+        "short",
+        "pw with spaces",
+        "",
+        " ",
+        "tab\there",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    out.push("a".repeat(64));
+    out.push("A".repeat(64));
+    out.push("g".repeat(64));
+    out.push("1".repeat(OVERSIZED_SAMPLE));
+    out
+}
+
+/// A value just over what every store holds (4096 bytes).
+#[cfg(any(test, feature = "testing"))]
+const OVERSIZED_SAMPLE: usize = crate::secret::MAX_SECRET_LEN + 1;
 
 /// `LIVEKIT_VERSION`: `v1.7.2` or `1.7.2` (surrounding whitespace ignored).
 pub(crate) fn version(value: &str) -> Result<LivekitVersion, InvalidValue> {
@@ -116,6 +178,22 @@ pub(crate) fn sha256_hex(value: &str) -> Result<String, InvalidValue> {
         ));
     }
     Ok(trimmed.to_ascii_lowercase())
+}
+
+/// Text meant as a URL (a webhook URL, a release base URL): why it cannot be taken as written,
+/// if it cannot. The URL parser silently *drops* tabs and newlines (WHATWG), so
+/// `https://h/x\nExecStart=…` parses as `https://h/xExecStart=…` while the text kept and
+/// rendered still holds the newline: whitespace and control characters are refused before
+/// parsing, and so are `"` and `\` (a URL carries them percent-encoded), so the text is
+/// rendered, masked and matched exactly as written.
+pub(crate) fn url_text_problem(text: &str) -> Option<&'static str> {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("contains whitespace or a control character (a newline, a tab…)");
+    }
+    if text.contains(['"', '\\']) {
+        return Some("contains '\"' or '\\' (percent-encode them)");
+    }
+    None
 }
 
 /// A `host:port` address: a host name or IP (IPv6 in brackets) and a port 1-65535.
@@ -284,6 +362,62 @@ mod tests {
             let err = secret_value(&name, "bad value with spaces 'and quotes'").unwrap_err();
             assert!(err.value.is_none(), "{name}: {err}");
             assert!(!err.to_string().contains("spaces"), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn values_are_stored_as_every_reader_reads_them() {
+        let stored = |name: &SecretName, value: &str| secret_value(name, value).unwrap();
+        assert_eq!(stored(&SecretName::LIVEKIT_VERSION, "1.7.2 "), "1.7.2");
+        assert_eq!(
+            stored(&SecretName::LIVEKIT_NODE_IP, " 10.0.0.1 "),
+            "10.0.0.1"
+        );
+        assert_eq!(
+            stored(&SecretName::LIVEKIT_SHA256, &"AB".repeat(32)),
+            "ab".repeat(32)
+        );
+        assert_eq!(stored(&SecretName::LIVEKIT_ROTATION_GRACE, " 0060"), "60");
+        assert_eq!(
+            stored(&SecretName::LIVEKIT_REDIS_ADDRESS, "h:6379 "),
+            "h:6379"
+        );
+        // The typed readers read the stored text as they read the given one.
+        for (name, given) in [
+            (SecretName::LIVEKIT_VERSION, " v1.7.2"),
+            (SecretName::LIVEKIT_NODE_IP, "10.0.0.1,2001:db8::1 "),
+        ] {
+            let once = stored(&name, given);
+            assert_eq!(stored(&name, &once), once, "{name} is not idempotent");
+        }
+    }
+
+    #[test]
+    fn a_huge_value_is_refused_without_being_echoed() {
+        let huge = "1".repeat(10 << 20);
+        for name in KNOWN.iter().map(|k| &k.name) {
+            let err = secret_value(name, &huge).unwrap_err().to_string();
+            assert!(err.len() < 300, "{name}: {} bytes", err.len());
+        }
+        // Under the store's 4096-byte bound the typed parser speaks, clipped.
+        let long = "1".repeat(4000);
+        let err = secret_value(&SecretName::LIVEKIT_NODE_IP, &long).unwrap_err();
+        assert!(err.to_string().len() < 300, "{err}");
+    }
+
+    #[test]
+    fn the_descriptions_say_the_unit_the_validator_wants() {
+        for k in KNOWN {
+            let unix = secret_value(&k.name, "1767225600").is_ok();
+            let rfc3339 = secret_value(&k.name, "2026-01-01T00:00:00Z").is_ok();
+            if unix && !rfc3339 && k.name.as_str().starts_with("LIVEKIT_ROTATION_") {
+                assert!(
+                    k.description.contains("seconds") && !k.description.contains("RFC 3339"),
+                    "{}: {}",
+                    k.name,
+                    k.description
+                );
+            }
         }
     }
 

@@ -52,7 +52,18 @@ pub fn units(ctx: &Ctx, args: &UnitsArgs) -> Result<Exit, CliError> {
         state: ctx.state.root().to_owned(),
         user: args.user.clone(),
         backend: config.settings.backend_command.is_some(),
-    });
+    })
+    .map_err(|e| {
+        CliError::msg(
+            e.to_string(),
+            Some(
+                "nothing was written; pass --user a plain user name (or leave it out to run as \
+                 root), and use a state directory and install paths without control characters, \
+                 quotes or backslashes"
+                    .to_owned(),
+            ),
+        )
+    })?;
     match &args.out_dir {
         Some(dir) => {
             for unit in &units {

@@ -5,6 +5,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
+use livekit_provision::admin::WhenLive;
 use livekit_provision::rotate::{self, Epoch, RotateAction, Schedule, ScheduleParam};
 use livekit_provision::store::{KNOWN, known_names_hint};
 use livekit_provision::{EnsureOptions, SecretName, local_addresses};
@@ -20,7 +21,14 @@ pub fn run(ctx: &Ctx, cmd: SecretsCommand) -> Result<Exit, CliError> {
     match cmd {
         SecretsCommand::List => list(ctx),
         SecretsCommand::Get { name } => get(ctx, &name),
-        SecretsCommand::Set { name, value } => set(ctx, &name, &value),
+        SecretsCommand::Set { name, value, force } => {
+            let when_live = if force {
+                WhenLive::Replace
+            } else {
+                WhenLive::Refuse
+            };
+            set(ctx, &name, &value, when_live)
+        }
         SecretsCommand::Rotate(args) => rotate(ctx, &args),
     }
 }
@@ -79,7 +87,7 @@ fn get(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
     }
 }
 
-fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
+fn set(ctx: &Ctx, name: &str, value: &str, when_live: WhenLive) -> Result<Exit, CliError> {
     let name = parse_known_name(name)?;
     let value = if value == "-" {
         let mut line = String::new();
@@ -101,6 +109,7 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<Exit, CliError> {
         store.as_ref(),
         name.as_str(),
         &value,
+        when_live,
         ctx.lock_waiter(),
     )?;
     let result = SecretsSetResult {

@@ -1,10 +1,14 @@
 //! The bad-input suite: kinds of bad input at every entrance of the CLI (flags, files, the
-//! environment, store contents), each on a converged node. Every case must exit non-zero with an
-//! `error:` line naming the input, never panic, and leave the state directory — published
-//! files, generations and the stored secrets — byte-for-byte as it was. (The daemon's RPC
-//! parameters have their own table in the daemon's tests.)
+//! environment, store contents, unit rendering), each on a converged node. Every case must exit
+//! non-zero with an `error` naming the input, never panic, never hang (a FIFO in place of a
+//! file), print no secret of the store, and leave the state directory — published files,
+//! generations and the stored secrets — byte-for-byte as it was. (The daemon's RPC parameters
+//! have their own table in the daemon's tests.)
 
-use crate::support::Node;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{Node, finish};
 
 /// Where the bad input enters.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +23,12 @@ enum Door {
     StoreFile(&'static str),
     /// An environment variable.
     Env(&'static str, &'static str),
+    /// A FIFO (named pipe) in place of a file of the state directory: nothing may block on it.
+    Fifo(&'static str),
+    /// A file of the state directory replaced by a symlink (to a device, …).
+    Link(&'static str, &'static str),
+    /// A value of this many bytes of `1` written straight into the file store.
+    StoredHuge(&'static str, usize),
 }
 
 struct Case {
@@ -34,7 +44,7 @@ const fn case(door: Door, args: &'static [&'static str], names: &'static str) ->
     Case { door, args, names }
 }
 
-use Door::{Env, File, Flags, StoreFile, Stored};
+use Door::{Env, Fifo, File, Flags, Link, StoreFile, Stored, StoredHuge};
 
 const CASES: &[Case] = &[
     // --- flags -------------------------------------------------------------------------------
@@ -232,7 +242,120 @@ const CASES: &[Case] = &[
     ),
     case(Flags, &["no-such-command"], "no-such-command"),
     case(Flags, &["ensure", "--no-such-flag"], "--no-such-flag"),
+    // Round 3 (issue 24).
+    case(
+        Flags,
+        &["secrets", "rotate", "--grace", "1000000000y", "--yes"],
+        "--grace",
+    ),
+    case(
+        Flags,
+        &[
+            "secrets",
+            "set",
+            "LIVEKIT_NODE_IP",
+            "10.0.0.1\nExecStartPre=/bin/id",
+        ],
+        "LIVEKIT_NODE_IP",
+    ),
+    case(
+        Flags,
+        &[
+            "secrets",
+            "set",
+            "LIVEKIT_ROTATION_GRACE_UNTIL",
+            "2026-01-01T00:00:00Z",
+        ],
+        "LIVEKIT_ROTATION_GRACE_UNTIL",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_SHA256", "0123"],
+        "LIVEKIT_SHA256",
+    ),
+    // The live pair is changed by `secrets rotate`, not replaced at once.
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_API_SECRET", PLANTED_SECRET],
+        "secrets rotate",
+    ),
+    case(
+        Flags,
+        &["secrets", "set", "LIVEKIT_API_KEY", "APIreplaced"],
+        "secrets rotate",
+    ),
+    // --- unit rendering (`units`, flags into systemd syntax) ---------------------------------
+    case(
+        Flags,
+        &["units", "--user", "livekit\nExecStartPre=/bin/sh -c id"],
+        "--user",
+    ),
+    case(Flags, &["units", "--user", ""], "--user"),
+    case(Flags, &["units", "--user", "a b"], "--user"),
+    case(Flags, &["units", "--user=-rf"], "--user"),
+    case(Flags, &["--livekit-bin", "/", "check"], "is a directory"),
     // --- provision.yaml ----------------------------------------------------------------------
+    case(
+        File(
+            "provision.yaml",
+            "webhook:\n  urls: [\"https://h/x\\nExecStart=/bin/id\"]\n",
+        ),
+        &["ensure"],
+        "webhook.urls",
+    ),
+    case(
+        File(
+            "provision.yaml",
+            "webhook:\n  urls: [\"https://h/a\\tb\"]\n",
+        ),
+        &["render"],
+        "webhook.urls",
+    ),
+    case(
+        File(
+            "provision.yaml",
+            "webhook:\n  urls: [\"https://h/\\\"x\"]\n",
+        ),
+        &["check"],
+        "webhook.urls",
+    ),
+    case(
+        File("provision.yaml", "release_url: \"https://h/x\\ny\"\n"),
+        &["ensure"],
+        "release_url",
+    ),
+    case(
+        File("provision.yaml", "livekit_bin: /\n"),
+        &["check"],
+        "is a directory",
+    ),
+    case(
+        File(
+            "provision.yaml",
+            "livekit_bin: /nonexistent/livekit-server\n",
+        ),
+        &["check"],
+        "does not exist",
+    ),
+    case(Fifo("provision.yaml"), &["ensure"], "FIFO"),
+    case(Fifo("provision.yaml"), &["check"], "FIFO"),
+    case(Fifo("provision.yaml"), &["render"], "FIFO"),
+    case(
+        Link("provision.yaml", "/dev/zero"),
+        &["ensure"],
+        "character device",
+    ),
+    case(
+        Link("provision.yaml", "/dev/zero"),
+        &["check"],
+        "character device",
+    ),
+    case(Fifo("extra.yaml"), &["ensure"], "FIFO"),
+    case(
+        Link("extra.yaml", "/dev/zero"),
+        &["render"],
+        "character device",
+    ),
     case(File("provision.yaml", "port: 0\n"), &["ensure"], "port"),
     case(File("provision.yaml", "port: 70000\n"), &["ensure"], "port"),
     case(
@@ -417,6 +540,61 @@ const CASES: &[Case] = &[
         "secrets.json",
     ),
     case(StoreFile("{not json"), &["secrets", "list"], "secrets.json"),
+    case(Fifo("secrets.json"), &["ensure"], "FIFO"),
+    case(Fifo("secrets.json"), &["check"], "FIFO"),
+    case(Fifo("secrets.json"), &["secrets", "list"], "FIFO"),
+    case(
+        Fifo("secrets.json"),
+        &["secrets", "set", "LIVEKIT_VERSION", "1.7.2"],
+        "FIFO",
+    ),
+    case(
+        Link("secrets.json", "/dev/zero"),
+        &["ensure"],
+        "character device",
+    ),
+    // 10 MB: secrets.json itself is over the reader's cap, and refused by name.
+    case(
+        StoredHuge("LIVEKIT_NODE_IP", 10 << 20),
+        &["ensure"],
+        "secrets.json",
+    ),
+    // 3 MB: the file is read, the value is refused by name, and not echoed.
+    case(
+        StoredHuge("LIVEKIT_NODE_IP", 3 << 20),
+        &["ensure"],
+        "LIVEKIT_NODE_IP",
+    ),
+    case(
+        StoredHuge("LIVEKIT_NODE_IP", 4000),
+        &["ensure"],
+        "LIVEKIT_NODE_IP",
+    ),
+    case(
+        StoredHuge("LIVEKIT_VERSION", 5000),
+        &["check"],
+        "LIVEKIT_VERSION",
+    ),
+    case(
+        Stored("LIVEKIT_VERSION", "1.7.2\nExecStart=/bin/id"),
+        &["ensure"],
+        "LIVEKIT_VERSION",
+    ),
+    case(
+        Stored("LIVEKIT_ROTATION_DEADLINE", "tomorrow"),
+        &["secrets", "rotate", "--yes"],
+        "LIVEKIT_ROTATION_DEADLINE",
+    ),
+    case(
+        Stored("LIVEKIT_API_SECRET_PREVIOUS", "short"),
+        &["ensure"],
+        "LIVEKIT_API_SECRET_PREVIOUS",
+    ),
+    case(
+        Stored("LIVEKIT_ROTATION_GRACE_UNTIL", "2026-01-01T00:00:00Z"),
+        &["secrets", "rotate", "--yes"],
+        "LIVEKIT_ROTATION_GRACE_UNTIL",
+    ),
     // --- environment ---------------------------------------------------------------------------
     case(
         Env("LIVEKIT_PROVISION_SECRETS", "ftp://x"),
@@ -433,7 +611,23 @@ const CASES: &[Case] = &[
         &["install", "--version", "1.7.2"],
         "ftp://x",
     ),
+    case(
+        Env("LIVEKIT_PROVISION_RELEASE_URL", "https://h/x\ny"),
+        &["install", "--version", "1.7.2"],
+        "control character",
+    ),
+    case(
+        Env("LIVEKIT_PROVISION_SECRETS", "redis://u:pw@h:0/0"),
+        &["ensure"],
+        "redis://",
+    ),
 ];
+
+/// A valid API secret, refused by `secrets set` because a live one is stored.
+const PLANTED_SECRET: &str = "PlantedSecretPlantedSecretPlantedSecret42";
+
+/// How long one case may run before it counts as hung (and is killed by its pid).
+const HANG: Duration = Duration::from_secs(120);
 
 #[test]
 fn every_kind_of_bad_input_is_refused_by_name_and_changes_nothing() {
@@ -448,7 +642,10 @@ fn every_kind_of_bad_input_is_refused_by_name_and_changes_nothing() {
         CASES.len(),
         CASES.len() - failures.len()
     );
-    assert!(CASES.len() >= 60, "the suite must cover at least 60 kinds");
+    assert!(
+        CASES.len() >= 110,
+        "the suite must cover at least 110 kinds"
+    );
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
@@ -460,18 +657,38 @@ fn every_kind_of_bad_input_is_refused_by_name_and_changes_nothing() {
 
 fn run_case(c: &Case) -> Result<(), String> {
     let node = Node::converged();
+    let plant = |name: &str, value: String| {
+        let mut store = node.store();
+        store.insert(name.to_owned(), value);
+        std::fs::write(
+            node.path("secrets.json"),
+            serde_json::to_string(&store).unwrap(),
+        )
+        .unwrap();
+    };
+    // Every secret the store holds, before the case changes it: none may be printed.
+    let secrets: Vec<String> = node
+        .store()
+        .into_iter()
+        .filter(|(name, _)| name.contains("SECRET") || name.contains("PASSWORD"))
+        .map(|(_, value)| value)
+        .chain([PLANTED_SECRET.to_owned()])
+        .collect();
     match c.door {
         File(rel, text) => std::fs::write(node.path(rel), text).unwrap(),
-        Stored(name, value) => {
-            let mut store = node.store();
-            store.insert(name.to_owned(), value.to_owned());
-            std::fs::write(
-                node.path("secrets.json"),
-                serde_json::to_string(&store).unwrap(),
-            )
-            .unwrap();
-        }
+        Stored(name, value) => plant(name, value.to_owned()),
+        StoredHuge(name, len) => plant(name, "1".repeat(len)),
         StoreFile(text) => std::fs::write(node.path("secrets.json"), text).unwrap(),
+        Fifo(rel) => {
+            let path = node.path(rel);
+            let _ = std::fs::remove_file(&path);
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        }
+        Link(rel, target) => {
+            let path = node.path(rel);
+            let _ = std::fs::remove_file(&path);
+            std::os::unix::fs::symlink(target, &path).unwrap();
+        }
         Flags | Env(..) => {}
     }
     let before = node.listing();
@@ -479,25 +696,55 @@ fn run_case(c: &Case) -> Result<(), String> {
     if let Env(name, value) = c.door {
         cmd.env(name, value);
     }
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let code = out.status.code();
-    if code == Some(0) || code.is_none() {
-        return Err(format!(
-            "exit {code:?}, expected a refusal; stderr: {stderr}"
-        ));
+    let out = run_bounded(&mut cmd)?;
+    let output = format!("{}{}", out.stdout, out.stderr);
+    let code = out.code;
+    if code == 0 || code == -1 {
+        return Err(format!("exit {code}, expected a refusal; output: {output}"));
     }
-    if stderr.contains("panicked") {
-        return Err(format!("panicked: {stderr}"));
+    if output.contains("panicked") {
+        return Err(format!("panicked: {output}"));
     }
-    if !stderr.contains("error") {
-        return Err(format!("no error line: {stderr}"));
+    if !output.contains("error") {
+        return Err(format!("no error line: {output}"));
     }
-    if !stderr.contains(c.names) {
-        return Err(format!("the error does not name {:?}: {stderr}", c.names));
+    if !output.contains(c.names) {
+        return Err(format!("the output does not name {:?}: {output}", c.names));
+    }
+    if let Some(secret) = secrets.iter().find(|s| output.contains(s.as_str())) {
+        return Err(format!("a secret ({} bytes) was printed", secret.len()));
+    }
+    // A refused value is named, never echoed whole (a 10 MB value is not 10 MB of stderr).
+    if output.len() > 16 * 1024 {
+        return Err(format!("{} bytes of output", output.len()));
     }
     if node.listing() != before {
-        return Err(format!("the state directory changed; stderr: {stderr}"));
+        return Err(format!("the state directory changed; output: {output}"));
     }
     Ok(())
+}
+
+/// Run `cmd` to its end, or kill it by its pid after [`HANG`]: a case that blocks (on a FIFO)
+/// fails instead of hanging the suite.
+fn run_bounded(cmd: &mut std::process::Command) -> Result<crate::support::Out, String> {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let hung = finished.recv_timeout(HANG).is_err();
+        if hung {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        hung
+    });
+    let out = finish(child);
+    let _ = done.send(());
+    if watchdog.join().unwrap() {
+        return Err(format!("hung: killed after {HANG:?}"));
+    }
+    Ok(out)
 }

@@ -143,3 +143,70 @@ fn check_finds_a_world_readable_secret_file() {
     );
     assert_eq!(out.code, 1, "{out}");
 }
+
+/// Issue 24, item 3: a webhook URL's credentials are masked by `render` and `--json render` as
+/// every other secret is (the one rule of `redact`), and written in clear only to the file.
+#[test]
+fn render_masks_the_credentials_of_a_webhook_url() {
+    let node = Node::converged();
+    std::fs::write(
+        node.path("provision.yaml"),
+        "webhook:\n  urls: [\"https://hookuser:Hunter2Pass@hooks.example/lk?token=QueryToken9\"]\n",
+    )
+    .unwrap();
+    for args in [&["render"][..], &["--json", "render"]] {
+        let out = node.run(args).ok();
+        let shown = format!("{}{}", out.stdout, out.stderr);
+        for secret in ["Hunter2Pass", "hookuser", "QueryToken9"] {
+            assert!(!shown.contains(secret), "{args:?} shows {secret}: {shown}");
+        }
+        assert!(shown.contains("hooks.example/lk"), "{args:?}: {shown}");
+    }
+    node.run(&["ensure"]).ok();
+    assert!(node.read("livekit.yaml").contains("Hunter2Pass"));
+}
+
+/// Issue 24, items 2 and 11: what `check` finds about the node's own files `ensure` reports as
+/// warnings (it still succeeds): a secrets.json open to others, a `livekit_bin` that is a
+/// directory, a missing Redis TLS CA file.
+#[test]
+fn ensure_warns_of_what_check_finds() {
+    let node = Node::converged();
+    std::fs::set_permissions(
+        node.path("secrets.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(
+        node.path("provision.yaml"),
+        "livekit_bin: /\nredis_address: 127.0.0.1:1\nredis_tls: true\nredis_tls_ca_cert_file: /nonexistent/ca.pem\n",
+    )
+    .unwrap();
+    let check: serde_json::Value =
+        serde_json::from_str(&node.run(&["--json", "check"]).expect_code(1).stdout).unwrap();
+    let found = codes(&check);
+    for code in ["permissions", "binary-missing", "redis-tls-unreadable"] {
+        assert!(
+            found.iter().any(|c| c == code),
+            "check lacks {code}: {found:?}"
+        );
+    }
+    let out = node.run(&["--json", "ensure"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let warned: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == "check")
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    for code in ["permissions", "binary-missing", "redis-tls-unreadable"] {
+        assert!(
+            warned.contains(&code),
+            "ensure did not warn of {code}: {warned:?}"
+        );
+    }
+    let human = node.run(&["ensure"]).ok();
+    assert!(human.stderr.contains("is a directory"), "{human}");
+    assert!(human.stderr.contains("chmod 600"), "{human}");
+}

@@ -286,3 +286,80 @@ fn rotate_and_set_json_are_the_rpc_results() {
     assert_eq!(result.name, "LIVEKIT_NODE_IP");
     assert!(!result.provisioning_scheduled);
 }
+
+/// Issue 24, item 9: a value is stored as every reader reads it (one validator, normalizing).
+#[test]
+fn set_stores_the_value_as_it_is_read() {
+    let node = Node::converged();
+    node.run(&["secrets", "set", "LIVEKIT_VERSION", "1.7.2 "])
+        .ok();
+    assert_eq!(node.store()["LIVEKIT_VERSION"], "1.7.2");
+    node.run(&["secrets", "set", "LIVEKIT_NODE_IP", " 10.0.0.5"])
+        .ok();
+    assert_eq!(node.store()["LIVEKIT_NODE_IP"], "10.0.0.5");
+}
+
+/// Issue 24, item 10: the live secret is not replaced by `secrets set` (every token in use would
+/// fail) unless forced; seeding an empty store, and repairing an invalid value, are allowed.
+#[test]
+fn set_of_the_live_secret_is_refused_unless_forced() {
+    let node = Node::converged();
+    let live = node.secret();
+    let new = "ReplacementSecretReplacementSecret0123456";
+    let out = node
+        .run(&["secrets", "set", "LIVEKIT_API_SECRET", new])
+        .expect_code(1);
+    assert!(out.stderr.contains("secrets rotate"), "{out}");
+    assert!(
+        !out.stderr.contains(new) && !out.stderr.contains(&live),
+        "{out}"
+    );
+    assert_eq!(node.secret(), live);
+    node.run(&["secrets", "set", "LIVEKIT_API_SECRET", &live])
+        .ok();
+    node.run(&["secrets", "set", "--force", "LIVEKIT_API_SECRET", new])
+        .ok();
+    assert_eq!(node.secret(), new);
+    // A fresh node: nothing is live yet, the value seeds it.
+    let fresh = Node::new();
+    fresh
+        .run(&["secrets", "set", "LIVEKIT_API_KEY", "APIseeded"])
+        .ok();
+    fresh.run(&["ensure"]).ok();
+    assert_eq!(fresh.key(), "APIseeded");
+}
+
+/// Issue 24: the CLI door agrees with the others. For every name of the contract and every
+/// sample value, `secrets set --force` accepts exactly what `admin::validate_setting` accepts
+/// (the rule the RPC and the store readers apply, `tests/it/doors.rs` of the core and the
+/// daemon's `rpc.rs`), and stores what `validate::secret_value` returns.
+#[test]
+fn secrets_set_agrees_with_the_rpc_and_the_store_for_every_name() {
+    use livekit_provision::store::KNOWN;
+    use livekit_provision::validate;
+
+    let node = Node::new();
+    let mut checked = 0;
+    for known in KNOWN {
+        let name = known.name.as_str();
+        for value in validate::door_samples() {
+            let out = node.run(&["secrets", "set", "--force", name, &value]);
+            let accepts = livekit_provision::admin::validate_setting(name, &value).is_ok();
+            assert_eq!(out.code == 0, accepts, "{name} = {value:?}: {out}");
+            if accepts {
+                assert_eq!(
+                    node.store()[name],
+                    validate::secret_value(&known.name, &value).unwrap(),
+                    "{name} = {value:?}"
+                );
+            } else {
+                assert!(out.stderr.contains(name), "{out}");
+                if known.is_secret {
+                    assert!(value.len() < 8 || !out.stderr.contains(&value), "{out}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= KNOWN.len() * 30, "{checked} pairs checked");
+}

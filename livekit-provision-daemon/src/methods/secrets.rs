@@ -25,6 +25,11 @@ pub(super) fn set(
         store.as_ref(),
         &params.name,
         &params.value,
+        if params.force {
+            livekit_provision::admin::WhenLive::Replace
+        } else {
+            livekit_provision::admin::WhenLive::Refuse
+        },
         lock_wait,
     )
     .map_err(|e| admin_failed(&e))?;

@@ -83,6 +83,10 @@ pub struct SecretsSetParams {
     /// Its value (one line; validated as `ensure` validates it). Never echoed or logged.
     #[serde(deserialize_with = "secret_text")]
     pub value: String,
+    /// Replace the live `LIVEKIT_API_KEY` or `LIVEKIT_API_SECRET` at once (every token in use
+    /// then fails). Without it, changing either is refused: `secrets.rotate` is the safe way.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// A string parameter that may be a secret: a value of another JSON type is refused naming only
@@ -110,6 +114,7 @@ impl fmt::Debug for SecretsSetParams {
         f.debug_struct("SecretsSetParams")
             .field("name", &self.name)
             .field("value", &"****")
+            .field("force", &self.force)
             .finish()
     }
 }

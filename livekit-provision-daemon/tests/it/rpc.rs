@@ -266,6 +266,53 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
             "lines",
         ),
         ("rpc.discover", json!({"x": 1}), "`x`"),
+        // Round 3 (issue 24).
+        (
+            "token.create",
+            json!({"identity": "a", "grants": {"roomJoin": true, "roomjoin": true, "room": "r"}}),
+            "roomjoin",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_API_SECRET", "value": "hunter2hunter2hunter2hunter2hunter2hunter2"}),
+            "is live",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_API_KEY", "value": "APIhunter2"}),
+            "is live",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_NODE_IP", "value": "1".repeat(5000)}),
+            "LIVEKIT_NODE_IP",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_NODE_IP", "value": "10.0.0.1\nExecStartPre=/bin/id"}),
+            "LIVEKIT_NODE_IP",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_ROTATION_GRACE_UNTIL", "value": "2026-01-01T00:00:00Z"}),
+            "LIVEKIT_ROTATION_GRACE_UNTIL",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_VERSION", "value": "1.7.2", "forse": true}),
+            "forse",
+        ),
+        (
+            "secrets.set",
+            json!({"name": "LIVEKIT_VERSION", "value": "1.7.2", "force": "yes"}),
+            "force",
+        ),
+        ("secrets.rotate", json!({"grace": "1000000000y"}), "grace"),
+        (
+            "secrets.rotate",
+            json!({"grace": 100_000_000_000_u64}),
+            "grace",
+        ),
     ];
     let watched = [
         node.state.managed(ManagedFile::LivekitYaml),
@@ -297,6 +344,9 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
                 if message.contains("hunter2") || message.contains("3141592653589793") {
                     failures.push(format!("{method}: {message:?} echoes the value"));
                 }
+                if message.len() > 1024 {
+                    failures.push(format!("{method}: a {}-byte message", message.len()));
+                }
             }
             other => failures.push(format!("{method} {params}: expected -32602, got {other:?}")),
         }
@@ -304,5 +354,53 @@ fn bad_params_are_refused_by_name_and_change_nothing() {
     assert_eq!(snapshot(), before, "a refused call changed the state");
     println!("daemon bad params: {} kinds", cases.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    drop(daemon);
+}
+
+/// Issue 24: the RPC door agrees with the others. For every name of the contract and every
+/// sample value, `secrets.set` (with `force`, so the live pair is not refused as live) accepts
+/// exactly what `admin::validate_setting` — the CLI's `secrets set` — accepts, and stores what
+/// `validate::secret_value` returns (what `ensure` reads back). The node runs no media and has no
+/// release source, so the runs the daemon schedules after each `set` touch no network.
+#[test]
+fn secrets_set_over_rpc_agrees_with_the_cli_and_the_store() {
+    use livekit_provision::store::KNOWN;
+    use livekit_provision::validate;
+
+    let node = Node::new();
+    node.settings("media_owner: external\nlivekit_bin: /nonexistent/livekit-server\n");
+    let daemon = node.start(&[]);
+    let socket = node.socket();
+    let mut checked = 0;
+    for known in KNOWN {
+        let name = known.name.as_str();
+        for value in validate::door_samples() {
+            let params = json!({"name": name, "value": value, "force": true});
+            let cli = livekit_provision::admin::validate_setting(name, &value).is_ok();
+            match call(&socket, "secrets.set", &params) {
+                Ok(_) => {
+                    assert!(cli, "{name} = {value:?}: RPC accepts, the CLI refuses");
+                    let stored: Value =
+                        serde_json::from_slice(&std::fs::read(node.state.secrets_file()).unwrap())
+                            .unwrap();
+                    assert_eq!(
+                        stored[name].as_str(),
+                        Some(
+                            validate::secret_value(&known.name, &value)
+                                .unwrap()
+                                .as_str()
+                        ),
+                        "{name} = {value:?}: stored otherwise than the store reads it"
+                    );
+                }
+                Err(ClientError::Rpc { code: -32602, .. }) => {
+                    assert!(!cli, "{name} = {value:?}: RPC refuses, the CLI accepts");
+                }
+                Err(other) => panic!("{name} = {value:?}: {other:?}"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= KNOWN.len() * 30, "{checked} pairs checked");
     drop(daemon);
 }

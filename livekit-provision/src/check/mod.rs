@@ -132,6 +132,9 @@ pub enum Code {
     TurnCertNotYetValid,
     /// The TURN certificate expires within 30 days.
     TurnCertExpiring,
+    /// A Redis TLS file of `provision.yaml` (`redis_tls_ca_cert_file`, `…_client_cert_file`,
+    /// `…_client_key_file`) cannot be read as a regular file: livekit-server cannot connect.
+    RedisTlsUnreadable,
 }
 
 /// One thing `check` found.
@@ -241,7 +244,6 @@ pub fn check(
     }
     let disk = DiskTriple::read(state);
     check_triple(state, &disk, &mut out);
-    check_permissions(state, &disk, &mut out);
     for path in debris(state, &disk.current) {
         out.add(
             Code::Debris,
@@ -262,12 +264,18 @@ pub fn check(
                 Code::ConfigInvalid,
                 Severity::Error,
                 vec![],
-                e.to_string(),
+                crate::error_chain::one_line(&e),
                 hint.as_deref(),
             );
             None
         }
     };
+    out.list.extend(node_findings(
+        state,
+        &disk,
+        config.as_ref().map(|c| &c.settings),
+        opts.livekit_bin.as_deref(),
+    ));
     if let Some(config) = &config {
         check_turn(config, opts.now, &mut out);
     }
@@ -498,6 +506,62 @@ fn parse_problem<T>(parsed: &Parsed<T>) -> Option<String> {
     }
 }
 
+/// What `check` finds about the node's own files, and `ensure` reports as warnings: a
+/// secret-bearing file open beyond its owner, an operator's `livekit_bin` that cannot run (missing,
+/// a directory, not executable), a Redis TLS file that cannot be read. `settings` is `None` when
+/// `provision.yaml` could not be loaded (only the permissions are judged then).
+pub(crate) fn node_findings(
+    state: &StateDir,
+    disk: &DiskTriple,
+    settings: Option<&crate::Settings>,
+    livekit_bin: Option<&std::path::Path>,
+) -> Vec<Finding> {
+    let mut out = Findings { list: Vec::new() };
+    check_permissions(state, disk, &mut out);
+    if let Some(settings) = settings {
+        let chosen = LivekitBinary::choose(state, settings, livekit_bin);
+        if let Some(problem) = chosen.problem() {
+            out.add(
+                Code::BinaryMissing,
+                Severity::Error,
+                vec![chosen.path.clone()],
+                problem,
+                Some("fix livekit_bin in provision.yaml (or --livekit-bin): it must name an executable file"),
+            );
+        }
+        if settings.redis_tls {
+            for path in [
+                &settings.redis_tls_ca_cert_file,
+                &settings.redis_tls_client_cert_file,
+                &settings.redis_tls_client_key_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Err(e) = crate::fsio::read_regular(path) {
+                    let hint = crate::fsio::read_hint(&e, path).unwrap_or_else(|| {
+                        format!(
+                            "fix the path in provision.yaml, or make {} readable by this user",
+                            crate::shell::quote(path)
+                        )
+                    });
+                    out.add(
+                        Code::RedisTlsUnreadable,
+                        Severity::Error,
+                        vec![path.clone()],
+                        format!(
+                            "the Redis TLS file {} cannot be read: {e}; livekit-server cannot connect to its Redis",
+                            path.display()
+                        ),
+                        Some(&hint),
+                    );
+                }
+            }
+        }
+    }
+    out.list
+}
+
 fn check_permissions(state: &StateDir, disk: &DiskTriple, out: &mut Findings) {
     let mut files: Vec<(PathBuf, u32)> = Vec::new();
     for file in ManagedFile::ALL {
@@ -721,16 +785,8 @@ fn check_binary(
     };
     let chosen = LivekitBinary::choose(state, settings, opts.livekit_bin.as_deref());
     if chosen.source != BinarySource::Installed {
-        // The operator's own binary: never downloaded, so no version to compare; it must exist.
-        if !chosen.path.exists() {
-            out.add(
-                Code::BinaryMissing,
-                Severity::Error,
-                vec![chosen.path.clone()],
-                format!("livekit-server {} does not exist", chosen.path.display()),
-                Some("fix livekit_bin in provision.yaml (or --livekit-bin)"),
-            );
-        }
+        // The operator's own binary: never downloaded, so no version to compare; whether it
+        // can run at all is one of the `node_findings`.
         return;
     }
     let bin = chosen.path;

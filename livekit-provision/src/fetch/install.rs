@@ -154,7 +154,7 @@ fn read_manifest(
     version: &LivekitVersion,
 ) -> Result<InstallManifest, FetchError> {
     let path = manifest_path(state, version);
-    let text = std::fs::read(&path).map_err(io_error("read", &path))?;
+    let text = crate::fsio::read_regular(&path).map_err(io_error("read", &path))?;
     serde_json::from_slice(&text).map_err(|source| FetchError::Manifest { path, source })
 }
 

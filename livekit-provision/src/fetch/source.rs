@@ -40,6 +40,9 @@ impl ReleaseBase {
             url: redact::text(text),
             reason: reason.to_owned(),
         };
+        if let Some(problem) = crate::validate::url_text_problem(text) {
+            return Err(refuse(problem));
+        }
         let url = Url::parse(text).map_err(|e| refuse(&format!("is not a URL ({e})")))?;
         match url.scheme() {
             "https" | "http" => {

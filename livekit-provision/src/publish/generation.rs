@@ -12,8 +12,7 @@
 //! a killed writer's debris.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -285,13 +284,8 @@ fn inspect_fixed(
 }
 
 fn read_with_mode(path: &Path) -> io::Result<(Contents, u32)> {
-    let mut file = File::open(path)?;
-    let meta = file.metadata()?;
-    // Sized from the one `fstat` (`File::read_to_end` would ask the kernel again); one byte
-    // more, so a file that did not grow ends with a single empty read.
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-    io::Read::take(&mut file, u64::MAX).read_to_end(&mut bytes)?;
-    Ok((Contents(bytes), meta.mode() & 0o7777))
+    let (bytes, meta) = crate::fsio::read_with_metadata(path)?;
+    Ok((Contents(bytes.to_vec()), meta.mode() & 0o7777))
 }
 
 /// Whether `target` of a link in `root` stays inside `root`, judged on the path text alone

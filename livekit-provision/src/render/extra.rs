@@ -20,11 +20,11 @@ const MANAGED: &[(&str, &str)] = &[
     ("port", "set `port` in provision.yaml instead"),
     (
         "keys",
-        "API keys come from the secret store: use `livekit-provision secrets set LIVEKIT_API_KEY` / `LIVEKIT_API_SECRET`, or `secrets rotate`",
+        "API keys come from the secret store: change them with `livekit-provision secrets rotate` (or seed a new node with `secrets set LIVEKIT_API_KEY` / `LIVEKIT_API_SECRET` before its first ensure)",
     ),
     (
         "key_file",
-        "API keys come from the secret store: use `livekit-provision secrets set LIVEKIT_API_KEY` / `LIVEKIT_API_SECRET`",
+        "API keys come from the secret store: change them with `livekit-provision secrets rotate` (or seed a new node with `secrets set LIVEKIT_API_KEY` / `LIVEKIT_API_SECRET` before its first ensure)",
     ),
     (
         "redis",

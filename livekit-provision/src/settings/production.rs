@@ -106,6 +106,9 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
 
 /// Why `url` is not a webhook URL livekit-server can post to, if it is not.
 fn webhook_url_problem(url: &str) -> Option<&'static str> {
+    if let Some(problem) = crate::validate::url_text_problem(url) {
+        return Some(problem);
+    }
     match reqwest::Url::parse(url) {
         Err(_) => Some("is not a URL"),
         Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
@@ -206,7 +209,16 @@ mod tests {
         for (text, needle) in [
             ("webhook:\n  urls: []", "webhook.urls is empty"),
             ("webhook:\n  urls: [\"ftp://h/x\"]", "http:// or https://"),
-            ("webhook:\n  urls: [\"not a url\"]", "is not a URL"),
+            ("webhook:\n  urls: [\"not a url\"]", "whitespace"),
+            (
+                "webhook:\n  urls: [\"https://h/x\\nExecStart=/bin/sh\"]",
+                "control character",
+            ),
+            (
+                "webhook:\n  urls: [\"https://h/x\\ty\"]",
+                "control character",
+            ),
+            ("webhook:\n  urls: [\"noscheme\"]", "is not a URL"),
             ("webhook:\n  url: [\"https://h\"]", "url"),
             (
                 "webhook:\n  urls: [\"https://h\"]\n  api_key: APIx",

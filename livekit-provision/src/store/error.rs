@@ -272,7 +272,10 @@ impl crate::error_chain::Hint for StoreError {
             Self::InvalidValue { .. } => {
                 Some("values must be one non-empty line of at most 4096 bytes".to_owned())
             }
-            Self::Unavailable { .. } | Self::Io { .. } => {
+            Self::Io { path, source, .. } => crate::fsio::read_hint(source, path).or_else(|| {
+                Some("nothing was minted or changed; fix the store and run again".to_owned())
+            }),
+            Self::Unavailable { .. } => {
                 Some("nothing was minted or changed; fix the store and run again".to_owned())
             }
             Self::Permission { path, .. } => Some(format!(

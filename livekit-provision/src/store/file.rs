@@ -52,8 +52,8 @@ impl FileStore {
 
     /// Every entry in the file; empty when the file does not exist.
     fn load(&self, name: &SecretName, op: StoreOp) -> Result<Entries, StoreError> {
-        let bytes = match fs_err::read(&self.path) {
-            Ok(bytes) => Zeroizing::new(bytes),
+        let bytes = match crate::fsio::read_regular(&self.path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Entries::new()),
             Err(e) => return Err(self.io_error(name, op, &self.path, e)),
         };

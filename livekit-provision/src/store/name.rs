@@ -40,7 +40,8 @@ impl SecretName {
     pub const LIVEKIT_API_KEY_PREVIOUS: Self = Self::known("LIVEKIT_API_KEY_PREVIOUS");
     /// The API secret being rotated out, kept during the grace period.
     pub const LIVEKIT_API_SECRET_PREVIOUS: Self = Self::known("LIVEKIT_API_SECRET_PREVIOUS");
-    /// When the rotation grace period ends (the previous key is then dropped).
+    /// When the rotation grace period ends, in seconds since the Unix epoch (the previous key is
+    /// then dropped; in the past or `0`: no grace).
     pub const LIVEKIT_ROTATION_GRACE_UNTIL: Self = Self::known("LIVEKIT_ROTATION_GRACE_UNTIL");
     /// The API key staged by `secrets rotate`: listed in `livekit.yaml`, not signed with until
     /// it is promoted. Equal to `LIVEKIT_API_KEY` (or absent): nothing is staged.

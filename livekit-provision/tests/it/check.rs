@@ -488,10 +488,21 @@ fn the_livekit_bin_flag_is_the_binary_checked() {
     // Nothing installed, but the operator's own binary exists: nothing is missing.
     let own = node.state.root().join("my-livekit-server");
     std::fs::write(&own, "#!/bin/sh\n").unwrap();
-    let report = node.check_with(&CheckOptions {
-        livekit_bin: Some(own),
-        ..CheckOptions::default()
-    });
+    // Not executable yet: it cannot run (issue 24: it was called healthy, as a directory was).
+    let check_own = |path: &std::path::Path| {
+        node.check_with(&CheckOptions {
+            livekit_bin: Some(path.to_owned()),
+            ..CheckOptions::default()
+        })
+    };
+    let report = check_own(&own);
+    let f = report.with_code(Code::BinaryMissing).next().unwrap();
+    assert!(f.message.contains("not executable"), "{}", f.message);
+    let report = check_own(node.state.root());
+    let f = report.with_code(Code::BinaryMissing).next().unwrap();
+    assert!(f.message.contains("is a directory"), "{}", f.message);
+    std::fs::set_permissions(&own, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let report = check_own(&own);
     assert!(
         report.with_code(Code::BinaryMissing).next().is_none(),
         "{:#?}",

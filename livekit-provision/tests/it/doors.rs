@@ -211,3 +211,46 @@ fn the_store_is_read_by_the_same_rule_the_cli_writes_with() {
             .is_none()
     );
 }
+
+/// Issue 24: no door refuses what another accepts, and each stores what the others read. For
+/// every name of the contract and every sample value: `admin::validate_setting` (what the CLI's
+/// `secrets set` and the daemon's `secrets.set` call) accepts it exactly when `ensure` (or the
+/// rotation, for its schedule) accepts it stored as given; and what `set_setting` stores is read
+/// back by `ensure` too, and stored again unchanged (normalizing is idempotent).
+#[test]
+fn every_door_agrees_on_every_name_and_sample() {
+    let mut checked = 0;
+    for known in KNOWN {
+        let name = &known.name;
+        for value in validate::door_samples() {
+            let set = livekit_provision::admin::validate_setting(name.as_str(), &value).is_ok();
+            let stored_raw = ensure_accepts(name, &value);
+            assert_eq!(
+                set, stored_raw,
+                "{name} = {value:?}: set {set}, store {stored_raw}"
+            );
+            if set {
+                let (_tmp, state) = fresh_state();
+                let store = MemoryStore::new();
+                livekit_provision::admin::set_setting(
+                    &state,
+                    &store,
+                    name.as_str(),
+                    &value,
+                    livekit_provision::admin::WhenLive::Replace,
+                    |_| {},
+                )
+                .unwrap();
+                let stored = store.get(name).unwrap().unwrap().expose().to_owned();
+                assert!(ensure_accepts(name, &stored), "{name}: stored {stored:?}");
+                assert_eq!(
+                    validate::secret_value(name, &stored).unwrap(),
+                    stored,
+                    "{name}: normalizing {value:?} twice differs"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= KNOWN.len() * 30, "{checked} pairs checked");
+}

@@ -72,10 +72,12 @@ impl Target<'_> {
             return Ok(None);
         }
         let read = |path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| RedisError::Tls {
-                address: address.to_owned(),
-                reason: format!("cannot read {}: {e}", path.display()),
-            })
+            crate::fsio::read_regular(path)
+                .map(|bytes| bytes.to_vec())
+                .map_err(|e| RedisError::Tls {
+                    address: address.to_owned(),
+                    reason: format!("cannot read {}: {e}", path.display()),
+                })
         };
         let client_tls = match (&files.cert, &files.key) {
             (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
