@@ -342,21 +342,19 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 fn provision(shared: &Shared) -> RunOutcome {
     let config = &shared.config;
     let state = &config.state;
-    let failed = |report: ErrorReport| RunOutcome {
-        ensure: Err(RpcError::from_report(&report)),
-        failure: Some(MediaFailure::from(report)),
-        disabled: None,
-        run_by: None,
-    };
-    let store_failed = |_: &dyn std::error::Error| {
+    // A failed run asks whether the store answers (its errors do not always say).
+    let failed = |report: ErrorReport| {
         super::shared::probe_store(shared, (config.clock)());
+        RunOutcome {
+            ensure: Err(RpcError::from_report(&report)),
+            failure: Some(MediaFailure::from(report)),
+            disabled: None,
+            run_by: None,
+        }
     };
     let store = match config.store.open() {
         Ok(store) => store,
-        Err(e) => {
-            store_failed(&e);
-            return failed(ErrorReport::of(&e));
-        }
+        Err(e) => return failed(ErrorReport::of(&e)),
     };
     // The gate first: one read of LIVEKIT_VERSION; nothing is minted or written before it.
     match gate::open(config.provision, store.as_ref()) {
@@ -369,10 +367,7 @@ fn provision(shared: &Shared) -> RunOutcome {
                 run_by: None,
             };
         }
-        Err(e) => {
-            store_failed(&e);
-            return failed(ErrorReport::of(&e));
-        }
+        Err(e) => return failed(ErrorReport::of(&e)),
     }
     let on_lock_wait = |pid: Option<u32>| {
         tracing::info!(?pid, "waiting for another writer of the state directory");
@@ -391,10 +386,7 @@ fn provision(shared: &Shared) -> RunOutcome {
     // below starts from: nothing is loaded or read again.
     let Reconciled { report, snapshot } = match reconcile(state, store.as_ref(), &opts) {
         Ok(run) => run,
-        Err(e) => {
-            store_failed(&e);
-            return failed(ErrorReport::of(&e));
-        }
+        Err(e) => return failed(ErrorReport::of(&e)),
     };
     lock(&shared.store_health).ok((config.clock)());
     drop(store);

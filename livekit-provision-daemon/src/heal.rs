@@ -16,8 +16,14 @@
 //!   files are published again and the bad set held back
 //!   ([`livekit_provision::hold::take_back`]), once per bad generation; the crash history is
 //!   forgotten and the server started on the files that served.
+//! - **Its address gone**: the address it advertises (`rtc.node_ip`, as it started with it) was
+//!   on an interface of this machine and is not any more (an address removed, an interface
+//!   down, a DHCP lease lost): clients can no longer reach its media. Looked for every 2 s; a
+//!   loud error and `alert` in `status` with what to do — no restart heals it. An address that
+//!   was never local (a cloud VM's public address behind 1:1 NAT) is never alerted on.
 
-use std::time::{Instant, SystemTime};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
 
 use livekit_provision::hold;
 use livekit_provision::settings::MediaOwner;
@@ -25,7 +31,10 @@ use livekit_provision::{ErrorReport, Settings};
 
 use crate::apply::Server;
 use crate::shared::{Event, Shared, lock};
-use crate::supervise::LIVEKIT_SERVER;
+use crate::supervise::{LIVEKIT_SERVER, started};
+
+/// How often the advertised address is looked for on this machine's interfaces.
+const ADDRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// What healing remembers between ticks.
 #[derive(Debug, Default)]
@@ -34,6 +43,19 @@ pub(super) struct HealState {
     served: Option<(u32, String)>,
     /// The live generation a take-back was last tried for (tried once per generation).
     tried: Option<String>,
+    /// The address the running server advertises, as last looked for.
+    address: Option<AddressWatch>,
+}
+
+/// The running server's advertised address and what was seen of it.
+#[derive(Debug)]
+struct AddressWatch {
+    pid: u32,
+    ip: Option<IpAddr>,
+    checked: Option<Instant>,
+    /// It was on an interface of this machine at least once.
+    was_local: bool,
+    gone_since: Option<SystemTime>,
 }
 
 /// Heal livekit-server (module documentation). `true` when it answers nothing: the rest of
@@ -64,7 +86,60 @@ pub(super) fn heal(
     if server.healthy && server.reasons.is_empty() {
         served(shared, server.pid, now);
     }
+    if !settings.use_external_ip {
+        address(shared, server.pid, now);
+    }
     false
+}
+
+/// Look for the address server `pid` advertises on this machine's interfaces (every 2 s).
+fn address(shared: &Shared, pid: u32, now: SystemTime) {
+    let mut heal = lock(&shared.heal);
+    if heal.address.as_ref().map(|a| a.pid) != Some(pid) {
+        let ip = started::read(&shared.config.state, LIVEKIT_SERVER, pid)
+            .and_then(|s| s.node_ip)
+            .and_then(|ip| ip.parse().ok());
+        heal.address = Some(AddressWatch {
+            pid,
+            ip,
+            checked: None,
+            was_local: false,
+            gone_since: None,
+        });
+    }
+    let Some(watch) = heal.address.as_mut() else {
+        return;
+    };
+    if watch.checked.is_some_and(|t| t.elapsed() < ADDRESS_EVERY) {
+        return;
+    }
+    watch.checked = Some(Instant::now());
+    let Some(ip) = watch
+        .ip
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    else {
+        return;
+    };
+    let alert = if (shared.config.local_addresses)().contains(&ip) {
+        watch.was_local = true;
+        if watch.gone_since.take().is_some() {
+            tracing::info!(%ip, "the advertised address is on an interface of this machine again");
+        }
+        None
+    } else if watch.was_local {
+        let since = *watch.gone_since.get_or_insert_with(|| {
+            tracing::error!(%ip, pid, "the address livekit-server advertises (rtc.node_ip) is on no interface of this machine any more: clients cannot reach its media; set LIVEKIT_NODE_IP to an address of this machine");
+            now
+        });
+        Some(format!(
+            "it advertises {ip} (rtc.node_ip), which is on no interface of this machine since {}: clients cannot reach its media. Bring the address back, or set LIVEKIT_NODE_IP to an address of this machine (`livekit-provision secrets set LIVEKIT_NODE_IP <ip>`): the change applies at the first idle moment",
+            livekit_provision::clock::rfc3339(since)
+        ))
+    } else {
+        None
+    };
+    drop(heal);
+    lock(&shared.media).set_alert(LIVEKIT_SERVER, alert);
 }
 
 /// Record the live generation as served by `pid`, once per server and generation.
@@ -84,7 +159,7 @@ fn served(shared: &Shared, pid: u32, now: SystemTime) {
     match hold::record_served(state, &generation, now) {
         Ok(()) => heal.served = Some((pid, generation)),
         Err(e) => {
-            tracing::warn!(error = %livekit_provision::one_line(&e), "could not record the generation livekit-server serves on")
+            tracing::warn!(error = %livekit_provision::one_line(&e), "could not record the generation livekit-server serves on");
         }
     }
 }

@@ -450,6 +450,11 @@ impl Media {
             .flatten()
     }
 
+    /// Say what is wrong with `name` that no restart heals (`status` shows it as `alert`).
+    pub fn set_alert(&mut self, name: &str, alert: Option<String>) {
+        self.supervisor.set_alert(name, alert);
+    }
+
     /// Record what healing did to `name` (`status` shows it as `healed`).
     pub fn healed(&mut self, name: &str, action: String) {
         self.supervisor.record_healed(name, action);

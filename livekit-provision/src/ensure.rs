@@ -375,23 +375,10 @@ pub fn reconcile(
         warnings.push(warning.into());
     }
     let mut generation = disk.current.generation().map(|g| g.to_string());
-    // The set livekit-server crash-looped on is kept out until an input changes.
-    let held = crate::hold::holds_back(state, &rendered, opts.dry_run);
-    if let Some(held) = &held {
-        actions.retain(|a| !matches!(a, Action::WriteFile { .. }));
-        warnings.push(
-            Warning::HeldBack {
-                generation: held.generation.clone(),
-                served: held.served.clone(),
-                since: held.since.clone(),
-                reason: held.reason.clone(),
-            }
-            .into(),
-        );
-    }
+    let held = held_back(state, &rendered, opts.dry_run, &mut actions, &mut warnings);
     if let Some(lock) = &lock {
         (opts.on_phase)(Phase::Publishing);
-        if held.is_none() {
+        if !held {
             keep_unparsable(state, &disk, &mut actions, opts.now)?;
             let published = publish_rendered(state, lock, &rendered, opts, &mut actions)?;
             let changed = published.is_some();
@@ -449,6 +436,31 @@ pub fn reconcile(
             binary: chosen,
         },
     })
+}
+
+/// The set livekit-server crash-looped on is kept out until an input changes
+/// ([`crate::hold`]): when `rendered` is it, its writes leave the plan and a warning says why.
+fn held_back(
+    state: &StateDir,
+    rendered: &Rendered,
+    dry_run: bool,
+    actions: &mut Vec<Action>,
+    warnings: &mut Vec<ReportedWarning>,
+) -> bool {
+    let Some(held) = crate::hold::holds_back(state, rendered, dry_run) else {
+        return false;
+    };
+    actions.retain(|a| !matches!(a, Action::WriteFile { .. }));
+    warnings.push(
+        Warning::HeldBack {
+            generation: held.generation,
+            served: held.served,
+            since: held.since,
+            reason: held.reason,
+        }
+        .into(),
+    );
+    true
 }
 
 /// Publish `rendered` (nothing when the files already are that set), adding what was backed up

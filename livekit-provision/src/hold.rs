@@ -117,7 +117,7 @@ fn served_path(state: &StateDir) -> PathBuf {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = fsio::read_regular(path).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -163,7 +163,7 @@ pub(crate) fn holds_back(state: &StateDir, rendered: &Rendered, dry_run: bool) -
     if !dry_run {
         match fsio::remove_file(&held_path(state)) {
             Ok(()) => {
-                tracing::info!(generation = %held.generation, "the inputs changed: the held set is no longer held back")
+                tracing::info!(generation = %held.generation, "the inputs changed: the held set is no longer held back");
             }
             Err(e) => tracing::warn!(error = %e, "could not end the hold"),
         }
@@ -252,11 +252,13 @@ fn read_generation(state: &StateDir, id: GenerationId) -> Result<Rendered, HoldE
     let dir = state.generations_dir().join(id.to_string());
     let read = |file: ManagedFile| {
         let path = dir.join(file.file_name());
-        std::fs::read_to_string(&path).map_err(|source| HoldError::Io {
-            op: "read",
-            path,
-            source,
-        })
+        fsio::read_text(&path)
+            .map(|text| text.to_string())
+            .map_err(|source| HoldError::Io {
+                op: "read",
+                path,
+                source,
+            })
     };
     Ok(Rendered {
         livekit_yaml: read(ManagedFile::LivekitYaml)?,

@@ -328,7 +328,7 @@ fn status_line(s: &ProcessStatus) -> String {
         .map(|t| format!(" since {t}"))
         .unwrap_or_default();
     let mut state = match (s.condition, &s.failed) {
-        (Condition::CrashLooping, Some(why)) | (Condition::Stopped, Some(why)) => {
+        (Condition::CrashLooping | Condition::Stopped, Some(why)) => {
             format!("crash-looping{since}: {why}")
         }
         (Condition::Serving, _) => "running, healthy".to_owned(),
@@ -342,7 +342,10 @@ fn status_line(s: &ProcessStatus) -> String {
         _ => "stopped".to_owned(),
     };
     if let Some(healed) = &s.healed {
-        state.push_str(&format!("; healed at {}: {}", healed.at, healed.action));
+        state = format!("{state}; healed at {}: {}", healed.at, healed.action);
+    }
+    if let Some(alert) = &s.alert {
+        state = format!("{state}; ALERT: {alert}");
     }
     let pid = s.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
     let pending = if s.restart_pending {

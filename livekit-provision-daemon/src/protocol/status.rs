@@ -338,6 +338,7 @@ impl MediaProcess {
                 condition: crate::supervise::Condition::Stopped,
                 since: None,
                 healed: None,
+                alert: None,
             },
             error: Some(error),
             restart_reasons: Vec::new(),

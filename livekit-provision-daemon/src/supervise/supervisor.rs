@@ -89,6 +89,10 @@ pub struct ProcessStatus {
     /// crash loop), when it did.
     #[serde(default)]
     pub healed: Option<Healed>,
+    /// Something wrong that no restart can heal, with what to do (the address it advertises
+    /// is on no interface of this machine any more); `null` when nothing is.
+    #[serde(default)]
+    pub alert: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +112,8 @@ struct Entry {
     held: Option<Held>,
     /// The last healing action.
     healed: Option<Healed>,
+    /// What no restart heals ([`Supervisor::set_alert`]).
+    alert: Option<String>,
 }
 
 /// Supervises the media processes of one state directory.
@@ -459,6 +465,11 @@ impl Supervisor {
         Ok(outcome)
     }
 
+    /// Say (or, with `None`, stop saying) what is wrong with `name` that no restart heals.
+    pub fn set_alert(&mut self, name: &str, alert: Option<String>) {
+        self.entries.entry(name.to_owned()).or_default().alert = alert;
+    }
+
     /// When `name` may be started again after a crash, while it waits for that.
     pub fn next_start(&self, name: &str) -> Option<Instant> {
         let entry = self.entries.get(name)?;
@@ -534,6 +545,7 @@ impl Supervisor {
             condition,
             since: Some(livekit_provision::clock::rfc3339(held.since)),
             healed: entry.healed.clone(),
+            alert: pid.and(entry.alert.clone()),
         })
     }
 

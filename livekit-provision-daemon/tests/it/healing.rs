@@ -246,3 +246,193 @@ fn with_the_store_away_the_media_run_on_and_all_converges_when_it_returns() {
     assert_eq!(key(&node), before, "a key was minted or rotated");
     drop(daemon);
 }
+
+/// A /32 address on `lo` for the life of the guard (removed on drop, also after a failure).
+struct LoopbackAlias(String);
+
+impl LoopbackAlias {
+    fn add(ip: &str) -> Self {
+        ip_addr("add", ip);
+        Self(ip.to_owned())
+    }
+}
+
+impl Drop for LoopbackAlias {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+            .output();
+    }
+}
+
+fn ip_addr(verb: &str, ip: &str) {
+    let out = std::process::Command::new("ip")
+        .args(["addr", verb, &format!("{ip}/32"), "dev", "lo"])
+        .output()
+        .unwrap_or_else(|e| panic!("`ip` (iproute2) is needed to add and remove an address: {e}"));
+    assert!(
+        out.status.success(),
+        "ip addr {verb} {ip}/32 dev lo: {} (this test needs root with CAP_NET_ADMIN)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_advertised_address_that_leaves_the_machine_is_reported_loudly() {
+    // One address per test process, out of the way of real networks (RFC 5737 TEST-NET-3).
+    let ip = format!("203.0.113.{}", 1 + std::process::id() % 250);
+    let alias = LoopbackAlias::add(&ip);
+    let mut node = Node::with_media(&livekit_standin());
+    node.secrets(&json!({ "LIVEKIT_VERSION": "1.7.2", "LIVEKIT_NODE_IP": ip }));
+    let daemon = node.start(&[]);
+    let server = node.wait_media_healthy();
+    // Seen on an interface first (looked for every 2 s), so that it counts as gone after.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(node.livekit_status()["alert"], json!(null));
+    ip_addr("del", &ip);
+    let gone = poll("the gone address alerted", || {
+        let s = node.livekit_status();
+        s["alert"].as_str().map(str::to_owned)
+    });
+    assert!(
+        gone.contains(&format!("it advertises {ip} (rtc.node_ip)")),
+        "{gone}"
+    );
+    assert!(gone.contains("LIVEKIT_NODE_IP"), "{gone}");
+    assert!(
+        daemon
+            .stderr()
+            .contains("is on no interface of this machine any more")
+    );
+    // No restart heals it, so none is made.
+    assert_eq!(node.livekit_status()["pid"], json!(server));
+    ip_addr("add", &ip);
+    poll("the alert cleared once the address is back", || {
+        node.livekit_status()["alert"].is_null().then_some(())
+    });
+    drop(daemon);
+    drop(alias);
+}
+
+/// A small tmpfs over a directory for the life of the guard (lazily unmounted on drop, also
+/// after a failure).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("`mount` is needed to give the state directory a small disk: {e}")
+            });
+        assert!(
+            out.status.success(),
+            "mount -t tmpfs on {}: {} (this test needs root with CAP_SYS_ADMIN)",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(dir.to_owned())
+    }
+
+    /// Fill it: one file written until the disk refuses (`ENOSPC`).
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match file.write_all(&chunk) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        // Also the last few bytes.
+        while file.write_all(&[0u8; 512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[test]
+fn a_full_disk_tears_nothing_and_the_node_recovers_when_space_returns() {
+    let mut node = Node::with_media(&livekit_standin());
+    let root = node.state.root().to_owned();
+    let keep: Vec<(std::path::PathBuf, Vec<u8>)> = ["provision.yaml", "secrets.json"]
+        .iter()
+        .map(|f| (root.join(f), std::fs::read(root.join(f)).unwrap()))
+        .collect();
+    let disk = SmallDisk::mount(&root, "4m");
+    for (path, bytes) in &keep {
+        std::fs::write(path, bytes).unwrap();
+    }
+    node.secrets(&json!({ "LIVEKIT_VERSION": "1.7.2" }));
+    let daemon = node.start(&[]);
+    let server = node.wait_media_healthy();
+    let live = root.join("livekit.yaml");
+    let before = std::fs::read_to_string(&live).unwrap();
+    let generation = live_generation(&node);
+    // A change to publish, then no space left for it.
+    node.add_settings("log_level: debug\n");
+    let filler = disk.fill();
+    let refused = call(&node.socket(), "ensure", &json!({})).unwrap_err();
+    assert!(
+        refused.to_string().contains("No space left on device"),
+        "{refused}"
+    );
+    // Nothing torn: the live set is the one before, whole; the media untouched; the daemon
+    // answers and says why.
+    assert_eq!(std::fs::read_to_string(&live).unwrap(), before);
+    assert_eq!(live_generation(&node), generation);
+    let status = call(&node.socket(), "status", &json!({})).unwrap();
+    assert_eq!(status["provisioning"]["state"], json!("failed"), "{status}");
+    assert!(
+        status["provisioning"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No space left on device"),
+        "{}",
+        status["provisioning"]
+    );
+    assert_eq!(node.livekit_status()["pid"], json!(server));
+    // Space returns: the daemon retries by itself and publishes; the change applies at idle.
+    std::fs::remove_file(filler).unwrap();
+    poll("the change published once space returned", || {
+        (live_generation(&node) != generation).then_some(())
+    });
+    assert!(
+        std::fs::read_to_string(&live)
+            .unwrap()
+            .contains("level: debug")
+    );
+    let next = poll("livekit-server on the new files", || {
+        let s = node.livekit_status();
+        let p = u32::try_from(s["pid"].as_u64()?).ok()?;
+        (p != server && s["condition"] == "serving").then_some(p)
+    });
+    node.media_pids.push(next);
+    let status = call(&node.socket(), "status", &json!({})).unwrap();
+    assert_eq!(status["provisioning"]["state"], json!("ready"), "{status}");
+    drop(daemon);
+    // The media first (they hold their log open on the small disk), then the disk.
+    for pid in std::mem::take(&mut node.media_pids) {
+        let _ = kill(Pid::from_raw(pid.cast_signed()), Signal::SIGKILL);
+    }
+    drop(disk);
+}

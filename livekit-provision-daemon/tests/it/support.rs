@@ -303,9 +303,9 @@ pub fn backend_standin() -> PathBuf {
 
 /// The stand-in binary `name`, next to the daemon's; built when missing.
 fn standin(name: &str) -> PathBuf {
-    let path = Path::new(DAEMON).with_file_name(name);
     // Built once per test run, even when present: a stale stand-in would test old behaviour.
     static BUILT: OnceLock<()> = OnceLock::new();
+    let path = Path::new(DAEMON).with_file_name(name);
     BUILT.get_or_init(|| cargo_build(&["-p", "livekit-provision-standins", "--bins"]));
     assert!(path.exists(), "{} is missing", path.display());
     path

@@ -664,7 +664,7 @@ fn environ_names(pid: u32) -> Vec<String> {
 }
 
 #[test]
-fn repeated_start_failures_mark_the_process_failed_until_reset() {
+fn repeated_start_failures_crash_loop_until_the_longest_backoff_or_a_reset() {
     let node = Node::with_config(|port| format!("port: {port}\n"));
     let policy = RestartPolicy {
         max_crashes: 2,
@@ -686,15 +686,26 @@ fn repeated_start_failures_mark_the_process_failed_until_reset() {
     ));
     let later = t0 + Duration::from_secs(1);
     sup.ensure_running(&spec, later).unwrap_err();
-    let Ensured::Failed { reason } = sup.ensure_running(&spec, later).unwrap() else {
-        panic!("expected Failed");
+    let Ensured::CrashLooping { reason, retry_at } = sup.ensure_running(&spec, later).unwrap()
+    else {
+        panic!("expected CrashLooping");
     };
     assert!(reason.contains("one of key-file or keys"), "{reason}");
+    assert_eq!(retry_at, later + policy.max_backoff);
     let status = sup.status(LIVEKIT_SERVER).unwrap();
     assert!(!status.running && status.failed.is_some());
+    assert_eq!(
+        status.condition,
+        livekit_provision_daemon::supervise::Condition::CrashLooping
+    );
     sup.set_restart_pending(LIVEKIT_SERVER, true);
     assert!(sup.status(LIVEKIT_SERVER).unwrap().restart_pending);
 
+    // Bounded: tried again after the longest backoff.
+    assert!(matches!(
+        sup.ensure_running(&spec, retry_at).unwrap_err(),
+        SuperviseError::ExitedDuringStart { .. }
+    ));
     sup.reset(LIVEKIT_SERVER);
     assert!(matches!(
         sup.ensure_running(&spec, later).unwrap_err(),
