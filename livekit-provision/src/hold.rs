@@ -10,7 +10,7 @@
 //!
 //! - `run/held.json` records which generation was taken back, the digest of its three files,
 //!   the generation republished in its place, since when and why (the server's last words);
-//! - [`crate::ensure`] never publishes the held set again (a warning says why): a rerun, a
+//! - [`crate::ensure()`] never publishes the held set again (a warning says why): a rerun, a
 //!   restart of the control plane or the operator's `ensure` cannot bring the loop back;
 //! - the hold ends by itself when the files as rendered now differ from the held ones — the
 //!   operator changed an input — and those are published as usual;
@@ -152,7 +152,7 @@ pub(crate) fn digest(rendered: &Rendered) -> String {
     crate::hex::encode(&hash.finalize())
 }
 
-/// What [`crate::ensure`] does with `rendered` given the hold: `Some(held)` when `rendered` is
+/// What [`crate::ensure()`] does with `rendered` given the hold: `Some(held)` when `rendered` is
 /// the held set (not to be published); `None` otherwise, after ending a hold whose inputs
 /// changed (unless `dry_run`: then nothing is written).
 pub(crate) fn holds_back(state: &StateDir, rendered: &Rendered, dry_run: bool) -> Option<Held> {
