@@ -80,7 +80,7 @@ pub(super) fn prepare(config: DaemonConfig) -> (Arc<Shared>, mpsc::UnboundedRece
         events: events_tx,
         progress: ProgressCell::default(),
         applier: Mutex::new(super::apply::state::Applier::default()),
-        heal: Mutex::new(super::heal::HealState::default()),
+        heal: Mutex::new(super::heal::state::HealState::default()),
         store_health: Mutex::new(super::shared::StoreHealth::default()),
     });
     (shared, events)

@@ -64,7 +64,7 @@ pub(super) struct Shared {
     /// Pending changes, the node's rooms, drains and key epochs ([`super::apply`]).
     pub applier: Mutex<super::apply::state::Applier>,
     /// What self-healing remembers between ticks ([`super::heal`]).
-    pub heal: Mutex<super::heal::HealState>,
+    pub heal: Mutex<super::heal::state::HealState>,
     /// Whether the secret store answers ([`StoreHealth`]).
     pub store_health: Mutex<StoreHealth>,
 }

@@ -89,7 +89,7 @@ pub enum Warning {
     /// `ensure` too so an operator who runs only `ensure` learns of it.
     Check {
         /// The code `check` reports it under.
-        code: crate::check::Code,
+        code: crate::check::code::Code,
         /// The files involved.
         files: Vec<std::path::PathBuf>,
         /// What is wrong (never a secret value).

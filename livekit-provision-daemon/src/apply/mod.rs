@@ -59,11 +59,11 @@ use crate::supervise::{LIVEKIT_SERVER, probe_address};
 pub(super) const TICK: Duration = Duration::from_secs(1);
 
 /// What the node's livekit-server is now, for a tick.
-pub(crate) struct Server {
-    pub(crate) pid: u32,
-    pub(crate) healthy: bool,
+pub(super) struct Server {
+    pid: u32,
+    healthy: bool,
     addr: SocketAddr,
-    pub(crate) reasons: Vec<String>,
+    reasons: Vec<String>,
 }
 
 /// One tick, on a blocking thread.
@@ -79,7 +79,10 @@ pub(super) fn tick(shared: &Shared) {
         }
     };
     let server = server_now(shared, &settings);
-    if crate::heal::heal(shared, &settings, server.as_ref(), now) {
+    let serving = server
+        .as_ref()
+        .map(|s| (s.pid, s.healthy && s.reasons.is_empty()));
+    if crate::heal::heal(shared, &settings, serving, now) {
         // Hung (replaced now, or answering nothing still: every question would only wait), or
         // down.
         return;

@@ -22,51 +22,33 @@
 //!   loud error and `alert` in `status` with what to do — no restart heals it. An address that
 //!   was never local (a cloud VM's public address behind 1:1 NAT) is never alerted on.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use livekit_provision::hold;
 use livekit_provision::settings::MediaOwner;
 use livekit_provision::{ErrorReport, Settings};
 
-use crate::apply::Server;
 use crate::shared::{Event, Shared, lock};
 use crate::supervise::{LIVEKIT_SERVER, started};
+
+pub(crate) mod state;
+
+use state::AddressWatch;
 
 /// How often the advertised address is looked for on this machine's interfaces.
 const ADDRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// What healing remembers between ticks.
-#[derive(Debug, Default)]
-pub(super) struct HealState {
-    /// The server (pid) and generation last recorded as served.
-    served: Option<(u32, String)>,
-    /// The live generation a take-back was last tried for (tried once per generation).
-    tried: Option<String>,
-    /// The address the running server advertises, as last looked for.
-    address: Option<AddressWatch>,
-}
-
-/// The running server's advertised address and what was seen of it.
-#[derive(Debug)]
-struct AddressWatch {
-    pid: u32,
-    ip: Option<IpAddr>,
-    checked: Option<Instant>,
-    /// It was on an interface of this machine at least once.
-    was_local: bool,
-    gone_since: Option<SystemTime>,
-}
-
 /// Heal livekit-server (module documentation). `true` when it answers nothing: the rest of
 /// the tick is skipped.
-pub(super) fn heal(
+/// `server`: the running livekit-server's pid, and whether it serves what is on disk now
+/// (healthy, nothing pending); `None` when it does not run.
+pub(crate) fn heal(
     shared: &Shared,
     settings: &Settings,
-    server: Option<&Server>,
+    server: Option<(u32, bool)>,
     now: SystemTime,
 ) -> bool {
-    let Some(server) = server else {
+    let Some((pid, serves_the_disk)) = server else {
         crash_loop(shared, settings, now);
         return false;
     };
@@ -83,11 +65,11 @@ pub(super) fn heal(
         return true;
     }
     drop(media);
-    if server.healthy && server.reasons.is_empty() {
-        served(shared, server.pid, now);
+    if serves_the_disk {
+        served(shared, pid, now);
     }
     if !settings.use_external_ip {
-        address(shared, server.pid, now);
+        address(shared, pid, now);
     }
     false
 }
