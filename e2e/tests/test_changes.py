@@ -238,6 +238,17 @@ class Crowd:
         rx = self.call.rx
         return max(rx.worst_fresh_gap, time.monotonic() - (rx.last_fresh_at or 0.0))
 
+    async def wait_back(self, node: harness.Node, key: str, secret: str, room: str,
+                        until: float) -> tuple[list[str], float]:
+        """Until everyone is in `room` again (or `until`, monotonic): who is, and when."""
+        back: list[str] = []
+        while time.monotonic() < until:
+            back = await room_identities(node, key, secret, room)
+            if back == self.identities:
+                break
+            await asyncio.sleep(0.1)
+        return back, time.monotonic()
+
     async def leave(self) -> float:
         """Everyone leaves; when the last `disconnect()` returned."""
         self.leaving_at = time.monotonic()
@@ -624,13 +635,7 @@ def test_restart_refuses_with_a_call_and_force_rejoins(make_node, version):
         killed = time.monotonic()
         gap_drain, events_drain = crowd.call.rx.worst_fresh_gap, crowd.events()
         new, _, serving = await in_thread(harness.wait_new_server, node, first)
-        back: list[str] = []
-        while time.monotonic() - killed < 30:
-            back = await room_identities(node, key, secret, "force")
-            if back == crowd.identities:
-                break
-            await asyncio.sleep(0.1)
-        all_back = time.monotonic()
+        back, all_back = await crowd.wait_back(node, key, secret, "force", killed + 30)
         # Fresh audio through the new server (B's jitter buffer still plays ~50 ms of the old
         # one's after the kill: only audio after the new server serves counts).
         heard = await crowd.call.wait_fresh(serving, timeout=30)

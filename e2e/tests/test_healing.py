@@ -19,7 +19,7 @@ import time
 
 import harness
 from harness import figure, log
-from test_changes import Crowd, in_thread, load, room_identities
+from test_changes import Crowd, in_thread, load
 from test_scenarios import boot, provision
 
 
@@ -44,13 +44,7 @@ def test_hung_media_replaced(make_node, version):
         seen = await in_thread(node.wait_for, "livekit-server reported unresponsive", unresponsive, 30, 0.05)
         detected = time.monotonic()
         new, gone, serving = await in_thread(harness.wait_new_server, node, first, 60)
-        back: list[str] = []
-        while time.monotonic() - stopped < 60:
-            back = await room_identities(node, key, secret, "hung")
-            if back == crowd.identities:
-                break
-            await asyncio.sleep(0.1)
-        all_back = time.monotonic()
+        back, all_back = await crowd.wait_back(node, key, secret, "hung", stopped + 60)
         heard = await crowd.call.wait_fresh(serving, timeout=30)
         await asyncio.sleep(1.0)
         heard = crowd.call.rx.worst_fresh_gap_end or heard
