@@ -298,10 +298,20 @@ def test_disk_full(make_node, version, old_server_bin, workdir):
             await crowd.join(node, "full")
             before = live.read_text()
             generation = os.readlink(node.state / "current")
-            node.settings["log_level"] = "debug"
-            node.write_settings()
+            installed = binary.resolve()
             filler = node.state / "filler"
             await in_thread(_fill, filler)
+            # An install on the full disk: an older release pinned (the files do not change).
+            await in_thread(node.rpc, "secrets.set", {"name": "LIVEKIT_VERSION", "value": f"v{old}"})
+            install_failed = await in_thread(
+                node.wait_for, "the install refused",
+                lambda: "No space left on device" in str(node.rpc("status")["provisioning"]["last_error"])
+                and node.rpc("status")["provisioning"], 60, 0.2)
+            assert binary.resolve() == installed, "the binary changed on a full disk"
+            assert not list((node.state / "bin").glob(f"*{old}*")), "a partial release was left"
+            # A publish on the full disk: a setting changed.
+            node.settings["log_level"] = "debug"
+            node.write_settings()
             refused = await in_thread(node.lp, "ensure", check=False)
             said = (refused.stdout + refused.stderr).strip()
             assert refused.returncode != 0 and "No space left on device" in said, said
@@ -313,14 +323,10 @@ def test_disk_full(make_node, version, old_server_bin, workdir):
                 raise AssertionError("the daemon's ensure published on a full disk")
             except RuntimeError as e:
                 assert "No space left on device" in str(e), e
-            installed = binary.resolve()
-            await in_thread(node.rpc, "secrets.set", {"name": "LIVEKIT_VERSION", "value": f"v{old}"})
-            await asyncio.sleep(3.0)
             status = await in_thread(node.rpc, "status")
             p = status["media"]["processes"][0]
             assert p["pid"] == server and p["running"], p
-            assert binary.resolve() == installed, "the binary changed on a full disk"
-            failed = status["provisioning"]
+            failed = install_failed
             gap_full, cut_full = crowd.worst_gap(), crowd.cut()
             freed = time.monotonic()
             filler.unlink()
