@@ -341,7 +341,7 @@ def test_sentinel_failover(make_node, version, workdir, reaper, replicas):
     reads_away = {name: sorted(round(harness.parse_time(t) - int(killed_wall[0])) for t in seen
                                if int(killed_wall[0]) + 1 < harness.parse_time(t) < back_wall[0])
                   for name, seen in watch.last_ok.items()}
-    named_new = {name: all(f"Redis at 127.0.0.1:{new_master} " in e for _, e in errors)
+    named_new = {name: any(f"Redis at 127.0.0.1:{new_master} " in e for _, e in errors)
                  for name, errors in watch.store_errors.items() if errors}
     timelines = {name: [(t, row[1], row[2]) for t, row in line if len(row) > 2]
                  for name, line in watch.timeline.items()}
