@@ -1,17 +1,20 @@
 """Issue 22, item 5: Redis failover under a live fleet call.
 
-A Redis master, one replica and three sentinels (down-after-milliseconds 1000, failover-timeout
-3000), all of this test alone, started and stopped by pid. Two nodes route LiveKit through that
-Sentinel set (`redis_sentinel_master_name` + `redis_sentinel_addresses` in provision.yaml) and
-keep their secrets in it (`redis+sentinel://…`, the store's default `replicas=1`). A call runs
-across the nodes (A on node 1, B on node 2, two silent listeners, one on each); the master is
-killed (SIGKILL) mid-call. Measured: when the sentinels promoted the replica, what B hears (the
-worst gap in fresh audio), who was cut, what each node's `status` says as it goes
-(`store.reachable`, `provisioning.state`, `media.processes[].condition`), whether a new call
-across the nodes is routed through the new master, and, once the old master is back (started
-again, as its supervisor would, and turned into a replica by the sentinels), when the store
-converges. Asserted only what the product controls: livekit-server is never restarted (same
-pids), nothing is minted or rotated (same API key), the store converges.
+A Redis master, one replica (or two) and three sentinels (down-after-milliseconds 1000,
+failover-timeout 3000), all of this test alone, append-only, started and stopped by pid. Two
+nodes route LiveKit through that Sentinel set (`redis_sentinel_master_name` +
+`redis_sentinel_addresses` in provision.yaml) and keep their secrets in it
+(`redis+sentinel://…`, the store's default `replicas=1`). A call runs across the nodes (A on
+node 1, B on node 2, two silent listeners, one on each); the master is killed (SIGKILL) mid-call.
+Measured: when the sentinels promoted a replica, what B hears (the worst gap in fresh audio),
+who was cut, what each node's `status` says as it goes (`store.reachable`, `provisioning.state`,
+`media.processes[].condition`, the other node in `changes.fleet`: the fleet's reports, kept in
+the same Redis), whether a new room opened across the nodes is routed through the new master,
+and, once the old master is back (started again, as its supervisor would, and turned into a
+replica by the sentinels), when everything converges. Asserted only what the product controls,
+and what the real server does every run (nobody cut): livekit-server is never restarted (same
+pids), nothing is minted or rotated (same API key), the store follows the new master and
+converges.
 """
 
 from __future__ import annotations
@@ -192,8 +195,9 @@ class Watch(threading.Thread):
                 else:
                     p = next(p for p in status["media"]["processes"] if p["name"] == "livekit-server")
                     store = status.get("store") or {}
+                    fleet = (status.get("changes") or {}).get("fleet")
                     row = (p.get("pid"), p.get("condition"), store.get("reachable"),
-                           status["provisioning"]["state"])
+                           status["provisioning"]["state"], None if fleet is None else len(fleet))
                     self.pids[name].add(p.get("pid"))
                     if store.get("last_ok"):
                         self.last_ok[name].add(store["last_ok"])
@@ -327,7 +331,7 @@ def test_sentinel_failover(make_node, version, workdir, reaper, replicas):
     key_after = (n1.secret("LIVEKIT_API_KEY"), n2.secret("LIVEKIT_API_KEY"))
     roles = {port: rs.role(port) for port in [rs.master_port, *rs.replica_ports]}
     for name in ("n1", "n2"):
-        log(f"{name} timeline (s since the kill: pid, condition, store.reachable, provisioning): "
+        log(f"{name} timeline (s since the kill: pid, condition, store.reachable, provisioning, fleet): "
             f"{watch.timeline[name]}")
         log(f"{name} store errors: {watch.store_errors[name]}")
     log(f"sentinels named: {watch.named}")
@@ -343,7 +347,7 @@ def test_sentinel_failover(make_node, version, workdir, reaper, replicas):
                   for name, seen in watch.last_ok.items()}
     named_new = {name: any(f"Redis at 127.0.0.1:{new_master} " in e for _, e in errors)
                  for name, errors in watch.store_errors.items() if errors}
-    timelines = {name: [(t, row[1], row[2]) for t, row in line if len(row) > 2]
+    timelines = {name: [(t, row[1], row[2], row[4]) for t, row in line if len(row) > 2]
                  for name, line in watch.timeline.items()}
     figure("failover", f"Sentinel set (master :{rs.master_port}, {replicas} replica(s) {rs.replica_ports}, 3 "
                        f"sentinels, down-after 1000 ms; store replicas=1) under a call across 2 nodes (A+s0 on n1, "
@@ -356,7 +360,8 @@ def test_sentinel_failover(make_node, version, workdir, reaper, replicas):
                        f"(events {r['after'][1] or 'none'}); store unreachable after {unreachable} s, "
                        f"reachable again after {reachable_again} s; reads the store got through while the old "
                        f"master was away (s after the kill) {reads_away}; store errors name the new master "
-                       f"{named_new or 'none'}; status (s after the kill, condition, store.reachable) {timelines}; "
+                       f"{named_new or 'none'}; status (s after the kill, condition, store.reachable, other nodes "
+                       f"in changes.fleet) {timelines}; "
                        f"provisioning.state {sorted({row[3] for line in watch.timeline.values() for _, row in line if len(row) > 3})}; old master back -> a replica after "
                        f"{r['replica_after']:.2f} s, both nodes converged (store reachable, ready, serving) "
                        f"{r['converged']:.2f} s after it was back; worst gap overall {r['gap'] * 1000:.0f} ms, "
