@@ -17,6 +17,8 @@ DEBIAN_PACKAGES=(
     "openssl:openssl" # the rediss:// test makes its CA and certificates (tests/it/redis_ha.rs)
     "chromium:chromium" # the e2e browser scenarios drive Debian's Chromium, headless (e2e/tests/browser.py)
     "npm:npm" # the e2e suite installs livekit-client from e2e/browser/package-lock.json (npm ci)
+    "iproute2:ip" # self-healing: an advertised address removed from lo (daemon tests/it/healing.rs, e2e)
+    "mount:mount" # self-healing: a state directory on a small tmpfs that fills up (ditto)
 )
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
