@@ -138,11 +138,15 @@ fn served(shared: &Shared, pid: u32, now: SystemTime) {
     {
         return;
     }
+    // Tried again every tick until it is recorded (a full disk frees up), said once.
+    let attempt = Some((pid, generation.clone()));
     match hold::record_served(state, &generation, now) {
-        Ok(()) => heal.served = Some((pid, generation)),
-        Err(e) => {
-            tracing::warn!(error = %livekit_provision::one_line(&e), "could not record the generation livekit-server serves on");
+        Ok(()) => heal.served = attempt,
+        Err(e) if heal.served_unrecorded != attempt => {
+            tracing::warn!(error = %livekit_provision::one_line(&e), "could not record the generation livekit-server serves on; tried again every second");
+            heal.served_unrecorded = attempt;
         }
+        Err(_) => {}
     }
 }
 

@@ -9,6 +9,8 @@ use std::time::{Instant, SystemTime};
 pub(crate) struct HealState {
     /// The server (pid) and generation last recorded as served.
     pub served: Option<(u32, String)>,
+    /// The server and generation whose recording failed, once said.
+    pub served_unrecorded: Option<(u32, String)>,
     /// The live generation a take-back was last tried for (tried once per generation).
     pub tried: Option<String>,
     /// The address the running server advertises, as last looked for.
