@@ -133,7 +133,17 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
         };
         p.data(line);
     }
-    if report.is_noop() {
+    if report.is_noop() && report.is_incomplete() {
+        // Not "nothing to do": the binary is still to be installed, and the run fails.
+        let version = match &report.binary {
+            BinaryState::Pending { version } => format!(" {version}"),
+            _ => String::new(),
+        };
+        p.data(format!(
+            "the files in {} are up to date; livekit-server{version} is not installed",
+            ctx.state.root().display()
+        ));
+    } else if report.is_noop() {
         let binary = match &report.binary {
             BinaryState::Installed { version } => format!(", livekit-server {version} installed"),
             BinaryState::External { path } => format!(", livekit-server at {}", path.display()),
