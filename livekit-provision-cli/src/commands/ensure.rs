@@ -80,11 +80,17 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
         |done: &'static str, planned: &'static str| if report.dry_run { planned } else { done };
     for action in &report.actions {
         let line = match action {
-            Action::MintCredentials { key } => format!(
-                "{} API key {key} and its secret in {}",
-                verb("minted and stored", "would mint and store"),
+            // A dry run's key is drawn only to plan with: the real run mints another.
+            Action::MintCredentials { .. } if report.dry_run => format!(
+                "would mint and store a new API key and its secret in {}",
                 ctx.spec
             ),
+            Action::MintCredentials { key } => {
+                format!(
+                    "minted and stored API key {key} and its secret in {}",
+                    ctx.spec
+                )
+            }
             Action::AdoptCredentials { key, from } => format!(
                 "{} API key {key} from {from} into {}",
                 verb("adopted", "would adopt"),
