@@ -172,6 +172,28 @@ fn a_failed_install_is_not_reported_as_nothing_to_do() {
             .contains("error: livekit-server could not be installed"),
         "{out}"
     );
+
+    // `start` then: the version is pinned, so the hint is to install it, not to pin one.
+    let out = node.run(&["start"]).expect_code(1);
+    assert!(
+        out.stderr
+            .contains("error: livekit-server is not installed"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("hint: livekit-server 1.7.3 is pinned but not installed"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("pin a version"), "{out}");
+}
+
+/// `start` on a node with no version pinned: the hint is to pin one.
+#[test]
+fn start_unpinned_hints_to_pin_a_version() {
+    let node = Node::converged();
+    let out = node.run(&["start"]).expect_code(1);
+    assert!(out.stderr.contains("hint: pin a version"), "{out}");
 }
 
 #[test]
