@@ -372,6 +372,15 @@ fn ready_for_exec(
     Ok(spec)
 }
 
+/// The pid of the livekit-server of `state` when one runs (its pid file names a live
+/// process of that name).
+pub fn livekit_server_pid(state: &StateDir) -> Option<u32> {
+    adopt(state, LIVEKIT_SERVER)
+        .ok()
+        .flatten()
+        .map(|process| process.pid())
+}
+
 /// The pid of the livekit-server of `state` when it runs another binary than the one now
 /// installed (an upgrade left a restart pending); `None` when it runs the current one or none.
 pub fn restart_pending(state: &StateDir) -> Option<u32> {

@@ -198,7 +198,8 @@ fn rotate(ctx: &Ctx, args: &RotateArgs) -> Result<Exit, CliError> {
     };
     let mut result = RotateResult::new(outcome, daemon_ran);
     result.ensure = Some(report);
-    print_rotation(ctx, &result, args.force);
+    let server = livekit_provision_daemon::media::livekit_server_pid(&ctx.state);
+    print_rotation(ctx, &result, args.force, server);
     Ok(Exit::Success)
 }
 
@@ -236,8 +237,36 @@ fn confirm_rotation(ctx: &Ctx, args: &RotateArgs) -> Result<(), CliError> {
     }
 }
 
-/// The human form of a rotation's result: what happened, then the next step.
-fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
+/// What a livekit-server must do about a new key, from whether one runs (`server`: its pid):
+/// a running one loads it only when restarted; one that does not run loads it when it starts.
+fn staged_next_step(server: Option<u32>) -> String {
+    match server {
+        Some(pid) => format!(
+            "next (no daemon runs): livekit-server (pid {pid}) must load the new key before \
+             anything signs with it: `livekit-provision restart` when no call is in progress \
+             (it refuses otherwise), then `livekit-provision secrets rotate --promote`"
+        ),
+        None => "next (no daemon runs): livekit-server is not running, so nothing needs a \
+                 restart: it loads the new key when it starts; then `livekit-provision secrets \
+                 rotate --promote`"
+            .to_owned(),
+    }
+}
+
+/// What a key replaced at once (`--force`, or a promotion without grace) means for the
+/// livekit-server that runs, if one does.
+fn replaced_key_note(server: Option<u32>) -> Option<String> {
+    server.map(|pid| {
+        format!(
+            "tokens signed with the new key are refused until livekit-server (pid {pid}) \
+             restarts: `livekit-provision restart`"
+        )
+    })
+}
+
+/// The human form of a rotation's result: what happened, then the next step (`server`: the
+/// pid of the livekit-server that runs, if one does).
+fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool, server: Option<u32>) {
     let p = &ctx.printer;
     if p.json {
         p.json(result);
@@ -261,11 +290,7 @@ fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
                      promotes it (`livekit-provision status` shows each step)",
                 );
             } else {
-                p.status(
-                    "next (no daemon runs): livekit-server must load the new key before anything \
-                     signs with it: `livekit-provision restart` when no call is in progress (it \
-                     refuses otherwise), then `livekit-provision secrets rotate --promote`",
-                );
+                p.status(staged_next_step(server));
             }
         }
         (
@@ -291,15 +316,50 @@ fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
         }
         _ => {
             p.data(format!("promoted: API key {current} signs from now on"));
-            p.status(
-                "the previous key has left livekit.yaml (no grace); livekit-server accepts it until it restarts",
-            );
+            if server.is_some() {
+                p.status(
+                    "the previous key has left livekit.yaml (no grace); livekit-server accepts it until it restarts",
+                );
+            } else {
+                p.status("the previous key has left livekit.yaml (no grace)");
+            }
         }
     }
-    if forced {
-        p.status(
-            "tokens signed with the new key are refused until livekit-server restarts: \
-             `livekit-provision restart`",
+    if let Some(note) = replaced_key_note(server).filter(|_| forced) {
+        p.status(note);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The next step after a rotation follows the state: "restart livekit-server" only when
+    /// one runs (issue 25: it was said with nothing installed).
+    #[test]
+    fn rotation_hints_follow_whether_livekit_server_runs() {
+        let table: [(Option<u32>, &str, &str); 2] = [
+            (Some(42), "`livekit-provision restart`", "not running"),
+            (
+                None,
+                "is not running, so nothing needs a restart",
+                "`livekit-provision restart`",
+            ),
+        ];
+        for (server, says, never) in table {
+            let next = staged_next_step(server);
+            assert!(next.contains(says), "{server:?}: {next}");
+            assert!(!next.contains(never), "{server:?}: {next}");
+            assert!(
+                next.contains("secrets rotate --promote"),
+                "{server:?}: {next}"
+            );
+        }
+        let note = replaced_key_note(Some(42)).unwrap();
+        assert!(
+            note.contains("(pid 42) restarts: `livekit-provision restart`"),
+            "{note}"
         );
+        assert_eq!(replaced_key_note(None), None);
     }
 }
