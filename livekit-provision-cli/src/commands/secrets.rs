@@ -80,10 +80,21 @@ fn get(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
         }
         None => Err(CliError::msg(
             format!("{name} is not set in {}", ctx.spec),
-            Some(format!(
-                "set it with `livekit-provision secrets set {name} <value>`"
-            )),
+            Some(unset_hint(&name)),
         )),
+    }
+}
+
+/// The hint of `secrets get` for a name that is not set: `secrets set` only for a name it
+/// accepts (a known one); for any other, that livekit-provision does not read it.
+fn unset_hint(name: &SecretName) -> String {
+    if KNOWN.iter().any(|k| &k.name == name) {
+        format!("set it with `livekit-provision secrets set {name} <value>`")
+    } else {
+        format!(
+            "{name} is not a setting livekit-provision reads or stores; {}",
+            known_names_hint()
+        )
     }
 }
 
@@ -333,6 +344,34 @@ fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool, server: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `secrets get` of an unset name suggests `secrets set` only for a name `set` accepts
+    /// (issue 25: it suggested `secrets set FOO`, which is refused).
+    #[test]
+    fn an_unset_name_hints_set_only_when_set_accepts_it() {
+        let table: [(&str, &str, &str); 3] = [
+            (
+                "LIVEKIT_VERSION",
+                "set it with `livekit-provision secrets set LIVEKIT_VERSION <value>`",
+                "not a setting",
+            ),
+            (
+                "LIVEKIT_REDIS_PASSWORD",
+                "secrets set LIVEKIT_REDIS_PASSWORD",
+                "not a setting",
+            ),
+            (
+                "FOO",
+                "FOO is not a setting livekit-provision reads or stores; known names: LIVEKIT_",
+                "secrets set",
+            ),
+        ];
+        for (name, says, never) in table {
+            let hint = unset_hint(&parse_name(name).unwrap());
+            assert!(hint.contains(says), "{name}: {hint}");
+            assert!(!hint.contains(never), "{name}: {hint}");
+        }
+    }
 
     /// The next step after a rotation follows the state: "restart livekit-server" only when
     /// one runs (issue 25: it was said with nothing installed).

@@ -56,7 +56,22 @@ fn get_prints_exactly_the_stored_value() {
         .run(&["secrets", "get", "LIVEKIT_VERSION"])
         .expect_code(1);
     assert!(out.stderr.contains("LIVEKIT_VERSION is not set"), "{out}");
-    assert!(out.stderr.contains("hint: "), "{out}");
+    assert!(
+        out.stderr
+            .contains("hint: set it with `livekit-provision secrets set LIVEKIT_VERSION <value>`"),
+        "{out}"
+    );
+
+    // An unknown name: no hint to `secrets set` it, which would be refused.
+    let out = node.run(&["secrets", "get", "FOO"]).expect_code(1);
+    assert!(out.stderr.contains("FOO is not set"), "{out}");
+    assert!(
+        out.stderr
+            .contains("hint: FOO is not a setting livekit-provision reads or stores"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("secrets set"), "{out}");
+    node.run(&["secrets", "set", "FOO", "x"]).expect_code(1);
 }
 
 #[test]
