@@ -7,7 +7,7 @@ use livekit_provision::{EnsureOptions, EnsureReport, Reconciled, local_addresses
 
 use super::Ctx;
 use crate::cli::EnsureArgs;
-use crate::output::{CliError, Exit};
+use crate::output::{CliError, Exit, count};
 use crate::progress::Progress;
 
 pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
@@ -115,8 +115,8 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
             }
             Action::SweepDebris { paths } => {
                 format!(
-                    "removed {} leftover temp file(s) of a killed writer",
-                    paths.len()
+                    "removed {} of a killed writer",
+                    count(paths.len(), "leftover temp file", "leftover temp files")
                 )
             }
             Action::Install { version, replaces } => match replaces {

@@ -62,11 +62,28 @@ fn list(ctx: &Ctx) -> Result<Exit, CliError> {
     } else {
         p.status(format!("store: {}", list.store));
         for row in &list.secrets {
-            let value = row.value.as_deref().unwrap_or("(not set)");
+            let value = shown_value(&row.name, row.value.as_deref());
             p.data(format!("{:<32} {value}", row.name));
         }
     }
     Ok(Exit::Success)
+}
+
+/// A value as `secrets list` shows it to a person: the grace end (stored as Unix seconds) as
+/// RFC 3339 with the stored number beside it; `--json` and `secrets get` keep the stored value.
+fn shown_value(name: &str, value: Option<&str>) -> String {
+    let Some(value) = value else {
+        return "(not set)".to_owned();
+    };
+    match value.parse::<u64>() {
+        Ok(secs) if name == SecretName::LIVEKIT_ROTATION_GRACE_UNTIL.as_str() => format!(
+            "{} ({value})",
+            livekit_provision::clock::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+            )
+        ),
+        _ => value.to_owned(),
+    }
 }
 
 fn get(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
@@ -370,6 +387,24 @@ mod tests {
             let hint = unset_hint(&parse_name(name).unwrap());
             assert!(hint.contains(says), "{name}: {hint}");
             assert!(!hint.contains(never), "{name}: {hint}");
+        }
+    }
+
+    #[test]
+    fn the_grace_end_is_listed_as_a_time() {
+        let table: [(&str, Option<&str>, &str); 5] = [
+            (
+                "LIVEKIT_ROTATION_GRACE_UNTIL",
+                Some("1796681117"),
+                "2026-12-07T22:05:17Z (1796681117)",
+            ),
+            ("LIVEKIT_ROTATION_GRACE_UNTIL", Some("soon"), "soon"),
+            ("LIVEKIT_ROTATION_GRACE_UNTIL", None, "(not set)"),
+            ("LIVEKIT_ROTATION_GRACE", Some("3600"), "3600"),
+            ("LIVEKIT_VERSION", Some("1.7.2"), "1.7.2"),
+        ];
+        for (name, value, shown) in table {
+            assert_eq!(shown_value(name, value), shown, "{name} {value:?}");
         }
     }
 

@@ -83,7 +83,7 @@ fn check_on_a_converged_node_is_healthy() {
     node.settings().bind(|| {
         assert_snapshot!(out.stdout, @r"
         warning[node-ip-default]: LIVEKIT_NODE_IP is not set: advertising 127.0.0.1, which only works for local development; on a real server run `livekit-provision secrets set LIVEKIT_NODE_IP <public-ip>`
-        healthy: [TMP]/state (1 warning(s))
+        healthy: [TMP]/state (1 warning)
         ");
     });
     assert_eq!(node.listing(), before, "check wrote something");

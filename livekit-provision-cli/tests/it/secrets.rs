@@ -232,6 +232,17 @@ fn rotate_force_replaces_the_key_at_once() {
     // No livekit-server runs: nothing to restart, so no restart is asked for.
     assert!(!out.stderr.contains("restart"), "{out}");
     assert_eq!(node.yaml_keys()[&old_key], old_secret);
+
+    // `secrets list` shows the grace end as a time, the stored Unix seconds beside it.
+    let until = node.store()["LIVEKIT_ROTATION_GRACE_UNTIL"].clone();
+    let out = node.run(&["secrets", "list"]).ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("LIVEKIT_ROTATION_GRACE_UNTIL "))
+        .unwrap();
+    assert!(line.ends_with(&format!("Z ({until})")), "{line}");
+    assert!(line.contains('T'), "{line}");
 }
 
 #[test]
