@@ -8,10 +8,8 @@ mod units;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli: cli::Cli = livekit_provision_setup::parse_args();
     livekit_provision_setup::init_logging(
         livekit_provision_setup::Logging::Command,
         cli.global.quiet,

@@ -85,3 +85,24 @@ impl Printer {
         !self.json && !self.quiet && io::stderr().is_terminal()
     }
 }
+
+/// `n` and the noun that agrees with it: `1 problem`, `2 problems`, `0 problems`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_agrees_with_its_noun() {
+        assert_eq!(count(0, "problem", "problems"), "0 problems");
+        assert_eq!(count(1, "problem", "problems"), "1 problem");
+        assert_eq!(count(2, "warning", "warnings"), "2 warnings");
+        assert_eq!(
+            count(1, "leftover temp file", "leftover temp files"),
+            "1 leftover temp file"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use livekit_provision::ErrorReport;
 use livekit_provision_daemon::{self as daemon, Command, DaemonConfig, Provision};
-use livekit_provision_setup::{Exit, GlobalArgs, Logging, init_logging, print_error};
+use livekit_provision_setup::{Exit, GlobalArgs, Logging, init_logging, parse_args, print_error};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Serve the livekit-provision RPC socket and keep this LiveKit media node provisioned.
@@ -31,7 +31,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = parse_args();
     init_logging(Logging::Service, cli.global.quiet, cli.global.verbose);
     match run(&cli) {
         Ok(()) => Exit::Success.into(),

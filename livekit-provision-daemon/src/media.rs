@@ -14,7 +14,9 @@ use crate::supervise::{
     runs_another_binary,
 };
 use livekit_provision::BackendEnv;
+use livekit_provision::BinarySource;
 use livekit_provision::ConfigError;
+use livekit_provision::LivekitVersion;
 use livekit_provision::NodeSnapshot;
 use livekit_provision::StateDir;
 use livekit_provision::secret::Secret;
@@ -35,6 +37,10 @@ pub enum MediaError {
     BinaryMissing {
         /// Where it was looked for.
         path: PathBuf,
+        /// Why that path: `--livekit-bin`, `livekit_bin` of `provision.yaml`, or the install.
+        chosen_by: BinarySource,
+        /// The version `runtime.json` pins (`None`: none pinned, or no valid `runtime.json`).
+        pinned: Option<LivekitVersion>,
     },
     /// `media_owner: external`: only the outside supervisor starts, stops or restarts them.
     #[error(
@@ -126,7 +132,9 @@ impl livekit_provision::Hint for MediaError {
     fn hint(&self) -> Option<String> {
         Some(match self {
             Self::NotProvisioned { .. } => "run `livekit-provision ensure` first".to_owned(),
-            Self::BinaryMissing { .. } => "pin a version (`livekit-provision secrets set LIVEKIT_VERSION v1.7.2`) and run `livekit-provision ensure`, or set livekit_bin in provision.yaml".to_owned(),
+            Self::BinaryMissing {
+                chosen_by, pinned, ..
+            } => binary_missing_hint(*chosen_by, pinned.as_ref()),
             Self::ExternallyOwned => "use the supervisor (`systemctl start|stop|restart livekit-server`), or set media_owner: daemon".to_owned(),
             Self::DaemonOwned { settings_file, .. } => format!(
                 "set `media_owner: external` in {} (the daemon then never starts or signals the media)",
@@ -210,7 +218,15 @@ pub fn specs(state: &StateDir, node: &NodeSnapshot) -> Result<Vec<ProcessSpec>, 
     }
     let program = node.binary.path.clone();
     if !program.exists() {
-        return Err(MediaError::BinaryMissing { path: program });
+        return Err(MediaError::BinaryMissing {
+            path: program,
+            chosen_by: node.binary.source,
+            pinned: node
+                .disk
+                .runtime_json
+                .valid()
+                .and_then(|r| r.version.clone()),
+        });
     }
     Ok(process_specs(
         state,
@@ -218,6 +234,22 @@ pub fn specs(state: &StateDir, node: &NodeSnapshot) -> Result<Vec<ProcessSpec>, 
         program,
         node.disk.backend_env.valid(),
     ))
+}
+
+/// What to do about a missing livekit-server, from where it was looked for and what is pinned.
+fn binary_missing_hint(source: BinarySource, pinned: Option<&LivekitVersion>) -> String {
+    match (source, pinned) {
+        (BinarySource::Flag, _) => {
+            "pass `--livekit-bin` the path of a livekit-server executable".to_owned()
+        }
+        (BinarySource::Settings, _) => {
+            "fix livekit_bin in provision.yaml: it must name a livekit-server executable".to_owned()
+        }
+        (BinarySource::Installed, Some(version)) => format!(
+            "livekit-server {version} is pinned but not installed: run `livekit-provision ensure` to install it, or pass `--livekit-bin` a livekit-server you have"
+        ),
+        (BinarySource::Installed, None) => "pin a version (`livekit-provision secrets set LIVEKIT_VERSION v1.7.2`) and run `livekit-provision ensure`, or set livekit_bin in provision.yaml".to_owned(),
+    }
 }
 
 /// The names of the media processes `settings` configure: livekit-server, and lk-backend when
@@ -340,6 +372,15 @@ fn ready_for_exec(
     Ok(spec)
 }
 
+/// The pid of the livekit-server of `state` when one runs (its pid file names a live
+/// process of that name).
+pub fn livekit_server_pid(state: &StateDir) -> Option<u32> {
+    adopt(state, LIVEKIT_SERVER)
+        .ok()
+        .flatten()
+        .map(|process| process.pid())
+}
+
 /// The pid of the livekit-server of `state` when it runs another binary than the one now
 /// installed (an upgrade left a restart pending); `None` when it runs the current one or none.
 pub fn restart_pending(state: &StateDir) -> Option<u32> {
@@ -409,6 +450,39 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
+
+    /// The hint of a missing livekit-server follows the state: where it was looked for, and
+    /// whether a version is pinned (never "pin a version" when one is).
+    #[test]
+    fn a_missing_binary_hint_follows_the_state() {
+        let v: LivekitVersion = "1.7.2".parse().unwrap();
+        let table: [(BinarySource, Option<&LivekitVersion>, &str, &str); 4] = [
+            (BinarySource::Installed, None, "pin a version", "is pinned"),
+            (
+                BinarySource::Installed,
+                Some(&v),
+                "livekit-server 1.7.2 is pinned but not installed: run `livekit-provision ensure`",
+                "pin a version",
+            ),
+            (
+                BinarySource::Flag,
+                Some(&v),
+                "--livekit-bin",
+                "pin a version",
+            ),
+            (
+                BinarySource::Settings,
+                None,
+                "fix livekit_bin",
+                "pin a version",
+            ),
+        ];
+        for (source, pinned, says, never) in table {
+            let hint = binary_missing_hint(source, pinned);
+            assert!(hint.contains(says), "{source:?} {pinned:?}: {hint}");
+            assert!(!hint.contains(never), "{source:?} {pinned:?}: {hint}");
+        }
+    }
 
     #[test]
     fn the_health_probe_follows_bind_addresses() {

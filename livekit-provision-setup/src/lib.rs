@@ -15,4 +15,4 @@ mod report;
 
 pub use args::GlobalArgs;
 pub use logging::{Logging, init_logging, level};
-pub use report::{Exit, print_error, write_error};
+pub use report::{Exit, parse_args, print_error, write_error};

@@ -19,16 +19,20 @@ pub enum Exit {
     /// outside supervisor (78, `EX_CONFIG`; systemd's `RestartPreventExitStatus=78` keeps a
     /// unit from restarting into the same refusal).
     Refused,
+    /// The command line is wrong: an unknown option, a bad value, a missing argument (64,
+    /// `EX_USAGE`; clap's own 2 would read as `ensure --dry-run`'s "changes pending").
+    Usage,
 }
 
 impl Exit {
-    /// The process exit code: 0, 1, 2 and 78 (`EX_CONFIG` of sysexits.h, which the systemd
-    /// units name in `RestartPreventExitStatus=`).
+    /// The process exit code: 0, 1, 2, 64 (`EX_USAGE` of sysexits.h) and 78 (`EX_CONFIG`,
+    /// which the systemd units name in `RestartPreventExitStatus=`).
     pub const fn code(self) -> u8 {
         match self {
             Self::Success => 0,
             Self::Failure => 1,
             Self::ChangesPending => 2,
+            Self::Usage => 64,
             Self::Refused => 78,
         }
     }
@@ -38,6 +42,21 @@ impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
         Self::from(exit.code())
     }
+}
+
+/// Parse the command line into `P`; on a usage error print clap's message and exit with
+/// [`Exit::Usage`] (64), on `--help`/`--version` print them and exit 0.
+pub fn parse_args<P: clap::Parser>() -> P {
+    P::try_parse().unwrap_or_else(|e| {
+        let exit = if e.use_stderr() {
+            Exit::Usage
+        } else {
+            Exit::Success
+        };
+        // Nothing is lost if it cannot be printed: the exit code still tells.
+        let _ = e.print();
+        std::process::exit(exit.code().into())
+    })
 }
 
 /// Write `report` as an `error:` line, a `  caused by:` line per cause and a `hint:` line.

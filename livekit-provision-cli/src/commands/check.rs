@@ -6,7 +6,7 @@ use livekit_provision::{CheckOptions, CheckReport, Severity, local_addresses};
 
 use super::Ctx;
 use crate::cli::CheckArgs;
-use crate::output::{CliError, Exit};
+use crate::output::{CliError, Exit, count};
 
 pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Exit, CliError> {
     let store = ctx.open_store()?;
@@ -74,14 +74,16 @@ fn print_report(ctx: &Ctx, report: &CheckReport) {
         .iter()
         .filter(|f| f.severity == Severity::Warning)
         .count();
+    let warnings = count(warnings, "warning", "warnings");
     if report.healthy {
         p.data(format!(
-            "healthy: {} ({warnings} warning(s))",
+            "healthy: {} ({warnings})",
             ctx.state.root().display()
         ));
     } else {
         p.data(format!(
-            "{errors} problem(s), {warnings} warning(s) in {}",
+            "{}, {warnings} in {}",
+            count(errors, "problem", "problems"),
             ctx.state.root().display()
         ));
     }

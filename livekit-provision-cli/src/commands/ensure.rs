@@ -7,7 +7,7 @@ use livekit_provision::{EnsureOptions, EnsureReport, Reconciled, local_addresses
 
 use super::Ctx;
 use crate::cli::EnsureArgs;
-use crate::output::{CliError, Exit};
+use crate::output::{CliError, Exit, count};
 use crate::progress::Progress;
 
 pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
@@ -80,11 +80,17 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
         |done: &'static str, planned: &'static str| if report.dry_run { planned } else { done };
     for action in &report.actions {
         let line = match action {
-            Action::MintCredentials { key } => format!(
-                "{} API key {key} and its secret in {}",
-                verb("minted and stored", "would mint and store"),
+            // A dry run's key is drawn only to plan with: the real run mints another.
+            Action::MintCredentials { .. } if report.dry_run => format!(
+                "would mint and store a new API key and its secret in {}",
                 ctx.spec
             ),
+            Action::MintCredentials { key } => {
+                format!(
+                    "minted and stored API key {key} and its secret in {}",
+                    ctx.spec
+                )
+            }
             Action::AdoptCredentials { key, from } => format!(
                 "{} API key {key} from {from} into {}",
                 verb("adopted", "would adopt"),
@@ -109,8 +115,8 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
             }
             Action::SweepDebris { paths } => {
                 format!(
-                    "removed {} leftover temp file(s) of a killed writer",
-                    paths.len()
+                    "removed {} of a killed writer",
+                    count(paths.len(), "leftover temp file", "leftover temp files")
                 )
             }
             Action::Install { version, replaces } => match replaces {
@@ -133,7 +139,17 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
         };
         p.data(line);
     }
-    if report.is_noop() {
+    if report.is_noop() && report.is_incomplete() {
+        // Not "nothing to do": the binary is still to be installed, and the run fails.
+        let version = match &report.binary {
+            BinaryState::Pending { version } => format!(" {version}"),
+            _ => String::new(),
+        };
+        p.data(format!(
+            "the files in {} are up to date; livekit-server{version} is not installed",
+            ctx.state.root().display()
+        ));
+    } else if report.is_noop() {
         let binary = match &report.binary {
             BinaryState::Installed { version } => format!(", livekit-server {version} installed"),
             BinaryState::External { path } => format!(", livekit-server at {}", path.display()),

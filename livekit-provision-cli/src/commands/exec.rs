@@ -7,6 +7,7 @@
 //! program (`media::exec`: the same cleaned environment as the daemon's detached start, the
 //! same pid file and started record), so the unit's pid is the program's.
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use crate::units::{UnitOptions, render};
@@ -31,14 +32,33 @@ pub fn exec(ctx: &Ctx, args: &ExecArgs) -> Exit {
     Exit::Refused
 }
 
+/// The warning of `units` when the media are not set to be run by systemd, naming
+/// `settings_file` as it is: to edit when it `exists`, to create when not.
+fn media_owner_warning(owner: MediaOwner, settings_file: &Path, exists: bool) -> Option<String> {
+    if owner == MediaOwner::External {
+        return None;
+    }
+    let file = settings_file.display();
+    Some(if exists {
+        format!(
+            "media_owner is {owner} in {file}: set `media_owner: external` there before enabling the media units"
+        )
+    } else {
+        format!(
+            "media_owner is {owner} (the default: {file} does not exist): create it with `media_owner: external` before enabling the media units"
+        )
+    })
+}
+
 pub fn units(ctx: &Ctx, args: &UnitsArgs) -> Result<Exit, CliError> {
     let config = OperatorConfig::load(&ctx.state)?;
-    if config.settings.media_owner != MediaOwner::External {
-        ctx.printer.warn(format!(
-            "media_owner is {} in {}: set `media_owner: external` before enabling the media units",
-            config.settings.media_owner,
-            ctx.state.settings_file().display()
-        ));
+    let settings_file = ctx.state.settings_file();
+    if let Some(warning) = media_owner_warning(
+        config.settings.media_owner,
+        &settings_file,
+        settings_file.exists(),
+    ) {
+        ctx.printer.warn(warning);
     }
     let cli = std::env::current_exe().map_err(|e| {
         CliError::msg(
@@ -82,4 +102,43 @@ pub fn units(ctx: &Ctx, args: &UnitsArgs) -> Result<Exit, CliError> {
         }
     }
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The warning names provision.yaml as it is: edit it when it exists, create it when not
+    /// (issue 25: it cited a file that did not exist); none when the media are external.
+    #[test]
+    fn the_media_owner_warning_follows_the_settings_file() {
+        let file = Path::new("/s/provision.yaml");
+        let table: [(MediaOwner, bool, Option<&str>); 3] = [
+            (
+                MediaOwner::Daemon,
+                true,
+                Some(
+                    "media_owner is daemon in /s/provision.yaml: set `media_owner: external` there",
+                ),
+            ),
+            (
+                MediaOwner::Daemon,
+                false,
+                Some(
+                    "media_owner is daemon (the default: /s/provision.yaml does not exist): create it with `media_owner: external`",
+                ),
+            ),
+            (MediaOwner::External, false, None),
+        ];
+        for (owner, exists, says) in table {
+            let warning = media_owner_warning(owner, file, exists);
+            match says {
+                Some(says) => {
+                    let warning = warning.unwrap();
+                    assert!(warning.starts_with(says), "{owner} {exists}: {warning}");
+                }
+                None => assert_eq!(warning, None),
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `livekit-provision completions SHELL` and `livekit-provision man [--out-dir DIR]`: generated
 //! from the clap definition, so they always list the commands and options this binary has.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -32,23 +33,61 @@ fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
     script
 }
 
-/// The page of `livekit-provision` itself (its SUBCOMMANDS section names the other pages).
+/// The exit codes the EXIT STATUS section lists: every [`Exit`], from the one table.
+const EXIT_STATUS: [(Exit, &str); 5] = [
+    (
+        Exit::Success,
+        "success; for ensure --dry-run: nothing to do; for check: healthy",
+    ),
+    (
+        Exit::Failure,
+        "an error; for check: problems found; for ensure: livekit-server could not be installed",
+    ),
+    (Exit::ChangesPending, "ensure --dry-run: changes pending"),
+    (
+        Exit::Usage,
+        "a usage error: an unknown command or option, a bad or missing argument (EX_USAGE)",
+    ),
+    (
+        Exit::Refused,
+        "exec refused to start: not provisioned, inconsistent, or not configured for an outside supervisor (EX_CONFIG)",
+    ),
+];
+
+/// The page of `livekit-provision` itself (its SUBCOMMANDS section names the other pages),
+/// clap_mangen's with an EXIT STATUS section before VERSION.
 fn man_page() -> Result<Vec<u8>, CliError> {
     let mut page = Vec::new();
     clap_mangen::Man::new(for_man_pages())
         .render(&mut page)
         .map_err(|e| CliError::msg(format!("cannot render the man page: {e}"), None))?;
-    Ok(page)
+    let page = String::from_utf8_lossy(&page);
+    let at = page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1);
+    Ok(format!("{}{}{}", &page[..at], exit_status_section(), &page[at..]).into_bytes())
+}
+
+/// `.SH "EXIT STATUS"` in roff, a tagged paragraph per code.
+fn exit_status_section() -> String {
+    let mut roff = String::from(".SH \"EXIT STATUS\"\n");
+    for (exit, meaning) in EXIT_STATUS {
+        // Writing into a String cannot fail.
+        let _ = write!(roff, ".TP\n\\fB{}\\fR\n{meaning}\n", exit.code());
+    }
+    roff
 }
 
 /// `livekit-provision.1` and `livekit-provision-<subcommand>.1` for every subcommand, in `dir`.
 fn man_pages_into(dir: &Path) -> Result<(), CliError> {
-    clap_mangen::generate_to(for_man_pages(), dir).map_err(|e| {
+    let failed = |e: &dyn std::fmt::Display| {
         CliError::msg(
             format!("cannot write the man pages into {}: {e}", dir.display()),
             Some("pass an existing directory you can write to, e.g. --out-dir .".to_owned()),
         )
-    })
+    };
+    clap_mangen::generate_to(for_man_pages(), dir).map_err(|e| failed(&e))?;
+    // The top page again, with its EXIT STATUS section.
+    let top = dir.join(format!("{BIN}.1"));
+    livekit_provision::write_atomically(&top, &man_page()?, 0o644).map_err(|e| failed(&e))
 }
 
 /// The CLI without clap's `help` subcommand, which has no page of its own.
@@ -120,6 +159,26 @@ mod tests {
         let missing = dir.path().join("missing");
         let err = man_pages_into(&missing).unwrap_err();
         assert!(format!("{err:?}").contains("missing"), "{err:?}");
+    }
+
+    #[test]
+    fn the_man_page_lists_every_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        man_pages_into(dir.path()).unwrap();
+        let written = std::fs::read(dir.path().join("livekit-provision.1")).unwrap();
+        let page = String::from_utf8(man_page().unwrap()).unwrap();
+        assert_eq!(written, page.as_bytes(), "--out-dir and stdout differ");
+        let section = page
+            .split(".SH \"EXIT STATUS\"")
+            .nth(1)
+            .expect("no EXIT STATUS");
+        for code in [0, 1, 2, 64, 78] {
+            assert!(
+                section.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+                "no {code}: {section}"
+            );
+        }
+        assert!(section.contains("usage error"), "{section}");
     }
 
     #[test]

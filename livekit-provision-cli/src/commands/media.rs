@@ -21,7 +21,7 @@ use livekit_provision_daemon::{media_processes, status_without_daemon};
 
 use super::{Ctx, DAEMON_TIMEOUT};
 use crate::cli::StopArgs;
-use crate::output::{CliError, Exit};
+use crate::output::{CliError, Exit, count};
 
 fn supervisor(ctx: &Ctx) -> Supervisor {
     Supervisor::new(
@@ -289,8 +289,12 @@ fn print_calls(ctx: &Ctx, status: &StatusResult) {
     {
         let cut = if applied.ended_by_kill {
             format!(
-                "; the drain was ended with {} participant(s), who reconnected",
-                applied.participants
+                "; the drain was ended with {}, who reconnected",
+                count(
+                    usize::try_from(applied.participants).unwrap_or(usize::MAX),
+                    "participant",
+                    "participants"
+                )
             )
         } else {
             String::new()

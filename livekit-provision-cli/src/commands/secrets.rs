@@ -62,11 +62,28 @@ fn list(ctx: &Ctx) -> Result<Exit, CliError> {
     } else {
         p.status(format!("store: {}", list.store));
         for row in &list.secrets {
-            let value = row.value.as_deref().unwrap_or("(not set)");
+            let value = shown_value(&row.name, row.value.as_deref());
             p.data(format!("{:<32} {value}", row.name));
         }
     }
     Ok(Exit::Success)
+}
+
+/// A value as `secrets list` shows it to a person: the grace end (stored as Unix seconds) as
+/// RFC 3339 with the stored number beside it; `--json` and `secrets get` keep the stored value.
+fn shown_value(name: &str, value: Option<&str>) -> String {
+    let Some(value) = value else {
+        return "(not set)".to_owned();
+    };
+    match value.parse::<u64>() {
+        Ok(secs) if name == SecretName::LIVEKIT_ROTATION_GRACE_UNTIL.as_str() => format!(
+            "{} ({value})",
+            livekit_provision::clock::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+            )
+        ),
+        _ => value.to_owned(),
+    }
 }
 
 fn get(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
@@ -80,10 +97,21 @@ fn get(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
         }
         None => Err(CliError::msg(
             format!("{name} is not set in {}", ctx.spec),
-            Some(format!(
-                "set it with `livekit-provision secrets set {name} <value>`"
-            )),
+            Some(unset_hint(&name)),
         )),
+    }
+}
+
+/// The hint of `secrets get` for a name that is not set: `secrets set` only for a name it
+/// accepts (a known one); for any other, that livekit-provision does not read it.
+fn unset_hint(name: &SecretName) -> String {
+    if KNOWN.iter().any(|k| &k.name == name) {
+        format!("set it with `livekit-provision secrets set {name} <value>`")
+    } else {
+        format!(
+            "{name} is not a setting livekit-provision reads or stores; {}",
+            known_names_hint()
+        )
     }
 }
 
@@ -198,7 +226,8 @@ fn rotate(ctx: &Ctx, args: &RotateArgs) -> Result<Exit, CliError> {
     };
     let mut result = RotateResult::new(outcome, daemon_ran);
     result.ensure = Some(report);
-    print_rotation(ctx, &result, args.force);
+    let server = livekit_provision_daemon::media::livekit_server_pid(&ctx.state);
+    print_rotation(ctx, &result, args.force, server);
     Ok(Exit::Success)
 }
 
@@ -236,8 +265,36 @@ fn confirm_rotation(ctx: &Ctx, args: &RotateArgs) -> Result<(), CliError> {
     }
 }
 
-/// The human form of a rotation's result: what happened, then the next step.
-fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
+/// What a livekit-server must do about a new key, from whether one runs (`server`: its pid):
+/// a running one loads it only when restarted; one that does not run loads it when it starts.
+fn staged_next_step(server: Option<u32>) -> String {
+    match server {
+        Some(pid) => format!(
+            "next (no daemon runs): livekit-server (pid {pid}) must load the new key before \
+             anything signs with it: `livekit-provision restart` when no call is in progress \
+             (it refuses otherwise), then `livekit-provision secrets rotate --promote`"
+        ),
+        None => "next (no daemon runs): livekit-server is not running, so nothing needs a \
+                 restart: it loads the new key when it starts; then `livekit-provision secrets \
+                 rotate --promote`"
+            .to_owned(),
+    }
+}
+
+/// What a key replaced at once (`--force`, or a promotion without grace) means for the
+/// livekit-server that runs, if one does.
+fn replaced_key_note(server: Option<u32>) -> Option<String> {
+    server.map(|pid| {
+        format!(
+            "tokens signed with the new key are refused until livekit-server (pid {pid}) \
+             restarts: `livekit-provision restart`"
+        )
+    })
+}
+
+/// The human form of a rotation's result: what happened, then the next step (`server`: the
+/// pid of the livekit-server that runs, if one does).
+fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool, server: Option<u32>) {
     let p = &ctx.printer;
     if p.json {
         p.json(result);
@@ -261,11 +318,7 @@ fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
                      promotes it (`livekit-provision status` shows each step)",
                 );
             } else {
-                p.status(
-                    "next (no daemon runs): livekit-server must load the new key before anything \
-                     signs with it: `livekit-provision restart` when no call is in progress (it \
-                     refuses otherwise), then `livekit-provision secrets rotate --promote`",
-                );
+                p.status(staged_next_step(server));
             }
         }
         (
@@ -291,15 +344,96 @@ fn print_rotation(ctx: &Ctx, result: &RotateResult, forced: bool) {
         }
         _ => {
             p.data(format!("promoted: API key {current} signs from now on"));
-            p.status(
-                "the previous key has left livekit.yaml (no grace); livekit-server accepts it until it restarts",
-            );
+            if server.is_some() {
+                p.status(
+                    "the previous key has left livekit.yaml (no grace); livekit-server accepts it until it restarts",
+                );
+            } else {
+                p.status("the previous key has left livekit.yaml (no grace)");
+            }
         }
     }
-    if forced {
-        p.status(
-            "tokens signed with the new key are refused until livekit-server restarts: \
-             `livekit-provision restart`",
+    if let Some(note) = replaced_key_note(server).filter(|_| forced) {
+        p.status(note);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `secrets get` of an unset name suggests `secrets set` only for a name `set` accepts
+    /// (issue 25: it suggested `secrets set FOO`, which is refused).
+    #[test]
+    fn an_unset_name_hints_set_only_when_set_accepts_it() {
+        let table: [(&str, &str, &str); 3] = [
+            (
+                "LIVEKIT_VERSION",
+                "set it with `livekit-provision secrets set LIVEKIT_VERSION <value>`",
+                "not a setting",
+            ),
+            (
+                "LIVEKIT_REDIS_PASSWORD",
+                "secrets set LIVEKIT_REDIS_PASSWORD",
+                "not a setting",
+            ),
+            (
+                "FOO",
+                "FOO is not a setting livekit-provision reads or stores; known names: LIVEKIT_",
+                "secrets set",
+            ),
+        ];
+        for (name, says, never) in table {
+            let hint = unset_hint(&parse_name(name).unwrap());
+            assert!(hint.contains(says), "{name}: {hint}");
+            assert!(!hint.contains(never), "{name}: {hint}");
+        }
+    }
+
+    #[test]
+    fn the_grace_end_is_listed_as_a_time() {
+        let table: [(&str, Option<&str>, &str); 5] = [
+            (
+                "LIVEKIT_ROTATION_GRACE_UNTIL",
+                Some("1796681117"),
+                "2026-12-07T22:05:17Z (1796681117)",
+            ),
+            ("LIVEKIT_ROTATION_GRACE_UNTIL", Some("soon"), "soon"),
+            ("LIVEKIT_ROTATION_GRACE_UNTIL", None, "(not set)"),
+            ("LIVEKIT_ROTATION_GRACE", Some("3600"), "3600"),
+            ("LIVEKIT_VERSION", Some("1.7.2"), "1.7.2"),
+        ];
+        for (name, value, shown) in table {
+            assert_eq!(shown_value(name, value), shown, "{name} {value:?}");
+        }
+    }
+
+    /// The next step after a rotation follows the state: "restart livekit-server" only when
+    /// one runs (issue 25: it was said with nothing installed).
+    #[test]
+    fn rotation_hints_follow_whether_livekit_server_runs() {
+        let table: [(Option<u32>, &str, &str); 2] = [
+            (Some(42), "`livekit-provision restart`", "not running"),
+            (
+                None,
+                "is not running, so nothing needs a restart",
+                "`livekit-provision restart`",
+            ),
+        ];
+        for (server, says, never) in table {
+            let next = staged_next_step(server);
+            assert!(next.contains(says), "{server:?}: {next}");
+            assert!(!next.contains(never), "{server:?}: {next}");
+            assert!(
+                next.contains("secrets rotate --promote"),
+                "{server:?}: {next}"
+            );
+        }
+        let note = replaced_key_note(Some(42)).unwrap();
+        assert!(
+            note.contains("(pid 42) restarts: `livekit-provision restart`"),
+            "{note}"
         );
+        assert_eq!(replaced_key_note(None), None);
     }
 }

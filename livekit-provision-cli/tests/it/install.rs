@@ -147,6 +147,55 @@ fn a_bad_checksum_installs_nothing() {
     );
 }
 
+/// A rerun with the files converged and the binary still missing fails: it must not say
+/// "nothing to do" before exiting 1 (issue 25, item 2).
+#[test]
+fn a_failed_install_is_not_reported_as_nothing_to_do() {
+    let node = Node::new();
+    let mirror = Mirror::new(node.tmp.path().join("mirror"));
+    mirror.publish_bad_checksum("1.7.3");
+    let url = mirror.url();
+    node.run(&["secrets", "set", "LIVEKIT_VERSION", "1.7.3"])
+        .ok();
+    node.run(&["ensure", "--release-url", &url]).expect_code(1);
+
+    // The second run has no file to write: only the binary is missing.
+    let out = node.run(&["ensure", "--release-url", &url]).expect_code(1);
+    assert!(!out.stdout.contains("nothing to do"), "{out}");
+    assert!(
+        out.stdout
+            .contains("are up to date; livekit-server 1.7.3 is not installed"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("error: livekit-server could not be installed"),
+        "{out}"
+    );
+
+    // `start` then: the version is pinned, so the hint is to install it, not to pin one.
+    let out = node.run(&["start"]).expect_code(1);
+    assert!(
+        out.stderr
+            .contains("error: livekit-server is not installed"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("hint: livekit-server 1.7.3 is pinned but not installed"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("pin a version"), "{out}");
+}
+
+/// `start` on a node with no version pinned: the hint is to pin one.
+#[test]
+fn start_unpinned_hints_to_pin_a_version() {
+    let node = Node::converged();
+    let out = node.run(&["start"]).expect_code(1);
+    assert!(out.stderr.contains("hint: pin a version"), "{out}");
+}
+
 #[test]
 fn start_reports_a_server_that_exits_during_startup() {
     // The stand-in answers `--version` and exits at once otherwise: nothing is left running.

@@ -1,4 +1,4 @@
-//! `render` and `check`.
+//! `render`, `check` and `units`.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -83,7 +83,7 @@ fn check_on_a_converged_node_is_healthy() {
     node.settings().bind(|| {
         assert_snapshot!(out.stdout, @r"
         warning[node-ip-default]: LIVEKIT_NODE_IP is not set: advertising 127.0.0.1, which only works for local development; on a real server run `livekit-provision secrets set LIVEKIT_NODE_IP <public-ip>`
-        healthy: [TMP]/state (1 warning(s))
+        healthy: [TMP]/state (1 warning)
         ");
     });
     assert_eq!(node.listing(), before, "check wrote something");
@@ -209,4 +209,33 @@ fn ensure_warns_of_what_check_finds() {
     let human = node.run(&["ensure"]).ok();
     assert!(human.stderr.contains("is a directory"), "{human}");
     assert!(human.stderr.contains("chmod 600"), "{human}");
+}
+
+/// `units` names provision.yaml as it is: to create when it does not exist, to edit when it
+/// does (issue 25, item 5).
+#[test]
+fn units_warns_about_provision_yaml_as_it_is() {
+    let node = Node::converged();
+    let file = node.path("provision.yaml");
+    assert!(!file.exists());
+    let out = node.run(&["units"]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: media_owner is daemon (the default: {} does not exist): create it with `media_owner: external`",
+            file.display()
+        )),
+        "{out}"
+    );
+    std::fs::write(&file, "media_owner: daemon\n").unwrap();
+    let out = node.run(&["units"]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: media_owner is daemon in {}: set `media_owner: external` there",
+            file.display()
+        )),
+        "{out}"
+    );
+    std::fs::write(&file, "media_owner: external\n").unwrap();
+    let out = node.run(&["units"]).ok();
+    assert!(!out.stderr.contains("warning"), "{out}");
 }

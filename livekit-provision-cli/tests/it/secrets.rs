@@ -56,7 +56,22 @@ fn get_prints_exactly_the_stored_value() {
         .run(&["secrets", "get", "LIVEKIT_VERSION"])
         .expect_code(1);
     assert!(out.stderr.contains("LIVEKIT_VERSION is not set"), "{out}");
-    assert!(out.stderr.contains("hint: "), "{out}");
+    assert!(
+        out.stderr
+            .contains("hint: set it with `livekit-provision secrets set LIVEKIT_VERSION <value>`"),
+        "{out}"
+    );
+
+    // An unknown name: no hint to `secrets set` it, which would be refused.
+    let out = node.run(&["secrets", "get", "FOO"]).expect_code(1);
+    assert!(out.stderr.contains("FOO is not set"), "{out}");
+    assert!(
+        out.stderr
+            .contains("hint: FOO is not a setting livekit-provision reads or stores"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("secrets set"), "{out}");
+    node.run(&["secrets", "set", "FOO", "x"]).expect_code(1);
 }
 
 #[test]
@@ -214,11 +229,20 @@ fn rotate_force_replaces_the_key_at_once() {
         out.stdout,
         format!("promoted: API key {key} signs from now on (was {old_key})\n")
     );
-    assert!(
-        out.stderr.contains("refused until livekit-server restarts"),
-        "{out}"
-    );
+    // No livekit-server runs: nothing to restart, so no restart is asked for.
+    assert!(!out.stderr.contains("restart"), "{out}");
     assert_eq!(node.yaml_keys()[&old_key], old_secret);
+
+    // `secrets list` shows the grace end as a time, the stored Unix seconds beside it.
+    let until = node.store()["LIVEKIT_ROTATION_GRACE_UNTIL"].clone();
+    let out = node.run(&["secrets", "list"]).ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("LIVEKIT_ROTATION_GRACE_UNTIL "))
+        .unwrap();
+    assert!(line.ends_with(&format!("Z ({until})")), "{line}");
+    assert!(line.contains('T'), "{line}");
 }
 
 #[test]

@@ -78,3 +78,20 @@ fn sighup_runs_ensure_again() {
     });
     drop(daemon);
 }
+
+/// A usage error exits 64 (`EX_USAGE`), as in the CLI; nothing is started or created.
+#[test]
+fn a_usage_error_exits_64() {
+    let node = Node::new();
+    let out = std::process::Command::new(crate::support::DAEMON)
+        .env_clear()
+        .arg("--state-dir")
+        .arg(node.state.root())
+        .arg("--no-such-option")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--no-such-option"), "{stderr}");
+    assert!(!node.socket().exists());
+}
