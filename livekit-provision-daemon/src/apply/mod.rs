@@ -79,6 +79,9 @@ pub(super) fn tick(shared: &Shared) {
         }
     };
     let server = server_now(shared, &settings);
+    if let Some(server) = &server {
+        resume_drain(shared, server.pid);
+    }
     let serving = server
         .as_ref()
         .map(|s| (s.pid, s.healthy && s.reasons.is_empty()));
@@ -107,28 +110,36 @@ pub(super) fn tick(shared: &Shared) {
     let participants = occupancy.as_ref().ok().map(|o| o.participants);
     exchange(shared, &mut applier, &settings, &server, participants);
     if settings.media_owner == MediaOwner::Daemon {
-        if applier.fleet.coordinated && routed(state) || applier.fleet.leased {
-            roll(
-                shared,
-                &mut applier,
-                &settings.changes,
-                &server,
-                participants,
-                now,
-            );
+        let step = if applier.fleet.coordinated && routed(state) || applier.fleet.leased {
+            roll
         } else {
-            apply(
-                shared,
-                &mut applier,
-                &settings.changes,
-                &server,
-                participants,
-                now,
-            );
-        }
+            apply
+        };
+        step(
+            shared,
+            &mut applier,
+            &settings.changes,
+            &server,
+            participants,
+            now,
+        );
     }
     drop(applier);
     keys::keys(shared, &server, participants, now);
+}
+
+/// A drain an earlier control plane began on server `pid` (`run/changes.json`) is taken over
+/// before anything judges the server: its exit is expected, not a crash, and it is never taken
+/// for hung ([`crate::heal`]) while it drains.
+fn resume_drain(shared: &Shared, pid: u32) {
+    let mut applier = lock(&shared.applier);
+    applier.load(&shared.config.state);
+    if applier.record.drain.as_ref().is_some_and(|d| d.pid == pid) {
+        let mut media = lock(&shared.media);
+        if !media.draining(LIVEKIT_SERVER) {
+            media.resume_drain(LIVEKIT_SERVER);
+        }
+    }
 }
 
 /// livekit-server as the keeper sees it now: pid, the address to ask, what waits for a
@@ -158,13 +169,6 @@ pub(super) fn apply(
 ) {
     let state = &shared.config.state;
     if let Some(drain) = applier.record.drain.clone() {
-        if drain.pid == server.pid {
-            let mut media = lock(&shared.media);
-            if !media.draining(LIVEKIT_SERVER) {
-                // A drain an earlier control plane began: its exit is expected, not a crash.
-                media.resume_drain(LIVEKIT_SERVER);
-            }
-        }
         if drain.pid != server.pid {
             // It drained and left; the server running now is the next one.
             applier.record.drain = None;

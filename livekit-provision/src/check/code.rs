@@ -44,6 +44,9 @@ pub enum Code {
     StoreDisagrees,
     /// A file differs from what the current inputs render.
     Drift,
+    /// What the inputs render is a set livekit-server crash-looped on, held back: the node
+    /// serves the files it served on before (`run/held.json`).
+    HeldBack,
     /// A secret-bearing file is readable by group or others.
     Permissions,
     /// A fixed path is a symlink to somewhere outside the state directory.

@@ -557,9 +557,21 @@ fn check_against_store(
     };
     report_warnings(state, &resolution.warnings, out);
     rotation::check_rotation(state, disk, &resolution, out);
-    // Drift is only meaningful against credentials the store really holds.
-    if resolution.credentials_source == CredentialSource::Store {
-        let rendered = render(&resolution.inputs);
+    let rendered = render(&resolution.inputs);
+    // A set taken back after a crash loop: the drift is on purpose, and `ensure` will not undo it.
+    if let Some(held) = crate::hold::holds_back(state, &rendered, true) {
+        out.add(
+            Code::HeldBack,
+            Severity::Warning,
+            vec![state.managed(ManagedFile::LivekitYaml)],
+            format!(
+                "the files as the settings and secrets render them are generation {}, on which livekit-server crash-looped ({}); since {} the node serves the files of generation {} again",
+                held.generation, held.reason, held.since, held.served
+            ),
+            Some("change the setting that made it exit (logs/livekit-server.log says why); the next `livekit-provision ensure` then publishes"),
+        );
+    } else if resolution.credentials_source == CredentialSource::Store {
+        // Drift is only meaningful against credentials the store really holds.
         for file in ManagedFile::ALL {
             if let Some(contents) = disk.current.file(file).contents()
                 && contents.as_bytes() != rendered.get(file).as_bytes()
@@ -581,7 +593,7 @@ fn check_against_store(
         state,
         &config.settings,
         opts.livekit_bin.as_deref(),
-        &render(&resolution.inputs),
+        &rendered,
         out,
     );
     check_binary(state, &resolution.inputs, &config.settings, opts, out);

@@ -9,6 +9,7 @@ mod ensure;
 mod fetch;
 mod fetch_http;
 mod fleet;
+mod hold;
 mod never_rotate;
 mod production;
 mod publish;
