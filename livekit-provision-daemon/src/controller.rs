@@ -399,9 +399,13 @@ fn provision(shared: &Shared) -> RunOutcome {
         ensure: Ok(report.clone()),
         failure: None,
         disabled: None,
-        run_by: report
-            .grace_until
-            .and_then(|until| grace_end(config, until)),
+        run_by: earliest(
+            report
+                .grace_until
+                .and_then(|until| grace_end(config, until)),
+            livekit_provision::tls::next_action(state, &snapshot.config.settings, opts.now)
+                .and_then(|at| grace_end(config, at)),
+        ),
     };
     if report.is_incomplete() {
         let reasons: Vec<String> = report

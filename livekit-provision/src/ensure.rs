@@ -100,6 +100,15 @@ pub enum Action {
         /// The version.
         version: String,
     },
+    /// A TLS certificate was (or would be) obtained by ACME and made live (`tls:`).
+    ObtainCertificate {
+        /// The names it covers.
+        names: Vec<String>,
+        /// The ACME directory.
+        directory: String,
+        /// Why now: none yet, names changed, expired, renewal time.
+        reason: String,
+    },
 }
 
 /// Options of one [`ensure`] run.
@@ -283,6 +292,9 @@ pub enum EnsureError {
     /// published.
     #[error(transparent)]
     ServerRefused(#[from] ServerCheckError),
+    /// `tls:` is set, no certificate can serve, and none could be obtained.
+    #[error(transparent)]
+    Certificate(#[from] crate::tls::CertificateError),
 }
 
 impl crate::error_chain::Hint for EnsureError {
@@ -294,6 +306,7 @@ impl crate::error_chain::Hint for EnsureError {
             Self::TurnTls(e) => Some(e.hint()),
             Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
             Self::ServerRefused(e) => e.hint(),
+            Self::Certificate(e) => Some(e.hint.clone()),
             Self::InvalidPinnedDigest => Some(
                 "set it to the 64 hex digits of the release tarball's SHA-256, or remove it"
                     .to_owned(),
@@ -346,6 +359,8 @@ pub fn reconcile(
 
     (opts.on_phase)(Phase::Resolving);
     let config = OperatorConfig::load(state)?;
+    // The certificate first: TURN/TLS may load it, and nothing serves wss:// without it.
+    let certificate = certificate_step(state, &config, opts)?;
     let turn_warnings = turn_preflight(&config, opts.now)?;
     let chosen = LivekitBinary::choose(state, &config.settings, opts.binary.livekit_bin.as_deref());
     // The files as planned from; after publishing, as read back (the snapshot's).
@@ -362,12 +377,14 @@ pub fn reconcile(
     let rendered = render(inputs);
 
     let mut actions = store_actions(&resolution);
+    actions.extend(certificate.0);
     actions.extend(plan_files(&disk, &rendered));
     let mut warnings: Vec<ReportedWarning> = resolution
         .warnings
         .iter()
         .cloned()
         .chain(turn_warnings)
+        .chain(certificate.1)
         .map(ReportedWarning::from)
         .collect();
 
@@ -534,6 +551,37 @@ fn check_with_server(
 
 /// Inspect the TURN/TLS certificate and key before anything is resolved or written: the first
 /// error refuses the run, warnings are returned for the report.
+/// `ensure`'s certificate step ([`crate::tls::provision`]) as an action or a warning.
+fn certificate_step(
+    state: &StateDir,
+    config: &OperatorConfig,
+    opts: &EnsureOptions<'_>,
+) -> Result<(Option<Action>, Option<Warning>), EnsureError> {
+    use crate::tls::Outcome;
+    Ok(
+        match crate::tls::provision(state, &config.settings, opts.dry_run, opts.now)? {
+            Outcome::Fresh => (None, None),
+            Outcome::Obtained(order) => (
+                Some(Action::ObtainCertificate {
+                    names: order.names,
+                    directory: order.directory,
+                    reason: order.reason,
+                }),
+                None,
+            ),
+            Outcome::Kept { cert, reason, hint } => (
+                None,
+                Some(Warning::Check {
+                    code: crate::check::code::Code::TlsRenewalFailing,
+                    files: vec![cert],
+                    reason,
+                    hint: Some(hint),
+                }),
+            ),
+        },
+    )
+}
+
 fn turn_preflight(config: &OperatorConfig, now: SystemTime) -> Result<Vec<Warning>, TlsIssue> {
     let uid = nix::unistd::geteuid().as_raw();
     let mut warnings = Vec::new();

@@ -135,6 +135,11 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
                     verb("switched back to", "would switch back to")
                 )
             }
+            Action::ObtainCertificate {
+                names,
+                directory,
+                reason,
+            } => certificate_line(verb("obtained", "would obtain"), names, directory, reason),
             other => format!("{other:?}"),
         };
         p.data(line);
@@ -162,4 +167,11 @@ fn print_report(ctx: &Ctx, report: &EnsureReport) {
     } else if report.dry_run {
         p.status("dry run: nothing was changed (exit code 2: changes pending)");
     }
+}
+
+fn certificate_line(verb: &str, names: &[String], directory: &str, reason: &str) -> String {
+    format!(
+        "{verb} a TLS certificate for {} from {directory} ({reason})",
+        names.join(", ")
+    )
 }

@@ -22,6 +22,7 @@ use crate::triple::{DiskTriple, Parsed};
 
 pub(crate) mod code;
 mod rotation;
+mod tls;
 
 pub use code::{Code, Severity};
 
@@ -166,6 +167,8 @@ pub fn check(
     ));
     if let Some(config) = &config {
         check_turn(config, opts.now, &mut out);
+        out.list
+            .extend(tls::findings(state, &config.settings, opts.now));
     }
     if let (Some(store), Some(config)) = (store, &config) {
         check_against_store(state, store, &disk, config, opts, &mut out);
