@@ -272,3 +272,100 @@ def test_tls_harness_python_sdk_trusts_ssl_cert_file(tmp, echo):
     for label in ("another root only", "unset (fresh process)"):
         outcome, paths = outcomes[label]
         assert "UnknownIssuer" in outcome and not paths, (label, outcome, paths)
+
+
+def test_tls_harness_probes_against_the_real_server(reaper, tmp):
+    """The scenarios' clients and probes through a stand-in front (tlskit.StandInFront, not the
+    product) to a hand-started livekit-server with TURN on plain TCP (`external_tls`), using a
+    certificate Pebble issued for both names: SNI turn.lk.test gets a STUN Binding success from
+    livekit-server's TURN, SNI lk.test gets livekit-server's `GET /`, and two Python SDK
+    participants trusting Pebble's root only talk over wss://lk.test:<port>."""
+    need_pebble()
+    # The binary by path (not the `server_bin` fixture, which wants the product built too).
+    server_bin = Path(os.environ["LIVEKIT_SERVER_BIN"])
+    from livekit import api
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    import subprocess
+    # A certificate for both names from Pebble, through the gate, by the reference client.
+    http_port = harness.free_port()
+    pebble = tlskit.Pebble(reaper, tmp / "pebble", http_port=http_port, validity=3600)
+    gate = tlskit.AcmeGate(pebble)
+    http01 = Http01(http_port)
+    front = None
+    try:
+        c, key = reference_client(gate.directory_url, pebble.ca_pem)
+        from acme import challenges, crypto_util
+        cert_key = ec.generate_private_key(ec.SECP256R1())
+        key_pem = cert_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())
+        order = c.new_order(crypto_util.make_csr(key_pem, [DOMAIN, TURN_DOMAIN]))
+        for authz in order.authorizations:
+            for chall in authz.body.challenges:
+                if isinstance(chall.chall, challenges.HTTP01):
+                    response, validation = chall.response_and_validation(key)
+                    http01.answers[chall.chall.path] = validation.encode()
+                    c.answer_challenge(chall, response)
+        chain = c.poll_and_finalize(order, deadline=datetime.datetime.now() + datetime.timedelta(seconds=30)).fullchain_pem
+        leaf = tlskit.Leaf(tmp / "live-cert.pem", tmp / "live-key.pem")
+        leaf.cert.write_text(chain)
+        leaf.key.write_bytes(key_pem)
+        root = pebble.write_root(tmp / "pebble-root.pem")
+
+        # livekit-server by hand, TURN over plain TCP behind the terminator.
+        port, tcp, udp, turn_tcp, turn_udp, relay = harness.free_ports(6)
+        k, secret = "APItlsharness", "tlsharnesssecrettlsharnesssecret0123456"
+        conf = tmp / "livekit.yaml"
+        conf.write_text(f"port: {port}\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n"
+                        f"  use_external_ip: false\n  node_ip: 127.0.0.1\n  enable_loopback_candidate: true\n"
+                        f"turn:\n  enabled: true\n  domain: {TURN_DOMAIN}\n  tls_port: {turn_tcp}\n"
+                        f"  udp_port: {turn_udp}\n  external_tls: true\n"
+                        f"  relay_range_start: {relay}\n  relay_range_end: {relay + 9}\n"
+                        f"keys:\n  {k}: {secret}\n")
+        with open(tmp / "livekit.log", "wb") as logf:
+            reaper.popen([str(server_bin), "--config", str(conf)], marker=str(conf), stdout=logf,
+                         stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin"})
+        deadline = time.monotonic() + 30
+        while harness.health(f"http://127.0.0.1:{port}", 0.5) != "OK":
+            assert time.monotonic() < deadline, (tmp / "livekit.log").read_text()[-2000:]
+            time.sleep(0.05)
+        front = tlskit.StandInFront({DOMAIN: (leaf, port), TURN_DOMAIN: (leaf, turn_tcp)}, default=DOMAIN)
+
+        stun = tlskit.stun_binding_over_tls(front.port, TURN_DOMAIN, root)
+        status, body = tlskit.https_get(front.port, DOMAIN, "/", root)
+
+        def tok(identity: str) -> str:
+            return (api.AccessToken(k, secret).with_identity(identity)
+                    .with_grants(api.VideoGrants(room_join=True, room="tls")).to_jwt())
+
+        async def call():
+            tlskit.sdk_trust(root)
+            url = f"wss://{DOMAIN}:{front.port}"
+            call = harness.Call()
+            try:
+                t0 = time.monotonic()
+                await call.start(url, tok("a"), url, tok("b"))
+                heard = await call.wait_fresh(0) - t0
+                call.rx.measure_from_now()
+                await asyncio.sleep(2.0)
+                return heard, call.rx.worst_fresh_gap, call.connection_events()
+            finally:
+                await call.close()
+
+        with tlskit.hosts_entries([DOMAIN, TURN_DOMAIN]):
+            heard, worst, events = asyncio.run(call())
+        figure("tls-harness-real-server", f"through a stand-in front on one port: SNI {TURN_DOMAIN} -> "
+                                          f"STUN Binding {stun['class']} {stun['mapped']} from livekit-server's "
+                                          f"TURN; SNI {DOMAIN} -> GET / {status} {body.strip()!r}; Python SDK "
+                                          f"call over wss:// first fresh audio {heard:.2f} s, worst gap "
+                                          f"{worst * 1000:.0f} ms over 2 s, events {events or 'none'}")
+        assert stun["class"] == "success" and stun["mapped"], stun
+        assert TURN_DOMAIN in stun["cert"].names
+        assert status == 200 and body.strip() == "OK", (status, body)
+        assert events == [], events
+    finally:
+        if front is not None:
+            front.close()
+        http01.close()
+        gate.close()
+        pebble.stop()

@@ -683,3 +683,73 @@ class TlsEcho:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+# ---------------------------------------------------------------- a stand-in front
+
+
+class StandInFront:
+    """Not the product: a TLS terminator on 127.0.0.1:<port 0> that picks its certificate and its
+    upstream by SNI (`routes`: name → (Leaf, upstream TCP port); any other name or none → the
+    `default` name's), then pipes bytes both ways. It exists to check the harness's probes and
+    clients against the real livekit-server before the product's front does the same."""
+
+    def __init__(self, routes: dict[str, tuple[Leaf, int]], default: str) -> None:
+        import asyncio
+        self.routes = routes
+        self.default = default
+        self.contexts = {}
+        for name, (leaf, _port) in routes.items():
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(leaf.cert), str(leaf.key))
+            self.contexts[name] = ctx
+        self.chosen: dict[int, str] = {}
+        base = self.contexts[default]
+
+        def pick(sslobj, name, _ctx):
+            route = name if name in self.contexts else default
+            sslobj.context = self.contexts[route]
+            self.chosen[id(sslobj)] = route
+
+        base.sni_callback = pick
+        self.loop = asyncio.new_event_loop()
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=base))
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    async def _serve(self, reader, writer) -> None:
+        import asyncio
+        sslobj = writer.get_extra_info("ssl_object")
+        route = self.chosen.pop(id(sslobj), self.default)
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.routes[route][1])
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(r, w) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    w.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    def close(self) -> None:
+        import asyncio
+
+        async def stop() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
