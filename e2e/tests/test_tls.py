@@ -64,7 +64,7 @@ import harness
 import tlskit
 from harness import figure, log
 from test_browser import kit, wait_browser_fresh  # noqa: F401 - `kit` is a fixture
-from test_scenarios import boot, in_thread, provision
+from test_scenarios import in_thread, provision
 
 DOMAIN = "lk.test"
 TURN_DOMAIN = "turn.lk.test"
@@ -179,13 +179,25 @@ def tls_node(make_node, version: str, acme_server, *, validity: int, renew_befor
                             "udp_port": udp_port, "relay_range_start": relay, "relay_range_end": relay + 9}
     node = make_node("n1", settings=settings)
     provision(node, version)
+    # The product accepts the section (a refusal fails here, naming it, not after a long wait).
+    dry = node.lp("ensure", "--dry-run", check=False)
+    assert dry.returncode in (0, 2), f"ensure --dry-run exited {dry.returncode}:\n{dry.stderr}"
     return TlsNode(node, acme, port, http_port)
 
 
 def boot_tls(t: TlsNode) -> tuple[int, dict]:
     """Start the daemon; wait for livekit-server healthy, the front running and a certificate in
     status; (server pid, status.tls)."""
-    pid = boot(t.node)
+    t.node.start_daemon()
+
+    def up():
+        if t.node.daemon.poll() is not None:
+            raise AssertionError(f"the daemon exited {t.node.daemon.returncode}:\n{t.log_tail()}")
+        return t.node.try_rpc("status")
+
+    t.node.wait_for("the daemon's socket", up, timeout=30, interval=0.01)
+    pid = t.node.wait_server_healthy()
+    t.node.track_server()
     t.node.wait_for("tls-front running", lambda: (t.front() or {}).get("running"), timeout=60)
     t.track_front()
     tls = t.node.wait_for("status.tls with a certificate", lambda: (t.status() or {}).get("not_after") and t.status(),
