@@ -480,6 +480,10 @@ class AcmeGate:
                         "status": 429}).encode()
                     gate._record(self.command, self.path, 429, fault=True)
                     self.send_response(429)
+                    # A real CA's error answers carry a fresh nonce too: one of Pebble's.
+                    nonce = gate._nonce()
+                    if nonce:
+                        self.send_header("Replay-Nonce", nonce)
                     self.send_header("Content-Type", "application/problem+json")
                     self.send_header("Retry-After", str(gate.retry_after))
                     self.send_header("Content-Length", str(len(problem)))
@@ -542,6 +546,16 @@ class AcmeGate:
     def passthrough(self) -> None:
         self.up()
         self.mode = "pass"
+
+    def _nonce(self) -> str | None:
+        conn = http.client.HTTPSConnection("127.0.0.1", self.pebble.port, timeout=10, context=self.upstream_ctx)
+        try:
+            conn.request("HEAD", "/nonce-plz")
+            return conn.getresponse().getheader("Replay-Nonce")
+        except OSError:
+            return None
+        finally:
+            conn.close()
 
     def _record(self, method: str, path: str, status: int, fault: bool = False) -> None:
         with self.lock:
