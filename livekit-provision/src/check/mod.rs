@@ -181,9 +181,8 @@ fn check_turn(state: &StateDir, config: &OperatorConfig, now: SystemTime, out: &
     use crate::turn_tls::TlsIssue;
     let uid = nix::unistd::geteuid().as_raw();
     for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
-        if matches!(issue, TlsIssue::ExpiresSoon { .. })
-            && crate::tls::renewed_by_acme(state, &config.settings, issue.path())
-        {
+        // ACME's own certificate: the `tls-*` findings say it once.
+        if crate::tls::renewed_by_acme(state, &config.settings, issue.path()) {
             continue;
         }
         let code = match &issue {

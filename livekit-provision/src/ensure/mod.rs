@@ -297,9 +297,9 @@ fn turn_preflight(
     let uid = nix::unistd::geteuid().as_raw();
     let mut warnings = Vec::new();
     for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
-        if matches!(issue, TlsIssue::ExpiresSoon { .. })
-            && crate::tls::renewed_by_acme(state, &config.settings, issue.path())
-        {
+        // ACME's own certificate is judged by the certificate step (obtained above, or, in a
+        // dry run, to be obtained) and by the `tls-*` findings.
+        if crate::tls::renewed_by_acme(state, &config.settings, issue.path()) {
             continue;
         }
         if issue.is_error() {

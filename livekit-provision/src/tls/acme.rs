@@ -49,26 +49,21 @@ pub enum AcmeError {
 impl AcmeError {
     /// How to fix it.
     pub fn hint(&self, tls: &TlsSettings) -> String {
-        let reason = match self {
-            Self::Server { reason, .. } => reason.as_str(),
-            Self::Timeout { .. } => "",
+        let (step, reason) = match self {
+            Self::Server { step, reason, .. } => (*step, reason.as_str()),
+            Self::Timeout { .. } => ("", ""),
             Self::Local(_) => {
                 return "check the permissions of the state directory's tls/ and run/".to_owned();
             }
         };
         if reason.contains("rateLimited") {
-            "the CA rate-limits this account or these names: the certificate in place keeps serving; the next attempt waits (see `livekit-provision status`)".to_owned()
-        } else if reason.contains("unauthorized")
-            || reason.contains("connection")
-            || reason.contains("dns")
-            || reason.contains("incorrectResponse")
-        {
+            "the CA rate-limits this account or these names: the certificate in place keeps serving; the next attempt waits (`livekit-provision status` says when)".to_owned()
+        } else if step == "challenge" {
             format!(
-                "the CA must reach http://{}:{}{}<token> on this node: point the DNS of {} at it and open TCP port {} (HTTP-01)",
+                "the CA must reach http://{}:{}{}<token> on this node: point the DNS of every name at it and open TCP port {} (HTTP-01)",
                 tls.domain,
                 tls.http_port,
                 super::http01::PREFIX,
-                tls.domain,
                 tls.http_port
             )
         } else {
@@ -140,7 +135,7 @@ async fn order(
         move |e: instant_acme::Error| AcmeError::Server {
             step,
             directory: directory.clone(),
-            reason: e.to_string(),
+            reason: innermost(&e),
         }
     };
     let account = account(state, tls).await?;
@@ -221,6 +216,23 @@ async fn order(
     Ok(info)
 }
 
+/// The error and its innermost cause, on one line (`client error (Connect): Connection refused
+/// (os error 111)`): the layers between say nothing an operator can act on.
+fn innermost(e: &instant_acme::Error) -> String {
+    use std::error::Error as _;
+    let text = e.to_string();
+    let mut inner = None;
+    let mut source = e.source();
+    while let Some(cause) = source {
+        inner = Some(cause.to_string());
+        source = cause.source();
+    }
+    match inner {
+        Some(inner) if !text.contains(&inner) => format!("{text}: {inner}"),
+        _ => text,
+    }
+}
+
 /// The problems of the failed challenges of an invalid order.
 async fn failed_challenges(order: &mut instant_acme::Order) -> Option<String> {
     let mut problems = Vec::new();
@@ -248,18 +260,23 @@ async fn account(state: &StateDir, tls: &TlsSettings) -> Result<Account, AcmeErr
     let account_error = |e: instant_acme::Error| AcmeError::Server {
         step: "account",
         directory: tls.acme_directory.clone(),
-        reason: e.to_string(),
+        reason: innermost(&e),
     };
     let stored = crate::fsio::read_regular(&path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<StoredAccount>(&bytes).ok())
         .filter(|a| a.directory == tls.acme_directory);
     if let Some(stored) = stored {
+        // Restoring an account only reads the directory.
         return builder()
             .map_err(account_error)?
             .from_credentials(stored.credentials)
             .await
-            .map_err(account_error);
+            .map_err(|e| AcmeError::Server {
+                step: "directory",
+                directory: tls.acme_directory.clone(),
+                reason: innermost(&e),
+            });
     }
     let contact = tls.acme_email.as_ref().map(|e| format!("mailto:{e}"));
     let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();

@@ -42,13 +42,13 @@ pub fn certificate_paths(state: &StateDir, tls: &TlsSettings) -> (PathBuf, PathB
     }
 }
 
-/// True when `cert_file` is the certificate ACME keeps for `settings.tls` (its expiry is
-/// ACME's business: renewed ahead, reported by the `tls-*` findings, not as a file to renew).
-pub fn renewed_by_acme(state: &StateDir, settings: &Settings, cert_file: &Path) -> bool {
-    settings
-        .tls
-        .as_ref()
-        .is_some_and(|tls| tls.uses_acme() && certificate_paths(state, tls).0 == cert_file)
+/// True when `file` is the certificate or key ACME keeps for `settings.tls` (obtained and
+/// renewed by the certificate step, reported by the `tls-*` findings, not as a file to renew).
+pub fn renewed_by_acme(state: &StateDir, settings: &Settings, file: &Path) -> bool {
+    settings.tls.as_ref().is_some_and(|tls| {
+        let (cert, key) = certificate_paths(state, tls);
+        tls.uses_acme() && (cert == file || key == file)
+    })
 }
 
 /// The directory of the HTTP-01 answers (`run/acme-challenge`), served by the front and, while

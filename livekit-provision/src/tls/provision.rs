@@ -41,13 +41,12 @@ pub enum Outcome {
 
 /// Why `ensure` stops: no certificate can serve, and none could be obtained.
 #[derive(Debug, thiserror::Error)]
-#[error("no TLS certificate for {names}: {source}")]
+#[error("no TLS certificate for {names}: {cause}")]
 pub struct CertificateError {
     /// The names.
     pub names: String,
-    /// The ACME failure.
-    #[source]
-    pub source: AcmeError,
+    /// The ACME failure (in the message: one line, what failed and its innermost cause).
+    pub cause: AcmeError,
     /// How to fix it.
     pub hint: String,
 }
@@ -103,10 +102,10 @@ pub fn provision(
             ),
             hint: e.hint(tls),
         }),
-        Err(source) => Err(CertificateError {
+        Err(cause) => Err(CertificateError {
             names: order.names.join(", "),
-            hint: source.hint(tls),
-            source,
+            hint: cause.hint(tls),
+            cause,
         }),
     }
 }

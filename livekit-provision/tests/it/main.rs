@@ -19,4 +19,5 @@ mod render;
 mod rotate;
 mod store;
 mod support;
+mod tls;
 mod turn;
