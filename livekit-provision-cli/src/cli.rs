@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND, TLS_FRONT};
 pub use livekit_provision_setup::GlobalArgs;
 
 /// Turn a bare Linux server into a working LiveKit media node, and keep it working.
@@ -197,7 +197,7 @@ pub struct StopArgs {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Which log [default: every media log there is]
-    #[arg(value_parser = [LIVEKIT_SERVER, LK_BACKEND])]
+    #[arg(value_parser = [LIVEKIT_SERVER, LK_BACKEND, TLS_FRONT])]
     pub name: Option<String>,
     /// How many of the last lines to print
     #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
@@ -210,7 +210,7 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The media process to become
-    #[arg(value_parser = [LIVEKIT_SERVER, LK_BACKEND])]
+    #[arg(value_parser = [LIVEKIT_SERVER, LK_BACKEND, TLS_FRONT])]
     pub name: String,
 }
 

@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND, TLS_FRONT};
 use livekit_provision_setup::Exit;
 
 /// The exit code of `livekit-provision exec` when it refuses to start (`EX_CONFIG` of
@@ -42,6 +42,8 @@ pub struct UnitOptions {
     pub user: Option<String>,
     /// Whether an lk-backend unit is wanted (`backend_command` is set).
     pub backend: bool,
+    /// Whether a tls-front unit is wanted (`tls:` is set).
+    pub tls_front: bool,
 }
 
 /// One unit file.
@@ -160,6 +162,7 @@ struct Values {
     environment: String,
     user: Option<String>,
     backend: bool,
+    tls_front: bool,
 }
 
 impl Values {
@@ -192,6 +195,7 @@ impl Values {
                 .map(|user| systemd_value("--user", user, Field::User))
                 .transpose()?,
             backend: opts.backend,
+            tls_front: opts.tls_front,
         })
     }
 }
@@ -203,6 +207,9 @@ pub fn render(opts: &UnitOptions) -> Result<Vec<Unit>, UnitValueError> {
     let mut units = vec![media_unit(&values, LIVEKIT_SERVER)];
     if values.backend {
         units.push(media_unit(&values, LK_BACKEND));
+    }
+    if values.tls_front {
+        units.push(media_unit(&values, TLS_FRONT));
     }
     units.push(daemon_unit(&values));
     Ok(units)
@@ -253,6 +260,12 @@ fn media_unit(values: &Values, name: &str) -> Unit {
              After=network-online.target livekit-provision-daemon.service\n\
              Wants=network-online.target\n",
         );
+    } else if name == TLS_FRONT {
+        out.push_str(
+            "Description=wss:// for LiveKit (the TLS front of livekit-provision)\n\
+             After=livekit-server.service\n\
+             Wants=livekit-server.service\n",
+        );
     } else {
         out.push_str(
             "Description=LiveKit backend (lk-backend, provisioned by livekit-provision)\n\
@@ -284,6 +297,12 @@ fn media_unit(values: &Values, name: &str) -> Unit {
         );
     } else {
         out.push_str("TimeoutStopSec=30s\n");
+    }
+    if name == TLS_FRONT {
+        out.push_str(
+            "# tls.port and tls.http_port (443, 80) are below 1024.\n\
+             AmbientCapabilities=CAP_NET_BIND_SERVICE\n",
+        );
     }
     out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     Unit {
@@ -334,6 +353,31 @@ fn daemon_unit(values: &Values) -> Unit {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_front_unit_with_tls_that_may_bind_443() {
+        let mut opts = options(false);
+        opts.tls_front = true;
+        let units = render(&opts).unwrap();
+        let front = units
+            .iter()
+            .find(|u| u.name == "tls-front.service")
+            .unwrap_or_else(|| panic!("no front unit"));
+        assert_eq!(
+            value(&front.text, "ExecStart"),
+            Some("/usr/local/bin/livekit-provision exec tls-front")
+        );
+        assert_eq!(
+            value(&front.text, "AmbientCapabilities"),
+            Some("CAP_NET_BIND_SERVICE")
+        );
+        assert!(
+            render(&options(false))
+                .unwrap()
+                .iter()
+                .all(|u| u.name != "tls-front.service")
+        );
+    }
+
     fn options(backend: bool) -> UnitOptions {
         UnitOptions {
             cli: PathBuf::from("/usr/local/bin/livekit-provision"),
@@ -341,6 +385,7 @@ mod tests {
             state: PathBuf::from("/var/lib/livekit-provision"),
             user: Some("livekit".to_owned()),
             backend,
+            tls_front: false,
         }
     }
 

@@ -91,10 +91,10 @@ pub enum HoldError {
     },
     /// Publishing the served files failed.
     #[error(transparent)]
-    Publish(#[from] crate::PublishError),
+    Publish(#[from] crate::publish::PublishError),
 }
 
-impl crate::Hint for HoldError {
+impl crate::error_chain::Hint for HoldError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::SameGeneration(_) | Self::NeverServed => Some(

@@ -72,6 +72,7 @@ pub fn units(ctx: &Ctx, args: &UnitsArgs) -> Result<Exit, CliError> {
         state: ctx.state.root().to_owned(),
         user: args.user.clone(),
         backend: config.settings.backend_command.is_some(),
+        tls_front: config.settings.tls.is_some(),
     })
     .map_err(|e| {
         CliError::msg(

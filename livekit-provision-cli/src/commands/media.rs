@@ -15,7 +15,7 @@ use livekit_provision_daemon::media;
 use livekit_provision_daemon::protocol::{
     self, MediaProcess, NoParams, StartResult, StatusResult, StopParams, StopResult,
 };
-use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND, RestartPolicy};
+use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, MEDIA, RestartPolicy};
 use livekit_provision_daemon::{Ensured, ProcessStatus, Supervisor};
 use livekit_provision_daemon::{media_processes, status_without_daemon};
 
@@ -139,8 +139,8 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
         media::record_stop(&ctx.state, SystemTime::now())?;
     }
     let mut stopped = BTreeMap::new();
-    // lk-backend first: it talks to livekit-server.
-    for name in [LK_BACKEND, LIVEKIT_SERVER] {
+    // The front and lk-backend first: they talk to livekit-server.
+    for name in MEDIA {
         // Before a start, a drain that outlasts the grace ends with SIGKILL (the participants
         // rejoin the new server); for good, with a second SIGTERM (they are told to leave).
         let outcome = if then_start {

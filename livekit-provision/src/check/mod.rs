@@ -408,7 +408,7 @@ fn parse_problem<T>(parsed: &Parsed<T>) -> Option<String> {
 pub(crate) fn node_findings(
     state: &StateDir,
     disk: &DiskTriple,
-    settings: Option<&crate::Settings>,
+    settings: Option<&crate::settings::Settings>,
     livekit_bin: Option<&std::path::Path>,
 ) -> Vec<Finding> {
     let mut out = Findings { list: Vec::new() };
@@ -610,7 +610,7 @@ fn check_against_store(
 /// the `livekit.yaml` the current inputs render.
 fn check_with_server(
     state: &StateDir,
-    settings: &crate::Settings,
+    settings: &crate::settings::Settings,
     flag: Option<&std::path::Path>,
     rendered: &crate::render::Rendered,
     out: &mut Findings,
@@ -644,24 +644,24 @@ fn check_with_server(
 const ROUTING_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// PING the Redis livekit-server will route through, authenticating as it will.
-fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
+fn check_routing_redis(routing: &crate::inputs::RedisRouting, out: &mut Findings) {
     if let Err(e) = crate::store::probe_routing(routing, ROUTING_PROBE_TIMEOUT) {
         let message = format!(
             "livekit-server will not start: {}",
             crate::error_chain::one_line(&e)
         );
         let origin = match &routing.nodes {
-            crate::RoutingNodes::Address(_) => {
+            crate::inputs::RoutingNodes::Address(_) => {
                 "the address comes from redis_address in provision.yaml or \
                  LIVEKIT_REDIS_ADDRESS in the secret store, the password from \
                  LIVEKIT_REDIS_PASSWORD"
             }
-            crate::RoutingNodes::Sentinel { .. } => {
+            crate::inputs::RoutingNodes::Sentinel { .. } => {
                 "the sentinels and master name come from redis_sentinel_addresses and \
                  redis_sentinel_master_name in provision.yaml, the passwords from \
                  LIVEKIT_REDIS_SENTINEL_PASSWORD (sentinels) and LIVEKIT_REDIS_PASSWORD (master)"
             }
-            crate::RoutingNodes::Cluster(_) => {
+            crate::inputs::RoutingNodes::Cluster(_) => {
                 "the nodes come from redis_cluster_addresses in provision.yaml, the password \
                  from LIVEKIT_REDIS_PASSWORD"
             }
@@ -683,7 +683,7 @@ fn check_routing_redis(routing: &crate::RedisRouting, out: &mut Findings) {
 fn check_binary(
     state: &StateDir,
     inputs: &crate::inputs::RenderInputs,
-    settings: &crate::Settings,
+    settings: &crate::settings::Settings,
     opts: &CheckOptions,
     out: &mut Findings,
 ) {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::Finding;
 use super::code::{Code, Severity};
-use crate::StateDir;
+use crate::paths::StateDir;
 use crate::settings::Settings;
 use crate::tls::{self, Due};
 

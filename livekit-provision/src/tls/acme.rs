@@ -15,7 +15,7 @@ use instant_acme::{
 use serde::{Deserialize, Serialize};
 
 use super::{CertificateInfo, record};
-use crate::StateDir;
+use crate::paths::StateDir;
 use crate::settings::{Settings, TlsSettings};
 
 /// The longest an order may take, from the directory to the chain.
@@ -88,7 +88,7 @@ fn account_path(state: &StateDir) -> PathBuf {
 
 /// Obtain a certificate for the names of `tls` and make it live. Blocking (an async runtime
 /// of its own): `ensure` calls it, in the daemon on a blocking thread.
-pub fn obtain(
+pub(crate) fn obtain(
     state: &StateDir,
     settings: &Settings,
     tls: &TlsSettings,

@@ -43,7 +43,7 @@ fn response(status: &str, extra: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// The answer to one request head (`GET /path HTTP/1.1 …`).
-pub fn answer(head: &[u8], challenges: &Path, redirect: Option<&Redirect>) -> Vec<u8> {
+pub(crate) fn answer(head: &[u8], challenges: &Path, redirect: Option<&Redirect>) -> Vec<u8> {
     let line = head
         .split(|&b| b == b'\r' || b == b'\n')
         .next()
@@ -83,11 +83,7 @@ pub fn answer(head: &[u8], challenges: &Path, redirect: Option<&Redirect>) -> Ve
 }
 
 /// Read one request head from `stream` and answer it.
-pub async fn serve_connection(
-    mut stream: TcpStream,
-    challenges: &Path,
-    redirect: Option<&Redirect>,
-) {
+async fn serve_connection(mut stream: TcpStream, challenges: &Path, redirect: Option<&Redirect>) {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     let read = tokio::time::timeout(Duration::from_secs(10), async {

@@ -10,7 +10,7 @@
 //!   holds the HTTP-01 answers while an order is open.
 //! - **When.** [`assess`] says whether the certificate is missing, does not cover the names, has
 //!   expired, or reached its renewal time (`renew_before`, or a third of its lifetime left).
-//! - **Obtaining.** [`obtain`] runs one ACME order (HTTP-01) with `instant-acme`. A failure
+//! - **Obtaining.** `obtain` (run by `ensure`) runs one ACME order (HTTP-01) with `instant-acme`. A failure
 //!   never touches the certificate in place: the last good one keeps serving, and
 //!   `run/acme.json` says what failed and when the next attempt is.
 
@@ -24,13 +24,15 @@ mod store;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-pub use acme::{AcmeError, obtain};
+pub use acme::AcmeError;
+pub(crate) use acme::obtain;
 pub use info::{CertReadError, CertificateInfo, certified_key, read_certificate};
+pub use provision::CertificateError;
 pub(crate) use provision::rfc3339 as provision_rfc3339;
-pub use provision::{CertificateError, Order, Outcome, provision};
+pub(crate) use provision::{Outcome, provision};
 pub use record::{AcmeRecord, read_record};
 
-use crate::StateDir;
+use crate::paths::StateDir;
 use crate::settings::{Settings, TlsSettings};
 
 /// Where the certificate and key the front and TURN/TLS load are: the operator's files, or the
@@ -44,7 +46,7 @@ pub fn certificate_paths(state: &StateDir, tls: &TlsSettings) -> (PathBuf, PathB
 
 /// True when `file` is the certificate or key ACME keeps for `settings.tls` (obtained and
 /// renewed by the certificate step, reported by the `tls-*` findings, not as a file to renew).
-pub fn renewed_by_acme(state: &StateDir, settings: &Settings, file: &Path) -> bool {
+pub(crate) fn renewed_by_acme(state: &StateDir, settings: &Settings, file: &Path) -> bool {
     settings.tls.as_ref().is_some_and(|tls| {
         let (cert, key) = certificate_paths(state, tls);
         tls.uses_acme() && (cert == file || key == file)
@@ -154,7 +156,7 @@ pub fn assess(
 }
 
 /// The state directory's `tls/` (0700).
-pub fn tls_dir(state: &StateDir) -> PathBuf {
+pub(crate) fn tls_dir(state: &StateDir) -> PathBuf {
     state.root().join("tls")
 }
 

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::{AcmeError, Due};
-use crate::StateDir;
+use crate::paths::StateDir;
 use crate::settings::Settings;
 
 /// An ACME order made (or, in a dry run, to be made).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
+pub(crate) struct Order {
     /// The names ordered.
     pub names: Vec<String>,
     /// The ACME directory.
@@ -22,7 +22,7 @@ pub struct Order {
 
 /// What the certificate step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// No `tls:` section, or the certificate is fine.
     Fresh,
     /// A certificate was obtained and made live, or (dry run) would be.
@@ -52,7 +52,7 @@ pub struct CertificateError {
 }
 
 /// Run the step for `settings.tls` at `now`.
-pub fn provision(
+pub(crate) fn provision(
     state: &StateDir,
     settings: &Settings,
     dry_run: bool,

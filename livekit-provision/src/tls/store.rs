@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::StateDir;
 use crate::fsio;
+use crate::paths::StateDir;
 
 const KEEP: usize = 3;
 
