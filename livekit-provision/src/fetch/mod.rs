@@ -48,7 +48,7 @@ pub use install::rollback;
 #[cfg(not(feature = "testing"))]
 pub(crate) use install::rollback;
 pub use platform::Platform;
-pub use source::ReleaseBase;
+pub use source::{ReleaseBase, ReleaseSource};
 
 use install::versioned_path;
 use source::ReleaseAsset;
@@ -200,9 +200,12 @@ async fn install(
         request.events.clone(),
         request.clock,
     )?;
+    let from = ReleaseSource::new(&request.base_url, version, &asset);
     let expected = match request.pinned_sha256 {
         Some(pinned) => pinned,
-        None => expected_digest(&http, &asset, version).await?,
+        None => expected_digest(&http, &asset, version)
+            .await
+            .map_err(|e| e.looked_for_at(&from))?,
     };
     let staged = StagedFile::new_in(&bin_dir).map_err(|source| FetchError::Io {
         action: "create a temporary file in",
@@ -210,7 +213,9 @@ async fn install(
         source,
     })?;
     let (extracted, staged) =
-        download::fetch_archive(&http, &asset.url, version, request.limits, staged).await?;
+        download::fetch_archive(&http, &asset.url, version, request.limits, staged)
+            .await
+            .map_err(|e| e.looked_for_at(&from))?;
     if extracted.archive_sha256 != expected {
         // `staged` is dropped here, removing the temporary file; nothing else was touched.
         return Err(FetchError::ChecksumMismatch {

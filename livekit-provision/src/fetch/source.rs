@@ -133,6 +133,81 @@ impl ReleaseAsset {
     }
 }
 
+/// Where a release was looked for and the asset it needs: what the hint of a failed download
+/// is built from (the host that failed, the exact layout of a `file://` mirror). No credential:
+/// the base is shown redacted, the host has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseSource {
+    base: ReleaseBase,
+    version: LivekitVersion,
+    asset: String,
+}
+
+impl ReleaseSource {
+    /// `asset` of `version`, looked for under `base`.
+    pub(crate) fn new(base: &ReleaseBase, version: &LivekitVersion, asset: &ReleaseAsset) -> Self {
+        Self {
+            base: base.clone(),
+            version: version.clone(),
+            asset: asset.name.clone(),
+        }
+    }
+
+    /// The version looked for.
+    pub fn version(&self) -> &LivekitVersion {
+        &self.version
+    }
+
+    /// The tarball's name, `livekit_<ver>_linux_<arch>.tar.gz`.
+    pub fn asset(&self) -> &str {
+        &self.asset
+    }
+
+    /// The base URL, credentials redacted.
+    pub fn base(&self) -> String {
+        self.base.to_string()
+    }
+
+    /// The mirror's directory, when the base is `file://`.
+    pub fn mirror_dir(&self) -> Option<PathBuf> {
+        Url::parse(&self.base.url)
+            .ok()
+            .and_then(|url| local_path(&url))
+    }
+
+    /// The host (and port, when one is given) of an `http(s)://` base, e.g. `github.com` or
+    /// `127.0.0.1:9`; the base itself otherwise.
+    pub fn host(&self) -> String {
+        Url::parse(&self.base.url)
+            .ok()
+            .and_then(|url| {
+                let host = url.host_str()?.to_owned();
+                Some(match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_else(|| self.base())
+    }
+
+    /// The two files a mirror rooted at `dir` must hold for this release.
+    pub fn layout(&self, dir: &str) -> String {
+        let tag = self.version.tag();
+        format!(
+            "{dir}/{tag}/{} and {dir}/{tag}/{CHECKSUMS_FILE}",
+            self.asset
+        )
+    }
+
+    /// The release's page on GitHub, where both files are published.
+    pub fn release_page(&self) -> String {
+        format!(
+            "https://github.com/livekit/livekit/releases/tag/{}",
+            self.version.tag()
+        )
+    }
+}
+
 /// A local path for a `file://` URL.
 pub(crate) fn local_path(url: &Url) -> Option<PathBuf> {
     (url.scheme() == "file")
