@@ -53,8 +53,9 @@ pub enum WriteReason {
 pub enum Action {
     /// A new API key/secret pair was minted and stored.
     MintCredentials {
-        /// The new key (not secret).
-        key: String,
+        /// The new key (not secret); `null` in a dry run, which draws none ("a new key": the
+        /// real run mints its own).
+        key: Option<String>,
     },
     /// The store was empty; credentials live on disk were stored instead of minting.
     AdoptCredentials {
@@ -198,8 +199,9 @@ pub struct EnsureReport {
     pub actions: Vec<Action>,
     /// Things the operator should know.
     pub warnings: Vec<ReportedWarning>,
-    /// The live API key (not secret).
-    pub api_key: String,
+    /// The live API key (not secret); `null` in a dry run that would mint one (the key the real
+    /// run mints is not known before it runs).
+    pub api_key: Option<String>,
     /// Where the credentials came from.
     pub credentials: CredentialSource,
     /// The pinned version, when set.
@@ -245,6 +247,33 @@ impl EnsureReport {
     /// True when the binary could not be installed (files were still provisioned).
     pub fn is_incomplete(&self) -> bool {
         !self.dry_run && matches!(self.binary, BinaryState::Pending { .. })
+    }
+
+    /// Why the run is incomplete, as the one error every face shows (the CLI's `error:` and
+    /// `hint:` lines, its `--json` `error` object, the daemon's `last_error` and `hint`): what
+    /// failed with its innermost cause, and the hint built from where the release was looked
+    /// for. `None` when the run is complete.
+    pub fn failure(&self) -> Option<ErrorReport> {
+        let BinaryState::Pending { version } = &self.binary else {
+            return None;
+        };
+        if self.dry_run {
+            return None;
+        }
+        let failed = self.warnings.iter().find_map(|w| match &w.warning {
+            Warning::InstallFailed { reason, hint } => Some((reason, hint)),
+            _ => None,
+        });
+        Some(match failed {
+            Some((reason, hint)) => ErrorReport::message(
+                format!("livekit-server {version} was not installed: {reason}"),
+                hint.clone(),
+            ),
+            None => ErrorReport::message(
+                format!("livekit-server {version} is not installed"),
+                Some("it is installed by the next run that may download".to_owned()),
+            ),
+        })
     }
 }
 
@@ -361,7 +390,7 @@ pub fn reconcile(
     (opts.on_phase)(Phase::Rendering);
     let rendered = render(inputs);
 
-    let mut actions = store_actions(&resolution);
+    let mut actions = store_actions(&resolution, opts.dry_run);
     actions.extend(plan_files(&disk, &rendered));
     let mut warnings: Vec<ReportedWarning> = resolution
         .warnings
@@ -421,7 +450,8 @@ pub fn reconcile(
         dry_run: opts.dry_run,
         actions,
         warnings,
-        api_key: inputs.credentials.key.to_string(),
+        api_key: (!(opts.dry_run && resolution.credentials_source == CredentialSource::Minted))
+            .then(|| inputs.credentials.key.to_string()),
         credentials: resolution.credentials_source,
         version: inputs.version.as_ref().map(ToString::to_string),
         binary,
@@ -550,10 +580,13 @@ fn turn_preflight(config: &OperatorConfig, now: SystemTime) -> Result<Vec<Warnin
 }
 
 /// What resolution stored (or, in a dry run, would store): the API pair, then other secrets.
-fn store_actions(resolution: &Resolution) -> Vec<Action> {
+fn store_actions(resolution: &Resolution, dry_run: bool) -> Vec<Action> {
     let key = || resolution.inputs.credentials.key.to_string();
     let credentials = match resolution.credentials_source {
-        CredentialSource::Minted => Some(Action::MintCredentials { key: key() }),
+        // A dry run's pair is drawn only to plan with: it is never stored nor shown.
+        CredentialSource::Minted => Some(Action::MintCredentials {
+            key: (!dry_run).then(key),
+        }),
         CredentialSource::Adopted { from } => Some(Action::AdoptCredentials { key: key(), from }),
         CredentialSource::Store => None,
     };
@@ -760,11 +793,13 @@ fn ensure_binary(
         }),
         Err(e) => {
             let report = ErrorReport::of(&e);
-            let reason = match &report.hint {
-                Some(hint) => format!("{report} ({hint})"),
-                None => report.to_string(),
-            };
-            warnings.push(Warning::InstallFailed { reason }.into());
+            warnings.push(
+                Warning::InstallFailed {
+                    reason: report.headline(),
+                    hint: report.hint,
+                }
+                .into(),
+            );
             return Ok(pending);
         }
     }
