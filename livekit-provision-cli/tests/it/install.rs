@@ -216,7 +216,7 @@ fn start_reports_a_server_that_exits_during_startup() {
     });
     let status = node.run(&["status"]).ok();
     assert!(
-        status.stdout.starts_with("livekit-server  stopped"),
+        status.stdout.contains("\nlivekit-server  stopped\n"),
         "{status}"
     );
 }

@@ -9,6 +9,7 @@ mod bad_input_suite;
 mod completions;
 mod concurrency;
 mod help;
+mod hints;
 mod hygiene;
 mod install;
 mod logs;
