@@ -160,6 +160,9 @@ fn not_installed_hint(pinned: Option<&str>, status: &ProvisionStatus) -> (String
 mod tests {
     use super::*;
 
+    /// A pinned version, the provisioning status, what must and must not be said.
+    type Case<'a> = (Option<&'a str>, &'a ProvisionStatus, &'a [&'a str], &'a [&'a str]);
+
     /// The daemon's state → what `start` says (issue 25, item 7).
     #[test]
     fn start_without_a_binary_says_what_the_daemon_knows() {
@@ -174,7 +177,7 @@ mod tests {
             state: ProvisionState::Running,
             ..ProvisionStatus::default()
         };
-        let cases: [(Option<&str>, &ProvisionStatus, &[&str], &[&str]); 4] = [
+        let cases: [Case<'_>; 4] = [
             (
                 None,
                 &failed,
