@@ -6,6 +6,7 @@ mod exec;
 mod generate;
 mod install;
 mod logs;
+mod man_sections;
 mod media;
 mod render;
 mod secrets;
