@@ -14,6 +14,7 @@ mod hygiene;
 mod install;
 mod logs;
 mod quick_start;
+mod readme_transcript;
 mod render_check;
 mod secrets;
 mod stores;
