@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::version::LivekitVersion;
 
 use super::extract::ArchiveProblem;
-use super::source::ReleaseSource;
+use super::origin::ReleaseSource;
 
 /// A fetch, verify or install failure. URLs in it are redacted of credentials; no variant ever
 /// holds a token.
@@ -370,16 +370,15 @@ impl crate::error_chain::Hint for FetchError {
 
 #[cfg(test)]
 mod tests {
-    use super::super::platform::Platform;
-    use super::super::source::{ReleaseAsset, ReleaseBase};
     use super::*;
     use crate::error_chain::Hint;
 
     fn from(base: &str) -> ReleaseSource {
-        let base = ReleaseBase::parse(base).unwrap();
-        let version = LivekitVersion::parse("v1.7.2").unwrap();
-        let asset = ReleaseAsset::new(&base, &version, &Platform::new("linux", "x86_64")).unwrap();
-        ReleaseSource::new(&base, &version, &asset)
+        ReleaseSource::new(
+            base.to_owned(),
+            LivekitVersion::parse("v1.7.2").unwrap(),
+            "livekit_1.7.2_linux_amd64.tar.gz".to_owned(),
+        )
     }
 
     fn version() -> LivekitVersion {
@@ -422,10 +421,10 @@ mod tests {
                 vec![],
             ),
             (
-                "https://user:pw@mirror.example:8443/rel",
+                "https://****:****@mirror.example:8443/rel",
                 not_found(),
                 vec!["mirror.example:8443 has no livekit-server 1.7.2", layout],
-                vec!["pw"],
+                vec!["****"],
             ),
             (
                 "file:///srv/mirror",

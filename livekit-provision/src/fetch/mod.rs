@@ -20,6 +20,7 @@ mod error;
 mod extract;
 mod http;
 mod install;
+mod origin;
 mod platform;
 mod source;
 
@@ -47,8 +48,9 @@ use http::{ProxyMode, RetryPolicy, Timeouts};
 pub use install::rollback;
 #[cfg(not(feature = "testing"))]
 pub(crate) use install::rollback;
+pub use origin::ReleaseSource;
 pub use platform::Platform;
-pub use source::{ReleaseBase, ReleaseSource};
+pub use source::ReleaseBase;
 
 use install::versioned_path;
 use source::ReleaseAsset;
@@ -200,7 +202,7 @@ async fn install(
         request.events.clone(),
         request.clock,
     )?;
-    let from = ReleaseSource::new(&request.base_url, version, &asset);
+    let from = request.base_url.source_of(version, &asset);
     let expected = match request.pinned_sha256 {
         Some(pinned) => pinned,
         None => expected_digest(&http, &asset, version)

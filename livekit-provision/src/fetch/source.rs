@@ -16,8 +16,8 @@ use super::platform::Platform;
 /// Where livekit publishes releases.
 pub const GITHUB_RELEASES: &str = "https://github.com/livekit/livekit/releases/download";
 
-/// The name of the checksum file in every release.
-pub const CHECKSUMS_FILE: &str = "checksums.txt";
+pub use super::origin::CHECKSUMS_FILE;
+use super::origin::ReleaseSource;
 
 /// A validated release base URL: `https://`, `http://` or `file://`, holding `v<ver>/<asset>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -76,6 +76,16 @@ impl ReleaseBase {
         })
     }
 
+    /// Where `asset` of `version` is looked for under this base: the context of a failed
+    /// download's hint.
+    pub(crate) fn source_of(
+        &self,
+        version: &LivekitVersion,
+        asset: &ReleaseAsset,
+    ) -> ReleaseSource {
+        ReleaseSource::new(redact::text(&self.url), version.clone(), asset.name.clone())
+    }
+
     /// Whether this base is a local directory.
     pub fn is_file(&self) -> bool {
         self.url.starts_with("file:")
@@ -130,81 +140,6 @@ impl ReleaseAsset {
             checksums_url: base.file_url(version, CHECKSUMS_FILE)?,
             name,
         })
-    }
-}
-
-/// Where a release was looked for and the asset it needs: what the hint of a failed download
-/// is built from (the host that failed, the exact layout of a `file://` mirror). No credential:
-/// the base is shown redacted, the host has none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseSource {
-    base: ReleaseBase,
-    version: LivekitVersion,
-    asset: String,
-}
-
-impl ReleaseSource {
-    /// `asset` of `version`, looked for under `base`.
-    pub(crate) fn new(base: &ReleaseBase, version: &LivekitVersion, asset: &ReleaseAsset) -> Self {
-        Self {
-            base: base.clone(),
-            version: version.clone(),
-            asset: asset.name.clone(),
-        }
-    }
-
-    /// The version looked for.
-    pub fn version(&self) -> &LivekitVersion {
-        &self.version
-    }
-
-    /// The tarball's name, `livekit_<ver>_linux_<arch>.tar.gz`.
-    pub fn asset(&self) -> &str {
-        &self.asset
-    }
-
-    /// The base URL, credentials redacted.
-    pub fn base(&self) -> String {
-        self.base.to_string()
-    }
-
-    /// The mirror's directory, when the base is `file://`.
-    pub fn mirror_dir(&self) -> Option<PathBuf> {
-        Url::parse(&self.base.url)
-            .ok()
-            .and_then(|url| local_path(&url))
-    }
-
-    /// The host (and port, when one is given) of an `http(s)://` base, e.g. `github.com` or
-    /// `127.0.0.1:9`; the base itself otherwise.
-    pub fn host(&self) -> String {
-        Url::parse(&self.base.url)
-            .ok()
-            .and_then(|url| {
-                let host = url.host_str()?.to_owned();
-                Some(match url.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host,
-                })
-            })
-            .unwrap_or_else(|| self.base())
-    }
-
-    /// The two files a mirror rooted at `dir` must hold for this release.
-    pub fn layout(&self, dir: &str) -> String {
-        let tag = self.version.tag();
-        format!(
-            "{dir}/{tag}/{} and {dir}/{tag}/{CHECKSUMS_FILE}",
-            self.asset
-        )
-    }
-
-    /// The release's page on GitHub, where both files are published.
-    pub fn release_page(&self) -> String {
-        format!(
-            "https://github.com/livekit/livekit/releases/tag/{}",
-            self.version.tag()
-        )
     }
 }
 
@@ -282,6 +217,24 @@ mod tests {
         assert_eq!(
             local_path(&local.url).unwrap(),
             PathBuf::from("/mirror/v1.7.2/livekit_1.7.2_linux_armv7.tar.gz")
+        );
+    }
+
+    #[test]
+    fn where_a_release_is_looked_for_keeps_no_credential() {
+        let base = ReleaseBase::parse("https://u:hunter2@mirror.example:8443/rel").unwrap();
+        let asset =
+            ReleaseAsset::new(&base, &v("1.7.2"), &Platform::new("linux", "x86_64")).unwrap();
+        let from = base.source_of(&v("1.7.2"), &asset);
+        assert!(!format!("{from:?}").contains("hunter2"), "{from:?}");
+        assert_eq!(from.host(), "mirror.example:8443");
+        assert_eq!(from.mirror_dir(), None);
+        let local = ReleaseBase::parse("file:///srv/mirror").unwrap();
+        let from = local.source_of(&v("1.7.2"), &asset);
+        assert_eq!(from.mirror_dir(), Some(PathBuf::from("/srv/mirror")));
+        assert_eq!(
+            from.layout("/srv/mirror"),
+            "/srv/mirror/v1.7.2/livekit_1.7.2_linux_amd64.tar.gz and /srv/mirror/v1.7.2/checksums.txt"
         );
     }
 
