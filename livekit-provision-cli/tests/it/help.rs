@@ -87,27 +87,33 @@ fn split_help(out: &str) -> (&str, &str) {
 #[test]
 fn global_options_have_their_own_heading_and_appear_only_where_they_apply() {
     let node = Node::new();
-    // (command, whether it installs or runs livekit-server: takes --release-url/--livekit-bin)
-    let commands: &[(&[&str], bool)] = &[
-        (&["ensure"], true),
-        (&["install"], true),
-        (&["check"], true),
-        (&["start"], true),
-        (&["restart"], true),
-        (&["exec"], true),
-        (&["secrets", "rotate"], true),
-        (&["token"], false),
-        (&["render"], false),
-        (&["rollback"], false),
-        (&["stop"], false),
-        (&["status"], false),
-        (&["logs"], false),
-        (&["units"], false),
-        (&["secrets", "list"], false),
-        (&["secrets", "set"], false),
-        (&["completions"], false),
-        (&["man"], false),
+    // The commands that install or run livekit-server take --release-url and --livekit-bin.
+    let release: &[&[&str]] = &[
+        &["ensure"],
+        &["install"],
+        &["check"],
+        &["start"],
+        &["restart"],
+        &["exec"],
+        &["secrets", "rotate"],
     ];
+    let others: &[&[&str]] = &[
+        &["token"],
+        &["render"],
+        &["rollback"],
+        &["stop"],
+        &["status"],
+        &["logs"],
+        &["units"],
+        &["secrets", "list"],
+        &["secrets", "set"],
+        &["completions"],
+        &["man"],
+    ];
+    let commands = release
+        .iter()
+        .map(|c| (c, true))
+        .chain(others.iter().map(|c| (c, false)));
     for (command, release) in commands {
         let mut args = command.to_vec();
         args.push("--help");
@@ -133,7 +139,7 @@ fn global_options_have_their_own_heading_and_appear_only_where_they_apply() {
         for option in ["--release-url", "--livekit-bin"] {
             assert_eq!(
                 global.contains(option),
-                *release,
+                release,
                 "{args:?}: {option}\n{out}"
             );
             assert!(

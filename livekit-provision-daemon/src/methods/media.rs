@@ -138,16 +138,16 @@ fn not_installed_hint(pinned: Option<&str>, status: &ProvisionStatus) -> (String
                 .to_owned()
         }
         (ProvisionState::Failed, Some(error)) => {
-            let retry = status
-                .next_run
-                .map(|t| format!("; it is retried at {}", rfc3339(t)))
-                .unwrap_or_default();
-            let fix = status
-                .last_hint
-                .as_ref()
-                .map(|h| format!(". {h}"))
-                .unwrap_or_default();
-            format!("its install failed: {error}{retry}{fix}")
+            let mut hint = format!("its install failed: {error}");
+            if let Some(at) = status.next_run {
+                hint.push_str("; it is retried at ");
+                hint.push_str(&rfc3339(at));
+            }
+            if let Some(fix) = &status.last_hint {
+                hint.push_str(". ");
+                hint.push_str(fix);
+            }
+            hint
         }
         _ => {
             "the next provisioning run installs it and starts it (`ensure` runs one now)".to_owned()
@@ -161,7 +161,12 @@ mod tests {
     use super::*;
 
     /// A pinned version, the provisioning status, what must and must not be said.
-    type Case<'a> = (Option<&'a str>, &'a ProvisionStatus, &'a [&'a str], &'a [&'a str]);
+    type Case<'a> = (
+        Option<&'a str>,
+        &'a ProvisionStatus,
+        &'a [&'a str],
+        &'a [&'a str],
+    );
 
     /// The daemon's state → what `start` says (issue 25, item 7).
     #[test]
