@@ -7,6 +7,8 @@
 # repository: v1.13.5, and v1.13.4 for the upgrade) unless given by path:
 #   LIVEKIT_SERVER_BIN=/path/to/livekit-server [LIVEKIT_SERVER_BIN_OLD=/path/to/older] e2e/run.sh
 # Without LIVEKIT_SERVER_BIN and without Go it prints one `e2e: SKIPPED` line and exits 0.
+# Pebble (ACME test server, for the TLS scenarios) comes from `e2e/pebble.sh` the same way unless
+# PEBBLE_BIN and PEBBLE_CHALLTESTSRV_BIN name the binaries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -19,6 +21,9 @@ phase_done() {
     say "$1 took $((SECONDS - mark))s"
     mark=$SECONDS
 }
+
+# Pebble, Let's Encrypt's ACME test server, for the TLS scenarios (tests/test_tls.py).
+E2E_PEBBLE_VERSION=${E2E_PEBBLE_VERSION:-v2.10.3}
 
 # The releases the suite runs: the newest the Go module proxy serves installably, and the one
 # before it for the upgrade scenario.
@@ -51,6 +56,23 @@ fi
 export LIVEKIT_SERVER_BIN LIVEKIT_SERVER_BIN_OLD=${LIVEKIT_SERVER_BIN_OLD:-}
 phase_done "livekit-server releases"
 
+# Pebble and pebble-challtestsrv (go install into the same cache), unless both are given by path.
+if [ -z "${PEBBLE_BIN:-}" ] || [ -z "${PEBBLE_CHALLTESTSRV_BIN:-}" ]; then
+    status=0
+    pebble_dir=$("$here/pebble.sh" "$E2E_PEBBLE_VERSION") || status=$?
+    if [ "$status" -eq 3 ]; then
+        say "go is not on PATH, so Pebble $E2E_PEBBLE_VERSION cannot be installed: the TLS scenarios will fail (set PEBBLE_BIN and PEBBLE_CHALLTESTSRV_BIN)"
+    elif [ "$status" -ne 0 ]; then
+        say "FAILED: could not obtain Pebble $E2E_PEBBLE_VERSION (see above)" >&2
+        exit 1
+    else
+        PEBBLE_BIN=$pebble_dir/pebble
+        PEBBLE_CHALLTESTSRV_BIN=$pebble_dir/pebble-challtestsrv
+    fi
+fi
+export PEBBLE_BIN=${PEBBLE_BIN:-} PEBBLE_CHALLTESTSRV_BIN=${PEBBLE_CHALLTESTSRV_BIN:-}
+phase_done "pebble $E2E_PEBBLE_VERSION"
+
 venv=${E2E_VENV:-$here/.venv}
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
@@ -76,7 +98,7 @@ out_dir=$profile
 export E2E_TARGET_DIR="$target_dir/$out_dir"
 phase_done "cargo build --profile $profile"
 
-say "livekit-server $("$LIVEKIT_SERVER_BIN" --version 2>/dev/null | sed 's/.*version //') at $LIVEKIT_SERVER_BIN${LIVEKIT_SERVER_BIN_OLD:+; older: $("$LIVEKIT_SERVER_BIN_OLD" --version 2>/dev/null | sed 's/.*version //')}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "livekit-server $("$LIVEKIT_SERVER_BIN" --version 2>/dev/null | sed 's/.*version //') at $LIVEKIT_SERVER_BIN${LIVEKIT_SERVER_BIN_OLD:+; older: $("$LIVEKIT_SERVER_BIN_OLD" --version 2>/dev/null | sed 's/.*version //')}; pebble at ${PEBBLE_BIN:-(none)}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 cd "$here"
 status=0
 "$venv/bin/python" -m pytest tests -p no:cacheprovider -s -v --durations=0 "$@" || status=$?

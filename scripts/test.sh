@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
     "redis-sentinel:redis-sentinel" # the Sentinel failover test (tests/it/redis_ha.rs)
     "openssl:openssl" # the rediss:// test makes its CA and certificates (tests/it/redis_ha.rs)
     "chromium:chromium" # the e2e browser scenarios drive Debian's Chromium, headless (e2e/tests/browser.py)
+    "libnss3-tools:certutil" # the e2e TLS scenarios give one Chromium an NSS DB trusting Pebble's root (e2e/tests/tlskit.py)
     "npm:npm" # the e2e suite installs livekit-client from e2e/browser/package-lock.json (npm ci)
     "iproute2:ip" # self-healing: an advertised address removed from lo (daemon tests/it/healing.rs, e2e)
     "mount:mount" # self-healing: a state directory on a small tmpfs that fills up (ditto)

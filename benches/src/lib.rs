@@ -45,6 +45,7 @@ pub fn typical_inputs() -> RenderInputs {
         )
         .expect("valid overlay"),
         sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+        turn_certificate: None,
         prometheus_password: None,
     }
 }

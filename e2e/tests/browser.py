@@ -54,7 +54,6 @@ FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
     "--disable-extensions",
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
@@ -64,6 +63,14 @@ FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--remote-debugging-port=0",
 ]
+
+
+def resolver_rules(resolve: dict[str, str] | None = None) -> str:
+    """`--host-resolver-rules`: each pattern of `resolve` (e.g. `*.test`) to its address, every
+    other name "not found", IP literals as they are. Chromium applies the first rule that
+    matches."""
+    rules = [f"MAP {pattern} {address}" for pattern, address in (resolve or {}).items()]
+    return "--host-resolver-rules=" + " , ".join([*rules, "MAP * ~NOTFOUND", "EXCLUDE 127.0.0.1"])
 
 
 def missing() -> str | None:
@@ -153,7 +160,13 @@ class Chromium:
     the browser endpoint, a flat session for the page). Console messages and exceptions of the
     page go to the test log and to `console`."""
 
-    def __init__(self, reaper: harness.Reaper, directory: Path, wav: Path) -> None:
+    def __init__(self, reaper: harness.Reaper, directory: Path, wav: Path, *, home: Path | None = None,
+                 resolve: dict[str, str] | None = None) -> None:
+        """`home`: the HOME Chromium runs with (its NSS DB, `$HOME/.pki/nssdb`, is the trust
+        store for the roots a test adds, see `acme.nss_home`); `resolve`: host patterns mapped to
+        addresses (`{"*.test": "127.0.0.1"}`), every other name still resolves to nothing."""
+        self.home = home
+        self.resolve = resolve
         self.reaper = reaper
         self.directory = directory
         self.wav = wav
@@ -178,13 +191,14 @@ class Chromium:
     # -- process
 
     async def start(self, timeout: float = 60.0) -> None:
-        args = [str(CHROMIUM), *FLAGS, f"--user-data-dir={self.profile}",
+        args = [str(CHROMIUM), *FLAGS, resolver_rules(self.resolve), f"--user-data-dir={self.profile}",
                 f"--use-file-for-fake-audio-capture={self.wav}", "about:blank"]
         logf = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         # Its own process group: Chromium's zygote, renderer and utility processes go with it.
+        env = None if self.home is None else {**os.environ, "HOME": str(self.home)}
         self.proc = self.reaper.popen(args, marker=str(self.profile), group=True,
                                       stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                      start_new_session=True)
+                                      start_new_session=True, env=env)
         logf.close()
         endpoint = await asyncio.to_thread(self._endpoint, timeout)
         log(f"chromium pid {self.proc.pid}: {endpoint}")
@@ -275,8 +289,10 @@ class Chromium:
             raise BrowserError(f"{method}: {reply['error']}")
         return reply.get("result", {})
 
-    async def open(self, url: str) -> None:
-        """A new page at `url`, with console and exceptions reported; returns once it loaded."""
+    async def open(self, url: str, ready: str = "complete:object") -> None:
+        """A new page at `url`, with console and exceptions reported; returns once it loaded
+        (`ready`: the page's `readyState:typeof window.e2e`; "complete:undefined" for a page
+        that is not ours)."""
         target = await self.send("Target.createTarget", {"url": "about:blank"}, session=False)
         attached = await self.send("Target.attachToTarget",
                                    {"targetId": target["targetId"], "flatten": True}, session=False)
@@ -284,9 +300,12 @@ class Chromium:
         await self.send("Runtime.enable")
         await self.send("Log.enable")
         await self.send("Page.enable")
-        await self.send("Page.navigate", {"url": url})
+        nav = await self.send("Page.navigate", {"url": url})
+        if nav.get("errorText"):
+            # A failed navigation (net::ERR_CERT_AUTHORITY_INVALID, net::ERR_NAME_NOT_RESOLVED…).
+            raise BrowserError(f"navigating to {url}: {nav['errorText']}")
         deadline = time.monotonic() + 30
-        while await self.evaluate("document.readyState + ':' + (typeof window.e2e)") != "complete:object":
+        while await self.evaluate("document.readyState + ':' + (typeof window.e2e)") != ready:
             if time.monotonic() > deadline:
                 raise BrowserError(f"the page at {url} did not load (console: {self.console[-10:]})")
             await asyncio.sleep(0.05)

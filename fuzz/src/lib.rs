@@ -28,6 +28,7 @@ pub fn typical_inputs() -> RenderInputs {
         redis: None,
         extra: ExtraOverlay::default(),
         sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+        turn_certificate: None,
         prometheus_password: None,
     }
 }
@@ -214,6 +215,7 @@ impl FuzzInputs {
             extra,
             sqlite_path: PathBuf::from(self.sqlite_path),
             prometheus_password: None,
+            turn_certificate: None,
         })
     }
 }

@@ -9,6 +9,9 @@ mod units;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if let Some(code) = livekit_provision_daemon::front::main_if_requested() {
+        return code;
+    }
     let cli: cli::Cli = livekit_provision_setup::parse_args();
     livekit_provision_setup::init_logging(
         livekit_provision_setup::Logging::Command,

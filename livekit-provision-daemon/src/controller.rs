@@ -398,9 +398,13 @@ fn provision(shared: &Shared) -> RunOutcome {
         ensure: Ok(report.clone()),
         failure: None,
         disabled: None,
-        run_by: report
-            .grace_until
-            .and_then(|until| grace_end(config, until)),
+        run_by: earliest(
+            report
+                .grace_until
+                .and_then(|until| grace_end(config, until)),
+            livekit_provision::tls::next_action(state, &snapshot.config.settings, opts.now)
+                .and_then(|at| grace_end(config, at)),
+        ),
     };
     if let Some(failure) = report.failure() {
         // The CLI's `ensure` says the same, word for word (`EnsureReport::failure`).

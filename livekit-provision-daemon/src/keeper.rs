@@ -28,7 +28,7 @@ use crate::supervise::{
     Ensured, PortOwner, ProcessSpec, ProcessStatus, StopOutcome, Supervisor, health, listening_on,
     runs_another_binary, started,
 };
-use crate::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use crate::supervise::{LIVEKIT_SERVER, MEDIA};
 use livekit_provision::ErrorReport;
 use livekit_provision::OperatorConfig;
 use livekit_provision::StateDir;
@@ -357,7 +357,7 @@ impl Media {
         crate::media::record_stop(self.supervisor.state(), now)
             .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
         let mut outcomes = BTreeMap::new();
-        for name in [LK_BACKEND, LIVEKIT_SERVER] {
+        for name in MEDIA {
             let outcome = self
                 .supervisor
                 .stop(name, grace)
@@ -426,7 +426,7 @@ impl Media {
         crate::media::clear_stop(self.supervisor.state())
             .map_err(|e| MediaFailure::from(ErrorReport::of(&e)))?;
         let mut outcomes = BTreeMap::new();
-        for name in [LK_BACKEND, LIVEKIT_SERVER] {
+        for name in MEDIA {
             let outcome = self
                 .supervisor
                 .stop_for_restart(name, grace)
@@ -626,7 +626,7 @@ impl Media {
 
     /// Watch the exit of every held process not yet watched.
     fn arm_watches(&mut self) {
-        for name in [LIVEKIT_SERVER, LK_BACKEND] {
+        for name in MEDIA.iter().rev().copied() {
             let Some(process) = self.supervisor.process(name) else {
                 continue;
             };

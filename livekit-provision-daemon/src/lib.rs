@@ -197,6 +197,7 @@ mod apply;
 pub mod client;
 mod connection;
 mod controller;
+pub mod front;
 mod gate;
 mod heal;
 mod keeper;

@@ -42,6 +42,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = daemon::front::main_if_requested() {
+        return code;
+    }
     let cli: Cli = parse_args();
     init_logging(Logging::Service, cli.global.quiet, cli.global.verbose);
     match run(&cli) {

@@ -259,6 +259,9 @@ pub fn names(settings: &Settings) -> Vec<&'static str> {
     if settings.backend_command.is_some() {
         names.push(LK_BACKEND);
     }
+    if settings.tls.is_some() {
+        names.push(crate::supervise::TLS_FRONT);
+    }
     names
 }
 
@@ -406,6 +409,11 @@ pub(crate) fn process_specs(
             settings.backend_port,
             settings.backend_probe.clone(),
         ));
+    }
+    if let Some(tls) = &settings.tls {
+        // This very binary serves the front (`front::main_if_requested`).
+        let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        specs.push(ProcessSpec::tls_front(state, program, tls.port));
     }
     specs
 }

@@ -143,7 +143,43 @@ pub fn status_without_daemon(
         changes,
         keys: keys.ok(),
         store: Some(store),
+        tls: tls_report(state, &node.config.settings, now),
     }
+}
+
+/// `status.tls`: the certificate of `settings.tls` and the ACME record; `None` without `tls:`.
+pub(crate) fn tls_report(
+    state: &StateDir,
+    settings: &livekit_provision::settings::Settings,
+    now: SystemTime,
+) -> Option<crate::protocol::TlsReport> {
+    use livekit_provision::tls;
+    let config = settings.tls.as_ref()?;
+    let a = tls::assess(state, settings, config, now);
+    let record = tls::read_record(state);
+    let at = |secs: Option<u64>| {
+        secs.map(|s| rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s)))
+    };
+    let info = a.info.as_ref();
+    Some(crate::protocol::TlsReport {
+        domain: config.domain.clone(),
+        source: if config.uses_acme() { "acme" } else { "files" }.to_owned(),
+        cert_file: a.cert_path.clone(),
+        names: info.map(|i| i.names.clone()).unwrap_or_default(),
+        issuer: info.map(|i| i.issuer.clone()),
+        serial: info.map(|i| i.serial.clone()),
+        not_after: info.map(|i| rfc3339(i.not_after)),
+        renew_at: a.renew_at.map(rfc3339),
+        problem: a
+            .due
+            .as_ref()
+            .filter(|d| !matches!(d, tls::Due::Renewal))
+            .map(ToString::to_string),
+        last_attempt: at(record.last_attempt),
+        last_error: record.last_error.clone(),
+        next_attempt: at(record.next_attempt).filter(|_| record.waiting(now)),
+        issued: record.issued,
+    })
 }
 
 /// The media processes `node` configures ([`crate::media::names`]) as `supervisor` sees them

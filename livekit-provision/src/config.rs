@@ -52,6 +52,10 @@ impl crate::error_chain::Hint for ConfigError {
             } => Some(format!("{} (in {})", e.hint(), path.display())),
             Self::Settings {
                 path,
+                source: SettingsError::Tls(e),
+            } => Some(format!("{} (in {})", e.hint, path.display())),
+            Self::Settings {
+                path,
                 source: SettingsError::Changes(_),
             } => Some(format!(
                 "edit the `changes:` section of {}: `apply: idle|window|manual`, `window: HH:MM-HH:MM` (UTC, with apply: window), `deadline:` from 1m to 30d, `drain:` from 1s to 24h (README: \"Changes and live calls\")",
@@ -80,13 +84,14 @@ impl OperatorConfig {
     /// Read `provision.yaml` and `extra.yaml` of `state`; absent files mean defaults.
     pub fn load(state: &StateDir) -> Result<Self, ConfigError> {
         let settings_path = state.settings_file();
-        let settings = match read_optional(&settings_path)? {
+        let mut settings = match read_optional(&settings_path)? {
             Some(text) => Settings::from_yaml(&text).map_err(|source| ConfigError::Settings {
                 path: settings_path,
                 source,
             })?,
             None => Settings::default(),
         };
+        settings.turn = managed_turn(state, &settings);
         let extra_path = state.extra_file();
         let extra = match read_optional(&extra_path)? {
             Some(text) => ExtraOverlay::parse(&text).map_err(|source| ConfigError::Extra {
@@ -97,6 +102,25 @@ impl OperatorConfig {
         };
         Ok(Self { settings, extra })
     }
+}
+
+/// The `turn:` section with what a `tls:` section provides: the certificate and key (when
+/// TURN/TLS loads one and `turn:` names none) and `tls.turn_domain` as `turn.domain`.
+fn managed_turn(state: &StateDir, settings: &Settings) -> crate::settings::TurnSettings {
+    let mut turn = settings.turn.clone();
+    if let Some(tls) = &settings.tls
+        && turn.loads_certificate()
+        && turn.cert_file.is_none()
+        && turn.key_file.is_none()
+    {
+        let (cert, key) = crate::tls::certificate_paths(state, tls);
+        turn.cert_file = Some(cert);
+        turn.key_file = Some(key);
+        if turn.domain.is_none() {
+            turn.domain.clone_from(&tls.turn_domain);
+        }
+    }
+    turn
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {

@@ -14,6 +14,13 @@ use crate::render::LivekitYaml;
 const SECRETS_FIELD: &str = "keys.secrets";
 /// The field holding a digest of the `extra.yaml` overlay.
 const EXTRA_FIELD: &str = "extra";
+/// The field holding a digest of the managed `turn:` keys.
+const TURN_FIELD: &str = "turn";
+/// The field holding the SHA-256 of the TURN/TLS certificate (the comment `render` writes).
+const TURN_CERT_FIELD: &str = "turn.certificate";
+/// Fields a record written before they existed lacks: compared only when both sides have them
+/// (an upgrade of the control plane alone never makes a restart pending).
+const LATER_FIELDS: &[&str] = &[TURN_FIELD, TURN_CERT_FIELD];
 
 /// The changes from `running` (the text the server started with) to `published`, one line each
 /// (`rtc.node_ip: 127.0.0.1 -> 127.0.0.2`). Empty when they are the same. Text that does not
@@ -76,8 +83,29 @@ pub fn named_values(text: &str) -> Option<BTreeMap<String, String>> {
             show(y.redis.as_ref().map(|r| r.nodes.shown())),
         ),
         (EXTRA_FIELD, digest(extra.as_bytes())),
+        (
+            TURN_FIELD,
+            digest(
+                serde_yaml::to_string(&y.turn)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ),
+        ),
+        (TURN_CERT_FIELD, show(turn_certificate(text))),
     ];
     Some(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// The SHA-256 of the TURN/TLS certificate, from the comment the renderer writes beside it.
+fn turn_certificate(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let rest = line.trim_start().strip_prefix("# cert_file sha256 ")?;
+        Some(rest.split(':').next()?.to_owned())
+    })
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
 }
 
 /// The changes between two sets of [`named_values`], one line each; a changed secret or overlay
@@ -86,7 +114,13 @@ pub fn value_changes(
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> Vec<String> {
-    if old == new {
+    let comparable = |name: &str| !LATER_FIELDS.contains(&name) || old.contains_key(name);
+    if old == new
+        || old
+            .iter()
+            .chain(new.iter())
+            .all(|(k, _)| !comparable(k) || old.get(k) == new.get(k))
+    {
         return Vec::new();
     }
     let get = |m: &BTreeMap<String, String>, k: &str| {
@@ -98,12 +132,18 @@ pub fn value_changes(
     let mut extra_changed = false;
     for name in names {
         let (a, b) = (get(old, name), get(new, name));
-        if a == b {
+        if a == b || !comparable(name) {
             continue;
         }
         match name.as_str() {
             SECRETS_FIELD => secret_changed = true,
             EXTRA_FIELD => extra_changed = true,
+            TURN_FIELD => out.push("turn: section changed".to_owned()),
+            TURN_CERT_FIELD => out.push(format!(
+                "turn.cert_file: the certificate changed ({} -> {}); livekit-server loads it at start only",
+                short(&a),
+                short(&b)
+            )),
             _ => out.push(format!("{name}: {a} -> {b}")),
         }
     }
@@ -167,5 +207,33 @@ mod tests {
             ["extra.yaml overlay changed"]
         );
         assert_eq!(config_changes(BASE, "port: [x"), ["livekit.yaml changed"]);
+    }
+
+    #[test]
+    fn a_renewed_turn_certificate_and_a_turn_change_need_a_restart() {
+        let turn = |sha: &str| {
+            format!(
+                "{BASE}turn:\n  enabled: true\n  domain: \"t.example.com\"\n  tls_port: 5349\n  # cert_file sha256 {sha}: livekit-server reads it at start only\n  cert_file: \"/c.pem\"\n  key_file: \"/k.pem\"\n"
+            )
+        };
+        let (a, b) = (turn(&"a".repeat(64)), turn(&"b".repeat(64)));
+        let changes = config_changes(&a, &b);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(
+            changes[0].starts_with(
+                "turn.cert_file: the certificate changed (aaaaaaaaaaaa -> bbbbbbbbbbbb)"
+            ),
+            "{changes:?}"
+        );
+        let moved = a.replace("tls_port: 5349", "tls_port: 5350");
+        assert_eq!(config_changes(&a, &moved), ["turn: section changed"]);
+    }
+
+    #[test]
+    fn a_record_from_before_the_turn_fields_makes_no_restart_pending() {
+        let mut old = named_values(BASE).unwrap();
+        old.retain(|k, _| !LATER_FIELDS.contains(&k.as_str()));
+        let new = named_values(BASE).unwrap();
+        assert!(value_changes(&old, &new).is_empty());
     }
 }

@@ -127,6 +127,11 @@ pub struct RenderInputs {
     pub prometheus_password: Option<Secret>,
     /// lk-backend's database (`SQLITE_PATH`).
     pub sqlite_path: PathBuf,
+    /// The SHA-256 of the TURN/TLS certificate livekit-server loads (hex), when it loads one:
+    /// written into `livekit.yaml` as a comment, so that a renewed certificate is a changed
+    /// file, applied like every change that needs livekit-server restarted (it reads the
+    /// certificate only at start).
+    pub turn_certificate: Option<String>,
 }
 
 impl RenderInputs {

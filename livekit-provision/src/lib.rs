@@ -129,6 +129,7 @@ mod shell;
 mod snapshot;
 pub mod store;
 mod sys;
+pub mod tls;
 pub mod token;
 pub mod validate;
 mod version;

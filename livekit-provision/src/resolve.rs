@@ -358,6 +358,7 @@ pub fn resolve(
         extra: cx.extra.clone(),
         sqlite_path: cx.state.backend_sqlite(),
         prometheus_password,
+        turn_certificate: turn_certificate(&cx.settings.turn),
     };
     Ok(Resolution {
         inputs,
@@ -653,4 +654,10 @@ fn invalid(store: &dyn SecretStore, name: &SecretName, source: InvalidValue) -> 
         store: store.describe(),
         source,
     }
+}
+
+/// The SHA-256 of the leaf livekit-server's TURN/TLS loads, when it loads one it can read.
+fn turn_certificate(turn: &crate::settings::TurnSettings) -> Option<String> {
+    let path = turn.cert_file.as_ref().filter(|_| turn.loads_certificate())?;
+    crate::tls::read_certificate(path).ok().map(|info| info.sha256)
 }

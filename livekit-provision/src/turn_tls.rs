@@ -24,6 +24,10 @@ pub(crate) const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 
 const DAY: u64 = 24 * 3600;
 
+/// A certificate that starts within this long is taken as valid now: a CA that does not
+/// backdate (Pebble) issues one valid from the second it signs, and clocks differ a little.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
 /// Something wrong with the TURN certificate or key. Every variant names the file; only
 /// [`TlsIssue::ExpiresSoon`] and [`TlsIssue::KeyOwner`] are warnings, the rest make `ensure`
 /// refuse before anything is written.
@@ -305,7 +309,9 @@ fn validity(leaf: &CertificateDer<'_>, path: &Path, now: SystemTime) -> Option<T
             path,
             days: days(ago),
         })
-    } else if let Ok(ahead) = not_before.duration_since(now) {
+    } else if let Ok(ahead) = not_before.duration_since(now)
+        && ahead > CLOCK_SKEW
+    {
         Some(TlsIssue::NotYetValid {
             path,
             days: days(ahead),

@@ -102,68 +102,82 @@ fn print_report(ctx: &Ctx, report: &EnsureReport, failure: Option<&ErrorReport>)
             p.warn(&w.message);
         }
     }
-    let verb =
-        |done: &'static str, planned: &'static str| if report.dry_run { planned } else { done };
     for action in &report.actions {
-        let line = match action {
-            // A dry run draws no key: the real run mints its own.
-            Action::MintCredentials { key: Some(key) } => format!(
-                "minted and stored API key {key} and its secret in {}",
-                ctx.spec
-            ),
-            Action::MintCredentials { key: None } => format!(
-                "{} a new API key and its secret in {}",
-                verb("minted and stored", "would mint and store"),
-                ctx.spec
-            ),
-            Action::AdoptCredentials { key, from } => format!(
-                "{} API key {key} from {from} into {}",
-                verb("adopted", "would adopt"),
-                ctx.spec
-            ),
-            Action::StoreSecret { name } => {
-                format!("{} {name} in {}", verb("stored", "would store"), ctx.spec)
-            }
-            Action::WriteFile { file, reason } => format!(
-                "{} {file} ({})",
-                verb("wrote", "would write"),
-                match reason {
-                    WriteReason::Missing => "missing",
-                    WriteReason::Changed => "changed",
-                    WriteReason::LegacyImport => "imported from an older layout",
-                    WriteReason::ForeignSymlink => "replaced a foreign symlink",
-                    WriteReason::Unparsable => "replaced an unreadable file",
-                }
-            ),
-            Action::BackupFile { path, to } => {
-                format!("backed up {} to {}", path.display(), to.display())
-            }
-            Action::SweepDebris { paths } => {
-                format!(
-                    "removed {} of a killed writer",
-                    count(paths.len(), "leftover temp file", "leftover temp files")
-                )
-            }
-            Action::Install { version, replaces } => match replaces {
-                Some(old) => format!(
-                    "{} livekit-server {old} -> {version}",
-                    verb("upgraded", "would upgrade")
-                ),
-                None => format!(
-                    "{} livekit-server {version}",
-                    verb("installed", "would install")
-                ),
-            },
-            Action::Reactivate { version } => {
-                format!(
-                    "{} kept livekit-server {version}",
-                    verb("switched back to", "would switch back to")
-                )
-            }
-            other => format!("{other:?}"),
-        };
-        p.data(line);
+        p.data(action_line(ctx, report.dry_run, action));
     }
+    print_summary(ctx, report);
+}
+
+/// One action, as done (or, in a dry run, as it would be done).
+fn action_line(ctx: &Ctx, dry_run: bool, action: &Action) -> String {
+    let verb = |done: &'static str, planned: &'static str| if dry_run { planned } else { done };
+    match action {
+        // A dry run draws no key: the real run mints its own.
+        Action::MintCredentials { key: Some(key) } => format!(
+            "minted and stored API key {key} and its secret in {}",
+            ctx.spec
+        ),
+        Action::MintCredentials { key: None } => format!(
+            "{} a new API key and its secret in {}",
+            verb("minted and stored", "would mint and store"),
+            ctx.spec
+        ),
+        Action::AdoptCredentials { key, from } => format!(
+            "{} API key {key} from {from} into {}",
+            verb("adopted", "would adopt"),
+            ctx.spec
+        ),
+        Action::StoreSecret { name } => {
+            format!("{} {name} in {}", verb("stored", "would store"), ctx.spec)
+        }
+        Action::WriteFile { file, reason } => format!(
+            "{} {file} ({})",
+            verb("wrote", "would write"),
+            match reason {
+                WriteReason::Missing => "missing",
+                WriteReason::Changed => "changed",
+                WriteReason::LegacyImport => "imported from an older layout",
+                WriteReason::ForeignSymlink => "replaced a foreign symlink",
+                WriteReason::Unparsable => "replaced an unreadable file",
+            }
+        ),
+        Action::BackupFile { path, to } => {
+            format!("backed up {} to {}", path.display(), to.display())
+        }
+        Action::SweepDebris { paths } => {
+            format!(
+                "removed {} of a killed writer",
+                count(paths.len(), "leftover temp file", "leftover temp files")
+            )
+        }
+        Action::Install { version, replaces } => match replaces {
+            Some(old) => format!(
+                "{} livekit-server {old} -> {version}",
+                verb("upgraded", "would upgrade")
+            ),
+            None => format!(
+                "{} livekit-server {version}",
+                verb("installed", "would install")
+            ),
+        },
+        Action::Reactivate { version } => {
+            format!(
+                "{} kept livekit-server {version}",
+                verb("switched back to", "would switch back to")
+            )
+        }
+        Action::ObtainCertificate {
+            names,
+            directory,
+            reason,
+        } => certificate_line(verb("obtained", "would obtain"), names, directory, reason),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The last line: nothing to do, the binary still missing, or the dry run's verdict.
+fn print_summary(ctx: &Ctx, report: &EnsureReport) {
+    let p = &ctx.printer;
     if report.is_noop() && report.is_incomplete() {
         // Not "nothing to do": the binary is still to be installed, and the run fails.
         let version = match &report.binary {
@@ -187,4 +201,11 @@ fn print_report(ctx: &Ctx, report: &EnsureReport, failure: Option<&ErrorReport>)
     } else if report.dry_run {
         p.status("dry run: nothing was changed (exit code 2: changes pending)");
     }
+}
+
+fn certificate_line(verb: &str, names: &[String], directory: &str, reason: &str) -> String {
+    format!(
+        "{verb} a TLS certificate for {} from {directory} ({reason})",
+        names.join(", ")
+    )
 }

@@ -1,6 +1,6 @@
 //! `render` and `logs.tail`: the files `ensure` would write, and the media logs.
 
-use crate::supervise::{LIVEKIT_SERVER, LK_BACKEND};
+use crate::supervise::MEDIA;
 
 /// How many lines `logs.tail` returns when the call does not say.
 const DEFAULT_LOG_LINES: usize = 100;
@@ -27,10 +27,11 @@ pub(super) fn logs_tail(
     shared: &Shared,
     params: &LogsTailParams,
 ) -> Result<LogsTailResult, RpcError> {
-    if ![LIVEKIT_SERVER, LK_BACKEND].contains(&params.name.as_str()) {
+    if !MEDIA.contains(&params.name.as_str()) {
         return Err(RpcError::invalid_params(format!(
-            "name {:?} is not a media process ({LIVEKIT_SERVER}, {LK_BACKEND})",
-            params.name
+            "name {:?} is not a media process ({})",
+            params.name,
+            MEDIA.join(", ")
         )));
     }
     let lines = params.lines.unwrap_or(DEFAULT_LOG_LINES);

@@ -36,6 +36,9 @@ pub(super) fn status(shared: &Shared) -> StatusResult {
         changes,
         keys,
         store: Some(lock(&shared.store_health).report()),
+        tls: livekit_provision::OperatorConfig::load(&shared.config.state)
+            .ok()
+            .and_then(|c| crate::status::tls_report(&shared.config.state, &c.settings, now)),
     }
 }
 

@@ -78,6 +78,41 @@ pub struct StatusResult {
     /// published, and everything converges by itself once it answers again.
     #[serde(default)]
     pub store: Option<StoreReport>,
+    /// The certificate of `wss://` (`tls:` of `provision.yaml`); `null` without a `tls:`
+    /// section.
+    #[serde(default)]
+    pub tls: Option<TlsReport>,
+}
+
+/// The certificate the TLS front serves, and where ACME stands (`status.tls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TlsReport {
+    /// `tls.domain`: the name of `wss://`.
+    pub domain: String,
+    /// `acme` or `files` (the operator's `cert_file`/`key_file`).
+    pub source: String,
+    /// The certificate file served.
+    pub cert_file: PathBuf,
+    /// The names the certificate covers; empty when there is none.
+    pub names: Vec<String>,
+    /// Its issuer (RFC 4514).
+    pub issuer: Option<String>,
+    /// Its serial number (hex).
+    pub serial: Option<String>,
+    /// When it expires (RFC 3339).
+    pub not_after: Option<String>,
+    /// When it is renewed (RFC 3339; ACME).
+    pub renew_at: Option<String>,
+    /// What is wrong with it, if anything (missing, names, expired).
+    pub problem: Option<String>,
+    /// The last ACME attempt began (RFC 3339).
+    pub last_attempt: Option<String>,
+    /// Why the last ACME attempt failed; `null` after a success.
+    pub last_error: Option<String>,
+    /// No new attempt before this while the certificate in place serves (RFC 3339).
+    pub next_attempt: Option<String>,
+    /// Certificates obtained by ACME in this state directory, the first one included.
+    pub issued: u32,
 }
 
 /// Whether the secret store answers (`status.store`).

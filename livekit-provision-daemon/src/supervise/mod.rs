@@ -65,7 +65,7 @@ pub use identity::MediaProcess;
 pub use policy::{RestartDecision, RestartPolicy};
 pub use port_owner::PortOwner;
 pub use signal::{Ending, StopOutcome};
-pub use spec::{EnvValue, LIVEKIT_SERVER, LK_BACKEND, ProcessSpec};
+pub use spec::{EnvValue, LIVEKIT_SERVER, LK_BACKEND, MEDIA, ProcessSpec, TLS_FRONT};
 pub use supervisor::{Ensured, ProcessStatus, Supervisor};
 pub use watch::ExitWatch;
 

@@ -17,6 +17,12 @@ pub const LIVEKIT_SERVER: &str = "livekit-server";
 /// The supervised name of lk-backend.
 pub const LK_BACKEND: &str = "lk-backend";
 
+/// The supervised name of the TLS front (`tls:` in provision.yaml; see `crate::front`).
+pub const TLS_FRONT: &str = "tls-front";
+
+/// Every media process, in stop order (the front, then lk-backend, then livekit-server).
+pub const MEDIA: [&str; 3] = [TLS_FRONT, LK_BACKEND, LIVEKIT_SERVER];
+
 /// How long a fresh start may take to answer its health probe.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -90,6 +96,20 @@ impl ProcessSpec {
             env,
             health: Some(SocketAddr::from(([127, 0, 0, 1], port))),
             probe,
+            start_timeout: DEFAULT_START_TIMEOUT,
+        }
+    }
+
+    /// The TLS front: `program` (a binary with `crate::front::main_if_requested` first in its
+    /// `main`) re-executed with `crate::front::args`, ready once `tls.port` accepts.
+    pub fn tls_front(state: &StateDir, program: PathBuf, port: u16) -> Self {
+        Self {
+            name: TLS_FRONT.to_owned(),
+            program,
+            args: crate::front::args(state),
+            env: BTreeMap::new(),
+            health: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            probe: HealthProbe::Tcp,
             start_timeout: DEFAULT_START_TIMEOUT,
         }
     }

@@ -13,6 +13,7 @@ mod changes;
 mod daemon_loop;
 mod discover;
 mod embed;
+mod front;
 mod healing;
 mod hero_host;
 mod lifecycle;

@@ -119,4 +119,20 @@ pub enum Code {
     /// A Redis TLS file of `provision.yaml` (`redis_tls_ca_cert_file`, `…_client_cert_file`,
     /// `…_client_key_file`) cannot be read as a regular file: livekit-server cannot connect.
     RedisTlsUnreadable,
+    /// `tls:` is set but there is no certificate yet (ACME has not obtained one).
+    TlsMissing,
+    /// The TLS certificate cannot be read, or its key is not its key.
+    TlsInvalid,
+    /// The TLS certificate does not cover `tls.domain` or `tls.turn_domain`.
+    TlsNames,
+    /// The TLS certificate has expired: browsers refuse `wss://`.
+    TlsExpired,
+    /// The TLS certificate is past its renewal time (ACME) or expires within 30 days (files).
+    TlsExpiring,
+    /// The TLS chain's certificates do not follow each other (a missing intermediate).
+    TlsChain,
+    /// The last ACME attempt failed; the certificate in place (if any) serves on.
+    TlsRenewalFailing,
+    /// The TLS private key is open to group or others.
+    TlsKeyPermissions,
 }

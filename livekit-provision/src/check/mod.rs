@@ -22,6 +22,7 @@ use crate::triple::{DiskTriple, Parsed};
 
 pub(crate) mod code;
 mod rotation;
+mod tls;
 
 pub use code::{Code, Severity};
 
@@ -165,7 +166,9 @@ pub fn check(
         opts.livekit_bin.as_deref(),
     ));
     if let Some(config) = &config {
-        check_turn(config, opts.now, &mut out);
+        check_turn(state, config, opts.now, &mut out);
+        out.list
+            .extend(tls::findings(state, &config.settings, opts.now));
     }
     if let (Some(store), Some(config)) = (store, &config) {
         check_against_store(state, store, &disk, config, opts, &mut out);
@@ -174,10 +177,15 @@ pub fn check(
 }
 
 /// The TURN/TLS certificate and key, as `ensure` inspects them before writing.
-fn check_turn(config: &OperatorConfig, now: SystemTime, out: &mut Findings) {
+fn check_turn(state: &StateDir, config: &OperatorConfig, now: SystemTime, out: &mut Findings) {
     use crate::turn_tls::TlsIssue;
     let uid = nix::unistd::geteuid().as_raw();
     for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
+        if matches!(issue, TlsIssue::ExpiresSoon { .. })
+            && crate::tls::renewed_by_acme(state, &config.settings, issue.path())
+        {
+            continue;
+        }
         let code = match &issue {
             TlsIssue::Unreadable { .. } => Code::TurnTlsUnreadable,
             TlsIssue::KeyPermissions { .. } => Code::TurnKeyPermissions,

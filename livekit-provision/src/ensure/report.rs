@@ -1,16 +1,23 @@
-//! What a run did, as every face shows it: the typed [`Action`]s, the [`BinaryState`], the
-//! [`EnsureReport`] (the CLI's `--json` and the daemon's `ensure` result) and its one error when
-//! it is incomplete ([`EnsureReport::failure`]).
+//! What a run of `ensure` reports and takes: its options, actions, warnings, binary state and
+//! errors (the types `--json`, the RPC and embedders see). A leaf: the run itself is in
+//! `mod.rs`.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::binary::BinaryOptions;
+use crate::config::ConfigError;
 use crate::error_chain::ErrorReport;
+use crate::fetch;
 use crate::paths::ManagedFile;
-use crate::resolve::{CredentialSource, Warning};
-use crate::store::SecretName;
+use crate::publish::{PublishError, PublishOptions};
+use crate::resolve::{CredentialSource, ResolveError, Warning};
+use crate::server_check::ServerCheckError;
+use crate::store::{SecretName, StoreError};
+use crate::turn_tls::TlsIssue;
 
 /// Why a managed file is (or would be) written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -83,6 +90,78 @@ pub enum Action {
         /// The version.
         version: String,
     },
+    /// A TLS certificate was (or would be) obtained by ACME and made live (`tls:`).
+    ObtainCertificate {
+        /// The names it covers.
+        names: Vec<String>,
+        /// The ACME directory.
+        directory: String,
+        /// Why now: none yet, names changed, expired, renewal time.
+        reason: String,
+    },
+}
+
+/// Options of one [`ensure`] run.
+pub struct EnsureOptions<'a> {
+    /// Plan only: write nothing (not even to the store), download nothing.
+    pub dry_run: bool,
+    /// The clock (rotation grace).
+    pub now: SystemTime,
+    /// Addresses of this machine's interfaces (for the NAT warning); see [`crate::sys::local_addresses`].
+    pub local_addresses: Vec<IpAddr>,
+    /// How to get the binary.
+    pub binary: BinaryOptions,
+    /// Called once before waiting for another writer's lock, with its pid when known.
+    pub on_lock_wait: &'a dyn Fn(Option<u32>),
+    /// Publish options (crash-test seam).
+    pub publish: PublishOptions<'a>,
+    /// Progress of a download.
+    pub fetch_events: Option<fetch::EventSink>,
+    /// Called as the run enters each phase (`Resolving`, `Rendering`, `Publishing`; a download
+    /// reports through `fetch_events`).
+    pub on_phase: &'a dyn Fn(Phase),
+}
+
+/// The phase of a provisioning run, in order (the daemon's `status` reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Phase {
+    /// Reading the secret store and the files on disk.
+    Resolving,
+    /// Rendering and checking the three files.
+    Rendering,
+    /// Writing a generation and switching `current`.
+    Publishing,
+    /// Downloading (and verifying) the livekit-server release.
+    Downloading,
+    /// Starting the media that are down (the daemon, after `ensure`).
+    Starting,
+}
+
+impl std::fmt::Debug for EnsureOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnsureOptions")
+            .field("dry_run", &self.dry_run)
+            .field("now", &self.now)
+            .field("binary", &self.binary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EnsureOptions<'_> {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            now: crate::clock::system(),
+            local_addresses: Vec::new(),
+            binary: BinaryOptions::default(),
+            on_lock_wait: &|_| {},
+            publish: PublishOptions::default(),
+            fetch_events: None,
+            on_phase: &|_| {},
+        }
+    }
 }
 
 /// The state of the binary after a run.
@@ -193,5 +272,69 @@ impl EnsureReport {
                 Some("it is installed by the next run that may download".to_owned()),
             ),
         })
+    }
+}
+
+/// Why `ensure` failed. Unless the variant says otherwise, nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnsureError {
+    /// The state directory could not be prepared or locked.
+    #[error(transparent)]
+    State(PublishError),
+    /// `provision.yaml` or `extra.yaml` is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The secrets could not be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The files could not be published (the previous set is still in place).
+    #[error(transparent)]
+    Publish(PublishError),
+    /// After publishing, the files on disk did not read back as the set just written.
+    #[error("after writing, the files in {} do not agree: {reason}", state.display())]
+    Verify {
+        /// The state directory.
+        state: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
+    /// The TURN/TLS certificate or key would stop livekit-server (or TURN/TLS): refused before
+    /// anything is written.
+    #[error(transparent)]
+    TurnTls(#[from] TlsIssue),
+    /// An invalid `LIVEKIT_SHA256` in the store.
+    #[error("secret LIVEKIT_SHA256 is not a SHA-256 hex digest")]
+    InvalidPinnedDigest,
+    /// The livekit-server binary on this node refused the new `livekit.yaml`; nothing was
+    /// published.
+    #[error(transparent)]
+    ServerRefused(#[from] ServerCheckError),
+    /// `tls:` is set, no certificate can serve, and none could be obtained.
+    #[error(transparent)]
+    Certificate(#[from] crate::tls::CertificateError),
+}
+
+impl crate::error_chain::Hint for EnsureError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::State(e) | Self::Publish(e) => e.hint(),
+            Self::Config(e) => e.hint(),
+            Self::Resolve(e) => e.hint(),
+            Self::TurnTls(e) => Some(e.hint()),
+            Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
+            Self::ServerRefused(e) => e.hint(),
+            Self::Certificate(e) => Some(e.hint.clone()),
+            Self::InvalidPinnedDigest => Some(
+                "set it to the 64 hex digits of the release tarball's SHA-256, or remove it"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for EnsureError {
+    fn from(e: StoreError) -> Self {
+        Self::Resolve(ResolveError::Store(e))
     }
 }

@@ -293,6 +293,7 @@ mod tests {
             )
             .unwrap(),
             sqlite_path: "/var/lib/livekit-provision/backend.sqlite".into(),
+            turn_certificate: None,
             prometheus_password: None,
         }
     }

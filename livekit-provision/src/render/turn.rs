@@ -11,7 +11,13 @@ use crate::settings::TurnSettings;
 
 /// Write the `turn:` block of `livekit.yaml`: the managed keys when TURN is enabled, then the
 /// overlay's other `turn` keys (`extra`, already checked to hold no managed key).
-pub(super) fn write_yaml(out: &mut String, turn: &TurnSettings, extra: Option<&Mapping>) {
+/// `certificate`: the SHA-256 of the certificate TURN/TLS loads, written as a comment.
+pub(super) fn write_yaml(
+    out: &mut String,
+    turn: &TurnSettings,
+    certificate: Option<&str>,
+    extra: Option<&Mapping>,
+) {
     let extra = extra.filter(|m| !m.is_empty());
     if !turn.enabled && extra.is_none() {
         return;
@@ -20,6 +26,12 @@ pub(super) fn write_yaml(out: &mut String, turn: &TurnSettings, extra: Option<&M
     if turn.enabled {
         // Writing into a `String` cannot fail.
         let _ = write_managed(out, turn);
+        if let Some(sha256) = certificate.filter(|_| turn.loads_certificate()) {
+            let _ = writeln!(
+                out,
+                "  # cert_file sha256 {sha256}: livekit-server reads it at start only"
+            );
+        }
     }
     if let Some(extra) = extra {
         write_mapping(out, extra, 2);

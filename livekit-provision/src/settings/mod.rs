@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 mod changes;
 mod healing;
 pub(crate) mod production;
+mod tls;
 mod turn;
 
 pub use changes::{ApplyMode, ChangePolicy, DEFAULT_DRAIN, Span, Window};
@@ -24,6 +25,7 @@ pub use healing::{DEFAULT_HUNG_AFTER, Healing, HungAfter};
 pub use production::{
     DEFAULT_PROMETHEUS_USERNAME, NeedsNewerServer, PrometheusSettings, WebhookSettings,
 };
+pub use tls::{LETS_ENCRYPT, RenewBefore, TlsSettings, TlsSettingsError};
 pub use turn::{DEFAULT_RELAY_RANGE, TurnSettings, TurnSettingsError};
 
 /// livekit-server's log levels, as `logging.level` accepts them.
@@ -169,6 +171,8 @@ pub struct Settings {
     /// How a media process that stopped serving is healed (`healing:`): a livekit-server that
     /// answers nothing for `hung_after` (5 s by default) is replaced.
     pub healing: Healing,
+    /// `tls:`: serve `wss://` through the TLS front, with a certificate from ACME or files.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Settings {
@@ -205,6 +209,7 @@ impl Default for Settings {
             backend_probe: HealthProbe::default(),
             changes: ChangePolicy::default(),
             healing: Healing::default(),
+            tls: None,
         }
     }
 }
@@ -225,6 +230,9 @@ pub enum SettingsError {
     /// The `changes:` or `healing:` section is refused (the message names the key).
     #[error("{0}")]
     Changes(String),
+    /// The `tls:` section is refused.
+    #[error(transparent)]
+    Tls(#[from] TlsSettingsError),
 }
 
 impl Settings {
@@ -301,6 +309,9 @@ impl Settings {
         self.turn.validate(self)?;
         self.changes.validate().map_err(SettingsError::Changes)?;
         self.healing.validate().map_err(SettingsError::Changes)?;
+        if let Some(tls) = &self.tls {
+            tls.validate(self)?;
+        }
         production::validate(self)
     }
 }
@@ -413,6 +424,7 @@ impl std::fmt::Debug for Settings {
             .field("backend_probe", &self.backend_probe)
             .field("changes", &self.changes)
             .field("healing", &self.healing)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -173,7 +173,7 @@ impl TurnSettings {
             _ => {}
         }
         if self.tls_port.is_some() {
-            self.validate_tls()?;
+            self.validate_tls(settings.tls.is_some())?;
         } else if self.cert_file.is_some() || self.key_file.is_some() || self.external_tls {
             return Err(invalid(
                 "tls_port",
@@ -184,9 +184,21 @@ impl TurnSettings {
         self.check_ports(settings)
     }
 
-    fn validate_tls(&self) -> Result<(), TurnSettingsError> {
+    /// `managed`: a `tls:` section provides the certificate (and the domain) when `cert_file`
+    /// and `domain` are left out.
+    fn validate_tls(&self, managed: bool) -> Result<(), TurnSettingsError> {
         let invalid =
             |key, problem: String, hint| TurnSettingsError::Invalid { key, problem, hint };
+        if managed && self.cert_file.is_none() && self.key_file.is_none() && !self.external_tls {
+            return match &self.domain {
+                Some(domain) if !is_valid_domain(domain) => Err(invalid(
+                    "domain",
+                    format!("{domain:?} is not a DNS name livekit-server accepts"),
+                    "leave turn.domain out: tls.turn_domain names TURN/TLS",
+                )),
+                _ => Ok(()),
+            };
+        }
         let Some(domain) = &self.domain else {
             return Err(invalid(
                 "domain",

@@ -363,6 +363,7 @@ fn inputs() -> impl Strategy<Value = RenderInputs> {
                     redis,
                     extra,
                     sqlite_path: PathBuf::from(sqlite),
+                    turn_certificate: None,
                     prometheus_password,
                 }
             },

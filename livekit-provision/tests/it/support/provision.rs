@@ -110,6 +110,7 @@ pub fn inputs(state: &StateDir, pair: &Credentials) -> RenderInputs {
         redis: None,
         extra: livekit_provision::ExtraOverlay::default(),
         sqlite_path: state.backend_sqlite(),
+        turn_certificate: None,
         prometheus_password: None,
     }
 }

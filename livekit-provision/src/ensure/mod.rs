@@ -2,14 +2,10 @@
 //!
 //! A run on a converged node writes nothing, downloads nothing and reports "nothing to do".
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
-use crate::binary::{BinaryOptions, LivekitBinary};
-use crate::config::{ConfigError, OperatorConfig};
+use crate::binary::LivekitBinary;
+use crate::config::OperatorConfig;
 use crate::error_chain::ErrorReport;
 use crate::fetch::{self, FetchError, InstallNeed, InstallOutcome, Sha256Digest};
 use crate::inputs::RenderInputs;
@@ -20,142 +16,17 @@ use crate::publish::{self, FixedPath, PublishError, PublishOutcome, StateLock};
 pub use crate::publish::Checkpoint;
 pub use crate::publish::PublishOptions;
 use crate::render::{Rendered, render};
-use crate::resolve::{
-    CredentialSource, Resolution, ResolveContext, ResolveError, Warning, resolve,
-};
-use crate::server_check::{self, ServerCheckError};
+use crate::resolve::{CredentialSource, Resolution, ResolveContext, Warning, resolve};
+use crate::server_check;
 use crate::snapshot::NodeSnapshot;
-use crate::store::{SecretName, SecretStore, StoreError};
+use crate::store::{SecretName, SecretStore};
 use crate::triple::{DiskTriple, Parsed};
 use crate::turn_tls::TlsIssue;
 use crate::version::LivekitVersion;
 
 mod report;
 
-pub use report::{Action, BinaryState, EnsureReport, ReportedWarning, WriteReason};
-
-/// Options of one [`ensure`] run.
-pub struct EnsureOptions<'a> {
-    /// Plan only: write nothing (not even to the store), download nothing.
-    pub dry_run: bool,
-    /// The clock (rotation grace).
-    pub now: SystemTime,
-    /// Addresses of this machine's interfaces (for the NAT warning); see [`crate::sys::local_addresses`].
-    pub local_addresses: Vec<IpAddr>,
-    /// How to get the binary.
-    pub binary: BinaryOptions,
-    /// Called once before waiting for another writer's lock, with its pid when known.
-    pub on_lock_wait: &'a dyn Fn(Option<u32>),
-    /// Publish options (crash-test seam).
-    pub publish: PublishOptions<'a>,
-    /// Progress of a download.
-    pub fetch_events: Option<fetch::EventSink>,
-    /// Called as the run enters each phase (`Resolving`, `Rendering`, `Publishing`; a download
-    /// reports through `fetch_events`).
-    pub on_phase: &'a dyn Fn(Phase),
-}
-
-/// The phase of a provisioning run, in order (the daemon's `status` reports it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Phase {
-    /// Reading the secret store and the files on disk.
-    Resolving,
-    /// Rendering and checking the three files.
-    Rendering,
-    /// Writing a generation and switching `current`.
-    Publishing,
-    /// Downloading (and verifying) the livekit-server release.
-    Downloading,
-    /// Starting the media that are down (the daemon, after `ensure`).
-    Starting,
-}
-
-impl std::fmt::Debug for EnsureOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnsureOptions")
-            .field("dry_run", &self.dry_run)
-            .field("now", &self.now)
-            .field("binary", &self.binary)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for EnsureOptions<'_> {
-    fn default() -> Self {
-        Self {
-            dry_run: false,
-            now: crate::clock::system(),
-            local_addresses: Vec::new(),
-            binary: BinaryOptions::default(),
-            on_lock_wait: &|_| {},
-            publish: PublishOptions::default(),
-            fetch_events: None,
-            on_phase: &|_| {},
-        }
-    }
-}
-
-/// Why `ensure` failed. Unless the variant says otherwise, nothing was changed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EnsureError {
-    /// The state directory could not be prepared or locked.
-    #[error(transparent)]
-    State(PublishError),
-    /// `provision.yaml` or `extra.yaml` is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The secrets could not be resolved.
-    #[error(transparent)]
-    Resolve(#[from] ResolveError),
-    /// The files could not be published (the previous set is still in place).
-    #[error(transparent)]
-    Publish(PublishError),
-    /// After publishing, the files on disk did not read back as the set just written.
-    #[error("after writing, the files in {} do not agree: {reason}", state.display())]
-    Verify {
-        /// The state directory.
-        state: PathBuf,
-        /// What disagrees.
-        reason: String,
-    },
-    /// The TURN/TLS certificate or key would stop livekit-server (or TURN/TLS): refused before
-    /// anything is written.
-    #[error(transparent)]
-    TurnTls(#[from] TlsIssue),
-    /// An invalid `LIVEKIT_SHA256` in the store.
-    #[error("secret LIVEKIT_SHA256 is not a SHA-256 hex digest")]
-    InvalidPinnedDigest,
-    /// The livekit-server binary on this node refused the new `livekit.yaml`; nothing was
-    /// published.
-    #[error(transparent)]
-    ServerRefused(#[from] ServerCheckError),
-}
-
-impl crate::error_chain::Hint for EnsureError {
-    fn hint(&self) -> Option<String> {
-        match self {
-            Self::State(e) | Self::Publish(e) => e.hint(),
-            Self::Config(e) => e.hint(),
-            Self::Resolve(e) => e.hint(),
-            Self::TurnTls(e) => Some(e.hint()),
-            Self::Verify { .. } => Some("run `livekit-provision check` for details".to_owned()),
-            Self::ServerRefused(e) => e.hint(),
-            Self::InvalidPinnedDigest => Some(
-                "set it to the 64 hex digits of the release tarball's SHA-256, or remove it"
-                    .to_owned(),
-            ),
-        }
-    }
-}
-
-impl From<StoreError> for EnsureError {
-    fn from(e: StoreError) -> Self {
-        Self::Resolve(ResolveError::Store(e))
-    }
-}
+pub use report::*;
 
 /// Reconcile `state` with `store`: resolve the secrets, publish the three files when they differ,
 /// install the pinned binary when it is missing or another version, verify. The report of
@@ -195,7 +66,9 @@ pub fn reconcile(
 
     (opts.on_phase)(Phase::Resolving);
     let config = OperatorConfig::load(state)?;
-    let turn_warnings = turn_preflight(&config, opts.now)?;
+    // The certificate first: TURN/TLS may load it, and nothing serves wss:// without it.
+    let certificate = certificate_step(state, &config, opts)?;
+    let turn_warnings = turn_preflight(state, &config, opts.now)?;
     let chosen = LivekitBinary::choose(state, &config.settings, opts.binary.livekit_bin.as_deref());
     // The files as planned from; after publishing, as read back (the snapshot's).
     let mut disk = DiskTriple::read(state);
@@ -211,12 +84,14 @@ pub fn reconcile(
     let rendered = render(inputs);
 
     let mut actions = store_actions(&resolution, opts.dry_run);
+    actions.extend(certificate.0);
     actions.extend(plan_files(&disk, &rendered));
     let mut warnings: Vec<ReportedWarning> = resolution
         .warnings
         .iter()
         .cloned()
         .chain(turn_warnings)
+        .chain(certificate.1)
         .map(ReportedWarning::from)
         .collect();
 
@@ -384,10 +259,50 @@ fn check_with_server(
 
 /// Inspect the TURN/TLS certificate and key before anything is resolved or written: the first
 /// error refuses the run, warnings are returned for the report.
-fn turn_preflight(config: &OperatorConfig, now: SystemTime) -> Result<Vec<Warning>, TlsIssue> {
+/// `ensure`'s certificate step ([`crate::tls::provision`]) as an action or a warning.
+fn certificate_step(
+    state: &StateDir,
+    config: &OperatorConfig,
+    opts: &EnsureOptions<'_>,
+) -> Result<(Option<Action>, Option<Warning>), EnsureError> {
+    use crate::tls::Outcome;
+    Ok(
+        match crate::tls::provision(state, &config.settings, opts.dry_run, opts.now)? {
+            Outcome::Fresh => (None, None),
+            Outcome::Obtained(order) => (
+                Some(Action::ObtainCertificate {
+                    names: order.names,
+                    directory: order.directory,
+                    reason: order.reason,
+                }),
+                None,
+            ),
+            Outcome::Kept { cert, reason, hint } => (
+                None,
+                Some(Warning::Check {
+                    code: crate::check::code::Code::TlsRenewalFailing,
+                    files: vec![cert],
+                    reason,
+                    hint: Some(hint),
+                }),
+            ),
+        },
+    )
+}
+
+fn turn_preflight(
+    state: &StateDir,
+    config: &OperatorConfig,
+    now: SystemTime,
+) -> Result<Vec<Warning>, TlsIssue> {
     let uid = nix::unistd::geteuid().as_raw();
     let mut warnings = Vec::new();
     for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
+        if matches!(issue, TlsIssue::ExpiresSoon { .. })
+            && crate::tls::renewed_by_acme(state, &config.settings, issue.path())
+        {
+            continue;
+        }
         if issue.is_error() {
             return Err(issue);
         }
