@@ -101,7 +101,7 @@ pub enum Action {
     },
 }
 
-/// Options of one [`ensure`] run.
+/// Options of one [`ensure`](super::ensure) run.
 pub struct EnsureOptions<'a> {
     /// Plan only: write nothing (not even to the store), download nothing.
     pub dry_run: bool,
