@@ -4,16 +4,41 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use livekit_provision_daemon::supervise::{LIVEKIT_SERVER, LK_BACKEND, TLS_FRONT};
-pub use livekit_provision_setup::GlobalArgs;
+pub use livekit_provision_setup::{GlobalArgs, ReleaseArgs};
 
 /// Turn a bare Linux server into a working LiveKit media node, and keep it working.
 #[derive(Debug, Parser)]
-#[command(name = "livekit-provision", version)]
+#[command(
+    name = "livekit-provision",
+    version,
+    styles = livekit_provision_setup::clap_styles()
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Accepted before the command too (`livekit-provision --release-url URL ensure`); the
+    /// commands they affect list them.
+    #[command(flatten)]
+    pub release: ReleaseArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The release options in force: the command's own, else those given before it.
+    pub fn release(&self) -> ReleaseArgs {
+        let own = match &self.command {
+            Command::Ensure(a) => &a.release,
+            Command::Check(a) => &a.release,
+            Command::Install(a) => &a.release,
+            Command::Start(a) => &a.release,
+            Command::Restart(a) => &a.release,
+            Command::Exec(a) => &a.release,
+            Command::Secrets(SecretsCommand::Rotate(a)) => &a.release,
+            _ => return self.release.clone(),
+        };
+        own.or(&self.release)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,11 +59,11 @@ pub enum Command {
     /// Print a LiveKit access token signed with the provisioned credentials
     Token(TokenArgs),
     /// Start the media processes that are not running
-    Start,
+    Start(StartArgs),
     /// Stop the media processes (drains calls)
     Stop(StopArgs),
     /// Restart the media processes (drains calls)
-    Restart(StopArgs),
+    Restart(RestartArgs),
     /// Show the media processes and provisioning state
     Status,
     /// Print the last lines of the media logs; --follow keeps printing new ones
@@ -62,6 +87,8 @@ pub struct EnsureArgs {
     /// Also start the media processes that are not running
     #[arg(long, conflicts_with = "dry_run")]
     pub start: bool,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +96,8 @@ pub struct CheckArgs {
     /// Also compare this node's credentials with the shared secret store
     #[arg(long)]
     pub fleet: bool,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +118,8 @@ pub struct InstallArgs {
     /// Expected SHA-256 of the release tarball (instead of checksums.txt)
     #[arg(long, value_name = "HEX", env = "LIVEKIT_SHA256")]
     pub sha256: Option<String>,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +174,8 @@ pub struct RotateArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
@@ -182,6 +215,20 @@ pub struct TokenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub stop: StopArgs,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct StopArgs {
     /// How long livekit-server may drain its calls (no new rooms; the calls go on) before it is
     /// ended: for `restart` with SIGKILL, after which the participants reconnect [default:
@@ -212,6 +259,8 @@ pub struct ExecArgs {
     /// The media process to become
     #[arg(value_parser = [LIVEKIT_SERVER, LK_BACKEND, TLS_FRONT])]
     pub name: String,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
 }
 
 #[derive(Debug, Args)]

@@ -18,10 +18,15 @@ fn main() -> ExitCode {
         cli.global.quiet,
         cli.global.verbose,
     );
+    let printer = output::Printer {
+        json: cli.global.json,
+        quiet: cli.global.quiet > 0,
+        detail: cli.global.verbose > 0,
+    };
     match commands::run(cli) {
         Ok(exit) => exit.into(),
         Err(err) => {
-            err.report();
+            err.report(printer);
             output::Exit::Failure.into()
         }
     }

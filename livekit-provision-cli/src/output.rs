@@ -1,6 +1,6 @@
 //! Everything the CLI prints: data on stdout, messages on stderr. Errors (`error:` /
-//! `caused by:` / `hint:` lines) and the exit codes come from `livekit-provision-setup`, shared
-//! with the daemon.
+//! `caused by:` / `hint:` lines), their colours and the exit codes come from
+//! `livekit-provision-setup`, shared with the daemon.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -9,36 +9,82 @@ pub use livekit_provision_setup::Exit;
 use serde::Serialize;
 
 /// An error as the CLI reports it: the message, its causes and a hint
-/// ([`livekit_provision_setup::print_error`] prints it, as the daemon prints its own).
+/// ([`livekit_provision_setup::print_error`] prints it, as the daemon prints its own), and with
+/// `--json` also as an `error` object on stdout ([`ErrorObject`]).
 #[derive(Debug)]
-pub struct CliError(ErrorReport);
+pub struct CliError {
+    report: ErrorReport,
+    /// The JSON document the command printed already carries it (`ensure`'s report).
+    in_document: bool,
+}
+
+/// An error in `--json` output: `{"error": {"message", "causes", "hint"}}` — `message` is the
+/// `error:` line (what failed and its innermost cause), `causes` every cause, outermost first.
+#[derive(Debug, Serialize)]
+pub struct ErrorObject {
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl ErrorObject {
+    pub fn of(report: &ErrorReport) -> Self {
+        Self {
+            message: report.headline(),
+            causes: report.causes.clone(),
+            hint: report.hint.clone(),
+        }
+    }
+}
+
+/// A document that is only an error.
+#[derive(Serialize)]
+struct ErrorDocument {
+    error: ErrorObject,
+}
 
 impl CliError {
     /// An error with no library error behind it.
     pub fn msg(message: impl Into<String>, hint: Option<String>) -> Self {
-        Self(ErrorReport::message(message, hint))
+        Self::from_report(ErrorReport::message(message, hint))
     }
 
     /// An error already walked into a report.
     pub fn from_report(report: ErrorReport) -> Self {
-        Self(report)
+        Self {
+            report,
+            in_document: false,
+        }
+    }
+
+    /// This error, which the JSON document the command printed carries already.
+    #[must_use]
+    pub fn in_document(mut self) -> Self {
+        self.in_document = true;
+        self
     }
 
     /// The one-line form (message and causes).
     pub fn line(&self) -> String {
-        self.0.to_string()
+        self.report.to_string()
     }
 
-    /// Print to stderr.
-    pub fn report(&self) {
-        livekit_provision_setup::print_error(&self.0);
+    /// Print it: the `error:` and `hint:` lines on stderr (every cause with `-v`),
+    /// and with `--json` the `error` object on stdout unless the command's document had it.
+    pub fn report(&self, printer: Printer) {
+        if printer.json && !self.in_document {
+            printer.json(&ErrorDocument {
+                error: ErrorObject::of(&self.report),
+            });
+        }
+        livekit_provision_setup::print_error(&self.report, printer.detail);
     }
 }
 
 /// Every library error that knows its fix converts with `?`, its cause chain and hint kept.
 impl<E: Hint> From<E> for CliError {
     fn from(e: E) -> Self {
-        Self(ErrorReport::of(&e))
+        Self::from_report(ErrorReport::of(&e))
     }
 }
 
@@ -49,6 +95,8 @@ pub struct Printer {
     pub json: bool,
     /// `-q`: errors only.
     pub quiet: bool,
+    /// `-v`: an error with every cause, not only the innermost.
+    pub detail: bool,
 }
 
 impl Printer {
@@ -76,7 +124,7 @@ impl Printer {
     /// A warning on stderr (not in `-q`; in `--json` mode warnings are part of the document).
     pub fn warn(self, line: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            let _ = writeln!(io::stderr().lock(), "warning: {}", line.as_ref());
+            livekit_provision_setup::print_warning(line.as_ref());
         }
     }
 

@@ -1,5 +1,6 @@
 //! The download progress bar (indicatif) on stderr: drawn only when stderr is a terminal and
-//! neither `-q` nor `--json` is given; plain (no colour) when `NO_COLOR` is set.
+//! neither `-q` nor `--json` is given; coloured as every other line on stderr (`--color`,
+//! `NO_COLOR`, `CLICOLOR_FORCE`).
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ impl Progress {
     /// A bar on stderr, or `None` when no progress may be shown (not a terminal, `-q`, `--json`).
     pub fn on_stderr(printer: Printer) -> Option<Self> {
         printer.progress_allowed().then(|| {
-            let colour = std::env::var_os("NO_COLOR").is_none();
+            let colour = livekit_provision_setup::stderr_has_color();
             Self::new(ProgressDrawTarget::stderr(), colour)
         })
     }
@@ -137,7 +138,14 @@ mod tests {
     #[test]
     fn hidden_when_quiet_or_json() {
         for (json, quiet) in [(true, false), (false, true), (true, true)] {
-            assert!(Progress::on_stderr(Printer { json, quiet }).is_none());
+            assert!(
+                Progress::on_stderr(Printer {
+                    json,
+                    quiet,
+                    detail: false
+                })
+                .is_none()
+            );
         }
     }
 }

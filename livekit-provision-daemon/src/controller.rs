@@ -20,7 +20,6 @@ use super::status::ProvisionStatus;
 use super::{Command, DaemonConfig, DaemonError, connection};
 use crate::supervise::Supervisor;
 use livekit_provision::ErrorReport;
-use livekit_provision::Warning;
 use livekit_provision::ensure::{EnsureOptions, EnsureReport, Reconciled, reconcile};
 
 /// The pause after a failed `accept` (out of descriptors, …) before trying again.
@@ -407,20 +406,15 @@ fn provision(shared: &Shared) -> RunOutcome {
                 .and_then(|at| grace_end(config, at)),
         ),
     };
-    if report.is_incomplete() {
-        let reasons: Vec<String> = report
-            .warnings
-            .iter()
-            .filter(|w| matches!(w.warning, Warning::InstallFailed { .. }))
-            .map(|w| w.message.clone())
-            .collect();
+    if let Some(failure) = report.failure() {
+        // The CLI's `ensure` says the same, word for word (`EnsureReport::failure`).
+        let hint = failure.hint.map_or_else(
+            || "it is retried with backoff; `status` shows when".to_owned(),
+            |hint| format!("{hint} (until then it is retried with backoff; `status` shows when)"),
+        );
         outcome.failure = Some(MediaFailure {
-            message: if reasons.is_empty() {
-                "livekit-server is not installed".to_owned()
-            } else {
-                reasons.join("; ")
-            },
-            hint: Some("it is retried with backoff; `status` shows when".to_owned()),
+            message: failure.message,
+            hint: Some(hint),
         });
         return outcome;
     }

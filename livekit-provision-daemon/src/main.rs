@@ -11,15 +11,26 @@ use std::time::Duration;
 use clap::Parser;
 use livekit_provision::ErrorReport;
 use livekit_provision_daemon::{self as daemon, Command, DaemonConfig, Provision};
-use livekit_provision_setup::{Exit, GlobalArgs, Logging, init_logging, parse_args, print_error};
+use livekit_provision_setup::{
+    Exit, GlobalArgs, Logging, ReleaseArgs, init_logging, parse_args, print_error,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Serve the livekit-provision RPC socket and keep this LiveKit media node provisioned.
 #[derive(Debug, Parser)]
-#[command(name = "livekit-provision-daemon", version, about, long_about = None)]
+#[command(
+    name = "livekit-provision-daemon",
+    version,
+    about,
+    long_about = None,
+    styles = livekit_provision_setup::clap_styles()
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
+
+    #[command(flatten)]
+    release: ReleaseArgs,
 
     /// Tests: first provisioning retry after this many ms (capped at 4x)
     #[arg(long, hide = true, env = "LIVEKIT_PROVISION_DAEMON_BACKOFF_MS")]
@@ -39,7 +50,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => Exit::Success.into(),
         Err(report) => {
-            print_error(&report);
+            print_error(&report, cli.global.verbose > 0);
             Exit::Failure.into()
         }
     }
@@ -53,7 +64,7 @@ fn config(cli: &Cli) -> Result<DaemonConfig, ErrorReport> {
     // embedding the control plane gets neither unless it asks (`DaemonConfig::new`).
     let mut config = DaemonConfig::new(state, store_spec).with_media_env(std::env::vars_os());
     config.provision = Provision::Always;
-    config.binary = cli.global.binary_options();
+    config.binary = cli.release.binary_options();
     if let Some(ms) = cli.backoff_ms {
         config.retry.initial = Duration::from_millis(ms);
         config.retry.max = Duration::from_millis(ms.saturating_mul(4));

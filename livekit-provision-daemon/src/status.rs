@@ -91,12 +91,14 @@ impl ProvisionStatus {
 ///
 /// It also asks a running livekit-server who is in a call, says what waits for a restart (from
 /// the processes' `restart_reasons`, and the record a daemon left), and takes `keys`, the key
-/// epoch the caller read from its store (or why it could not: `store` says it).
+/// epoch the caller read from its store (or why it could not: `store` says it), and `pinned`,
+/// the `LIVEKIT_VERSION` it read there (`version.pinned`).
 pub fn status_without_daemon(
     state: &StateDir,
     supervisor: &mut Supervisor,
     node: &NodeSnapshot,
     keys: Result<livekit_provision::rotate::Epoch, String>,
+    pinned: Option<String>,
     now: SystemTime,
 ) -> StatusResult {
     let store = crate::protocol::StoreReport {
@@ -126,7 +128,7 @@ pub fn status_without_daemon(
         now: rfc3339(now),
         provisioning: ProvisioningReport::no_daemon(),
         version: VersionReport {
-            pinned: None,
+            pinned,
             installed: installed_version(state),
         },
         media: MediaReport {

@@ -6,9 +6,16 @@ use clap::Args;
 use livekit_provision::BinaryOptions;
 use livekit_provision::{ErrorReport, Platform, Secret, StateDir, StoreSpec};
 
-/// The options both binaries take (DESIGN.md: the daemon takes the CLI's global options).
-/// `Debug` hides `--secrets` and `--release-url`: either may hold a password.
+use crate::style::ColorWhen;
+
+/// The heading the options both binaries take are listed under in every `--help`.
+pub const GLOBAL_HEADING: &str = "Global options";
+
+/// The options both binaries take, on every command (DESIGN.md: the daemon takes the CLI's
+/// global options; the release options are [`ReleaseArgs`], on the commands they affect).
+/// `Debug` hides `--secrets`: it may hold a password.
 #[derive(Clone, Default, Args)]
+#[command(next_help_heading = GLOBAL_HEADING)]
 pub struct GlobalArgs {
     /// State directory [default: $XDG_STATE_HOME/livekit-provision or ~/.local/state/livekit-provision]
     #[arg(
@@ -37,22 +44,22 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
 
-    /// Print more, one level per -v (CLI: info, debug, trace; daemon: debug, trace); RUST_LOG overrides
+    /// Print more, one level per -v (CLI: info, debug, trace; daemon: debug, trace), and every
+    /// cause of an error; RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Base URL of release downloads (https://, http:// or file://)
+    /// Colour on stderr: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it),
+    /// always or never
     #[arg(
         long,
         global = true,
-        env = "LIVEKIT_PROVISION_RELEASE_URL",
-        value_name = "URL"
+        value_enum,
+        default_value_t,
+        value_name = "WHEN",
+        hide_possible_values = true
     )]
-    pub release_url: Option<String>,
-
-    /// Use this livekit-server binary; never download one
-    #[arg(long, global = true, value_name = "PATH")]
-    pub livekit_bin: Option<PathBuf>,
+    pub color: ColorWhen,
 }
 
 impl std::fmt::Debug for GlobalArgs {
@@ -63,9 +70,64 @@ impl std::fmt::Debug for GlobalArgs {
             .field("json", &self.json)
             .field("quiet", &self.quiet)
             .field("verbose", &self.verbose)
+            .field("color", &self.color)
+            .finish()
+    }
+}
+
+/// Where livekit-server comes from: on the commands that install or run it (the CLI's `ensure`,
+/// `install`, `check`, `start`, `restart`, `status`, `exec`, `secrets rotate`; the daemon),
+/// listed under the same heading as [`GlobalArgs`]. `Debug` hides `--release-url`: it may hold
+/// a password.
+#[derive(Clone, Default, Args)]
+#[command(next_help_heading = GLOBAL_HEADING)]
+pub struct ReleaseArgs {
+    /// Base URL of release downloads (https://, http:// or file:///DIR holding
+    /// v<ver>/livekit_<ver>_linux_<arch>.tar.gz and v<ver>/checksums.txt)
+    #[arg(long, env = "LIVEKIT_PROVISION_RELEASE_URL", value_name = "URL")]
+    pub release_url: Option<String>,
+
+    /// Use this livekit-server binary; never download one
+    #[arg(long, value_name = "PATH")]
+    pub livekit_bin: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ReleaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseArgs")
             .field("release_url", &self.release_url.as_ref().map(|_| "****"))
             .field("livekit_bin", &self.livekit_bin)
             .finish()
+    }
+}
+
+impl ReleaseArgs {
+    /// These options, each taken from `self` when given, else from `outer` (the same options
+    /// given before the command: `livekit-provision --release-url URL ensure`).
+    #[must_use]
+    pub fn or(&self, outer: &Self) -> Self {
+        Self {
+            release_url: self
+                .release_url
+                .clone()
+                .or_else(|| outer.release_url.clone()),
+            livekit_bin: self
+                .livekit_bin
+                .clone()
+                .or_else(|| outer.livekit_bin.clone()),
+        }
+    }
+
+    /// How `ensure` gets the binary: `--release-url`, `--livekit-bin`, `GITHUB_TOKEN` (sent only
+    /// to GitHub hosts, never logged), this machine's platform.
+    pub fn binary_options(&self) -> BinaryOptions {
+        BinaryOptions {
+            release_url: self.release_url.clone(),
+            livekit_bin: self.livekit_bin.clone(),
+            github_token: github_token(),
+            platform: Platform::current(),
+            offline: false,
+        }
     }
 }
 
@@ -95,18 +157,6 @@ impl GlobalArgs {
             None => Ok(StoreSpec::default_for(state)),
         }
     }
-
-    /// How `ensure` gets the binary: `--release-url`, `--livekit-bin`, `GITHUB_TOKEN` (sent only
-    /// to GitHub hosts, never logged), this machine's platform.
-    pub fn binary_options(&self) -> BinaryOptions {
-        BinaryOptions {
-            release_url: self.release_url.clone(),
-            livekit_bin: self.livekit_bin.clone(),
-            github_token: github_token(),
-            platform: Platform::current(),
-            offline: false,
-        }
-    }
 }
 
 /// `GITHUB_TOKEN` from the environment, when set and not empty.
@@ -127,6 +177,8 @@ mod tests {
     struct Both {
         #[command(flatten)]
         global: GlobalArgs,
+        #[command(flatten)]
+        release: ReleaseArgs,
     }
 
     #[test]
@@ -164,6 +216,21 @@ mod tests {
             !text.contains("hunter2") && !text.contains("pa55"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn release_options_after_the_command_win_over_those_before() {
+        let before = ReleaseArgs {
+            release_url: Some("file:///before".into()),
+            livekit_bin: Some("/before".into()),
+        };
+        let after = ReleaseArgs {
+            release_url: Some("file:///after".into()),
+            livekit_bin: None,
+        };
+        let both = after.or(&before);
+        assert_eq!(both.release_url.as_deref(), Some("file:///after"));
+        assert_eq!(both.livekit_bin, Some(PathBuf::from("/before")));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Logging on stderr, set up the same way by both binaries.
 
-use std::io::{self, IsTerminal};
+use std::io;
 
 /// How a binary logs when neither `-q`, `-v` nor `RUST_LOG` say otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +27,14 @@ pub fn level(style: Logging, quiet: u8, verbose: u8) -> &'static str {
     LEVELS[(default + usize::from(verbose)).min(LEVELS.len() - 1)]
 }
 
-/// Log on stderr at [`level`]; `RUST_LOG` overrides it. Colour only on a terminal and without
-/// `NO_COLOR`. A second call does nothing.
+/// Log on stderr at [`level`]; `RUST_LOG` overrides it. Colour as chosen
+/// ([`crate::stderr_has_color`]: `--color`, `NO_COLOR`, `CLICOLOR_FORCE`, a terminal). A second
+/// call does nothing.
 pub fn init_logging(style: Logging, quiet: u8, verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level(style, quiet, verbose)));
-    let color = std::env::var_os("NO_COLOR").is_none() && io::stderr().is_terminal();
+    let color = crate::stderr_has_color();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

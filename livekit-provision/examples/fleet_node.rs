@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     };
     match ensure(&StateDir::new(state), &*store, &EnsureOptions::default()) {
         Ok(report) => {
-            println!("{}", report.api_key);
+            println!("{}", report.api_key.unwrap_or_default());
             ExitCode::SUCCESS
         }
         Err(e) => {

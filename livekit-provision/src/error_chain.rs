@@ -56,6 +56,16 @@ impl ErrorReport {
         Self::new(error, error.hint())
     }
 
+    /// The one line a failure is shown as unless more is asked for (`-v`): what failed and its
+    /// innermost cause, the most specific thing said (`connection refused`, `permission
+    /// denied`); the layers between — an HTTP library's, say — are left out.
+    pub fn headline(&self) -> String {
+        match self.causes.last() {
+            Some(innermost) => format!("{}: {innermost}", self.message),
+            None => self.message.clone(),
+        }
+    }
+
     /// A message with no error value behind it.
     pub fn message(message: impl Into<String>, hint: Option<String>) -> Self {
         Self {
@@ -136,6 +146,24 @@ mod tests {
         let e = Outer::Repeats(io("disk full"));
         assert_eq!(ErrorReport::new(&e, None).causes, Vec::<String>::new());
         assert_eq!(one_line(&e), "wrapped: disk full");
+    }
+
+    #[test]
+    fn the_headline_is_the_message_and_the_innermost_cause() {
+        let report = ErrorReport {
+            message: "downloading http://127.0.0.1:9/x failed after 5 attempts".into(),
+            causes: vec![
+                "error sending request".into(),
+                "client error (Connect)".into(),
+                "Connection refused (os error 111)".into(),
+            ],
+            hint: None,
+        };
+        assert_eq!(
+            report.headline(),
+            "downloading http://127.0.0.1:9/x failed after 5 attempts: Connection refused (os error 111)"
+        );
+        assert_eq!(ErrorReport::message("plain", None).headline(), "plain");
     }
 
     #[test]

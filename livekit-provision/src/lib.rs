@@ -28,7 +28,7 @@
 //! let options = EnsureOptions { local_addresses: Vec::new(), ..EnsureOptions::default() };
 //!
 //! let first = ensure(&state, store.as_ref(), &options)?;
-//! assert!(first.api_key.starts_with("API"));
+//! assert!(first.api_key.is_some_and(|k| k.starts_with("API")));
 //! let again = ensure(&state, store.as_ref(), &options)?;
 //! assert!(again.is_noop(), "a converged node is left alone");
 //! # Ok::<(), Box<dyn std::error::Error>>(())

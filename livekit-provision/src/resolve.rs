@@ -75,8 +75,12 @@ pub enum Warning {
     },
     /// The binary could not be installed; everything else was provisioned.
     InstallFailed {
-        /// Why (no secrets).
+        /// What failed and its innermost cause, one line (no secrets).
         reason: String,
+        /// What to do, from where the release was looked for (the host that failed, the layout
+        /// a `file://` mirror needs, `--livekit-bin`).
+        #[serde(default)]
+        hint: Option<String>,
     },
     /// The livekit-server binary on the node gave no verdict on the new `livekit.yaml` (it did not
     /// answer `ports` as livekit-server does, or did not finish); it was published unchecked.
@@ -130,7 +134,10 @@ impl Warning {
                 "the files on disk held key {} but the secret store holds {store_key}: rewriting them from the store; tokens signed with the old secret will be rejected",
                 disk_key.as_deref().unwrap_or("(unreadable)")
             ),
-            Self::InstallFailed { reason } => format!("livekit-server was not installed: {reason}"),
+            Self::InstallFailed { reason, hint } => match hint {
+                Some(hint) => format!("livekit-server was not installed: {reason}; {hint}"),
+                None => format!("livekit-server was not installed: {reason}"),
+            },
             Self::ConfigUnchecked { reason } => format!("the new livekit.yaml was published unchecked: {reason} (a `livekit_bin` wrapper must pass its arguments and environment on to livekit-server)"),
             Self::TurnTls { reason, .. } => reason.clone(),
             Self::HeldBack { generation, served, since, reason } => format!("not published: these files are generation {generation}, on which livekit-server crash-looped ({reason}); since {since} the node serves the files of generation {served} again. Change the setting that made it exit, and the next run publishes"),

@@ -3,11 +3,14 @@
 use std::time::SystemTime;
 
 use livekit_provision::ensure::{Action, BinaryState, WriteReason};
-use livekit_provision::{EnsureOptions, EnsureReport, Reconciled, local_addresses};
+use livekit_provision::{
+    EnsureOptions, EnsureReport, ErrorReport, Reconciled, Warning, local_addresses,
+};
+use serde::Serialize;
 
 use super::Ctx;
 use crate::cli::EnsureArgs;
-use crate::output::{CliError, Exit, count};
+use crate::output::{CliError, ErrorObject, Exit, count};
 use crate::progress::Progress;
 
 pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
@@ -26,7 +29,11 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
     let run = livekit_provision::reconcile(&ctx.state, store.as_ref(), &opts);
     drop(progress);
     let Reconciled { report, snapshot } = run?;
-    print_report(ctx, &report);
+    // The one failure rule: a failed install is the error itself (what failed, its innermost
+    // cause, a hint from where the release was looked for), said the same on stderr, under
+    // `-q` and in the JSON document — never a warning to look back at.
+    let failure = report.failure();
+    print_report(ctx, &report, failure.as_ref());
 
     if args.dry_run {
         return Ok(if report.is_noop() {
@@ -35,11 +42,13 @@ pub fn run(ctx: &Ctx, args: &EnsureArgs) -> Result<Exit, CliError> {
             Exit::ChangesPending
         });
     }
-    if report.is_incomplete() {
-        return Err(CliError::msg(
-            "livekit-server could not be installed; the config files were provisioned",
-            Some("see the warning above; rerun `livekit-provision ensure` when the release server is reachable".to_owned()),
-        ));
+    if let Some(failure) = failure {
+        let error = CliError::from_report(failure);
+        return Err(if ctx.printer.json {
+            error.in_document()
+        } else {
+            error
+        });
     }
     restart_pending_notice(ctx, &report);
     if args.start {
@@ -67,83 +76,108 @@ fn restart_pending_notice(ctx: &Ctx, report: &EnsureReport) {
     }
 }
 
-fn print_report(ctx: &Ctx, report: &EnsureReport) {
+/// `ensure --json` when the run failed: the report with the `error` object beside its fields.
+#[derive(Serialize)]
+struct FailedReport<'a> {
+    #[serde(flatten)]
+    report: &'a EnsureReport,
+    error: ErrorObject,
+}
+
+fn print_report(ctx: &Ctx, report: &EnsureReport, failure: Option<&ErrorReport>) {
     let p = &ctx.printer;
     if p.json {
-        p.json(report);
+        match failure {
+            Some(failure) => p.json(&FailedReport {
+                report,
+                error: ErrorObject::of(failure),
+            }),
+            None => p.json(report),
+        }
         return;
     }
     for w in &report.warnings {
-        p.warn(&w.message);
+        // Said once, as the error.
+        if !matches!(w.warning, Warning::InstallFailed { .. }) {
+            p.warn(&w.message);
+        }
     }
-    let verb =
-        |done: &'static str, planned: &'static str| if report.dry_run { planned } else { done };
     for action in &report.actions {
-        let line = match action {
-            // A dry run's key is drawn only to plan with: the real run mints another.
-            Action::MintCredentials { .. } if report.dry_run => format!(
-                "would mint and store a new API key and its secret in {}",
-                ctx.spec
-            ),
-            Action::MintCredentials { key } => {
-                format!(
-                    "minted and stored API key {key} and its secret in {}",
-                    ctx.spec
-                )
-            }
-            Action::AdoptCredentials { key, from } => format!(
-                "{} API key {key} from {from} into {}",
-                verb("adopted", "would adopt"),
-                ctx.spec
-            ),
-            Action::StoreSecret { name } => {
-                format!("{} {name} in {}", verb("stored", "would store"), ctx.spec)
-            }
-            Action::WriteFile { file, reason } => format!(
-                "{} {file} ({})",
-                verb("wrote", "would write"),
-                match reason {
-                    WriteReason::Missing => "missing",
-                    WriteReason::Changed => "changed",
-                    WriteReason::LegacyImport => "imported from an older layout",
-                    WriteReason::ForeignSymlink => "replaced a foreign symlink",
-                    WriteReason::Unparsable => "replaced an unreadable file",
-                }
-            ),
-            Action::BackupFile { path, to } => {
-                format!("backed up {} to {}", path.display(), to.display())
-            }
-            Action::SweepDebris { paths } => {
-                format!(
-                    "removed {} of a killed writer",
-                    count(paths.len(), "leftover temp file", "leftover temp files")
-                )
-            }
-            Action::Install { version, replaces } => match replaces {
-                Some(old) => format!(
-                    "{} livekit-server {old} -> {version}",
-                    verb("upgraded", "would upgrade")
-                ),
-                None => format!(
-                    "{} livekit-server {version}",
-                    verb("installed", "would install")
-                ),
-            },
-            Action::Reactivate { version } => {
-                format!(
-                    "{} kept livekit-server {version}",
-                    verb("switched back to", "would switch back to")
-                )
-            }
-            Action::ObtainCertificate {
-                names,
-                directory,
-                reason,
-            } => certificate_line(verb("obtained", "would obtain"), names, directory, reason),
-            other => format!("{other:?}"),
-        };
-        p.data(line);
+        p.data(action_line(ctx, report.dry_run, action));
     }
+    print_summary(ctx, report);
+}
+
+/// One action, as done (or, in a dry run, as it would be done).
+fn action_line(ctx: &Ctx, dry_run: bool, action: &Action) -> String {
+    let verb = |done: &'static str, planned: &'static str| if dry_run { planned } else { done };
+    match action {
+        // A dry run draws no key: the real run mints its own.
+        Action::MintCredentials { key: Some(key) } => format!(
+            "minted and stored API key {key} and its secret in {}",
+            ctx.spec
+        ),
+        Action::MintCredentials { key: None } => format!(
+            "{} a new API key and its secret in {}",
+            verb("minted and stored", "would mint and store"),
+            ctx.spec
+        ),
+        Action::AdoptCredentials { key, from } => format!(
+            "{} API key {key} from {from} into {}",
+            verb("adopted", "would adopt"),
+            ctx.spec
+        ),
+        Action::StoreSecret { name } => {
+            format!("{} {name} in {}", verb("stored", "would store"), ctx.spec)
+        }
+        Action::WriteFile { file, reason } => format!(
+            "{} {file} ({})",
+            verb("wrote", "would write"),
+            match reason {
+                WriteReason::Missing => "missing",
+                WriteReason::Changed => "changed",
+                WriteReason::LegacyImport => "imported from an older layout",
+                WriteReason::ForeignSymlink => "replaced a foreign symlink",
+                WriteReason::Unparsable => "replaced an unreadable file",
+            }
+        ),
+        Action::BackupFile { path, to } => {
+            format!("backed up {} to {}", path.display(), to.display())
+        }
+        Action::SweepDebris { paths } => {
+            format!(
+                "removed {} of a killed writer",
+                count(paths.len(), "leftover temp file", "leftover temp files")
+            )
+        }
+        Action::Install { version, replaces } => match replaces {
+            Some(old) => format!(
+                "{} livekit-server {old} -> {version}",
+                verb("upgraded", "would upgrade")
+            ),
+            None => format!(
+                "{} livekit-server {version}",
+                verb("installed", "would install")
+            ),
+        },
+        Action::Reactivate { version } => {
+            format!(
+                "{} kept livekit-server {version}",
+                verb("switched back to", "would switch back to")
+            )
+        }
+        Action::ObtainCertificate {
+            names,
+            directory,
+            reason,
+        } => certificate_line(verb("obtained", "would obtain"), names, directory, reason),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The last line: nothing to do, the binary still missing, or the dry run's verdict.
+fn print_summary(ctx: &Ctx, report: &EnsureReport) {
+    let p = &ctx.printer;
     if report.is_noop() && report.is_incomplete() {
         // Not "nothing to do": the binary is still to be installed, and the run fails.
         let version = match &report.binary {

@@ -28,7 +28,7 @@ pub fn exec(ctx: &Ctx, args: &ExecArgs) -> Exit {
         std::env::vars_os(),
         SystemTime::now(),
     );
-    CliError::from(error).report();
+    CliError::from(error).report(ctx.printer);
     Exit::Refused
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
+use super::man_sections;
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
 use crate::output::{CliError, Exit};
 
@@ -55,7 +56,7 @@ const EXIT_STATUS: [(Exit, &str); 5] = [
 ];
 
 /// The page of `livekit-provision` itself (its SUBCOMMANDS section names the other pages),
-/// clap_mangen's with an EXIT STATUS section before VERSION.
+/// clap_mangen's with EXIT STATUS, ENVIRONMENT and FILES sections before VERSION.
 fn man_page() -> Result<Vec<u8>, CliError> {
     let mut page = Vec::new();
     clap_mangen::Man::new(for_man_pages())
@@ -63,7 +64,15 @@ fn man_page() -> Result<Vec<u8>, CliError> {
         .map_err(|e| CliError::msg(format!("cannot render the man page: {e}"), None))?;
     let page = String::from_utf8_lossy(&page);
     let at = page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1);
-    Ok(format!("{}{}{}", &page[..at], exit_status_section(), &page[at..]).into_bytes())
+    Ok(format!(
+        "{}{}{}{}{}",
+        &page[..at],
+        exit_status_section(),
+        man_sections::environment(&Cli::command()),
+        man_sections::files(),
+        &page[at..]
+    )
+    .into_bytes())
 }
 
 /// `.SH "EXIT STATUS"` in roff, a tagged paragraph per code.
@@ -179,6 +188,16 @@ mod tests {
             );
         }
         assert!(section.contains("usage error"), "{section}");
+        // Then ENVIRONMENT and FILES, before VERSION.
+        let env = page.find(".SH ENVIRONMENT").expect("no ENVIRONMENT");
+        let files = page.find(".SH FILES").expect("no FILES");
+        let version = page.find(".SH VERSION").expect("no VERSION");
+        assert!(env < files && files < version, "sections out of order");
+        assert!(
+            page[env..files].contains("\\fBLIVEKIT_PROVISION_RELEASE_URL\\fR"),
+            "{}",
+            &page[env..files]
+        );
     }
 
     #[test]

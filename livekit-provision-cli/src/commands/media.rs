@@ -167,25 +167,27 @@ pub fn stop(ctx: &Ctx, args: &StopArgs, then_start: bool) -> Result<Exit, CliErr
     failed.map_or(Ok(Exit::Success), Err)
 }
 
-/// `status`: the daemon's answer when one runs, else the same shape built here.
+/// `status`: the daemon's answer when one runs, else the same shape built here — which fails
+/// for a state directory that was never provisioned (nothing there to report on).
 pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
     let status =
         if let Some(status) = ctx.via_daemon::<protocol::Status>(&NoParams {}, DAEMON_TIMEOUT)? {
             status
         } else {
+            let node = read_node(ctx)?;
+            if node.disk.is_empty() {
+                return Err(not_provisioned(ctx));
+            }
             let now = SystemTime::now();
-            // The key epoch from the store, when it can be read (status never fails for it).
-            let keys = ctx.open_store().map_err(|e| e.line()).and_then(|store| {
+            // The key epoch and the pinned version from the store, when it can be read (status
+            // never fails for it: `store` says why).
+            let store = ctx.open_store().map_err(|e| e.line());
+            let keys = store.as_ref().map_err(Clone::clone).and_then(|store| {
                 livekit_provision::rotate::epoch(store.as_ref(), now)
                     .map_err(|e| livekit_provision::one_line(&e))
             });
-            status_without_daemon(
-                &ctx.state,
-                &mut supervisor(ctx),
-                &read_node(ctx)?,
-                keys,
-                now,
-            )
+            let pinned = store.ok().and_then(|store| pinned_version(store.as_ref()));
+            status_without_daemon(&ctx.state, &mut supervisor(ctx), &node, keys, pinned, now)
         };
     if ctx.printer.json {
         ctx.printer.json(&status);
@@ -193,6 +195,60 @@ pub fn status(ctx: &Ctx) -> Result<Exit, CliError> {
         print_status(ctx, &status);
     }
     Ok(Exit::Success)
+}
+
+/// `LIVEKIT_VERSION` as the store holds it, as `ensure` reads it (`1.7.2`); `None` when unset
+/// or unreadable.
+fn pinned_version(store: &dyn livekit_provision::SecretStore) -> Option<String> {
+    let text = store
+        .get(&livekit_provision::SecretName::LIVEKIT_VERSION)
+        .ok()??;
+    livekit_provision::LivekitVersion::parse(text.expose().trim())
+        .ok()
+        .map(|v| v.to_string())
+}
+
+/// The error of `status` on a state directory with none of the three files.
+fn not_provisioned(ctx: &Ctx) -> CliError {
+    let root = ctx.state.root();
+    let what = if root.exists() {
+        "holds no livekit.yaml, backend.env or runtime.json"
+    } else {
+        "does not exist"
+    };
+    CliError::msg(
+        format!(
+            "{} is not provisioned: it {what}, and no daemon serves it",
+            root.display()
+        ),
+        Some(
+            "run `livekit-provision ensure` to provision it (or pass --state-dir the directory \
+             of the node)"
+                .to_owned(),
+        ),
+    )
+}
+
+/// The versions, as one line: pinned and installed, and whether they differ.
+fn version_line(version: &protocol::VersionReport) -> String {
+    let text = match (&version.pinned, &version.installed) {
+        (Some(p), Some(i)) if p == i => format!("{p} (pinned and installed)"),
+        (Some(p), Some(i)) => format!("{p} pinned, {i} installed"),
+        (Some(p), None) => format!("{p} pinned, not installed"),
+        (None, Some(i)) => format!("{i} installed, none pinned"),
+        (None, None) => "none pinned (control plane only)".to_owned(),
+    };
+    format!("livekit-server: {text}")
+}
+
+/// What waits, without a daemon to do it, and what does it: the pinned version not installed.
+fn pending_without_daemon(version: &protocol::VersionReport) -> Option<String> {
+    let pinned = version.pinned.as_ref()?;
+    (version.installed.as_ref() != Some(pinned)).then(|| {
+        format!(
+            "pending: livekit-server {pinned} is pinned but not installed: `livekit-provision ensure` installs it (a running livekit-provision-daemon would, by itself)"
+        )
+    })
 }
 
 fn print_status(ctx: &Ctx, status: &StatusResult) {
@@ -217,8 +273,16 @@ fn print_status(ctx: &Ctx, status: &StatusResult) {
             "daemon: provisioning {}{error}{reason}{retry}",
             prov.state
         ));
+    } else {
+        ctx.printer.data("daemon: not running");
     }
+    ctx.printer.data(version_line(&status.version));
     print_processes(ctx, status, &status.media.processes);
+    if !status.daemon
+        && let Some(line) = pending_without_daemon(&status.version)
+    {
+        ctx.printer.data(line);
+    }
     if status.media.stopped_on_purpose {
         let since = status
             .media

@@ -6,6 +6,7 @@ mod exec;
 mod generate;
 mod install;
 mod logs;
+mod man_sections;
 mod media;
 mod render;
 mod secrets;
@@ -19,7 +20,7 @@ use livekit_provision::{SecretStore, StateDir, StoreSpec};
 use livekit_provision_daemon::protocol::Method;
 use livekit_provision_daemon::{ClientError, request};
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, ReleaseArgs};
 use crate::output::{CliError, Exit, Printer};
 use crate::progress::Progress;
 
@@ -32,7 +33,7 @@ pub struct Ctx {
     pub spec: StoreSpec,
     pub printer: Printer,
     pub livekit_bin: Option<PathBuf>,
-    global: GlobalArgs,
+    release: ReleaseArgs,
 }
 
 impl Ctx {
@@ -49,7 +50,7 @@ impl Ctx {
         }
     }
 
-    fn new(global: &GlobalArgs) -> Result<Self, CliError> {
+    fn new(global: &GlobalArgs, release: ReleaseArgs) -> Result<Self, CliError> {
         let state = global.state().map_err(CliError::from_report)?;
         let spec = global.store_spec(&state).map_err(CliError::from_report)?;
         Ok(Self {
@@ -58,16 +59,17 @@ impl Ctx {
             printer: Printer {
                 json: global.json,
                 quiet: global.quiet > 0,
+                detail: global.verbose > 0,
             },
-            global: global.clone(),
-            livekit_bin: global.livekit_bin.clone(),
+            livekit_bin: release.livekit_bin.clone(),
+            release,
         })
     }
 
     /// How `ensure` and `install` get the binary (`--release-url`, `--livekit-bin`,
     /// `GITHUB_TOKEN`).
     pub fn binary_options(&self) -> BinaryOptions {
-        self.global.binary_options()
+        self.release.binary_options()
     }
 
     /// Open the secret store.
@@ -100,7 +102,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Man(args) => return generate::man(args),
         _ => {}
     }
-    let ctx = Ctx::new(&cli.global)?;
+    let ctx = Ctx::new(&cli.global, cli.release())?;
     match cli.command {
         Command::Ensure(args) => ensure::run(&ctx, &args),
         Command::Check(args) => check::run(&ctx, &args),
@@ -109,9 +111,9 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Rollback => install::rollback(&ctx),
         Command::Secrets(cmd) => secrets::run(&ctx, cmd),
         Command::Token(args) => token::run(&ctx, &args),
-        Command::Start => media::start(&ctx, None),
+        Command::Start(_) => media::start(&ctx, None),
         Command::Stop(args) => media::stop(&ctx, &args, false),
-        Command::Restart(args) => media::stop(&ctx, &args, true),
+        Command::Restart(args) => media::stop(&ctx, &args.stop, true),
         Command::Status => media::status(&ctx),
         Command::Logs(args) => logs::run(&ctx, &args),
         Command::Exec(args) => Ok(exec::exec(&ctx, &args)),

@@ -146,9 +146,25 @@ fn read_only_commands_leave_a_missing_state_dir_missing() {
         report["findings"][0]["code"], "not-provisioned",
         "{report:#}"
     );
-    for args in [&["render"][..], &["secrets", "list"], &["status"]] {
+    for args in [&["render"][..], &["secrets", "list"]] {
         node.run(args).ok();
     }
+    // status has nothing to report on: an error that says so, with the command that provisions
+    // (issue 25, item 4), the same in --json.
+    let out = node.run(&["status"]).expect_code(1);
+    assert!(
+        out.stderr.contains("is not provisioned: it does not exist")
+            && out.stderr.contains("hint: run `livekit-provision ensure`"),
+        "{out}"
+    );
+    let out = node.run(&["status", "--json"]).expect_code(1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        doc["error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("livekit-provision ensure")),
+        "{out}"
+    );
     node.run(&["ensure", "--dry-run"]).expect_code(2);
     assert!(
         node.state.symlink_metadata().is_err(),

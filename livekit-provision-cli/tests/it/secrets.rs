@@ -276,7 +276,7 @@ fn rotate_and_set_json_are_the_rpc_results() {
     // No daemon ran; the CLI's own run published the staged key and says so.
     assert!(!result.provisioning_scheduled, "{out}");
     let report = result.ensure.as_ref().expect("the CLI's run");
-    assert_eq!(report.api_key, old_key);
+    assert_eq!(report.api_key, Some(old_key.clone()));
 
     let out = node
         .run(&["--json", "secrets", "rotate", "--promote", "--yes"])

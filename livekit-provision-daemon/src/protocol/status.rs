@@ -308,7 +308,8 @@ impl ProvisioningReport {
 /// The livekit-server versions of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct VersionReport {
-    /// `LIVEKIT_VERSION` as of the daemon's last run; `null` when unset or without a daemon.
+    /// `LIVEKIT_VERSION`: as of the daemon's last run, or, without a daemon, as the store holds
+    /// it now; `null` when unset.
     pub pinned: Option<String>,
     /// The version at `bin/livekit-server`, when one is installed.
     pub installed: Option<String>,

@@ -53,9 +53,23 @@ fn a_failed_download_is_reported_and_retried() {
     });
     let reason = failed["last_error"].as_str().unwrap();
     assert!(
-        reason.contains("livekit-server was not installed"),
+        reason.contains("livekit-server 1.7.2 was not installed")
+            && reason.ends_with("Connection refused (os error 111)"),
         "{reason}"
     );
+    // The CLI's hint, from where the release was looked for: the host that failed, the
+    // layout of a file:// mirror, --livekit-bin.
+    let hint = failed["hint"].as_str().unwrap();
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    for text in [
+        &format!("{host} could not be reached"),
+        "--release-url file:///DIR",
+        "DIR/v1.7.2/checksums.txt",
+        "--livekit-bin PATH",
+        "retried with backoff",
+    ] {
+        assert!(hint.contains(text), "{text:?} not in {hint}");
+    }
     assert!(failed["next_retry"].is_string(), "{failed}");
     assert!(failed["consecutive_failures"].as_u64().unwrap() >= 1);
     // Retried: the count of failures in a row goes up while the daemon keeps serving.

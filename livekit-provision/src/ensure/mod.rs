@@ -83,7 +83,7 @@ pub fn reconcile(
     (opts.on_phase)(Phase::Rendering);
     let rendered = render(inputs);
 
-    let mut actions = store_actions(&resolution);
+    let mut actions = store_actions(&resolution, opts.dry_run);
     actions.extend(certificate.0);
     actions.extend(plan_files(&disk, &rendered));
     let mut warnings: Vec<ReportedWarning> = resolution
@@ -145,7 +145,8 @@ pub fn reconcile(
         dry_run: opts.dry_run,
         actions,
         warnings,
-        api_key: inputs.credentials.key.to_string(),
+        api_key: (!(opts.dry_run && resolution.credentials_source == CredentialSource::Minted))
+            .then(|| inputs.credentials.key.to_string()),
         credentials: resolution.credentials_source,
         version: inputs.version.as_ref().map(ToString::to_string),
         binary,
@@ -314,10 +315,13 @@ fn turn_preflight(
 }
 
 /// What resolution stored (or, in a dry run, would store): the API pair, then other secrets.
-fn store_actions(resolution: &Resolution) -> Vec<Action> {
+fn store_actions(resolution: &Resolution, dry_run: bool) -> Vec<Action> {
     let key = || resolution.inputs.credentials.key.to_string();
     let credentials = match resolution.credentials_source {
-        CredentialSource::Minted => Some(Action::MintCredentials { key: key() }),
+        // A dry run's pair is drawn only to plan with: it is never stored nor shown.
+        CredentialSource::Minted => Some(Action::MintCredentials {
+            key: (!dry_run).then(key),
+        }),
         CredentialSource::Adopted { from } => Some(Action::AdoptCredentials { key: key(), from }),
         CredentialSource::Store => None,
     };
@@ -524,11 +528,13 @@ fn ensure_binary(
         }),
         Err(e) => {
             let report = ErrorReport::of(&e);
-            let reason = match &report.hint {
-                Some(hint) => format!("{report} ({hint})"),
-                None => report.to_string(),
-            };
-            warnings.push(Warning::InstallFailed { reason }.into());
+            warnings.push(
+                Warning::InstallFailed {
+                    reason: report.headline(),
+                    hint: report.hint,
+                }
+                .into(),
+            );
             return Ok(pending);
         }
     }

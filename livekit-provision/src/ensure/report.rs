@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::binary::BinaryOptions;
 use crate::config::ConfigError;
+use crate::error_chain::ErrorReport;
 use crate::fetch;
 use crate::paths::ManagedFile;
 use crate::publish::{PublishError, PublishOptions};
@@ -41,8 +42,9 @@ pub enum WriteReason {
 pub enum Action {
     /// A new API key/secret pair was minted and stored.
     MintCredentials {
-        /// The new key (not secret).
-        key: String,
+        /// The new key (not secret); `null` in a dry run, which draws none ("a new key": the
+        /// real run mints its own).
+        key: Option<String>,
     },
     /// The store was empty; credentials live on disk were stored instead of minting.
     AdoptCredentials {
@@ -195,8 +197,9 @@ pub struct EnsureReport {
     pub actions: Vec<Action>,
     /// Things the operator should know.
     pub warnings: Vec<ReportedWarning>,
-    /// The live API key (not secret).
-    pub api_key: String,
+    /// The live API key (not secret); `null` in a dry run that would mint one (the key the real
+    /// run mints is not known before it runs).
+    pub api_key: Option<String>,
     /// Where the credentials came from.
     pub credentials: CredentialSource,
     /// The pinned version, when set.
@@ -242,6 +245,33 @@ impl EnsureReport {
     /// True when the binary could not be installed (files were still provisioned).
     pub fn is_incomplete(&self) -> bool {
         !self.dry_run && matches!(self.binary, BinaryState::Pending { .. })
+    }
+
+    /// Why the run is incomplete, as the one error every face shows (the CLI's `error:` and
+    /// `hint:` lines, its `--json` `error` object, the daemon's `last_error` and `hint`): what
+    /// failed with its innermost cause, and the hint built from where the release was looked
+    /// for. `None` when the run is complete.
+    pub fn failure(&self) -> Option<ErrorReport> {
+        let BinaryState::Pending { version } = &self.binary else {
+            return None;
+        };
+        if self.dry_run {
+            return None;
+        }
+        let failed = self.warnings.iter().find_map(|w| match &w.warning {
+            Warning::InstallFailed { reason, hint } => Some((reason, hint)),
+            _ => None,
+        });
+        Some(match failed {
+            Some((reason, hint)) => ErrorReport::message(
+                format!("livekit-server {version} was not installed: {reason}"),
+                hint.clone(),
+            ),
+            None => ErrorReport::message(
+                format!("livekit-server {version} is not installed"),
+                Some("it is installed by the next run that may download".to_owned()),
+            ),
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::version::LivekitVersion;
 
 use super::extract::ArchiveProblem;
+use super::origin::ReleaseSource;
 
 /// A fetch, verify or install failure. URLs in it are redacted of credentials; no variant ever
 /// holds a token.
@@ -227,6 +228,88 @@ pub enum FetchError {
         /// The URL (redacted).
         url: String,
     },
+
+    /// The release could not be had from its source: `error` says how (the network, an HTTP
+    /// status, a rate limit, a file missing from or unreadable in a mirror), `from` where it was
+    /// looked for — so the hint can name the host that failed and what a `file://` mirror must
+    /// hold. Shown exactly as `error`.
+    #[error("{error}")]
+    Unavailable {
+        /// What failed (one of `NotFound`, `RateLimited`, `HttpStatus`, `Network`,
+        /// `Truncated`, `ReadMirror`).
+        #[source]
+        error: Box<FetchError>,
+        /// Where the release was looked for, and the asset it needs.
+        from: ReleaseSource,
+    },
+}
+
+impl FetchError {
+    /// The failure itself: the error an [`Unavailable`](Self::Unavailable) wraps, else `self`.
+    pub fn at_source(&self) -> &Self {
+        match self {
+            Self::Unavailable { error, .. } => error,
+            other => other,
+        }
+    }
+
+    /// `self` with where the release was looked for, when it is a failure of the source (the
+    /// network, the server, the mirror); any other error is returned as it is.
+    pub(crate) fn looked_for_at(self, from: &ReleaseSource) -> Self {
+        match self {
+            Self::NotFound { .. }
+            | Self::RateLimited { .. }
+            | Self::HttpStatus { .. }
+            | Self::Network { .. }
+            | Self::Truncated { .. }
+            | Self::ReadMirror { .. } => Self::Unavailable {
+                error: Box::new(self),
+                from: from.clone(),
+            },
+            other => other,
+        }
+    }
+}
+
+/// What to do when the release source failed, from what failed and where it was looked for:
+/// the host (or mirror directory), the exact layout a `file://` mirror needs, `--livekit-bin`.
+fn unavailable_hint(error: &FetchError, from: &ReleaseSource) -> String {
+    let without = format!(
+        "To install without it: pass `--release-url file:///DIR` (or `release_url:` in \
+         provision.yaml) where DIR holds {} (both from {}), or `--livekit-bin PATH` of a \
+         livekit-server you have",
+        from.layout("DIR"),
+        from.release_page()
+    );
+    match (from.mirror_dir(), error) {
+        (Some(dir), FetchError::ReadMirror { path, .. }) => format!(
+            "{} cannot be read by this user: fix its permissions (the mirror must hold {}), or \
+             pass `--livekit-bin PATH` of a livekit-server you have",
+            path.display(),
+            from.layout(&dir.display().to_string())
+        ),
+        (Some(dir), _) => format!(
+            "the mirror {} must hold {} (both from {}), or pass `--livekit-bin PATH` of a \
+             livekit-server you have",
+            dir.display(),
+            from.layout(&dir.display().to_string()),
+            from.release_page()
+        ),
+        (None, FetchError::RateLimited { .. }) => format!(
+            "GitHub's anonymous rate limit is exhausted: wait, or set GITHUB_TOKEN. {without}"
+        ),
+        (None, FetchError::NotFound { .. }) => format!(
+            "{} has no livekit-server {} for this platform: check the version, or the mirror. \
+             {without}",
+            from.host(),
+            from.version(),
+        ),
+        (None, _) => format!(
+            "{} could not be reached (check the network; HTTPS_PROXY/NO_PROXY are honoured). \
+             {without}",
+            from.host(),
+        ),
+    }
 }
 
 impl crate::error_chain::Hint for FetchError {
@@ -279,7 +362,123 @@ impl crate::error_chain::Hint for FetchError {
                 "only one version is installed; install another with `livekit-provision install --version V`"
                     .to_owned(),
             ),
+            Self::Unavailable { error, from } => Some(unavailable_hint(error, from)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_chain::Hint;
+
+    fn from(base: &str) -> ReleaseSource {
+        ReleaseSource::new(
+            base.to_owned(),
+            LivekitVersion::parse("v1.7.2").unwrap(),
+            "livekit_1.7.2_linux_amd64.tar.gz".to_owned(),
+        )
+    }
+
+    fn version() -> LivekitVersion {
+        LivekitVersion::parse("1.7.2").unwrap()
+    }
+
+    /// The state a download failed in → what its hint must say, and must not.
+    #[test]
+    fn the_hint_of_a_failed_download_is_built_from_where_it_was_looked_for() {
+        let layout = "DIR/v1.7.2/livekit_1.7.2_linux_amd64.tar.gz and DIR/v1.7.2/checksums.txt";
+        let not_found = || FetchError::NotFound {
+            url: "u".into(),
+            version: version(),
+        };
+        let cases: Vec<(&str, FetchError, Vec<&str>, Vec<&str>)> = vec![
+            (
+                "http://127.0.0.1:9/",
+                FetchError::HttpStatus {
+                    url: "u".into(),
+                    version: version(),
+                    status: 503,
+                    attempts: 4,
+                },
+                vec![
+                    "127.0.0.1:9 could not be reached",
+                    layout,
+                    "--release-url file:///DIR",
+                    "--livekit-bin PATH",
+                ],
+                vec![],
+            ),
+            (
+                "https://github.com/livekit/livekit/releases/download",
+                FetchError::RateLimited {
+                    url: "u".into(),
+                    version: version(),
+                    attempts: 3,
+                },
+                vec!["GITHUB_TOKEN", layout, "--livekit-bin PATH"],
+                vec![],
+            ),
+            (
+                "https://****:****@mirror.example:8443/rel",
+                not_found(),
+                vec!["mirror.example:8443 has no livekit-server 1.7.2", layout],
+                vec!["****"],
+            ),
+            (
+                "file:///srv/mirror",
+                not_found(),
+                vec![
+                    "the mirror /srv/mirror must hold /srv/mirror/v1.7.2/livekit_1.7.2_linux_amd64.tar.gz and /srv/mirror/v1.7.2/checksums.txt",
+                    "releases/tag/v1.7.2",
+                    "--livekit-bin PATH",
+                ],
+                vec!["reachable", "network"],
+            ),
+            (
+                "file:///srv/mirror",
+                FetchError::ReadMirror {
+                    path: "/srv/mirror/v1.7.2/checksums.txt".into(),
+                    version: version(),
+                    source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                },
+                vec![
+                    "/srv/mirror/v1.7.2/checksums.txt cannot be read",
+                    "permissions",
+                    "--livekit-bin PATH",
+                ],
+                vec!["reachable"],
+            ),
+        ];
+        for (base, error, must, must_not) in cases {
+            let shown = error.to_string();
+            let wrapped = error.looked_for_at(&from(base));
+            assert!(matches!(wrapped, FetchError::Unavailable { .. }), "{base}");
+            assert_eq!(wrapped.to_string(), shown, "shown exactly as the failure");
+            let hint = wrapped.hint().unwrap();
+            for text in must {
+                assert!(hint.contains(text), "{base}: {text:?} not in {hint}");
+            }
+            for text in must_not {
+                assert!(!hint.contains(text), "{base}: {text:?} in {hint}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_failures_of_the_source_are_wrapped() {
+        let mismatch = FetchError::ChecksumMismatch {
+            url: "u".into(),
+            version: version(),
+            expected: "a".into(),
+            actual: "b".into(),
+        };
+        let same = mismatch.looked_for_at(&from("file:///srv/mirror"));
+        assert!(matches!(same, FetchError::ChecksumMismatch { .. }));
+        assert!(matches!(
+            same.at_source(),
+            FetchError::ChecksumMismatch { .. }
+        ));
     }
 }

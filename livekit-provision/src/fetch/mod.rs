@@ -20,6 +20,7 @@ mod error;
 mod extract;
 mod http;
 mod install;
+mod origin;
 mod platform;
 mod source;
 
@@ -47,6 +48,7 @@ use http::{ProxyMode, RetryPolicy, Timeouts};
 pub use install::rollback;
 #[cfg(not(feature = "testing"))]
 pub(crate) use install::rollback;
+pub use origin::ReleaseSource;
 pub use platform::Platform;
 pub use source::ReleaseBase;
 
@@ -200,9 +202,12 @@ async fn install(
         request.events.clone(),
         request.clock,
     )?;
+    let from = request.base_url.source_of(version, &asset);
     let expected = match request.pinned_sha256 {
         Some(pinned) => pinned,
-        None => expected_digest(&http, &asset, version).await?,
+        None => expected_digest(&http, &asset, version)
+            .await
+            .map_err(|e| e.looked_for_at(&from))?,
     };
     let staged = StagedFile::new_in(&bin_dir).map_err(|source| FetchError::Io {
         action: "create a temporary file in",
@@ -210,7 +215,9 @@ async fn install(
         source,
     })?;
     let (extracted, staged) =
-        download::fetch_archive(&http, &asset.url, version, request.limits, staged).await?;
+        download::fetch_archive(&http, &asset.url, version, request.limits, staged)
+            .await
+            .map_err(|e| e.looked_for_at(&from))?;
     if extracted.archive_sha256 != expected {
         // `staged` is dropped here, removing the temporary file; nothing else was touched.
         return Err(FetchError::ChecksumMismatch {

@@ -16,8 +16,8 @@ use super::platform::Platform;
 /// Where livekit publishes releases.
 pub const GITHUB_RELEASES: &str = "https://github.com/livekit/livekit/releases/download";
 
-/// The name of the checksum file in every release.
-pub const CHECKSUMS_FILE: &str = "checksums.txt";
+pub use super::origin::CHECKSUMS_FILE;
+use super::origin::ReleaseSource;
 
 /// A validated release base URL: `https://`, `http://` or `file://`, holding `v<ver>/<asset>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,6 +74,16 @@ impl ReleaseBase {
             url: redact::text(&self.url),
             reason: format!("cannot hold the path of {file} ({e})"),
         })
+    }
+
+    /// Where `asset` of `version` is looked for under this base: the context of a failed
+    /// download's hint.
+    pub(crate) fn source_of(
+        &self,
+        version: &LivekitVersion,
+        asset: &ReleaseAsset,
+    ) -> ReleaseSource {
+        ReleaseSource::new(redact::text(&self.url), version.clone(), asset.name.clone())
     }
 
     /// Whether this base is a local directory.
@@ -207,6 +217,24 @@ mod tests {
         assert_eq!(
             local_path(&local.url).unwrap(),
             PathBuf::from("/mirror/v1.7.2/livekit_1.7.2_linux_armv7.tar.gz")
+        );
+    }
+
+    #[test]
+    fn where_a_release_is_looked_for_keeps_no_credential() {
+        let base = ReleaseBase::parse("https://u:hunter2@mirror.example:8443/rel").unwrap();
+        let asset =
+            ReleaseAsset::new(&base, &v("1.7.2"), &Platform::new("linux", "x86_64")).unwrap();
+        let from = base.source_of(&v("1.7.2"), &asset);
+        assert!(!format!("{from:?}").contains("hunter2"), "{from:?}");
+        assert_eq!(from.host(), "mirror.example:8443");
+        assert_eq!(from.mirror_dir(), None);
+        let local = ReleaseBase::parse("file:///srv/mirror").unwrap();
+        let from = local.source_of(&v("1.7.2"), &asset);
+        assert_eq!(from.mirror_dir(), Some(PathBuf::from("/srv/mirror")));
+        assert_eq!(
+            from.layout("/srv/mirror"),
+            "/srv/mirror/v1.7.2/livekit_1.7.2_linux_amd64.tar.gz and /srv/mirror/v1.7.2/checksums.txt"
         );
     }
 

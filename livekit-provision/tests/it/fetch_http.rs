@@ -72,7 +72,7 @@ async fn persistent_failures_give_up_and_keep_the_old_binary() {
     let err = install(&state, "1.8.0", &base).await.unwrap_err();
     assert!(
         matches!(
-            err,
+            err.at_source(),
             FetchError::HttpStatus {
                 status: 503,
                 attempts: 4,
@@ -91,14 +91,17 @@ async fn persistent_failures_give_up_and_keep_the_old_binary() {
         )],
     );
     let err = install(&state, "1.8.0", &base).await.unwrap_err();
-    assert!(matches!(err, FetchError::RateLimited { .. }), "{err}");
+    assert!(
+        matches!(err.at_source(), FetchError::RateLimited { .. }),
+        "{err}"
+    );
     assert!(err.hint().unwrap().contains("GITHUB_TOKEN"));
 
     server.route(&checksums_path("1.8.0"), vec![Reply::status(403, &[])]);
     let err = install(&state, "1.8.0", &base).await.unwrap_err();
     assert!(
         matches!(
-            err,
+            err.at_source(),
             FetchError::HttpStatus {
                 status: 403,
                 attempts: 1,
@@ -116,7 +119,10 @@ async fn not_found_is_final_and_names_url_and_version() {
     let err = install(&state, "9.9.9", &server.base_url("/dl"))
         .await
         .unwrap_err();
-    assert!(matches!(err, FetchError::NotFound { .. }), "{err}");
+    assert!(
+        matches!(err.at_source(), FetchError::NotFound { .. }),
+        "{err}"
+    );
     let text = err.to_string();
     assert!(
         text.contains("/dl/v9.9.9/checksums.txt") && text.contains("9.9.9"),
@@ -134,7 +140,7 @@ async fn not_found_is_final_and_names_url_and_version() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, FetchError::NotFound { ref url, .. } if url.ends_with("livekit_9.9.9_linux_amd64.tar.gz")),
+        matches!(err.at_source(), FetchError::NotFound { url, .. } if url.ends_with("livekit_9.9.9_linux_amd64.tar.gz")),
         "{err}"
     );
     assert_eq!(snapshot(&state), before);
@@ -233,7 +239,7 @@ async fn truncation_and_stalls_fail_cleanly_or_recover() {
     );
     let err = install(&state, "1.8.0", &base).await.unwrap_err();
     assert!(
-        matches!(err, FetchError::Truncated { attempts: 4, .. }),
+        matches!(err.at_source(), FetchError::Truncated { attempts: 4, .. }),
         "{err}"
     );
     assert_eq!(snapshot(&state), before);
@@ -249,7 +255,7 @@ async fn truncation_and_stalls_fail_cleanly_or_recover() {
     let err = install(&state, "1.8.0", &base).await.unwrap_err();
     assert!(
         matches!(
-            err,
+            err.at_source(),
             FetchError::Network { .. } | FetchError::Truncated { .. }
         ),
         "{err}"

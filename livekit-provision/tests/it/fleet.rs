@@ -318,7 +318,13 @@ fn auth_db_and_garbage_values_are_errors_and_nothing_rotates() {
     );
 
     // Put the key back: the node converges to the same pair, nothing rotated.
-    server.cli(&["-n", "3", "SET", "t:LIVEKIT_API_KEY", &first.api_key]);
+    server.cli(&[
+        "-n",
+        "3",
+        "SET",
+        "t:LIVEKIT_API_KEY",
+        first.api_key.as_deref().unwrap(),
+    ]);
     let healed = run_ensure(&node, &good).unwrap();
     assert!(healed.is_noop(), "{:?}", healed.actions);
 }

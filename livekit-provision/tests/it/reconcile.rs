@@ -51,7 +51,7 @@ fn the_run_returns_the_node_it_left() {
 
     let Reconciled { report, snapshot } = run(&state, &store, false);
     let (key, secret) = store_pair(&store).unwrap();
-    assert_eq!(report.api_key, key);
+    assert_eq!(report.api_key.as_deref(), Some(key.as_str()));
     // The files as published, read back: they agree on the store's pair.
     let creds = snapshot.disk.consistent_credentials().unwrap();
     assert_eq!(

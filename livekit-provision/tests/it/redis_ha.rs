@@ -443,7 +443,7 @@ fn rediss_with_a_private_ca_and_a_client_certificate() {
     )
     .unwrap();
     let stored = server.cli(&["--raw", "GET", "livekit-provision:LIVEKIT_API_KEY"]);
-    assert_eq!(stored.trim(), report.api_key);
+    assert_eq!(Some(stored.trim()), report.api_key.as_deref());
 
     let cases = [
         // The system's trust store does not know the test CA.
