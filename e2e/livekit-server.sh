@@ -14,22 +14,9 @@
 # 3 when `go` is not on PATH (one line on stderr saying so); 1 on any other failure.
 set -euo pipefail
 
-say() { printf 'e2e: %s\n' "$*" >&2; }
-
+. "$(dirname "$0")/go-cache.sh"
 version=${1:-}
-if ! [[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
-    say "usage: $0 vMAJOR.MINOR.PATCH (got '${version}')"
-    exit 1
-fi
-
-cache_root=${LIVEKIT_PROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/livekit-provision}
-case $cache_root in /*) ;; *) say "the cache directory must be absolute: $cache_root"; exit 1 ;; esac
-repo=$(cd "$(dirname "$0")/.." && pwd -P)
-mkdir -p "$cache_root/livekit-server"
-case $(cd "$cache_root" && pwd -P)/ in
-    "$repo"/*) say "the cache $cache_root is inside the repository; livekit binaries never enter it"; exit 1 ;;
-esac
-dir=$cache_root/livekit-server/$version
+go_cache_prepare livekit-server "$version"
 bin=$dir/livekit-server
 
 # The version a binary says it is (`livekit-server version 1.13.5` → v1.13.5).

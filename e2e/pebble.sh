@@ -14,23 +14,10 @@
 # stdout; 3 when `go` is not on PATH (one line on stderr saying so); 1 on any other failure.
 set -euo pipefail
 
-say() { printf 'e2e: %s\n' "$*" >&2; }
-
+. "$(dirname "$0")/go-cache.sh"
 version=${1:-}
-if ! [[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
-    say "usage: $0 vMAJOR.MINOR.PATCH (got '${version}')"
-    exit 1
-fi
-
+go_cache_prepare pebble "$version"
 module=github.com/letsencrypt/pebble/v2
-cache_root=${LIVEKIT_PROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/livekit-provision}
-case $cache_root in /*) ;; *) say "the cache directory must be absolute: $cache_root"; exit 1 ;; esac
-repo=$(cd "$(dirname "$0")/.." && pwd -P)
-mkdir -p "$cache_root/pebble"
-case $(cd "$cache_root" && pwd -P)/ in
-    "$repo"/*) say "the cache $cache_root is inside the repository; Pebble binaries never enter it"; exit 1 ;;
-esac
-dir=$cache_root/pebble/$version
 
 # The version of the module a Go binary was built from, read from the build information Go
 # embeds in it (`go version -m`; Pebble has no --version flag). Without go on PATH, the VERSION

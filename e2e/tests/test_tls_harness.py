@@ -78,8 +78,8 @@ def reference_client(directory_url: str, ca_pem: Path):
     return c, key
 
 
-def obtain(c, key, http01: Http01, names: list[str]) -> str:
-    """One certificate for `names` over HTTP-01: the full chain, PEM."""
+def obtain_with_key(c, key, http01: Http01, names: list[str]) -> tuple[str, bytes]:
+    """One certificate for `names` over HTTP-01: the full chain and its key, PEM."""
     from acme import challenges, crypto_util
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -93,7 +93,12 @@ def obtain(c, key, http01: Http01, names: list[str]) -> str:
                 http01.answers[chall.chall.path] = validation.encode()
                 c.answer_challenge(chall, response)
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=30)
-    return c.poll_and_finalize(order, deadline=deadline).fullchain_pem
+    return c.poll_and_finalize(order, deadline=deadline).fullchain_pem, cert_key
+
+
+def obtain(c, key, http01: Http01, names: list[str]) -> str:
+    """One certificate for `names` over HTTP-01: the full chain, PEM."""
+    return obtain_with_key(c, key, http01, names)[0]
 
 
 def test_tls_harness_pebble_issues_and_misbehaves(reaper, tmp):
@@ -286,8 +291,6 @@ def test_tls_harness_probes_against_the_real_server(reaper, tmp):
     # The binary by path (not the `server_bin` fixture, which wants the product built too).
     server_bin = Path(os.environ["LIVEKIT_SERVER_BIN"])
     from livekit import api
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
     import subprocess
     # A certificate for both names from Pebble, through the gate, by the reference client.
     http_port = harness.free_port()
@@ -297,18 +300,7 @@ def test_tls_harness_probes_against_the_real_server(reaper, tmp):
     front = None
     try:
         c, key = reference_client(gate.directory_url, pebble.ca_pem)
-        from acme import challenges, crypto_util
-        cert_key = ec.generate_private_key(ec.SECP256R1())
-        key_pem = cert_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption())
-        order = c.new_order(crypto_util.make_csr(key_pem, [DOMAIN, TURN_DOMAIN]))
-        for authz in order.authorizations:
-            for chall in authz.body.challenges:
-                if isinstance(chall.chall, challenges.HTTP01):
-                    response, validation = chall.response_and_validation(key)
-                    http01.answers[chall.chall.path] = validation.encode()
-                    c.answer_challenge(chall, response)
-        chain = c.poll_and_finalize(order, deadline=datetime.datetime.now() + datetime.timedelta(seconds=30)).fullchain_pem
+        chain, key_pem = obtain_with_key(c, key, http01, [DOMAIN, TURN_DOMAIN])
         leaf = tlskit.Leaf(tmp / "live-cert.pem", tmp / "live-key.pem")
         leaf.cert.write_text(chain)
         leaf.key.write_bytes(key_pem)

@@ -270,12 +270,8 @@ fn write_body(out: &mut String, inputs: &RenderInputs) -> fmt::Result {
     if let Some(redis) = &inputs.redis {
         write_redis(out, redis)?;
     }
-    turn::write_yaml(
-        out,
-        &settings.turn,
-        inputs.turn_certificate.as_deref(),
-        section("turn"),
-    );
+    let certificate = inputs.turn_certificate.as_deref();
+    turn::write_yaml(out, &settings.turn, certificate, section("turn"));
     let managed = node_sections::sections(inputs);
     write_mapping(out, &managed, 0);
     let rest: Mapping = extra
