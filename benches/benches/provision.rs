@@ -57,5 +57,33 @@ fn token(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, render_and_parse, converged_node, token);
+/// What `tls:` adds to every provisioning run and to each look of the front: reading and
+/// judging the certificate, and a no-op `ensure` whose certificate step and TURN digest run.
+fn tls(c: &mut Criterion) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec![
+        "lk.example.com".to_owned(),
+        "turn.example.com".to_owned(),
+    ])
+    .expect("params");
+    let cert = params.self_signed(&key).expect("cert");
+    let node = ConvergedNode::with_tls(&cert.pem(), &key.serialize_pem());
+    let settings = livekit_provision::OperatorConfig::load(node.state())
+        .expect("provision.yaml")
+        .settings;
+    let tls = settings.tls.clone().expect("tls:");
+    let now = SystemTime::now();
+    c.bench_function("tls assess", |b| {
+        b.iter(|| livekit_provision::tls::assess(node.state(), &settings, black_box(&tls), now));
+    });
+    c.bench_function("ensure no-op (tls + turn)", |b| {
+        b.iter(|| {
+            let report = node.ensure();
+            assert!(report.is_noop(), "{:?}", report.actions);
+            report
+        });
+    });
+}
+
+criterion_group!(benches, render_and_parse, converged_node, token, tls);
 criterion_main!(benches);

@@ -74,9 +74,44 @@ impl ConvergedNode {
         Self::converged(|state| Box::new(FileStore::new(state.secrets_file())))
     }
 
+    /// With a `tls:` section: `wss://` from the operator's certificate files, TURN/TLS loading
+    /// the same certificate (the certificate step and its TURN digest run on every `ensure`).
+    pub fn with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::converged_with(
+            |_| Box::new(MemoryStore::new()),
+            |state| {
+                let dir = state.root();
+                livekit_provision::write_atomically(&dir.join("c.pem"), cert_pem.as_bytes(), 0o644)
+                    .expect("cert");
+                livekit_provision::write_atomically(&dir.join("k.pem"), key_pem.as_bytes(), 0o600)
+                    .expect("key");
+                let yaml = format!(
+                    "tls:\n  domain: lk.example.com\n  turn_domain: turn.example.com\n  port: 18443\n  http_port: 18080\n  cert_file: {0}/c.pem\n  key_file: {0}/k.pem\nturn:\n  enabled: true\n  tls_port: 15349\n",
+                    dir.display()
+                );
+                livekit_provision::write_atomically(&state.settings_file(), yaml.as_bytes(), 0o644)
+                    .expect("provision.yaml");
+            },
+        )
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
     fn converged(store: impl FnOnce(&StateDir) -> Box<dyn SecretStore>) -> Self {
+        Self::converged_with(store, |_| {})
+    }
+
+    fn converged_with(
+        store: impl FnOnce(&StateDir) -> Box<dyn SecretStore>,
+        prepare: impl FnOnce(&StateDir),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let state = StateDir::new(dir.path().join("state"));
+        livekit_provision::fsio::create_private_dir(state.root(), true).expect("state dir");
+        prepare(&state);
         let store = store(&state);
         let creds = credentials();
         for (name, value) in [

@@ -418,8 +418,11 @@ def test_tls_bad_acme(make_node, version, acme_server, names, fault):
 
 
 def test_tls_turn_by_sni(make_node, version, acme_server, names):
-    t = tls_node(make_node, version, acme_server, validity=7776000, turn=True)
-    boot_tls(t)
+    """TURN/TLS and wss:// share one port by name; livekit-server's TURN loads the ACME
+    certificate, and a renewed one is a pending change applied at the first idle moment (here
+    at once: nobody is connected), after which TURN/TLS serves the new certificate."""
+    t = tls_node(make_node, version, acme_server, validity=60, renew_before="40s", turn=True)
+    server, _ = boot_tls(t)
     tls = t.status()
     stun = tlskit.stun_binding_over_tls(t.port, TURN_DOMAIN, t.acme.root)
     status_code, body = tlskit.https_get(t.port, DOMAIN, "/", t.acme.root)
@@ -433,3 +436,26 @@ def test_tls_turn_by_sni(make_node, version, acme_server, names):
     assert status_code == 200, (status_code, body)
     assert DOMAIN in signaling.names
     assert TURN_DOMAIN in tls["names"] and DOMAIN in tls["names"], tls
+
+    # The renewal: livekit-server reads TURN's certificate only at start, so it is restarted,
+    # at once on an idle node, and TURN/TLS then serves the renewed certificate.
+    t0 = time.monotonic()
+    renewed = t.node.wait_for("a renewal", lambda: (st := t.status() or {}).get("issued", 0) >= 2 and st,
+                              timeout=90)
+    t_renewed = time.monotonic() - t0
+
+    def restarted_on_new():
+        pid = (t.node.media() or {}).get("pid")
+        if not pid or pid == server or not (t.node.media() or {}).get("healthy"):
+            return None
+        now = tlskit.stun_binding_over_tls(t.port, TURN_DOMAIN, t.acme.root)
+        return (pid, now) if now["cert"].serial != stun["cert"].serial else None
+
+    pid, after = t.node.wait_for("livekit-server restarted on the renewed TURN certificate",
+                                 restarted_on_new, timeout=60)
+    t.node.track_server()
+    figure("tls-turn-renewal", f"TURN certificate renewed {t_renewed:.1f} s after the first check "
+                               f"(issued {renewed['issued']}); livekit-server restarted (pid {server} -> {pid}) "
+                               f"{time.monotonic() - t0:.1f} s in, TURN/TLS serving {after['cert']}; "
+                               f"STUN Binding {after['class']}")
+    assert after["class"] == "success", after
