@@ -34,7 +34,7 @@ pub const ARG: &str = "__tls-front";
 /// How often the certificate files (and the `tls:` section) are looked at.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
-/// The longest a client may take to send its ClientHello.
+/// The longest a client may take to send its ClientHello, and then to finish the handshake.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest ClientHello peeked at.
@@ -216,7 +216,10 @@ async fn connection(
         tokio::io::copy_bidirectional(&mut stream, &mut upstream).await?;
         return Ok(());
     }
-    let mut tls = acceptor.accept(stream).await?;
+    // A client that stalls in the handshake holds nothing for long.
+    let mut tls = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake"))??;
     let mut upstream = TcpStream::connect(routes.signaling).await?;
     let _ = upstream.set_nodelay(true);
     tokio::io::copy_bidirectional(&mut tls, &mut upstream).await?;
