@@ -338,11 +338,17 @@ fn daemon_unit(values: &Values) -> Unit {
          # the default (control-group) would kill every call whenever the daemon restarts.\n\
          KillMode=process\n\
          KillSignal=SIGTERM\n\
-         TimeoutStopSec=10\n\
-         \n\
-         [Install]\n\
-         WantedBy=multi-user.target\n"
+         TimeoutStopSec=10\n"
     );
+    if values.tls_front {
+        // The first certificate is obtained before the front runs: the daemon's `ensure`
+        // answers HTTP-01 on tls.http_port (80) itself.
+        out.push_str(
+            "# tls: ACME HTTP-01 on tls.http_port (80) before the front runs, and the front.\n\
+             AmbientCapabilities=CAP_NET_BIND_SERVICE\n",
+        );
+    }
+    out.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     Unit {
         name: DAEMON_UNIT.to_owned(),
         text: out,

@@ -41,9 +41,17 @@ pub enum AcmeError {
         /// The directory URL.
         directory: String,
     },
-    /// Something local: a file of the state directory, the HTTP-01 port.
+    /// Something local: a file of the state directory.
     #[error("{0}")]
     Local(String),
+    /// `tls.http_port` could not be listened on for the HTTP-01 answers (no front holds it).
+    #[error("cannot listen on tls.http_port {port} for the ACME HTTP-01 challenge: {reason}")]
+    Port {
+        /// The port.
+        port: u16,
+        /// The system's reason.
+        reason: String,
+    },
 }
 
 impl AcmeError {
@@ -54,6 +62,11 @@ impl AcmeError {
             Self::Timeout { .. } => ("", ""),
             Self::Local(_) => {
                 return "check the permissions of the state directory's tls/ and run/".to_owned();
+            }
+            Self::Port { port, .. } => {
+                return format!(
+                    "free port {port}, or run the control plane as root or with CAP_NET_BIND_SERVICE (`AmbientCapabilities=CAP_NET_BIND_SERVICE`, as `livekit-provision units` writes it): ports below 1024 need it"
+                );
             }
         };
         if reason.contains("rateLimited") {
@@ -331,10 +344,10 @@ impl Responder {
                 return Ok(Self { task: None });
             }
             Err(e) => {
-                return Err(AcmeError::Local(format!(
-                    "cannot listen on tls.http_port {} for the ACME HTTP-01 challenge: {e}",
-                    tls.http_port
-                )));
+                return Err(AcmeError::Port {
+                    port: tls.http_port,
+                    reason: e.to_string(),
+                });
             }
         };
         let task = tokio::spawn(super::http01::serve(listener, dir, None));
@@ -355,5 +368,51 @@ fn prepare_dir(dir: &Path) -> Result<(), AcmeError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(AcmeError::Local(super::io_context("create", dir, &e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(step: &'static str, reason: &str) -> AcmeError {
+        AcmeError::Server {
+            step,
+            directory: "https://ca.example/dir".to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    #[test]
+    fn each_failure_gets_the_hint_for_its_cause() {
+        let tls = TlsSettings {
+            domain: "lk.example.com".to_owned(),
+            ..TlsSettings::default()
+        };
+        let port = AcmeError::Port {
+            port: 80,
+            reason: "Permission denied (os error 13)".to_owned(),
+        };
+        assert!(port.to_string().contains("tls.http_port 80"), "{port}");
+        assert!(port.hint(&tls).contains("CAP_NET_BIND_SERVICE"));
+        let limited = server(
+            "order",
+            "API error (urn:ietf:params:acme:error:rateLimited)",
+        );
+        assert!(limited.hint(&tls).contains("rate-limits"));
+        let challenge = server(
+            "challenge",
+            "could not connect (urn:ietf:params:acme:error:connection)",
+        );
+        let hint = challenge.hint(&tls);
+        assert!(
+            hint.contains("http://lk.example.com:80/.well-known/acme-challenge/"),
+            "{hint}"
+        );
+        let directory = server(
+            "directory",
+            "client error (Connect): Connection refused (os error 111)",
+        );
+        assert!(directory.hint(&tls).contains("tls.acme_directory"));
     }
 }
