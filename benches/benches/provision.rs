@@ -73,6 +73,11 @@ fn tls(c: &mut Criterion) {
         .settings;
     let tls = settings.tls.clone().expect("tls:");
     let now = SystemTime::now();
+    let assessed = livekit_provision::tls::assess(node.state(), &settings, &tls, now);
+    assert!(
+        assessed.usable && assessed.due.is_none() && assessed.info.is_some(),
+        "the benchmark measures a served certificate, not an error path: {assessed:?}"
+    );
     c.bench_function("tls assess", |b| {
         b.iter(|| livekit_provision::tls::assess(node.state(), &settings, black_box(&tls), now));
     });

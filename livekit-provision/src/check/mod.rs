@@ -180,11 +180,7 @@ pub fn check(
 fn check_turn(state: &StateDir, config: &OperatorConfig, now: SystemTime, out: &mut Findings) {
     use crate::turn_tls::TlsIssue;
     let uid = nix::unistd::geteuid().as_raw();
-    for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
-        // ACME's own certificate: the `tls-*` findings say it once.
-        if crate::tls::renewed_by_acme(state, &config.settings, issue.path()) {
-            continue;
-        }
+    for issue in crate::tls::turn_issues(state, &config.settings, now, uid) {
         let code = match &issue {
             TlsIssue::Unreadable { .. } => Code::TurnTlsUnreadable,
             TlsIssue::KeyPermissions { .. } => Code::TurnKeyPermissions,

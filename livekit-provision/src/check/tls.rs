@@ -75,7 +75,7 @@ pub(super) fn findings(state: &StateDir, settings: &Settings, now: SystemTime) -
         "{} (issuer {}, expires {}, {} days left)",
         path.display(),
         info.issuer,
-        humantime::format_rfc3339_seconds(info.not_after),
+        crate::clock::rfc3339(info.not_after),
         left.as_secs() / DAY
     );
     match &a.due {

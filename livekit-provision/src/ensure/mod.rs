@@ -297,12 +297,7 @@ fn turn_preflight(
 ) -> Result<Vec<Warning>, TlsIssue> {
     let uid = nix::unistd::geteuid().as_raw();
     let mut warnings = Vec::new();
-    for issue in crate::turn_tls::inspect(&config.settings.turn, now, uid) {
-        // ACME's own certificate is judged by the certificate step (obtained above, or, in a
-        // dry run, to be obtained) and by the `tls-*` findings.
-        if crate::tls::renewed_by_acme(state, &config.settings, issue.path()) {
-            continue;
-        }
+    for issue in crate::tls::turn_issues(state, &config.settings, now, uid) {
         if issue.is_error() {
             return Err(issue);
         }

@@ -46,11 +46,25 @@ pub fn certificate_paths(state: &StateDir, tls: &TlsSettings) -> (PathBuf, PathB
 
 /// True when `file` is the certificate or key ACME keeps for `settings.tls` (obtained and
 /// renewed by the certificate step, reported by the `tls-*` findings, not as a file to renew).
-pub(crate) fn renewed_by_acme(state: &StateDir, settings: &Settings, file: &Path) -> bool {
+fn renewed_by_acme(state: &StateDir, settings: &Settings, file: &Path) -> bool {
     settings.tls.as_ref().is_some_and(|tls| {
         let (cert, key) = certificate_paths(state, tls);
         tls.uses_acme() && (cert == file || key == file)
     })
+}
+
+/// `turn_tls::inspect` of the `turn:` section, without the issues of the certificate ACME
+/// keeps for `tls:` (judged by the certificate step and the `tls-*` findings, said once).
+pub(crate) fn turn_issues(
+    state: &StateDir,
+    settings: &Settings,
+    now: SystemTime,
+    uid: u32,
+) -> Vec<crate::turn_tls::TlsIssue> {
+    crate::turn_tls::inspect(&settings.turn, now, uid)
+        .into_iter()
+        .filter(|issue| !renewed_by_acme(state, settings, issue.path()))
+        .collect()
 }
 
 /// The directory of the HTTP-01 answers (`run/acme-challenge`), served by the front and, while

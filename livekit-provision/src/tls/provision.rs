@@ -124,10 +124,7 @@ fn files_hint(due: &Due) -> String {
     }
 }
 
-/// A time as RFC 3339 (UTC, seconds), or `?`.
+/// A time as RFC 3339 (`clock::rfc3339`), or `?`.
 pub(crate) fn rfc3339(t: Option<SystemTime>) -> String {
-    t.map_or_else(
-        || "?".to_owned(),
-        |t| humantime::format_rfc3339_seconds(t).to_string(),
-    )
+    t.map_or_else(|| "?".to_owned(), crate::clock::rfc3339)
 }
